@@ -1,0 +1,34 @@
+# Thin wrappers over ci/ scripts and CMake. See README.md.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+DEBUG_DIR ?= build/debug
+RELEASE_DIR ?= build/release
+
+.PHONY: all deps build release test run format check-format clean
+
+all: build
+
+deps:
+	@ci/deps.sh
+
+build: deps
+	@cmake -S . -B $(DEBUG_DIR) -DCMAKE_BUILD_TYPE=Debug >/dev/null
+	@cmake --build $(DEBUG_DIR) -j $(JOBS)
+
+release: deps
+	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build $(RELEASE_DIR) -j $(JOBS)
+
+test: build
+	@ci/test.sh $(DEBUG_DIR)
+
+run: release
+	@ci/run.sh $(RELEASE_DIR)
+
+format:
+	@ci/format.sh fix
+
+check-format:
+	@ci/format.sh check
+
+clean:
+	rm -rf build

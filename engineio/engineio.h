@@ -1,0 +1,130 @@
+/*
+ * engineio.h: an Engine.IO v4 server (protocol 4) on the HTTP layer.
+ *
+ * Transports: HTTP long-polling and WebSocket, with the upgrade from one to
+ * the other; heartbeat; the handshake and error answers of the reference
+ * server (engine.io 6.x). The layer above (Socket.IO) sees sockets that
+ * carry text and binary messages and close with a reason.
+ */
+#ifndef ENGINEIO_H
+#define ENGINEIO_H
+
+#include "http/http.h"
+#include "packet.h"
+
+typedef struct eio_server eio_server;
+typedef struct eio_socket eio_socket;
+
+/* Error codes of the handshake and request errors, as the reference server sends them. */
+#define EIO_ERROR_MAP(X)                                   \
+	X(UNKNOWN_TRANSPORT, 0, "Transport unknown")       \
+	X(UNKNOWN_SID, 1, "Session ID unknown")            \
+	X(BAD_HANDSHAKE_METHOD, 2, "Bad handshake method") \
+	X(BAD_REQUEST, 3, "Bad request")                   \
+	X(FORBIDDEN, 4, "Forbidden")                       \
+	X(UNSUPPORTED_PROTOCOL_VERSION, 5, "Unsupported protocol version")
+
+typedef enum {
+#define EIO_ERR_ENUM(name, val, msg) EIO_ERR_##name = (val),
+	EIO_ERROR_MAP(EIO_ERR_ENUM)
+#undef EIO_ERR_ENUM
+} eio_error_code;
+
+/* Why a socket closed; the strings are the reference server's reasons. */
+#define EIO_CLOSE_REASON_MAP(X)                    \
+	X(SERVER_CLOSE, "forced close")            \
+	X(CLIENT_CLOSE, "transport close")         \
+	X(TRANSPORT_ERROR, "transport error")      \
+	X(PING_TIMEOUT, "ping timeout")            \
+	X(PARSE_ERROR, "parse error")              \
+	X(SERVER_SHUTDOWN, "server shutting down") \
+	X(FORCED_SERVER_CLOSE, "forced server close")
+
+typedef enum {
+#define EIO_CR_ENUM(name, str) EIO_CLOSE_##name,
+	EIO_CLOSE_REASON_MAP(EIO_CR_ENUM)
+#undef EIO_CR_ENUM
+} eio_close_reason;
+
+const char *eio_close_reason_str(eio_close_reason r);
+
+typedef struct {
+	/** Called for a new socket, after the handshake was sent. */
+	void (*on_connection)(eio_socket *s, const http_request *handshake, void *ud);
+	/** A message from the client. data is valid only during the call. */
+	void (*on_message)(eio_socket *s, int binary, const char *data, size_t len, void *ud);
+	/** The socket closed; it is freed after this returns. Called once. */
+	void (*on_close)(eio_socket *s, eio_close_reason reason, void *ud);
+	/**
+	 * Optional: decide whether a handshake or request may proceed. Return 0
+	 * to allow, or nonzero to refuse with 403 {"code":4,"message":"Forbidden"}.
+	 */
+	int (*allow_request)(const http_request *req, void *ud);
+	void *ud;
+} eio_callbacks;
+
+typedef struct {
+	unsigned ping_interval_ms;   /* 25000 */
+	unsigned ping_timeout_ms;    /* 20000 */
+	size_t max_payload;          /* 1000000 bytes: a polling POST body or WebSocket message */
+	const char *path;            /* "/engine.io/" */
+	int allow_polling;           /* 1 */
+	int allow_websocket;         /* 1 */
+	int allow_upgrades;          /* 1 */
+	unsigned upgrade_timeout_ms; /* 10000: a probe must complete within */
+	const char *
+	    cors_origin; /* NULL: no CORS headers; "*": reflect any Origin; else that exact origin */
+	int cors_credentials;    /* 1: Access-Control-Allow-Credentials: true */
+	const char *cookie_name; /* NULL: no cookie; else e.g. "io", set on the handshake */
+	size_t max_buffered;     /* bytes queued for one socket before it is dropped (16 MiB) */
+} eio_options;
+
+/** Fills o with the defaults above. */
+void eio_options_default(eio_options *o);
+
+/**
+ * Creates an Engine.IO server handling every request under opts->path on
+ * http. Returns NULL on ENOMEM. opts->path and cors_origin must outlive it.
+ */
+eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio_callbacks *cb);
+/** Closes every socket (reason SERVER_SHUTDOWN). */
+void eio_server_close_all(eio_server *srv);
+void eio_server_free(eio_server *srv);
+/** Number of open sockets. */
+size_t eio_server_clients(const eio_server *srv);
+
+/** Queues a message (copied). Returns 0, BASE_ECLOSED, or BASE_ELIMIT (dropped: too much queued). */
+int eio_socket_send(eio_socket *s, int binary, const char *data, size_t len);
+/**
+ * Queues a message built of parts (concatenated), copying once.
+ * Same returns as eio_socket_send.
+ */
+int eio_socket_sendv(eio_socket *s, int binary, const base_slice *parts, size_t n_parts);
+
+/*
+ * A message encoded once and shared by many sockets (broadcast). It holds
+ * the WebSocket frame ready to write, and the polling form is a slice of it.
+ */
+typedef struct eio_msg eio_msg;
+/** Builds a shared message from parts (copied once). refs = 1. NULL on ENOMEM. */
+eio_msg *eio_msg_new(int binary, const base_slice *parts, size_t n_parts);
+eio_msg *eio_msg_ref(eio_msg *m);
+void eio_msg_unref(eio_msg *m);
+/** Queues a shared message; takes its own reference. */
+int eio_socket_send_msg(eio_socket *s, eio_msg *m);
+
+/** Sends a close packet and closes the socket (reason SERVER_CLOSE). on_close follows. */
+void eio_socket_close(eio_socket *s);
+/** 1 until the socket closed (or is closing). */
+int eio_socket_is_open(const eio_socket *s);
+/** Bytes queued for the socket and not yet written. */
+size_t eio_socket_buffered(const eio_socket *s);
+const char *eio_socket_id(const eio_socket *s);
+/** "polling" or "websocket": the current transport. */
+const char *eio_socket_transport(const eio_socket *s);
+const char *eio_socket_remote_addr(const eio_socket *s);
+void eio_socket_set_data(eio_socket *s, void *ud);
+void *eio_socket_data(const eio_socket *s);
+eio_server *eio_socket_server(const eio_socket *s);
+
+#endif

@@ -1,0 +1,204 @@
+/*
+ * http.h: what Engine.IO stands on.
+ *
+ * A libuv TCP listener, HTTP/1.1 requests parsed by llhttp (keep-alive,
+ * pipelining, chunked bodies), a small router, responses, and the RFC 6455
+ * WebSocket handshake and connection. Knows nothing of Engine.IO.
+ *
+ * Threading: everything runs on the loop given to http_server_new.
+ */
+#ifndef HTTP_H
+#define HTTP_H
+
+#include <uv.h>
+
+#include "base/base.h"
+
+#define HTTP_ERRNO_MAP(X)                                          \
+	X(HEADER_TOO_LARGE, -2001, "request header too large")     \
+	X(BODY_TOO_LARGE, -2002, "request body too large")         \
+	X(BAD_REQUEST, -2003, "malformed request")                 \
+	X(NOT_WEBSOCKET, -2004, "not a WebSocket upgrade request") \
+	X(QUEUE_FULL, -2005, "output queue full")
+
+typedef enum {
+#define HTTP_ERR_ENUM(name, val, msg) HTTP_E##name = (val),
+	HTTP_ERRNO_MAP(HTTP_ERR_ENUM)
+#undef HTTP_ERR_ENUM
+} http_errno;
+
+/** Describes an http_errno, a base_errno or a libuv error code. */
+const char *http_strerror(int err);
+
+/* ---- limits ------------------------------------------------------------ */
+
+typedef struct {
+	size_t max_header_bytes;    /* request line + headers; over it: 431 and close (16 KiB) */
+	size_t max_body_bytes;      /* over it: 413 and close (1 MiB) */
+	unsigned header_timeout_ms; /* request line and headers must arrive within (10 s) */
+	unsigned body_timeout_ms;   /* the body must arrive within, after the headers (30 s) */
+	unsigned idle_timeout_ms;   /* keep-alive connection with no request in progress (60 s) */
+	unsigned max_connections;   /* accepted at once, HTTP and WebSocket together (100000) */
+	size_t ws_max_message;      /* WebSocket message size; over it: close 1009 (1 MiB) */
+	size_t
+	    max_output_bytes; /* queued, unwritten bytes per connection before it is dropped (16 MiB) */
+} http_limits;
+
+/** Fills l with the defaults listed above. */
+void http_limits_default(http_limits *l);
+
+/* ---- server ------------------------------------------------------------ */
+
+typedef struct http_server http_server;
+typedef struct http_request http_request;
+typedef struct http_ws http_ws;
+
+/** Creates a server on loop. lim may be NULL for defaults. Returns NULL on ENOMEM. */
+http_server *http_server_new(uv_loop_t *loop, const http_limits *lim);
+/**
+ * Binds and listens on host:port (IPv4 or IPv6 literal; port 0 picks a free one).
+ * Returns 0 or a negative libuv error.
+ */
+int http_server_listen(http_server *s, const char *host, int port);
+/** The bound port, after a successful listen. */
+int http_server_port(const http_server *s);
+/** Current number of open connections (HTTP and WebSocket). */
+unsigned http_server_connections(const http_server *s);
+/**
+ * Stops listening and closes every connection (WebSockets get close 1001).
+ * cb(ud) runs once all handles are closed; then http_server_free may be called.
+ */
+void http_server_close(http_server *s, void (*cb)(void *ud), void *ud);
+void http_server_free(http_server *s);
+uv_loop_t *http_server_loop(const http_server *s);
+
+/* ---- requests ---------------------------------------------------------- */
+
+typedef enum {
+	HTTP_M_OTHER = 0,
+	HTTP_M_GET,
+	HTTP_M_HEAD,
+	HTTP_M_POST,
+	HTTP_M_PUT,
+	HTTP_M_DELETE,
+	HTTP_M_OPTIONS,
+	HTTP_M_PATCH,
+} http_method;
+
+typedef struct {
+	base_slice name;
+	base_slice value;
+} http_header;
+
+/*
+ * One request. All slices point into memory owned by the request (its arena)
+ * and stay valid until the response has been sent or the request aborted.
+ * The handler may answer at once or keep the request and answer later from
+ * another callback (long-polling); the connection reads no further request
+ * until then (HTTP/1.1 answers in order).
+ */
+struct http_request {
+	http_server *server;
+	http_method method;
+	base_slice method_name;
+	base_slice target; /* as sent: path and query */
+	base_slice path;   /* raw, undecoded, without the query */
+	base_slice query;  /* after '?', without it; empty when absent */
+	const http_header *headers;
+	size_t n_headers;
+	base_slice body;      /* de-chunked */
+	base_arena *arena;    /* freed when the request ends */
+	int keep_alive;       /* the connection may carry another request */
+	char remote_addr[48]; /* peer IP as text */
+	/*
+	 * Set by a handler that keeps the request: called once if the connection
+	 * goes away before the response is sent. The request is freed after it
+	 * returns and must not be answered.
+	 */
+	void (*on_abort)(http_request *req, void *ud);
+	void *abort_ud;
+};
+
+/** The first header with this name (ASCII case-insensitive), or NULL. */
+const base_slice *http_header_get(const http_request *req, const char *name);
+
+typedef void (*http_handler_fn)(http_request *req, void *ud);
+
+/**
+ * Routes requests whose path equals path (or starts with it when prefix is 1)
+ * to fn. method HTTP_M_OTHER matches every method. Routes are tried in the
+ * order added; the first match wins. Unmatched requests get 404.
+ * Returns 0 or BASE_ENOMEM.
+ */
+int http_route(http_server *s, http_method method, const char *path, int prefix, http_handler_fn fn,
+               void *ud);
+
+/**
+ * Sends a complete response and ends the request (req is invalid afterwards).
+ * extra_headers is NULL or raw header lines, each ending in "\r\n".
+ * Content-Length, Date-less minimal headers and Connection are added here.
+ * For HEAD requests the body is not sent. Returns 0 or a negative error
+ * (the request is ended either way).
+ */
+int http_respond(http_request *req, int status, const char *content_type, const char *extra_headers,
+                 const void *body, size_t len);
+/** http_respond with a body made of several pieces, gathered into one write. */
+int http_respond_parts(http_request *req, int status, const char *content_type,
+                       const char *extra_headers, const base_slice *parts, size_t n_parts);
+/** Ends the request with a response and closes the connection after it is written. */
+void http_respond_and_close(http_request *req, int status, const char *content_type,
+                            const void *body, size_t len);
+/** The standard reason phrase of a status code ("OK", "Not Found", ...). */
+const char *http_status_text(int status);
+
+/* ---- WebSocket (RFC 6455, version 13) ---------------------------------- */
+
+/** 1 when req is a GET with Upgrade: websocket and Connection: upgrade. */
+int http_is_websocket(const http_request *req);
+
+typedef struct {
+	/** A complete message (defragmented; text already validated as UTF-8). */
+	void (*on_message)(http_ws *ws, int binary, const char *data, size_t len, void *ud);
+	/**
+	 * The connection is gone: closed by the peer (code from its close frame,
+	 * 1005 when none, 1006 when the TCP connection dropped), by a protocol
+	 * error (1002, 1007, 1009), or by http_ws_close. Called exactly once;
+	 * ws is freed right after it returns.
+	 */
+	void (*on_close)(http_ws *ws, int code, const char *reason, void *ud);
+} http_ws_callbacks;
+
+/**
+ * Completes the handshake (101 Switching Protocols) and turns the request's
+ * connection into a WebSocket. The request ends here. On a bad handshake it
+ * answers 400 itself and returns NULL. extra_headers: NULL or raw lines
+ * ending in "\r\n" (e.g. Set-Cookie).
+ */
+http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud,
+                        const char *extra_headers);
+
+/**
+ * Queues one message built from n parts (concatenated; e.g. "4" and a
+ * payload) as a single frame. Returns 0, HTTP_EQUEUE_FULL (the peer does
+ * not read: the connection is being closed), or BASE_ECLOSED.
+ */
+int http_ws_send(http_ws *ws, int binary, const base_slice *parts, size_t n_parts);
+/**
+ * Queues bytes that already form one or more complete server frames
+ * (see http_ws_frame_header), sharing chunk instead of copying it:
+ * takes a reference. Used for broadcasts encoded once.
+ */
+int http_ws_send_frames(http_ws *ws, base_chunk *chunk, size_t offset, size_t len);
+/** Bytes queued and not yet written to the socket. */
+size_t http_ws_buffered(const http_ws *ws);
+/**
+ * Sends a close frame with code and reason and closes once it is written
+ * (without waiting for the peer's echo longer than a short grace period).
+ * on_close follows. Safe to call from inside on_message, and more than once.
+ */
+void http_ws_close(http_ws *ws, uint16_t code, const char *reason);
+void http_ws_set_data(http_ws *ws, void *ud);
+void *http_ws_data(const http_ws *ws);
+const char *http_ws_remote_addr(const http_ws *ws);
+
+#endif

@@ -1,0 +1,1 @@
+spaces_script_test(format 60 ${CMAKE_SOURCE_DIR}/ci/format.sh check)

@@ -1,0 +1,392 @@
+/*
+ * server.c: the Engine.IO server: request verification, handshake, the sid
+ * table, CORS and error answers.
+ *
+ * Every request under the path arrives here. It is verified the way the
+ * reference server (engine.io 6.x) verifies it, so clients see the same
+ * status codes and {"code","message"} bodies, then handed to a transport.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "engineio_internal.h"
+
+static const char *const eio_error_messages[] = {
+#define EIO_ERR_MSG(name, val, msg) [val] = msg,
+    EIO_ERROR_MAP(EIO_ERR_MSG)
+#undef EIO_ERR_MSG
+};
+
+void eio_options_default(eio_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->ping_interval_ms = 25000;
+	o->ping_timeout_ms = 20000;
+	o->max_payload = 1000000;
+	o->path = "/engine.io/";
+	o->allow_polling = 1;
+	o->allow_websocket = 1;
+	o->allow_upgrades = 1;
+	o->upgrade_timeout_ms = 10000;
+	o->max_buffered = 16u << 20;
+}
+
+/* ---- sid table --------------------------------------------------------- */
+
+static size_t sid_hash(const char *sid, size_t len)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)sid[i];
+		h *= 1099511628211ull;
+	}
+	return (size_t)h;
+}
+
+static int table_grow(eio_server *srv)
+{
+	size_t nsize = srv->table_size ? srv->table_size * 2 : 1024;
+	eio_socket **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return BASE_ENOMEM;
+	for (size_t i = 0; i < srv->table_size; i++) {
+		eio_socket *s = srv->table[i], *next;
+		for (; s; s = next) {
+			next = s->hnext;
+			size_t b = sid_hash(s->sid, EIO_SID_LEN) & (nsize - 1);
+			s->hnext = nt[b];
+			nt[b] = s;
+		}
+	}
+	free(srv->table);
+	srv->table = nt;
+	srv->table_size = nsize;
+	return 0;
+}
+
+eio_socket *eio__find(eio_server *srv, const char *sid, size_t len)
+{
+	if (len != EIO_SID_LEN || !srv->table_size)
+		return NULL;
+	eio_socket *s = srv->table[sid_hash(sid, len) & (srv->table_size - 1)];
+	for (; s; s = s->hnext)
+		if (memcmp(s->sid, sid, len) == 0)
+			return s;
+	return NULL;
+}
+
+static int table_insert(eio_server *srv, eio_socket *s)
+{
+	if (srv->n_clients >= srv->table_size) {
+		int rc = table_grow(srv);
+		if (rc)
+			return rc;
+	}
+	size_t b = sid_hash(s->sid, EIO_SID_LEN) & (srv->table_size - 1);
+	s->hnext = srv->table[b];
+	srv->table[b] = s;
+	srv->n_clients++;
+	return 0;
+}
+
+void eio__unlink(eio_server *srv, eio_socket *s)
+{
+	if (!srv->table_size)
+		return;
+	eio_socket **pp = &srv->table[sid_hash(s->sid, EIO_SID_LEN) & (srv->table_size - 1)];
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == s) {
+			*pp = s->hnext;
+			s->hnext = NULL;
+			srv->n_clients--;
+			return;
+		}
+	}
+}
+
+/* ---- answers ----------------------------------------------------------- */
+
+void eio__cors_headers(eio_server *srv, const http_request *req, base_buf *b)
+{
+	const char *allowed = srv->opts.cors_origin;
+	if (!allowed)
+		return;
+	const base_slice *origin = http_header_get(req, "origin");
+	if (strcmp(allowed, "*") == 0) {
+		if (origin && origin->len)
+			base_buf_printf(b, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n",
+			                (int)origin->len, origin->base);
+		else
+			base_buf_append_str(b, "Access-Control-Allow-Origin: *\r\n");
+	} else {
+		base_buf_printf(b, "Access-Control-Allow-Origin: %s\r\nVary: Origin\r\n", allowed);
+	}
+	if (srv->opts.cors_credentials)
+		base_buf_append_str(b, "Access-Control-Allow-Credentials: true\r\n");
+}
+
+void eio__respond_error(eio_server *srv, http_request *req, eio_error_code code)
+{
+	char body[96];
+	int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", (int)code,
+	                 eio_error_messages[code]);
+	base_buf h = BASE_BUF_INIT;
+	eio__cors_headers(srv, req, &h);
+	base_buf_append(&h, "", 1);
+	http_respond(req, code == EIO_ERR_FORBIDDEN ? 403 : 400, "application/json", h.data, body,
+	             (size_t)n);
+	base_buf_free(&h);
+}
+
+static void respond_preflight(eio_server *srv, http_request *req)
+{
+	base_buf h = BASE_BUF_INIT;
+	eio__cors_headers(srv, req, &h);
+	base_buf_append_str(&h, "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
+	const base_slice *rh = http_header_get(req, "access-control-request-headers");
+	if (rh && rh->len)
+		base_buf_printf(&h, "Access-Control-Allow-Headers: %.*s\r\n", (int)rh->len,
+		                rh->base);
+	base_buf_append(&h, "", 1);
+	http_respond(req, 204, NULL, h.data, NULL, 0);
+	base_buf_free(&h);
+}
+
+/* ---- sockets ----------------------------------------------------------- */
+
+eio_socket *eio__socket_new(eio_server *srv, eio_transport t, const http_request *req)
+{
+	eio_socket *s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->srv = srv;
+	s->transport = (uint8_t)t;
+	base_timeq_entry_init(&s->hb);
+	base_timeq_entry_init(&s->up);
+	snprintf(s->remote, sizeof(s->remote), "%s", req->remote_addr);
+	do {
+		base_random_id(s->sid, EIO_SID_BYTES);
+	} while (eio__find(srv, s->sid, EIO_SID_LEN));
+	if (table_insert(srv, s)) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+int eio__queue_open(eio_socket *s)
+{
+	const char *tail =
+	    s->transport == EIO_T_POLLING ? s->srv->open_tail_polling : s->srv->open_tail_ws;
+	char open[EIO_SID_LEN + 200];
+	int n = snprintf(open, sizeof(open), "{\"sid\":\"%s\",%s", s->sid, tail);
+	return eio_payload_append(&s->out, EIO_OPEN, 0, open, (size_t)n);
+}
+
+static void handshake_polling(eio_server *srv, http_request *req)
+{
+	eio_socket *s = eio__socket_new(srv, EIO_T_POLLING, req);
+	if (!s) {
+		http_respond_and_close(req, 503, "text/plain", "Server busy", 11);
+		return;
+	}
+	BASE_LOGD("eio", "new polling session %s from %s", s->sid, s->remote);
+	eio__queue_open(s);
+	eio__heartbeat_start(s);
+	s->in_callback++;
+	if (srv->cb.on_connection)
+		srv->cb.on_connection(s, req, srv->cb.ud);
+	s->in_callback--;
+	/* The handshake GET is answered with the open packet (and anything queued). */
+	eio__polling_get(s, req);
+}
+
+/* ---- the request handler ----------------------------------------------- */
+
+static void on_request(http_request *req, void *ud)
+{
+	eio_server *srv = ud;
+	base_slice v = {0}, sid = {0};
+
+	if (req->method == HTTP_M_OPTIONS && srv->opts.cors_origin) {
+		respond_preflight(srv, req);
+		return;
+	}
+
+	int is_ws = 0;
+	if (!base_query_get(req->query, "transport", &v)) {
+		eio__respond_error(srv, req, EIO_ERR_UNKNOWN_TRANSPORT);
+		return;
+	}
+	if (base_slice_eq(v, "polling") && srv->opts.allow_polling) {
+		is_ws = 0;
+	} else if (base_slice_eq(v, "websocket") && srv->opts.allow_websocket) {
+		is_ws = 1;
+	} else {
+		eio__respond_error(srv, req, EIO_ERR_UNKNOWN_TRANSPORT);
+		return;
+	}
+
+	/* Origins with characters no browser sends are refused (as the reference does). */
+	const base_slice *origin = http_header_get(req, "origin");
+	if (origin) {
+		for (size_t i = 0; i < origin->len; i++) {
+			unsigned char c = (unsigned char)origin->base[i];
+			if (c < 0x20 || c > 0x7e) {
+				eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
+				return;
+			}
+		}
+	}
+
+	if (!base_query_get(req->query, "EIO", &v) || !base_slice_eq(v, "4")) {
+		eio__respond_error(srv, req, EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
+		return;
+	}
+
+	int upgrade_req = is_ws && http_is_websocket(req);
+	if (base_query_get(req->query, "sid", &sid)) {
+		eio_socket *s = eio__find(srv, sid.base, sid.len);
+		if (!s || s->state == EIO_S_CLOSED) {
+			eio__respond_error(srv, req, EIO_ERR_UNKNOWN_SID);
+			return;
+		}
+		if (!upgrade_req && (is_ws || s->transport != EIO_T_POLLING)) {
+			/* A transport mismatch, e.g. polling after the upgrade. */
+			eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
+			return;
+		}
+		if (srv->cb.allow_request && srv->cb.allow_request(req, srv->cb.ud)) {
+			eio__respond_error(srv, req, EIO_ERR_FORBIDDEN);
+			return;
+		}
+		if (upgrade_req) {
+			eio__ws_upgrade(s, req);
+		} else if (req->method == HTTP_M_GET) {
+			eio__polling_get(s, req);
+		} else if (req->method == HTTP_M_POST) {
+			eio__polling_post(s, req);
+		} else {
+			eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
+		}
+		return;
+	}
+
+	/* No sid: a handshake, which only GET may start. */
+	if (req->method != HTTP_M_GET) {
+		eio__respond_error(srv, req, EIO_ERR_BAD_HANDSHAKE_METHOD);
+		return;
+	}
+	if (is_ws && !upgrade_req) {
+		eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
+		return;
+	}
+	if (srv->cb.allow_request && srv->cb.allow_request(req, srv->cb.ud)) {
+		eio__respond_error(srv, req, EIO_ERR_FORBIDDEN);
+		return;
+	}
+	if (is_ws)
+		eio__ws_handshake(srv, req);
+	else
+		handshake_polling(srv, req);
+}
+
+/* ---- lifetime ---------------------------------------------------------- */
+
+static void build_open_tail(eio_server *srv, char *out, size_t cap, int upgrades)
+{
+	snprintf(out, cap,
+	         "\"upgrades\":[%s],\"pingInterval\":%u,\"pingTimeout\":%u,\"maxPayload\":%zu}",
+	         upgrades ? "\"websocket\"" : "", srv->opts.ping_interval_ms,
+	         srv->opts.ping_timeout_ms, srv->opts.max_payload);
+}
+
+eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio_callbacks *cb)
+{
+	eio_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return NULL;
+	srv->http = http;
+	if (opts)
+		srv->opts = *opts;
+	else
+		eio_options_default(&srv->opts);
+	if (cb)
+		srv->cb = *cb;
+	uv_loop_t *loop = http_server_loop(http);
+	base_timeq_init(loop, &srv->ping_q, srv->opts.ping_interval_ms, eio__ping_expired);
+	base_timeq_init(loop, &srv->pong_q, srv->opts.ping_timeout_ms, eio__pong_expired);
+	base_timeq_init(loop, &srv->upgrade_q, srv->opts.upgrade_timeout_ms, eio__upgrade_expired);
+	/* A polling client polls again at once, so a short wait is enough. */
+	base_timeq_init(loop, &srv->linger_q,
+	                BASE_MAX(srv->opts.ping_interval_ms, 1000u) + srv->opts.ping_timeout_ms,
+	                eio__linger_expired);
+	srv->ping_q.data = srv->pong_q.data = srv->upgrade_q.data = srv->linger_q.data = srv;
+	build_open_tail(srv, srv->open_tail_polling, sizeof(srv->open_tail_polling),
+	                srv->opts.allow_upgrades && srv->opts.allow_websocket);
+	build_open_tail(srv, srv->open_tail_ws, sizeof(srv->open_tail_ws), 0);
+
+	/* Route "/engine.io/" and "/engine.io" alike. */
+	const char *path = srv->opts.path;
+	size_t plen = strlen(path);
+	if (http_route(http, HTTP_M_OTHER, path, 0, on_request, srv)) {
+		eio_server_free(srv);
+		return NULL;
+	}
+	if (plen > 1 && path[plen - 1] == '/') {
+		char *alt = strndup(path, plen - 1);
+		int rc =
+		    alt ? http_route(http, HTTP_M_OTHER, alt, 0, on_request, srv) : BASE_ENOMEM;
+		free(alt);
+		if (rc) {
+			eio_server_free(srv);
+			return NULL;
+		}
+	}
+	return srv;
+}
+
+void eio_server_close_all(eio_server *srv)
+{
+	for (size_t i = 0; i < srv->table_size; i++) {
+		eio_socket *s = srv->table[i], *next;
+		for (; s; s = next) {
+			next = s->hnext;
+			if (s->state == EIO_S_OPEN)
+				eio__socket_on_close(s, EIO_CLOSE_SERVER_SHUTDOWN);
+		}
+	}
+}
+
+/* The timers are embedded in srv: it is freed when the last one has closed. */
+static void timeq_closed(uv_handle_t *h)
+{
+	base_timeq *q = BASE_CONTAINER_OF((uv_timer_t *)h, base_timeq, timer);
+	eio_server *srv = q->data;
+	if (--srv->closing == 0) {
+		free(srv->table);
+		free(srv);
+	}
+}
+
+void eio_server_free(eio_server *srv)
+{
+	if (!srv)
+		return;
+	eio_server_close_all(srv);
+	/* Sockets still lingering (closed, waiting for a last GET) go now. */
+	for (size_t i = 0; i < srv->table_size; i++) {
+		while (srv->table[i])
+			eio__socket_destroy(srv->table[i]);
+	}
+	srv->closing = 4;
+	base_timeq_close(&srv->ping_q, timeq_closed);
+	base_timeq_close(&srv->pong_q, timeq_closed);
+	base_timeq_close(&srv->upgrade_q, timeq_closed);
+	base_timeq_close(&srv->linger_q, timeq_closed);
+}
+
+size_t eio_server_clients(const eio_server *srv)
+{
+	return srv->n_clients;
+}

@@ -1,0 +1,256 @@
+/*
+ * main.c: the spaces-server program. Reads the configuration, wires the
+ * layers together on one libuv loop, and shuts down cleanly on SIGTERM or
+ * SIGINT (stop accepting, close every session, let queued writes finish).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engineio.h"
+
+#ifndef SPACES_VERSION
+#define SPACES_VERSION "0.0.0"
+#endif
+
+typedef struct {
+	char host[256];
+	int port;
+	eio_options eio;
+	http_limits limits;
+} web_config;
+
+typedef struct {
+	uv_loop_t *loop;
+	http_server *http;
+	eio_server *eio;
+	uv_signal_t sigterm, sigint;
+	int stopping;
+} web_app;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: spaces-server [OPTIONS]\n"
+	           "\n"
+	           "The Spaces website and its Socket.IO server.\n"
+	           "\n"
+	           "Options:\n"
+	           "  -l, --listen HOST:PORT     address to listen on (default 127.0.0.1:5001;\n"
+	           "                             IPv6 as [::1]:5001)\n"
+	           "      --ping-interval MS     Engine.IO heartbeat interval (default 25000)\n"
+	           "      --ping-timeout MS      Engine.IO heartbeat timeout (default 20000)\n"
+	           "      --max-payload BYTES    largest Engine.IO message or polling body "
+	           "(default 1000000)\n"
+	           "      --max-connections N    open connections at once (default 100000)\n"
+	           "      --log-level LEVEL      debug, info, warn, error or off (default info;\n"
+	           "                             also SPACES_LOG)\n"
+	           "  -h, --help                 show this help and exit\n"
+	           "  -V, --version              show the version and exit\n");
+}
+
+/* Parses HOST:PORT or [V6]:PORT into cfg. Returns 0 or -1. */
+static int parse_listen(const char *arg, web_config *cfg)
+{
+	const char *colon = strrchr(arg, ':');
+	if (!colon || colon == arg)
+		return -1;
+	const char *h = arg;
+	size_t hlen = (size_t)(colon - arg);
+	if (h[0] == '[') {
+		if (hlen < 3 || h[hlen - 1] != ']')
+			return -1;
+		h++;
+		hlen -= 2;
+	}
+	if (hlen >= sizeof(cfg->host))
+		return -1;
+	char *end;
+	errno = 0;
+	long port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+		return -1;
+	memcpy(cfg->host, h, hlen);
+	cfg->host[hlen] = 0;
+	cfg->port = (int)port;
+	return 0;
+}
+
+static int parse_uint(const char *name, const char *arg, unsigned long max, unsigned long *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(arg, &end, 10);
+	if (errno || *end || end == arg || arg[0] == '-' || v > max) {
+		fprintf(stderr, "spaces-server: invalid value for --%s: '%s' (0..%lu)\n", name, arg,
+		        max);
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+enum { OPT_PING_INTERVAL = 1000, OPT_PING_TIMEOUT, OPT_MAX_PAYLOAD, OPT_MAX_CONN, OPT_LOG };
+
+/* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
+static int parse_args(int argc, char **argv, web_config *cfg)
+{
+	static const struct option opts[] = {
+	    {"listen", required_argument, NULL, 'l'},
+	    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
+	    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
+	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
+	    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+	    {"log-level", required_argument, NULL, OPT_LOG},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+	unsigned long v;
+	while ((c = getopt_long(argc, argv, "l:hV", opts, NULL)) != -1) {
+		switch (c) {
+		case 'l':
+			if (parse_listen(optarg, cfg)) {
+				fprintf(
+				    stderr,
+				    "spaces-server: invalid --listen '%s': expected HOST:PORT\n",
+				    optarg);
+				return -1;
+			}
+			break;
+		case OPT_PING_INTERVAL:
+			if (parse_uint("ping-interval", optarg, 3600000, &v))
+				return -1;
+			cfg->eio.ping_interval_ms = (unsigned)v;
+			break;
+		case OPT_PING_TIMEOUT:
+			if (parse_uint("ping-timeout", optarg, 3600000, &v))
+				return -1;
+			cfg->eio.ping_timeout_ms = (unsigned)v;
+			break;
+		case OPT_MAX_PAYLOAD:
+			if (parse_uint("max-payload", optarg, 1ul << 30, &v))
+				return -1;
+			cfg->eio.max_payload = v;
+			break;
+		case OPT_MAX_CONN:
+			if (parse_uint("max-connections", optarg, 10000000, &v))
+				return -1;
+			cfg->limits.max_connections = (unsigned)v;
+			break;
+		case OPT_LOG: {
+			int lvl = base_log_parse_level(optarg);
+			if (lvl < 0) {
+				fprintf(stderr, "spaces-server: invalid --log-level '%s'\n",
+				        optarg);
+				return -1;
+			}
+			base_log_set_level((base_log_level)lvl);
+			break;
+		}
+		case 'h':
+			usage(stdout);
+			return 1;
+		case 'V':
+			printf("spaces-server %s\n", SPACES_VERSION);
+			return 1;
+		default:
+			usage(stderr);
+			return -1;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "spaces-server: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static void healthz(http_request *req, void *ud)
+{
+	(void)ud;
+	http_respond(req, 200, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n", "ok\n",
+	             3);
+}
+
+static void on_http_closed(void *ud)
+{
+	web_app *app = ud;
+	eio_server_free(app->eio);
+	app->eio = NULL;
+	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	uv_close((uv_handle_t *)&app->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	web_app *app = h->data;
+	if (app->stopping) {
+		BASE_LOGW("main", "second signal: exiting now");
+		exit(1);
+	}
+	app->stopping = 1;
+	BASE_LOGI("main", "%s received: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	eio_server_close_all(app->eio);
+	http_server_close(app->http, on_http_closed, app);
+}
+
+int main(int argc, char **argv)
+{
+	web_config cfg;
+	memset(&cfg, 0, sizeof(cfg));
+	snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
+	cfg.port = 5001;
+	eio_options_default(&cfg.eio);
+	cfg.eio.path = "/socket.io/";
+	http_limits_default(&cfg.limits);
+
+	int rc = parse_args(argc, argv, &cfg);
+	if (rc)
+		return rc > 0 ? 0 : 2;
+	/* A WebSocket message may carry a whole Engine.IO packet. */
+	cfg.limits.ws_max_message = cfg.eio.max_payload + 16;
+	if (cfg.limits.max_body_bytes < cfg.eio.max_payload + 16)
+		cfg.limits.max_body_bytes = cfg.eio.max_payload + 16;
+
+	web_app app;
+	memset(&app, 0, sizeof(app));
+	app.loop = uv_default_loop();
+	app.http = http_server_new(app.loop, &cfg.limits);
+	if (!app.http) {
+		BASE_LOGE("main", "out of memory");
+		return 1;
+	}
+	http_route(app.http, HTTP_M_GET, "/healthz", 0, healthz, &app);
+	app.eio = eio_server_new(app.http, &cfg.eio, NULL);
+	if (!app.eio) {
+		BASE_LOGE("main", "out of memory");
+		return 1;
+	}
+	rc = http_server_listen(app.http, cfg.host, cfg.port);
+	if (rc) {
+		BASE_LOGE("main", "cannot listen on %s:%d: %s", cfg.host, cfg.port,
+		          uv_strerror(rc));
+		return 1;
+	}
+	uv_signal_init(app.loop, &app.sigterm);
+	uv_signal_init(app.loop, &app.sigint);
+	app.sigterm.data = app.sigint.data = &app;
+	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&app.sigint, on_signal, SIGINT);
+	signal(SIGPIPE, SIG_IGN);
+
+	BASE_LOGI("main", "spaces-server %s listening on http://%s:%d/ (Socket.IO at %s)",
+	          SPACES_VERSION, cfg.host, http_server_port(app.http), cfg.eio.path);
+	uv_run(app.loop, UV_RUN_DEFAULT);
+	http_server_free(app.http);
+	rc = uv_loop_close(app.loop);
+	if (rc)
+		BASE_LOGW("main", "loop closed with handles open: %s", uv_strerror(rc));
+	BASE_LOGI("main", "stopped");
+	return 0;
+}

@@ -99,6 +99,10 @@ void eio__polling_post(eio_socket *s, http_request *req)
 	char *buf = (char *)req->body.base;
 	size_t len = req->body.len;
 	s->in_callback++;
+	if (len == 0) {
+		/* The reference parser reads an empty payload as an error. */
+		eio__socket_on_close(s, EIO_CLOSE_PARSE_ERROR);
+	}
 	while (len > 0 && s->state == EIO_S_OPEN) {
 		eio_packet p;
 		ssize_t n = eio_payload_next(buf, len, &p);

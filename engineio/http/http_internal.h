@@ -1,0 +1,216 @@
+/*
+ * http_internal.h: what the files of engineio/http share.
+ *
+ * Memory model, in one paragraph. The server owns one read buffer; every
+ * read lands there and is parsed in place. Only bytes that cannot be
+ * finished in this read (a request whose headers are incomplete, a
+ * WebSocket frame whose payload has not all arrived, pipelined requests
+ * behind a request the handler keeps) are copied into the connection's
+ * own heap buffer `in`, which is freed as soon as it is consumed. A
+ * request's header bytes are copied once into its arena when the headers
+ * are complete; its body stays in place when it arrived whole and the
+ * handler answers at once. Output is a queue of nodes: inline bytes (small
+ * writes are appended to the tail node) or references to shared chunks.
+ * Queued output is written by the connection itself after a read, or by
+ * the server's prepare handle just before the loop polls, so all writes of
+ * one loop turn leave in one gathered syscall per connection.
+ */
+#ifndef HTTP_INTERNAL_H
+#define HTTP_INTERNAL_H
+
+#include <llhttp.h>
+#include <uv.h>
+
+#include "http.h"
+#include "ws_frame.h"
+
+/* The one read buffer of a server. */
+#define HTTP_RBUF_SIZE (64 * 1024)
+/* How long a closing connection waits for the peer after our last byte. */
+#define HTTP_LINGER_MS 1000
+/* Buffers handed to one uv_try_write or uv_write. */
+#define HTTP_IOV_MAX 64
+
+/* Timeout lists; each holds connections in deadline order. */
+enum {
+	HTTP_T_NONE = 0,
+	HTTP_T_HEADER, /* waiting for a request's line and headers */
+	HTTP_T_BODY,   /* waiting for the rest of its body */
+	HTTP_T_IDLE,   /* keep-alive, between requests */
+	HTTP_T_LINGER, /* closing: last bytes out, waiting for the peer's close */
+	HTTP_T_COUNT
+};
+
+/* Connection flags. */
+enum {
+	HTTP_F_CLOSED = 1 << 0,       /* uv_close called; freed in its callback */
+	HTTP_F_DRAINING = 1 << 1,     /* no more input is processed; close once output is out */
+	HTTP_F_LINGER = 1 << 2,       /* when drained: shutdown and wait for the peer (else close) */
+	HTTP_F_SHUT = 1 << 3,         /* uv_shutdown issued */
+	HTTP_F_PROCESSING = 1 << 4,   /* inside http__conn_input */
+	HTTP_F_RESUME = 1 << 5,       /* buffered input waits for the prepare handle */
+	HTTP_F_PROGRESS = 1 << 6,     /* bytes written since the timeout was armed */
+	HTTP_F_READ_STOPPED = 1 << 7, /* reading paused: too much input behind a kept request */
+};
+
+enum { HTTP_MODE_HTTP = 0, HTTP_MODE_WS = 1 };
+
+typedef struct http_conn http_conn;
+typedef struct http_rx http_rx;
+
+/* One node of a connection's output queue. */
+typedef struct http_out {
+	struct http_out *next;
+	base_chunk *chunk; /* shared bytes, or NULL when they are inline in data */
+	char *pos;         /* first unwritten byte */
+	size_t len;        /* unwritten bytes */
+	size_t room;       /* inline nodes: free bytes after pos + len */
+	char data[];
+} http_out;
+
+/* A uv_write in flight; allocated only when the socket pushes back. */
+typedef struct {
+	uv_write_t req;
+	http_conn *conn;
+	size_t nbytes;
+} http_wreq;
+
+struct http_conn {
+	uv_tcp_t tcp;
+	http_server *srv;
+	base_list link;  /* in srv->conns */
+	base_list tlink; /* in srv->tq[tkind] */
+	base_list plink; /* in srv->pending */
+	uint64_t deadline;
+	http_out *out_head, *out_tail;
+	size_t out_bytes;
+	http_wreq *wreq;
+	char *in; /* leftover input, NULL when none */
+	uint32_t in_len, in_cap;
+	union {
+		http_rx *rx; /* HTTP: the request being read or handled */
+		http_ws *ws; /* WebSocket */
+	} u;
+	uint16_t flags;
+	uint8_t mode;
+	uint8_t tkind;
+	uint8_t peer_family; /* AF_INET, AF_INET6 or 0 */
+	uint8_t peer[16];
+};
+
+/* Header positions while the header bytes may still move. */
+typedef struct {
+	uint32_t name_off, name_len, value_off, value_len;
+} http_hdr_pos;
+
+struct http_rx {
+	http_request req; /* what the handler sees */
+	llhttp_t parser;
+	base_arena arena;
+	http_conn *conn;
+	http_rx *next_free;
+	const char *start; /* first byte of the request in the buffer being parsed */
+	http_hdr_pos *hpos;
+	uint32_t n_hpos, cap_hpos;
+	uint32_t url_off, url_len;
+	uint32_t span_end; /* end of the last header byte, from start */
+	uint64_t body_total;
+	const char *piece; /* the body, in place, while it is one piece */
+	size_t piece_len;
+	base_buf body; /* the body, when it had to be copied */
+	int err;       /* HTTP status chosen by a callback that failed */
+	uint8_t in_field, headers_done, complete, dispatched;
+};
+
+struct http_ws {
+	http_conn *conn;
+	http_ws_callbacks cb;
+	void *ud;
+	http_ws_seq seq;
+	base_buf frag; /* a fragmented message in progress */
+	uint32_t utf8;
+	uint16_t close_code; /* 0 until known */
+	uint8_t binary;
+	char *close_reason; /* heap, or NULL */
+	char remote[48];
+};
+
+typedef struct {
+	http_method method;
+	int prefix;
+	char *path;
+	size_t len;
+	http_handler_fn fn;
+	void *ud;
+} http_route_entry;
+
+struct http_server {
+	uv_loop_t *loop;
+	uv_tcp_t listener;
+	uv_timer_t timer;
+	uv_prepare_t prepare;
+	http_limits lim;
+	uint64_t tdur[HTTP_T_COUNT];
+	base_list tq[HTTP_T_COUNT];
+	uint64_t timer_due; /* deadline the timer is set for; 0 when stopped */
+	base_list conns;
+	base_list pending; /* connections with output to flush or input to resume */
+	http_route_entry *routes;
+	size_t n_routes;
+	http_rx *rx_free;
+	unsigned n_rx_free;
+	unsigned n_conns;
+	unsigned n_rejected; /* over max_connections, being closed */
+	unsigned aux_open;   /* timer and prepare handles not yet closed */
+	int port;
+	int closing;      /* http_server_close called */
+	int listener_open;
+	int closed; /* every handle closed */
+	void (*close_cb)(void *ud);
+	void *close_ud;
+	char *rbuf;
+};
+
+/* server.c */
+void http__tq_set(http_conn *c, unsigned kind);
+void http__tq_rearm(http_conn *c);
+void http__schedule(http_conn *c, unsigned flag);
+
+/* conn.c */
+void http__conn_input_shared(http_conn *c, char *buf, size_t len);
+void http__conn_input_owned(http_conn *c, size_t from);
+void http__conn_resume(http_conn *c);
+/**
+ * Queues head and then the parts as output. Returns 0, or HTTP_EQUEUE_FULL /
+ * BASE_ENOMEM after dropping the connection, or BASE_ECLOSED.
+ */
+int http__out_write(http_conn *c, const char *head, size_t hlen, const base_slice *parts,
+                    size_t n_parts);
+int http__out_chunk(http_conn *c, base_chunk *chunk, size_t offset, size_t len);
+void http__conn_flush(http_conn *c);
+/** Stops input, writes what is queued, then closes (lingering: shutdown, wait for the peer). */
+void http__conn_drain(http_conn *c, int linger);
+void http__conn_close(http_conn *c);
+void http__conn_eof(http_conn *c, ssize_t err);
+void http__conn_update_timeout(http_conn *c);
+
+/* request.c */
+/** Parses one request step from buf at *off; see the return values in request.c. */
+int http__rx_input(http_conn *c, char *buf, size_t len, size_t *off);
+void http__rx_free(http_server *s, http_rx *rx);
+/** Ends the request: frees it and moves the connection on (next request, idle, or close). */
+void http__request_end(http_conn *c, int keep_alive);
+/** Answers status with a short text body and closes the connection (a request in progress is dropped). */
+void http__send_error(http_conn *c, int status);
+
+enum { HTTP_RX_NEXT = 0, HTTP_RX_STOP = 1 };
+
+/* router.c */
+const http_route_entry *http__route_find(const http_server *s, const http_request *req);
+
+/* ws.c */
+size_t http__ws_input(http_conn *c, char *buf, size_t len, size_t off, size_t *want);
+/** The connection is closed: calls on_close and frees ws. */
+void http__ws_closed(http_ws *ws);
+
+#endif

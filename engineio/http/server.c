@@ -1,0 +1,480 @@
+/*
+ * server.c: the listener, accepting connections, the shared read buffer,
+ * timeouts and the end-of-turn flush.
+ *
+ * Timeouts: each kind has one fixed duration, so a connection armed now
+ * expires after every connection already in that kind's list. Appending at
+ * the tail keeps each list sorted by deadline, and one uv_timer set for the
+ * earliest head serves every connection of the server.
+ */
+#include "http_internal.h"
+
+#include <arpa/inet.h>
+#include <assert.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define HTTP_BACKLOG 1024
+
+void http_limits_default(http_limits *l)
+{
+	l->max_header_bytes = 16 * 1024;
+	l->max_body_bytes = 1024 * 1024;
+	l->header_timeout_ms = 10 * 1000;
+	l->body_timeout_ms = 30 * 1000;
+	l->idle_timeout_ms = 60 * 1000;
+	l->max_connections = 100000;
+	l->ws_max_message = 1024 * 1024;
+	l->max_output_bytes = 16 * 1024 * 1024;
+}
+
+/* ---- timeouts ------------------------------------------------------------ */
+
+static void timer_cb(uv_timer_t *t);
+
+static void timer_arm(http_server *s)
+{
+	uint64_t due = UINT64_MAX, now;
+
+	for (unsigned k = 1; k < HTTP_T_COUNT; k++) {
+		if (!base_list_empty(&s->tq[k])) {
+			http_conn *c = BASE_CONTAINER_OF(s->tq[k].next, http_conn, tlink);
+
+			if (c->deadline < due)
+				due = c->deadline;
+		}
+	}
+	if (due == UINT64_MAX) {
+		uv_timer_stop(&s->timer);
+		s->timer_due = 0;
+		return;
+	}
+	if (s->timer_due == due)
+		return;
+	now = uv_now(s->loop);
+	s->timer_due = due;
+	uv_timer_start(&s->timer, timer_cb, due > now ? due - now : 0, 0);
+}
+
+void http__tq_set(http_conn *c, unsigned kind)
+{
+	http_server *s = c->srv;
+
+	if (c->tkind == kind)
+		return;
+	base_list_remove(&c->tlink);
+	c->tkind = (uint8_t)kind;
+	/* A duration of 0 turns that timeout off. */
+	if (kind == HTTP_T_NONE || s->tdur[kind] == 0 || (c->flags & HTTP_F_CLOSED)) {
+		c->tkind = HTTP_T_NONE;
+		return;
+	}
+	c->deadline = uv_now(s->loop) + s->tdur[kind];
+	c->flags &= (uint16_t)~HTTP_F_PROGRESS;
+	base_list_insert_tail(&s->tq[kind], &c->tlink);
+	if (s->timer_due == 0 || c->deadline < s->timer_due) {
+		s->timer_due = c->deadline;
+		uv_timer_start(&s->timer, timer_cb, s->tdur[kind], 0);
+	}
+}
+
+/* Restarts the current timeout from now. */
+void http__tq_rearm(http_conn *c)
+{
+	unsigned kind = c->tkind;
+
+	http__tq_set(c, HTTP_T_NONE);
+	http__tq_set(c, kind);
+}
+
+static void expire(http_conn *c, unsigned kind)
+{
+	switch (kind) {
+	case HTTP_T_HEADER:
+		/* A request begun and not finished gets an answer; a silent connection does not. */
+		if (c->mode == HTTP_MODE_HTTP && c->u.rx != NULL)
+			http__send_error(c, 408);
+		else
+			http__conn_close(c);
+		break;
+	case HTTP_T_BODY:
+		http__send_error(c, 408);
+		break;
+	default:
+		/* A slow reader that still makes progress keeps its connection. */
+		if (c->out_bytes > 0 && (c->flags & HTTP_F_PROGRESS))
+			http__tq_rearm(c);
+		else
+			http__conn_close(c);
+		break;
+	}
+	/* Whatever happened, c has left this list or moved to its tail. */
+}
+
+static void timer_cb(uv_timer_t *t)
+{
+	http_server *s = BASE_CONTAINER_OF(t, http_server, timer);
+	uint64_t now = uv_now(s->loop);
+
+	s->timer_due = 0;
+	for (unsigned k = 1; k < HTTP_T_COUNT; k++) {
+		while (!base_list_empty(&s->tq[k])) {
+			http_conn *c = BASE_CONTAINER_OF(s->tq[k].next, http_conn, tlink);
+
+			if (c->deadline > now)
+				break;
+			expire(c, k);
+			if (c->tkind == k && s->tq[k].next == &c->tlink) {
+				/* Never loop on an entry that did not move. */
+				http__tq_set(c, HTTP_T_NONE);
+			}
+		}
+	}
+	timer_arm(s);
+}
+
+/* ---- end-of-turn work ---------------------------------------------------- */
+
+void http__schedule(http_conn *c, unsigned flag)
+{
+	c->flags |= (uint16_t)flag;
+	if (base_list_empty(&c->plink))
+		base_list_insert_tail(&c->srv->pending, &c->plink);
+}
+
+/*
+ * Runs just before the loop polls: writes everything queued during this
+ * turn (one gathered write per connection) and resumes connections whose
+ * kept request was answered with more input waiting.
+ */
+static void prepare_cb(uv_prepare_t *p)
+{
+	http_server *s = BASE_CONTAINER_OF(p, http_server, prepare);
+
+	while (!base_list_empty(&s->pending)) {
+		http_conn *c = BASE_CONTAINER_OF(s->pending.next, http_conn, plink);
+
+		base_list_remove(&c->plink);
+		if (c->flags & HTTP_F_RESUME) {
+			c->flags &= (uint16_t)~HTTP_F_RESUME;
+			http__conn_resume(c);
+		}
+		if (!(c->flags & HTTP_F_RESUME))
+			http__conn_flush(c);
+	}
+}
+
+/* ---- server life --------------------------------------------------------- */
+
+http_server *http_server_new(uv_loop_t *loop, const http_limits *lim)
+{
+	http_server *s = calloc(1, sizeof(*s));
+
+	if (s == NULL)
+		return NULL;
+	s->rbuf = malloc(HTTP_RBUF_SIZE);
+	if (s->rbuf == NULL || uv_tcp_init(loop, &s->listener) != 0) {
+		free(s->rbuf);
+		free(s);
+		return NULL;
+	}
+	s->loop = loop;
+	if (lim != NULL)
+		s->lim = *lim;
+	else
+		http_limits_default(&s->lim);
+	/* Header positions are kept as 32-bit offsets. */
+	if (s->lim.max_header_bytes > (1u << 30))
+		s->lim.max_header_bytes = 1u << 30;
+	if (s->lim.max_header_bytes < 64)
+		s->lim.max_header_bytes = 64;
+	s->listener_open = 1;
+	uv_timer_init(loop, &s->timer);
+	uv_prepare_init(loop, &s->prepare);
+	uv_prepare_start(&s->prepare, prepare_cb);
+	/* Neither keeps the loop alive by itself: connections and the listener do. */
+	uv_unref((uv_handle_t *)&s->timer);
+	uv_unref((uv_handle_t *)&s->prepare);
+	s->aux_open = 2;
+	s->tdur[HTTP_T_HEADER] = s->lim.header_timeout_ms;
+	s->tdur[HTTP_T_BODY] = s->lim.body_timeout_ms;
+	s->tdur[HTTP_T_IDLE] = s->lim.idle_timeout_ms;
+	s->tdur[HTTP_T_LINGER] = HTTP_LINGER_MS;
+	for (unsigned k = 0; k < HTTP_T_COUNT; k++)
+		base_list_init(&s->tq[k]);
+	base_list_init(&s->conns);
+	base_list_init(&s->pending);
+	return s;
+}
+
+uv_loop_t *http_server_loop(const http_server *s)
+{
+	return s->loop;
+}
+
+int http_server_port(const http_server *s)
+{
+	return s->port;
+}
+
+unsigned http_server_connections(const http_server *s)
+{
+	return s->n_conns;
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	http_conn *c = BASE_CONTAINER_OF(h, http_conn, tcp);
+
+	/*
+	 * A large frame being collected reads straight into its own buffer;
+	 * everything else lands in the shared one, which is free again as soon
+	 * as read_cb returns (nothing keeps pointers into it).
+	 */
+	if (c->in != NULL && c->in_cap - c->in_len >= 16 * 1024) {
+		*buf = uv_buf_init(c->in + c->in_len, c->in_cap - c->in_len);
+		return;
+	}
+	*buf = uv_buf_init(c->srv->rbuf, HTTP_RBUF_SIZE);
+}
+
+static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	http_conn *c = BASE_CONTAINER_OF(st, http_conn, tcp);
+
+	if (nread == 0)
+		return;
+	if (nread < 0) {
+		http__conn_eof(c, nread);
+		return;
+	}
+	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
+		return; /* lingering: the peer's last bytes are dropped */
+	if (buf->base != c->srv->rbuf) {
+		size_t old = c->in_len;
+
+		c->in_len += (uint32_t)nread;
+		http__conn_input_owned(c, old);
+	} else if (c->in_len > 0) {
+		size_t old = c->in_len;
+
+		if ((size_t)nread > UINT32_MAX - c->in_len) {
+			http__conn_close(c);
+			return;
+		}
+		if (c->in_len + (size_t)nread > c->in_cap) {
+			size_t cap = (size_t)c->in_cap * 2;
+			char *p;
+
+			if (cap < c->in_len + (size_t)nread)
+				cap = c->in_len + (size_t)nread;
+			if (cap > UINT32_MAX)
+				cap = UINT32_MAX;
+			p = realloc(c->in, cap);
+			if (p == NULL) {
+				http__conn_close(c);
+				return;
+			}
+			c->in = p;
+			c->in_cap = (uint32_t)cap;
+		}
+		memcpy(c->in + c->in_len, buf->base, (size_t)nread);
+		c->in_len += (uint32_t)nread;
+		http__conn_input_owned(c, old);
+	} else {
+		http__conn_input_shared(c, buf->base, (size_t)nread);
+	}
+	if (!(c->flags & HTTP_F_CLOSED) && !(c->flags & HTTP_F_RESUME))
+		http__conn_flush(c);
+}
+
+static void reject_closed(uv_handle_t *h);
+static void conn_new(http_server *s);
+
+static void on_connection(uv_stream_t *ls, int status)
+{
+	http_server *s = BASE_CONTAINER_OF(ls, http_server, listener);
+
+	if (status < 0) {
+		BASE_LOGW("http", "accept: %s", uv_strerror(status));
+		return;
+	}
+	if (s->closing)
+		return;
+	if (s->n_conns >= s->lim.max_connections) {
+		/* Take it off the backlog and close it at once: cheaper than a 503. */
+		uv_tcp_t *t = malloc(sizeof(*t));
+
+		if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
+			free(t);
+			return;
+		}
+		t->data = s;
+		uv_accept(ls, (uv_stream_t *)t);
+		s->n_rejected++;
+		uv_close((uv_handle_t *)t, reject_closed);
+		return;
+	}
+	conn_new(s);
+}
+
+static void conn_new(http_server *s)
+{
+	http_conn *c = calloc(1, sizeof(*c));
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+
+	if (c == NULL || uv_tcp_init(s->loop, &c->tcp) != 0) {
+		free(c);
+		return;
+	}
+	c->srv = s;
+	base_list_init(&c->tlink);
+	base_list_init(&c->plink);
+	base_list_insert_tail(&s->conns, &c->link);
+	s->n_conns++;
+	if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+		http__conn_close(c);
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			c->peer_family = AF_INET;
+			memcpy(c->peer, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		} else if (ss.ss_family == AF_INET6) {
+			c->peer_family = AF_INET6;
+			memcpy(c->peer, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		}
+	}
+	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {
+		http__conn_close(c);
+		return;
+	}
+	/* The first request must come as promptly as its headers would. */
+	http__tq_set(c, HTTP_T_HEADER);
+}
+
+int http_server_listen(http_server *s, const char *host, int port)
+{
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	int rc;
+
+	if (s->closing)
+		return BASE_ECLOSED;
+	if (strchr(host, ':') != NULL)
+		rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
+	else
+		rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
+	if (rc != 0)
+		return rc;
+	rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
+	if (rc != 0)
+		return rc;
+	rc = uv_listen((uv_stream_t *)&s->listener, HTTP_BACKLOG, on_connection);
+	if (rc != 0)
+		return rc;
+	rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
+	if (rc != 0)
+		return rc;
+	if (ss.ss_family == AF_INET6)
+		s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	else
+		s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+}
+
+/* ---- closing ------------------------------------------------------------- */
+
+static void aux_closed(uv_handle_t *h)
+{
+	http_server *s = h->data;
+
+	if (--s->aux_open == 0) {
+		s->closed = 1;
+		if (s->close_cb != NULL)
+			s->close_cb(s->close_ud);
+	}
+}
+
+/* Called whenever something closes: finishes the server once nothing is left. */
+static void maybe_finish(http_server *s)
+{
+	if (!s->closing || s->listener_open || s->n_conns > 0 || s->n_rejected > 0 ||
+	    uv_is_closing((uv_handle_t *)&s->timer))
+		return;
+	uv_timer_stop(&s->timer);
+	s->timer.data = s;
+	s->prepare.data = s;
+	uv_close((uv_handle_t *)&s->timer, aux_closed);
+	uv_close((uv_handle_t *)&s->prepare, aux_closed);
+}
+
+void http__server_conn_gone(http_server *s);
+void http__server_conn_gone(http_server *s)
+{
+	maybe_finish(s);
+}
+
+static void reject_closed(uv_handle_t *h)
+{
+	http_server *s = h->data;
+
+	free(h);
+	s->n_rejected--;
+	maybe_finish(s);
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+	http_server *s = BASE_CONTAINER_OF(h, http_server, listener);
+
+	s->listener_open = 0;
+	maybe_finish(s);
+}
+
+void http_server_close(http_server *s, void (*cb)(void *ud), void *ud)
+{
+	base_list *pos, *tmp;
+
+	if (s->closing)
+		return;
+	s->closing = 1;
+	s->close_cb = cb;
+	s->close_ud = ud;
+	uv_close((uv_handle_t *)&s->listener, listener_closed);
+	base_list_foreach_safe(pos, tmp, &s->conns)
+	{
+		http_conn *c = BASE_CONTAINER_OF(pos, http_conn, link);
+
+		if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
+			continue;
+		if (c->mode == HTTP_MODE_WS)
+			http_ws_close(c->u.ws, HTTP_WS_CLOSE_GOING_AWAY, "server closing");
+		else if (c->out_head != NULL && c->u.rx == NULL)
+			http__conn_drain(c, 0); /* let the last response out */
+		else
+			http__conn_close(c); /* a kept request is aborted */
+	}
+	maybe_finish(s);
+}
+
+void http_server_free(http_server *s)
+{
+	if (s == NULL)
+		return;
+	/* The handles live inside s: it may only go once they are closed. */
+	assert(s->closed);
+	while (s->rx_free != NULL) {
+		http_rx *rx = s->rx_free;
+
+		s->rx_free = rx->next_free;
+		free(rx);
+	}
+	for (size_t i = 0; i < s->n_routes; i++)
+		free(s->routes[i].path);
+	free(s->routes);
+	free(s->rbuf);
+	free(s);
+}

@@ -1,0 +1,458 @@
+/*
+ * server.c: the Socket.IO server and its clients (one per Engine.IO
+ * session): decoding packets, putting binary packets back together with
+ * their attachments, routing packets to the namespace sockets, and the
+ * connect timeout.
+ */
+#include <stdlib.h>
+#include <sys/time.h>
+
+#include "server_internal.h"
+
+static const struct {
+	int code;
+	const char *msg;
+} sio_errors[] = {
+#define SIO_ERR_ROW(name, val, msg) {val, msg},
+	SIO_ERRNO_MAP(SIO_ERR_ROW)
+#undef SIO_ERR_ROW
+};
+
+const char *sio_strerror(int err)
+{
+	for (size_t i = 0; i < BASE_ARRAY_SIZE(sio_errors); i++)
+		if (sio_errors[i].code == err)
+			return sio_errors[i].msg;
+	return http_strerror(err);
+}
+
+void sio_options_default(sio_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	eio_options_default(&o->eio);
+	o->eio.path = "/socket.io/";
+	o->connect_timeout_ms = 45000;
+	o->parser = SIO_PARSER_JSON;
+	o->recovery_ms = 0;
+	o->recovery_skip_middlewares = 1;
+	o->max_pending_binary = 0; /* 0: the Engine.IO max payload */
+}
+
+/* ---- sending ----------------------------------------------------------- */
+
+static int send_attachments(sio_client *c, const base_slice *atts, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		int rc = eio_socket_send(c->eio, 1, atts[i].base, atts[i].len);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int send_msgpack(sio_client *c, base_slice text, const base_slice *atts, size_t n_atts)
+{
+	/* The msgpack parser is the slow path: the text form is decoded again. */
+	sio_packet p;
+	const char *err;
+	if (sio_packet_decode(text.base, text.len, &p, &err))
+		return SIO_EBAD_ARGS;
+	base_buf out = BASE_BUF_INIT;
+	int rc = sio_msgpack_encode(&out, p.type, p.nsp, p.id, p.data, atts, n_atts);
+	if (!rc)
+		rc = eio_socket_send(c->eio, 1, out.data, out.len);
+	base_buf_free(&out);
+	return rc;
+}
+
+int sio__client_send_encoded(sio_client *c, const base_slice *parts, size_t n_parts,
+			     const base_slice *atts, size_t n_atts)
+{
+	if (!c || c->closed)
+		return SIO_ENOT_CONNECTED;
+	if (c->srv->opts.parser == SIO_PARSER_MSGPACK) {
+		base_buf text = BASE_BUF_INIT;
+		int rc = 0;
+		for (size_t i = 0; i < n_parts && !rc; i++)
+			rc = base_buf_append(&text, parts[i].base, parts[i].len);
+		if (!rc)
+			rc = send_msgpack(c, (base_slice){text.data, text.len}, atts, n_atts);
+		base_buf_free(&text);
+		return rc;
+	}
+	int rc = eio_socket_sendv(c->eio, 0, parts, n_parts);
+	if (!rc && n_atts)
+		rc = send_attachments(c, atts, n_atts);
+	return rc;
+}
+
+int sio__client_send(sio_client *c, sio_packet_type type, base_slice nsp, int64_t id,
+		     base_slice data, const base_slice *atts, size_t n_atts)
+{
+	if (!c || c->closed)
+		return SIO_ENOT_CONNECTED;
+	char stack[256];
+	base_buf b = {stack, 0, sizeof(stack)};
+	int rc;
+	if (c->srv->opts.parser == SIO_PARSER_MSGPACK) {
+		b = (base_buf)BASE_BUF_INIT;
+		rc = sio_msgpack_encode(&b, type, nsp, id, data, atts, n_atts);
+		if (!rc)
+			rc = eio_socket_send(c->eio, 1, b.data, b.len);
+		base_buf_free(&b);
+		return rc;
+	}
+	/* The header goes into a stack buffer; base_buf moves to the heap if it must grow. */
+	b.data = NULL;
+	b.cap = 0;
+	rc = sio_packet_encode(&b, type, nsp, id, (unsigned)n_atts, (base_slice){NULL, 0});
+	if (!rc) {
+		base_slice parts[2] = {{b.data, b.len}, data};
+		rc = eio_socket_sendv(c->eio, 0, parts, data.len ? 2 : 1);
+	}
+	base_buf_free(&b);
+	if (!rc && n_atts)
+		rc = send_attachments(c, atts, n_atts);
+	return rc;
+}
+
+/* ---- clients ----------------------------------------------------------- */
+
+static void binary_wait_free(sio_binary_wait *w)
+{
+	if (!w)
+		return;
+	base_buf_free(&w->header);
+	base_buf_free(&w->data);
+	free(w);
+}
+
+void sio__client_unref(sio_client *c)
+{
+	if (--c->refs > 0)
+		return;
+	binary_wait_free(c->bin);
+	free(c->hs_block);
+	free(c);
+}
+
+sio_socket *sio__client_socket(sio_client *c, base_slice nsp)
+{
+	base_list *pos;
+	for (pos = c->sockets.next; pos != &c->sockets; pos = pos->next) {
+		sio_socket *s = BASE_CONTAINER_OF(pos, sio_socket, client_link);
+		if (s->nsp->name_len == nsp.len && memcmp(s->nsp->name, nsp.base, nsp.len) == 0)
+			return s;
+	}
+	return NULL;
+}
+
+/* Copies what the handshake request said into one allocation. */
+static int copy_handshake(sio_client *c, const http_request *req)
+{
+	size_t total = req->n_headers * sizeof(http_header) + req->query.len;
+	for (size_t i = 0; i < req->n_headers; i++)
+		total += req->headers[i].name.len + req->headers[i].value.len;
+	char *block = malloc(total ? total : 1);
+	if (!block)
+		return BASE_ENOMEM;
+	http_header *h = (http_header *)block;
+	char *w = block + req->n_headers * sizeof(http_header);
+	for (size_t i = 0; i < req->n_headers; i++) {
+		const http_header *src = &req->headers[i];
+		memcpy(w, src->name.base, src->name.len);
+		h[i].name = (base_slice){w, src->name.len};
+		w += src->name.len;
+		memcpy(w, src->value.base, src->value.len);
+		h[i].value = (base_slice){w, src->value.len};
+		w += src->value.len;
+	}
+	memcpy(w, req->query.base, req->query.len);
+	c->query = (base_slice){w, req->query.len};
+	c->hs_block = block;
+	c->headers = h;
+	c->n_headers = req->n_headers;
+	snprintf(c->address, sizeof(c->address), "%s", req->remote_addr);
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	c->time_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
+	return 0;
+}
+
+static void on_eio_connection(eio_socket *es, const http_request *req, void *ud)
+{
+	sio_server *srv = ud;
+	sio_client *c = calloc(1, sizeof(*c));
+	if (!c || copy_handshake(c, req)) {
+		free(c);
+		eio_socket_close(es);
+		return;
+	}
+	c->srv = srv;
+	c->eio = es;
+	c->refs = 1;
+	base_list_init(&c->sockets);
+	base_timeq_entry_init(&c->connect_timer);
+	base_list_insert_tail(&srv->clients, &c->link);
+	eio_socket_set_data(es, c);
+	base_timeq_arm(&srv->connect_q, &c->connect_timer);
+}
+
+static void connect_expired(base_timeq *q, base_timeq_entry *e)
+{
+	sio_client *c = BASE_CONTAINER_OF(e, sio_client, connect_timer);
+	if (base_list_empty(&c->sockets) && !c->closed) {
+		BASE_LOGD("sio", "client %s joined no namespace in time: closing",
+			  eio_socket_id(c->eio));
+		eio_socket_close(c->eio);
+	}
+}
+
+/* Drops a client whose packets make no sense; the sockets see "parse error". */
+static void client_fail(sio_client *c, const char *why)
+{
+	BASE_LOGD("sio", "client %s: %s: closing", eio_socket_id(c->eio), why);
+	eio_socket_close(c->eio);
+}
+
+static void unescape_event(const sio_packet *p, sio_event *ev, char *stack, size_t cap,
+			   char **heap)
+{
+	*heap = NULL;
+	if (!p->event_escaped) {
+		ev->name = p->event;
+		return;
+	}
+	char *out = stack;
+	if (p->event.len > cap) {
+		out = *heap = malloc(p->event.len);
+		if (!out) {
+			ev->name = p->event;
+			return;
+		}
+	}
+	ssize_t n = sio_json_unescape(p->event.base, p->event.len, out);
+	ev->name = (base_slice){out, n < 0 ? 0 : (size_t)n};
+}
+
+static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts, size_t n_atts)
+{
+	sio_socket *s;
+	switch (p->type) {
+	case SIO_CONNECT: {
+		if (sio__client_socket(c, p->nsp)) {
+			BASE_LOGD("sio", "client %s: already connected to %.*s", eio_socket_id(c->eio),
+				  (int)p->nsp.len, p->nsp.base);
+			return;
+		}
+		sio_namespace *nsp = sio__namespace_for_connect(c->srv, p->nsp);
+		if (!nsp) {
+			static const char invalid[] = "{\"message\":\"Invalid namespace\"}";
+			sio__client_send(c, SIO_CONNECT_ERROR, p->nsp, -1,
+					 (base_slice){invalid, sizeof(invalid) - 1}, NULL, 0);
+			return;
+		}
+		sio__socket_connect(c, nsp, p->data);
+		return;
+	}
+	case SIO_DISCONNECT:
+		s = sio__client_socket(c, p->nsp);
+		if (s)
+			sio__socket_closed(s, "client namespace disconnect");
+		return;
+	case SIO_EVENT:
+	case SIO_BINARY_EVENT: {
+		s = sio__client_socket(c, p->nsp);
+		if (!s || s->state != SIO_SOCK_CONNECTED)
+			return;
+		sio_event ev = {s, {0}, p->args, atts, n_atts, p->id};
+		char stack[256], *heap;
+		unescape_event(p, &ev, stack, sizeof(stack), &heap);
+		sio__dispatch_event(s, &ev);
+		free(heap);
+		return;
+	}
+	case SIO_ACK:
+	case SIO_BINARY_ACK:
+		s = sio__client_socket(c, p->nsp);
+		if (s)
+			sio__ack_received(s, p->id, p->args, atts, n_atts);
+		return;
+	case SIO_CONNECT_ERROR:
+		client_fail(c, "CONNECT_ERROR from a client");
+		return;
+	}
+}
+
+static size_t max_pending_binary(const sio_server *srv)
+{
+	return srv->opts.max_pending_binary ? srv->opts.max_pending_binary
+					    : srv->opts.eio.max_payload;
+}
+
+static void on_binary_attachment(sio_client *c, const char *data, size_t len)
+{
+	sio_binary_wait *w = c->bin;
+	if (w->data.len + len > max_pending_binary(c->srv)) {
+		client_fail(c, "attachments too large");
+		return;
+	}
+	if (base_buf_append(&w->data, data, len)) {
+		client_fail(c, "out of memory");
+		return;
+	}
+	w->offsets[++w->received] = w->data.len;
+	if (w->received < w->pkt.attachments)
+		return;
+	base_slice atts[SIO_MAX_ATTACHMENTS];
+	for (unsigned i = 0; i < w->received; i++)
+		atts[i] = (base_slice){w->data.data + w->offsets[i], w->offsets[i + 1] - w->offsets[i]};
+	c->bin = NULL;
+	dispatch(c, &w->pkt, atts, w->received);
+	binary_wait_free(w);
+}
+
+static void on_text_packet(sio_client *c, const char *data, size_t len)
+{
+	sio_packet p;
+	const char *err = NULL;
+	if (sio_packet_decode(data, len, &p, &err)) {
+		client_fail(c, err ? err : "invalid packet");
+		return;
+	}
+	if (p.attachments == 0) {
+		dispatch(c, &p, NULL, 0);
+		return;
+	}
+	/* Keep the header until its attachments have arrived. */
+	sio_binary_wait *w = calloc(1, sizeof(*w));
+	if (!w || base_buf_append(&w->header, data, len) ||
+	    sio_packet_decode(w->header.data, w->header.len, &w->pkt, &err)) {
+		binary_wait_free(w);
+		client_fail(c, "out of memory");
+		return;
+	}
+	c->bin = w;
+}
+
+static void on_eio_message(eio_socket *es, int binary, const char *data, size_t len, void *ud)
+{
+	sio_client *c = eio_socket_data(es);
+	if (!c || c->closed)
+		return;
+	c->refs++;
+	if (c->srv->opts.parser == SIO_PARSER_MSGPACK) {
+		if (!binary) {
+			client_fail(c, "text message with the msgpack parser");
+		} else {
+			base_buf json = BASE_BUF_INIT;
+			base_slice atts[SIO_MAX_ATTACHMENTS];
+			sio_packet p;
+			const char *err = NULL;
+			if (sio_msgpack_decode(data, len, &json, &p, atts, SIO_MAX_ATTACHMENTS, &err))
+				client_fail(c, err ? err : "invalid msgpack packet");
+			else
+				dispatch(c, &p, atts, p.attachments);
+			base_buf_free(&json);
+		}
+	} else if (c->bin) {
+		if (binary)
+			on_binary_attachment(c, data, len);
+		else
+			client_fail(c, "text packet while waiting for attachments");
+	} else if (binary) {
+		client_fail(c, "unexpected binary message");
+	} else {
+		on_text_packet(c, data, len);
+	}
+	sio__client_unref(c);
+}
+
+static void on_eio_close(eio_socket *es, eio_close_reason reason, void *ud)
+{
+	sio_client *c = eio_socket_data(es);
+	if (!c)
+		return;
+	c->closed = 1;
+	eio_socket_set_data(es, NULL);
+	base_timeq_disarm(&c->connect_timer);
+	base_list_remove(&c->link);
+	const char *why = eio_close_reason_str(reason);
+	while (!base_list_empty(&c->sockets)) {
+		sio_socket *s = BASE_CONTAINER_OF(c->sockets.next, sio_socket, client_link);
+		sio__socket_closed(s, why);
+	}
+	c->eio = NULL;
+	sio__client_unref(c);
+}
+
+/* ---- server ------------------------------------------------------------ */
+
+sio_server *sio_server_new(http_server *http, const sio_options *opts)
+{
+	sio_server *srv = calloc(1, sizeof(*srv));
+	if (!srv)
+		return NULL;
+	if (opts)
+		srv->opts = *opts;
+	else
+		sio_options_default(&srv->opts);
+	srv->http = http;
+	base_list_init(&srv->namespaces);
+	base_list_init(&srv->clients);
+	base_timeq_init(http_server_loop(http), &srv->connect_q, srv->opts.connect_timeout_ms,
+			connect_expired);
+	srv->connect_q.data = srv;
+	eio_callbacks cb = {
+		.on_connection = on_eio_connection,
+		.on_message = on_eio_message,
+		.on_close = on_eio_close,
+		.ud = srv,
+	};
+	srv->eio = eio_server_new(http, &srv->opts.eio, &cb);
+	if (!srv->eio || !sio_of(srv, "/")) {
+		sio_server_free(srv);
+		return NULL;
+	}
+	return srv;
+}
+
+void sio_server_close_all(sio_server *srv)
+{
+	/* Each namespace socket hears "server shutting down" through its client. */
+	if (srv->eio)
+		eio_server_close_all(srv->eio);
+}
+
+static void connect_q_closed(uv_handle_t *h)
+{
+	base_timeq *q = BASE_CONTAINER_OF((uv_timer_t *)h, base_timeq, timer);
+	free(q->data);
+}
+
+void sio_server_free(sio_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->eio)
+		eio_server_free(srv->eio);
+	srv->eio = NULL;
+	while (!base_list_empty(&srv->namespaces)) {
+		sio_namespace *nsp = BASE_CONTAINER_OF(srv->namespaces.next, sio_namespace, link);
+		sio__namespace_free(nsp);
+	}
+	for (size_t i = 0; i < srv->n_dyns; i++)
+		free(srv->dyns[i].pattern);
+	free(srv->dyns);
+	base_timeq_close(&srv->connect_q, connect_q_closed);
+}
+
+eio_server *sio_server_engine(const sio_server *srv)
+{
+	return srv->eio;
+}
+
+size_t sio_server_clients(const sio_server *srv)
+{
+	return srv->eio ? eio_server_clients(srv->eio) : 0;
+}

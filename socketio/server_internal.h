@@ -1,0 +1,205 @@
+/*
+ * server_internal.h: what the files of the Socket.IO server share
+ * (clients, namespaces, sockets, rooms, acks, recovery).
+ */
+#ifndef SIO_SERVER_INTERNAL_H
+#define SIO_SERVER_INTERNAL_H
+
+#include "socketio.h"
+#include "base/timeq.h"
+
+#define SIO_ID_BYTES 15
+#define SIO_ID_LEN 20
+
+typedef struct sio_client sio_client;
+
+typedef struct {
+	char *name; /* NULL for catch-all entries */
+	size_t name_len;
+	sio_event_fn fn;
+	void *ud;
+} sio_handler;
+
+typedef struct {
+	sio_middleware_fn fn;
+	void *ud;
+} sio_mw;
+
+typedef struct sio_room {
+	struct sio_room *hnext;
+	base_list members; /* sio_membership.room_link */
+	size_t n;
+	size_t name_len;
+	char name[];
+} sio_room;
+
+typedef struct {
+	base_list room_link;
+	base_list sock_link;
+	sio_room *room;
+	sio_socket *s;
+} sio_membership;
+
+typedef struct {
+	char *pattern;
+	int (*match)(const char *name, void *ud);
+	void (*setup)(sio_namespace *nsp, void *ud);
+	void *ud;
+} sio_dyn;
+
+struct sio_namespace {
+	sio_server *srv;
+	base_list link; /* in srv->namespaces */
+	char *name;
+	size_t name_len;
+	base_list sockets; /* connected sio_socket.nsp_link */
+	size_t n_sockets;
+	sio_handler *handlers;
+	size_t n_handlers;
+	sio_handler *any_in, *any_out;
+	size_t n_any_in, n_any_out;
+	sio_mw *mws;
+	size_t n_mws;
+	sio_socket_fn on_connection;
+	void *on_connection_ud;
+	sio_disconnect_fn on_disconnect;
+	void *on_disconnect_ud;
+	sio_room **rooms;
+	size_t rooms_size, n_rooms;
+	uint32_t bcast_epoch;
+	sio_adapter adapter;
+	/* connection state recovery */
+	base_list history; /* sio_stored.link, oldest first */
+	base_list sessions; /* sio_session.link, oldest first */
+	uint64_t next_offset;
+};
+
+typedef enum {
+	SIO_SOCK_CONNECTING = 0, /* middlewares running */
+	SIO_SOCK_CONNECTED,
+	SIO_SOCK_DISCONNECTED,
+} sio_sock_state;
+
+typedef struct sio_pending_ack {
+	base_list link;
+	int64_t id;
+	uv_timer_t *timer; /* NULL without a timeout */
+	sio_socket *s;
+	sio_ack_fn cb;
+	void *ud;
+} sio_pending_ack;
+
+struct sio_socket {
+	sio_client *client; /* NULL once detached from a closed client */
+	sio_namespace *nsp;
+	base_list nsp_link; /* in nsp->sockets once connected */
+	base_list client_link; /* in client->sockets */
+	base_list rooms; /* sio_membership.sock_link */
+	base_list acks; /* sio_pending_ack.link */
+	int64_t next_ack;
+	char *auth; /* CONNECT payload, "{}" when none */
+	size_t auth_len;
+	void *user;
+	uint32_t bcast_mark;
+	uint16_t mw_next; /* index of the next middleware to run */
+	uint8_t state;
+	uint8_t recovered;
+	int refs; /* held across middlewares and callbacks */
+	char id[SIO_ID_LEN + 1];
+	char pid[SIO_ID_LEN + 1]; /* recovery session id, empty when recovery is off */
+};
+
+typedef struct {
+	base_buf header; /* copy of the text packet announcing attachments */
+	sio_packet pkt; /* slices into header */
+	base_buf data; /* attachments, back to back */
+	size_t offsets[SIO_MAX_ATTACHMENTS + 1];
+	unsigned received;
+} sio_binary_wait;
+
+struct sio_client {
+	sio_server *srv;
+	eio_socket *eio;
+	base_list link; /* in srv->clients */
+	base_list sockets; /* sio_socket.client_link */
+	base_timeq_entry connect_timer;
+	sio_binary_wait *bin; /* a binary packet waiting for its attachments */
+	/* handshake */
+	char *hs_block; /* one allocation holding the strings below */
+	http_header *headers;
+	size_t n_headers;
+	base_slice query;
+	char address[48];
+	uint64_t time_ms;
+	int refs;
+	uint8_t closed;
+};
+
+struct sio_server {
+	sio_options opts;
+	eio_server *eio;
+	http_server *http;
+	base_list namespaces;
+	base_list clients;
+	sio_dyn *dyns;
+	size_t n_dyns;
+	base_timeq connect_q;
+	int closing;
+};
+
+/* server.c */
+void sio__client_unref(sio_client *c);
+/** Sends a text packet (or its msgpack form) with attachments to one client. */
+int sio__client_send(sio_client *c, sio_packet_type type, base_slice nsp, int64_t id,
+		     base_slice data, const base_slice *atts, size_t n_atts);
+/** Sends an already encoded text packet and its attachments to one client. */
+int sio__client_send_encoded(sio_client *c, const base_slice *parts, size_t n_parts,
+			     const base_slice *atts, size_t n_atts);
+
+/* namespace.c */
+sio_namespace *sio__namespace_for_connect(sio_server *srv, base_slice name);
+void sio__namespace_free(sio_namespace *nsp);
+/** Handles CONNECT: creates the socket, runs middlewares, then connects. */
+void sio__socket_connect(sio_client *c, sio_namespace *nsp, base_slice auth);
+/** Dispatches an incoming EVENT to the catch-alls and handlers. */
+void sio__dispatch_event(sio_socket *s, const sio_event *ev);
+/** Disconnects with a reason (does not send anything to the client). */
+void sio__socket_closed(sio_socket *s, const char *reason);
+void sio__socket_unref(sio_socket *s);
+sio_socket *sio__client_socket(sio_client *c, base_slice nsp);
+
+/* emit.c */
+void sio__ack_received(sio_socket *s, int64_t id, base_slice args, const base_slice *atts,
+		       size_t n_atts);
+/** Calls every pending ack with timed_out = 1 and frees them. */
+void sio__acks_cancel(sio_socket *s);
+/** Builds the text form of an EVENT packet for nsp into parts backed by hdr. */
+size_t sio__event_parts(base_buf *hdr, sio_namespace *nsp, int64_t id, unsigned n_atts,
+			const char *event, size_t event_len, base_slice args, base_slice *parts);
+void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args,
+			  const base_slice *atts, size_t n_atts);
+
+/* rooms.c */
+void sio__leave_all(sio_socket *s);
+void sio__rooms_free(sio_namespace *nsp);
+sio_room *sio__room_find(sio_namespace *nsp, const char *name, size_t len);
+
+/* recovery.c */
+/** Stores a packet for recovery and returns its offset (decimal text) in off. */
+int sio__history_store(sio_namespace *nsp, const sio_bcast *b, base_slice packet_without_offset,
+		       const base_slice *atts, size_t n_atts, char off[24]);
+/** Keeps a disconnected socket's session for recovery. */
+void sio__session_save(sio_socket *s);
+/**
+ * Looks for a session matching the auth's pid and offset; on success fills
+ * s->id, s->pid, rejoins its rooms, sets recovered, and returns 1.
+ */
+int sio__session_restore(sio_socket *s);
+/** Sends the packets missed since the restored offset. */
+void sio__session_replay(sio_socket *s);
+void sio__recovery_free(sio_namespace *nsp);
+/** Emits to one socket through the history (recovery on): the offset is appended. */
+int sio__emit_recorded(sio_socket *s, const char *event, base_slice args, const base_slice *atts,
+		       size_t n_atts);
+
+#endif

@@ -1,0 +1,247 @@
+/*
+ * socketio.h: a Socket.IO v5 server on the Engine.IO layer.
+ *
+ * The shape follows the Node.js server: a server holds namespaces; a client
+ * (one Engine.IO connection) connects to namespaces, getting one socket per
+ * namespace; sockets receive events, emit events, acknowledge and ask for
+ * acknowledgements, and join rooms; broadcasts go to a namespace, to rooms,
+ * except rooms.
+ *
+ * Arguments travel as JSON text: the elements of the event's array after
+ * the event name, without the brackets (`1,{"a":2},"x"`). An incoming
+ * event's arguments are the bytes that came, so an echo costs no parsing or
+ * re-encoding. Binary arguments are attachments: the JSON holds
+ * {"_placeholder":true,"num":N} and attachment N is the bytes.
+ *
+ * Everything runs on the loop of the HTTP server. Pointers handed to
+ * callbacks (events, slices) are valid only during the call.
+ */
+#ifndef SOCKETIO_H
+#define SOCKETIO_H
+
+#include "engineio.h"
+#include "packet.h"
+
+typedef struct sio_server sio_server;
+typedef struct sio_namespace sio_namespace;
+typedef struct sio_socket sio_socket;
+
+#define SIO_ERRNO_MAP(X)                                                                           \
+	X(NOT_CONNECTED, -3001, "socket is not connected")                                            \
+	X(BAD_ARGS, -3002, "arguments are not valid JSON")                                            \
+	X(TOO_MANY_ATTACHMENTS, -3003, "too many attachments")
+
+typedef enum {
+#define SIO_ERR_ENUM(name, val, msg) SIO_E##name = (val),
+	SIO_ERRNO_MAP(SIO_ERR_ENUM)
+#undef SIO_ERR_ENUM
+} sio_errno;
+
+/** Describes an sio_errno, or any lower layer's error code. */
+const char *sio_strerror(int err);
+
+/* ---- server ------------------------------------------------------------ */
+
+typedef enum { SIO_PARSER_JSON = 0, SIO_PARSER_MSGPACK = 1 } sio_parser;
+
+typedef struct {
+	eio_options eio; /* path defaults to "/socket.io/" */
+	unsigned connect_timeout_ms; /* an Engine.IO session must join a namespace within (45000) */
+	sio_parser parser; /* SIO_PARSER_JSON (default) or socket.io-msgpack-parser */
+	/*
+	 * Connection state recovery (socket.io 4.6+): 0 disables it (default).
+	 * Otherwise a client that lost its connection may come back within this
+	 * many ms with its pid and last offset and get its id, rooms and the
+	 * packets it missed.
+	 */
+	unsigned recovery_ms;
+	int recovery_skip_middlewares; /* 1 (default): a recovered socket skips middlewares */
+	size_t max_pending_binary; /* bytes of attachments awaited for one packet (max_payload) */
+} sio_options;
+
+void sio_options_default(sio_options *o);
+
+/** Creates a server on http (the namespace "/" exists from the start). NULL on ENOMEM. */
+sio_server *sio_server_new(http_server *http, const sio_options *opts);
+/** Disconnects every socket ("server shutting down") and closes every session. */
+void sio_server_close_all(sio_server *srv);
+/** Frees the server. Call after http_server_close completed. */
+void sio_server_free(sio_server *srv);
+eio_server *sio_server_engine(const sio_server *srv);
+/** Number of Engine.IO sessions (clients). */
+size_t sio_server_clients(const sio_server *srv);
+
+/* ---- namespaces -------------------------------------------------------- */
+
+/** The namespace called name ("/", "/chat"), created when it does not exist yet. */
+sio_namespace *sio_of(sio_server *srv, const char *name);
+/** The namespace called name if it exists (static or already created dynamically), else NULL. */
+sio_namespace *sio_find(sio_server *srv, const char *name, size_t len);
+const char *sio_namespace_name(const sio_namespace *nsp);
+sio_server *sio_namespace_server(const sio_namespace *nsp);
+/** Number of connected sockets. */
+size_t sio_namespace_size(const sio_namespace *nsp);
+
+/**
+ * Dynamic namespaces: a CONNECT to an unknown namespace whose name matches
+ * pattern (fnmatch(3) syntax, e.g. "/dyn-*"), or for which match returns 1
+ * when pattern is NULL, creates it; setup(nsp, ud) then registers its
+ * handlers before the socket connects. Returns 0 or BASE_ENOMEM.
+ */
+int sio_dynamic(sio_server *srv, const char *pattern, int (*match)(const char *name, void *ud),
+		void (*setup)(sio_namespace *nsp, void *ud), void *ud);
+
+/* ---- events ------------------------------------------------------------ */
+
+typedef struct {
+	sio_socket *socket;
+	base_slice name; /* unescaped event name */
+	base_slice args; /* JSON text of the arguments after the name, no brackets; may be empty */
+	const base_slice *attachments;
+	size_t n_attachments;
+	int64_t ack_id; /* >= 0 when the client waits for an acknowledgement */
+} sio_event;
+
+typedef void (*sio_event_fn)(const sio_event *ev, void *ud);
+typedef void (*sio_socket_fn)(sio_socket *s, void *ud);
+typedef void (*sio_disconnect_fn)(sio_socket *s, const char *reason, void *ud);
+
+/** Calls fn for every incoming event called name on sockets of nsp. 0 or BASE_ENOMEM. */
+int sio_on(sio_namespace *nsp, const char *name, sio_event_fn fn, void *ud);
+/** Catch-all: fn sees every incoming event, before the named handlers. */
+int sio_on_any(sio_namespace *nsp, sio_event_fn fn, void *ud);
+/** Catch-all for outgoing events emitted to one socket (including broadcasts). */
+int sio_on_any_outgoing(sio_namespace *nsp, sio_event_fn fn, void *ud);
+/** A socket connected (after the middlewares; the CONNECT reply is sent). */
+void sio_on_connection(sio_namespace *nsp, sio_socket_fn fn, void *ud);
+/** A socket disconnected; reason as in Node ("client namespace disconnect", ...). */
+void sio_on_disconnect(sio_namespace *nsp, sio_disconnect_fn fn, void *ud);
+
+/*
+ * Middlewares run in order for each CONNECT. A middleware must eventually
+ * call sio_next (allow, go on) or sio_refuse (answer CONNECT_ERROR), now or
+ * later (e.g. after a database lookup). If the client goes away meanwhile,
+ * the call is still required and is harmless.
+ */
+typedef void (*sio_middleware_fn)(sio_socket *s, void *ud);
+int sio_use(sio_namespace *nsp, sio_middleware_fn fn, void *ud);
+void sio_next(sio_socket *s);
+/** Refuses the connection: CONNECT_ERROR {"message": message, "data": data_json (if not NULL)}. */
+void sio_refuse(sio_socket *s, const char *message, const char *data_json);
+
+/* ---- sockets ----------------------------------------------------------- */
+
+/** The socket's id (also the name of its own room). */
+const char *sio_socket_id(const sio_socket *s);
+sio_namespace *sio_socket_namespace(const sio_socket *s);
+/** 1 when the socket is connected. */
+int sio_socket_connected(const sio_socket *s);
+/** 1 when this socket was restored by connection state recovery. */
+int sio_socket_recovered(const sio_socket *s);
+eio_socket *sio_socket_engine(const sio_socket *s);
+void sio_socket_set_data(sio_socket *s, void *ud);
+void *sio_socket_data(const sio_socket *s);
+
+/* Handshake data: what the client's first request said. */
+/** A request header of the handshake (case-insensitive name), or NULL. */
+const base_slice *sio_handshake_header(const sio_socket *s, const char *name);
+/** The raw query string of the handshake request (without '?'). */
+base_slice sio_handshake_query(const sio_socket *s);
+/** The CONNECT packet's auth object as JSON text ("{}" when none). */
+base_slice sio_handshake_auth(const sio_socket *s);
+const char *sio_handshake_address(const sio_socket *s);
+/** When the Engine.IO session was opened (ms since the Unix epoch). */
+uint64_t sio_handshake_time(const sio_socket *s);
+
+/**
+ * Emits an event to one socket. args: JSON text of the arguments (no
+ * brackets), may be empty. Attachments are referenced from args by
+ * placeholders. Returns 0, SIO_ENOT_CONNECTED, or a lower layer's error.
+ */
+int sio_emit(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
+	     size_t n_attachments);
+/** sio_emit with NUL-terminated JSON args and no attachments. */
+int sio_emit_str(sio_socket *s, const char *event, const char *args_json);
+
+/**
+ * Called once with the client's acknowledgement, or with timed_out = 1 (and
+ * empty args) when none came within the timeout or the socket disconnected
+ * first.
+ */
+typedef void (*sio_ack_fn)(sio_socket *s, int timed_out, base_slice args,
+			   const base_slice *attachments, size_t n_attachments, void *ud);
+/** Emits an event that asks for an acknowledgement within timeout_ms (0: no timeout). */
+int sio_emit_ack(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
+		 size_t n_attachments, unsigned timeout_ms, sio_ack_fn cb, void *ud);
+/**
+ * Answers an incoming event's acknowledgement (ev->ack_id >= 0) with args.
+ * May be called later than the event handler: pass the socket and ack id.
+ */
+int sio_ack(sio_socket *s, int64_t ack_id, base_slice args, const base_slice *attachments,
+	    size_t n_attachments);
+
+/** Disconnects the socket from its namespace ("server namespace disconnect"). */
+void sio_disconnect(sio_socket *s);
+/** Closes the whole Engine.IO connection with every namespace on it. */
+void sio_disconnect_all(sio_socket *s);
+
+/* ---- rooms and broadcast ----------------------------------------------- */
+
+/** Joins a room. 0, or BASE_ENOMEM. Joining twice is harmless. */
+int sio_join(sio_socket *s, const char *room);
+void sio_leave(sio_socket *s, const char *room);
+/** 1 when the socket is in the room. */
+int sio_in_room(const sio_socket *s, const char *room);
+
+#define SIO_BCAST_MAX_ROOMS 16
+
+/*
+ * A broadcast, built on the stack:
+ *   sio_bcast b; sio_bcast_init(&b, nsp); sio_bcast_to(&b, "room");
+ *   sio_bcast_except(&b, sio_socket_id(sender)); sio_bcast_emit(&b, "ev", args, NULL, 0);
+ * No room: every socket of the namespace. Room names must outlive the call.
+ */
+typedef struct {
+	sio_namespace *nsp;
+	const char *rooms[SIO_BCAST_MAX_ROOMS];
+	const char *except[SIO_BCAST_MAX_ROOMS];
+	unsigned n_rooms, n_except;
+	int is_volatile; /* skip sockets that cannot take it now */
+	int local; /* do not forward to other nodes through the adapter */
+} sio_bcast;
+
+void sio_bcast_init(sio_bcast *b, sio_namespace *nsp);
+/** Adds a target room; returns BASE_ELIMIT past SIO_BCAST_MAX_ROOMS. */
+int sio_bcast_to(sio_bcast *b, const char *room);
+int sio_bcast_except(sio_bcast *b, const char *room);
+/**
+ * Encodes the event once and queues the same bytes for every receiver.
+ * Returns the number of local receivers, or a negative error.
+ */
+int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
+		   const base_slice *attachments, size_t n_attachments);
+
+/* ---- adapter: other nodes ---------------------------------------------- */
+
+/*
+ * An adapter carries broadcasts between server processes. on_broadcast is
+ * called after every broadcast that is not local, with the encoded packet
+ * (text form, attachments beside it), to send to the other nodes; what the
+ * other nodes send is fed back with sio_adapter_deliver.
+ */
+typedef struct {
+	void (*on_broadcast)(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
+			     const base_slice *attachments, size_t n_attachments, void *ud);
+	void *ud;
+} sio_adapter;
+
+void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter);
+/**
+ * Delivers a broadcast from another node to the local sockets of nsp only.
+ * packet is the text form of an EVENT; rooms/except as in b. Returns the
+ * number of receivers or a negative error.
+ */
+int sio_adapter_deliver(const sio_bcast *b, base_slice packet, const base_slice *attachments,
+			size_t n_attachments);
+
+#endif

@@ -14,7 +14,7 @@ static const struct {
 	const char *msg;
 } sio_errors[] = {
 #define SIO_ERR_ROW(name, val, msg) {val, msg},
-	SIO_ERRNO_MAP(SIO_ERR_ROW)
+    SIO_ERRNO_MAP(SIO_ERR_ROW)
 #undef SIO_ERR_ROW
 };
 
@@ -66,7 +66,7 @@ static int send_msgpack(sio_client *c, base_slice text, const base_slice *atts, 
 }
 
 int sio__client_send_encoded(sio_client *c, const base_slice *parts, size_t n_parts,
-			     const base_slice *atts, size_t n_atts)
+                             const base_slice *atts, size_t n_atts)
 {
 	if (!c || c->closed)
 		return SIO_ENOT_CONNECTED;
@@ -87,24 +87,19 @@ int sio__client_send_encoded(sio_client *c, const base_slice *parts, size_t n_pa
 }
 
 int sio__client_send(sio_client *c, sio_packet_type type, base_slice nsp, int64_t id,
-		     base_slice data, const base_slice *atts, size_t n_atts)
+                     base_slice data, const base_slice *atts, size_t n_atts)
 {
 	if (!c || c->closed)
 		return SIO_ENOT_CONNECTED;
-	char stack[256];
-	base_buf b = {stack, 0, sizeof(stack)};
+	base_buf b = BASE_BUF_INIT;
 	int rc;
 	if (c->srv->opts.parser == SIO_PARSER_MSGPACK) {
-		b = (base_buf)BASE_BUF_INIT;
 		rc = sio_msgpack_encode(&b, type, nsp, id, data, atts, n_atts);
 		if (!rc)
 			rc = eio_socket_send(c->eio, 1, b.data, b.len);
 		base_buf_free(&b);
 		return rc;
 	}
-	/* The header goes into a stack buffer; base_buf moves to the heap if it must grow. */
-	b.data = NULL;
-	b.cap = 0;
 	rc = sio_packet_encode(&b, type, nsp, id, (unsigned)n_atts, (base_slice){NULL, 0});
 	if (!rc) {
 		base_slice parts[2] = {{b.data, b.len}, data};
@@ -203,7 +198,7 @@ static void connect_expired(base_timeq *q, base_timeq_entry *e)
 	sio_client *c = BASE_CONTAINER_OF(e, sio_client, connect_timer);
 	if (base_list_empty(&c->sockets) && !c->closed) {
 		BASE_LOGD("sio", "client %s joined no namespace in time: closing",
-			  eio_socket_id(c->eio));
+		          eio_socket_id(c->eio));
 		eio_socket_close(c->eio);
 	}
 }
@@ -215,8 +210,7 @@ static void client_fail(sio_client *c, const char *why)
 	eio_socket_close(c->eio);
 }
 
-static void unescape_event(const sio_packet *p, sio_event *ev, char *stack, size_t cap,
-			   char **heap)
+static void unescape_event(const sio_packet *p, sio_event *ev, char *stack, size_t cap, char **heap)
 {
 	*heap = NULL;
 	if (!p->event_escaped) {
@@ -241,15 +235,15 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 	switch (p->type) {
 	case SIO_CONNECT: {
 		if (sio__client_socket(c, p->nsp)) {
-			BASE_LOGD("sio", "client %s: already connected to %.*s", eio_socket_id(c->eio),
-				  (int)p->nsp.len, p->nsp.base);
+			BASE_LOGD("sio", "client %s: already connected to %.*s",
+			          eio_socket_id(c->eio), (int)p->nsp.len, p->nsp.base);
 			return;
 		}
 		sio_namespace *nsp = sio__namespace_for_connect(c->srv, p->nsp);
 		if (!nsp) {
 			static const char invalid[] = "{\"message\":\"Invalid namespace\"}";
 			sio__client_send(c, SIO_CONNECT_ERROR, p->nsp, -1,
-					 (base_slice){invalid, sizeof(invalid) - 1}, NULL, 0);
+			                 (base_slice){invalid, sizeof(invalid) - 1}, NULL, 0);
 			return;
 		}
 		sio__socket_connect(c, nsp, p->data);
@@ -287,7 +281,7 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 static size_t max_pending_binary(const sio_server *srv)
 {
 	return srv->opts.max_pending_binary ? srv->opts.max_pending_binary
-					    : srv->opts.eio.max_payload;
+	                                    : srv->opts.eio.max_payload;
 }
 
 static void on_binary_attachment(sio_client *c, const char *data, size_t len)
@@ -306,7 +300,8 @@ static void on_binary_attachment(sio_client *c, const char *data, size_t len)
 		return;
 	base_slice atts[SIO_MAX_ATTACHMENTS];
 	for (unsigned i = 0; i < w->received; i++)
-		atts[i] = (base_slice){w->data.data + w->offsets[i], w->offsets[i + 1] - w->offsets[i]};
+		atts[i] =
+		    (base_slice){w->data.data + w->offsets[i], w->offsets[i + 1] - w->offsets[i]};
 	c->bin = NULL;
 	dispatch(c, &w->pkt, atts, w->received);
 	binary_wait_free(w);
@@ -349,7 +344,8 @@ static void on_eio_message(eio_socket *es, int binary, const char *data, size_t 
 			base_slice atts[SIO_MAX_ATTACHMENTS];
 			sio_packet p;
 			const char *err = NULL;
-			if (sio_msgpack_decode(data, len, &json, &p, atts, SIO_MAX_ATTACHMENTS, &err))
+			if (sio_msgpack_decode(data, len, &json, &p, atts, SIO_MAX_ATTACHMENTS,
+			                       &err))
 				client_fail(c, err ? err : "invalid msgpack packet");
 			else
 				dispatch(c, &p, atts, p.attachments);
@@ -401,13 +397,13 @@ sio_server *sio_server_new(http_server *http, const sio_options *opts)
 	base_list_init(&srv->namespaces);
 	base_list_init(&srv->clients);
 	base_timeq_init(http_server_loop(http), &srv->connect_q, srv->opts.connect_timeout_ms,
-			connect_expired);
+	                connect_expired);
 	srv->connect_q.data = srv;
 	eio_callbacks cb = {
-		.on_connection = on_eio_connection,
-		.on_message = on_eio_message,
-		.on_close = on_eio_close,
-		.ud = srv,
+	    .on_connection = on_eio_connection,
+	    .on_message = on_eio_message,
+	    .on_close = on_eio_close,
+	    .ud = srv,
 	};
 	srv->eio = eio_server_new(http, &srv->opts.eio, &cb);
 	if (!srv->eio || !sio_of(srv, "/")) {

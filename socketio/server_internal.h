@@ -69,7 +69,7 @@ struct sio_namespace {
 	uint32_t bcast_epoch;
 	sio_adapter adapter;
 	/* connection state recovery */
-	base_list history; /* sio_stored.link, oldest first */
+	base_list history;  /* sio_stored.link, oldest first */
 	base_list sessions; /* sio_session.link, oldest first */
 	uint64_t next_offset;
 };
@@ -92,10 +92,10 @@ typedef struct sio_pending_ack {
 struct sio_socket {
 	sio_client *client; /* NULL once detached from a closed client */
 	sio_namespace *nsp;
-	base_list nsp_link; /* in nsp->sockets once connected */
+	base_list nsp_link;    /* in nsp->sockets once connected */
 	base_list client_link; /* in client->sockets */
-	base_list rooms; /* sio_membership.sock_link */
-	base_list acks; /* sio_pending_ack.link */
+	base_list rooms;       /* sio_membership.sock_link */
+	base_list acks;        /* sio_pending_ack.link */
 	int64_t next_ack;
 	char *auth; /* CONNECT payload, "{}" when none */
 	size_t auth_len;
@@ -104,15 +104,16 @@ struct sio_socket {
 	uint16_t mw_next; /* index of the next middleware to run */
 	uint8_t state;
 	uint8_t recovered;
-	int refs; /* held across middlewares and callbacks */
+	uint64_t recover_offset; /* replay the history after this offset */
+	int refs;                /* held across middlewares and callbacks */
 	char id[SIO_ID_LEN + 1];
 	char pid[SIO_ID_LEN + 1]; /* recovery session id, empty when recovery is off */
 };
 
 typedef struct {
 	base_buf header; /* copy of the text packet announcing attachments */
-	sio_packet pkt; /* slices into header */
-	base_buf data; /* attachments, back to back */
+	sio_packet pkt;  /* slices into header */
+	base_buf data;   /* attachments, back to back */
 	size_t offsets[SIO_MAX_ATTACHMENTS + 1];
 	unsigned received;
 } sio_binary_wait;
@@ -120,7 +121,7 @@ typedef struct {
 struct sio_client {
 	sio_server *srv;
 	eio_socket *eio;
-	base_list link; /* in srv->clients */
+	base_list link;    /* in srv->clients */
 	base_list sockets; /* sio_socket.client_link */
 	base_timeq_entry connect_timer;
 	sio_binary_wait *bin; /* a binary packet waiting for its attachments */
@@ -151,10 +152,10 @@ struct sio_server {
 void sio__client_unref(sio_client *c);
 /** Sends a text packet (or its msgpack form) with attachments to one client. */
 int sio__client_send(sio_client *c, sio_packet_type type, base_slice nsp, int64_t id,
-		     base_slice data, const base_slice *atts, size_t n_atts);
+                     base_slice data, const base_slice *atts, size_t n_atts);
 /** Sends an already encoded text packet and its attachments to one client. */
 int sio__client_send_encoded(sio_client *c, const base_slice *parts, size_t n_parts,
-			     const base_slice *atts, size_t n_atts);
+                             const base_slice *atts, size_t n_atts);
 
 /* namespace.c */
 sio_namespace *sio__namespace_for_connect(sio_server *srv, base_slice name);
@@ -170,14 +171,14 @@ sio_socket *sio__client_socket(sio_client *c, base_slice nsp);
 
 /* emit.c */
 void sio__ack_received(sio_socket *s, int64_t id, base_slice args, const base_slice *atts,
-		       size_t n_atts);
+                       size_t n_atts);
 /** Calls every pending ack with timed_out = 1 and frees them. */
 void sio__acks_cancel(sio_socket *s);
 /** Builds the text form of an EVENT packet for nsp into parts backed by hdr. */
 size_t sio__event_parts(base_buf *hdr, sio_namespace *nsp, int64_t id, unsigned n_atts,
-			const char *event, size_t event_len, base_slice args, base_slice *parts);
-void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args,
-			  const base_slice *atts, size_t n_atts);
+                        const char *event, size_t event_len, base_slice args, base_slice *parts);
+void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args, const base_slice *atts,
+                          size_t n_atts);
 
 /* rooms.c */
 void sio__leave_all(sio_socket *s);
@@ -185,9 +186,11 @@ void sio__rooms_free(sio_namespace *nsp);
 sio_room *sio__room_find(sio_namespace *nsp, const char *name, size_t len);
 
 /* recovery.c */
-/** Stores a packet for recovery and returns its offset (decimal text) in off. */
-int sio__history_store(sio_namespace *nsp, const sio_bcast *b, base_slice packet_without_offset,
-		       const base_slice *atts, size_t n_atts, char off[24]);
+/** Takes the next recovery offset of nsp, as decimal text in off. */
+uint64_t sio__history_next(sio_namespace *nsp, char off[24]);
+/** Keeps an encoded packet (its args ending with the offset) for recovery. */
+int sio__history_store(sio_namespace *nsp, const sio_bcast *b, uint64_t offset, base_slice packet,
+                       const base_slice *atts, size_t n_atts);
 /** Keeps a disconnected socket's session for recovery. */
 void sio__session_save(sio_socket *s);
 /**
@@ -200,6 +203,6 @@ void sio__session_replay(sio_socket *s);
 void sio__recovery_free(sio_namespace *nsp);
 /** Emits to one socket through the history (recovery on): the offset is appended. */
 int sio__emit_recorded(sio_socket *s, const char *event, base_slice args, const base_slice *atts,
-		       size_t n_atts);
+                       size_t n_atts);
 
 #endif

@@ -26,9 +26,9 @@ typedef struct sio_server sio_server;
 typedef struct sio_namespace sio_namespace;
 typedef struct sio_socket sio_socket;
 
-#define SIO_ERRNO_MAP(X)                                                                           \
-	X(NOT_CONNECTED, -3001, "socket is not connected")                                            \
-	X(BAD_ARGS, -3002, "arguments are not valid JSON")                                            \
+#define SIO_ERRNO_MAP(X)                                   \
+	X(NOT_CONNECTED, -3001, "socket is not connected") \
+	X(BAD_ARGS, -3002, "arguments are not valid JSON") \
 	X(TOO_MANY_ATTACHMENTS, -3003, "too many attachments")
 
 typedef enum {
@@ -45,9 +45,9 @@ const char *sio_strerror(int err);
 typedef enum { SIO_PARSER_JSON = 0, SIO_PARSER_MSGPACK = 1 } sio_parser;
 
 typedef struct {
-	eio_options eio; /* path defaults to "/socket.io/" */
+	eio_options eio;             /* path defaults to "/socket.io/" */
 	unsigned connect_timeout_ms; /* an Engine.IO session must join a namespace within (45000) */
-	sio_parser parser; /* SIO_PARSER_JSON (default) or socket.io-msgpack-parser */
+	sio_parser parser;           /* SIO_PARSER_JSON (default) or socket.io-msgpack-parser */
 	/*
 	 * Connection state recovery (socket.io 4.6+): 0 disables it (default).
 	 * Otherwise a client that lost its connection may come back within this
@@ -89,7 +89,7 @@ size_t sio_namespace_size(const sio_namespace *nsp);
  * handlers before the socket connects. Returns 0 or BASE_ENOMEM.
  */
 int sio_dynamic(sio_server *srv, const char *pattern, int (*match)(const char *name, void *ud),
-		void (*setup)(sio_namespace *nsp, void *ud), void *ud);
+                void (*setup)(sio_namespace *nsp, void *ud), void *ud);
 
 /* ---- events ------------------------------------------------------------ */
 
@@ -159,7 +159,7 @@ uint64_t sio_handshake_time(const sio_socket *s);
  * placeholders. Returns 0, SIO_ENOT_CONNECTED, or a lower layer's error.
  */
 int sio_emit(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
-	     size_t n_attachments);
+             size_t n_attachments);
 /** sio_emit with NUL-terminated JSON args and no attachments. */
 int sio_emit_str(sio_socket *s, const char *event, const char *args_json);
 
@@ -169,16 +169,16 @@ int sio_emit_str(sio_socket *s, const char *event, const char *args_json);
  * first.
  */
 typedef void (*sio_ack_fn)(sio_socket *s, int timed_out, base_slice args,
-			   const base_slice *attachments, size_t n_attachments, void *ud);
+                           const base_slice *attachments, size_t n_attachments, void *ud);
 /** Emits an event that asks for an acknowledgement within timeout_ms (0: no timeout). */
 int sio_emit_ack(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
-		 size_t n_attachments, unsigned timeout_ms, sio_ack_fn cb, void *ud);
+                 size_t n_attachments, unsigned timeout_ms, sio_ack_fn cb, void *ud);
 /**
  * Answers an incoming event's acknowledgement (ev->ack_id >= 0) with args.
  * May be called later than the event handler: pass the socket and ack id.
  */
 int sio_ack(sio_socket *s, int64_t ack_id, base_slice args, const base_slice *attachments,
-	    size_t n_attachments);
+            size_t n_attachments);
 
 /** Disconnects the socket from its namespace ("server namespace disconnect"). */
 void sio_disconnect(sio_socket *s);
@@ -207,7 +207,7 @@ typedef struct {
 	const char *except[SIO_BCAST_MAX_ROOMS];
 	unsigned n_rooms, n_except;
 	int is_volatile; /* skip sockets that cannot take it now */
-	int local; /* do not forward to other nodes through the adapter */
+	int local;       /* do not forward to other nodes through the adapter */
 } sio_bcast;
 
 void sio_bcast_init(sio_bcast *b, sio_namespace *nsp);
@@ -219,7 +219,7 @@ int sio_bcast_except(sio_bcast *b, const char *room);
  * Returns the number of local receivers, or a negative error.
  */
 int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
-		   const base_slice *attachments, size_t n_attachments);
+                   const base_slice *attachments, size_t n_attachments);
 
 /* ---- adapter: other nodes ---------------------------------------------- */
 
@@ -231,7 +231,7 @@ int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
  */
 typedef struct {
 	void (*on_broadcast)(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
-			     const base_slice *attachments, size_t n_attachments, void *ud);
+	                     const base_slice *attachments, size_t n_attachments, void *ud);
 	void *ud;
 } sio_adapter;
 
@@ -242,6 +242,6 @@ void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter);
  * number of receivers or a negative error.
  */
 int sio_adapter_deliver(const sio_bcast *b, base_slice packet, const base_slice *attachments,
-			size_t n_attachments);
+                        size_t n_attachments);
 
 #endif

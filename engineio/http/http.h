@@ -14,7 +14,7 @@
 
 #include "base/base.h"
 
-#define HTTP_ERRNO_MAP(X)                                          \
+#define HTTP_ERROR_MAP(X)                                          \
 	X(HEADER_TOO_LARGE, -2001, "request header too large")     \
 	X(BODY_TOO_LARGE, -2002, "request body too large")         \
 	X(BAD_REQUEST, -2003, "malformed request")                 \
@@ -23,7 +23,7 @@
 
 typedef enum {
 #define HTTP_ERR_ENUM(name, val, msg) HTTP_E##name = (val),
-	HTTP_ERRNO_MAP(HTTP_ERR_ENUM)
+	HTTP_ERROR_MAP(HTTP_ERR_ENUM)
 #undef HTTP_ERR_ENUM
 } http_errno;
 

@@ -175,8 +175,11 @@ struct http_server {
 void http__tq_set(http_conn *c, unsigned kind);
 void http__tq_rearm(http_conn *c);
 void http__schedule(http_conn *c, unsigned flag);
+/** A connection was freed: finishes a closing server when it was the last. */
+void http__server_conn_gone(http_server *s);
 
 /* conn.c */
+int http__conn_read_start(http_conn *c);
 void http__conn_input_shared(http_conn *c, char *buf, size_t len);
 void http__conn_input_owned(http_conn *c, size_t from);
 void http__conn_resume(http_conn *c);

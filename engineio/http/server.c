@@ -124,7 +124,7 @@ static void timer_cb(uv_timer_t *t)
 			if (c->deadline > now)
 				break;
 			expire(c, k);
-			if (c->tkind == k && s->tq[k].next == &c->tlink) {
+			if (c->tkind == k && s->tq[k].next == &c->tlink && c->deadline <= now) {
 				/* Never loop on an entry that did not move. */
 				http__tq_set(c, HTTP_T_NONE);
 			}
@@ -183,9 +183,11 @@ http_server *http_server_new(uv_loop_t *loop, const http_limits *lim)
 		s->lim = *lim;
 	else
 		http_limits_default(&s->lim);
-	/* Header positions are kept as 32-bit offsets. */
+	/* Header positions and partial frames are kept with 32-bit sizes. */
 	if (s->lim.max_header_bytes > (1u << 30))
 		s->lim.max_header_bytes = 1u << 30;
+	if (s->lim.ws_max_message > (1u << 30))
+		s->lim.ws_max_message = 1u << 30;
 	if (s->lim.max_header_bytes < 64)
 		s->lim.max_header_bytes = 64;
 	s->listener_open = 1;
@@ -220,72 +222,6 @@ int http_server_port(const http_server *s)
 unsigned http_server_connections(const http_server *s)
 {
 	return s->n_conns;
-}
-
-static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
-{
-	http_conn *c = BASE_CONTAINER_OF(h, http_conn, tcp);
-
-	/*
-	 * A large frame being collected reads straight into its own buffer;
-	 * everything else lands in the shared one, which is free again as soon
-	 * as read_cb returns (nothing keeps pointers into it).
-	 */
-	if (c->in != NULL && c->in_cap - c->in_len >= 16 * 1024) {
-		*buf = uv_buf_init(c->in + c->in_len, c->in_cap - c->in_len);
-		return;
-	}
-	*buf = uv_buf_init(c->srv->rbuf, HTTP_RBUF_SIZE);
-}
-
-static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
-{
-	http_conn *c = BASE_CONTAINER_OF(st, http_conn, tcp);
-
-	if (nread == 0)
-		return;
-	if (nread < 0) {
-		http__conn_eof(c, nread);
-		return;
-	}
-	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
-		return; /* lingering: the peer's last bytes are dropped */
-	if (buf->base != c->srv->rbuf) {
-		size_t old = c->in_len;
-
-		c->in_len += (uint32_t)nread;
-		http__conn_input_owned(c, old);
-	} else if (c->in_len > 0) {
-		size_t old = c->in_len;
-
-		if ((size_t)nread > UINT32_MAX - c->in_len) {
-			http__conn_close(c);
-			return;
-		}
-		if (c->in_len + (size_t)nread > c->in_cap) {
-			size_t cap = (size_t)c->in_cap * 2;
-			char *p;
-
-			if (cap < c->in_len + (size_t)nread)
-				cap = c->in_len + (size_t)nread;
-			if (cap > UINT32_MAX)
-				cap = UINT32_MAX;
-			p = realloc(c->in, cap);
-			if (p == NULL) {
-				http__conn_close(c);
-				return;
-			}
-			c->in = p;
-			c->in_cap = (uint32_t)cap;
-		}
-		memcpy(c->in + c->in_len, buf->base, (size_t)nread);
-		c->in_len += (uint32_t)nread;
-		http__conn_input_owned(c, old);
-	} else {
-		http__conn_input_shared(c, buf->base, (size_t)nread);
-	}
-	if (!(c->flags & HTTP_F_CLOSED) && !(c->flags & HTTP_F_RESUME))
-		http__conn_flush(c);
 }
 
 static void reject_closed(uv_handle_t *h);
@@ -347,7 +283,7 @@ static void conn_new(http_server *s)
 			memcpy(c->peer, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
 		}
 	}
-	if (uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb) != 0) {
+	if (http__conn_read_start(c) != 0) {
 		http__conn_close(c);
 		return;
 	}
@@ -411,7 +347,6 @@ static void maybe_finish(http_server *s)
 	uv_close((uv_handle_t *)&s->prepare, aux_closed);
 }
 
-void http__server_conn_gone(http_server *s);
 void http__server_conn_gone(http_server *s)
 {
 	maybe_finish(s);

@@ -1,0 +1,184 @@
+/*
+ * emit.c: events and acknowledgements to one socket.
+ *
+ * An event is sent as parts — the packet head with the event name, the
+ * arguments as given, the closing bracket — that the transport copies once
+ * into its write buffer. No JSON document is built.
+ */
+#include <stdlib.h>
+
+#include "server_internal.h"
+
+size_t sio__event_parts(base_buf *hdr, sio_namespace *nsp, int64_t id, unsigned n_atts,
+                        const char *event, size_t event_len, base_slice args, base_slice *parts)
+{
+	sio_packet_encode(hdr, n_atts ? SIO_BINARY_EVENT : SIO_EVENT,
+	                  (base_slice){nsp->name, nsp->name_len}, id, n_atts,
+	                  (base_slice){NULL, 0});
+	base_buf_append(hdr, "[", 1);
+	sio_json_append_string(hdr, event, event_len);
+	size_t n = 0;
+	parts[n++] = (base_slice){hdr->data, hdr->len};
+	if (args.len) {
+		parts[n++] = BASE_SLICE_LIT(",");
+		parts[n++] = args;
+	}
+	parts[n++] = BASE_SLICE_LIT("]");
+	return n;
+}
+
+void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args, const base_slice *atts,
+                          size_t n_atts)
+{
+	sio_namespace *nsp = s->nsp;
+	if (!nsp->n_any_out)
+		return;
+	sio_event ev = {s, {event, strlen(event)}, args, atts, n_atts, -1};
+	for (size_t i = 0; i < nsp->n_any_out; i++)
+		nsp->any_out[i].fn(&ev, nsp->any_out[i].ud);
+}
+
+static int emit_id(sio_socket *s, const char *event, base_slice args, const base_slice *atts,
+                   size_t n_atts, int64_t id)
+{
+	if (s->state != SIO_SOCK_CONNECTED || !s->client)
+		return SIO_ENOT_CONNECTED;
+	if (n_atts > SIO_MAX_ATTACHMENTS)
+		return SIO_ETOO_MANY_ATTACHMENTS;
+	sio__notify_outgoing(s, event, args, atts, n_atts);
+	base_buf hdr = BASE_BUF_INIT;
+	base_slice parts[4];
+	size_t n =
+	    sio__event_parts(&hdr, s->nsp, id, (unsigned)n_atts, event, strlen(event), args, parts);
+	int rc =
+	    hdr.data ? sio__client_send_encoded(s->client, parts, n, atts, n_atts) : BASE_ENOMEM;
+	base_buf_free(&hdr);
+	return rc;
+}
+
+int sio_emit(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
+             size_t n_attachments)
+{
+	if (s->nsp->srv->opts.recovery_ms)
+		return sio__emit_recorded(s, event, args, attachments, n_attachments);
+	return emit_id(s, event, args, attachments, n_attachments, -1);
+}
+
+int sio_emit_str(sio_socket *s, const char *event, const char *args_json)
+{
+	base_slice args = {args_json ? args_json : "", args_json ? strlen(args_json) : 0};
+	return sio_emit(s, event, args, NULL, 0);
+}
+
+/* ---- acknowledgements asked of the client ------------------------------ */
+
+static void pending_timer_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void pending_free(sio_pending_ack *p)
+{
+	base_list_remove(&p->link);
+	if (p->timer) {
+		uv_timer_stop(p->timer);
+		p->timer->data = p->timer;
+		uv_close((uv_handle_t *)p->timer, pending_timer_closed);
+	}
+	free(p);
+}
+
+static void pending_expired(uv_timer_t *t)
+{
+	sio_pending_ack *p = t->data;
+	sio_socket *s = p->s;
+	sio_ack_fn cb = p->cb;
+	void *ud = p->ud;
+	pending_free(p);
+	s->refs++;
+	cb(s, 1, (base_slice){NULL, 0}, NULL, 0, ud);
+	sio__socket_unref(s);
+}
+
+int sio_emit_ack(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
+                 size_t n_attachments, unsigned timeout_ms, sio_ack_fn cb, void *ud)
+{
+	if (s->state != SIO_SOCK_CONNECTED || !s->client)
+		return SIO_ENOT_CONNECTED;
+	sio_pending_ack *p = calloc(1, sizeof(*p));
+	if (!p)
+		return BASE_ENOMEM;
+	if (timeout_ms) {
+		p->timer = malloc(sizeof(*p->timer));
+		if (!p->timer) {
+			free(p);
+			return BASE_ENOMEM;
+		}
+		uv_timer_init(http_server_loop(s->nsp->srv->http), p->timer);
+		p->timer->data = p;
+		uv_timer_start(p->timer, pending_expired, timeout_ms, 0);
+	}
+	p->id = s->next_ack++;
+	p->s = s;
+	p->cb = cb;
+	p->ud = ud;
+	base_list_insert_tail(&s->acks, &p->link);
+	int rc = emit_id(s, event, args, attachments, n_attachments, p->id);
+	if (rc)
+		pending_free(p);
+	return rc;
+}
+
+void sio__ack_received(sio_socket *s, int64_t id, base_slice args, const base_slice *atts,
+                       size_t n_atts)
+{
+	base_list *pos;
+	for (pos = s->acks.next; pos != &s->acks; pos = pos->next) {
+		sio_pending_ack *p = BASE_CONTAINER_OF(pos, sio_pending_ack, link);
+		if (p->id != id)
+			continue;
+		sio_ack_fn cb = p->cb;
+		void *ud = p->ud;
+		pending_free(p);
+		s->refs++;
+		cb(s, 0, args, atts, n_atts, ud);
+		sio__socket_unref(s);
+		return;
+	}
+	BASE_LOGD("sio", "socket %s: ack %lld matches no emit", s->id, (long long)id);
+}
+
+void sio__acks_cancel(sio_socket *s)
+{
+	while (!base_list_empty(&s->acks)) {
+		sio_pending_ack *p = BASE_CONTAINER_OF(s->acks.next, sio_pending_ack, link);
+		sio_ack_fn cb = p->cb;
+		void *ud = p->ud;
+		pending_free(p);
+		cb(s, 1, (base_slice){NULL, 0}, NULL, 0, ud);
+	}
+}
+
+/* ---- acknowledgements the client asked for ---------------------------- */
+
+int sio_ack(sio_socket *s, int64_t ack_id, base_slice args, const base_slice *attachments,
+            size_t n_attachments)
+{
+	if (s->state != SIO_SOCK_CONNECTED || !s->client)
+		return SIO_ENOT_CONNECTED;
+	if (ack_id < 0)
+		return BASE_EINVAL;
+	if (n_attachments > SIO_MAX_ATTACHMENTS)
+		return SIO_ETOO_MANY_ATTACHMENTS;
+	base_buf hdr = BASE_BUF_INIT;
+	int rc = sio_packet_encode(&hdr, n_attachments ? SIO_BINARY_ACK : SIO_ACK,
+	                           (base_slice){s->nsp->name, s->nsp->name_len}, ack_id,
+	                           (unsigned)n_attachments, (base_slice){NULL, 0});
+	if (!rc) {
+		base_slice parts[4] = {
+		    {hdr.data, hdr.len}, BASE_SLICE_LIT("["), args, BASE_SLICE_LIT("]")};
+		rc = sio__client_send_encoded(s->client, parts, 4, attachments, n_attachments);
+	}
+	base_buf_free(&hdr);
+	return rc;
+}

@@ -1,0 +1,372 @@
+/*
+ * rooms.c: rooms, broadcasts and the adapter to other nodes.
+ *
+ * A room is a list of memberships; a socket also lists its own, so join,
+ * leave and leaving everything are O(1) per room. A broadcast is encoded
+ * once into shared Engine.IO messages, and each receiver's write queue
+ * takes a reference to the same bytes. Receivers are picked with an epoch
+ * mark on each socket, so a socket in several target rooms gets one copy
+ * and the except rooms cost one pass.
+ */
+#include <stdlib.h>
+
+#include "server_internal.h"
+
+static size_t room_hash(const char *name, size_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)name[i];
+		h *= 1099511628211ull;
+	}
+	return (size_t)h;
+}
+
+sio_room *sio__room_find(sio_namespace *nsp, const char *name, size_t len)
+{
+	if (!nsp->rooms_size)
+		return NULL;
+	sio_room *r = nsp->rooms[room_hash(name, len) & (nsp->rooms_size - 1)];
+	for (; r; r = r->hnext)
+		if (r->name_len == len && memcmp(r->name, name, len) == 0)
+			return r;
+	return NULL;
+}
+
+static int rooms_grow(sio_namespace *nsp)
+{
+	size_t nsize = nsp->rooms_size ? nsp->rooms_size * 2 : 64;
+	sio_room **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return BASE_ENOMEM;
+	for (size_t i = 0; i < nsp->rooms_size; i++) {
+		sio_room *r = nsp->rooms[i], *next;
+		for (; r; r = next) {
+			next = r->hnext;
+			size_t b = room_hash(r->name, r->name_len) & (nsize - 1);
+			r->hnext = nt[b];
+			nt[b] = r;
+		}
+	}
+	free(nsp->rooms);
+	nsp->rooms = nt;
+	nsp->rooms_size = nsize;
+	return 0;
+}
+
+static void room_remove(sio_namespace *nsp, sio_room *room)
+{
+	sio_room **pp = &nsp->rooms[room_hash(room->name, room->name_len) & (nsp->rooms_size - 1)];
+	for (; *pp; pp = &(*pp)->hnext) {
+		if (*pp == room) {
+			*pp = room->hnext;
+			nsp->n_rooms--;
+			free(room);
+			return;
+		}
+	}
+}
+
+int sio_join(sio_socket *s, const char *name)
+{
+	sio_namespace *nsp = s->nsp;
+	size_t len = strlen(name);
+	if (s->state == SIO_SOCK_DISCONNECTED)
+		return SIO_ENOT_CONNECTED;
+	sio_room *room = sio__room_find(nsp, name, len);
+	if (room) {
+		if (sio_in_room(s, name))
+			return 0;
+	} else {
+		if (nsp->n_rooms >= nsp->rooms_size && rooms_grow(nsp))
+			return BASE_ENOMEM;
+		room = malloc(sizeof(*room) + len + 1);
+		if (!room)
+			return BASE_ENOMEM;
+		memcpy(room->name, name, len + 1);
+		room->name_len = len;
+		room->n = 0;
+		base_list_init(&room->members);
+		size_t b = room_hash(name, len) & (nsp->rooms_size - 1);
+		room->hnext = nsp->rooms[b];
+		nsp->rooms[b] = room;
+		nsp->n_rooms++;
+	}
+	sio_membership *m = malloc(sizeof(*m));
+	if (!m) {
+		if (!room->n)
+			room_remove(nsp, room);
+		return BASE_ENOMEM;
+	}
+	m->room = room;
+	m->s = s;
+	base_list_insert_tail(&room->members, &m->room_link);
+	base_list_insert_tail(&s->rooms, &m->sock_link);
+	room->n++;
+	return 0;
+}
+
+static void membership_drop(sio_namespace *nsp, sio_membership *m)
+{
+	base_list_remove(&m->room_link);
+	base_list_remove(&m->sock_link);
+	if (--m->room->n == 0)
+		room_remove(nsp, m->room);
+	free(m);
+}
+
+static sio_membership *membership_find(const sio_socket *s, const char *name, size_t len)
+{
+	const base_list *pos;
+	for (pos = s->rooms.next; pos != &s->rooms; pos = pos->next) {
+		sio_membership *m = BASE_CONTAINER_OF(pos, sio_membership, sock_link);
+		if (m->room->name_len == len && memcmp(m->room->name, name, len) == 0)
+			return m;
+	}
+	return NULL;
+}
+
+void sio_leave(sio_socket *s, const char *name)
+{
+	sio_membership *m = membership_find(s, name, strlen(name));
+	if (m)
+		membership_drop(s->nsp, m);
+}
+
+int sio_in_room(const sio_socket *s, const char *name)
+{
+	return membership_find(s, name, strlen(name)) != NULL;
+}
+
+void sio__leave_all(sio_socket *s)
+{
+	while (!base_list_empty(&s->rooms))
+		membership_drop(s->nsp,
+		                BASE_CONTAINER_OF(s->rooms.next, sio_membership, sock_link));
+}
+
+void sio__rooms_free(sio_namespace *nsp)
+{
+	/* Sockets are gone by now, and with them every membership and room. */
+	free(nsp->rooms);
+	nsp->rooms = NULL;
+	nsp->rooms_size = nsp->n_rooms = 0;
+}
+
+/* ---- broadcast --------------------------------------------------------- */
+
+void sio_bcast_init(sio_bcast *b, sio_namespace *nsp)
+{
+	memset(b, 0, sizeof(*b));
+	b->nsp = nsp;
+}
+
+int sio_bcast_to(sio_bcast *b, const char *room)
+{
+	if (b->n_rooms >= SIO_BCAST_MAX_ROOMS)
+		return BASE_ELIMIT;
+	b->rooms[b->n_rooms++] = room;
+	return 0;
+}
+
+int sio_bcast_except(sio_bcast *b, const char *room)
+{
+	if (b->n_except >= SIO_BCAST_MAX_ROOMS)
+		return BASE_ELIMIT;
+	b->except[b->n_except++] = room;
+	return 0;
+}
+
+/* The encoded broadcast: one shared message and one per attachment. */
+typedef struct {
+	eio_msg *msg;
+	eio_msg *atts[SIO_MAX_ATTACHMENTS];
+	size_t n_atts;
+	/* for the outgoing listeners */
+	const char *event;
+	base_slice args;
+	const base_slice *raw_atts;
+} sio_encoded;
+
+static int send_one(sio_socket *s, const sio_bcast *b, const sio_encoded *e)
+{
+	if (!s->client || s->client->closed || s->state != SIO_SOCK_CONNECTED)
+		return 0;
+	eio_socket *es = s->client->eio;
+	if (b->is_volatile && eio_socket_buffered(es) > 0)
+		return 0;
+	if (e->event)
+		sio__notify_outgoing(s, e->event, e->args, e->raw_atts, e->n_atts);
+	if (eio_socket_send_msg(es, e->msg))
+		return 0;
+	for (size_t i = 0; i < e->n_atts; i++)
+		eio_socket_send_msg(es, e->atts[i]);
+	return 1;
+}
+
+static int deliver_local(const sio_bcast *b, const sio_encoded *e)
+{
+	sio_namespace *nsp = b->nsp;
+	nsp->bcast_epoch += 2;
+	if (nsp->bcast_epoch == 0)
+		nsp->bcast_epoch = 2;
+	uint32_t excluded = nsp->bcast_epoch, sent = nsp->bcast_epoch + 1;
+	base_list *pos, *tmp;
+	for (unsigned i = 0; i < b->n_except; i++) {
+		sio_room *r = sio__room_find(nsp, b->except[i], strlen(b->except[i]));
+		if (!r)
+			continue;
+		for (pos = r->members.next; pos != &r->members; pos = pos->next)
+			BASE_CONTAINER_OF(pos, sio_membership, room_link)->s->bcast_mark = excluded;
+	}
+	int count = 0;
+	if (!b->n_rooms) {
+		base_list_foreach_safe(pos, tmp, &nsp->sockets)
+		{
+			sio_socket *s = BASE_CONTAINER_OF(pos, sio_socket, nsp_link);
+			if (s->bcast_mark != excluded)
+				count += send_one(s, b, e);
+		}
+		return count;
+	}
+	for (unsigned i = 0; i < b->n_rooms; i++) {
+		sio_room *r = sio__room_find(nsp, b->rooms[i], strlen(b->rooms[i]));
+		if (!r)
+			continue;
+		base_list_foreach_safe(pos, tmp, &r->members)
+		{
+			sio_socket *s = BASE_CONTAINER_OF(pos, sio_membership, room_link)->s;
+			if (s->bcast_mark == excluded || s->bcast_mark == sent)
+				continue;
+			s->bcast_mark = sent;
+			count += send_one(s, b, e);
+		}
+	}
+	return count;
+}
+
+static void encoded_free(sio_encoded *e)
+{
+	eio_msg_unref(e->msg);
+	for (size_t i = 0; i < e->n_atts; i++)
+		eio_msg_unref(e->atts[i]);
+}
+
+/* Encodes the text packet (parts) and attachments into shared messages. */
+static int encode_shared(sio_server *srv, const base_slice *parts, size_t n_parts,
+                         const base_slice *atts, size_t n_atts, sio_encoded *e)
+{
+	if (srv->opts.parser == SIO_PARSER_MSGPACK) {
+		base_buf text = BASE_BUF_INIT, out = BASE_BUF_INIT;
+		int rc = 0;
+		for (size_t i = 0; i < n_parts && !rc; i++)
+			rc = base_buf_append(&text, parts[i].base, parts[i].len);
+		sio_packet p;
+		const char *err;
+		if (!rc && sio_packet_decode(text.data, text.len, &p, &err))
+			rc = SIO_EBAD_ARGS;
+		if (!rc)
+			rc = sio_msgpack_encode(&out, p.type, p.nsp, p.id, p.data, atts, n_atts);
+		if (!rc) {
+			base_slice one = {out.data, out.len};
+			e->msg = eio_msg_new(1, &one, 1);
+			if (!e->msg)
+				rc = BASE_ENOMEM;
+		}
+		base_buf_free(&text);
+		base_buf_free(&out);
+		return rc;
+	}
+	e->msg = eio_msg_new(0, parts, n_parts);
+	if (!e->msg)
+		return BASE_ENOMEM;
+	for (size_t i = 0; i < n_atts; i++) {
+		e->atts[i] = eio_msg_new(1, &atts[i], 1);
+		if (!e->atts[i]) {
+			encoded_free(e);
+			return BASE_ENOMEM;
+		}
+		e->n_atts = i + 1;
+	}
+	return 0;
+}
+
+int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
+                   const base_slice *attachments, size_t n_attachments)
+{
+	sio_namespace *nsp = b->nsp;
+	sio_server *srv = nsp->srv;
+	if (n_attachments > SIO_MAX_ATTACHMENTS)
+		return SIO_ETOO_MANY_ATTACHMENTS;
+
+	/* With recovery on, the packet gets an offset and is kept for a while. */
+	base_buf with_offset = BASE_BUF_INIT;
+	uint64_t offset = 0;
+	if (srv->opts.recovery_ms && !b->is_volatile) {
+		char off[24];
+		offset = sio__history_next(nsp, off);
+		if (args.len)
+			base_buf_append(&with_offset, args.base, args.len);
+		base_buf_printf(&with_offset, "%s\"%s\"", args.len ? "," : "", off);
+		args = (base_slice){with_offset.data, with_offset.len};
+	}
+
+	base_buf hdr = BASE_BUF_INIT;
+	base_slice parts[4];
+	size_t n_parts = sio__event_parts(&hdr, nsp, -1, (unsigned)n_attachments, event,
+	                                  strlen(event), args, parts);
+	base_buf text = BASE_BUF_INIT;
+	if (offset || (!b->local && nsp->adapter.on_broadcast)) {
+		for (size_t i = 0; i < n_parts; i++)
+			base_buf_append(&text, parts[i].base, parts[i].len);
+	}
+	if (offset)
+		sio__history_store(nsp, b, offset, (base_slice){text.data, text.len}, attachments,
+		                   n_attachments);
+	sio_encoded e = {0};
+	int rc = hdr.data ? encode_shared(srv, parts, n_parts, attachments, n_attachments, &e)
+	                  : BASE_ENOMEM;
+	if (rc == 0) {
+		e.event = event;
+		e.args = args;
+		e.raw_atts = attachments;
+		rc = deliver_local(b, &e);
+		encoded_free(&e);
+		if (!b->local && nsp->adapter.on_broadcast)
+			nsp->adapter.on_broadcast(nsp, b, (base_slice){text.data, text.len},
+			                          attachments, n_attachments, nsp->adapter.ud);
+	}
+	base_buf_free(&text);
+	base_buf_free(&hdr);
+	base_buf_free(&with_offset);
+	return rc;
+}
+
+/* ---- adapter ----------------------------------------------------------- */
+
+void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter)
+{
+	if (adapter)
+		nsp->adapter = *adapter;
+	else
+		memset(&nsp->adapter, 0, sizeof(nsp->adapter));
+}
+
+int sio_adapter_deliver(const sio_bcast *b, base_slice packet, const base_slice *attachments,
+                        size_t n_attachments)
+{
+	if (n_attachments > SIO_MAX_ATTACHMENTS)
+		return SIO_ETOO_MANY_ATTACHMENTS;
+	sio_packet p;
+	const char *err;
+	if (sio_packet_decode(packet.base, packet.len, &p, &err) ||
+	    (p.type != SIO_EVENT && p.type != SIO_BINARY_EVENT) || p.attachments != n_attachments)
+		return SIO_EBAD_ARGS;
+	sio_encoded e = {0};
+	int rc = encode_shared(b->nsp->srv, &packet, 1, attachments, n_attachments, &e);
+	if (rc)
+		return rc;
+	rc = deliver_local(b, &e);
+	encoded_free(&e);
+	return rc;
+}

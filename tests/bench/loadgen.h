@@ -1,0 +1,196 @@
+/*
+ * loadgen.h: bench-loadgen, the Socket.IO load generator. One thread, one
+ * libuv loop, libwebsockets clients on that loop. See tests/bench/README.md
+ * for the scenarios and the server contract.
+ */
+#ifndef BENCH_LOADGEN_H
+#define BENCH_LOADGEN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libwebsockets.h>
+#include <uv.h>
+
+/* ---- Latency histogram (loadgen_stats.c) ---- */
+
+/*
+ * Log-bucketed like HdrHistogram: values below 128 are exact, above that each
+ * power of two is split into 64 sub-buckets, so a bucket is at most 1/64
+ * (1.6%) wide relative to its value. Values are nanoseconds.
+ */
+#define LG_HIST_SUB 64
+#define LG_HIST_BUCKETS (LG_HIST_SUB * 60)
+
+typedef struct {
+	uint64_t count;
+	uint64_t sum;
+	uint64_t min, max;
+	uint64_t n[LG_HIST_BUCKETS];
+} lg_hist;
+
+void lg_hist_init(lg_hist *h);
+void lg_hist_record(lg_hist *h, uint64_t v);
+/** The value at quantile q (0..1): the upper edge of the bucket that holds it. */
+uint64_t lg_hist_quantile(const lg_hist *h, double q);
+/**
+ * Appends the percentile spectrum of h to path (gnuplot-friendly columns:
+ * percentile, 1/(1-percentile), latency in microseconds), one block headed by
+ * a "# label" line. Returns 0 or -1.
+ */
+int lg_hist_dump(const lg_hist *h, const char *path, const char *label);
+
+/* ---- Processes (loadgen_stats.c) ---- */
+
+/** VmRSS of process pid in KiB from /proc/PID/status, or -1. */
+long lg_proc_rss_kb(int pid);
+/** User plus system CPU seconds this process has used. */
+double lg_cpu_seconds(void);
+/**
+ * Raises RLIMIT_NOFILE to at least want descriptors (the hard limit too when
+ * permitted). Returns the soft limit now in force.
+ */
+uint64_t lg_raise_nofile(uint64_t want);
+
+/* ---- The run ---- */
+
+typedef enum {
+	LG_IDLE,
+	LG_CONNECT,
+	LG_ECHO,
+	LG_ACK,
+	LG_BROADCAST,
+	LG_BINARY,
+} lg_scenario;
+
+typedef enum {
+	LG_PH_CONNECTING, /* opening connections */
+	LG_PH_SETUP,      /* broadcast: receivers joining the room */
+	LG_PH_RUN,        /* issuing requests */
+	LG_PH_DRAIN,      /* no new requests; waiting for the outstanding ones */
+	LG_PH_DONE,
+} lg_phase;
+
+typedef struct {
+	lg_scenario scenario;
+	const char *host;
+	int port;
+	const char *server_name;
+	int server_pid;
+	uint32_t conns;    /* connections (receivers, for broadcast) */
+	uint32_t window;   /* requests outstanding per connection, or broadcasts in flight */
+	uint32_t inflight; /* connection attempts at once */
+	size_t size;       /* binary attachment bytes, or string padding for echo/ack */
+	double duration;   /* seconds of requests (idle: seconds to hold after settling) */
+	uint64_t count;    /* stop after this many requests (0: only the duration) */
+	double warmup;     /* seconds at the start of the run left out of the figures */
+	double settle;     /* idle: seconds between the last connect and reading RSS */
+	double drain;      /* seconds to wait for outstanding replies at the end */
+	double timeout;    /* the whole run, whatever happens */
+	int nsrc;          /* local source addresses, used round robin */
+	char src[16][INET_ADDRSTRLEN];
+	const char *hist_out;
+	int tx_batch; /* 1: frame ourselves and gather a connection's frames into one write */
+	unsigned rxbuf;
+	int verbose;
+} lg_config;
+
+typedef struct {
+	uint64_t seq;
+	uint64_t t; /* send time (uv_hrtime), 0 when the slot is free */
+} lg_slot;
+
+typedef enum {
+	LG_CS_NEW,
+	LG_CS_CONNECTING, /* TCP and WebSocket handshake */
+	LG_CS_WS,         /* WebSocket open, waiting for the Engine.IO open packet */
+	LG_CS_EIO,        /* Engine.IO open, Socket.IO CONNECT sent */
+	LG_CS_READY,      /* namespace "/" connected */
+	LG_CS_GONE,       /* failed or closed */
+} lg_conn_state;
+
+typedef struct lg lg;
+
+typedef struct {
+	lg *lg;
+	struct lws *wsi;
+	uint32_t id;
+	uint8_t state;
+	uint8_t send_connect; /* "40" owed */
+	uint8_t send_join;    /* join(room) owed */
+	uint8_t joined;
+	uint8_t bin_tx;   /* lws mode: the attachment of bin_tx_seq goes next */
+	uint8_t bin_wait; /* a binary event arrived; its attachment is next */
+	uint8_t rx_bin;   /* the message being reassembled is binary */
+	uint16_t pongs;   /* Engine.IO pongs owed */
+	uint32_t outstanding;
+	uint64_t next_seq;
+	uint64_t bin_tx_seq;
+	uint64_t bin_seq;  /* sequence number of the binary event awaiting its attachment */
+	uint64_t t_start;  /* connect started (uv_hrtime) */
+	uint64_t last_tick; /* broadcast receiver: last broadcast number seen */
+	lg_slot *slots;     /* window of outstanding requests */
+	char *rx;           /* reassembly of a message split over several callbacks */
+	size_t rx_len, rx_cap;
+} lg_conn;
+
+typedef struct {
+	uint64_t b;
+	uint64_t t; /* 0: free */
+	uint32_t got;
+} lg_bslot;
+
+struct lg {
+	lg_config cfg;
+	uv_loop_t *loop;
+	struct lws_context *ctx;
+	uv_timer_t tick;
+	lg_phase phase;
+	lg_conn *conns;
+	uint32_t nconns; /* cfg.conns, plus the sender for broadcast */
+	uint32_t started, connecting, ready, failed, joined;
+	uint64_t dropped; /* connections lost after they were ready */
+
+	uint64_t t0, t_conn_done, t_phase, t_measure, t_run_end, t_last_recv;
+	double cpu_mark, cpu_used;
+	double cpu_span;
+
+	uint64_t sent, recv, recv_measured, outstanding;
+	uint64_t lost, dup, bad;
+	lg_hist lat;   /* round trip, or broadcast until the last receiver */
+	lg_hist lat2;  /* broadcast: every single delivery */
+	lg_hist clat;  /* connect: start to Socket.IO CONNECT reply */
+
+	lg_bslot *bslots; /* broadcasts in flight */
+	uint64_t bnext;   /* next broadcast number (from 1) */
+	uint32_t boutstanding;
+
+	unsigned char *txbuf; /* LWS_PRE + txcap */
+	size_t txcap;
+	unsigned char *bin; /* binary attachment template (cfg.size bytes) */
+	char *pad;          /* string padding for echo/ack (cfg.size bytes) */
+	uint64_t rng;
+
+	long rss_before, rss_after, rss_client;
+	char fail[256];
+};
+
+/* ---- Connections (loadgen_conn.c) ---- */
+
+extern const struct lws_protocols lg_protocols[];
+
+/** Starts connection c (a client connect through lws). Returns 0 or -1. */
+int lg_conn_start(lg *g, lg_conn *c);
+/** Asks lws for a writable callback on c if it has something to send. */
+void lg_conn_kick(lg_conn *c);
+/** Whether c may issue a new request now. */
+int lg_conn_can_send(const lg_conn *c);
+
+/* ---- The driver (loadgen.c), called back from the connections ---- */
+
+void lg_on_ready(lg *g, lg_conn *c);
+void lg_on_gone(lg *g, lg_conn *c, const char *why);
+void lg_on_joined(lg *g, lg_conn *c);
+void lg_fail(lg *g, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#endif

@@ -113,7 +113,8 @@ void eio__cors_headers(eio_server *srv, const http_request *req, base_buf *b)
 		return;
 	const base_slice *origin = http_header_get(req, "origin");
 	if (strcmp(allowed, "*") == 0) {
-		if (origin && origin->len)
+		/* "*" cannot carry credentials: then the request's origin is reflected. */
+		if (srv->opts.cors_credentials && origin && origin->len)
 			base_buf_printf(b, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n",
 			                (int)origin->len, origin->base);
 		else
@@ -352,8 +353,10 @@ void eio_server_close_all(eio_server *srv)
 		eio_socket *s = srv->table[i], *next;
 		for (; s; s = next) {
 			next = s->hnext;
-			if (s->state == EIO_S_OPEN)
+			if (s->state == EIO_S_OPEN) {
 				eio__socket_on_close(s, EIO_CLOSE_SERVER_SHUTDOWN);
+				eio__socket_maybe_free(s);
+			}
 		}
 	}
 }

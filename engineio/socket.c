@@ -95,8 +95,10 @@ void eio__socket_on_close(eio_socket *s, eio_close_reason reason)
 	s->in_callback--;
 
 	if (s->transport == EIO_T_POLLING && s->upgrade != EIO_UP_DONE) {
-		/* Polling: the close packet goes to the pending GET, or to the next one. */
-		eio_payload_append(&s->out, EIO_CLOSE, 0, NULL, 0);
+		/* Polling: the close packet goes to the pending GET, or to the next one.
+		 * A client that closed itself gets a noop instead, as from the reference. */
+		eio_payload_append(&s->out, reason == EIO_CLOSE_CLIENT_CLOSE ? EIO_NOOP : EIO_CLOSE,
+		                   0, NULL, 0);
 		if (s->poll_req) {
 			eio__polling_flush(s);
 			socket_finalize(s);

@@ -27,8 +27,8 @@ typedef enum {
 #undef SIO_PT_ENUM
 } sio_packet_type;
 
-/** Most attachments accepted in one packet. */
-#define SIO_MAX_ATTACHMENTS 64
+/** Most attachments accepted in one packet (the reference Decoder's maxAttachments). */
+#define SIO_MAX_ATTACHMENTS 10
 
 typedef struct {
 	sio_packet_type type;

@@ -5,6 +5,7 @@
  * connect timeout.
  */
 #include <stdlib.h>
+#include <jansson.h>
 #include <sys/time.h>
 
 #include "server_internal.h"
@@ -229,14 +230,17 @@ static void unescape_event(const sio_packet *p, sio_event *ev, char *stack, size
 	ev->name = (base_slice){out, n < 0 ? 0 : (size_t)n};
 }
 
+/*
+ * Routes a decoded packet. As in the reference server, a CONNECT for a
+ * namespace already joined, or any other packet for a namespace not
+ * joined, means the client lost track of its state: it is closed.
+ */
 static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts, size_t n_atts)
 {
-	sio_socket *s;
-	switch (p->type) {
-	case SIO_CONNECT: {
-		if (sio__client_socket(c, p->nsp)) {
-			BASE_LOGD("sio", "client %s: already connected to %.*s",
-			          eio_socket_id(c->eio), (int)p->nsp.len, p->nsp.base);
+	sio_socket *s = sio__client_socket(c, p->nsp);
+	if (p->type == SIO_CONNECT) {
+		if (s) {
+			client_fail(c, "CONNECT for a namespace already joined");
 			return;
 		}
 		sio_namespace *nsp = sio__namespace_for_connect(c->srv, p->nsp);
@@ -249,16 +253,18 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 		sio__socket_connect(c, nsp, p->data);
 		return;
 	}
+	if (!s || p->type == SIO_CONNECT_ERROR) {
+		client_fail(c, "packet for a namespace not joined");
+		return;
+	}
+	switch (p->type) {
 	case SIO_DISCONNECT:
-		s = sio__client_socket(c, p->nsp);
-		if (s)
-			sio__socket_closed(s, "client namespace disconnect");
+		sio__socket_closed(s, "client namespace disconnect");
 		return;
 	case SIO_EVENT:
 	case SIO_BINARY_EVENT: {
-		s = sio__client_socket(c, p->nsp);
-		if (!s || s->state != SIO_SOCK_CONNECTED)
-			return;
+		if (s->state != SIO_SOCK_CONNECTED)
+			return; /* still in a middleware */
 		sio_event ev = {s, {0}, p->args, atts, n_atts, p->id};
 		char stack[256], *heap;
 		unescape_event(p, &ev, stack, sizeof(stack), &heap);
@@ -268,14 +274,38 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 	}
 	case SIO_ACK:
 	case SIO_BINARY_ACK:
-		s = sio__client_socket(c, p->nsp);
-		if (s)
-			sio__ack_received(s, p->id, p->args, atts, n_atts);
+		sio__ack_received(s, p->id, p->args, atts, n_atts);
 		return;
-	case SIO_CONNECT_ERROR:
-		client_fail(c, "CONNECT_ERROR from a client");
+	default:
 		return;
 	}
+}
+
+/* Every {"_placeholder":true,"num":N} must name an attachment that came. */
+static int placeholders_valid(json_t *v, size_t n_atts)
+{
+	size_t i;
+	json_t *child;
+	const char *key;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, child) if (!placeholders_valid(child, n_atts)) return 0;
+	} else if (json_is_object(v)) {
+		if (json_is_true(json_object_get(v, "_placeholder"))) {
+			json_t *num = json_object_get(v, "num");
+			return json_is_integer(num) && json_integer_value(num) >= 0 &&
+			       (size_t)json_integer_value(num) < n_atts;
+		}
+		json_object_foreach(v, key, child) if (!placeholders_valid(child, n_atts)) return 0;
+	}
+	return 1;
+}
+
+static int binary_packet_valid(const sio_packet *p, size_t n_atts)
+{
+	json_t *doc = json_loadb(p->data.base, p->data.len, JSON_DECODE_ANY, NULL);
+	int ok = doc && placeholders_valid(doc, n_atts);
+	json_decref(doc);
+	return ok;
 }
 
 static size_t max_pending_binary(const sio_server *srv)
@@ -303,7 +333,10 @@ static void on_binary_attachment(sio_client *c, const char *data, size_t len)
 		atts[i] =
 		    (base_slice){w->data.data + w->offsets[i], w->offsets[i + 1] - w->offsets[i]};
 	c->bin = NULL;
-	dispatch(c, &w->pkt, atts, w->received);
+	if (binary_packet_valid(&w->pkt, w->received))
+		dispatch(c, &w->pkt, atts, w->received);
+	else
+		client_fail(c, "placeholder without a matching attachment");
 	binary_wait_free(w);
 }
 

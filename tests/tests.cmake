@@ -2,3 +2,20 @@ spaces_script_test(format 60 ${CMAKE_SOURCE_DIR}/ci/format.sh check)
 spaces_script_test(ci_pg_cluster 120 ${CMAKE_SOURCE_DIR}/tests/ci/test_pg_cluster.sh)
 spaces_script_test(fuzz_ws_frame 120 ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh ws_frame 15 ${CMAKE_BINARY_DIR})
 spaces_script_test(fuzz_eio_payload 120 ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh eio_payload 15 ${CMAKE_BINARY_DIR})
+spaces_script_test(fuzz_sio_packet 120 ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh sio_packet 15 ${CMAKE_BINARY_DIR})
+spaces_script_test(fuzz_sio_msgpack 120 ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh sio_msgpack 15 ${CMAKE_BINARY_DIR})
+# Engine.IO acceptance tests against $SPACES_BUILD_DIR/conformance-engineio
+# (SPACES_ENGINEIO_SERVER=reference runs them against the Node.js server).
+spaces_script_test(e2e_engineio_protocol 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_protocol.test.js)
+spaces_script_test(e2e_engineio_client 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_client.test.js)
+spaces_script_test(e2e_engineio_python 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_engineio_python.py)
+spaces_script_test(e2e_http_robustness 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_robustness.py)
+# Socket.IO acceptance tests against $SPACES_BUILD_DIR/conformance-socketio
+# (SPACES_SOCKETIO_SERVER=reference runs them against the Node.js server).
+spaces_script_test(e2e_socketio_protocol 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_protocol.test.js)
+spaces_script_test(e2e_socketio_client 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_client.test.js)
+spaces_script_test(e2e_socketio_python 400 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_socketio_python.py)
+# bench-loadgen counts right (tests/bench/test_loadgen.sh); needs tests/bench included before tests/.
+if(TARGET bench-loadgen)
+  spaces_script_test(bench_loadgen 60 ${CMAKE_SOURCE_DIR}/tests/bench/test_loadgen.sh $<TARGET_FILE:bench-loadgen>)
+endif()

@@ -213,9 +213,9 @@ int main(int argc, char **argv)
 	if (rc)
 		return rc > 0 ? 0 : 2;
 	/* A WebSocket message may carry a whole Engine.IO packet. */
-	cfg.limits.ws_max_message = cfg.eio.max_payload + 16;
-	if (cfg.limits.max_body_bytes < cfg.eio.max_payload + 16)
-		cfg.limits.max_body_bytes = cfg.eio.max_payload + 16;
+	cfg.limits.ws_max_message = cfg.eio.max_payload;
+	if (cfg.limits.max_body_bytes < cfg.eio.max_payload)
+		cfg.limits.max_body_bytes = cfg.eio.max_payload;
 
 	web_app app;
 	memset(&app, 0, sizeof(app));

@@ -43,13 +43,13 @@ enum {
 
 /* Connection flags. */
 enum {
-	HTTP_F_CLOSED = 1 << 0,       /* uv_close called; freed in its callback */
-	HTTP_F_DRAINING = 1 << 1,     /* no more input is processed; close once output is out */
-	HTTP_F_LINGER = 1 << 2,       /* when drained: shutdown and wait for the peer (else close) */
-	HTTP_F_SHUT = 1 << 3,         /* uv_shutdown issued */
-	HTTP_F_PROCESSING = 1 << 4,   /* inside http__conn_input */
-	HTTP_F_RESUME = 1 << 5,       /* buffered input waits for the prepare handle */
-	HTTP_F_PROGRESS = 1 << 6,     /* bytes written since the timeout was armed */
+	HTTP_F_CLOSED = 1 << 0,     /* uv_close called; freed in its callback */
+	HTTP_F_DRAINING = 1 << 1,   /* no more input is processed; close once output is out */
+	HTTP_F_LINGER = 1 << 2,     /* when drained: shutdown and wait for the peer (else close) */
+	HTTP_F_SHUT = 1 << 3,       /* uv_shutdown issued */
+	HTTP_F_PROCESSING = 1 << 4, /* inside http__conn_input */
+	HTTP_F_RESUME = 1 << 5,     /* buffered input waits for the prepare handle */
+	HTTP_F_PROGRESS = 1 << 6,   /* bytes written since the timeout was armed */
 	HTTP_F_READ_STOPPED = 1 << 7, /* reading paused: too much input behind a kept request */
 };
 
@@ -163,7 +163,7 @@ struct http_server {
 	unsigned n_rejected; /* over max_connections, being closed */
 	unsigned aux_open;   /* timer and prepare handles not yet closed */
 	int port;
-	int closing;      /* http_server_close called */
+	int closing; /* http_server_close called */
 	int listener_open;
 	int closed; /* every handle closed */
 	void (*close_cb)(void *ud);

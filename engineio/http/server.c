@@ -10,7 +10,9 @@
 #include "http_internal.h"
 
 #include <arpa/inet.h>
+#include <netinet/in.h>
 #include <assert.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -166,12 +168,30 @@ static void prepare_cb(uv_prepare_t *p)
 
 /* ---- server life --------------------------------------------------------- */
 
+/*
+ * libuv writes with writev, which raises SIGPIPE on a connection the peer
+ * has reset; the default action would end the process because of what a
+ * peer did. Ignored here unless the program has chosen a handler itself.
+ */
+static void ignore_sigpipe(void)
+{
+	struct sigaction sa;
+
+	if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+		sa.sa_handler = SIG_IGN;
+		sigemptyset(&sa.sa_mask);
+		sa.sa_flags = 0;
+		sigaction(SIGPIPE, &sa, NULL);
+	}
+}
+
 http_server *http_server_new(uv_loop_t *loop, const http_limits *lim)
 {
 	http_server *s = calloc(1, sizeof(*s));
 
 	if (s == NULL)
 		return NULL;
+	ignore_sigpipe();
 	s->rbuf = malloc(HTTP_RBUF_SIZE);
 	if (s->rbuf == NULL || uv_tcp_init(loop, &s->listener) != 0) {
 		free(s->rbuf);
@@ -279,8 +299,16 @@ static void conn_new(http_server *s)
 			c->peer_family = AF_INET;
 			memcpy(c->peer, &((struct sockaddr_in *)&ss)->sin_addr, 4);
 		} else if (ss.ss_family == AF_INET6) {
-			c->peer_family = AF_INET6;
-			memcpy(c->peer, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+			const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+
+			/* An IPv4 peer of a dual-stack listener is shown as IPv4. */
+			if (IN6_IS_ADDR_V4MAPPED(a)) {
+				c->peer_family = AF_INET;
+				memcpy(c->peer, a->s6_addr + 12, 4);
+			} else {
+				c->peer_family = AF_INET6;
+				memcpy(c->peer, a, 16);
+			}
 		}
 	}
 	if (http__conn_read_start(c) != 0) {

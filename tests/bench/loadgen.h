@@ -8,7 +8,9 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
+#include <arpa/inet.h>
 #include <libwebsockets.h>
 #include <uv.h>
 
@@ -44,6 +46,8 @@ int lg_hist_dump(const lg_hist *h, const char *path, const char *label);
 
 /** VmRSS of process pid in KiB from /proc/PID/status, or -1. */
 long lg_proc_rss_kb(int pid);
+/** User plus system CPU seconds process pid has used, from /proc/PID/stat, or -1. */
+double lg_proc_cpu_seconds(int pid);
 /** User plus system CPU seconds this process has used. */
 double lg_cpu_seconds(void);
 /**
@@ -76,6 +80,7 @@ typedef struct {
 	const char *host;
 	int port;
 	const char *server_name;
+	const char *tag; /* copied into the RESULT line, for scripts */
 	int server_pid;
 	uint32_t conns;    /* connections (receivers, for broadcast) */
 	uint32_t window;   /* requests outstanding per connection, or broadcasts in flight */
@@ -91,6 +96,7 @@ typedef struct {
 	char src[16][INET_ADDRSTRLEN];
 	const char *hist_out;
 	int tx_batch; /* 1: frame ourselves and gather a connection's frames into one write */
+	int upgrade;  /* 1: handshake over HTTP long-polling, then upgrade to WebSocket */
 	unsigned rxbuf;
 	int verbose;
 } lg_config;
@@ -102,7 +108,10 @@ typedef struct {
 
 typedef enum {
 	LG_CS_NEW,
+	LG_CS_POLL,       /* --upgrade: Engine.IO handshake over HTTP long-polling */
+	LG_CS_POLLED,     /* --upgrade: handshake done, WebSocket not started yet */
 	LG_CS_CONNECTING, /* TCP and WebSocket handshake */
+	LG_CS_PROBE,      /* --upgrade: WebSocket open, "2probe" sent */
 	LG_CS_WS,         /* WebSocket open, waiting for the Engine.IO open packet */
 	LG_CS_EIO,        /* Engine.IO open, Socket.IO CONNECT sent */
 	LG_CS_READY,      /* namespace "/" connected */
@@ -118,19 +127,23 @@ typedef struct {
 	uint8_t state;
 	uint8_t send_connect; /* "40" owed */
 	uint8_t send_join;    /* join(room) owed */
+	uint8_t send_probe;   /* --upgrade: "2probe" owed */
+	uint8_t send_upgrade; /* --upgrade: "5" owed */
 	uint8_t joined;
 	uint8_t bin_tx;   /* lws mode: the attachment of bin_tx_seq goes next */
 	uint8_t bin_wait; /* a binary event arrived; its attachment is next */
 	uint8_t rx_bin;   /* the message being reassembled is binary */
+	uint8_t dirty;    /* batch mode: on the dirty list */
 	uint16_t pongs;   /* Engine.IO pongs owed */
 	uint32_t outstanding;
 	uint64_t next_seq;
 	uint64_t bin_tx_seq;
-	uint64_t bin_seq;  /* sequence number of the binary event awaiting its attachment */
-	uint64_t t_start;  /* connect started (uv_hrtime) */
-	uint64_t last_tick; /* broadcast receiver: last broadcast number seen */
-	lg_slot *slots;     /* window of outstanding requests */
-	char *rx;           /* reassembly of a message split over several callbacks */
+	uint64_t bin_cid, bin_seq; /* the binary event awaiting its attachment */
+	uint64_t t_start;          /* connect started (uv_hrtime) */
+	uint64_t last_tick;        /* broadcast receiver: last broadcast number seen */
+	lg_slot *slots;            /* window of outstanding requests */
+	char *sid;                 /* --upgrade: the Engine.IO session, until upgraded */
+	char *rx;                  /* reassembly of a message split over several callbacks */
 	size_t rx_len, rx_cap;
 } lg_conn;
 
@@ -144,7 +157,9 @@ struct lg {
 	lg_config cfg;
 	uv_loop_t *loop;
 	struct lws_context *ctx;
+	struct lws_protocols *protos;
 	uv_timer_t tick;
+	uv_check_t check; /* after each loop turn: start connections, flush writes */
 	lg_phase phase;
 	lg_conn *conns;
 	uint32_t nconns; /* cfg.conns, plus the sender for broadcast */
@@ -152,14 +167,20 @@ struct lg {
 	uint64_t dropped; /* connections lost after they were ready */
 
 	uint64_t t0, t_conn_done, t_phase, t_measure, t_run_end, t_last_recv;
-	double cpu_mark, cpu_used;
+	double cpu_mark, cpu_used; /* this process, over cpu_span seconds */
 	double cpu_span;
+	double scpu_mark, scpu_used; /* the server's, when its pid is known */
 
 	uint64_t sent, recv, recv_measured, outstanding;
 	uint64_t lost, dup, bad;
-	lg_hist lat;   /* round trip, or broadcast until the last receiver */
-	lg_hist lat2;  /* broadcast: every single delivery */
-	lg_hist clat;  /* connect: start to Socket.IO CONNECT reply */
+	lg_hist lat;  /* round trip, or broadcast until the last receiver */
+	lg_hist lat2; /* broadcast: every single delivery */
+	lg_hist clat; /* connect: start to Socket.IO CONNECT reply */
+
+	lg_conn **dirty; /* batch mode: connections with something to write */
+	uint32_t ndirty;
+	lg_conn **upq; /* --upgrade: handshakes done, WebSocket to start */
+	uint32_t nupq;
 
 	lg_bslot *bslots; /* broadcasts in flight */
 	uint64_t bnext;   /* next broadcast number (from 1) */
@@ -175,16 +196,37 @@ struct lg {
 	char fail[256];
 };
 
-/* ---- Connections (loadgen_conn.c) ---- */
+/* ---- libwebsockets glue (loadgen_lws.c) ---- */
 
 extern const struct lws_protocols lg_protocols[];
 
-/** Starts connection c (a client connect through lws). Returns 0 or -1. */
+/**
+ * Starts connection c: a WebSocket connect through lws, or with --upgrade
+ * first the HTTP long-polling handshake (the WebSocket then starts from
+ * lg_conn_start_upgrades). Returns 0 or -1 (and c is gone).
+ */
 int lg_conn_start(lg *g, lg_conn *c);
+/** --upgrade: starts the WebSockets of the connections whose handshake is done. */
+void lg_conn_start_upgrades(lg *g);
+
+/* ---- Connections (loadgen_conn.c) ---- */
 /** Asks lws for a writable callback on c if it has something to send. */
 void lg_conn_kick(lg_conn *c);
+/** A whole WebSocket message arrived on c. Returns -1 to close the connection. */
+int lg_conn_on_message(lg_conn *c, int binary, const char *p, size_t n);
+/** The writable callback of c: writes what c has to send. Returns -1 to close. */
+int lg_conn_write(lg_conn *c);
+/** Batch mode: writes what every queued connection has to send. */
+void lg_flush(lg *g);
 /** Whether c may issue a new request now. */
 int lg_conn_can_send(const lg_conn *c);
+
+/* ---- Options (loadgen_opts.c) ---- */
+
+const char *lg_scenario_name(lg_scenario s);
+void lg_usage(FILE *f);
+/** Fills cf from the command line. Returns 0, or -1 after a message on stderr. */
+int lg_parse_args(lg_config *cf, int argc, char **argv);
 
 /* ---- The driver (loadgen.c), called back from the connections ---- */
 

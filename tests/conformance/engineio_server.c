@@ -52,8 +52,8 @@ int main(int argc, char **argv)
 	uv_loop_t *loop = uv_default_loop();
 	http_limits lim;
 	http_limits_default(&lim);
-	lim.ws_max_message = 1000000 + 16;
-	lim.max_body_bytes = 1000000 + 16;
+	lim.ws_max_message = 1000000;
+	lim.max_body_bytes = 1000000;
 	g_http = http_server_new(loop, &lim);
 
 	eio_options o;

@@ -59,9 +59,7 @@ httpServer.on("error", (err) => {
 });
 
 httpServer.listen(port, "127.0.0.1", () => {
-  process.stdout.write(
-    `reference_engineio listening on 127.0.0.1:${httpServer.address().port}\n`
-  );
+  process.stdout.write(`reference_engineio listening on 127.0.0.1:${httpServer.address().port}\n`);
 });
 
 let stopping = false;

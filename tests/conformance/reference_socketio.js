@@ -6,7 +6,7 @@
 //
 //   node tests/conformance/reference_socketio.js --port 3000
 //   node tests/conformance/reference_socketio.js --port 3000 --parser msgpack
-//   node tests/conformance/reference_socketio.js --port 3000 --recovery
+//   node tests/conformance/reference_socketio.js --port 3000 --recovery 120000
 //
 // Configuration (what the official protocol test suite expects): listens on
 // 127.0.0.1:<port>, path /socket.io/, pingInterval 300 ms, pingTimeout 200 ms,
@@ -23,10 +23,11 @@
 //   --port P            TCP port (default 3000)
 //   --parser msgpack    use socket.io-msgpack-parser instead of the default
 //                       JSON parser (server option `parser`)
-//   --recovery          enable connection state recovery (server option
-//                       `connectionStateRecovery` with its defaults:
-//                       maxDisconnectionDuration 120000 ms, skipMiddlewares
-//                       true). It is server-wide, as in socket.io: CONNECT
+//   --recovery [MS]     enable connection state recovery (server option
+//                       `connectionStateRecovery`: maxDisconnectionDuration
+//                       MS, default 120000 ms; skipMiddlewares true). The
+//                       tests pass "--recovery 120000", as the C server
+//                       takes a value. It is server-wide, as in socket.io: CONNECT
 //                       replies then carry a "pid" and every event emitted
 //                       without an ack carries an offset as its last
 //                       argument, so the plain protocol suite cannot run on
@@ -87,24 +88,28 @@ const { Server } = load("socket.io");
 function usage(msg) {
   process.stderr.write(
     `reference_socketio: ${msg}\n` +
-      "usage: reference_socketio.js [--port P] [--parser json|msgpack] [--recovery]\n"
+      "usage: reference_socketio.js [--port P] [--parser json|msgpack] [--recovery [MS]]\n"
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { port: 3000, parser: "json", recovery: false };
+  const opts = { port: 3000, parser: "json", recovery: 0 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--port" && i + 1 < argv.length) opts.port = Number(argv[++i]);
     else if (a.startsWith("--port=")) opts.port = Number(a.slice(7));
     else if (a === "--parser" && i + 1 < argv.length) opts.parser = argv[++i];
     else if (a.startsWith("--parser=")) opts.parser = a.slice(9);
-    else if (a === "--recovery") opts.recovery = true;
+    else if (a === "--recovery") {
+      opts.recovery = 120000;
+      if (i + 1 < argv.length && /^\d+$/.test(argv[i + 1])) opts.recovery = Number(argv[++i]);
+    } else if (a.startsWith("--recovery=")) opts.recovery = Number(a.slice(11));
     else usage(`unknown argument ${JSON.stringify(a)}`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) usage("bad --port");
   if (opts.parser !== "json" && opts.parser !== "msgpack") usage("bad --parser");
+  if (!Number.isInteger(opts.recovery) || opts.recovery < 0) usage("bad --recovery");
   return opts;
 }
 
@@ -128,7 +133,7 @@ const serverOptions = {
 if (args.parser === "msgpack") serverOptions.parser = load("socket.io-msgpack-parser");
 if (args.recovery) {
   serverOptions.connectionStateRecovery = {
-    maxDisconnectionDuration: 2 * 60 * 1000,
+    maxDisconnectionDuration: args.recovery,
     skipMiddlewares: true,
   };
 }

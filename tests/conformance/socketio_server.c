@@ -90,8 +90,8 @@ int main(int argc, char **argv)
 	uv_loop_t *loop = uv_default_loop();
 	http_limits lim;
 	http_limits_default(&lim);
-	lim.ws_max_message = o.eio.max_payload + 16;
-	lim.max_body_bytes = o.eio.max_payload + 16;
+	lim.ws_max_message = o.eio.max_payload;
+	lim.max_body_bytes = o.eio.max_payload;
 	g_http = http_server_new(loop, &lim);
 	if (!g_http)
 		return 1;

@@ -206,17 +206,14 @@ class WsClient {
     });
     this.opened.catch(() => {});
     this.closed = new Promise((resolve) => {
-      this.ws.once("close", (code, reason) => {
-        this.closeInfo = { code, reason: reason.toString(), httpStatus: this.httpStatus };
-        this._rejectOpen(new Error(`closed before open (${code}, HTTP ${this.httpStatus})`));
-        for (const w of this.waiters.splice(0)) w.reject(new Error(`socket closed (${code})`));
-        resolve(this.closeInfo);
-      });
+      this._resolveClosed = resolve;
     });
+    this.ws.once("close", (code, reason) => this._onClosed(code, reason.toString()));
     this.ws.on("unexpected-response", (req, res) => {
+      // An HTTP answer instead of 101: the connection attempt is over.
       this.httpStatus = res.statusCode;
-      res.resume();
       req.destroy();
+      this._onClosed(1006, "");
     });
     this.ws.on("error", (err) => {
       this.lastError = err;
@@ -233,6 +230,14 @@ class WsClient {
       if (w) w.resolve(msg);
       else this.queue.push(msg);
     });
+  }
+
+  _onClosed(code, reason) {
+    if (this.closeInfo) return;
+    this.closeInfo = { code, reason, httpStatus: this.httpStatus };
+    this._rejectOpen(new Error(`closed before open (${code}, HTTP ${this.httpStatus})`));
+    for (const w of this.waiters.splice(0)) w.reject(new Error(`socket closed (${code})`));
+    this._resolveClosed(this.closeInfo);
   }
 
   /** Opens a fresh WebSocket-only session; resolves [client, openValue]. */
@@ -274,7 +279,10 @@ class WsClient {
   async waitClose(timeoutMs = WAIT_MS) {
     let timer;
     const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`socket still open after ${timeoutMs} ms`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`socket still open after ${timeoutMs} ms`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([this.closed, timeout]);
@@ -301,7 +309,11 @@ async function assertWsRefused(url, { status } = {}) {
   try {
     const info = await c.waitClose();
     if (status !== undefined) {
-      assert.equal(info.httpStatus, status, `expected HTTP ${status}, close info ${JSON.stringify(info)}`);
+      assert.equal(
+        info.httpStatus,
+        status,
+        `expected HTTP ${status}, close info ${JSON.stringify(info)}`,
+      );
     } else if (info.httpStatus === null) {
       assert.equal(c.messagesSeen, 0, `the refused WebSocket received ${JSON.stringify(c.queue)}`);
     } else {
@@ -427,7 +439,11 @@ describe("handshake", () => {
     });
 
     it("refuses an invalid or unsupported EIO parameter", TEST_OPTS, async () => {
-      for (const q of ["transport=websocket", "EIO=abc&transport=websocket", "EIO=3&transport=websocket"]) {
+      for (const q of [
+        "transport=websocket",
+        "EIO=abc&transport=websocket",
+        "EIO=3&transport=websocket",
+      ]) {
         await assertWsRefused(rawUrl(q).replace(/^http/, "ws"));
       }
     });
@@ -501,7 +517,7 @@ describe("message", () => {
         }
         assert.deepEqual(
           packets.filter((p) => p !== "2"),
-          [`4late${round}`]
+          [`4late${round}`],
         );
       }
     });
@@ -513,7 +529,10 @@ describe("message", () => {
         // a dropped connection are fine too.
         const push = await requestOrDrop(s.url(), { method: "POST", body });
         if (push.status !== null) {
-          assert.ok([200, 400].includes(push.status), `POST ${JSON.stringify(body)}: ${push.status}`);
+          assert.ok(
+            [200, 400].includes(push.status),
+            `POST ${JSON.stringify(body)}: ${push.status}`,
+          );
         }
         // The session is gone: the next poll is refused (a poll that was
         // already answered with a close packet is fine as well).
@@ -738,7 +757,10 @@ describe("close", () => {
 
   describe("WebSocket", () => {
     it("forcefully closes the session", TEST_OPTS, async () => {
-      const [c] = await WsClient.session();
+      // Pings are left unanswered, as in the official suite: the Node.js
+      // server ignores a close packet over WebSocket and only closes on the
+      // ping timeout, while a server that honours "1" closes at once.
+      const [c] = await WsClient.session({ autoPong: false });
       c.send("1");
       await c.waitClose();
     });
@@ -780,7 +802,10 @@ describe("upgrade", () => {
         ws.close();
         continue; // a ping took the poll before the probe
       }
-      assert.deepEqual(packets.filter((p) => p !== "2"), ["6"]);
+      assert.deepEqual(
+        packets.filter((p) => p !== "2"),
+        ["6"],
+      );
       ws.send("5");
       ws.send("4done");
       assert.equal(await ws.next(), "4done");
@@ -838,11 +863,15 @@ describe("upgrade", () => {
     ws.close();
   });
 
-  it("refuses polling and a second WebSocket for a WebSocket-only sid", TEST_OPTS, async () => {
+  it("refuses polling requests for a WebSocket-only sid", TEST_OPTS, async () => {
     const [c, open] = await WsClient.session();
     const poll = await request(eioUrl({ transport: "polling", sid: open.sid }));
     assertErrorResponse(poll, 3, "Bad request");
-    await assertWsRefused(wsUrl({ sid: open.sid }));
+    const push = await request(eioUrl({ transport: "polling", sid: open.sid }), {
+      method: "POST",
+      body: "4polling",
+    });
+    assertErrorResponse(push, 3, "Bad request");
     c.send("4hello");
     assert.equal(await c.next(), "4hello");
     c.close();

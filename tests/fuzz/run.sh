@@ -9,7 +9,7 @@
 set -euo pipefail
 
 if [ $# -ne 3 ]; then
-  echo "usage: $0 TARGET SECONDS BUILD_DIR   (TARGET: ws_frame | eio_payload)" >&2
+  echo "usage: $0 TARGET SECONDS BUILD_DIR   (TARGET: ws_frame | eio_payload | sio_packet | sio_msgpack)" >&2
   exit 2
 fi
 target=$1
@@ -17,9 +17,15 @@ seconds=$2
 build=$3
 root=$(cd "$(dirname "$0")/../.." && pwd)
 
+libs=()
 case $target in
 ws_frame) srcs=(engineio/http/ws_frame.c engineio/base/utf8.c) ;;
 eio_payload) srcs=(engineio/packet.c engineio/base/base64.c engineio/base/buf.c) ;;
+sio_packet) srcs=(socketio/json.c socketio/packet.c engineio/base/buf.c) ;;
+sio_msgpack)
+  srcs=(socketio/msgpack.c socketio/json.c socketio/packet.c engineio/base/buf.c engineio/base/utf8.c)
+  libs=(-lmsgpackc -lm)
+  ;;
 *)
   echo "run.sh: unknown target '$target'" >&2
   exit 2
@@ -30,7 +36,7 @@ out=$(mkdir -p "$build/fuzz" && cd "$build/fuzz" && pwd)
 bin=$out/fuzz_$target
 (cd "$root" && clang -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
   -g -O1 -std=gnu11 -Wall -Wextra -Werror -Wno-unused-parameter \
-  -I engineio -I . "tests/fuzz/fuzz_$target.c" "${srcs[@]}" -o "$bin")
+  -I engineio -I . "tests/fuzz/fuzz_$target.c" "${srcs[@]}" "${libs[@]}" -o "$bin")
 
 work=$(mktemp -d "$out/corpus-$target.XXXXXX")
 trap 'rm -rf "$work"' EXIT

@@ -26,10 +26,8 @@ const fs = require("node:fs");
 const net = require("node:net");
 const path = require("node:path");
 
-const SOURCE_DIR =
-  process.env.SPACES_SOURCE_DIR || path.resolve(__dirname, "..", "..");
-const BUILD_DIR =
-  process.env.SPACES_BUILD_DIR || path.join(SOURCE_DIR, "build", "debug");
+const SOURCE_DIR = process.env.SPACES_SOURCE_DIR || path.resolve(__dirname, "..", "..");
+const BUILD_DIR = process.env.SPACES_BUILD_DIR || path.join(SOURCE_DIR, "build", "debug");
 
 const SANITIZER_PATTERNS = [
   /runtime error:/,
@@ -94,7 +92,7 @@ function engineioServerCommand() {
   return serverCommand(
     "SPACES_ENGINEIO_SERVER",
     "conformance-engineio",
-    "tests/conformance/reference_engineio.js"
+    "tests/conformance/reference_engineio.js",
   );
 }
 
@@ -154,8 +152,8 @@ class ServerProcess {
     if (!this.alive()) {
       throw new Error(
         `server ${describeCommand(this.argv)} died: ${JSON.stringify(
-          this.exit
-        )}\n--- stderr ---\n${this._stderr.slice(-8000)}`
+          this.exit,
+        )}\n--- stderr ---\n${this._stderr.slice(-8000)}`,
       );
     }
   }
@@ -182,11 +180,7 @@ class ServerProcess {
     let status = await this.waitExit(timeoutMs);
     const problems = [];
     if (diedEarly) {
-      problems.push(
-        `the server had already exited before SIGTERM: ${JSON.stringify(
-          this.exit
-        )}`
-      );
+      problems.push(`the server had already exited before SIGTERM: ${JSON.stringify(this.exit)}`);
     } else if (status === null) {
       this.child.kill("SIGKILL");
       status = await this.waitExit(5000);
@@ -201,7 +195,7 @@ class ServerProcess {
     if (problems.length > 0) {
       throw new Error(
         `${describeCommand(this.argv)}: ${problems.join("; ")}\n` +
-          `--- stderr (last 8000 bytes) ---\n${this._stderr.slice(-8000)}`
+          `--- stderr (last 8000 bytes) ---\n${this._stderr.slice(-8000)}`,
       );
     }
     return status;
@@ -241,7 +235,7 @@ async function startServer(argv, { readyTimeoutMs = 30000, env = {}, attempts = 
   if (!fs.existsSync(argv[0]) && argv[0].includes("/")) {
     throw new Error(
       `server program ${argv[0]} does not exist (build it, or set ` +
-        `SPACES_ENGINEIO_SERVER=reference to test the reference server)`
+        `SPACES_ENGINEIO_SERVER=reference to test the reference server)`,
     );
   }
   let lastError = null;
@@ -259,7 +253,8 @@ async function startServer(argv, { readyTimeoutMs = 30000, env = {}, attempts = 
     });
     const deadline = Date.now() + readyTimeoutMs;
     while (Date.now() < deadline) {
-      if (spawnError) throw new Error(`cannot start ${describeCommand(argv)}: ${spawnError.message}`);
+      if (spawnError)
+        throw new Error(`cannot start ${describeCommand(argv)}: ${spawnError.message}`);
       if (!server.alive()) break;
       if (await canConnect(port)) {
         server.assertAlive();
@@ -272,12 +267,12 @@ async function startServer(argv, { readyTimeoutMs = 30000, env = {}, attempts = 
       await server.waitExit(5000);
       throw new Error(
         `${describeCommand(argv)} did not accept connections on port ${port} ` +
-          `within ${readyTimeoutMs} ms\n--- stderr ---\n${server.stderr().slice(-8000)}`
+          `within ${readyTimeoutMs} ms\n--- stderr ---\n${server.stderr().slice(-8000)}`,
       );
     }
     lastError = new Error(
       `${describeCommand(argv)} exited before accepting connections: ` +
-        `${JSON.stringify(server.exit)}\n--- stderr ---\n${server.stderr().slice(-8000)}`
+        `${JSON.stringify(server.exit)}\n--- stderr ---\n${server.stderr().slice(-8000)}`,
     );
     if (!/in use|EADDRINUSE/i.test(server.stderr())) break;
   }

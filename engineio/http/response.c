@@ -1,0 +1,219 @@
+/*
+ * response.c: answering a request, status texts, error names.
+ *
+ * The head is built in a stack buffer and queued with the body in one
+ * piece of output; a large body with an empty queue is written straight
+ * from the caller's memory (see http__out_write).
+ */
+#include "http_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+const char *http_strerror(int err)
+{
+	switch (err) {
+#define HTTP_ERR_CASE(name, val, msg) \
+	case (val):                   \
+		return (msg);
+		HTTP_ERROR_MAP(HTTP_ERR_CASE)
+#undef HTTP_ERR_CASE
+	default:
+		break;
+	}
+	if (err == 0)
+		return "success";
+	if (err <= -1001 && err >= -1999)
+		return base_strerror(err);
+	if (err < 0 && err > -4096)
+		return uv_strerror(err);
+	return "unknown error";
+}
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 406:
+		return "Not Acceptable";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 410:
+		return "Gone";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Payload Too Large";
+	case 414:
+		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 422:
+		return "Unprocessable Entity";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		return "Unknown";
+	}
+}
+
+static char *put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+static char *put_str(char *p, const char *s)
+{
+	return put(p, s, strlen(s));
+}
+
+static char *put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+static int respond(http_request *req, int status, const char *ctype, const char *extra,
+                   const base_slice *parts, size_t n_parts, int keep_alive)
+{
+	http_rx *rx = BASE_CONTAINER_OF(req, http_rx, req);
+	http_conn *c = rx->conn;
+	const char *text;
+	char stack[512], *head, *p;
+	size_t body_len = 0, cap;
+	int has_len, no_body, rc;
+
+	/* Already ended (or being aborted): nothing to answer. */
+	if (c->mode != HTTP_MODE_HTTP || c->u.rx != rx)
+		return BASE_ECLOSED;
+	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING)) {
+		http__request_end(c, 0);
+		return BASE_ECLOSED;
+	}
+	if (status < 100 || status > 999)
+		status = 500;
+	text = http_status_text(status);
+	for (size_t i = 0; i < n_parts; i++)
+		body_len += parts[i].len;
+	has_len = status >= 200 && status != 204 && status != 304;
+	no_body = !has_len || req->method == HTTP_M_HEAD;
+	keep_alive = keep_alive && !c->srv->closing;
+
+	cap = 9 + 3 + 1 + strlen(text) + 2 + (ctype ? 14 + strlen(ctype) + 2 : 0) + 16 + 20 + 2 +
+	      24 + (extra ? strlen(extra) : 0) + 2;
+	head = cap <= sizeof(stack) ? stack : malloc(cap);
+	if (head == NULL) {
+		http__request_end(c, 0);
+		return BASE_ENOMEM;
+	}
+	p = put(head, "HTTP/1.1 ", 9);
+	p = put_u64(p, (uint64_t)status);
+	*p++ = ' ';
+	p = put_str(p, text);
+	p = put(p, "\r\n", 2);
+	if (ctype != NULL) {
+		p = put(p, "Content-Type: ", 14);
+		p = put_str(p, ctype);
+		p = put(p, "\r\n", 2);
+	}
+	if (has_len) {
+		p = put(p, "Content-Length: ", 16);
+		p = put_u64(p, body_len);
+		p = put(p, "\r\n", 2);
+	}
+	p = keep_alive ? put(p, "Connection: keep-alive\r\n", 24)
+	               : put(p, "Connection: close\r\n", 19);
+	if (extra != NULL)
+		p = put_str(p, extra);
+	p = put(p, "\r\n", 2);
+
+	rc = http__out_write(c, head, (size_t)(p - head), no_body ? NULL : parts,
+	                     no_body ? 0 : n_parts);
+	if (head != stack)
+		free(head);
+	http__request_end(c, keep_alive && rc == 0);
+	return rc;
+}
+
+int http_respond_parts(http_request *req, int status, const char *content_type,
+                       const char *extra_headers, const base_slice *parts, size_t n_parts)
+{
+	return respond(req, status, content_type, extra_headers, parts, n_parts, req->keep_alive);
+}
+
+int http_respond(http_request *req, int status, const char *content_type, const char *extra_headers,
+                 const void *body, size_t len)
+{
+	base_slice part = {body, len};
+
+	return respond(req, status, content_type, extra_headers, &part, len > 0 ? 1 : 0,
+	               req->keep_alive);
+}
+
+void http_respond_and_close(http_request *req, int status, const char *content_type,
+                            const void *body, size_t len)
+{
+	base_slice part = {body, len};
+
+	respond(req, status, content_type, NULL, &part, len > 0 ? 1 : 0, 0);
+}

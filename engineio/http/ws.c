@@ -1,0 +1,342 @@
+/*
+ * ws.c: the WebSocket handshake and connection (RFC 6455, version 13).
+ *
+ * Frames are parsed where they lie (the shared read buffer, or `in` for a
+ * frame that straddled reads), unmasked in place and handed to on_message
+ * without a copy unless the message is fragmented. No extension is
+ * negotiated, so reserved bits are always a protocol error.
+ *
+ * Closing: the connection is freed in its uv_close callback, which is
+ * where on_close runs, so http_ws_close from inside on_message only sets
+ * state; the frame loop sees the connection draining and stops.
+ */
+#include "http_internal.h"
+
+#include <openssl/sha.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+/* ---- handshake ----------------------------------------------------------- */
+
+static int bad_handshake(http_request *req, const char *extra, const char *why)
+{
+	return http_respond(req, 400, "text/plain", extra, why, strlen(why));
+}
+
+http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud,
+                        const char *extra_headers)
+{
+	http_rx *rx = BASE_CONTAINER_OF(req, http_rx, req);
+	http_conn *c = rx->conn;
+	const base_slice *ver, *key;
+	unsigned char raw[18], digest[SHA_DIGEST_LENGTH];
+	char concat[24 + sizeof(WS_GUID) - 1], accept[32];
+	static const char h1[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	                         "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
+	base_slice parts[3];
+	http_ws *ws;
+	size_t alen;
+
+	if (c->mode != HTTP_MODE_HTTP || c->u.rx != rx)
+		return NULL;
+	if (!http_is_websocket(req)) {
+		bad_handshake(req, NULL, "not a WebSocket handshake\n");
+		return NULL;
+	}
+	ver = http_header_get(req, "Sec-WebSocket-Version");
+	if (ver == NULL || !base_slice_eq(*ver, "13")) {
+		bad_handshake(req, "Sec-WebSocket-Version: 13\r\n",
+		              "unsupported WebSocket version\n");
+		return NULL;
+	}
+	key = http_header_get(req, "Sec-WebSocket-Key");
+	if (key == NULL || key->len != 24 || base_base64_decode(key->base, 24, raw) != 16) {
+		bad_handshake(req, NULL, "bad Sec-WebSocket-Key\n");
+		return NULL;
+	}
+	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING)) {
+		http__request_end(c, 0);
+		return NULL;
+	}
+	ws = calloc(1, sizeof(*ws));
+	if (ws == NULL) {
+		http_respond_and_close(req, 503, "text/plain", "out of memory\n", 14);
+		return NULL;
+	}
+	memcpy(concat, key->base, 24);
+	memcpy(concat + 24, WS_GUID, sizeof(WS_GUID) - 1);
+	SHA1((const unsigned char *)concat, sizeof(concat), digest);
+	alen = base_base64_encode(digest, sizeof(digest), accept);
+	accept[alen++] = '\r';
+	accept[alen++] = '\n';
+	parts[0] = (base_slice){accept, alen};
+	parts[1] =
+	    extra_headers ? (base_slice){extra_headers, strlen(extra_headers)} : BASE_SLICE_LIT("");
+	parts[2] = BASE_SLICE_LIT("\r\n");
+	if (http__out_write(c, h1, sizeof(h1) - 1, parts, 3) != 0) {
+		/* The connection is gone already; the request ends with it. */
+		free(ws);
+		http__request_end(c, 0);
+		return NULL;
+	}
+	if (cb != NULL)
+		ws->cb = *cb;
+	ws->ud = ud;
+	ws->conn = c;
+	memcpy(ws->remote, req->remote_addr, sizeof(ws->remote));
+	ws->remote[sizeof(ws->remote) - 1] = '\0';
+	http__rx_free(c->srv, rx);
+	c->mode = HTTP_MODE_WS;
+	c->u.ws = ws;
+	http__tq_set(c, HTTP_T_NONE);
+	/* Frames that arrived behind the handshake are read now, or right after the read loop. */
+	if (!(c->flags & HTTP_F_PROCESSING) && c->in_len > 0)
+		http__schedule(c, HTTP_F_RESUME);
+	if (c->flags & HTTP_F_READ_STOPPED)
+		http__schedule(c, HTTP_F_RESUME);
+	return ws;
+}
+
+/* ---- sending ------------------------------------------------------------- */
+
+static int ws_open(const http_ws *ws)
+{
+	return !(ws->conn->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING));
+}
+
+static int ws_frame_out(http_conn *c, unsigned opcode, const base_slice *parts, size_t n)
+{
+	char head[HTTP_WS_MAX_HEADER];
+	uint64_t total = 0;
+	size_t hlen;
+
+	for (size_t i = 0; i < n; i++)
+		total += parts[i].len;
+	hlen = http_ws_frame_header(head, 1, opcode, total);
+	return http__out_write(c, head, hlen, parts, n);
+}
+
+int http_ws_send(http_ws *ws, int binary, const base_slice *parts, size_t n_parts)
+{
+	if (!ws_open(ws))
+		return BASE_ECLOSED;
+	return ws_frame_out(ws->conn, binary ? HTTP_WS_OP_BINARY : HTTP_WS_OP_TEXT, parts, n_parts);
+}
+
+int http_ws_send_frames(http_ws *ws, base_chunk *chunk, size_t offset, size_t len)
+{
+	if (!ws_open(ws))
+		return BASE_ECLOSED;
+	return http__out_chunk(ws->conn, chunk, offset, len);
+}
+
+size_t http_ws_buffered(const http_ws *ws)
+{
+	return ws->conn->out_bytes;
+}
+
+void http_ws_set_data(http_ws *ws, void *ud)
+{
+	ws->ud = ud;
+}
+
+void *http_ws_data(const http_ws *ws)
+{
+	return ws->ud;
+}
+
+const char *http_ws_remote_addr(const http_ws *ws)
+{
+	return ws->remote;
+}
+
+/* Remembers why the connection ends; the first reason wins. */
+static void ws_set_close(http_ws *ws, uint16_t code, const char *reason, size_t rlen)
+{
+	if (ws->close_code != 0)
+		return;
+	ws->close_code = code;
+	if (rlen > 0) {
+		ws->close_reason = malloc(rlen + 1);
+		if (ws->close_reason != NULL) {
+			memcpy(ws->close_reason, reason, rlen);
+			ws->close_reason[rlen] = '\0';
+		}
+	}
+}
+
+/* Queues a close frame; code 0 or 1005 sends an empty one. */
+static void ws_send_close(http_conn *c, uint16_t code, const char *reason, size_t rlen)
+{
+	char payload[125];
+	base_slice part = {payload, 0};
+
+	if (code != 0 && code != HTTP_WS_CLOSE_NO_STATUS) {
+		payload[0] = (char)(code >> 8);
+		payload[1] = (char)(code & 0xff);
+		if (rlen > 123)
+			rlen = 123;
+		if (rlen > 0)
+			memcpy(payload + 2, reason, rlen);
+		part.len = 2 + rlen;
+	}
+	ws_frame_out(c, HTTP_WS_OP_CLOSE, &part, 1);
+}
+
+void http_ws_close(http_ws *ws, uint16_t code, const char *reason)
+{
+	http_conn *c = ws->conn;
+	size_t rlen = reason != NULL ? strlen(reason) : 0;
+
+	if (!ws_open(ws))
+		return;
+	/* Codes that must never be on the wire become "no code". */
+	if (code == HTTP_WS_CLOSE_ABNORMAL || code == 1015 || code < 1000 || code >= 5000)
+		code = HTTP_WS_CLOSE_NO_STATUS;
+	if (code == HTTP_WS_CLOSE_NO_STATUS) {
+		rlen = 0;
+	} else if (rlen > 123) {
+		/* Cut on a character boundary so the reason stays valid UTF-8. */
+		rlen = 123;
+		while (rlen > 0 && ((unsigned char)reason[rlen] & 0xc0) == 0x80)
+			rlen--;
+	}
+	ws_set_close(ws, code, reason, rlen);
+	ws_send_close(c, code, reason, rlen);
+	http__conn_drain(c, 1);
+}
+
+/* A protocol error: say why, then close without waiting for more frames. */
+static void ws_fail(http_ws *ws, uint16_t code)
+{
+	ws_set_close(ws, code, NULL, 0);
+	ws_send_close(ws->conn, code, NULL, 0);
+	http__conn_drain(ws->conn, 1);
+}
+
+void http__ws_closed(http_ws *ws)
+{
+	uint16_t code = ws->close_code ? ws->close_code : HTTP_WS_CLOSE_ABNORMAL;
+
+	if (ws->cb.on_close != NULL)
+		ws->cb.on_close(ws, code, ws->close_reason ? ws->close_reason : "", ws->ud);
+	base_buf_free(&ws->frag);
+	free(ws->close_reason);
+	free(ws);
+}
+
+/* ---- receiving ----------------------------------------------------------- */
+
+static void ws_deliver(http_ws *ws, const char *data, size_t len)
+{
+	if (ws->cb.on_message != NULL)
+		ws->cb.on_message(ws, ws->binary, data != NULL ? data : "", len, ws->ud);
+}
+
+static void ws_control(http_ws *ws, const http_ws_frame *f, const char *p, size_t n)
+{
+	uint16_t code;
+
+	switch (f->opcode) {
+	case HTTP_WS_OP_PING: {
+		base_slice part = {p, n};
+
+		ws_frame_out(ws->conn, HTTP_WS_OP_PONG, &part, 1);
+		break;
+	}
+	case HTTP_WS_OP_CLOSE:
+		if (http_ws_close_payload_parse(p, n, &code) != 0) {
+			ws_fail(ws, HTTP_WS_CLOSE_PROTOCOL);
+			break;
+		}
+		/* Echo the code; the peer has said its last word, so close as soon as it is out. */
+		ws_set_close(ws, code, n > 2 ? p + 2 : NULL, n > 2 ? n - 2 : 0);
+		ws_send_close(ws->conn, code, NULL, 0);
+		http__conn_drain(ws->conn, 0);
+		break;
+	default: /* pong */
+		break;
+	}
+}
+
+static void ws_data(http_ws *ws, const http_ws_frame *f, const char *p, size_t n)
+{
+	const http_limits *lim = &ws->conn->srv->lim;
+	int rc = http_ws_seq_next(&ws->seq, f, lim->ws_max_message);
+
+	if (rc != 0) {
+		ws_fail(ws, (uint16_t)rc);
+		return;
+	}
+	if (f->opcode != HTTP_WS_OP_CONT) {
+		ws->binary = f->opcode == HTTP_WS_OP_BINARY;
+		ws->utf8 = 0;
+	}
+	/* Text is checked as it comes, so a bad message fails at its first bad fragment. */
+	if (!ws->binary) {
+		if (base_utf8_validate(&ws->utf8, (const unsigned char *)p, n) != 0 ||
+		    (f->fin && ws->utf8 != 0)) {
+			ws_fail(ws, HTTP_WS_CLOSE_BAD_DATA);
+			return;
+		}
+	}
+	if (f->fin && f->opcode != HTTP_WS_OP_CONT) {
+		ws_deliver(ws, p, n);
+		return;
+	}
+	if (base_buf_append(&ws->frag, p, n) != 0) {
+		ws_fail(ws, HTTP_WS_CLOSE_INTERNAL);
+		return;
+	}
+	if (f->fin) {
+		base_buf frag = ws->frag;
+
+		/* Detached first: on_message may close, and the buffer goes either way. */
+		ws->frag = (base_buf)BASE_BUF_INIT;
+		ws_deliver(ws, frag.data, frag.len);
+		base_buf_free(&frag);
+	}
+}
+
+size_t http__ws_input(http_conn *c, char *buf, size_t len, size_t off, size_t *want)
+{
+	http_ws *ws = c->u.ws;
+	uint64_t max = c->srv->lim.ws_max_message;
+
+	while (off < len) {
+		http_ws_frame f;
+		const char *err = NULL;
+		ssize_t h;
+		char *p;
+		size_t n;
+
+		if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
+			return len;
+		h = http_ws_frame_parse(buf + off, len - off, 1, max, &f, &err);
+		if (h == -2)
+			break;
+		if (h < 0) {
+			BASE_LOGD("http", "ws frame refused: %s", err ? err : "?");
+			ws_fail(ws, f.close_code ? f.close_code : HTTP_WS_CLOSE_PROTOCOL);
+			return len;
+		}
+		if (f.payload_len > len - off - (size_t)h) {
+			/* Incomplete: the caller keeps it, in a buffer sized for the whole frame. */
+			*want = (size_t)h + (size_t)f.payload_len;
+			break;
+		}
+		p = buf + off + h;
+		n = (size_t)f.payload_len;
+		http_ws_unmask(p, n, f.mask, 0);
+		off += (size_t)h + n;
+		if (f.opcode & 0x08)
+			ws_control(ws, &f, p, n);
+		else
+			ws_data(ws, &f, p, n);
+	}
+	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
+		return len;
+	return off;
+}

@@ -1,0 +1,1113 @@
+/*
+ * test_server.c: the HTTP server over real sockets on 127.0.0.1.
+ *
+ * The libuv loop runs on the main thread; each test's client is a thread
+ * with blocking sockets. Client-side checks are recorded (CK) and turned
+ * into a cmocka failure on the main thread after the client has finished.
+ */
+#define _GNU_SOURCE /* memmem */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#include "http/http.h"
+
+/* ---- harness ------------------------------------------------------------- */
+
+static struct {
+	uv_loop_t loop;
+	http_server *srv;
+	int port;
+	uv_async_t wake;
+	uv_timer_t tick;
+	pthread_t th;
+	atomic_int done;
+	int closed;
+} H;
+
+static atomic_int g_failed;
+static char g_fail[512];
+
+static void ck_fail(int line, const char *what)
+{
+	if (atomic_exchange(&g_failed, 1) == 0)
+		snprintf(g_fail, sizeof(g_fail), "line %d: %s", line, what);
+}
+
+#define CK(cond)                                  \
+	do {                                      \
+		if (!(cond))                      \
+			ck_fail(__LINE__, #cond); \
+	} while (0)
+
+static void tick_cb(uv_timer_t *t)
+{
+	(void)t;
+}
+
+/* Runs the loop until *flag is set or timeout_ms passes; returns the flag. */
+static int run_until(const atomic_int *flag, unsigned timeout_ms)
+{
+	uint64_t end = uv_now(&H.loop) + timeout_ms;
+
+	uv_timer_start(&H.tick, tick_cb, 5, 5);
+	while (!atomic_load(flag) && uv_now(&H.loop) < end)
+		uv_run(&H.loop, UV_RUN_ONCE);
+	uv_timer_stop(&H.tick);
+	return atomic_load(flag);
+}
+
+static void setup_limits(const http_limits *lim)
+{
+	assert_int_equal(uv_loop_init(&H.loop), 0);
+	H.srv = http_server_new(&H.loop, lim);
+	assert_non_null(H.srv);
+	assert_int_equal(http_server_listen(H.srv, "127.0.0.1", 0), 0);
+	H.port = http_server_port(H.srv);
+	assert_true(H.port > 0);
+	uv_async_init(&H.loop, &H.wake, NULL);
+	uv_timer_init(&H.loop, &H.tick);
+	atomic_store(&g_failed, 0);
+	atomic_store(&H.done, 0);
+}
+
+static atomic_int g_closed;
+
+static void on_server_closed(void *ud)
+{
+	(void)ud;
+	atomic_store(&g_closed, 1);
+}
+
+static void teardown_server(void)
+{
+	atomic_store(&g_closed, 0);
+	http_server_close(H.srv, on_server_closed, NULL);
+	assert_true(run_until(&g_closed, 5000));
+	http_server_free(H.srv);
+	uv_close((uv_handle_t *)&H.wake, NULL);
+	uv_close((uv_handle_t *)&H.tick, NULL);
+	uv_run(&H.loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&H.loop), 0);
+}
+
+static void *client_main(void *arg)
+{
+	void (*fn)(void) = (void (*)(void))arg;
+
+	fn();
+	atomic_store(&H.done, 1);
+	uv_async_send(&H.wake);
+	return NULL;
+}
+
+/* Runs fn on a client thread while the loop serves; fails the test on any CK. */
+static void run_client(void (*fn)(void))
+{
+	atomic_store(&H.done, 0);
+	assert_int_equal(pthread_create(&H.th, NULL, client_main, (void *)fn), 0);
+	run_until(&H.done, 20000);
+	pthread_join(H.th, NULL);
+	if (atomic_load(&g_failed))
+		fail_msg("client: %s", g_fail);
+}
+
+/* ---- blocking client ----------------------------------------------------- */
+
+typedef struct {
+	int fd;
+	size_t len;
+	char buf[1 << 22];
+} cl_t;
+
+typedef struct {
+	int status;
+	char head[8192];
+	char *body;
+	size_t body_len;
+} resp_t;
+
+static cl_t *cl_open(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)H.port)};
+	struct timeval tv = {.tv_sec = 5};
+	int one = 1;
+	cl_t *c = malloc(sizeof(*c));
+
+	c->len = 0;
+	c->fd = socket(AF_INET, SOCK_STREAM, 0);
+	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
+		ck_fail(__LINE__, "connect");
+	return c;
+}
+
+static void cl_close(cl_t *c)
+{
+	close(c->fd);
+	free(c);
+}
+
+static int cl_send(cl_t *c, const void *p, size_t n)
+{
+	const char *s = p;
+
+	while (n > 0) {
+		ssize_t r = send(c->fd, s, n, MSG_NOSIGNAL);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		s += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int cl_sends(cl_t *c, const char *s)
+{
+	return cl_send(c, s, strlen(s));
+}
+
+/* Reads more; returns bytes read, 0 on EOF, -1 on error or timeout. */
+static ssize_t cl_fill(cl_t *c)
+{
+	ssize_t r;
+
+	if (c->len == sizeof(c->buf))
+		return -1;
+	do {
+		r = recv(c->fd, c->buf + c->len, sizeof(c->buf) - c->len, 0);
+	} while (r < 0 && errno == EINTR);
+	if (r > 0)
+		c->len += (size_t)r;
+	return r;
+}
+
+static void cl_consume(cl_t *c, size_t n)
+{
+	memmove(c->buf, c->buf + n, c->len - n);
+	c->len -= n;
+}
+
+static const char *resp_header(const resp_t *r, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = strstr(r->head, "\r\n"); p != NULL; p = strstr(p + 2, "\r\n")) {
+		if (strncasecmp(p + 2, name, n) == 0 && p[2 + n] == ':') {
+			const char *v = p + 3 + n;
+
+			while (*v == ' ')
+				v++;
+			return v;
+		}
+	}
+	return NULL;
+}
+
+static void resp_free(resp_t *r)
+{
+	free(r->body);
+	r->body = NULL;
+}
+
+/* Reads one response (skipping 100 Continue). head_only: a HEAD answer. Returns 0 or -1. */
+static int cl_response_ex(cl_t *c, resp_t *r, int head_only)
+{
+	for (;;) {
+		char *end;
+		size_t hl, cl = 0;
+		const char *v;
+
+		r->body = NULL;
+		while ((end = memmem(c->buf, c->len, "\r\n\r\n", 4)) == NULL) {
+			if (cl_fill(c) <= 0)
+				return -1;
+		}
+		hl = (size_t)(end - c->buf) + 4;
+		if (hl >= sizeof(r->head))
+			return -1;
+		memcpy(r->head, c->buf, hl);
+		r->head[hl] = '\0';
+		if (sscanf(r->head, "HTTP/1.1 %d", &r->status) != 1)
+			return -1;
+		cl_consume(c, hl);
+		if (r->status >= 100 && r->status < 200 && r->status != 101)
+			continue;
+		v = resp_header(r, "Content-Length");
+		if (v != NULL && !head_only)
+			cl = strtoul(v, NULL, 10);
+		while (c->len < cl) {
+			if (cl_fill(c) <= 0)
+				return -1;
+		}
+		r->body = malloc(cl + 1);
+		memcpy(r->body, c->buf, cl);
+		r->body[cl] = '\0';
+		r->body_len = cl;
+		cl_consume(c, cl);
+		return 0;
+	}
+}
+
+static int cl_response(cl_t *c, resp_t *r)
+{
+	return cl_response_ex(c, r, 0);
+}
+
+/* 1 when the server closes the connection (EOF or reset) within the receive timeout. */
+static int cl_wait_close(cl_t *c)
+{
+	for (;;) {
+		char tmp[4096];
+		ssize_t r = recv(c->fd, tmp, sizeof(tmp), 0);
+
+		if (r == 0 || (r < 0 && errno == ECONNRESET))
+			return 1;
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return 0;
+	}
+}
+
+/* One request on a fresh connection; expects status and (when body) that body. */
+static void expect_simple(const char *request, int status, const char *body)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	CK(cl_sends(c, request) == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == status);
+	if (body != NULL)
+		CK(r.body != NULL && strcmp(r.body, body) == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void msleep(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+/* ---- handlers ------------------------------------------------------------ */
+
+static void h_hello(http_request *req, void *ud)
+{
+	(void)ud;
+	http_respond(req, 200, "text/plain", NULL, "hello world", 11);
+}
+
+static void h_path(http_request *req, void *ud)
+{
+	(void)ud;
+	http_respond(req, 200, "text/plain", "X-Test: yes\r\n", req->path.base, req->path.len);
+}
+
+static void h_echo(http_request *req, void *ud)
+{
+	base_slice parts[2] = {BASE_SLICE_LIT("echo:"), req->body};
+
+	(void)ud;
+	http_respond_parts(req, 200, "application/octet-stream", NULL, parts, 2);
+}
+
+static char *g_big;
+#define BIG_LEN (3 * 1024 * 1024 + 17)
+
+static void h_big(http_request *req, void *ud)
+{
+	(void)ud;
+	http_respond(req, 200, "application/octet-stream", NULL, g_big, BIG_LEN);
+}
+
+static void h_close(http_request *req, void *ud)
+{
+	(void)ud;
+	http_respond_and_close(req, 200, "text/plain", "bye", 3);
+}
+
+/* Deferred answers: kept requests answered from a timer. */
+static http_request *g_kept;
+static uv_timer_t g_defer_timer;
+static atomic_int g_aborts;
+
+static void defer_fire(uv_timer_t *t)
+{
+	(void)t;
+	if (g_kept != NULL) {
+		http_request *req = g_kept;
+
+		g_kept = NULL;
+		http_respond(req, 200, "text/plain", NULL, "deferred", 8);
+	}
+}
+
+static void on_abort(http_request *req, void *ud)
+{
+	(void)ud;
+	if (req == g_kept)
+		g_kept = NULL;
+	atomic_fetch_add(&g_aborts, 1);
+}
+
+static void h_defer(http_request *req, void *ud)
+{
+	(void)ud;
+	g_kept = req;
+	req->on_abort = on_abort;
+	req->abort_ud = NULL;
+	uv_timer_start(&g_defer_timer, defer_fire, 100, 0);
+}
+
+static void h_hold(http_request *req, void *ud)
+{
+	(void)ud;
+	g_kept = req;
+	req->on_abort = on_abort;
+}
+
+static void add_routes(void)
+{
+	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/hello", 0, h_hello, NULL), 0);
+	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/p/", 1, h_path, NULL), 0);
+	assert_int_equal(http_route(H.srv, HTTP_M_POST, "/echo", 0, h_echo, NULL), 0);
+	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/big", 0, h_big, NULL), 0);
+	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/close", 0, h_close, NULL), 0);
+	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/defer", 0, h_defer, NULL), 0);
+	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/hold", 0, h_hold, NULL), 0);
+	/* Shadowed by the prefix route above: the first match wins. */
+	assert_int_equal(http_route(H.srv, HTTP_M_OTHER, "/p/x", 0, h_hello, NULL), 0);
+}
+
+static int setup_default(void **state)
+{
+	(void)state;
+	setup_limits(NULL);
+	add_routes();
+	uv_timer_init(&H.loop, &g_defer_timer);
+	g_kept = NULL;
+	atomic_store(&g_aborts, 0);
+	return 0;
+}
+
+static int setup_small(void **state)
+{
+	http_limits lim;
+
+	(void)state;
+	http_limits_default(&lim);
+	lim.max_header_bytes = 1024;
+	lim.max_body_bytes = 100;
+	lim.header_timeout_ms = 300;
+	lim.body_timeout_ms = 300;
+	lim.idle_timeout_ms = 300;
+	lim.max_connections = 2;
+	setup_limits(&lim);
+	add_routes();
+	uv_timer_init(&H.loop, &g_defer_timer);
+	g_kept = NULL;
+	atomic_store(&g_aborts, 0);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	uv_close((uv_handle_t *)&g_defer_timer, NULL);
+	teardown_server();
+	return 0;
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void c_simple_get(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+	const char *v;
+
+	CK(cl_sends(c, "GET /hello HTTP/1.1\r\nHost: x\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200);
+	CK(r.body != NULL && strcmp(r.body, "hello world") == 0);
+	v = resp_header(&r, "Content-Length");
+	CK(v != NULL && atoi(v) == 11);
+	v = resp_header(&r, "Content-Type");
+	CK(v != NULL && strncmp(v, "text/plain", 10) == 0);
+	v = resp_header(&r, "Connection");
+	CK(v != NULL && strncasecmp(v, "keep-alive", 10) == 0);
+	resp_free(&r);
+	/* HEAD: same headers, no body. */
+	CK(cl_sends(c, "HEAD /hello HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response_ex(c, &r, 1) == 0);
+	CK(r.status == 200);
+	v = resp_header(&r, "Content-Length");
+	CK(v != NULL && atoi(v) == 11);
+	resp_free(&r);
+	CK(cl_response(c, &r) == 0); /* would be garbage if HEAD had sent a body */
+	CK(r.status == 200 && strcmp(r.body, "hello world") == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void test_simple_get(void **state)
+{
+	(void)state;
+	run_client(c_simple_get);
+}
+
+static void c_not_found(void)
+{
+	expect_simple("GET /nope HTTP/1.1\r\n\r\n", 404, NULL);
+	/* Method mismatch is not a match either. */
+	expect_simple("GET /echo HTTP/1.1\r\n\r\n", 404, NULL);
+	/* Prefix route, and the first match wins. */
+	expect_simple("GET /p/x HTTP/1.1\r\n\r\n", 200, "/p/x");
+	expect_simple("GET /p/abc?q=1 HTTP/1.1\r\n\r\n", 200, "/p/abc");
+}
+
+static void test_not_found(void **state)
+{
+	(void)state;
+	run_client(c_not_found);
+}
+
+static void c_keep_alive(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	for (int i = 0; i < 2; i++) {
+		CK(cl_sends(c, "GET /hello HTTP/1.1\r\n\r\n") == 0);
+		CK(cl_response(c, &r) == 0);
+		CK(r.status == 200 && strcmp(r.body, "hello world") == 0);
+		resp_free(&r);
+	}
+	/* HTTP/1.0 without keep-alive: answered, then closed. */
+	CK(cl_sends(c, "GET /hello HTTP/1.0\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200);
+	CK(strncasecmp(resp_header(&r, "Connection"), "close", 5) == 0);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+}
+
+static void test_keep_alive(void **state)
+{
+	(void)state;
+	run_client(c_keep_alive);
+}
+
+static void c_pipelining(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	CK(cl_sends(c, "GET /p/1 HTTP/1.1\r\n\r\nPOST /echo HTTP/1.1\r\nContent-Length: 3\r\n\r\n"
+	               "abcGET /p/3 HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "/p/1") == 0);
+	resp_free(&r);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "echo:abc") == 0);
+	resp_free(&r);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "/p/3") == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void test_pipelining(void **state)
+{
+	(void)state;
+	run_client(c_pipelining);
+}
+
+/* Byte by byte: headers and body straddle many reads. */
+static void c_trickle(void)
+{
+	cl_t *c = cl_open();
+	const char *req =
+	    "POST /echo HTTP/1.1\r\nHost: trickle\r\nX-Long: abcdefghijklmnopqrstuvwxyz\r\n"
+	    "Content-Length: 10\r\n\r\n0123456789GET /p/after HTTP/1.1\r\n\r\n";
+	resp_t r;
+
+	for (size_t i = 0; req[i] != '\0'; i++) {
+		CK(cl_send(c, req + i, 1) == 0);
+		msleep(1);
+	}
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "echo:0123456789") == 0);
+	resp_free(&r);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "/p/after") == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void test_trickle(void **state)
+{
+	(void)state;
+	run_client(c_trickle);
+}
+
+static void c_chunked(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	CK(cl_sends(c, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	               "5\r\nhello\r\n1\r\n \r\n") == 0);
+	msleep(20);
+	CK(cl_sends(c, "5\r\nworld\r\n0\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "echo:hello world") == 0);
+	resp_free(&r);
+	/* Expect: 100-continue gets its interim answer before the body is sent. */
+	CK(cl_sends(
+	       c, "POST /echo HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n") == 0);
+	while (memmem(c->buf, c->len, "\r\n\r\n", 4) == NULL && cl_fill(c) > 0) {
+	}
+	CK(strncmp(c->buf, "HTTP/1.1 100 Continue\r\n\r\n", 25) == 0);
+	CK(cl_sends(c, "ok") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "echo:ok") == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void test_chunked(void **state)
+{
+	(void)state;
+	run_client(c_chunked);
+}
+
+static void c_deferred(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	/* The second request waits behind the kept one and is answered after it. */
+	CK(cl_sends(c, "GET /defer HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "deferred") == 0);
+	resp_free(&r);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "hello world") == 0);
+	resp_free(&r);
+	/* And again on the same connection, with nothing behind it. */
+	CK(cl_sends(c, "GET /defer HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "deferred") == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void test_deferred(void **state)
+{
+	(void)state;
+	run_client(c_deferred);
+	assert_int_equal(atomic_load(&g_aborts), 0);
+}
+
+/* Far more pipelined input than may wait behind a kept request: reading pauses, then resumes. */
+static void c_deferred_backlog(void)
+{
+	enum { N = 4000 };
+	static const char one[] = "GET /hello HTTP/1.1\r\n\r\n";
+	size_t n = strlen("GET /defer HTTP/1.1\r\n\r\n") + N * (sizeof(one) - 1);
+	char *req = malloc(n + 1), *p = req;
+	cl_t *c = cl_open();
+	resp_t r;
+	int ok = 1;
+
+	p += sprintf(p, "GET /defer HTTP/1.1\r\n\r\n");
+	for (int i = 0; i < N; i++)
+		p += sprintf(p, "%s", one);
+	CK(cl_send(c, req, n) == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "deferred") == 0);
+	resp_free(&r);
+	for (int i = 0; i < N && ok; i++) {
+		ok = cl_response(c, &r) == 0 && r.status == 200 &&
+		     strcmp(r.body, "hello world") == 0;
+		resp_free(&r);
+	}
+	CK(ok);
+	free(req);
+	cl_close(c);
+}
+
+static void test_deferred_backlog(void **state)
+{
+	(void)state;
+	run_client(c_deferred_backlog);
+}
+
+static void c_abort(void)
+{
+	cl_t *c = cl_open();
+
+	CK(cl_sends(c, "GET /hold HTTP/1.1\r\n\r\n") == 0);
+	msleep(100);
+	cl_close(c);
+}
+
+static void test_abort(void **state)
+{
+	atomic_int one;
+
+	(void)state;
+	run_client(c_abort);
+	atomic_store(&one, 0);
+	for (int i = 0; i < 200 && atomic_load(&g_aborts) == 0; i++)
+		run_until(&one, 10);
+	assert_int_equal(atomic_load(&g_aborts), 1);
+	assert_null(g_kept);
+}
+
+/* A kept request is aborted by server close too. */
+static void c_hold_only(void)
+{
+	cl_t *c = cl_open();
+
+	CK(cl_sends(c, "GET /hold HTTP/1.1\r\n\r\n") == 0);
+	msleep(100);
+	/* Left open: the server closes it. */
+	CK(cl_wait_close(c));
+	cl_close(c);
+}
+
+static void *hold_thread(void *arg)
+{
+	(void)arg;
+	c_hold_only();
+	return NULL;
+}
+
+static void test_abort_on_server_close(void **state)
+{
+	pthread_t th;
+	atomic_int never;
+
+	(void)state;
+	atomic_store(&never, 0);
+	assert_int_equal(pthread_create(&th, NULL, hold_thread, NULL), 0);
+	for (int i = 0; i < 200 && g_kept == NULL; i++)
+		run_until(&never, 10);
+	assert_non_null(g_kept);
+	assert_int_equal(http_server_connections(H.srv), 1);
+	uv_close((uv_handle_t *)&g_defer_timer, NULL);
+	teardown_server();
+	pthread_join(th, NULL);
+	assert_int_equal(atomic_load(&g_aborts), 1);
+	if (atomic_load(&g_failed))
+		fail_msg("client: %s", g_fail);
+	/* teardown() must not run again. */
+	setup_default(state);
+}
+
+static void c_big(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	CK(cl_sends(c, "GET /big HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") == 0);
+	msleep(200); /* let the socket fill up: the rest goes through uv_write */
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && r.body_len == BIG_LEN && memcmp(r.body, g_big, BIG_LEN) == 0);
+	resp_free(&r);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "hello world") == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void test_big_response(void **state)
+{
+	(void)state;
+	g_big = malloc(BIG_LEN);
+	for (size_t i = 0; i < BIG_LEN; i++)
+		g_big[i] = (char)('a' + i % 26);
+	run_client(c_big);
+	free(g_big);
+}
+
+static void c_connection_close(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	CK(cl_sends(c, "GET /close HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "bye") == 0);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+	c = cl_open();
+	CK(cl_sends(c, "GET /hello HTTP/1.1\r\nConnection: close\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+}
+
+static void test_connection_close(void **state)
+{
+	(void)state;
+	run_client(c_connection_close);
+}
+
+static void c_header_too_large(void)
+{
+	cl_t *c = cl_open();
+	char req[3000];
+	resp_t r;
+
+	memset(req, 0, sizeof(req));
+	strcpy(req, "GET /hello HTTP/1.1\r\nX-Big: ");
+	memset(req + strlen(req), 'a', 2000);
+	strcat(req, "\r\n\r\n");
+	CK(cl_sends(c, req) == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 431);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+	/* The same, sent in pieces so that no single read is over the limit. */
+	c = cl_open();
+	for (size_t i = 0; i < strlen(req); i += 100) {
+		if (cl_send(c, req + i, BASE_MIN((size_t)100, strlen(req) - i)) != 0)
+			break;
+		msleep(2);
+	}
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 431);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+}
+
+static void test_header_too_large(void **state)
+{
+	(void)state;
+	run_client(c_header_too_large);
+}
+
+static void c_body_too_large(void)
+{
+	cl_t *c = cl_open();
+	char chunk[64];
+	resp_t r;
+
+	CK(cl_sends(c, "POST /echo HTTP/1.1\r\nContent-Length: 1000\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 413);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+
+	c = cl_open();
+	CK(cl_sends(c, "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n") == 0);
+	memset(chunk, 'z', sizeof(chunk));
+	for (int i = 0; i < 3; i++) {
+		CK(cl_sends(c, "40\r\n") == 0);
+		if (cl_send(c, chunk, sizeof(chunk)) != 0 || cl_sends(c, "\r\n") != 0)
+			break;
+	}
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 413);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+	/* Within the limit is fine. */
+	expect_simple("POST /echo HTTP/1.1\r\nContent-Length: 100\r\n\r\n"
+	              "0123456789012345678901234567890123456789012345678901234567890123456789"
+	              "012345678901234567890123456789",
+	              200, NULL);
+}
+
+static void test_body_too_large(void **state)
+{
+	(void)state;
+	run_client(c_body_too_large);
+}
+
+static void c_bad_request(void)
+{
+	static const char *bad[] = {
+	    "garbage\r\n\r\n",
+	    "GET / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\nabc",
+	    "GET / HTTP/9.9\r\n\r\n",
+	    "GET / HTTP/1.1\r\nBad Header\r\n\r\n",
+	    "POST /echo HTTP/1.1\r\nContent-Length: x\r\n\r\n",
+	    "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+	};
+
+	for (size_t i = 0; i < BASE_ARRAY_SIZE(bad); i++) {
+		cl_t *c = cl_open();
+		resp_t r;
+
+		CK(cl_sends(c, bad[i]) == 0);
+		CK(cl_response(c, &r) == 0);
+		CK(r.status == 400);
+		resp_free(&r);
+		CK(cl_wait_close(c));
+		cl_close(c);
+	}
+	/* The server still serves. */
+	expect_simple("GET /hello HTTP/1.1\r\n\r\n", 200, "hello world");
+}
+
+static void test_bad_request(void **state)
+{
+	(void)state;
+	run_client(c_bad_request);
+}
+
+static void c_header_timeout(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	/* A request begun and never finished: 408, then closed. */
+	CK(cl_sends(c, "GET /hello HTTP/1.1\r\nHost: slow\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 408);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+	/* A connection that never says anything: closed. */
+	c = cl_open();
+	CK(cl_wait_close(c));
+	cl_close(c);
+	/* A body that stops coming. */
+	c = cl_open();
+	CK(cl_sends(c, "POST /echo HTTP/1.1\r\nContent-Length: 10\r\n\r\nabc") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 408);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+	/* Keep-alive idle. */
+	c = cl_open();
+	CK(cl_sends(c, "GET /hello HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+}
+
+static void test_timeouts(void **state)
+{
+	(void)state;
+	run_client(c_header_timeout);
+}
+
+static void c_max_connections(void)
+{
+	cl_t *a = cl_open(), *b = cl_open(), *x;
+	resp_t r;
+
+	CK(cl_sends(a, "GET /hello HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(a, &r) == 0 && r.status == 200);
+	resp_free(&r);
+	CK(cl_sends(b, "GET /hello HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(b, &r) == 0 && r.status == 200);
+	resp_free(&r);
+	/* A third is accepted and closed at once. */
+	x = cl_open();
+	CK(cl_wait_close(x));
+	cl_close(x);
+	/* Once one goes, there is room again. */
+	cl_close(a);
+	msleep(100);
+	x = cl_open();
+	CK(cl_sends(x, "GET /hello HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(x, &r) == 0 && r.status == 200);
+	resp_free(&r);
+	cl_close(x);
+	cl_close(b);
+}
+
+static void test_max_connections(void **state)
+{
+	(void)state;
+	run_client(c_max_connections);
+}
+
+/* Random bytes and mutated requests: nothing may crash or leak (ASan). */
+static void c_garbage(void)
+{
+	static const char *seeds[] = {
+	    "GET /hello HTTP/1.1\r\nHost: a\r\n\r\n",
+	    "POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+	    "POST /echo HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
+	};
+	unsigned seed = 12345;
+
+	for (int i = 0; i < 60; i++) {
+		cl_t *c = cl_open();
+		char buf[512];
+		size_t n;
+
+		if (i % 3 == 0) {
+			n = 1 + rand_r(&seed) % sizeof(buf);
+			for (size_t k = 0; k < n; k++)
+				buf[k] = (char)rand_r(&seed);
+		} else {
+			const char *s = seeds[rand_r(&seed) % BASE_ARRAY_SIZE(seeds)];
+
+			n = strlen(s);
+			memcpy(buf, s, n);
+			for (int m = 0; m < 3; m++)
+				buf[rand_r(&seed) % n] = (char)rand_r(&seed);
+		}
+		cl_send(c, buf, n);
+		if (i % 2)
+			cl_wait_close(c);
+		cl_close(c);
+	}
+	expect_simple("GET /hello HTTP/1.1\r\n\r\n", 200, "hello world");
+}
+
+static void test_garbage(void **state)
+{
+	(void)state;
+	run_client(c_garbage);
+}
+
+/* IPv6 listener (dual-stack): an IPv6 peer and an IPv4 peer, each with its address. */
+static int g_port6;
+
+static void h_remote(http_request *req, void *ud)
+{
+	(void)ud;
+	http_respond(req, 200, "text/plain", NULL, req->remote_addr, strlen(req->remote_addr));
+}
+
+static void c_ipv6(void)
+{
+	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)g_port6)};
+	struct timeval tv = {.tv_sec = 5};
+	cl_t *c = malloc(sizeof(*c));
+	resp_t r;
+
+	c->len = 0;
+	c->fd = socket(AF_INET6, SOCK_STREAM, 0);
+	inet_pton(AF_INET6, "::1", &sa.sin6_addr);
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	CK(connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) == 0);
+	CK(cl_sends(c, "GET /addr HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "::1") == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void c_ipv4_on_dual_stack(void)
+{
+	int saved = H.port;
+	cl_t *c;
+	resp_t r;
+
+	H.port = g_port6;
+	c = cl_open();
+	H.port = saved;
+	CK(cl_sends(c, "GET /addr HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200 && strcmp(r.body, "127.0.0.1") == 0);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void test_ipv6(void **state)
+{
+	http_server *s6 = http_server_new(&H.loop, NULL);
+	http_server *s4 = H.srv;
+	int rc;
+
+	(void)state;
+	assert_non_null(s6);
+	assert_int_equal(http_route(s6, HTTP_M_GET, "/addr", 0, h_remote, NULL), 0);
+	rc = http_server_listen(s6, "::", 0);
+	if (rc == 0) {
+		g_port6 = http_server_port(s6);
+		run_client(c_ipv6);
+		run_client(c_ipv4_on_dual_stack);
+	}
+	/* Closed the same way as the main server, then H.srv is restored. */
+	H.srv = s6;
+	atomic_store(&g_closed, 0);
+	http_server_close(s6, on_server_closed, NULL);
+	assert_true(run_until(&g_closed, 5000));
+	http_server_free(s6);
+	H.srv = s4;
+	if (rc != 0)
+		skip();
+}
+
+static void test_strings(void **state)
+{
+	(void)state;
+	assert_string_equal(http_status_text(404), "Not Found");
+	assert_string_equal(http_status_text(431), "Request Header Fields Too Large");
+	assert_string_equal(http_strerror(HTTP_EQUEUE_FULL), "output queue full");
+	assert_string_equal(http_strerror(BASE_ENOMEM), "out of memory");
+	assert_non_null(http_strerror(UV_ECONNRESET));
+	assert_ptr_equal(http_server_loop(H.srv), &H.loop);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test_setup_teardown(test_simple_get, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_not_found, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_keep_alive, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_pipelining, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_trickle, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_chunked, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_deferred_backlog, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_abort, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_abort_on_server_close, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_big_response, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_connection_close, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_header_too_large, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_too_large, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_bad_request, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_timeouts, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_max_connections, setup_small, teardown),
+	    cmocka_unit_test_setup_teardown(test_garbage, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_ipv6, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_strings, setup_default, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

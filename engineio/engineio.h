@@ -117,6 +117,11 @@ int eio_socket_send_msg(eio_socket *s, eio_msg *m);
 void eio_socket_close(eio_socket *s);
 /** 1 until the socket closed (or is closing). */
 int eio_socket_is_open(const eio_socket *s);
+/**
+ * 1 when a message sent now would leave at once: a GET is waiting (polling),
+ * or nothing is queued (WebSocket). Volatile messages are dropped otherwise.
+ */
+int eio_socket_writable(const eio_socket *s);
 /** Bytes queued for the socket and not yet written. */
 size_t eio_socket_buffered(const eio_socket *s);
 const char *eio_socket_id(const eio_socket *s);

@@ -319,6 +319,15 @@ int eio_socket_is_open(const eio_socket *s)
 	return s->state == EIO_S_OPEN;
 }
 
+int eio_socket_writable(const eio_socket *s)
+{
+	if (s->state != EIO_S_OPEN)
+		return 0;
+	if (ws_is_transport(s))
+		return http_ws_buffered(s->ws) == 0;
+	return s->poll_req != NULL && s->out.len == 0;
+}
+
 size_t eio_socket_buffered(const eio_socket *s)
 {
 	return s->out.len + (s->ws ? http_ws_buffered(s->ws) : 0);

@@ -427,6 +427,19 @@ void sio_disconnect(sio_socket *s)
 
 void sio_disconnect_all(sio_socket *s)
 {
-	if (s->client && !s->client->closed)
-		eio_socket_close(s->client->eio);
+	sio_client *c = s->client;
+	if (!c || c->closed)
+		return;
+	/* Every namespace hears a DISCONNECT, then the connection closes. */
+	c->refs++;
+	while (!base_list_empty(&c->sockets)) {
+		sio_socket *each = BASE_CONTAINER_OF(c->sockets.next, sio_socket, client_link);
+		if (each->state == SIO_SOCK_CONNECTED)
+			sio_disconnect(each);
+		else
+			sio__socket_closed(each, "server namespace disconnect");
+	}
+	if (!c->closed)
+		eio_socket_close(c->eio);
+	sio__client_unref(c);
 }

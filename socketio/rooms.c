@@ -193,7 +193,7 @@ static int send_one(sio_socket *s, const sio_bcast *b, const sio_encoded *e)
 	if (!s->client || s->client->closed || s->state != SIO_SOCK_CONNECTED)
 		return 0;
 	eio_socket *es = s->client->eio;
-	if (b->is_volatile && eio_socket_buffered(es) > 0)
+	if (b->is_volatile && !eio_socket_writable(es))
 		return 0;
 	if (e->event)
 		sio__notify_outgoing(s, e->event, e->args, e->raw_atts, e->n_atts);

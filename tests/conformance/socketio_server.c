@@ -7,10 +7,21 @@
  * "message-with-ack" with its arguments. On "/custom": emits "auth".
  *
  * Options for our own client tests: --parser msgpack, --recovery MS.
+ *
+ * EXTRA behaviour for our acceptance tests, the same as
+ * tests/conformance/reference_socketio.js (see there for each contract):
+ * on "/" the events join, leave, broadcast, request-ack, disconnect-me,
+ * disconnect-reason and handshake; the namespace "/private" behind a
+ * middleware wanting auth {"token":"secret"}; dynamic namespaces
+ * "/dyn-<digits>". Their arguments are read with jansson: this is a test
+ * program, not a hot path.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <ctype.h>
+#include <jansson.h>
 
 #include "socketio.h"
 
@@ -35,6 +46,259 @@ static void on_message_with_ack(const sio_event *ev, void *ud)
 	(void)ud;
 	if (ev->ack_id >= 0)
 		sio_ack(ev->socket, ev->ack_id, ev->args, ev->attachments, ev->n_attachments);
+}
+
+/* ---- EXTRA ------------------------------------------------------------- */
+
+/* The event's arguments as a JSON array (NULL when not valid). */
+static json_t *args_array(const sio_event *ev)
+{
+	base_buf b = BASE_BUF_INIT;
+	base_buf_append(&b, "[", 1);
+	base_buf_append(&b, ev->args.base, ev->args.len);
+	base_buf_append(&b, "]", 1);
+	json_t *arr = json_loadb(b.data, b.len, 0, NULL);
+	base_buf_free(&b);
+	return json_is_array(arr) ? arr : (json_decref(arr), NULL);
+}
+
+/* Elements from..end of arr as JSON text without brackets, into out. */
+static void args_text(json_t *arr, size_t from, size_t end, base_buf *out)
+{
+	for (size_t i = from; i < end; i++) {
+		char *t = json_dumps(json_array_get(arr, i), JSON_COMPACT | JSON_ENCODE_ANY);
+		if (i > from)
+			base_buf_append(out, ",", 1);
+		base_buf_append_str(out, t ? t : "null");
+		free(t);
+	}
+}
+
+static void ack_empty(const sio_event *ev)
+{
+	if (ev->ack_id >= 0)
+		sio_ack(ev->socket, ev->ack_id, BASE_SLICE_LIT(""), NULL, 0);
+}
+
+static void ack_json(const sio_event *ev, json_t *v)
+{
+	char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+	if (t && ev->ack_id >= 0)
+		sio_ack(ev->socket, ev->ack_id, (base_slice){t, strlen(t)}, NULL, 0);
+	free(t);
+}
+
+static void on_join(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	json_t *a = args_array(ev), *rooms = json_array_get(a, 0), *r;
+	size_t i;
+	if (json_is_string(rooms))
+		sio_join(ev->socket, json_string_value(rooms));
+	json_array_foreach(rooms, i, r) if (json_is_string(r))
+	    sio_join(ev->socket, json_string_value(r));
+	json_decref(a);
+	ack_empty(ev);
+}
+
+static void on_leave(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	json_t *a = args_array(ev);
+	if (json_is_string(json_array_get(a, 0)))
+		sio_leave(ev->socket, json_string_value(json_array_get(a, 0)));
+	json_decref(a);
+	ack_empty(ev);
+}
+
+static void add_rooms(sio_bcast *b, json_t *v, int except)
+{
+	size_t i;
+	json_t *r;
+	if (json_is_string(v))
+		(except ? sio_bcast_except : sio_bcast_to)(b, json_string_value(v));
+	json_array_foreach(v, i, r) if (json_is_string(r))(
+	    except ? sio_bcast_except : sio_bcast_to)(b, json_string_value(r));
+}
+
+static void on_broadcast(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	json_t *a = args_array(ev), *opts = json_array_get(a, 0);
+	const char *event = json_string_value(json_object_get(opts, "event"));
+	if (event) {
+		sio_bcast b;
+		sio_bcast_init(&b, sio_socket_namespace(ev->socket));
+		if (json_is_true(json_object_get(opts, "others")))
+			sio_bcast_except(&b, sio_socket_id(ev->socket));
+		add_rooms(&b, json_object_get(opts, "to"), 0);
+		add_rooms(&b, json_object_get(opts, "except"), 1);
+		b.is_volatile = json_is_true(json_object_get(opts, "volatile"));
+		base_buf rest = BASE_BUF_INIT;
+		args_text(a, 1, json_array_size(a), &rest);
+		sio_bcast_emit(&b, event, (base_slice){rest.data ? rest.data : "", rest.len},
+		               ev->attachments, ev->n_attachments);
+		base_buf_free(&rest);
+	}
+	json_decref(a);
+	ack_empty(ev);
+}
+
+typedef struct {
+	int64_t ack_id;
+} request_ack_ctx;
+
+static void on_client_ack(sio_socket *s, int timed_out, base_slice args, const base_slice *atts,
+                          size_t n_atts, void *ud)
+{
+	request_ack_ctx *ctx = ud;
+	base_buf b = BASE_BUF_INIT;
+	if (timed_out)
+		base_buf_append_str(&b, "{\"error\":\"operation has timed out\",\"responses\":[]}");
+	else
+		base_buf_printf(&b, "{\"error\":null,\"responses\":[%.*s]}", (int)args.len,
+		                args.base ? args.base : "");
+	sio_ack(s, ctx->ack_id, (base_slice){b.data, b.len}, atts, n_atts);
+	base_buf_free(&b);
+	free(ctx);
+}
+
+static void on_request_ack(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	json_t *a = args_array(ev), *opts = json_array_get(a, 0);
+	const char *event = json_string_value(json_object_get(opts, "event"));
+	request_ack_ctx *ctx = malloc(sizeof(*ctx));
+	if (event && ev->ack_id >= 0 && ctx) {
+		json_t *list = json_object_get(opts, "args");
+		base_buf text = BASE_BUF_INIT;
+		if (json_is_array(list))
+			args_text(list, 0, json_array_size(list), &text);
+		json_t *t = json_object_get(opts, "timeout");
+		ctx->ack_id = ev->ack_id;
+		if (sio_emit_ack(
+		        ev->socket, event, (base_slice){text.data ? text.data : "", text.len},
+		        ev->attachments, ev->n_attachments,
+		        json_is_number(t) ? (unsigned)json_number_value(t) : 0, on_client_ack, ctx))
+			free(ctx);
+		base_buf_free(&text);
+	} else {
+		free(ctx);
+	}
+	json_decref(a);
+}
+
+static void on_disconnect_me(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	if (ev->args.len == 4 && memcmp(ev->args.base, "true", 4) == 0)
+		sio_disconnect_all(ev->socket);
+	else
+		sio_disconnect(ev->socket);
+}
+
+#define MAX_REASONS 1000
+static struct {
+	char sid[32];
+	char reason[48];
+} g_reasons[MAX_REASONS];
+static size_t g_reason_next;
+
+static void remember_reason(sio_socket *s, const char *reason, void *ud)
+{
+	(void)ud;
+	snprintf(g_reasons[g_reason_next].sid, sizeof(g_reasons[0].sid), "%s", sio_socket_id(s));
+	snprintf(g_reasons[g_reason_next].reason, sizeof(g_reasons[0].reason), "%s", reason);
+	g_reason_next = (g_reason_next + 1) % MAX_REASONS;
+}
+
+static void on_disconnect_reason(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	json_t *a = args_array(ev);
+	const char *sid = json_string_value(json_array_get(a, 0));
+	json_t *answer = json_null();
+	for (size_t i = 0; sid && i < MAX_REASONS; i++)
+		if (strcmp(g_reasons[i].sid, sid) == 0)
+			answer = json_string(g_reasons[i].reason);
+	ack_json(ev, answer);
+	json_decref(answer);
+	json_decref(a);
+}
+
+static json_t *query_object(base_slice q)
+{
+	json_t *o = json_object();
+	const char *p = q.base, *end = q.base + q.len;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *stop = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(stop - p));
+		const char *kend = eq ? eq : stop;
+		char *k = strndup(p, (size_t)(kend - p));
+		char *v = eq ? strndup(eq + 1, (size_t)(stop - eq - 1)) : strdup("");
+		ssize_t kl = base_url_decode(k, strlen(k), k, 1);
+		ssize_t vl = base_url_decode(v, strlen(v), v, 1);
+		if (kl >= 0 && vl >= 0 && kl > 0)
+			json_object_setn_new_nocheck(o, k, (size_t)kl,
+			                             json_stringn_nocheck(v, (size_t)vl));
+		free(k);
+		free(v);
+		p = stop + 1;
+	}
+	return o;
+}
+
+static void on_handshake(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	sio_socket *s = ev->socket;
+	base_slice auth = sio_handshake_auth(s);
+	json_t *o = json_object();
+	json_object_set_new(o, "auth", json_loadb(auth.base, auth.len, 0, NULL));
+	json_object_set_new(o, "query", query_object(sio_handshake_query(s)));
+	json_t *headers = json_object();
+	static const char *const names[] = {"host",   "x-test-header", "user-agent",
+	                                    "origin", "cookie",        "connection"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		const base_slice *v = sio_handshake_header(s, names[i]);
+		if (v)
+			json_object_set_new(headers, names[i], json_stringn(v->base, v->len));
+	}
+	json_object_set_new(o, "headers", headers);
+	json_object_set_new(o, "address", json_string(sio_handshake_address(s)));
+	ack_json(ev, o);
+	json_decref(o);
+}
+
+static void private_middleware(sio_socket *s, void *ud)
+{
+	(void)ud;
+	base_slice auth = sio_handshake_auth(s);
+	json_t *a = json_loadb(auth.base, auth.len, 0, NULL);
+	const char *token = json_string_value(json_object_get(a, "token"));
+	if (token && strcmp(token, "secret") == 0)
+		sio_next(s);
+	else
+		sio_refuse(s, "not authorized", "{\"code\":403}");
+	json_decref(a);
+}
+
+static int match_dyn(const char *name, void *ud)
+{
+	(void)ud;
+	if (strncmp(name, "/dyn-", 5) != 0 || !name[5])
+		return 0;
+	for (const char *p = name + 5; *p; p++)
+		if (!isdigit((unsigned char)*p))
+			return 0;
+	return 1;
+}
+
+static void setup_dyn(sio_namespace *nsp, void *ud)
+{
+	(void)ud;
+	sio_on_connection(nsp, emit_auth, NULL);
 }
 
 static void on_closed(void *ud)
@@ -104,6 +368,20 @@ int main(int argc, char **argv)
 	sio_on(root, "message", on_message, NULL);
 	sio_on(root, "message-with-ack", on_message_with_ack, NULL);
 	sio_on_connection(sio_of(g_sio, "/custom"), emit_auth, NULL);
+
+	/* EXTRA */
+	sio_on(root, "join", on_join, NULL);
+	sio_on(root, "leave", on_leave, NULL);
+	sio_on(root, "broadcast", on_broadcast, NULL);
+	sio_on(root, "request-ack", on_request_ack, NULL);
+	sio_on(root, "disconnect-me", on_disconnect_me, NULL);
+	sio_on(root, "disconnect-reason", on_disconnect_reason, NULL);
+	sio_on(root, "handshake", on_handshake, NULL);
+	sio_on_disconnect(root, remember_reason, NULL);
+	sio_namespace *priv = sio_of(g_sio, "/private");
+	sio_use(priv, private_middleware, NULL);
+	sio_on_connection(priv, emit_auth, NULL);
+	sio_dynamic(g_sio, NULL, match_dyn, setup_dyn, NULL);
 
 	int rc = http_server_listen(g_http, "127.0.0.1", port);
 	if (rc) {

@@ -18,7 +18,7 @@
 // SPACES_TEST_VERBOSE=1 (copy the server's stderr).
 "use strict";
 
-const { describe, it, before, after } = require("node:test");
+const { describe, it: baseIt, before, after } = require("node:test");
 const assert = require("node:assert/strict");
 const path = require("node:path");
 const WebSocket = require(path.join(__dirname, "..", "node_modules", "ws"));
@@ -84,6 +84,40 @@ async function requestOrDrop(url, options) {
     if (error.name === "TimeoutError") throw error;
     return { status: null, error };
   }
+}
+
+/** The error for a session that ended while the test still needed it. */
+function sessionLost(what) {
+  const e = new Error(`session lost: ${what}`);
+  e.sessionLost = true;
+  return e;
+}
+
+/**
+ * Every test runs up to three times while it fails only because a session
+ * it still needed was closed under it: with pingInterval 300 and pingTimeout
+ * 200, a heavily loaded machine can be late with a pong. Any other failure,
+ * and a third lost session, fail the test.
+ */
+function it(name, options, fn) {
+  baseIt(name, options, async () => {
+    const reasons = [];
+    for (let i = 0; i < 3; i++) {
+      try {
+        return await fn();
+      } catch (e) {
+        if (!e.sessionLost) throw e;
+        reasons.push(e.message);
+      }
+    }
+    throw new Error(`the session was lost in every attempt: ${reasons.join("; ")}`);
+  });
+}
+
+/** A request on a live session must succeed (200). */
+function assertOk(res) {
+  if (res.status === 400 && /"code":1\b/.test(res.text)) throw sessionLost(res.text);
+  assert.equal(res.status, 200, `expected 200, got ${res.status}: ${res.text}`);
 }
 
 /** Checks an Engine.IO error response: 400 and a JSON {code, message}. */
@@ -154,7 +188,7 @@ class PollingSession {
 
   async pong() {
     const res = await this.post("3");
-    assert.equal(res.status, 200, `pong POST: ${res.status} ${res.text}`);
+    assertOk(res);
   }
 
   /**
@@ -168,7 +202,7 @@ class PollingSession {
     while (packets.length < count) {
       assert.ok(Date.now() < deadline, `only ${packets.length}/${count} packets arrived`);
       const res = await this.get();
-      assert.equal(res.status, 200, `poll: ${res.status} ${res.text}`);
+      assertOk(res);
       for (const p of res.text.split(SEP)) {
         if (p === "2") {
           this.pings++;
@@ -236,7 +270,7 @@ class WsClient {
     if (this.closeInfo) return;
     this.closeInfo = { code, reason, httpStatus: this.httpStatus };
     this._rejectOpen(new Error(`closed before open (${code}, HTTP ${this.httpStatus})`));
-    for (const w of this.waiters.splice(0)) w.reject(new Error(`socket closed (${code})`));
+    for (const w of this.waiters.splice(0)) w.reject(sessionLost(`socket closed (${code})`));
     this._resolveClosed(this.closeInfo);
   }
 
@@ -254,7 +288,8 @@ class WsClient {
   /** The next message; rejects if the socket closes or nothing comes. */
   next(timeoutMs = WAIT_MS) {
     if (this.queue.length > 0) return Promise.resolve(this.queue.shift());
-    if (this.closeInfo) return Promise.reject(new Error(`socket closed (${this.closeInfo.code})`));
+    if (this.closeInfo)
+      return Promise.reject(sessionLost(`socket closed (${this.closeInfo.code})`));
     return new Promise((resolve, reject) => {
       const w = {
         resolve: (m) => {
@@ -413,7 +448,7 @@ describe("handshake", () => {
         body: "4cors",
         headers: origin,
       });
-      assert.equal(post.status, 200);
+      assertOk(post);
       assert.equal(post.headers.get("access-control-allow-origin"), "*");
 
       const bad = await request(eioUrl({ transport: "polling", sid: "nope" }), { headers: origin });
@@ -465,7 +500,7 @@ describe("message", () => {
     it("sends and receives a payload containing one text packet", TEST_OPTS, async () => {
       const s = await PollingSession.open();
       const push = await s.post("4hello");
-      assert.equal(push.status, 200);
+      assertOk(push);
       assert.equal(push.text, "ok");
       assert.deepEqual(await s.receive(1), ["4hello"]);
     });
@@ -473,11 +508,11 @@ describe("message", () => {
     it("sends and receives a payload containing several text packets", TEST_OPTS, async () => {
       const s = await PollingSession.open();
       const push = await s.post(["4test1", "4test2", "4test3"].join(SEP));
-      assert.equal(push.status, 200);
+      assertOk(push);
       assert.equal(push.text, "ok");
       // Echoes queued while no GET was waiting leave together in one payload.
       const res = await s.get();
-      assert.equal(res.status, 200);
+      assertOk(res);
       const packets = res.text.split(SEP).filter((p) => p !== "2");
       assert.deepEqual(packets, ["4test1", "4test2", "4test3"]);
     });
@@ -485,7 +520,7 @@ describe("message", () => {
     it("sends and receives text and base64 binary packets", TEST_OPTS, async () => {
       const s = await PollingSession.open();
       const push = await s.post(`4hello${SEP}bAQIDBA==`);
-      assert.equal(push.status, 200);
+      assertOk(push);
       assert.equal(push.text, "ok");
       assert.deepEqual(await s.receive(2), ["4hello", "bAQIDBA=="]);
     });
@@ -494,7 +529,7 @@ describe("message", () => {
       const s = await PollingSession.open();
       const text = "4h\u00e9llo w\u00f6rld \u20ac \u{1f600} \u4e2d\u6587";
       const push = await s.post([text, "4", "bAA==", "b"].join(SEP));
-      assert.equal(push.status, 200);
+      assertOk(push);
       assert.deepEqual(await s.receive(4), [text, "4", "bAA==", "b"]);
     });
 
@@ -504,9 +539,9 @@ describe("message", () => {
         const pending = s.get();
         await sleep(50);
         const push = await s.post(`4late${round}`);
-        assert.equal(push.status, 200);
+        assertOk(push);
         let res = await pending;
-        assert.equal(res.status, 200);
+        assertOk(res);
         let packets = res.text.split(SEP);
         // A ping may have taken the waiting GET first on a slow machine.
         if (packets.every((p) => p === "2")) {
@@ -562,7 +597,7 @@ describe("message", () => {
         const second = await requestOrDrop(s.url({ t: "burst" }));
         const firstRes = await first;
         if (firstRes.text === "2") continue; // the ping raced us
-        assert.equal(firstRes.status, 200);
+        assertOk(firstRes);
         assert.equal(firstRes.text.split(SEP).pop(), "1", `first poll: ${firstRes.text}`);
         if (second.status !== null) {
           assert.ok([400, 500].includes(second.status), `second poll: ${second.status}`);
@@ -634,14 +669,14 @@ describe("heartbeat", () => {
       const start = Date.now();
       for (let i = 0; i < 3; i++) {
         const res = await s.get();
-        assert.equal(res.status, 200);
+        assertOk(res);
         assert.equal(res.text, "2");
         if (i === 0) {
           const elapsed = Date.now() - start;
           assert.ok(elapsed >= PING_INTERVAL - 100, `first ping after ${elapsed} ms`);
         }
         const push = await s.post("3");
-        assert.equal(push.status, 200);
+        assertOk(push);
         assert.equal(push.text, "ok");
       }
       const elapsed = Date.now() - start;
@@ -653,11 +688,11 @@ describe("heartbeat", () => {
       const end = Date.now() + 6 * PING_INTERVAL;
       while (Date.now() < end) {
         const res = await s.get();
-        assert.equal(res.status, 200, `poll: ${res.status} ${res.text}`);
+        assertOk(res);
         for (const p of res.text.split(SEP)) if (p === "2") await s.pong();
       }
       const push = await s.post("4still-here");
-      assert.equal(push.status, 200);
+      assertOk(push);
       assert.deepEqual(await s.receive(1), ["4still-here"]);
     });
 
@@ -680,7 +715,7 @@ describe("heartbeat", () => {
       // The first poll returns the ping; the client never answers it and
       // polls again: that poll must not hang past the timeout.
       const first = await s.get();
-      assert.equal(first.status, 200);
+      assertOk(first);
       assert.equal(first.text, "2");
       const started = Date.now();
       const second = await requestOrDrop(s.url());
@@ -736,9 +771,9 @@ describe("close", () => {
       });
       await sleep(50);
       const push = await s.post("1");
-      assert.equal(push.status, 200);
+      assertOk(push);
       const res = await poll;
-      assert.equal(res.status, 200);
+      assertOk(res);
       const packets = res.text.split(SEP).filter((p) => p !== "2");
       // If a ping answered the poll before the close, there is nothing more
       // to check about it; otherwise the close releases it with a noop.
@@ -750,7 +785,7 @@ describe("close", () => {
     it("closes a session with no waiting poll", TEST_OPTS, async () => {
       const s = await PollingSession.open();
       const push = await s.post("1");
-      assert.equal(push.status, 200);
+      assertOk(push);
       assertErrorResponse(await s.get(), 1, "Session ID unknown");
     });
   });
@@ -796,7 +831,7 @@ describe("upgrade", () => {
       ws.send("2probe");
       assert.equal(await ws.next(), "3probe");
       const res = await poll;
-      assert.equal(res.status, 200);
+      assertOk(res);
       const packets = res.text.split(SEP);
       if (packets.length === 1 && packets[0] === "2") {
         ws.close();
@@ -817,7 +852,7 @@ describe("upgrade", () => {
   it("loses no message across the upgrade", TEST_OPTS, async () => {
     const s = await PollingSession.open();
     // The echo of this message is queued on the polling side, not yet read.
-    assert.equal((await s.post("4before")).status, 200);
+    assertOk(await s.post("4before"));
     const ws = new WsClient(wsUrl({ sid: s.sid }));
     await ws.opened;
     ws.send("2probe");
@@ -880,7 +915,7 @@ describe("upgrade", () => {
   it("refuses an upgrade for an unknown or closed sid", TEST_OPTS, async () => {
     await assertWsRefused(wsUrl({ sid: "no-such-sid" }), { status: 400 });
     const s = await PollingSession.open();
-    assert.equal((await s.post("1")).status, 200);
+    assertOk(await s.post("1"));
     await assertWsRefused(wsUrl({ sid: s.sid }), { status: 400 });
   });
 });
@@ -889,7 +924,7 @@ describe("server", () => {
   it("is still running after all of the above", TEST_OPTS, async () => {
     server.assertAlive();
     const s = await PollingSession.open();
-    assert.equal((await s.post("4bye")).status, 200);
+    assertOk(await s.post("4bye"));
     assert.deepEqual(await s.receive(1), ["4bye"]);
   });
 });

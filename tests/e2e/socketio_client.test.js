@@ -304,14 +304,14 @@ describe("socket.io-client against the conformance server", () => {
         assert.deepEqual(res, { error: null, responses: ["answer", { bin: buf(7, 7) }, 3] });
       });
 
-      it("server to client ack with a timeout: answered in time", TEST_TIMEOUT, async () => {
+      it("server to client ack with a timeout: answered in time (EXTRA request-ack)", TEST_TIMEOUT, async () => {
         const s = await connect(server, "/", mode);
         s.on("ask", (x, cb) => cb(x * 2));
         const res = await call(s, "request-ack", { event: "ask", args: [21], timeout: 2000 });
         assert.deepEqual(res, { error: null, responses: [42] });
       });
 
-      it("server to client ack with a timeout: the server callback is told of the timeout", TEST_TIMEOUT, async () => {
+      it("server to client ack with a timeout: the server callback is told of the timeout (EXTRA request-ack)", TEST_TIMEOUT, async () => {
         const s = await connect(server, "/", mode);
         let late;
         s.on("ask", (x, cb) => {
@@ -405,7 +405,7 @@ describe("socket.io-client against the conformance server", () => {
         assert.equal(b.io.engine.id, engineId);
       });
 
-      it("disconnect reasons: io client disconnect, seen by the server as client namespace disconnect", TEST_TIMEOUT, async () => {
+      it("disconnect reasons: io client disconnect, seen by the server as client namespace disconnect (EXTRA disconnect-reason)", TEST_TIMEOUT, async () => {
         const s = await connect(server, "/", mode);
         const id = s.id;
         const reason = once(s, "disconnect");
@@ -415,7 +415,7 @@ describe("socket.io-client against the conformance server", () => {
         assert.equal(await serverReason(w, id), "client namespace disconnect");
       });
 
-      it("disconnect reasons: io server disconnect (EXTRA disconnect-me), server: server namespace disconnect", TEST_TIMEOUT, async () => {
+      it("disconnect reasons: io server disconnect, server: server namespace disconnect (EXTRA disconnect-me, disconnect-reason)", TEST_TIMEOUT, async () => {
         const s = await connect(server, "/", mode);
         const id = s.id;
         const reason = once(s, "disconnect");
@@ -426,7 +426,7 @@ describe("socket.io-client against the conformance server", () => {
         assert.equal(await serverReason(w, id), "server namespace disconnect");
       });
 
-      it("disconnect reasons: disconnect-me true closes every namespace of the connection", TEST_TIMEOUT, async () => {
+      it("disconnect reasons: disconnect-me true closes every namespace of the connection (EXTRA disconnect-me)", TEST_TIMEOUT, async () => {
         const manager = new Manager(server.url, { reconnection: false, ...MODES[mode] });
         managers.add(manager);
         const a = track(manager.socket("/"));
@@ -442,7 +442,7 @@ describe("socket.io-client against the conformance server", () => {
         assert.ok(["io server disconnect", "transport close"].includes((await rb)[0]));
       });
 
-      it("disconnect reasons: transport close when the client's connection goes away", TEST_TIMEOUT, async () => {
+      it("disconnect reasons: transport close when the client's connection goes away (EXTRA disconnect-reason)", TEST_TIMEOUT, async () => {
         const s = await connect(server, "/", mode);
         const id = s.id;
         s.io.engine.close();
@@ -700,7 +700,7 @@ describe("connection state recovery (server --recovery 120000)", () => {
       const gone = once(a, "disconnect");
       a.io.engine.close();
       await gone;
-      await h.sleep(200);
+      await h.sleep(300); // let the server see the transport close first
       a.connect();
       await once(a, "connect");
       assert.equal(a.recovered, true, "socket.recovered");
@@ -709,7 +709,7 @@ describe("connection state recovery (server --recovery 120000)", () => {
       assert.deepEqual(withoutOffset(await a.next("message-back")), ["m2"]);
     });
 
-    it(`${mode}: recovered after a forced transport close; rooms and missed events restored`, TEST_TIMEOUT, async () => {
+    it(`${mode}: recovered after a forced transport close; rooms and missed events restored (EXTRA join, broadcast, disconnect-reason)`, TEST_TIMEOUT, async () => {
       const a = await connect(server, "/", mode, { auth: { me: "a" } });
       assert.equal(a.recovered, false);
       assert.deepEqual(withoutOffset(await a.next("auth")), [{ me: "a" }]);
@@ -752,7 +752,7 @@ describe("connection state recovery (server --recovery 120000)", () => {
     assert.notEqual(a.id, id);
   });
 
-  it("not recovered after a server namespace disconnect", TEST_TIMEOUT, async () => {
+  it("not recovered after a server namespace disconnect (EXTRA disconnect-me)", TEST_TIMEOUT, async () => {
     const a = await connect(server, "/", "websocket");
     await a.next("auth");
     const gone = once(a, "disconnect");

@@ -205,32 +205,35 @@ class Scenario:
         assert sio.get_sid("/") != sio.get_sid("/custom"), "one socket id per namespace"
         sio.emit("message", "main")
         expect_equal(rec.wait("message-back", "/"), ("main",), "message-back on /")
-        d, drec = self.client(namespaces=("/dyn-7",), auth={"d": 7})
-        expect_equal(drec.wait("auth", "/dyn-7"), ({"d": 7},), "auth on dynamic namespace /dyn-7")
 
-    def s_refused(self):
+    def refused(self, ns, auth, want):
         errors = []
+        sio, _ = self.client(namespaces=(ns,), connect=False, handlers={(ns, "connect_error"): errors.append})
+        try:
+            sio.connect(self.url, auth=auth, transports=self.transports, namespaces=[ns], wait_timeout=2)
+        except self.socketio.exceptions.ConnectionError:
+            pass
+        else:
+            raise AssertionError("connecting to %s must fail" % ns)
+        expect_equal(errors, [want], "connect_error data for %s" % ns)
 
-        def on_error(data):
-            errors.append(data)
+    def s_unknown_namespace(self):
+        self.refused("/random", None, {"message": "Invalid namespace"})
 
-        for ns, auth, want in (
-            ("/random", None, {"message": "Invalid namespace"}),
-            ("/private", {"token": "nope"}, {"message": "not authorized", "data": {"code": 403}}),
-        ):
-            errors.clear()
-            sio, _ = self.client(namespaces=(ns,), connect=False, handlers={(ns, "connect_error"): on_error})
-            try:
-                sio.connect(self.url, auth=auth, transports=self.transports, namespaces=[ns], wait_timeout=2)
-            except self.socketio.exceptions.ConnectionError:
-                pass
-            else:
-                raise AssertionError("connecting to %s must fail" % ns)
-            expect_equal(errors, [want], "connect_error data for %s" % ns)
+    def s_extra_middleware(self):
+        """EXTRA /private: refused without the token, accepted with it."""
+        self.refused("/private", {"token": "nope"}, {"message": "not authorized", "data": {"code": 403}})
         ok, orec = self.client(namespaces=("/private",), auth={"token": "secret"})
         expect_equal(orec.wait("auth", "/private"), ({"token": "secret"},), "auth on /private")
 
-    def s_server_ack(self):
+    def s_extra_dynamic_namespace(self):
+        """EXTRA /dyn-<digits>."""
+        d, drec = self.client(namespaces=("/dyn-7",), auth={"d": 7})
+        expect_equal(drec.wait("auth", "/dyn-7"), ({"d": 7},), "auth on dynamic namespace /dyn-7")
+        self.refused("/dyn-x", None, {"message": "Invalid namespace"})
+
+    def s_extra_server_ack(self):
+        """EXTRA request-ack."""
         seen = []
 
         def ask(*args):
@@ -251,6 +254,19 @@ class Scenario:
         expect_equal(res["error"], None, "server ack with timeout, answered in time")
 
     def s_disconnect(self):
+        sio, rec = self.client(namespaces=("/", "/custom"))
+        rec.wait("auth")
+        rec.wait("auth", "/custom")
+        sio.disconnect()
+        assert not sio.connected, "still connected after disconnect()"
+        # A new client connects fine afterwards.
+        sio2, rec2 = self.client()
+        rec2.wait("auth")
+        sio2.emit("message", "after")
+        expect_equal(rec2.wait("message-back"), ("after",), "message-back")
+
+    def s_extra_disconnect_reasons(self):
+        """EXTRA disconnect-me, disconnect-reason."""
         # The client leaves.
         sio, rec = self.client()
         rec.wait("auth")
@@ -275,7 +291,8 @@ class Scenario:
         assert not sio2.connected, "the client is still connected"
         expect_equal(self.server_reason(sid2), "server namespace disconnect", "server-side reason")
 
-    def s_rooms(self):
+    def s_extra_rooms(self):
+        """EXTRA join, leave, broadcast."""
         a, arec = self.client()
         b, brec = self.client()
         arec.wait("auth")

@@ -366,6 +366,11 @@ int sio_socket_connected(const sio_socket *s)
 	return s->state == SIO_SOCK_CONNECTED;
 }
 
+int sio_socket_alive(const sio_socket *s)
+{
+	return s->state != SIO_SOCK_DISCONNECTED;
+}
+
 int sio_socket_recovered(const sio_socket *s)
 {
 	return s->recovered;

@@ -481,6 +481,11 @@ eio_server *sio_server_engine(const sio_server *srv)
 	return srv->eio;
 }
 
+uv_loop_t *sio_server_loop(const sio_server *srv)
+{
+	return http_server_loop(srv->http);
+}
+
 size_t sio_server_clients(const sio_server *srv)
 {
 	return srv->eio ? eio_server_clients(srv->eio) : 0;

@@ -68,6 +68,8 @@ void sio_server_close_all(sio_server *srv);
 /** Frees the server. Call after http_server_close completed. */
 void sio_server_free(sio_server *srv);
 eio_server *sio_server_engine(const sio_server *srv);
+/** The loop everything runs on. */
+uv_loop_t *sio_server_loop(const sio_server *srv);
 /** Number of Engine.IO sessions (clients). */
 size_t sio_server_clients(const sio_server *srv);
 
@@ -136,6 +138,8 @@ const char *sio_socket_id(const sio_socket *s);
 sio_namespace *sio_socket_namespace(const sio_socket *s);
 /** 1 when the socket is connected. */
 int sio_socket_connected(const sio_socket *s);
+/** 1 until the socket is disconnected (also while its middlewares run). */
+int sio_socket_alive(const sio_socket *s);
 /** 1 when this socket was restored by connection state recovery. */
 int sio_socket_recovered(const sio_socket *s);
 eio_socket *sio_socket_engine(const sio_socket *s);

@@ -151,7 +151,7 @@ function sessionLost(reason) {
  * moving ~1 MB messages can miss a heartbeat). Any other failure, and a
  * third lost session, fail the test.
  */
-async function retryOnLostSession(attempt) {
+async function retryOnLostSession(attempt, t) {
   const reasons = [];
   for (let i = 0; i < 3; i++) {
     try {
@@ -159,6 +159,7 @@ async function retryOnLostSession(attempt) {
     } catch (e) {
       if (!e.sessionLost) throw e;
       reasons.push(e.message);
+      if (t) t.diagnostic(`attempt ${i + 1}: ${e.message}`);
     }
   }
   throw new Error(`the session was lost in every attempt: ${reasons.join("; ")}`);
@@ -172,7 +173,7 @@ const MODES = [
 
 /** it(), with the test retried while it only loses its session. */
 function itWithRetry(name, fn) {
-  it(name, TEST_OPTS, () => retryOnLostSession(fn));
+  it(name, TEST_OPTS, (t) => retryOnLostSession(fn, t));
 }
 
 for (const mode of MODES) {

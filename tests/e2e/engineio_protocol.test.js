@@ -100,7 +100,7 @@ function sessionLost(what) {
  * and a third lost session, fail the test.
  */
 function it(name, options, fn) {
-  baseIt(name, options, async () => {
+  baseIt(name, options, async (t) => {
     const reasons = [];
     for (let i = 0; i < 3; i++) {
       try {
@@ -108,6 +108,7 @@ function it(name, options, fn) {
       } catch (e) {
         if (!e.sessionLost) throw e;
         reasons.push(e.message);
+        t.diagnostic(`attempt ${i + 1}: ${e.message}`);
       }
     }
     throw new Error(`the session was lost in every attempt: ${reasons.join("; ")}`);

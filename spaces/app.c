@@ -1,0 +1,138 @@
+/*
+ * app.c: the Spaces application object, its registry of spaces with apps
+ * connected in this process, and start-up recovery.
+ */
+#include <stdlib.h>
+
+#include "spaces_internal.h"
+
+void sp_options_default(sp_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->default_timeout_s = 120;
+	o->sweep_interval_ms = 1000;
+}
+
+sp_space *sp__space_get(sp_app *app, const char *id, int create)
+{
+	sp_space *sp;
+	for (sp = app->spaces; sp; sp = sp->next)
+		if (strcmp(sp->id, id) == 0)
+			return sp;
+	if (!create || strlen(id) >= SP_ID_MAX)
+		return NULL;
+	sp = calloc(1, sizeof(*sp));
+	if (!sp)
+		return NULL;
+	snprintf(sp->id, sizeof(sp->id), "%s", id);
+	base_list_init(&sp->apps);
+	sp->next = app->spaces;
+	app->spaces = sp;
+	return sp;
+}
+
+unsigned sp_space_apps(const sp_app *app, const char *space_id)
+{
+	const sp_space *sp;
+	for (sp = app->spaces; sp; sp = sp->next)
+		if (strcmp(sp->id, space_id) == 0)
+			return sp->n_apps;
+	return 0;
+}
+
+sp_conn *sp__least_busy(sp_app *app, const char *space_id)
+{
+	sp_space *sp = sp__space_get(app, space_id, 0);
+	sp_conn *best = NULL;
+	base_list *pos;
+	if (!sp)
+		return NULL;
+	for (pos = sp->apps.next; pos != &sp->apps; pos = pos->next) {
+		sp_conn *c = BASE_CONTAINER_OF(pos, sp_conn, link);
+		if (c->s && (!best || c->inflight < best->inflight))
+			best = c;
+	}
+	return best;
+}
+
+void sp__conn_unref(sp_conn *c)
+{
+	if (--c->refs == 0)
+		free(c);
+}
+
+void sp__space_changed(sp_app *app, const char *space_id)
+{
+	sp__space_state(app, space_id);
+	if (app->opts.on_space_changed)
+		app->opts.on_space_changed(space_id, app->opts.ud);
+}
+
+static void startup_done(const db_result *res, void *ud)
+{
+	(void)ud;
+	if (!db_ok(res))
+		BASE_LOGE("spaces", "start-up recovery failed: %s", db_error(res));
+	else if (db_ntuples(res) > 0)
+		BASE_LOGI("spaces",
+		          "%s request(s) left in progress by an earlier run are queued again",
+		          db_value(res, 0, 0));
+}
+
+sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
+{
+	sp_app *app = calloc(1, sizeof(*app));
+	if (!app)
+		return NULL;
+	app->io = io;
+	app->db = db;
+	if (opts)
+		app->opts = *opts;
+	else
+		sp_options_default(&app->opts);
+	/* The apps of an earlier run are gone: what they held goes back to the queue. */
+	static const char recover[] =
+	    "WITH r AS (UPDATE requests SET status = 'queued', connection_id = NULL, "
+	    "updated_at = now() WHERE status = 'processing' RETURNING 1), "
+	    "c AS (UPDATE app_connections SET disconnected_at = now() "
+	    "WHERE disconnected_at IS NULL RETURNING 1) "
+	    "SELECT count(*) FROM r";
+	db_query(db, recover, 0, NULL, startup_done, app);
+	sp__apps_init(app);
+	sp__browser_init(app);
+	sp__sweep_start(app);
+	return app;
+}
+
+static void sweep_closed(uv_handle_t *h)
+{
+	sp_app *app = h->data;
+	free(app);
+}
+
+void sp_app_close(sp_app *app)
+{
+	if (app->closed)
+		return;
+	app->closed = 1;
+	uv_timer_stop(&app->sweep);
+}
+
+void sp_app_free(sp_app *app)
+{
+	if (!app)
+		return;
+	sp_app_close(app);
+	while (app->spaces) {
+		sp_space *sp = app->spaces;
+		app->spaces = sp->next;
+		while (!base_list_empty(&sp->apps)) {
+			sp_conn *c = BASE_CONTAINER_OF(sp->apps.next, sp_conn, link);
+			base_list_remove(&c->link);
+			c->space = NULL;
+		}
+		free(sp);
+	}
+	app->sweep.data = app;
+	uv_close((uv_handle_t *)&app->sweep, sweep_closed);
+}

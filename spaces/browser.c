@@ -1,0 +1,268 @@
+/*
+ * browser.c: the namespace "/spaces", where browsers follow spaces (is an
+ * app connected?) and their own requests (status, progress, result) live.
+ *
+ * A browser is known by the site's session cookie on the Socket.IO
+ * handshake; without one it may follow spaces but no requests.
+ *
+ *   client → server: follow_space(space_id), follow_request(request_id)
+ *   server → client: space_state {space_id, connected, apps}
+ *                    request_update {request_id, status, progress?, message?,
+ *                                    result?, updated_at}
+ */
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "spaces_internal.h"
+
+#define SP_SESSION_COOKIE "spaces_session"
+
+typedef struct {
+	char user_id[32]; /* empty when anonymous */
+	int is_admin;
+	int refs;
+	sio_socket *s; /* NULL once disconnected */
+} sp_browser;
+
+static void browser_unref(sp_browser *b)
+{
+	if (--b->refs == 0)
+		free(b);
+}
+
+/* The value of the session cookie in a Cookie header, or 0 when absent. */
+static int session_cookie(const base_slice *cookie, char *out, size_t cap)
+{
+	const char *p = cookie->base, *end = cookie->base + cookie->len;
+	size_t nlen = strlen(SP_SESSION_COOKIE);
+	while (p < end) {
+		while (p < end && (*p == ' ' || *p == ';'))
+			p++;
+		const char *semi = memchr(p, ';', (size_t)(end - p));
+		const char *stop = semi ? semi : end;
+		if ((size_t)(stop - p) > nlen && memcmp(p, SP_SESSION_COOKIE, nlen) == 0 &&
+		    p[nlen] == '=') {
+			size_t vlen = (size_t)(stop - p - (ptrdiff_t)nlen - 1);
+			if (vlen == 0 || vlen >= cap)
+				return 0;
+			memcpy(out, p + nlen + 1, vlen);
+			out[vlen] = 0;
+			return 1;
+		}
+		p = stop;
+	}
+	return 0;
+}
+
+static void session_found(const db_result *res, void *ud)
+{
+	sp_browser *b = ud;
+	sio_socket *s = b->s;
+	if (db_ok(res) && db_ntuples(res) == 1) {
+		snprintf(b->user_id, sizeof(b->user_id), "%s", db_value(res, 0, 0));
+		b->is_admin = strcmp(db_value(res, 0, 1), "t") == 0;
+	}
+	if (!sio_socket_alive(s)) {
+		/* Gone while we looked: no on_disconnect will come for it. */
+		sio_socket_set_data(s, NULL);
+		b->s = NULL;
+		browser_unref(b);
+	}
+	sio_next(s);
+	browser_unref(b);
+}
+
+static void authenticate(sio_socket *s, void *ud)
+{
+	sp_app *app = ud;
+	sp_browser *b = calloc(1, sizeof(*b));
+	if (!b) {
+		sio_refuse(s, "Server busy", NULL);
+		return;
+	}
+	b->s = s;
+	b->refs = 1;
+	sio_socket_set_data(s, b);
+	const base_slice *cookie = sio_handshake_header(s, "cookie");
+	char token[128];
+	if (!cookie || !session_cookie(cookie, token, sizeof(token))) {
+		sio_next(s);
+		return;
+	}
+	unsigned char h[crypto_hash_sha256_BYTES];
+	char hex[crypto_hash_sha256_BYTES * 2 + 1];
+	crypto_hash_sha256(h, (const unsigned char *)token, strlen(token));
+	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
+	static const char sql[] = "SELECT u.id::text, u.is_admin FROM sessions s "
+	                          "JOIN users u ON u.id = s.user_id "
+	                          "WHERE s.token_hash = $1 AND s.expires_at > now()";
+	const char *params[1] = {hex};
+	b->refs++;
+	if (db_query(app->db, sql, 1, params, session_found, b)) {
+		browser_unref(b);
+		sio_next(s);
+	}
+}
+
+static void on_connection(sio_socket *s, void *ud)
+{
+	(void)ud;
+	sp_browser *b = sio_socket_data(s);
+	if (b && b->user_id[0]) {
+		char room[48];
+		snprintf(room, sizeof(room), "user:%s", b->user_id);
+		sio_join(s, room);
+	}
+}
+
+static void on_disconnect(sio_socket *s, const char *reason, void *ud)
+{
+	(void)reason;
+	(void)ud;
+	sp_browser *b = sio_socket_data(s);
+	if (!b)
+		return;
+	b->s = NULL;
+	sio_socket_set_data(s, NULL);
+	browser_unref(b);
+}
+
+/* The first argument as a short string, or NULL. */
+static const char *first_string(const sio_event *ev, char *out, size_t cap)
+{
+	base_buf buf = BASE_BUF_INIT;
+	base_buf_append(&buf, "[", 1);
+	base_buf_append(&buf, ev->args.base, ev->args.len);
+	base_buf_append(&buf, "]", 1);
+	json_t *a = json_loadb(buf.data, buf.len, 0, NULL);
+	base_buf_free(&buf);
+	const char *v = json_string_value(json_array_get(a, 0));
+	const char *r = NULL;
+	if (v && strlen(v) < cap) {
+		snprintf(out, cap, "%s", v);
+		r = out;
+	}
+	json_decref(a);
+	return r;
+}
+
+static void emit_space_state(sp_app *app, sio_socket *to, const char *space_id)
+{
+	unsigned n = sp_space_apps(app, space_id);
+	json_t *st =
+	    json_pack("{s:s,s:b,s:i}", "space_id", space_id, "connected", n > 0, "apps", (int)n);
+	char *text = json_dumps(st, JSON_COMPACT);
+	json_decref(st);
+	if (!text)
+		return;
+	base_slice args = {text, strlen(text)};
+	if (to) {
+		sio_emit(to, "space_state", args, NULL, 0);
+	} else {
+		char room[SP_ID_MAX + 8];
+		snprintf(room, sizeof(room), "space:%s", space_id);
+		sio_bcast b;
+		sio_bcast_init(&b, app->browser_nsp);
+		sio_bcast_to(&b, room);
+		sio_bcast_emit(&b, "space_state", args, NULL, 0);
+	}
+	free(text);
+}
+
+void sp__space_state(sp_app *app, const char *space_id)
+{
+	emit_space_state(app, NULL, space_id);
+}
+
+static void on_follow_space(const sio_event *ev, void *ud)
+{
+	sp_app *app = ud;
+	char id[SP_ID_MAX], room[SP_ID_MAX + 8];
+	if (!first_string(ev, id, sizeof(id)))
+		return;
+	snprintf(room, sizeof(room), "space:%s", id);
+	sio_join(ev->socket, room);
+	emit_space_state(app, ev->socket, id);
+	if (ev->ack_id >= 0)
+		sio_ack(ev->socket, ev->ack_id, BASE_SLICE_LIT("true"), NULL, 0);
+}
+
+typedef struct {
+	sp_browser *b;
+	char request_id[64];
+} follow_ctx;
+
+static void owner_found(const db_result *res, void *ud)
+{
+	follow_ctx *f = ud;
+	sp_browser *b = f->b;
+	if (b->s && db_ok(res) && db_ntuples(res) == 1 &&
+	    (b->is_admin || strcmp(db_value(res, 0, 0), b->user_id) == 0)) {
+		char room[80];
+		snprintf(room, sizeof(room), "req:%s", f->request_id);
+		sio_join(b->s, room);
+	}
+	browser_unref(b);
+	free(f);
+}
+
+static void on_follow_request(const sio_event *ev, void *ud)
+{
+	sp_app *app = ud;
+	sp_browser *b = sio_socket_data(ev->socket);
+	follow_ctx *f;
+	char id[64];
+	if (!b || !b->user_id[0] || !first_string(ev, id, sizeof(id)) ||
+	    !(f = calloc(1, sizeof(*f))))
+		return;
+	f->b = b;
+	b->refs++;
+	snprintf(f->request_id, sizeof(f->request_id), "%s", id);
+	static const char sql[] = "SELECT user_id::text FROM requests WHERE id::text = $1";
+	const char *params[1] = {id};
+	if (db_query(app->db, sql, 1, params, owner_found, f)) {
+		browser_unref(b);
+		free(f);
+	}
+}
+
+void sp__request_update(sp_app *app, const char *user_id, const char *request_id,
+                        const char *status, const char *progress, const char *message,
+                        const char *result_json, const char *updated_at)
+{
+	json_t *u = json_pack("{s:s,s:s}", "request_id", request_id, "status", status);
+	if (progress)
+		json_object_set_new(u, "progress", json_integer(atoi(progress)));
+	if (message)
+		json_object_set_new(u, "message", json_string(message));
+	if (result_json) {
+		json_t *r = json_loads(result_json, JSON_DECODE_ANY, NULL);
+		json_object_set_new(u, "result", r ? r : json_null());
+	}
+	if (updated_at)
+		json_object_set_new(u, "updated_at", json_string(updated_at));
+	char *text = json_dumps(u, JSON_COMPACT);
+	json_decref(u);
+	if (!text)
+		return;
+	char user_room[48], req_room[80];
+	snprintf(user_room, sizeof(user_room), "user:%s", user_id ? user_id : "");
+	snprintf(req_room, sizeof(req_room), "req:%s", request_id);
+	sio_bcast b;
+	sio_bcast_init(&b, app->browser_nsp);
+	if (user_id)
+		sio_bcast_to(&b, user_room);
+	sio_bcast_to(&b, req_room);
+	sio_bcast_emit(&b, "request_update", (base_slice){text, strlen(text)}, NULL, 0);
+	free(text);
+}
+
+void sp__browser_init(sp_app *app)
+{
+	app->browser_nsp = sio_of(app->io, "/spaces");
+	sio_use(app->browser_nsp, authenticate, app);
+	sio_on_connection(app->browser_nsp, on_connection, app);
+	sio_on_disconnect(app->browser_nsp, on_disconnect, app);
+	sio_on(app->browser_nsp, "follow_space", on_follow_space, app);
+	sio_on(app->browser_nsp, "follow_request", on_follow_request, app);
+}

@@ -1,0 +1,299 @@
+/*
+ * requests.c: the life of a user's request: submit (checks, write, send),
+ * status lookups, and the deadline sweep.
+ *
+ * Round trips to PostgreSQL per request: one to check the space and the
+ * user's rate limit, one to write the request (already "processing" with
+ * the chosen app), one to record the result. Deadlines are enforced by a
+ * sweep in SQL every second, so a restart forgets none.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "spaces_internal.h"
+
+#define SP_TIME_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+typedef struct {
+	sp_app *app;
+	sp_submit_cb cb;
+	void *ud;
+	char space_id[SP_ID_MAX];
+	char user_id[32];
+	char *username;
+	char *payload; /* JSON text, timestamp added */
+	char timeout_s[16];
+	sp_conn *conn; /* the app chosen, with a reference */
+	char request_id[37];
+} submit_ctx;
+
+static void submit_done(submit_ctx *s, int status, const char *error, unsigned retry_after)
+{
+	sp_submit_result r = {status, error, {0}, retry_after};
+	if (status == 200)
+		memcpy(r.request_id, s->request_id, sizeof(r.request_id));
+	s->cb(&r, s->ud);
+	if (s->conn)
+		sp__conn_unref(s->conn);
+	free(s->username);
+	free(s->payload);
+	free(s);
+}
+
+static void requeue_orphan_done(const db_result *res, void *ud)
+{
+	sp_app *app = ud;
+	(void)res;
+	(void)app;
+}
+
+static void inserted(const db_result *res, void *ud)
+{
+	submit_ctx *s = ud;
+	if (!db_ok(res)) {
+		BASE_LOGE("spaces", "writing a request failed: %s", db_error(res));
+		submit_done(s, 500, "The request could not be saved, please retry", 0);
+		return;
+	}
+	/* Written: now the app may hear of it. */
+	if (sp__send_request(s->conn, s->request_id, s->username, s->payload)) {
+		/* The app left meanwhile: its requests were requeued before this one
+		 * existed, so requeue this one too and let the next app take it. */
+		static const char sql[] =
+		    "UPDATE requests SET status = 'queued', connection_id = NULL "
+		    "WHERE id::text = $1 AND status = 'processing'";
+		const char *params[1] = {s->request_id};
+		db_query(s->app->db, sql, 1, params, requeue_orphan_done, s->app);
+	}
+	sp__space_changed(s->app, s->space_id);
+	submit_done(s, 200, NULL, 0);
+}
+
+static void checked(const db_result *res, void *ud)
+{
+	submit_ctx *s = ud;
+	sp_app *app = s->app;
+	if (!db_ok(res)) {
+		BASE_LOGE("spaces", "checking a submission failed: %s", db_error(res));
+		submit_done(s, 500, "Server error, please retry", 0);
+		return;
+	}
+	/* id, card_type, enable_prompt, rate_limit_seconds, timeout_seconds, seconds since last */
+	if (db_ntuples(res) != 1 || strcmp(db_value(res, 0, 1), "websockets") != 0) {
+		submit_done(s, 404, "Space not found", 0);
+		return;
+	}
+	s->conn = sp__least_busy(app, s->space_id);
+	if (!s->conn) {
+		submit_done(s, 503, "Remote app not connected", 0);
+		return;
+	}
+	s->conn->refs++;
+	json_t *payload = json_loads(s->payload, 0, NULL);
+	const char *prompt = json_string_value(json_object_get(payload, "prompt"));
+	int prompt_on = strcmp(db_value(res, 0, 2), "t") == 0;
+	json_decref(payload);
+	if (prompt_on && (!prompt || !*prompt)) {
+		submit_done(s, 400, "Prompt is required", 0);
+		return;
+	}
+	double limit = atof(db_value(res, 0, 3));
+	if (limit > 0 && !db_isnull(res, 0, 5)) {
+		double since = atof(db_value(res, 0, 5));
+		if (since < limit) {
+			unsigned wait = (unsigned)ceil(limit - since);
+			submit_done(s, 429, "Rate limit: please wait before submitting again",
+			            wait ? wait : 1);
+			return;
+		}
+	}
+	unsigned timeout = (unsigned)strtoul(db_value(res, 0, 4), NULL, 10);
+	snprintf(s->timeout_s, sizeof(s->timeout_s), "%u",
+	         timeout ? timeout : app->opts.default_timeout_s);
+	base_uuid4(s->request_id);
+	static const char sql[] =
+	    "INSERT INTO requests (id, space_id, user_id, username, status, payload, attempts, "
+	    "connection_id, started_at, deadline_at) VALUES ($1, $2, $3, $4, 'processing', "
+	    "$5::jsonb, 1, $6, now(), now() + make_interval(secs => $7::int))";
+	const char *params[7] = {s->request_id, s->space_id, s->user_id,  s->username,
+	                         s->payload,    s->conn->id, s->timeout_s};
+	if (db_query(app->db, sql, 7, params, inserted, s))
+		submit_done(s, 503, "Server busy, please retry", 0);
+}
+
+static char *payload_with_timestamp(json_t *payload, json_t *upload)
+{
+	json_t *p = json_is_object(payload) ? json_deep_copy(payload) : json_object();
+	if (!json_object_get(p, "timestamp")) {
+		char ts[40];
+		struct timespec now;
+		struct tm tm;
+		clock_gettime(CLOCK_REALTIME, &now);
+		gmtime_r(&now.tv_sec, &tm);
+		size_t n = strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(ts + n, sizeof(ts) - n, ".%06ldZ", now.tv_nsec / 1000);
+		json_object_set_new(p, "timestamp", json_string(ts));
+	}
+	if (upload)
+		json_object_set(p, "upload", upload);
+	char *text = json_dumps(p, JSON_COMPACT);
+	json_decref(p);
+	return text;
+}
+
+void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud)
+{
+	submit_ctx *s = calloc(1, sizeof(*s));
+	if (!s) {
+		sp_submit_result r = {500, "Out of memory", {0}, 0};
+		cb(&r, ud);
+		return;
+	}
+	s->app = app;
+	s->cb = cb;
+	s->ud = ud;
+	snprintf(s->space_id, sizeof(s->space_id), "%s", sub->space_id);
+	snprintf(s->user_id, sizeof(s->user_id), "%s", sub->user_id);
+	s->username = strdup(sub->username);
+	s->payload = payload_with_timestamp(sub->payload, sub->upload);
+	if (!s->username || !s->payload || strlen(sub->space_id) >= SP_ID_MAX) {
+		submit_done(
+		    s, strlen(sub->space_id) >= SP_ID_MAX ? 404 : 500,
+		    strlen(sub->space_id) >= SP_ID_MAX ? "Space not found" : "Out of memory", 0);
+		return;
+	}
+	static const char sql[] =
+	    "SELECT s.id::text, s.card_type, s.enable_prompt, s.rate_limit_seconds, "
+	    "s.timeout_seconds, (SELECT EXTRACT(EPOCH FROM now() - max(r.created_at)) "
+	    "FROM requests r WHERE r.space_id = s.id AND r.user_id::text = $2) "
+	    "FROM spaces s WHERE s.id::text = $1";
+	const char *params[2] = {s->space_id, s->user_id};
+	if (db_query(app->db, sql, 2, params, checked, s))
+		submit_done(s, 503, "Server busy, please retry", 0);
+}
+
+/* ---- status --------------------------------------------------------------- */
+
+typedef struct {
+	sp_json_cb cb;
+	void *ud;
+	char request_id[64];
+} status_ctx;
+
+static json_t *json_or_null(const db_result *res, int row, int col)
+{
+	if (db_isnull(res, row, col))
+		return json_null();
+	json_t *v = json_loads(db_value(res, row, col), JSON_DECODE_ANY, NULL);
+	return v ? v : json_null();
+}
+
+static void status_found(const db_result *res, void *ud)
+{
+	status_ctx *st = ud;
+	json_t *body;
+	int code;
+	if (!db_ok(res)) {
+		code = 500;
+		body = json_pack("{s:s}", "error", "Server error");
+	} else if (db_ntuples(res) != 1) {
+		code = 404;
+		body = json_pack("{s:s}", "error", "Request not found");
+	} else {
+		code = 200;
+		body = json_pack("{s:s,s:s,s:o,s:i,s:s,s:s,s:s}", "request_id", st->request_id,
+		                 "status", db_value(res, 0, 0), "result", json_or_null(res, 0, 1),
+		                 "progress", atoi(db_value(res, 0, 2)), "created_at",
+		                 db_value(res, 0, 3), "updated_at", db_value(res, 0, 4), "space_id",
+		                 db_value(res, 0, 5));
+		if (!db_isnull(res, 0, 6))
+			json_object_set_new(body, "message", json_string(db_value(res, 0, 6)));
+	}
+	st->cb(code, body, st->ud);
+	json_decref(body);
+	free(st);
+}
+
+void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud)
+{
+	status_ctx *st = calloc(1, sizeof(*st));
+	if (!st || strlen(request_id) >= sizeof(st->request_id)) {
+		json_t *body = json_pack("{s:s}", "error", "Request not found");
+		cb(404, body, ud);
+		json_decref(body);
+		free(st);
+		return;
+	}
+	st->cb = cb;
+	st->ud = ud;
+	snprintf(st->request_id, sizeof(st->request_id), "%s", request_id);
+	static const char sql[] = "SELECT status, result::text, progress, " SP_TIME_SQL(
+	    "created_at") ", " SP_TIME_SQL("updated_at") ", space_id::text, progress_message "
+	                                                 "FROM requests WHERE id::text = $1";
+	const char *params[1] = {request_id};
+	if (db_query(app->db, sql, 1, params, status_found, st)) {
+		json_t *body = json_pack("{s:s}", "error", "Server busy");
+		cb(503, body, ud);
+		json_decref(body);
+		free(st);
+	}
+}
+
+/* ---- deadlines ------------------------------------------------------------ */
+
+static void swept(const db_result *res, void *ud)
+{
+	sp_app *app = ud;
+	app->sweeping = 0;
+	if (!db_ok(res)) {
+		BASE_LOGW("spaces", "deadline sweep failed: %s", db_error(res));
+		return;
+	}
+	int n = db_ntuples(res);
+	for (int i = 0; i < n; i++) {
+		/* id, user_id, space_id, connection_id, result, updated_at */
+		const char *conn_id = db_isnull(res, i, 3) ? NULL : db_value(res, i, 3);
+		sp_conn *holder = NULL;
+		for (sp_space *sp = app->spaces; sp && conn_id && !holder; sp = sp->next) {
+			base_list *pos;
+			for (pos = sp->apps.next; pos != &sp->apps; pos = pos->next) {
+				sp_conn *c = BASE_CONTAINER_OF(pos, sp_conn, link);
+				if (strcmp(c->id, conn_id) == 0)
+					holder = c;
+			}
+		}
+		if (holder && holder->inflight)
+			holder->inflight--;
+		BASE_LOGI("spaces", "request %s timed out", db_value(res, i, 0));
+		sp__request_update(app, db_value(res, i, 1), db_value(res, i, 0), "failed", NULL,
+		                   NULL, db_value(res, i, 4), db_value(res, i, 5));
+		sp__space_changed(app, db_value(res, i, 2));
+	}
+}
+
+static void sweep_tick(uv_timer_t *t)
+{
+	sp_app *app = t->data;
+	if (app->sweeping || app->closed)
+		return;
+	app->sweeping = 1;
+	static const char sql[] =
+	    "UPDATE requests SET status = 'failed', finished_at = now(), updated_at = now(), "
+	    "result = jsonb_build_object('error', 'Request timed out after ' || "
+	    "round(EXTRACT(EPOCH FROM deadline_at - created_at))::int || ' seconds', "
+	    "'reason', 'timeout') "
+	    "WHERE status IN ('queued', 'processing') AND deadline_at <= now() "
+	    "RETURNING id::text, user_id::text, space_id::text, connection_id, "
+	    "result::text, " SP_TIME_SQL("updated_at");
+	if (db_query(app->db, sql, 0, NULL, swept, app))
+		app->sweeping = 0;
+}
+
+void sp__sweep_start(sp_app *app)
+{
+	uv_timer_init(sio_server_loop(app->io), &app->sweep);
+	app->sweep.data = app;
+	uv_timer_start(&app->sweep, sweep_tick, app->opts.sweep_interval_ms,
+	               app->opts.sweep_interval_ms);
+}

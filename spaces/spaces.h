@@ -1,0 +1,87 @@
+/*
+ * spaces.h: the Spaces application.
+ *
+ * Apps (remote inference programs) connect to the Socket.IO namespace "/"
+ * and speak the protocol old clients expect (register, inference_request,
+ * inference_result, inference_progress; see docs/protocol.md). Users'
+ * requests are written to PostgreSQL first, then sent to the least busy app
+ * of their space; results are written before anyone is told. Browsers
+ * follow spaces and their own requests on the namespace "/spaces".
+ *
+ * Everything runs on the loop of the Socket.IO server.
+ */
+#ifndef SPACES_H
+#define SPACES_H
+
+#include <jansson.h>
+
+#include "socketio.h"
+#include "db/db.h"
+
+typedef struct sp_app sp_app;
+
+typedef struct {
+	unsigned default_timeout_s; /* a space's timeout when it has none (120) */
+	unsigned sweep_interval_ms; /* how often deadlines are checked in SQL (1000) */
+	/* Called when a space's live state changed (apps connected, queue). */
+	void (*on_space_changed)(const char *space_id, void *ud);
+	void *ud;
+} sp_options;
+
+void sp_options_default(sp_options *o);
+
+/**
+ * Creates the application on io (namespaces "/" and "/spaces") with its
+ * state in db. Requests left "processing" by an earlier run go back to
+ * "queued" (their apps are gone). Returns NULL on ENOMEM.
+ */
+sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts);
+/** Stops timers and forgets every app; call before the loop stops. */
+void sp_app_close(sp_app *app);
+void sp_app_free(sp_app *app);
+
+/** Number of apps connected (and registered) for a space, in this process. */
+unsigned sp_space_apps(const sp_app *app, const char *space_id);
+
+/* ---- submitting requests ------------------------------------------------ */
+
+typedef struct {
+	const char *space_id;
+	const char *user_id; /* decimal id of the submitting user */
+	const char *username;
+	/* The space's inputs: "prompt", "audio" (URL), and any other keys; borrowed. */
+	json_t *payload;
+	json_t *upload; /* optional description of uploaded files; borrowed; may be NULL */
+} sp_submission;
+
+typedef struct {
+	int status;        /* HTTP status: 200, 400, 404, 429, 500, 503 */
+	const char *error; /* NULL on success; a sentence for the user otherwise */
+	char request_id[37];
+	unsigned retry_after; /* seconds, with 429 */
+} sp_submit_result;
+
+typedef void (*sp_submit_cb)(const sp_submit_result *r, void *ud);
+
+/**
+ * Submits a request. Checks, in this order: the space exists and is a
+ * WebSocket space (404), an app is connected (503 "Remote app not
+ * connected"), the enabled inputs (400: an empty prompt when the prompt is
+ * enabled), the space's rate limit for this user (429). Then the request
+ * is written (queued, or processing with the chosen app) and sent to the
+ * app, and cb learns the request id. cb is always called, once.
+ */
+void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud);
+
+/* ---- reading requests --------------------------------------------------- */
+
+typedef void (*sp_json_cb)(int status, json_t *body, void *ud);
+
+/**
+ * The status document of a request: 200 {request_id, status, result,
+ * progress, created_at, updated_at}, 404 {error: "Request not found"}.
+ * body is owned by the caller of cb only during the call.
+ */
+void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud);
+
+#endif

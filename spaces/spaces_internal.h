@@ -1,0 +1,70 @@
+/*
+ * spaces_internal.h: what the files of the Spaces layer share.
+ */
+#ifndef SPACES_INTERNAL_H
+#define SPACES_INTERNAL_H
+
+#include "spaces.h"
+
+#define SP_ID_MAX 64
+
+/* One app connection on namespace "/". Held by its socket and by pending queries. */
+typedef struct sp_conn {
+	base_list link; /* in its sp_space.apps once registered */
+	sp_app *app;
+	sio_socket *s;          /* NULL once disconnected */
+	struct sp_space *space; /* NULL until registered */
+	char id[37];            /* connection_id, a UUID */
+	unsigned inflight;      /* requests sent and not answered */
+	int registering;
+	int refs;
+} sp_conn;
+
+/* A space with apps connected in this process. */
+typedef struct sp_space {
+	struct sp_space *next;
+	base_list apps; /* sp_conn.link */
+	unsigned n_apps;
+	char id[SP_ID_MAX];
+	char name[256];
+} sp_space;
+
+struct sp_app {
+	sio_server *io;
+	db_pool *db;
+	sp_options opts;
+	sio_namespace *apps_nsp;    /* "/" */
+	sio_namespace *browser_nsp; /* "/spaces" */
+	sp_space *spaces;
+	uv_timer_t sweep;
+	int sweeping;
+	int closed;
+};
+
+/* app.c */
+sp_space *sp__space_get(sp_app *app, const char *id, int create);
+void sp__space_changed(sp_app *app, const char *space_id);
+/** The connected app of the space with the fewest requests in flight, or NULL. */
+sp_conn *sp__least_busy(sp_app *app, const char *space_id);
+void sp__conn_unref(sp_conn *c);
+
+/* app_protocol.c */
+void sp__apps_init(sp_app *app);
+/** Sends one inference_request built from a request row's JSON fields. */
+int sp__send_request(sp_conn *c, const char *request_id, const char *username,
+                     const char *payload_json);
+/** Moves the queued requests of a space to its apps (after a register or a disconnect). */
+void sp__drain(sp_app *app, const char *space_id);
+
+/* browser.c */
+void sp__browser_init(sp_app *app);
+/** Tells the browsers of a user (and followers of the request) its new state. */
+void sp__request_update(sp_app *app, const char *user_id, const char *request_id,
+                        const char *status, const char *progress, const char *message,
+                        const char *result_json, const char *updated_at);
+void sp__space_state(sp_app *app, const char *space_id);
+
+/* requests.c */
+void sp__sweep_start(sp_app *app);
+
+#endif

@@ -10,6 +10,8 @@ static void respond_payload(eio_socket *s, http_request *req)
 {
 	base_buf h = BASE_BUF_INIT;
 	eio__cors_headers(s->srv, req, &h);
+	/* A poll's answer is for this client, now: never cached by a proxy. */
+	base_buf_append_str(&h, "Cache-Control: no-store\r\n");
 	if (s->srv->opts.cookie_name && !base_query_get(req->query, "sid", &(base_slice){0}))
 		base_buf_printf(&h, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax\r\n",
 		                s->srv->opts.cookie_name, s->sid);

@@ -10,23 +10,34 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "engineio.h"
+#include "db/db.h"
+#include "socketio.h"
+#include "spaces.h"
 
 #ifndef SPACES_VERSION
 #define SPACES_VERSION "0.0.0"
+#endif
+#ifndef SPACES_MIGRATIONS_DIR
+#define SPACES_MIGRATIONS_DIR "migrations"
 #endif
 
 typedef struct {
 	char host[256];
 	int port;
-	eio_options eio;
+	sio_options sio;
 	http_limits limits;
+	sp_options sp;
+	const char *database_url;
+	const char *migrations_dir;
+	unsigned db_pool_size;
 } web_config;
 
 typedef struct {
 	uv_loop_t *loop;
 	http_server *http;
-	eio_server *eio;
+	sio_server *io;
+	db_pool *db;
+	sp_app *sp;
 	uv_signal_t sigterm, sigint;
 	int stopping;
 } web_app;
@@ -92,7 +103,16 @@ static int parse_uint(const char *name, const char *arg, unsigned long max, unsi
 	return 0;
 }
 
-enum { OPT_PING_INTERVAL = 1000, OPT_PING_TIMEOUT, OPT_MAX_PAYLOAD, OPT_MAX_CONN, OPT_LOG };
+enum {
+	OPT_PING_INTERVAL = 1000,
+	OPT_PING_TIMEOUT,
+	OPT_MAX_PAYLOAD,
+	OPT_MAX_CONN,
+	OPT_LOG,
+	OPT_MIGRATIONS,
+	OPT_DB_POOL,
+	OPT_REQ_TIMEOUT,
+};
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
 static int parse_args(int argc, char **argv, web_config *cfg)
@@ -110,8 +130,24 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	};
 	int c;
 	unsigned long v;
-	while ((c = getopt_long(argc, argv, "l:hV", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "l:d:hV", opts, NULL)) != -1) {
 		switch (c) {
+		case 'd':
+			cfg->database_url = optarg;
+			break;
+		case OPT_MIGRATIONS:
+			cfg->migrations_dir = optarg;
+			break;
+		case OPT_DB_POOL:
+			if (parse_uint("db-pool", optarg, 64, &v) || v == 0)
+				return -1;
+			cfg->db_pool_size = (unsigned)v;
+			break;
+		case OPT_REQ_TIMEOUT:
+			if (parse_uint("request-timeout", optarg, 86400, &v) || v == 0)
+				return -1;
+			cfg->sp.default_timeout_s = (unsigned)v;
+			break;
 		case 'l':
 			if (parse_listen(optarg, cfg)) {
 				fprintf(
@@ -124,17 +160,17 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 		case OPT_PING_INTERVAL:
 			if (parse_uint("ping-interval", optarg, 3600000, &v))
 				return -1;
-			cfg->eio.ping_interval_ms = (unsigned)v;
+			cfg->sio.eio.ping_interval_ms = (unsigned)v;
 			break;
 		case OPT_PING_TIMEOUT:
 			if (parse_uint("ping-timeout", optarg, 3600000, &v))
 				return -1;
-			cfg->eio.ping_timeout_ms = (unsigned)v;
+			cfg->sio.eio.ping_timeout_ms = (unsigned)v;
 			break;
 		case OPT_MAX_PAYLOAD:
 			if (parse_uint("max-payload", optarg, 1ul << 30, &v))
 				return -1;
-			cfg->eio.max_payload = v;
+			cfg->sio.eio.max_payload = v;
 			break;
 		case OPT_MAX_CONN:
 			if (parse_uint("max-connections", optarg, 10000000, &v))
@@ -177,13 +213,23 @@ static void healthz(http_request *req, void *ud)
 	             3);
 }
 
+static void on_db_closed(db_pool *pool, void *ud)
+{
+	web_app *app = ud;
+	db_pool_free(pool);
+	app->db = NULL;
+	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	uv_close((uv_handle_t *)&app->sigint, NULL);
+}
+
 static void on_http_closed(void *ud)
 {
 	web_app *app = ud;
-	eio_server_free(app->eio);
-	app->eio = NULL;
-	uv_close((uv_handle_t *)&app->sigterm, NULL);
-	uv_close((uv_handle_t *)&app->sigint, NULL);
+	sio_server_free(app->io);
+	app->io = NULL;
+	sp_app_free(app->sp);
+	app->sp = NULL;
+	db_pool_close(app->db, on_db_closed, app);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -195,8 +241,23 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	app->stopping = 1;
 	BASE_LOGI("main", "%s received: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-	eio_server_close_all(app->eio);
+	sp_app_close(app->sp);
+	sio_server_close_all(app->io);
 	http_server_close(app->http, on_http_closed, app);
+}
+
+static int run_migrations(const web_config *cfg)
+{
+	char err[512] = "";
+	int n = db_migrate(cfg->database_url, cfg->migrations_dir, err, sizeof(err));
+	if (n < 0) {
+		BASE_LOGE("main", "migrations in %s failed: %s%s%s", cfg->migrations_dir,
+		          db_strerror(n), err[0] ? ": " : "", err);
+		return -1;
+	}
+	if (n > 0)
+		BASE_LOGI("main", "applied %d migration(s) from %s", n, cfg->migrations_dir);
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -205,17 +266,34 @@ int main(int argc, char **argv)
 	memset(&cfg, 0, sizeof(cfg));
 	snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
 	cfg.port = 5001;
-	eio_options_default(&cfg.eio);
-	cfg.eio.path = "/socket.io/";
+	sio_options_default(&cfg.sio);
 	http_limits_default(&cfg.limits);
+	sp_options_default(&cfg.sp);
+	cfg.database_url = getenv("DATABASE_URL");
+	cfg.migrations_dir = SPACES_MIGRATIONS_DIR;
+	cfg.db_pool_size = 4;
 
+	int migrate_only = argc > 1 && strcmp(argv[1], "migrate") == 0;
+	if (migrate_only) {
+		argc--;
+		argv++;
+	}
 	int rc = parse_args(argc, argv, &cfg);
 	if (rc)
 		return rc > 0 ? 0 : 2;
+	if (!cfg.database_url || !*cfg.database_url) {
+		fprintf(stderr, "spaces-server: no database: give --database-url URL or set "
+		                "DATABASE_URL (see --help)\n");
+		return 2;
+	}
+	if (run_migrations(&cfg))
+		return 1;
+	if (migrate_only)
+		return 0;
 	/* A WebSocket message may carry a whole Engine.IO packet. */
-	cfg.limits.ws_max_message = cfg.eio.max_payload;
-	if (cfg.limits.max_body_bytes < cfg.eio.max_payload)
-		cfg.limits.max_body_bytes = cfg.eio.max_payload;
+	cfg.limits.ws_max_message = cfg.sio.eio.max_payload;
+	if (cfg.limits.max_body_bytes < cfg.sio.eio.max_payload)
+		cfg.limits.max_body_bytes = cfg.sio.eio.max_payload;
 
 	web_app app;
 	memset(&app, 0, sizeof(app));
@@ -226,8 +304,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	http_route(app.http, HTTP_M_GET, "/healthz", 0, healthz, &app);
-	app.eio = eio_server_new(app.http, &cfg.eio, NULL);
-	if (!app.eio) {
+	char err[256] = "";
+	db_options dbo;
+	db_options_init(&dbo);
+	dbo.size = cfg.db_pool_size;
+	app.db = db_pool_new_opts(app.loop, cfg.database_url, &dbo, err, sizeof(err));
+	if (!app.db) {
+		BASE_LOGE("main", "database: %s", err);
+		return 1;
+	}
+	app.io = sio_server_new(app.http, &cfg.sio);
+	if (!app.io) {
+		BASE_LOGE("main", "out of memory");
+		return 1;
+	}
+	app.sp = sp_app_new(app.io, app.db, &cfg.sp);
+	if (!app.sp) {
 		BASE_LOGE("main", "out of memory");
 		return 1;
 	}
@@ -245,7 +337,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 
 	BASE_LOGI("main", "spaces-server %s listening on http://%s:%d/ (Socket.IO at %s)",
-	          SPACES_VERSION, cfg.host, http_server_port(app.http), cfg.eio.path);
+	          SPACES_VERSION, cfg.host, http_server_port(app.http), cfg.sio.eio.path);
 	uv_run(app.loop, UV_RUN_DEFAULT);
 	http_server_free(app.http);
 	rc = uv_loop_close(app.loop);

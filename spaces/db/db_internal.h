@@ -1,0 +1,176 @@
+/*
+ * db_internal.h: what the files of spaces/db/ share. libpq stays in here and
+ * in the .c files.
+ */
+#ifndef SPACES_DB_INTERNAL_H
+#define SPACES_DB_INTERNAL_H
+
+#include <libpq-fe.h>
+
+#include "base/timeq.h"
+#include "db.h"
+
+#define DB_LOG "db"
+#define DB_MAX_TX_STMTS 64
+#define DB_ERRBUF 512
+
+/* ---- jobs: one query or one transaction, from submission to callback ---- */
+
+typedef struct db_job_stmt {
+	const char *sql;
+	int nparams;
+	const char *const *params;
+} db_job_stmt;
+
+typedef enum {
+	DB_JOB_USER = 0, /* a db_query / db_query_tx: the user's callback gets the result */
+	DB_JOB_LISTEN,   /* the listener's LISTEN "channel" */
+	DB_JOB_UNLISTEN, /* the listener's UNLISTEN "channel" */
+} db_job_kind;
+
+typedef struct db_job {
+	base_list link;         /* in a queue, or in a connection's in-flight list */
+	base_timeq_entry timer; /* the queue timeout, armed while queued */
+	db_job_kind kind;
+	unsigned flags;   /* DB_RETRY */
+	unsigned retried; /* re-sent once already */
+	int is_tx;
+	unsigned nstmts;
+	db_job_stmt *stmts; /* in the same allocation as the job */
+	PGresult **res;     /* one slot per statement, filled as results come */
+	unsigned nres;
+	db_cb cb;
+	void *ud;
+	const char *channel; /* LISTEN / UNLISTEN jobs (in the same allocation) */
+} db_job;
+
+/** Copies the statements into one allocation. Returns NULL when out of memory. */
+db_job *db__job_new(const db_job_stmt *stmts, unsigned n, int is_tx, db_cb cb, void *ud);
+/** Frees the job and any results it holds. */
+void db__job_free(db_job *job);
+
+/* ---- connections -------------------------------------------------------- */
+
+typedef enum {
+	DB_CONN_WAIT = 0,   /* down; the timer will start the next attempt */
+	DB_CONN_CONNECTING, /* PQconnectPoll in progress */
+	DB_CONN_UP,         /* ready, in pipeline mode */
+	DB_CONN_CLOSED,     /* the pool is closing: never again */
+} db_conn_state;
+
+typedef struct db_conn db_conn;
+
+/*
+ * A uv_poll_t lives on the heap apart from its connection: libpq may replace
+ * the socket while connecting, and a handle can only be reused after its
+ * close callback, so each socket gets a fresh one.
+ */
+typedef struct db_poll {
+	uv_poll_t handle;
+	db_conn *conn; /* NULL once detached and closing */
+	db_pool *pool;
+} db_poll;
+
+struct db_conn {
+	db_pool *pool;
+	unsigned id; /* 1..size for the pool, 0 for the listener (logs) */
+	int is_listener;
+	db_conn_state state;
+	PGconn *pg;
+	db_poll *poll;
+	int poll_events;       /* UV_READABLE | UV_WRITABLE currently watched */
+	uv_timer_t timer;      /* reconnect backoff, connect timeout */
+	base_list *source;     /* the queue this connection takes jobs from */
+	base_list inflight;    /* jobs sent, in order */
+	unsigned ninflight;
+	unsigned backoff_ms;   /* delay before the next attempt */
+	unsigned failures;     /* failed attempts since the connection was last up */
+	int was_up;            /* has been up at least once (a later up is a reconnect) */
+	uint64_t down_since;   /* base_now_ms() when it went down */
+	int want_write;        /* PQflush left data behind */
+	PGresult *fatal;       /* a connection-ending error result awaiting the loss */
+	char host[128];        /* host:port, for logs */
+};
+
+/** Starts (or restarts) a connection attempt now. */
+void db__conn_connect(db_conn *c);
+/** Sends job on c (which must be up). Returns 0, or -1 when the connection broke (job not sent). */
+int db__conn_send(db_conn *c, db_job *job);
+/** Flushes what sends left in libpq's buffer and watches for writability when needed. */
+void db__conn_flush(db_conn *c);
+/**
+ * Tears c down after a failure: in-flight jobs are failed with DB_ECONNLOST
+ * (or queued again when DB_RETRY), then a reconnect is scheduled unless the
+ * pool is closing.
+ */
+void db__conn_lost(db_conn *c, const char *why);
+/** Closes c for good (pool closing): poll, libpq connection; the timer handle stays for db__conn_close_handles. */
+void db__conn_shutdown(db_conn *c);
+/** Initialises c's handles. Returns 0 or a libuv error. */
+int db__conn_init(db_pool *pool, db_conn *c, unsigned id, int is_listener, base_list *source);
+/** Closes the timer handle (counted in pool->handles). */
+void db__conn_close_handles(db_conn *c);
+
+/* ---- listener registrations -------------------------------------------- */
+
+typedef struct db_listen_reg {
+	base_list link;
+	db_notify_cb cb;
+	void *ud;
+	int armed; /* its LISTEN has completed on the current connection */
+	int dead;  /* removed; freed when no callback runs */
+	char channel[];
+} db_listen_reg;
+
+/* ---- the pool ----------------------------------------------------------- */
+
+struct db_pool {
+	uv_loop_t *loop;
+	char *conninfo;
+	db_options opt;
+	db_conn *conns; /* opt.size of them */
+	db_conn *listener;
+	base_list queue;  /* user jobs waiting to be sent */
+	unsigned nqueued;
+	base_list lqueue; /* the listener's LISTEN / UNLISTEN jobs */
+	base_list regs;   /* db_listen_reg */
+	int in_notify;    /* notification callbacks running: regs are not freed */
+	base_timeq qtimeout;
+	uv_timer_t kick; /* runs db__pool_dispatch on the next loop turn */
+	int closing;
+	int closed; /* every handle closed, close_cb called */
+	int handles; /* open libuv handles, including detached polls */
+	db_close_cb close_cb;
+	void *close_ud;
+	uint64_t completed, failed, reconnects;
+	char last_error[DB_ERRBUF];
+};
+
+/** Makes db__pool_dispatch run soon, from the loop (never re-entrantly). */
+void db__pool_kick(db_pool *pool);
+/** Queues job at the tail (or the head, for a retried job) and arms its timeout. */
+void db__pool_enqueue(db_pool *pool, base_list *queue, db_job *job, int at_head);
+/** Records the last connection error (for messages and db_pool_last_error). */
+void db__pool_set_error(db_pool *pool, const char *msg);
+/** Called when a connection comes up, for the listener's re-LISTENs. */
+void db__listen_on_up(db_conn *c);
+/** Delivers pending notifications of the listener connection. */
+void db__listen_deliver(db_conn *c);
+/** Completion of a LISTEN / UNLISTEN job. */
+void db__listen_job_done(db_pool *pool, db_job *job, int ok);
+/** Frees all registrations (pool free). */
+void db__listen_free_all(db_pool *pool);
+
+/* ---- delivering results -------------------------------------------------- */
+
+/** Completes a job whose results (and Sync) have all arrived, and frees it. */
+void db__job_complete(db_pool *pool, db_job *job);
+/** Fails a job that never got (all) its results, and frees it. sqlstate may be "". */
+void db__job_fail(db_pool *pool, db_job *job, int status, const char *sqlstate, const char *msg);
+
+/** Copies a libpq message into buf on one line, without the trailing newline. */
+void db__oneline(char *buf, size_t len, const char *msg);
+/** 1 when an error SQLSTATE means the server is ending the session (57P0x, 08xxx). */
+int db__sqlstate_fatal(const char *sqlstate);
+
+#endif

@@ -9,6 +9,8 @@
 
 #define EIO_SID_BYTES 15 /* 20 base64url characters, as the reference server */
 #define EIO_SID_LEN 20
+/** Packets in one polling answer (python-engineio 4.x refuses more than 16). */
+#define EIO_MAX_PACKETS_PER_POLL 16
 
 typedef enum {
 	EIO_T_POLLING = 0,

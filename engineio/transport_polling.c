@@ -16,8 +16,25 @@ static void respond_payload(eio_socket *s, http_request *req)
 		base_buf_printf(&h, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax\r\n",
 		                s->srv->opts.cookie_name, s->sid);
 	base_buf_append(&h, "", 1);
-	http_respond(req, 200, "text/plain; charset=UTF-8", h.data, s->out.data, s->out.len);
+	/* python-engineio 4.x drops a connection whose payload holds more than
+	 * 16 packets: answer with at most that many; the rest waits for the
+	 * next poll, which comes at once. */
+	size_t n = s->out.len;
+	const char *p = s->out.data, *end = s->out.data + s->out.len;
+	int seps = 0;
+	while (p < end && (p = memchr(p, EIO_RECORD_SEP, (size_t)(end - p))) != NULL) {
+		if (++seps == EIO_MAX_PACKETS_PER_POLL) {
+			n = (size_t)(p - s->out.data);
+			break;
+		}
+		p++;
+	}
+	http_respond(req, 200, "text/plain; charset=UTF-8", h.data, s->out.data, n);
 	base_buf_free(&h);
+	if (n < s->out.len) {
+		base_buf_consume(&s->out, n + 1);
+		return;
+	}
 	/* Keep a small buffer around for the next poll; give a large one back. */
 	if (s->out.cap > 4096)
 		base_buf_free(&s->out);

@@ -39,15 +39,18 @@ typedef struct db_job {
 	db_job_stmt *stmts; /* in the same allocation as the job */
 	PGresult **res;     /* one slot per statement, filled as results come */
 	unsigned nres;
+	PGresult *extra; /* an error after the last statement (at the commit) */
 	db_cb cb;
 	void *ud;
-	const char *channel; /* LISTEN / UNLISTEN jobs (in the same allocation) */
+	char *channel; /* LISTEN / UNLISTEN jobs: the channel (owned) */
 } db_job;
 
 /** Copies the statements into one allocation. Returns NULL when out of memory. */
 db_job *db__job_new(const db_job_stmt *stmts, unsigned n, int is_tx, db_cb cb, void *ud);
 /** Frees the job and any results it holds. */
 void db__job_free(db_job *job);
+/** Drops the results gathered so far (before a job is sent again). */
+void db__job_clear_results(db_job *job);
 
 /* ---- connections -------------------------------------------------------- */
 
@@ -88,7 +91,9 @@ struct db_conn {
 	int was_up;            /* has been up at least once (a later up is a reconnect) */
 	uint64_t down_since;   /* base_now_ms() when it went down */
 	int want_write;        /* PQflush left data behind */
-	PGresult *fatal;       /* a connection-ending error result awaiting the loss */
+	int sent;              /* jobs written since the last flush */
+	char fatal_msg[256];   /* the server's reason for ending the session (57P01...) */
+	char fatal_state[6];
 	char host[128];        /* host:port, for logs */
 };
 
@@ -150,6 +155,8 @@ struct db_pool {
 void db__pool_kick(db_pool *pool);
 /** Queues job at the tail (or the head, for a retried job) and arms its timeout. */
 void db__pool_enqueue(db_pool *pool, base_list *queue, db_job *job, int at_head);
+/** A handle of the pool finished closing. */
+void db__pool_handle_closed(db_pool *pool);
 /** Records the last connection error (for messages and db_pool_last_error). */
 void db__pool_set_error(db_pool *pool, const char *msg);
 /** Called when a connection comes up, for the listener's re-LISTENs. */
@@ -157,7 +164,9 @@ void db__listen_on_up(db_conn *c);
 /** Delivers pending notifications of the listener connection. */
 void db__listen_deliver(db_conn *c);
 /** Completion of a LISTEN / UNLISTEN job. */
-void db__listen_job_done(db_pool *pool, db_job *job, int ok);
+void db__listen_job_done(db_pool *pool, db_job *job, const db_result *res);
+/** The listener went down: registrations wait for their next LISTEN. */
+void db__listen_on_down(db_pool *pool);
 /** Frees all registrations (pool free). */
 void db__listen_free_all(db_pool *pool);
 

@@ -1,0 +1,89 @@
+/*
+ * web.h: the Spaces website.
+ *
+ * Pages (spaces list, space page, admin), accounts and sessions, the JSON
+ * routes old clients call (submit, status), uploaded files, and the static
+ * files: the socket.io.js client bundle and the site's own CSS and JS.
+ * Every route and answer follows docs/protocol.md (PROTOCOL.md).
+ *
+ * Everything runs on the loop of the HTTP server; password hashing runs on
+ * the libuv threadpool.
+ */
+#ifndef WEB_H
+#define WEB_H
+
+#include "http/http.h"
+#include "socketio.h"
+#include "spaces.h"
+
+typedef struct web_site web_site;
+
+typedef struct {
+	/* Directory of the socket.io-client package's dist/ (socket.io.js and
+	 * friends), read once at start-up. Missing files are logged and
+	 * answered 404. ("tests/node_modules/socket.io-client/dist") */
+	const char *client_dist_dir;
+	/* Optional directory of extra files served under /static/, read once at
+	 * start-up (NULL: none). */
+	const char *static_dir;
+	/* Adds Secure to the session cookie (the site is served over HTTPS). (0) */
+	int secure_cookies;
+	/* Where uploaded files are stored, one directory per upload token;
+	 * created when missing. ("uploads") */
+	const char *upload_dir;
+	/* Largest uploaded file; over it the submit answers 400. (25 MiB) */
+	size_t max_file_bytes;
+	/* Uploaded files are deleted this long after their request ended. (7 days) */
+	unsigned upload_retention_s;
+	/* Public base URL of the site ("https://spaces.example.com"), used in the
+	 * upload links given to apps and accepted as an Origin. NULL: taken from
+	 * the Host header of the submitting request. */
+	const char *public_url;
+	/* Failed logins allowed per client address per window; 0 disables. (10) */
+	unsigned login_max_failures;
+	unsigned login_window_s; /* (300) */
+	/* Lifetime of a session. (30 days) */
+	unsigned session_ttl_s;
+} web_options;
+
+/** Fills o with the defaults given above. */
+void web_options_default(web_options *o);
+
+/**
+ * The request body size the site needs (three files of max_file_bytes and
+ * the form around them). The HTTP server's max_body_bytes must be at least
+ * this, or large uploads are refused by the HTTP layer with a bare 413.
+ */
+size_t web_max_body_bytes(const web_options *o);
+
+/**
+ * Adds the site's routes to http (before or after Engine.IO's: the paths do
+ * not overlap). The socket.io-client files and extra static files are read
+ * here, once. sp and db are used for every page; io is the Socket.IO server
+ * the browsers' live updates run on. o may be NULL for the defaults; its
+ * strings are copied. Returns NULL on ENOMEM or when the upload directory
+ * cannot be created (logged).
+ */
+web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *db,
+                       const web_options *o);
+
+/**
+ * Stops the site's timers (expired uploads and sessions cleanup). Call it
+ * when shutting down, before the loop's last run; requests in progress still
+ * finish.
+ */
+void web_site_close(web_site *site);
+
+/** Frees the site, after the loop has stopped. NULL is allowed. */
+void web_site_free(web_site *site);
+
+/**
+ * `spaces-server user add NAME [--admin] --database-url URL [--migrations DIR]`:
+ * argv[0] is "user". Creates a user (an admin with --admin), applying the
+ * migrations first. The password is the first line of standard input when
+ * that is not a terminal, else it is asked twice without echo. Prints what
+ * it did; returns the process exit status (0, 1 on failure, 2 on bad usage).
+ */
+int web_cli_user_add(int argc, char **argv);
+
+#endif

@@ -1,0 +1,269 @@
+/*
+ * web_internal.h: what the files of the web layer share.
+ */
+#ifndef WEB_INTERNAL_H
+#define WEB_INTERNAL_H
+
+#include <stdarg.h>
+
+#include "web.h"
+
+#define WEB_SESSION_COOKIE "spaces_session"
+#define WEB_USERNAME_MAX 64
+#define WEB_PASSWORD_MAX 1024
+#define WEB_SPACE_NAME_MAX 200
+#define WEB_FORM_MAX_FIELDS 64
+#define WEB_FORM_MAX_FILES 8
+#define WEB_ID_MAX 64
+
+/* ---- template.c: HTML that escapes by default --------------------------- */
+
+/*
+ * Appends printf-like output to out. Conversions:
+ *   %s  a C string, HTML-escaped (NULL writes nothing)
+ *   %S  a base_slice (by value), HTML-escaped
+ *   %U  a C string, percent-encoded for a URL component
+ *   %R  a C string written raw: only for HTML we built ourselves
+ *   %d  int, %u unsigned, %% a percent sign
+ * Returns 0, BASE_ENOMEM, or BASE_EINVAL for an unknown conversion.
+ */
+int web_html(base_buf *out, const char *fmt, ...);
+int web_html_v(base_buf *out, const char *fmt, va_list ap);
+/** Appends s percent-encoded (everything but unreserved characters). */
+int web_url_escape(base_buf *out, const char *s, size_t len);
+
+/* ---- form.c, multipart.c: submitted forms ------------------------------- */
+
+typedef struct {
+	const char *name;  /* decoded, NUL-terminated */
+	const char *value; /* decoded, NUL-terminated (may hold NULs: see value_len) */
+	size_t value_len;
+} web_field;
+
+typedef struct {
+	const char *name;         /* the form field */
+	const char *filename;     /* as sent by the client: sanitise before use */
+	const char *content_type; /* "" when not given */
+	base_slice data;          /* a slice of the request body */
+} web_file;
+
+typedef struct {
+	web_field *fields;
+	size_t n_fields, cap_fields;
+	web_file files[WEB_FORM_MAX_FILES];
+	size_t n_files;
+} web_form;
+
+/**
+ * Decodes a form body: multipart/form-data when content_type says so, else
+ * application/x-www-form-urlencoded. Memory comes from a (the request's
+ * arena); file data stays in body. Returns 0, BASE_EINVAL (malformed),
+ * BASE_ELIMIT (too many fields or files) or BASE_ENOMEM.
+ */
+int web_form_parse(base_arena *a, const base_slice *content_type, base_slice body, web_form *out);
+int web_form_parse_urlencoded(base_arena *a, base_slice body, web_form *out);
+int web_form_parse_multipart(base_arena *a, base_slice content_type, base_slice body,
+                             web_form *out);
+/** The first value of a field, or NULL. */
+const char *web_form_get(const web_form *f, const char *name);
+/** The first file of a field, or NULL. */
+const web_file *web_form_file(const web_form *f, const char *name);
+/** 1 when a Content-Type header value's media type is type (case-insensitive). */
+int web_media_type_is(base_slice header, const char *type);
+
+typedef struct {
+	base_slice name;
+	base_slice filename;
+	int has_filename;
+	base_slice content_type;
+	base_slice data;
+} web_part;
+
+/** The boundary parameter of a multipart/form-data Content-Type. Returns 0 or -1. */
+int web_multipart_boundary(base_slice content_type, base_slice *boundary);
+/**
+ * Decodes the part at *pos (start with *pos = 0). Returns 1 with *part
+ * filled and *pos advanced, 0 at the closing delimiter, -1 when the body is
+ * malformed or truncated. Never allocates; every slice points into body.
+ */
+int web_multipart_next(base_slice body, base_slice boundary, size_t *pos, web_part *part);
+/** A parameter (name="x" or name=x) of a header value like Content-Disposition. */
+int web_header_param(base_slice value, const char *key, base_slice *out);
+
+/* ---- cookie.c ------------------------------------------------------------ */
+
+/** Finds cookie name in a Cookie header. Returns 1 with *value set, or 0. */
+int web_cookie_get(base_slice header, const char *name, base_slice *value);
+/**
+ * Appends a Set-Cookie header line (with CRLF): Path=/, HttpOnly,
+ * SameSite=Lax, Max-Age when max_age >= 0 (0 also expires it), Secure.
+ */
+int web_cookie_set_line(base_buf *out, const char *name, const char *value, long max_age,
+                        int secure);
+
+/* ---- csrf.c -------------------------------------------------------------- */
+
+/**
+ * 1 when the Origin and Sec-Fetch-Site headers (each NULL when absent) do
+ * not say that another site made the request: Sec-Fetch-Site must be
+ * same-origin or none, Origin's host must be the Host header's or
+ * public_origin's. 1 when both are absent.
+ */
+int web_csrf_origin_ok(const base_slice *origin, const base_slice *fetch_site,
+                       const base_slice *host, const char *public_origin);
+/** 1 when the request comes from a browser page (either header present). */
+int web_csrf_from_browser(const base_slice *origin, const base_slice *fetch_site);
+/** Constant-time comparison of a session's CSRF token with the one sent. */
+int web_csrf_token_ok(const char *expected, const char *given);
+
+/* ---- ratelimit.c --------------------------------------------------------- */
+
+typedef struct web_limiter web_limiter;
+
+/** Allows max_failures per key per window (fixed windows). max 0 disables. */
+web_limiter *web_limiter_new(unsigned max_failures, unsigned window_s);
+void web_limiter_free(web_limiter *l);
+/** 1 when key has used up its failures; *retry_after_s gets the wait. */
+int web_limiter_blocked(web_limiter *l, const char *key, uint64_t now_ms, unsigned *retry_after_s);
+void web_limiter_fail(web_limiter *l, const char *key, uint64_t now_ms);
+
+/* ---- validation (validate.c) --------------------------------------------- */
+
+/** 1 when name is 1..64 characters of [A-Za-z0-9_]. */
+int web_username_ok(const char *name);
+/** 1 when s is 1..max bytes of UTF-8 with no control characters but \t \r \n. */
+int web_text_ok(const char *s, size_t len, size_t max, int multiline);
+/** 1 when s is a decimal id of 1..18 digits (the form of spaces.id in URLs). */
+int web_id_ok(const char *s);
+/**
+ * Writes a safe file name for an upload into out: the last path component
+ * of filename, characters other than [A-Za-z0-9._-] replaced by '_', no
+ * leading dot, at most cap-1 bytes; "file" when nothing is left.
+ */
+void web_safe_filename(const char *filename, char *out, size_t cap);
+/** Lowercase hex SHA-256 of s (65 bytes with the NUL). */
+void web_sha256_hex(const char *s, size_t len, char out[65]);
+
+/* ---- the site (site.c) ---------------------------------------------------- */
+
+typedef struct web_static_file web_static_file;
+
+struct web_site {
+	http_server *http;
+	sio_server *io;
+	sp_app *sp;
+	db_pool *db;
+	web_options opts; /* strings point into the copies below */
+	char *client_dist_dir, *static_dir, *upload_dir, *public_url;
+	web_static_file *static_files;
+	web_limiter *login_limiter;
+	uv_timer_t cleanup;
+	int cleaning;
+	int closed;
+};
+
+/* The logged-in user of a request, when there is one. */
+typedef struct {
+	int ok;
+	char user_id[24];
+	char username[WEB_USERNAME_MAX + 1];
+	int is_admin;
+	char csrf[48];
+	char token_hash[65];
+} web_session;
+
+typedef struct web_ctx web_ctx;
+typedef void (*web_step)(web_ctx *w);
+
+/*
+ * The state of one request between asynchronous steps (queries, hashing,
+ * file I/O). It is on the heap, not in the request's arena, because the
+ * client may go away while a step is running: on_abort then clears req, and
+ * the step's callback, finding req NULL, frees the context and stops. Only
+ * one step runs at a time. Route files extend it by embedding it first.
+ */
+struct web_ctx {
+	web_site *site;
+	http_request *req; /* NULL once the client went away */
+	web_session sess;
+	web_form form;  /* parsed POST body (memory: the request's arena) */
+	web_step next;  /* what runs after the session lookup */
+	void (*cleanup)(web_ctx *w); /* frees what the extension owns; may be NULL */
+	char id[WEB_ID_MAX];         /* the id in the route's path, when it has one */
+};
+
+/**
+ * Allocates a context of size bytes (>= sizeof(web_ctx), zeroed) for req
+ * and watches for the client going away. NULL (and a 500 sent) on ENOMEM.
+ */
+web_ctx *web__ctx_new(web_site *site, http_request *req, size_t size);
+/** Frees a context (after its response, or once the client is gone). */
+void web__ctx_free(web_ctx *w);
+/** In a step's callback: 1 when the client went away (w is freed then). */
+int web__gone(web_ctx *w);
+/**
+ * Looks up the session cookie, fills w->sess, then calls next(w), which
+ * owns w from then on. Called directly when there is no cookie.
+ */
+void web__with_session(web_ctx *w, web_step next);
+/**
+ * Starts a route: makes a context of size bytes, copies the path's id after
+ * prefix (404 when it is not a valid id and need_id), parses a POST body,
+ * looks up the session and calls next.
+ */
+void web__start(web_site *site, http_request *req, size_t size, const char *id_prefix,
+                web_step next);
+
+/* Responses: each one sends and frees w. */
+void web__respond(web_ctx *w, int status, const char *content_type, const char *headers,
+                  const void *body, size_t len);
+void web__redirect(web_ctx *w, const char *location, const char *extra_headers);
+/** A JSON answer; takes the reference to body. */
+void web__json(web_ctx *w, int status, json_t *body);
+void web__json_error(web_ctx *w, int status, const char *error);
+/** A page: body (HTML we built) inside the layout, with title escaped. */
+void web__page(web_ctx *w, int status, const char *title, const base_buf *body,
+               const char *extra_headers);
+/** A page with one message (escaped), and a link home. */
+void web__message_page(web_ctx *w, int status, const char *title, const char *message);
+void web__server_error(web_ctx *w, const char *what, const db_result *res);
+
+/**
+ * CSRF guard of a state-changing route (POST). Refuses with 403 and frees
+ * w when the request comes from another site, or when it comes from a
+ * browser with a session but without the session's token (field
+ * csrf_token or header X-CSRF-Token). Returns 1 when w may go on.
+ */
+int web__csrf_ok(web_ctx *w, int json);
+/** The hidden csrf_token input of our forms (empty without a session). */
+int web__csrf_input(base_buf *out, const web_ctx *w);
+/** Non-admins are sent to /login (302). Returns 1 when w is an admin's. */
+int web__require_admin(web_ctx *w);
+/** The request's Host, or "localhost". Valid while the request is. */
+base_slice web__host(const web_ctx *w);
+/** The base URL of the site ("http://host"), no trailing slash, appended to out. */
+int web__base_url(base_buf *out, const web_ctx *w);
+
+/* ---- the parts of the site and their routes ------------------------------ */
+
+/* static.c */
+int web__static_init(web_site *site);
+void web__static_free(web_site *site);
+/* session.c */
+/** Creates a session for user_id and answers a 302 to location with its cookie. */
+void web__session_create(web_ctx *w, const char *user_id, const char *location);
+void web__session_routes(web_site *site);
+/* auth.c */
+void web__auth_routes(web_site *site);
+/* pages.c */
+void web__page_routes(web_site *site);
+/* admin.c */
+void web__admin_routes(web_site *site);
+/* submit.c */
+void web__submit_routes(web_site *site);
+/* uploads.c */
+void web__upload_routes(web_site *site);
+/** Deletes uploads whose request ended long ago (and expired sessions). */
+void web__cleanup_tick(web_site *site);
+
+#endif

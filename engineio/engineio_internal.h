@@ -80,9 +80,12 @@ void eio__unlink(eio_server *srv, eio_socket *s);
 void eio__respond_error(eio_server *srv, http_request *req, eio_error_code code);
 /** Appends the CORS headers for req (if enabled) to b. */
 void eio__cors_headers(eio_server *srv, const http_request *req, base_buf *b);
-eio_socket *eio__socket_new(eio_server *srv, eio_transport t, const http_request *req);
-/** Appends the open packet for s to its queue. */
-int eio__queue_open(eio_socket *s);
+/**
+ * Starts a session: a new sid, the open packet queued, the heartbeat
+ * armed, on_connection called. Returns NULL after answering 503 when out
+ * of memory.
+ */
+eio_socket *eio__handshake(eio_server *srv, eio_transport t, http_request *req);
 
 /* socket.c */
 /** Handles one decoded packet from the client (any transport). */

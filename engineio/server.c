@@ -155,7 +155,7 @@ static void respond_preflight(eio_server *srv, http_request *req)
 
 /* ---- sockets ----------------------------------------------------------- */
 
-eio_socket *eio__socket_new(eio_server *srv, eio_transport t, const http_request *req)
+static eio_socket *socket_new(eio_server *srv, eio_transport t, const http_request *req)
 {
 	eio_socket *s = calloc(1, sizeof(*s));
 	if (!s)
@@ -175,7 +175,7 @@ eio_socket *eio__socket_new(eio_server *srv, eio_transport t, const http_request
 	return s;
 }
 
-int eio__queue_open(eio_socket *s)
+static int queue_open(eio_socket *s)
 {
 	const char *tail =
 	    s->transport == EIO_T_POLLING ? s->srv->open_tail_polling : s->srv->open_tail_ws;
@@ -184,22 +184,30 @@ int eio__queue_open(eio_socket *s)
 	return eio_payload_append(&s->out, EIO_OPEN, 0, open, (size_t)n);
 }
 
-static void handshake_polling(eio_server *srv, http_request *req)
+eio_socket *eio__handshake(eio_server *srv, eio_transport t, http_request *req)
 {
-	eio_socket *s = eio__socket_new(srv, EIO_T_POLLING, req);
+	eio_socket *s = socket_new(srv, t, req);
 	if (!s) {
 		http_respond_and_close(req, 503, "text/plain", "Server busy", 11);
-		return;
+		return NULL;
 	}
-	BASE_LOGD("eio", "new polling session %s from %s", s->sid, s->remote);
-	eio__queue_open(s);
+	BASE_LOGD("eio", "new %s session %s from %s", t == EIO_T_POLLING ? "polling" : "websocket",
+	          s->sid, s->remote);
+	queue_open(s);
 	eio__heartbeat_start(s);
 	s->in_callback++;
 	if (srv->cb.on_connection)
 		srv->cb.on_connection(s, req, srv->cb.ud);
 	s->in_callback--;
+	return s;
+}
+
+static void handshake_polling(eio_server *srv, http_request *req)
+{
+	eio_socket *s = eio__handshake(srv, EIO_T_POLLING, req);
 	/* The handshake GET is answered with the open packet (and anything queued). */
-	eio__polling_get(s, req);
+	if (s)
+		eio__polling_get(s, req);
 }
 
 /* ---- the request handler ----------------------------------------------- */

@@ -63,18 +63,9 @@ void eio__flush_to_ws(eio_socket *s)
 
 void eio__ws_handshake(eio_server *srv, http_request *req)
 {
-	eio_socket *s = eio__socket_new(srv, EIO_T_WEBSOCKET, req);
-	if (!s) {
-		http_respond_and_close(req, 503, "text/plain", "Server busy", 11);
+	eio_socket *s = eio__handshake(srv, EIO_T_WEBSOCKET, req);
+	if (!s)
 		return;
-	}
-	BASE_LOGD("eio", "new websocket session %s from %s", s->sid, s->remote);
-	eio__queue_open(s);
-	eio__heartbeat_start(s);
-	s->in_callback++;
-	if (srv->cb.on_connection)
-		srv->cb.on_connection(s, req, srv->cb.ud);
-	s->in_callback--;
 	if (s->state != EIO_S_OPEN) {
 		eio__respond_error(srv, req, EIO_ERR_FORBIDDEN);
 		eio__socket_maybe_free(s);

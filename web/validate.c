@@ -43,11 +43,16 @@ int web_id_ok(const char *s)
 
 	if (!s)
 		return 0;
+	/* Decimal (bigint) or UUID ids: letters, digits and '-' only, so an id
+	 * never needs escaping in a URL. */
 	for (; s[n]; n++) {
-		if (s[n] < '0' || s[n] > '9')
+		char c = s[n];
+
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		      c == '-'))
 			return 0;
 	}
-	return n >= 1 && n <= 18;
+	return n >= 1 && n < WEB_ID_MAX;
 }
 
 void web_safe_filename(const char *filename, char *out, size_t cap)

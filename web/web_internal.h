@@ -133,7 +133,7 @@ void web_limiter_fail(web_limiter *l, const char *key, uint64_t now_ms);
 int web_username_ok(const char *name);
 /** 1 when s is 1..max bytes of UTF-8 with no control characters but \t \r \n. */
 int web_text_ok(const char *s, size_t len, size_t max, int multiline);
-/** 1 when s is a decimal id of 1..18 digits (the form of spaces.id in URLs). */
+/** 1 when s may be an id in a URL: 1..63 of [A-Za-z0-9-] (bigint or UUID ids). */
 int web_id_ok(const char *s);
 /**
  * Writes a safe file name for an upload into out: the last path component
@@ -187,6 +187,8 @@ struct web_ctx {
 	http_request *req; /* NULL once the client went away */
 	web_session sess;
 	web_form form;  /* parsed POST body (memory: the request's arena) */
+	int form_rc;    /* web_form_parse's return for a POST; 0 otherwise */
+	int json;       /* the route answers JSON, errors included */
 	web_step next;  /* what runs after the session lookup */
 	void (*cleanup)(web_ctx *w); /* frees what the extension owns; may be NULL */
 	char id[WEB_ID_MAX];         /* the id in the route's path, when it has one */
@@ -208,10 +210,11 @@ int web__gone(web_ctx *w);
 void web__with_session(web_ctx *w, web_step next);
 /**
  * Starts a route: makes a context of size bytes, copies the path's id after
- * prefix (404 when it is not a valid id and need_id), parses a POST body,
- * looks up the session and calls next.
+ * id_prefix into w->id (left empty when it is not a valid id), parses a POST
+ * body (w->form, w->form_rc), looks up the session and calls next. json: the
+ * route answers JSON, server errors included.
  */
-void web__start(web_site *site, http_request *req, size_t size, const char *id_prefix,
+void web__start(web_site *site, http_request *req, size_t size, const char *id_prefix, int json,
                 web_step next);
 
 /* Responses: each one sends and frees w. */

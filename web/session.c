@@ -1,0 +1,188 @@
+/*
+ * session.c: sessions. The cookie holds a random token; the database holds
+ * only its SHA-256 (sessions.token_hash), so a leaked table opens no
+ * session. Each session has its own CSRF token for our forms.
+ */
+#include <stdio.h>
+#include <sodium.h>
+#include <stdlib.h>
+
+#include "web_internal.h"
+
+#define TOKEN_BYTES 32 /* 43 base64url characters */
+#define TOKEN_MAX 128
+
+/* The session token of the request's cookie, copied into out; 0 when none. */
+static int cookie_token(const http_request *req, char *out, size_t cap)
+{
+	const base_slice *h = http_header_get(req, "Cookie");
+	base_slice v;
+
+	if (!h || !web_cookie_get(*h, WEB_SESSION_COOKIE, &v) || v.len == 0 || v.len >= cap)
+		return 0;
+	for (size_t i = 0; i < v.len; i++) {
+		char c = v.base[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return 0;
+	}
+	memcpy(out, v.base, v.len);
+	out[v.len] = 0;
+	return 1;
+}
+
+static void session_found(const db_result *res, void *ud)
+{
+	web_ctx *w = ud;
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res)) {
+		web__server_error(w, "looking up a session", res);
+		return;
+	}
+	if (db_ntuples(res) == 1) {
+		/* user id, username, is_admin, csrf_token */
+		w->sess.ok = 1;
+		snprintf(w->sess.user_id, sizeof(w->sess.user_id), "%s", db_value(res, 0, 0));
+		snprintf(w->sess.username, sizeof(w->sess.username), "%s", db_value(res, 0, 1));
+		w->sess.is_admin = strcmp(db_value(res, 0, 2), "t") == 0;
+		snprintf(w->sess.csrf, sizeof(w->sess.csrf), "%s", db_value(res, 0, 3));
+	}
+	w->next(w);
+}
+
+void web__with_session(web_ctx *w, web_step next)
+{
+	char token[TOKEN_MAX];
+
+	w->next = next;
+	if (!cookie_token(w->req, token, sizeof(token))) {
+		next(w);
+		return;
+	}
+	web_sha256_hex(token, strlen(token), w->sess.token_hash);
+	sodium_memzero(token, sizeof(token));
+	static const char sql[] = "SELECT u.id::text, u.username, u.is_admin, s.csrf_token "
+	                          "FROM sessions s JOIN users u ON u.id = s.user_id "
+	                          "WHERE s.token_hash = $1 AND s.expires_at > now()";
+	const char *params[1] = {w->sess.token_hash};
+	int rc = db_query_flags(w->site->db, DB_RETRY, sql, 1, params, session_found, w);
+	if (rc) {
+		BASE_LOGW("web", "session lookup not queued: %s", db_strerror(rc));
+		if (w->json)
+			web__json_error(w, 503, "Server busy, please retry");
+		else
+			web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	}
+}
+
+/* ---- creating a session (login) ------------------------------------------ */
+
+typedef struct {
+	web_ctx *w;
+	char cookie[200];
+	char location[256];
+} create_ctx;
+
+static void session_created(const db_result *res, void *ud)
+{
+	create_ctx *c = ud;
+	web_ctx *w = c->w;
+
+	if (web__gone(w)) {
+		sodium_memzero(c, sizeof(*c));
+		free(c);
+		return;
+	}
+	if (!db_ok(res)) {
+		sodium_memzero(c, sizeof(*c));
+		free(c);
+		web__server_error(w, "creating a session", res);
+		return;
+	}
+	web__redirect(w, c->location, c->cookie);
+	sodium_memzero(c, sizeof(*c));
+	free(c);
+}
+
+void web__session_create(web_ctx *w, const char *user_id, const char *location)
+{
+	create_ctx *c = calloc(1, sizeof(*c));
+	char token[TOKEN_MAX], csrf[48], hash[65], ttl[16];
+	base_buf line = BASE_BUF_INIT;
+
+	if (!c) {
+		web__server_error(w, "creating a session", NULL);
+		return;
+	}
+	c->w = w;
+	base_random_id(token, TOKEN_BYTES);
+	base_random_id(csrf, 24);
+	web_sha256_hex(token, strlen(token), hash);
+	snprintf(ttl, sizeof(ttl), "%u", w->site->opts.session_ttl_s);
+	snprintf(c->location, sizeof(c->location), "%s", location);
+	web_cookie_set_line(&line, WEB_SESSION_COOKIE, token, (long)w->site->opts.session_ttl_s,
+	                    w->site->opts.secure_cookies);
+	if (!line.data || line.len >= sizeof(c->cookie)) {
+		base_buf_free(&line);
+		free(c);
+		web__server_error(w, "creating a session", NULL);
+		return;
+	}
+	memcpy(c->cookie, line.data, line.len + 1);
+	sodium_memzero(line.data, line.len);
+	base_buf_free(&line);
+	sodium_memzero(token, sizeof(token));
+
+	static const char sql[] =
+	    "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at) "
+	    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::int))";
+	const char *params[4] = {hash, user_id, csrf, ttl};
+	int rc = db_query(w->site->db, sql, 4, params, session_created, c);
+	if (rc) {
+		free(c);
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	}
+}
+
+/* ---- logout --------------------------------------------------------------- */
+
+static void logged_out(const db_result *res, void *ud)
+{
+	web_ctx *w = ud;
+	base_buf line = BASE_BUF_INIT;
+
+	if (web__gone(w))
+		return;
+	if (res && !db_ok(res))
+		BASE_LOGW("web", "deleting a session failed: %s", db_error(res));
+	web_cookie_set_line(&line, WEB_SESSION_COOKIE, "", 0, w->site->opts.secure_cookies);
+	web__redirect(w, "/login", line.data);
+	base_buf_free(&line);
+}
+
+static void logout_step(web_ctx *w)
+{
+	if (!w->sess.token_hash[0]) {
+		/* No cookie at all: nothing to forget, clear it anyway. */
+		logged_out(NULL, w);
+		return;
+	}
+	static const char sql[] = "DELETE FROM sessions WHERE token_hash = $1";
+	const char *params[1] = {w->sess.token_hash};
+	if (db_query(w->site->db, sql, 1, params, logged_out, w))
+		logged_out(NULL, w);
+}
+
+static void logout_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(web_ctx), NULL, 0, logout_step);
+}
+
+void web__session_routes(web_site *site)
+{
+	http_route(site->http, HTTP_M_GET, "/logout", 0, logout_route, site);
+	http_route(site->http, HTTP_M_POST, "/logout", 0, logout_route, site);
+}

@@ -1,0 +1,440 @@
+/*
+ * site.c: the site object, the life of a request's context between its
+ * asynchronous steps, the page layout and the common answers.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include "web_internal.h"
+
+#ifndef WEB_CLIENT_DIST_DIR
+#define WEB_CLIENT_DIST_DIR "tests/node_modules/socket.io-client/dist"
+#endif
+#ifndef WEB_STATIC_DIR
+#define WEB_STATIC_DIR "web/static"
+#endif
+
+#define WEB_CLEANUP_INTERVAL_MS (10 * 60 * 1000)
+
+/*
+ * Scripts and styles come only from this site (no inline script at all),
+ * which turns an escaping mistake into a harmless one. Socket.IO connects
+ * back to the same origin; 'self' covers ws: and wss: to it.
+ */
+#define WEB_PAGE_HEADERS                                                                   \
+	"Cache-Control: no-store\r\n"                                                      \
+	"X-Content-Type-Options: nosniff\r\n"                                              \
+	"X-Frame-Options: DENY\r\n"                                                        \
+	"Referrer-Policy: same-origin\r\n"                                                 \
+	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; " \
+	"img-src 'self' data: https:; media-src 'self' https:; connect-src 'self'; "        \
+	"object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
+
+void web_options_default(web_options *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->client_dist_dir = WEB_CLIENT_DIST_DIR;
+	o->static_dir = WEB_STATIC_DIR;
+	o->upload_dir = "uploads";
+	o->max_file_bytes = 25u << 20;
+	o->upload_retention_s = 7 * 24 * 3600;
+	o->login_max_failures = 10;
+	o->login_window_s = 300;
+	o->session_ttl_s = 30 * 24 * 3600;
+}
+
+size_t web_max_body_bytes(const web_options *o)
+{
+	return 3 * o->max_file_bytes + (1u << 20);
+}
+
+/* ---- contexts ------------------------------------------------------------- */
+
+static void ctx_abort(http_request *req, void *ud)
+{
+	web_ctx *w = ud;
+
+	(void)req;
+	w->req = NULL;
+}
+
+web_ctx *web__ctx_new(web_site *site, http_request *req, size_t size)
+{
+	web_ctx *w = calloc(1, size);
+
+	if (!w) {
+		http_respond(req, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
+		return NULL;
+	}
+	w->site = site;
+	w->req = req;
+	req->on_abort = ctx_abort;
+	req->abort_ud = w;
+	return w;
+}
+
+void web__ctx_free(web_ctx *w)
+{
+	if (!w)
+		return;
+	if (w->cleanup)
+		w->cleanup(w);
+	if (w->req) {
+		w->req->on_abort = NULL;
+		w->req->abort_ud = NULL;
+	}
+	sodium_memzero(&w->sess, sizeof(w->sess));
+	free(w);
+}
+
+int web__gone(web_ctx *w)
+{
+	if (w->req)
+		return 0;
+	web__ctx_free(w);
+	return 1;
+}
+
+static int is_id_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       c == '-';
+}
+
+void web__start(web_site *site, http_request *req, size_t size, const char *id_prefix, int json,
+                web_step next)
+{
+	web_ctx *w = web__ctx_new(site, req, size);
+
+	if (!w)
+		return;
+	w->json = json;
+	if (id_prefix) {
+		size_t pl = strlen(id_prefix);
+		base_slice rest = {req->path.base + pl, req->path.len - pl};
+
+		if (rest.len && rest.base[rest.len - 1] == '/')
+			rest.len--; /* "/edit/7/" as scripts may build it */
+		size_t i = 0;
+		while (i < rest.len && is_id_char(rest.base[i]))
+			i++;
+		if (i == rest.len && i > 0 && i < sizeof(w->id)) {
+			memcpy(w->id, rest.base, i);
+			w->id[i] = 0;
+			if (!web_id_ok(w->id))
+				w->id[0] = 0;
+		}
+	}
+	if (req->method == HTTP_M_POST) {
+		const base_slice *ct = http_header_get(req, "Content-Type");
+
+		w->form_rc = web_form_parse(req->arena, ct, req->body, &w->form);
+	}
+	web__with_session(w, next);
+}
+
+/* ---- answers -------------------------------------------------------------- */
+
+void web__respond(web_ctx *w, int status, const char *content_type, const char *headers,
+                  const void *body, size_t len)
+{
+	http_request *req = w->req;
+
+	w->req = NULL;
+	req->on_abort = NULL;
+	req->abort_ud = NULL;
+	web__ctx_free(w);
+	http_respond(req, status, content_type, headers, body, len);
+}
+
+void web__redirect(web_ctx *w, const char *location, const char *extra_headers)
+{
+	base_buf h = BASE_BUF_INIT;
+
+	base_buf_printf(&h, "Location: %s\r\nCache-Control: no-store\r\n%s", location,
+	                extra_headers ? extra_headers : "");
+	if (!h.data) {
+		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
+		return;
+	}
+	web__respond(w, 302, "text/plain; charset=utf-8", h.data, NULL, 0);
+	base_buf_free(&h);
+}
+
+void web__json(web_ctx *w, int status, json_t *body)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+	json_decref(body);
+	if (!text) {
+		static const char oom[] = "{\"success\":false,\"error\":\"Out of memory\"}";
+		web__respond(w, 500, "application/json", "Cache-Control: no-store\r\n", oom,
+		             sizeof(oom) - 1);
+		return;
+	}
+	web__respond(w, status, "application/json",
+	             "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n", text,
+	             strlen(text));
+	free(text);
+}
+
+void web__json_error(web_ctx *w, int status, const char *error)
+{
+	web__json(w, status, json_pack("{s:b,s:s}", "success", 0, "error", error));
+}
+
+static void layout_head(base_buf *b, const web_ctx *w, const char *title)
+{
+	web_html(b,
+	         "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+	         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+	         "<title>%s · Spaces</title>\n"
+	         "<link rel=\"stylesheet\" href=\"/static/spaces.css\">\n"
+	         "</head>\n<body>\n<header class=\"top\">\n"
+	         "<a class=\"brand\" href=\"/\">Spaces</a>\n<nav>\n",
+	         title);
+	if (w->sess.ok) {
+		web_html(b, "<span class=\"who\">%s</span>\n", w->sess.username);
+		if (w->sess.is_admin)
+			web_html(b, "<a href=\"/admin\">Admin</a>\n");
+		web_html(b, "<a href=\"/logout\">Log out</a>\n");
+	} else {
+		web_html(b, "<a href=\"/login\">Log in</a>\n<a href=\"/register\">Register</a>\n");
+	}
+	web_html(b, "</nav>\n</header>\n<main>\n");
+}
+
+void web__page(web_ctx *w, int status, const char *title, const base_buf *body,
+               const char *extra_headers)
+{
+	base_buf b = BASE_BUF_INIT, h = BASE_BUF_INIT;
+	int rc;
+
+	layout_head(&b, w, title);
+	base_buf_append(&b, body->data ? body->data : "", body->len);
+	rc = base_buf_append_str(&b, "</main>\n</body>\n</html>\n");
+	base_buf_printf(&h, "%s%s", WEB_PAGE_HEADERS, extra_headers ? extra_headers : "");
+	if (rc || !h.data)
+		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
+	else
+		web__respond(w, status, "text/html; charset=utf-8", h.data, b.data, b.len);
+	base_buf_free(&b);
+	base_buf_free(&h);
+}
+
+void web__message_page(web_ctx *w, int status, const char *title, const char *message)
+{
+	base_buf b = BASE_BUF_INIT;
+
+	web_html(&b,
+	         "<section class=\"panel\">\n<h1>%s</h1>\n<p>%s</p>\n"
+	         "<p><a href=\"/\">Back to the spaces</a></p>\n</section>\n",
+	         title, message);
+	web__page(w, status, title, &b, NULL);
+	base_buf_free(&b);
+}
+
+void web__server_error(web_ctx *w, const char *what, const db_result *res)
+{
+	BASE_LOGE("web", "%s: %s", what, res ? db_error(res) : "failed");
+	int busy = res && (db_status(res) == DB_ETIMEDOUT || db_status(res) == DB_EQUEUEFULL);
+	if (w->json) {
+		web__json_error(w, busy ? 503 : 500, "Server error, please retry");
+		return;
+	}
+	web__message_page(w, busy ? 503 : 500, "Server error",
+	                  "Something went wrong on our side. Please try again in a moment.");
+}
+
+/* ---- guards --------------------------------------------------------------- */
+
+int web__csrf_ok(web_ctx *w, int json)
+{
+	const base_slice *origin = http_header_get(w->req, "Origin");
+	const base_slice *site = http_header_get(w->req, "Sec-Fetch-Site");
+	const base_slice *host = http_header_get(w->req, "Host");
+	const char *why = NULL;
+
+	if (!web_csrf_origin_ok(origin, site, host, w->site->public_url)) {
+		why = "Cross-site request refused";
+	} else if (w->sess.ok && web_csrf_from_browser(origin, site)) {
+		const char *given = web_form_get(&w->form, "csrf_token");
+		const base_slice *hdr = http_header_get(w->req, "X-CSRF-Token");
+		char buf[64];
+
+		if (!given && hdr && hdr->len < sizeof(buf)) {
+			memcpy(buf, hdr->base, hdr->len);
+			buf[hdr->len] = 0;
+			given = buf;
+		}
+		if (!web_csrf_token_ok(w->sess.csrf, given))
+			why = "This form has expired. Please reload the page and try again";
+	}
+	if (!why)
+		return 1;
+	BASE_LOGW("web", "refused %.*s %.*s from %s: %s", (int)w->req->method_name.len,
+	          w->req->method_name.base, (int)w->req->path.len, w->req->path.base,
+	          w->req->remote_addr, why);
+	if (json)
+		web__json_error(w, 403, why);
+	else
+		web__message_page(w, 403, "Forbidden", why);
+	return 0;
+}
+
+int web__csrf_input(base_buf *out, const web_ctx *w)
+{
+	if (!w->sess.ok)
+		return 0;
+	return web_html(out, "<input type=\"hidden\" name=\"csrf_token\" value=\"%s\">\n",
+	                w->sess.csrf);
+}
+
+int web__require_admin(web_ctx *w)
+{
+	if (w->sess.ok && w->sess.is_admin)
+		return 1;
+	web__redirect(w, "/login", NULL);
+	return 0;
+}
+
+base_slice web__host(const web_ctx *w)
+{
+	const base_slice *h = http_header_get(w->req, "Host");
+
+	if (h && h->len && h->len < 256)
+		return *h;
+	return BASE_SLICE_LIT("localhost");
+}
+
+int web__base_url(base_buf *out, const web_ctx *w)
+{
+	const char *pub = w->site->public_url;
+
+	if (pub && *pub) {
+		size_t n = strlen(pub);
+
+		while (n && pub[n - 1] == '/')
+			n--;
+		return base_buf_append(out, pub, n);
+	}
+	base_slice h = web__host(w);
+	return base_buf_printf(out, "http://%.*s", (int)h.len, h.base);
+}
+
+/* ---- the site ------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static int make_dir(const char *path)
+{
+	char buf[4096];
+	size_t n = strlen(path);
+
+	if (n == 0 || n >= sizeof(buf))
+		return -1;
+	memcpy(buf, path, n + 1);
+	/* mkdir -p, at start-up only. */
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] == '/' || buf[i] == 0) {
+			char c = buf[i];
+
+			buf[i] = 0;
+			if (mkdir(buf, 0750) && errno != EEXIST)
+				return -1;
+			buf[i] = c;
+		}
+	}
+	return 0;
+}
+
+static void cleanup_tick(uv_timer_t *t)
+{
+	web__cleanup_tick(t->data);
+}
+
+web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *db,
+                       const web_options *o)
+{
+	web_options defaults;
+	web_site *site = calloc(1, sizeof(*site));
+
+	if (!o) {
+		web_options_default(&defaults);
+		o = &defaults;
+	}
+	if (!site)
+		return NULL;
+	site->http = http;
+	site->io = io;
+	site->sp = sp;
+	site->db = db;
+	site->opts = *o;
+	site->client_dist_dir = dup_or_null(o->client_dist_dir ? o->client_dist_dir
+	                                                       : WEB_CLIENT_DIST_DIR);
+	site->static_dir = dup_or_null(o->static_dir);
+	site->upload_dir = dup_or_null(o->upload_dir ? o->upload_dir : "uploads");
+	site->public_url = dup_or_null(o->public_url);
+	site->opts.client_dist_dir = site->client_dist_dir;
+	site->opts.static_dir = site->static_dir;
+	site->opts.upload_dir = site->upload_dir;
+	site->opts.public_url = site->public_url;
+	site->login_limiter = web_limiter_new(o->login_max_failures, o->login_window_s);
+	if (!site->client_dist_dir || !site->upload_dir || !site->login_limiter ||
+	    (o->static_dir && !site->static_dir) || (o->public_url && !site->public_url))
+		goto fail;
+	if (make_dir(site->upload_dir)) {
+		BASE_LOGE("web", "cannot create the upload directory %s: %s", site->upload_dir,
+		          strerror(errno));
+		goto fail;
+	}
+	web__static_init(site);
+	web__session_routes(site);
+	web__auth_routes(site);
+	web__page_routes(site);
+	web__admin_routes(site);
+	web__submit_routes(site);
+	web__upload_routes(site);
+
+	uv_timer_init(http_server_loop(http), &site->cleanup);
+	site->cleanup.data = site;
+	uv_timer_start(&site->cleanup, cleanup_tick, 5000, WEB_CLEANUP_INTERVAL_MS);
+	uv_unref((uv_handle_t *)&site->cleanup);
+	return site;
+fail:
+	web_limiter_free(site->login_limiter);
+	free(site->client_dist_dir);
+	free(site->static_dir);
+	free(site->upload_dir);
+	free(site->public_url);
+	free(site);
+	return NULL;
+}
+
+void web_site_close(web_site *site)
+{
+	if (!site || site->closed)
+		return;
+	site->closed = 1;
+	uv_timer_stop(&site->cleanup);
+	uv_close((uv_handle_t *)&site->cleanup, NULL);
+}
+
+void web_site_free(web_site *site)
+{
+	if (!site)
+		return;
+	web__static_free(site);
+	web_limiter_free(site->login_limiter);
+	free(site->client_dist_dir);
+	free(site->static_dir);
+	free(site->upload_dir);
+	free(site->public_url);
+	free(site);
+}

@@ -19,3 +19,7 @@ spaces_script_test(e2e_socketio_python 400 /usr/bin/python3 -m pytest -p no:cach
 if(TARGET bench-loadgen)
   spaces_script_test(bench_loadgen 60 ${CMAKE_SOURCE_DIR}/tests/bench/test_loadgen.sh $<TARGET_FILE:bench-loadgen>)
 endif()
+# Spaces protocol acceptance (issue 5): Python apps from tests/clients/ against
+# $SPACES_BUILD_DIR/spaces-server and a throwaway PostgreSQL (ci/pg.sh).
+spaces_script_test(e2e_spaces_protocol 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_protocol.py)
+spaces_script_test(e2e_spaces_faults 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_faults.py)

@@ -101,7 +101,7 @@ int web__gone(web_ctx *w)
 static int is_id_char(char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       c == '-';
+	       c == '-' || c == '_';
 }
 
 void web__start(web_site *site, http_request *req, size_t size, const char *id_prefix, int json,

@@ -43,13 +43,13 @@ int web_id_ok(const char *s)
 
 	if (!s)
 		return 0;
-	/* Decimal (bigint) or UUID ids: letters, digits and '-' only, so an id
-	 * never needs escaping in a URL. */
+	/* Space ids are short base64url strings (0001_init.sql): letters, digits,
+	 * '-' and '_' only, so an id never needs escaping in a URL. */
 	for (; s[n]; n++) {
 		char c = s[n];
 
 		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		      c == '-'))
+		      c == '-' || c == '_'))
 			return 0;
 	}
 	return n >= 1 && n < WEB_ID_MAX;

@@ -133,7 +133,7 @@ void web_limiter_fail(web_limiter *l, const char *key, uint64_t now_ms);
 int web_username_ok(const char *name);
 /** 1 when s is 1..max bytes of UTF-8 with no control characters but \t \r \n. */
 int web_text_ok(const char *s, size_t len, size_t max, int multiline);
-/** 1 when s may be an id in a URL: 1..63 of [A-Za-z0-9-] (bigint or UUID ids). */
+/** 1 when s may be an id in a URL: 1..63 of [A-Za-z0-9_-] (spaces.id). */
 int web_id_ok(const char *s);
 /**
  * Writes a safe file name for an upload into out: the last path component

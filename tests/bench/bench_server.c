@@ -18,11 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "server_main.h"
 #include "socketio.h"
 
 static http_server *g_http;
 static sio_server *g_sio;
-static uv_signal_t g_sigterm, g_sigint;
 
 static void on_message(const sio_event *ev, void *ud)
 {
@@ -85,22 +85,16 @@ static void on_broadcast_room(const sio_event *ev, void *ud)
 	sio_bcast_emit(&b, "tick", rest, ev->attachments, ev->n_attachments);
 }
 
-static void on_closed(void *ud)
+static void stop(void *ud)
+{
+	(void)ud;
+	sio_server_close_all(g_sio);
+}
+
+static void free_app(void *ud)
 {
 	(void)ud;
 	sio_server_free(g_sio);
-	uv_close((uv_handle_t *)&g_sigterm, NULL);
-	uv_close((uv_handle_t *)&g_sigint, NULL);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-	(void)h;
-	(void)signum;
-	uv_signal_stop(&g_sigterm);
-	uv_signal_stop(&g_sigint);
-	sio_server_close_all(g_sio);
-	http_server_close(g_http, on_closed, NULL);
 }
 
 int main(int argc, char **argv)
@@ -135,14 +129,7 @@ int main(int argc, char **argv)
 		        uv_strerror(rc));
 		return 1;
 	}
-	uv_signal_init(loop, &g_sigterm);
-	uv_signal_init(loop, &g_sigint);
-	uv_signal_start(&g_sigterm, on_signal, SIGTERM);
-	uv_signal_start(&g_sigint, on_signal, SIGINT);
 	printf("listening 127.0.0.1:%d pid %d\n", http_server_port(g_http), (int)getpid());
 	fflush(stdout);
-	uv_run(loop, UV_RUN_DEFAULT);
-	http_server_free(g_http);
-	uv_loop_close(loop);
-	return 0;
+	return tsm_run(g_http, stop, free_app, NULL);
 }

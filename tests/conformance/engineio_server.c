@@ -9,10 +9,10 @@
 #include <string.h>
 
 #include "engineio.h"
+#include "server_main.h"
 
 static http_server *g_http;
 static eio_server *g_eio;
-static uv_signal_t g_sigterm, g_sigint;
 
 static void on_message(eio_socket *s, int binary, const char *data, size_t len, void *ud)
 {
@@ -20,22 +20,16 @@ static void on_message(eio_socket *s, int binary, const char *data, size_t len, 
 	eio_socket_send(s, binary, data, len);
 }
 
-static void on_closed(void *ud)
+static void stop(void *ud)
+{
+	(void)ud;
+	eio_server_close_all(g_eio);
+}
+
+static void free_app(void *ud)
 {
 	(void)ud;
 	eio_server_free(g_eio);
-	uv_close((uv_handle_t *)&g_sigterm, NULL);
-	uv_close((uv_handle_t *)&g_sigint, NULL);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-	(void)h;
-	(void)signum;
-	uv_signal_stop(&g_sigterm);
-	uv_signal_stop(&g_sigint);
-	eio_server_close_all(g_eio);
-	http_server_close(g_http, on_closed, NULL);
 }
 
 int main(int argc, char **argv)
@@ -73,15 +67,7 @@ int main(int argc, char **argv)
 		        uv_strerror(rc));
 		return 1;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	uv_signal_init(loop, &g_sigterm);
-	uv_signal_init(loop, &g_sigint);
-	uv_signal_start(&g_sigterm, on_signal, SIGTERM);
-	uv_signal_start(&g_sigint, on_signal, SIGINT);
 	fprintf(stderr, "conformance-engineio listening on 127.0.0.1:%d\n",
 	        http_server_port(g_http));
-	uv_run(loop, UV_RUN_DEFAULT);
-	http_server_free(g_http);
-	uv_loop_close(loop);
-	return 0;
+	return tsm_run(g_http, stop, free_app, NULL);
 }

@@ -23,11 +23,11 @@
 #include <ctype.h>
 #include <jansson.h>
 
+#include "server_main.h"
 #include "socketio.h"
 
 static http_server *g_http;
 static sio_server *g_sio;
-static uv_signal_t g_sigterm, g_sigint;
 
 static void emit_auth(sio_socket *s, void *ud)
 {
@@ -301,22 +301,16 @@ static void setup_dyn(sio_namespace *nsp, void *ud)
 	sio_on_connection(nsp, emit_auth, NULL);
 }
 
-static void on_closed(void *ud)
+static void stop(void *ud)
+{
+	(void)ud;
+	sio_server_close_all(g_sio);
+}
+
+static void free_app(void *ud)
 {
 	(void)ud;
 	sio_server_free(g_sio);
-	uv_close((uv_handle_t *)&g_sigterm, NULL);
-	uv_close((uv_handle_t *)&g_sigint, NULL);
-}
-
-static void on_signal(uv_signal_t *h, int signum)
-{
-	(void)h;
-	(void)signum;
-	uv_signal_stop(&g_sigterm);
-	uv_signal_stop(&g_sigint);
-	sio_server_close_all(g_sio);
-	http_server_close(g_http, on_closed, NULL);
 }
 
 static int usage(void)
@@ -389,15 +383,7 @@ int main(int argc, char **argv)
 		        uv_strerror(rc));
 		return 1;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	uv_signal_init(loop, &g_sigterm);
-	uv_signal_init(loop, &g_sigint);
-	uv_signal_start(&g_sigterm, on_signal, SIGTERM);
-	uv_signal_start(&g_sigint, on_signal, SIGINT);
 	fprintf(stderr, "conformance-socketio listening on 127.0.0.1:%d\n",
 	        http_server_port(g_http));
-	uv_run(loop, UV_RUN_DEFAULT);
-	http_server_free(g_http);
-	uv_loop_close(loop);
-	return 0;
+	return tsm_run(g_http, stop, free_app, NULL);
 }

@@ -1,0 +1,270 @@
+"""Fault tests of the Spaces layer (issue 5): nothing a user was told is
+accepted may be lost when the server is killed or PostgreSQL restarts.
+
+    /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/e2e/test_spaces_faults.py
+
+Same environment variables as test_spaces_protocol.py (SPACES_BUILD_DIR,
+SPACES_SERVER). Each test starts its own PostgreSQL cluster and server;
+apps are tests/clients/ programs in their own processes under ``timeout``.
+"""
+
+import os
+import signal
+import sys
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
+
+import harness  # noqa: E402
+import pytest  # noqa: E402
+
+PYTHON = harness.PYTHON
+CLIENTS = os.path.join(SOURCE, "tests", "clients")
+MOCK_APP = os.path.join(CLIENTS, "mock_app.py")
+CONTROL_APP = os.path.join(CLIENTS, "websocket_integration_client.py")
+TERMINAL = ("completed", "failed")
+
+
+@pytest.fixture
+def cluster():
+    argv = harness.spaces_server_command()
+    if "/" in argv[0] and not os.path.exists(argv[0]):
+        pytest.fail("%s does not exist: build it (make build)" % argv[0])
+    if not harness.spaces_server_has_database():
+        pytest.fail("%s --help does not list --database-url" % argv[0])
+    pg = harness.PgCluster()
+    children = []
+    servers = []
+    try:
+        yield pg, children, servers
+    finally:
+        for c in children:
+            try:
+                c.close()
+            except Exception:
+                pass
+        for s in servers:
+            if s.alive():
+                s.kill()
+        pg.close()
+
+
+def child(children, argv, name, limit=120):
+    c = harness.ChildProcess([PYTHON] + argv, limit=limit, name=name)
+    children.append(c)
+    return c
+
+
+def statuses(pg, ids):
+    """{request id: status} for the ids that exist."""
+    if not ids:
+        return {}
+    rows = pg.sql("SELECT id::text, status FROM requests WHERE id::text = ANY(:'ids')",
+                  ids="{%s}" % ",".join(ids))
+    return {r[0]: r[1] for r in rows}
+
+
+def wait_until(what, fn, timeout, interval=0.1):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s: not within %.1f s" % (what, timeout))
+        time.sleep(interval)
+
+
+class Load:
+    """Users submitting to a space in threads, each every ``period`` s;
+    remembers every accepted request id with the time it was accepted."""
+
+    def __init__(self, site, users, space_id, period=0.1):
+        self.site = site
+        self.users = users
+        self.space_id = space_id
+        self.period = period
+        self.accepted = []  # (time, request id)
+        self.refused = []  # (time, status or exception)
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.run, args=(u,), daemon=True)
+                        for u in users]
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def run(self, user):
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            try:
+                code, body = self.site.submit(user, self.space_id, "%s #%d" % (user.name, n))
+                with self.lock:
+                    if code == 200 and body.get("success") and body.get("request_id"):
+                        self.accepted.append((time.monotonic(), body["request_id"]))
+                    else:
+                        self.refused.append((time.monotonic(), code))
+            except Exception as e:  # the server is down: refused, not accepted
+                with self.lock:
+                    self.refused.append((time.monotonic(), repr(e)[:100]))
+            self.stop.wait(self.period)
+
+    def finish(self):
+        self.stop.set()
+        for t in self.threads:
+            t.join(40)
+
+    def ids(self, before=None, after=None):
+        with self.lock:
+            return [r for t, r in self.accepted
+                    if (before is None or t < before) and (after is None or t > after)]
+
+
+def test_sigkill_server_with_requests_in_flight(cluster):
+    """SIGKILL the server while requests are held by apps and while users
+    submit; restart it on the same port: every accepted request is still
+    there, the unanswered ones are redelivered to the apps when they
+    reconnect, and all end completed."""
+    pg, children, servers = cluster
+    server = harness.start_spaces_server(pg.url)
+    servers.append(server)
+    port = server.port
+    site = harness.SpacesSite(server.url, pg)
+    sid, name = site.create_space()
+    sid2, name2 = site.create_space()
+    app = child(children, [CONTROL_APP, "--control", "--host", server.url, "--space", name],
+                "control-app")
+    data = app.wait_event("register_response")[2]["data"]
+    assert data.get("success") is True, data
+    first_connection = data["connection_id"]
+    mock = child(children, [MOCK_APP, "--host", server.url, "--space", name2,
+                            "--delay", "1"], "mock_app")
+    mock.wait_line(r"Registration successful")
+    users = [site.user() for _ in range(3)]
+
+    held = [site.submit_ok(users[i % 3], sid, "held %d" % i) for i in range(6)]
+    mocked = [site.submit_ok(users[i], sid2, "mocked %d" % i) for i in range(3)]
+    for rid in held:
+        app.wait_event("inference_request", pred=lambda e, r=rid: e["data"]["request_id"] == r)
+    for rid in held[:2]:  # two are answered before the crash
+        app.send({"op": "result", "request_id": rid, "status": "completed",
+                  "result": {"text_output": "before the crash"}})
+    for rid in held[:2]:
+        assert site.wait_status(rid)["status"] == "completed"
+    mock.wait_line(r"Queue size: 3")
+
+    load = Load(site, users, sid, period=0.05).start()
+    time.sleep(0.7)
+    stderr = harness.sigkill_server(server)
+    killed_at = time.monotonic()
+    time.sleep(0.5)
+    server = harness.start_spaces_server(pg.url, port=port)
+    servers.append(server)
+    time.sleep(1.0)
+    load.finish()
+
+    accepted = held + mocked + load.ids()
+    assert load.ids(before=killed_at), "no request was accepted under load before the kill"
+    found = statuses(pg, accepted)
+    missing = [r for r in accepted if r not in found]
+    assert not missing, "accepted requests lost by the crash: %r\n--- stderr ---\n%s" % (
+        missing, stderr[-3000:])
+    assert found[held[0]] == found[held[1]] == "completed"
+
+    # The app reconnects on its own, registers again, and gets again every
+    # request it held without answering.
+    i_reg, _, ev = app.wait_event("register_response", timeout=20,
+                                  pred=lambda e: e["data"].get("connection_id") !=
+                                  first_connection)
+    assert ev["data"].get("success") is True, ev
+    unanswered = [r for r in accepted if found[r] != "completed" and r not in mocked]
+    assert set(held[2:]) <= set(unanswered)
+    for rid in unanswered:
+        app.wait_event("inference_request", timeout=10, start=i_reg,
+                       pred=lambda e, r=rid: e["data"]["request_id"] == r)
+    app.send({"op": "auto_answer", "on": True})
+    final = wait_until("every accepted request completed",
+                       lambda: (lambda s: s if all(s.get(r) == "completed" for r in accepted)
+                                else None)(statuses(pg, accepted)), timeout=30)
+    assert len(final) == len(accepted)
+    body = site.wait_status(held[0])
+    assert body["result"] == {"text_output": "before the crash"}, body
+    # The mock app came back too and served its space.
+    first_reg, _, _ = mock.wait_line(r"Registration successful")
+    mock.wait_line(r"Registration successful", start=first_reg + 1)
+    rows = pg.sql("SELECT count(*) FROM requests WHERE status = 'processing'")
+    assert rows == [["0"]], rows
+    server.stop()
+
+
+def test_postgres_restart_under_load(cluster):
+    """Stop PostgreSQL while users submit and an app answers, start it again
+    (same directory, same port): the server reconnects and carries on;
+    every request accepted before, during or after is in the database and
+    ends; requests submitted after the restart are served normally."""
+    pg, children, servers = cluster
+    server = harness.start_spaces_server(pg.url)
+    servers.append(server)
+    site = harness.SpacesSite(server.url, pg)
+    sid, name = site.create_space(timeout_seconds=15)
+    mock = child(children, [MOCK_APP, "--host", server.url, "--space", name,
+                            "--delay", "0.05"], "mock_app")
+    mock.wait_line(r"Registration successful")
+    users = [site.user() for _ in range(4)]
+    load = Load(site, users, sid, period=0.1).start()
+    time.sleep(2.0)
+    stop_at = time.monotonic()
+    pg.stop()
+    time.sleep(1.5)
+    server.assert_alive()
+    pg.start()
+    restarted_at = time.monotonic()
+    # The server finds the database again and serves new requests.
+    probe = users[0]
+
+    def one_served():
+        code, body = site.submit(probe, sid, "probe")
+        if code != 200:
+            return None
+        try:
+            return site.wait_status(body["request_id"], timeout=5)
+        except AssertionError:
+            return None
+
+    body = wait_until("a request submitted after the restart is served", one_served,
+                      timeout=20, interval=0.3)
+    assert body["status"] == "completed", body
+    recovered_at = time.monotonic()
+    time.sleep(3.0)
+    load.finish()
+    server.assert_alive()
+
+    accepted = load.ids()
+    before = load.ids(before=stop_at)
+    after = load.ids(after=recovered_at)
+    assert len(before) >= 20, "too little load before the stop: %d" % len(before)
+    assert after, "no request accepted after the recovery (refused: %r)" % load.refused[-5:]
+    found = statuses(pg, accepted)
+    missing = [r for r in accepted if r not in found]
+    assert not missing, "%d accepted request(s) missing after the restart: %r" % (
+        len(missing), missing[:5])
+    # Every request ends (completed, or failed when its answer was lost with
+    # the database connection and it timed out).
+    final = wait_until("every accepted request finished",
+                       lambda: (lambda s: s if all(s.get(r) in TERMINAL for r in accepted)
+                                else None)(statuses(pg, accepted)), timeout=30, interval=0.5)
+    not_completed = [r for r in after if final[r] != "completed"]
+    assert not not_completed, "requests accepted after the recovery did not complete: %r" % (
+        [(r, final[r]) for r in not_completed[:5]],)
+    not_completed_before = [r for r in before if final[r] != "completed"]
+    print("accepted %d (before stop %d, after recovery %d), refused %d; "
+          "recovery took %.1f s after PostgreSQL was back; not completed before the stop: %d"
+          % (len(accepted), len(before), len(after), len(load.refused),
+             recovered_at - restarted_at, len(not_completed_before)))
+    server.stop()

@@ -354,7 +354,8 @@ static void on_result(const sio_event *ev, void *ud)
 		status = "completed";
 	json_t *result = json_object_get(obj, "result");
 	char *result_text =
-	    result ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY) : strdup("null");
+	    result ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
+	           : strdup("null");
 	result_ctx *r = calloc(1, sizeof(*r));
 	if (!r || !result_text) {
 		free(r);

@@ -241,7 +241,7 @@ void sp__request_update(sp_app *app, const char *user_id, const char *request_id
 	}
 	if (updated_at)
 		json_object_set_new(u, "updated_at", json_string(updated_at));
-	char *text = json_dumps(u, JSON_COMPACT);
+	char *text = json_dumps(u, JSON_COMPACT | JSON_REAL_PRECISION(15));
 	json_decref(u);
 	if (!text)
 		return;

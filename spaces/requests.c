@@ -92,9 +92,9 @@ static void checked(const db_result *res, void *ud)
 	s->conn->refs++;
 	json_t *payload = json_loads(s->payload, 0, NULL);
 	const char *prompt = json_string_value(json_object_get(payload, "prompt"));
-	int prompt_on = strcmp(db_value(res, 0, 2), "t") == 0;
+	int prompt_missing = strcmp(db_value(res, 0, 2), "t") == 0 && (!prompt || !*prompt);
 	json_decref(payload);
-	if (prompt_on && (!prompt || !*prompt)) {
+	if (prompt_missing) {
 		submit_done(s, 400, "Prompt is required", 0);
 		return;
 	}

@@ -156,8 +156,8 @@ static void verify_work(uv_work_t *req)
 		uv_once(&dummy_once, make_dummy_hash);
 		hash = dummy_hash;
 	}
-	l->verified = hash[0] && crypto_pwhash_str_verify(hash, l->password,
-	                                                  strlen(l->password)) == 0;
+	l->verified =
+	    hash[0] && crypto_pwhash_str_verify(hash, l->password, strlen(l->password)) == 0;
 	if (!l->found)
 		l->verified = 0;
 }
@@ -189,8 +189,8 @@ static void verify_done(uv_work_t *req, int status)
 
 static void verify(login_ctx *l)
 {
-	int rc = uv_queue_work(http_server_loop(l->base.site->http), &l->work, verify_work,
-	                       verify_done);
+	int rc =
+	    uv_queue_work(http_server_loop(l->base.site->http), &l->work, verify_work, verify_done);
 
 	if (rc) {
 		login_cleanup(&l->base);

@@ -47,8 +47,8 @@ int web_cookie_get(base_slice header, const char *name, base_slice *value)
 int web_cookie_set_line(base_buf *out, const char *name, const char *value, long max_age,
                         int secure)
 {
-	int rc = base_buf_printf(out, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax", name,
-	                         value);
+	int rc =
+	    base_buf_printf(out, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax", name, value);
 
 	if (rc == 0 && max_age >= 0)
 		rc = base_buf_printf(out, "; Max-Age=%ld", max_age);

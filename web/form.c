@@ -68,8 +68,7 @@ int web_form_parse_urlencoded(base_arena *a, base_slice body, web_form *out)
 	return 0;
 }
 
-int web_form_parse_multipart(base_arena *a, base_slice content_type, base_slice body,
-                             web_form *out)
+int web_form_parse_multipart(base_arena *a, base_slice content_type, base_slice body, web_form *out)
 {
 	base_slice boundary;
 	size_t pos = 0;

@@ -13,9 +13,13 @@
 #include "db/db.h"
 #include "socketio.h"
 #include "spaces.h"
+#include "web.h"
 
 #ifndef SPACES_VERSION
 #define SPACES_VERSION "0.0.0"
+#endif
+#ifndef SPACES_CLIENT_DIST_DIR
+#define SPACES_CLIENT_DIST_DIR "tests/node_modules/socket.io-client/dist"
 #endif
 #ifndef SPACES_MIGRATIONS_DIR
 #define SPACES_MIGRATIONS_DIR "migrations"
@@ -30,6 +34,7 @@ typedef struct {
 	const char *database_url;
 	const char *migrations_dir;
 	unsigned db_pool_size;
+	web_options web;
 } web_config;
 
 typedef struct {
@@ -38,23 +43,33 @@ typedef struct {
 	sio_server *io;
 	db_pool *db;
 	sp_app *sp;
+	web_site *site;
 	uv_signal_t sigterm, sigint;
 	int stopping;
 } web_app;
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: spaces-server [OPTIONS]\n"
+	fprintf(f, "Usage: spaces-server [OPTIONS]            serve the site\n"
+	           "       spaces-server migrate [OPTIONS]    apply the migrations and exit\n"
+	           "       spaces-server user add NAME [--admin] [--database-url URL]\n"
+	           "                                          create a user (password on stdin)\n"
 	           "\n"
 	           "The Spaces website and its Socket.IO server.\n"
 	           "\n"
 	           "Options:\n"
 	           "  -l, --listen HOST:PORT     address to listen on (default 127.0.0.1:5001;\n"
 	           "                             IPv6 as [::1]:5001)\n"
+	           "  -d, --database-url URL     PostgreSQL connection URL (or DATABASE_URL)\n"
+	           "      --migrations DIR       SQL migrations applied at start-up\n"
+	           "                             (default: the source tree's migrations/)\n"
+	           "      --db-pool N            database connections (default 4)\n"
+	           "      --request-timeout S    timeout of a request when its space sets none\n"
+	           "                             (default 120)\n"
 	           "      --ping-interval MS     Engine.IO heartbeat interval (default 25000)\n"
 	           "      --ping-timeout MS      Engine.IO heartbeat timeout (default 20000)\n"
-	           "      --max-payload BYTES    largest Engine.IO message or polling body "
-	           "(default 1000000)\n"
+	           "      --max-payload BYTES    largest Engine.IO message or polling body\n"
+	           "                             (default 1000000)\n"
 	           "      --max-connections N    open connections at once (default 100000)\n"
 	           "      --log-level LEVEL      debug, info, warn, error or off (default info;\n"
 	           "                             also SPACES_LOG)\n"
@@ -119,6 +134,10 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 {
 	static const struct option opts[] = {
 	    {"listen", required_argument, NULL, 'l'},
+	    {"database-url", required_argument, NULL, 'd'},
+	    {"migrations", required_argument, NULL, OPT_MIGRATIONS},
+	    {"db-pool", required_argument, NULL, OPT_DB_POOL},
+	    {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
 	    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
 	    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
@@ -229,6 +248,8 @@ static void on_http_closed(void *ud)
 	app->io = NULL;
 	sp_app_free(app->sp);
 	app->sp = NULL;
+	web_site_free(app->site);
+	app->site = NULL;
 	db_pool_close(app->db, on_db_closed, app);
 }
 
@@ -241,6 +262,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	}
 	app->stopping = 1;
 	BASE_LOGI("main", "%s received: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	web_site_close(app->site);
 	sp_app_close(app->sp);
 	sio_server_close_all(app->io);
 	http_server_close(app->http, on_http_closed, app);
@@ -272,7 +294,11 @@ int main(int argc, char **argv)
 	cfg.database_url = getenv("DATABASE_URL");
 	cfg.migrations_dir = SPACES_MIGRATIONS_DIR;
 	cfg.db_pool_size = 4;
+	web_options_default(&cfg.web);
+	cfg.web.client_dist_dir = SPACES_CLIENT_DIST_DIR;
 
+	if (argc > 1 && strcmp(argv[1], "user") == 0)
+		return web_cli_user_add(argc - 1, argv + 1);
 	int migrate_only = argc > 1 && strcmp(argv[1], "migrate") == 0;
 	if (migrate_only) {
 		argc--;
@@ -294,6 +320,8 @@ int main(int argc, char **argv)
 	cfg.limits.ws_max_message = cfg.sio.eio.max_payload;
 	if (cfg.limits.max_body_bytes < cfg.sio.eio.max_payload)
 		cfg.limits.max_body_bytes = cfg.sio.eio.max_payload;
+	if (cfg.limits.max_body_bytes < web_max_body_bytes(&cfg.web))
+		cfg.limits.max_body_bytes = web_max_body_bytes(&cfg.web);
 
 	web_app app;
 	memset(&app, 0, sizeof(app));
@@ -321,6 +349,11 @@ int main(int argc, char **argv)
 	app.sp = sp_app_new(app.io, app.db, &cfg.sp);
 	if (!app.sp) {
 		BASE_LOGE("main", "out of memory");
+		return 1;
+	}
+	app.site = web_site_new(app.http, app.io, app.sp, app.db, &cfg.web);
+	if (!app.site) {
+		BASE_LOGE("main", "the website could not start (see above)");
 		return 1;
 	}
 	rc = http_server_listen(app.http, cfg.host, cfg.port);

@@ -125,7 +125,7 @@ void web__session_create(web_ctx *w, const char *user_id, const char *location)
 	snprintf(c->location, sizeof(c->location), "%s", location);
 	web_cookie_set_line(&line, WEB_SESSION_COOKIE, token, (long)w->site->opts.session_ttl_s,
 	                    w->site->opts.secure_cookies);
-	if (!line.data || line.len >= sizeof(c->cookie)) {
+	if (!web_buf_cstr(&line) || line.len >= sizeof(c->cookie)) {
 		base_buf_free(&line);
 		free(c);
 		web__server_error(w, "creating a session", NULL);
@@ -159,7 +159,7 @@ static void logged_out(const db_result *res, void *ud)
 	if (res && !db_ok(res))
 		BASE_LOGW("web", "deleting a session failed: %s", db_error(res));
 	web_cookie_set_line(&line, WEB_SESSION_COOKIE, "", 0, w->site->opts.secure_cookies);
-	web__redirect(w, "/login", line.data);
+	web__redirect(w, "/login", web_buf_cstr(&line));
 	base_buf_free(&line);
 }
 

@@ -24,13 +24,13 @@
  * which turns an escaping mistake into a harmless one. Socket.IO connects
  * back to the same origin; 'self' covers ws: and wss: to it.
  */
-#define WEB_PAGE_HEADERS                                                                   \
-	"Cache-Control: no-store\r\n"                                                      \
-	"X-Content-Type-Options: nosniff\r\n"                                              \
-	"X-Frame-Options: DENY\r\n"                                                        \
-	"Referrer-Policy: same-origin\r\n"                                                 \
+#define WEB_PAGE_HEADERS                                                                     \
+	"Cache-Control: no-store\r\n"                                                        \
+	"X-Content-Type-Options: nosniff\r\n"                                                \
+	"X-Frame-Options: DENY\r\n"                                                          \
+	"Referrer-Policy: same-origin\r\n"                                                   \
 	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; " \
-	"img-src 'self' data: https:; media-src 'self' https:; connect-src 'self'; "        \
+	"img-src 'self' data: https:; media-src 'self' https:; connect-src 'self'; "         \
 	"object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'\r\n"
 
 void web_options_default(web_options *o)
@@ -143,11 +143,12 @@ void web__respond(web_ctx *w, int status, const char *content_type, const char *
 {
 	http_request *req = w->req;
 
+	/* Answer first: the arguments may live in w, which is freed after. */
 	w->req = NULL;
 	req->on_abort = NULL;
 	req->abort_ud = NULL;
-	web__ctx_free(w);
 	http_respond(req, status, content_type, headers, body, len);
+	web__ctx_free(w);
 }
 
 void web__redirect(web_ctx *w, const char *location, const char *extra_headers)
@@ -156,7 +157,7 @@ void web__redirect(web_ctx *w, const char *location, const char *extra_headers)
 
 	base_buf_printf(&h, "Location: %s\r\nCache-Control: no-store\r\n%s", location,
 	                extra_headers ? extra_headers : "");
-	if (!h.data) {
+	if (!web_buf_cstr(&h)) {
 		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
 		return;
 	}
@@ -166,7 +167,7 @@ void web__redirect(web_ctx *w, const char *location, const char *extra_headers)
 
 void web__json(web_ctx *w, int status, json_t *body)
 {
-	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	char *text = body ? json_dumps(body, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
 
 	json_decref(body);
 	if (!text) {
@@ -217,7 +218,7 @@ void web__page(web_ctx *w, int status, const char *title, const base_buf *body,
 	base_buf_append(&b, body->data ? body->data : "", body->len);
 	rc = base_buf_append_str(&b, "</main>\n</body>\n</html>\n");
 	base_buf_printf(&h, "%s%s", WEB_PAGE_HEADERS, extra_headers ? extra_headers : "");
-	if (rc || !h.data)
+	if (rc || !web_buf_cstr(&h))
 		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
 	else
 		web__respond(w, status, "text/html; charset=utf-8", h.data, b.data, b.len);
@@ -376,8 +377,8 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	site->sp = sp;
 	site->db = db;
 	site->opts = *o;
-	site->client_dist_dir = dup_or_null(o->client_dist_dir ? o->client_dist_dir
-	                                                       : WEB_CLIENT_DIST_DIR);
+	site->client_dist_dir =
+	    dup_or_null(o->client_dist_dir ? o->client_dist_dir : WEB_CLIENT_DIST_DIR);
 	site->static_dir = dup_or_null(o->static_dir);
 	site->upload_dir = dup_or_null(o->upload_dir ? o->upload_dir : "uploads");
 	site->public_url = dup_or_null(o->public_url);
@@ -389,6 +390,10 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	if (!site->client_dist_dir || !site->upload_dir || !site->login_limiter ||
 	    (o->static_dir && !site->static_dir) || (o->public_url && !site->public_url))
 		goto fail;
+	if (strlen(site->upload_dir) > 700) {
+		BASE_LOGE("web", "the upload directory's path is too long (700 bytes at most)");
+		goto fail;
+	}
 	if (make_dir(site->upload_dir)) {
 		BASE_LOGE("web", "cannot create the upload directory %s: %s", site->upload_dir,
 		          strerror(errno));

@@ -137,6 +137,10 @@ static void serve(http_request *req, void *ud)
 	                "ETag: %s\r\nCache-Control: %s\r\nX-Content-Type-Options: nosniff\r\n"
 	                "Access-Control-Allow-Origin: *\r\n%s",
 	                f->etag, f->cache_control, f->gz ? "Vary: Accept-Encoding\r\n" : "");
+	if (!web_buf_cstr(&h)) {
+		http_respond(req, 500, "text/plain", NULL, "Server error\n", 13);
+		return;
+	}
 	if (inm && inm->len) {
 		/* A list of tags, possibly weak ("W/"): any match is a hit. */
 		const char *p = inm->base, *end = inm->base + inm->len;
@@ -152,7 +156,7 @@ static void serve(http_request *req, void *ud)
 	}
 	if (gz)
 		base_buf_append_str(&h, "Content-Encoding: gzip\r\n");
-	if (!h.data) {
+	if (!web_buf_cstr(&h)) {
 		http_respond(req, 500, "text/plain", NULL, "Server error\n", 13);
 		return;
 	}
@@ -201,9 +205,9 @@ fail:
 int web__static_init(web_site *site)
 {
 	static const char *client_files[] = {
-	    "socket.io.js",           "socket.io.js.map",           "socket.io.min.js",
-	    "socket.io.min.js.map",   "socket.io.msgpack.min.js",   "socket.io.msgpack.min.js.map",
-	    "socket.io.esm.min.js",   "socket.io.esm.min.js.map",
+	    "socket.io.js",         "socket.io.js.map",         "socket.io.min.js",
+	    "socket.io.min.js.map", "socket.io.msgpack.min.js", "socket.io.msgpack.min.js.map",
+	    "socket.io.esm.min.js", "socket.io.esm.min.js.map",
 	};
 	char path[4096], url[160];
 	int loaded = 0;
@@ -225,8 +229,9 @@ int web__static_init(web_site *site)
 		return 0;
 	DIR *d = opendir(site->opts.static_dir);
 	if (!d) {
-		BASE_LOGW("web", "cannot open the static directory %s: pages will lack their "
-		                 "CSS and JS",
+		BASE_LOGW("web",
+		          "cannot open the static directory %s: pages will lack their "
+		          "CSS and JS",
 		          site->opts.static_dir);
 		return 0;
 	}
@@ -240,21 +245,14 @@ int web__static_init(web_site *site)
 		if (!type)
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", site->opts.static_dir, e->d_name);
-		snprintf(url, sizeof(url), "/static/%s", e->d_name);
+		if (strlen(e->d_name) > 100)
+			continue;
+		snprintf(url, sizeof(url), "/static/%.100s", e->d_name);
 		if (add_file(site, path, url, "public, max-age=0, must-revalidate"))
 			BASE_LOGW("web", "cannot read %s", path);
 	}
 	closedir(d);
 	return 0;
-}
-
-const char *web__static_etag(const web_site *site, const char *url)
-{
-	for (const web_static_file *f = site->static_files; f; f = f->next) {
-		if (strcmp(f->url, url) == 0)
-			return f->etag;
-	}
-	return NULL;
 }
 
 void web__static_free(web_site *site)

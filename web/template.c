@@ -30,6 +30,14 @@ static int url_escape(base_buf *out, const char *s, size_t len)
 	return rc;
 }
 
+const char *web_buf_cstr(base_buf *b)
+{
+	if (base_buf_reserve(b, 1))
+		return NULL;
+	b->data[b->len] = 0;
+	return b->data;
+}
+
 int web_url_escape(base_buf *out, const char *s, size_t len)
 {
 	return url_escape(out, s, len);

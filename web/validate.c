@@ -31,7 +31,8 @@ int web_text_ok(const char *s, size_t len, size_t max, int multiline)
 	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
-		if (c == 0x7f || (c < 0x20 && !(multiline && (c == '\n' || c == '\r' || c == '\t'))))
+		if (c == 0x7f ||
+		    (c < 0x20 && !(multiline && (c == '\n' || c == '\r' || c == '\t'))))
 			return 0;
 	}
 	return base_utf8_validate(&st, (const unsigned char *)s, len) == 0 && st == 0;

@@ -15,6 +15,7 @@
 #define WEB_FORM_MAX_FIELDS 64
 #define WEB_FORM_MAX_FILES 8
 #define WEB_ID_MAX 64
+#define WEB_UPLOADS_MAX 3 /* files per submission: audio, video, other */
 
 /* ---- template.c: HTML that escapes by default --------------------------- */
 
@@ -29,6 +30,11 @@
  */
 int web_html(base_buf *out, const char *fmt, ...);
 int web_html_v(base_buf *out, const char *fmt, va_list ap);
+/**
+ * Makes b a C string: a NUL after its bytes, not counted in len (base_buf
+ * does not keep one). Returns b->data, or NULL on ENOMEM.
+ */
+const char *web_buf_cstr(base_buf *b);
 /** Appends s percent-encoded (everything but unreserved characters). */
 int web_url_escape(base_buf *out, const char *s, size_t len);
 
@@ -186,10 +192,10 @@ struct web_ctx {
 	web_site *site;
 	http_request *req; /* NULL once the client went away */
 	web_session sess;
-	web_form form;  /* parsed POST body (memory: the request's arena) */
-	int form_rc;    /* web_form_parse's return for a POST; 0 otherwise */
-	int json;       /* the route answers JSON, errors included */
-	web_step next;  /* what runs after the session lookup */
+	web_form form;               /* parsed POST body (memory: the request's arena) */
+	int form_rc;                 /* web_form_parse's return for a POST; 0 otherwise */
+	int json;                    /* the route answers JSON, errors included */
+	web_step next;               /* what runs after the session lookup */
 	void (*cleanup)(web_ctx *w); /* frees what the extension owns; may be NULL */
 	char id[WEB_ID_MAX];         /* the id in the route's path, when it has one */
 };
@@ -260,12 +266,44 @@ void web__session_routes(web_site *site);
 void web__auth_routes(web_site *site);
 /* pages.c */
 void web__page_routes(web_site *site);
+/** The live Connected / Not connected badge of a space (updated by spaces.js). */
+void web__live_badge(base_buf *b, const web_ctx *w, const char *space_id);
+/** Seconds, readably: "1.23 s", "12.5 s", "2 min 5 s". */
+void web__format_duration(base_buf *b, double s);
+/** A request as a card of the space page (spaces.js keeps it live). */
+void web__request_card(base_buf *b, const char *id, const char *status, int progress,
+                       const char *prompt, const char *result_json, const char *created_at);
 /* admin.c */
 void web__admin_routes(web_site *site);
 /* submit.c */
 void web__submit_routes(web_site *site);
 /* uploads.c */
 void web__upload_routes(web_site *site);
+
+/* One uploaded file on its way to the upload directory. */
+typedef struct {
+	const char *field;      /* the form field (static string) */
+	char filename[256];     /* as the user named it, for display */
+	char content_type[128]; /* as sent, or application/octet-stream */
+	base_slice data;        /* in the request body: valid while the request is */
+	char token[48];         /* the unguessable directory name */
+	char name[128];         /* the safe file name */
+	char path[1024];        /* upload_dir/token/name */
+	int written;            /* the file exists on disk */
+} web_upload;
+
+/**
+ * Stores ups[0..n) (copying each file's bytes before writing it, so the
+ * request may end meanwhile) and records them in the uploads table without a
+ * request. Then calls done(w, 0), or done(w, <0) after removing whatever
+ * was written; when the client goes away meanwhile, cleans up and frees w
+ * without calling done.
+ */
+void web__uploads_store(web_ctx *w, web_upload *ups, size_t n, void (*done)(web_ctx *w, int rc));
+/** In the background: deletes the files and rows of ups (a submission refused later). */
+void web__uploads_discard(web_site *site, const web_upload *ups, size_t n);
+/** In the background: attaches the stored uploads to their request. */
+void web__uploads_attach(web_site *site, const web_upload *ups, size_t n, const char *request_id);
 /** Deletes uploads whose request ended long ago (and expired sessions). */
 void web__cleanup_tick(web_site *site);
 

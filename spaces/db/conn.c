@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 static void conn_on_io(uv_poll_t *h, int status, int events);
 static void conn_on_connect_io(uv_poll_t *h, int status, int events);
@@ -92,7 +93,7 @@ static int conn_watch(db_conn *c, int events, uv_poll_cb cb, int fresh)
 
 /* ---- lifecycle ------------------------------------------------------------------ */
 
-int db__conn_init(db_pool *pool, db_conn *c, unsigned id, int is_listener, base_list *source)
+int db__conn_init(db_pool *pool, db_conn *c, unsigned id, int is_listener)
 {
 	int r;
 
@@ -101,7 +102,6 @@ int db__conn_init(db_pool *pool, db_conn *c, unsigned id, int is_listener, base_
 	c->id = id;
 	c->is_listener = is_listener;
 	c->state = DB_CONN_WAIT;
-	c->source = source;
 	c->backoff_ms = pool->opt.backoff_min_ms;
 	base_list_init(&c->inflight);
 	r = uv_timer_init(pool->loop, &c->timer);
@@ -201,10 +201,10 @@ static void conn_attempt_failed(db_conn *c, const char *why)
 	/* The first failure and then every tenth one are worth a warning; the rest is noise. */
 	if (c->failures == 1)
 		BASE_LOGW(DB_LOG, "%s: cannot connect to %s: %s; retrying in %u ms", name,
-			  c->host[0] ? c->host : "the server", msg, c->backoff_ms);
+		          c->host[0] ? c->host : "the server", msg, c->backoff_ms);
 	else if (c->failures % 10 == 0)
 		BASE_LOGW(DB_LOG, "%s: still cannot connect after %u attempts (%" PRIu64 " s): %s",
-			  name, c->failures, (base_now_ms() - c->down_since) / 1000, msg);
+		          name, c->failures, (base_now_ms() - c->down_since) / 1000, msg);
 	else
 		BASE_LOGD(DB_LOG, "%s: attempt %u failed: %s", name, c->failures, msg);
 	conn_schedule_retry(c);
@@ -231,7 +231,7 @@ void db__conn_connect(db_conn *c)
 	host = PQhost(c->pg);
 	port = PQport(c->pg);
 	snprintf(c->host, sizeof(c->host), "%s%s%s", host ? host : "", port && port[0] ? ":" : "",
-		 port ? port : "");
+	         port ? port : "");
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		conn_attempt_failed(c, PQerrorMessage(c->pg));
 		return;
@@ -264,16 +264,16 @@ static void conn_up(db_conn *c)
 	conn_name(c, name, sizeof(name));
 	if (c->was_up) {
 		pool->reconnects++;
-		BASE_LOGI(DB_LOG, "%s to %s restored after %" PRIu64 " ms (%u failed attempts)", name,
-			  c->host, base_now_ms() - c->down_since, c->failures);
+		BASE_LOGI(DB_LOG, "%s to %s restored after %" PRIu64 " ms (%u failed attempts)",
+		          name, c->host, base_now_ms() - c->down_since, c->failures);
 	} else if (c->failures > 0) {
 		BASE_LOGI(DB_LOG, "%s to %s up after %u failed attempts", name, c->host,
-			  c->failures);
+		          c->failures);
 	} else {
-		BASE_LOGD(DB_LOG, "%s to %s up (server %d)", name, c->host,
-			  PQserverVersion(c->pg));
+		BASE_LOGD(DB_LOG, "%s to %s up (server %d)", name, c->host, PQserverVersion(c->pg));
 	}
 	c->state = DB_CONN_UP;
+	c->up_seq = ++pool->up_seq;
 	c->was_up = 1;
 	c->failures = 0;
 	c->down_since = 0;
@@ -321,7 +321,8 @@ static void conn_on_timer(uv_timer_t *t)
 	if (c->state == DB_CONN_WAIT) {
 		db__conn_connect(c);
 	} else if (c->state == DB_CONN_CONNECTING) {
-		snprintf(msg, sizeof(msg), "timed out after %u ms", c->pool->opt.connect_timeout_ms);
+		snprintf(msg, sizeof(msg), "timed out after %u ms",
+		         c->pool->opt.connect_timeout_ms);
 		conn_attempt_failed(c, msg);
 	}
 }
@@ -355,8 +356,9 @@ void db__conn_lost(db_conn *c, const char *why)
 	db__pool_set_error(pool, msg);
 	c->down_since = base_now_ms();
 	c->backoff_ms = pool->opt.backoff_min_ms;
-	BASE_LOGW(DB_LOG, "%s to %s lost: %s (%u queries in flight)%s", conn_name(c, name, sizeof(name)),
-		  c->host, msg, n, pool->closing ? "" : "; reconnecting");
+	BASE_LOGW(DB_LOG, "%s to %s lost: %s (%u queries in flight)%s",
+	          conn_name(c, name, sizeof(name)), c->host, msg, n,
+	          pool->closing ? "" : "; reconnecting");
 	if (c->is_listener)
 		db__listen_on_down(pool);
 	conn_schedule_retry(c);
@@ -372,6 +374,12 @@ void db__conn_lost(db_conn *c, const char *why)
 		} else if ((job->flags & DB_RETRY) && !job->retried) {
 			base_list_remove(&job->link);
 			job->retried = 1;
+			/*
+			 * Only on a connection made after this loss: the others
+			 * were opened to the same server, which is likely going
+			 * away with them (a restart ends every session).
+			 */
+			job->min_up = pool->up_seq + 1;
 			db__job_clear_results(job);
 			db__pool_enqueue(pool, &pool->queue, job, 1);
 			retried++;
@@ -467,10 +475,28 @@ static int conn_flush(db_conn *c)
 	return conn_update_watch(c);
 }
 
+static int conn_read(db_conn *c);
+
 void db__conn_flush(db_conn *c)
 {
-	if (c->state == DB_CONN_UP && (c->sent > 0 || c->want_write))
-		conn_flush(c);
+	unsigned before;
+
+	if (c->state != DB_CONN_UP || (c->sent == 0 && !c->want_write))
+		return;
+	if (conn_flush(c) != 0)
+		return;
+	/*
+	 * A flush that cannot write everything reads what the server sent
+	 * meanwhile (libpq does so to avoid a deadlock). Those answers sit in
+	 * libpq's buffer, where no socket event will announce them.
+	 */
+	before = c->ninflight;
+	if (before == 0 || conn_read(c) != 0)
+		return;
+	if (c->is_listener)
+		db__listen_deliver(c);
+	if (c->ninflight < before)
+		db__pool_kick(c->pool);
 }
 
 /* ---- receiving ------------------------------------------------------------------------ */
@@ -496,7 +522,8 @@ static int conn_read(db_conn *c)
 			 * was sent: nothing sane can follow on this connection.
 			 */
 			if (++nulls >= 2) {
-				db__conn_lost(c, "protocol out of step: no result for a query in flight");
+				db__conn_lost(
+				    c, "protocol out of step: no result for a query in flight");
 				return -1;
 			}
 			continue;
@@ -514,11 +541,11 @@ static int conn_read(db_conn *c)
 		    db__sqlstate_fatal(PQresultErrorField(r, PG_DIAG_SQLSTATE))) {
 			/* The server is ending the session (shutdown, crash): no Sync will come. */
 			snprintf(c->fatal_msg, sizeof(c->fatal_msg), "%s",
-				 PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-				     ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-				     : "");
+			         PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+			             ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+			             : "");
 			snprintf(c->fatal_state, sizeof(c->fatal_state), "%s",
-				 PQresultErrorField(r, PG_DIAG_SQLSTATE));
+			         PQresultErrorField(r, PG_DIAG_SQLSTATE));
 			PQclear(r);
 			db__conn_lost(c, "the server ended the session");
 			return -1;
@@ -533,6 +560,17 @@ static int conn_read(db_conn *c)
 	return 0;
 }
 
+/* What went wrong with the socket, in words (libuv only says EBADF). */
+static const char *conn_socket_error(db_conn *c, int status)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(PQsocket(c->pg), SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+		return strerror(err);
+	return uv_strerror(status);
+}
+
 static void conn_on_io(uv_poll_t *h, int status, int events)
 {
 	db_poll *p = BASE_CONTAINER_OF(h, db_poll, handle);
@@ -542,10 +580,13 @@ static void conn_on_io(uv_poll_t *h, int status, int events)
 	if (c == NULL)
 		return;
 	pool = c->pool;
-	if (status < 0) {
-		db__conn_lost(c, uv_strerror(status));
-		return;
-	}
+	/*
+	 * A socket error (POLLERR, reported as UV_EBADF) often follows the
+	 * server's last words: let libpq read them, so the loss is explained
+	 * by the server's message rather than by the socket's.
+	 */
+	if (status < 0)
+		events = UV_READABLE;
 	if ((events & UV_READABLE) && !PQconsumeInput(c->pg)) {
 		db__conn_lost(c, PQerrorMessage(c->pg));
 		return;
@@ -559,6 +600,11 @@ static void conn_on_io(uv_poll_t *h, int status, int events)
 		db__listen_deliver(c);
 	if (PQstatus(c->pg) == CONNECTION_BAD) {
 		db__conn_lost(c, PQerrorMessage(c->pg));
+		return;
+	}
+	if (status < 0) {
+		/* libuv stopped watching this socket: it cannot be used any more. */
+		db__conn_lost(c, conn_socket_error(c, status));
 		return;
 	}
 	if (conn_update_watch(c) != 0)

@@ -40,16 +40,16 @@
  * Error codes of this layer (db_status, return values). SQLSTATE values
  * given with a result (db_sqlstate) are the server's, except where noted.
  */
-#define DB_ERRNO_MAP(X)                                                                 \
-	X(SERVER, -5001, "the server reported an error")                                \
-	X(CONNLOST, -5002, "the connection was lost before the answer came")            \
-	X(TIMEDOUT, -5003, "no connection could take the query in time")               \
-	X(QUEUEFULL, -5004, "too many queries are waiting for a connection")           \
-	X(CLOSED, -5005, "the pool is closed")                                          \
-	X(SKIPPED, -5006, "not run: an earlier statement of its transaction failed")   \
-	X(CONNINFO, -5007, "invalid connection string")                                 \
-	X(CONNECT, -5008, "cannot connect to the database server")                      \
-	X(MIGRATE, -5009, "a migration failed")                                         \
+#define DB_ERRNO_MAP(X)                                                              \
+	X(SERVER, -5001, "the server reported an error")                             \
+	X(CONNLOST, -5002, "the connection was lost before the answer came")         \
+	X(TIMEDOUT, -5003, "no connection could take the query in time")             \
+	X(QUEUEFULL, -5004, "too many queries are waiting for a connection")         \
+	X(CLOSED, -5005, "the pool is closed")                                       \
+	X(SKIPPED, -5006, "not run: an earlier statement of its transaction failed") \
+	X(CONNINFO, -5007, "invalid connection string")                              \
+	X(CONNECT, -5008, "cannot connect to the database server")                   \
+	X(MIGRATE, -5009, "a migration failed")                                      \
 	X(PROTOCOL, -5010, "unexpected reply from the database server")
 
 typedef enum {
@@ -116,14 +116,19 @@ uint64_t db_affected(const db_result *res);
 
 /*
  * A transaction's result is ok only when all its statements succeeded and it
- * committed. Its own rows are empty: read each statement's result with
- * db_tx_result. For a plain query, db_tx_count is 1 and db_tx_result(res, 0)
- * is res itself.
+ * committed; when it is not, nothing of it was committed. Its own rows are
+ * empty: read each statement's result with db_tx_result. A statement's result
+ * tells how that statement went (ok for those before the failing one, even
+ * though they were rolled back; DB_ESKIPPED after it). For a plain query,
+ * db_tx_count is 1 and db_tx_result(res, 0) is res itself.
  */
 unsigned db_tx_count(const db_result *res);
 /** The i-th statement's result (never NULL for i < db_tx_count). */
 const db_result *db_tx_result(const db_result *res, unsigned i);
-/** The index of the statement that failed, or -1 (ok, or the failure was not a statement's). */
+/**
+ * The index of the statement that failed, or -1: ok, or the failure was not a
+ * statement's (the commit itself, e.g. a deferred constraint; a lost connection).
+ */
 int db_tx_failed(const db_result *res);
 
 /* ---- the pool ----------------------------------------------------------- */
@@ -136,10 +141,10 @@ typedef void (*db_cb)(const db_result *res, void *ud);
 typedef void (*db_close_cb)(db_pool *pool, void *ud);
 
 typedef struct {
-	unsigned size;               /* connections (4) */
-	unsigned pipeline_depth;     /* queries in flight per connection (32) */
-	unsigned max_queued;         /* queries waiting to be sent; more get DB_EQUEUEFULL (10000) */
-	unsigned queue_timeout_ms;   /* a query waiting longer fails with DB_ETIMEDOUT (30000) */
+	unsigned size;             /* connections (4) */
+	unsigned pipeline_depth;   /* queries in flight per connection (32) */
+	unsigned max_queued;       /* queries waiting to be sent; more get DB_EQUEUEFULL (10000) */
+	unsigned queue_timeout_ms; /* a query waiting longer fails with DB_ETIMEDOUT (30000) */
 	unsigned connect_timeout_ms; /* one connection attempt (10000) */
 	unsigned backoff_min_ms;     /* first reconnect delay, doubling after each failure (100) */
 	unsigned backoff_max_ms;     /* longest reconnect delay (5000) */
@@ -156,10 +161,17 @@ void db_options_init(db_options *o);
  *
  * Returns NULL when conninfo cannot be parsed or memory runs out, with the
  * reason in err (when err is not NULL). A server that cannot be reached is
- * not an error here: the pool keeps retrying (see db_pool_last_error).
+ * not an error here: the pool keeps retrying (see db_pool_last_error), and
+ * queries fail after queue_timeout_ms with that error in their message.
+ *
+ * Connecting never blocks the loop, except to resolve a host name: libpq
+ * does that synchronously, at every reconnect. Give an IP address (or
+ * hostaddr=) or a Unix socket directory for a server the loop must never
+ * wait for. Server settings go in the string, e.g.
+ * "...?options=-c%20statement_timeout%3D5000".
  */
 db_pool *db_pool_new_opts(uv_loop_t *loop, const char *conninfo, const db_options *o, char *err,
-			  size_t errlen);
+                          size_t errlen);
 
 /** db_pool_new_opts with the defaults and size connections (0 = 4); errors are logged. */
 db_pool *db_pool_new(uv_loop_t *loop, const char *conninfo, unsigned size);
@@ -169,8 +181,8 @@ enum {
 	/*
 	 * The query is read-only or idempotent: if its connection dies before
 	 * the answer comes, it is queued again (ahead of newer queries) and
-	 * sent once more on the next connection, instead of failing with
-	 * DB_ECONNLOST. It is re-sent at most once.
+	 * sent once more, on a connection opened after the loss, instead of
+	 * failing with DB_ECONNLOST. It is re-sent at most once.
 	 */
 	DB_RETRY = 1u << 0,
 };
@@ -188,10 +200,10 @@ enum {
  * The statement runs in a transaction of its own.
  */
 int db_query(db_pool *pool, const char *sql, int nparams, const char *const *params, db_cb cb,
-	     void *ud);
+             void *ud);
 /** db_query with flags (DB_RETRY). */
 int db_query_flags(db_pool *pool, unsigned flags, const char *sql, int nparams,
-		   const char *const *params, db_cb cb, void *ud);
+                   const char *const *params, db_cb cb, void *ud);
 
 /** One statement of a transaction: its sql and text parameters (NULL = SQL NULL). */
 typedef struct {
@@ -246,7 +258,8 @@ int db_unlisten(db_pool *pool, const char *channel, db_notify_cb cb, void *ud);
 /**
  * Sends a notification through the pool: `SELECT pg_notify(channel, payload)`.
  * cb may be NULL. Inside a transaction, prefer a pg_notify statement of the
- * transaction itself (db_query_tx).
+ * transaction itself (db_query_tx). PostgreSQL refuses payloads of 8000
+ * bytes and more (SQLSTATE 22023): send an id and let listeners read the rest.
  */
 int db_notify(db_pool *pool, const char *channel, const char *payload, db_cb cb, void *ud);
 
@@ -270,8 +283,10 @@ const char *db_pool_last_error(const db_pool *pool);
  * Starts a clean shutdown: new queries are refused (DB_ECLOSED); queries
  * already accepted are still run on the connections that are up, and fail
  * with DB_ECLOSED when none is; connecting and listening connections are
- * dropped. When every connection and handle is closed, cb(pool, ud) runs
- * (cb may be NULL). Returns 0, or DB_ECLOSED when already closing.
+ * dropped. Answers in flight are waited for (a statement that never ends
+ * holds the shutdown: set statement_timeout). When every connection and
+ * handle is closed, cb(pool, ud) runs (cb may be NULL). Safe to call from a
+ * callback of the pool. Returns 0, or DB_ECLOSED when already closing.
  */
 int db_pool_close(db_pool *pool, db_close_cb cb, void *ud);
 

@@ -34,6 +34,7 @@ typedef struct db_job {
 	db_job_kind kind;
 	unsigned flags;   /* DB_RETRY */
 	unsigned retried; /* re-sent once already */
+	uint64_t min_up;  /* send only on a connection whose up_seq is at least this */
 	int is_tx;
 	unsigned nstmts;
 	db_job_stmt *stmts; /* in the same allocation as the job */
@@ -81,20 +82,20 @@ struct db_conn {
 	db_conn_state state;
 	PGconn *pg;
 	db_poll *poll;
-	int poll_events;       /* UV_READABLE | UV_WRITABLE currently watched */
-	uv_timer_t timer;      /* reconnect backoff, connect timeout */
-	base_list *source;     /* the queue this connection takes jobs from */
-	base_list inflight;    /* jobs sent, in order */
+	int poll_events;    /* UV_READABLE | UV_WRITABLE currently watched */
+	uv_timer_t timer;   /* reconnect backoff, connect timeout */
+	base_list inflight; /* jobs sent, in order */
 	unsigned ninflight;
-	unsigned backoff_ms;   /* delay before the next attempt */
-	unsigned failures;     /* failed attempts since the connection was last up */
-	int was_up;            /* has been up at least once (a later up is a reconnect) */
-	uint64_t down_since;   /* base_now_ms() when it went down */
-	int want_write;        /* PQflush left data behind */
-	int sent;              /* jobs written since the last flush */
-	char fatal_msg[256];   /* the server's reason for ending the session (57P01...) */
+	unsigned backoff_ms; /* delay before the next attempt */
+	unsigned failures;   /* failed attempts since the connection was last up */
+	int was_up;          /* has been up at least once (a later up is a reconnect) */
+	uint64_t up_seq;     /* pool->up_seq when it last came up */
+	uint64_t down_since; /* base_now_ms() when it went down */
+	int want_write;      /* PQflush left data behind */
+	int sent;            /* jobs written since the last flush */
+	char fatal_msg[256]; /* the server's reason for ending the session (57P01...) */
 	char fatal_state[6];
-	char host[128];        /* host:port, for logs */
+	char host[128]; /* host:port, for logs */
 };
 
 /** Starts (or restarts) a connection attempt now. */
@@ -112,7 +113,7 @@ void db__conn_lost(db_conn *c, const char *why);
 /** Closes c for good (pool closing): poll, libpq connection; the timer handle stays for db__conn_close_handles. */
 void db__conn_shutdown(db_conn *c);
 /** Initialises c's handles. Returns 0 or a libuv error. */
-int db__conn_init(db_pool *pool, db_conn *c, unsigned id, int is_listener, base_list *source);
+int db__conn_init(db_pool *pool, db_conn *c, unsigned id, int is_listener);
 /** Closes the timer handle (counted in pool->handles). */
 void db__conn_close_handles(db_conn *c);
 
@@ -135,7 +136,7 @@ struct db_pool {
 	db_options opt;
 	db_conn *conns; /* opt.size of them */
 	db_conn *listener;
-	base_list queue;  /* user jobs waiting to be sent */
+	base_list queue; /* user jobs waiting to be sent */
 	unsigned nqueued;
 	base_list lqueue; /* the listener's LISTEN / UNLISTEN jobs */
 	base_list regs;   /* db_listen_reg */
@@ -143,11 +144,12 @@ struct db_pool {
 	base_timeq qtimeout;
 	uv_timer_t kick; /* runs db__pool_dispatch on the next loop turn */
 	int closing;
-	int closed; /* every handle closed, close_cb called */
+	int closed;  /* every handle closed, close_cb called */
 	int handles; /* open libuv handles, including detached polls */
 	db_close_cb close_cb;
 	void *close_ud;
 	uint64_t completed, failed, reconnects;
+	uint64_t up_seq; /* counts connections coming up */
 	char last_error[DB_ERRBUF];
 };
 

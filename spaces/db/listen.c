@@ -50,8 +50,8 @@ static int queue_listen(db_conn *c, db_job_kind kind, const char *channel)
 
 	if (quoted == NULL)
 		goto out;
-	if (base_buf_printf(&sql, "%s %s", kind == DB_JOB_LISTEN ? "LISTEN" : "UNLISTEN",
-			    quoted) != 0)
+	if (base_buf_printf(&sql, "%s %s", kind == DB_JOB_LISTEN ? "LISTEN" : "UNLISTEN", quoted) !=
+	    0)
 		goto out;
 	s.sql = sql.data;
 	s.nparams = 0;
@@ -73,7 +73,7 @@ out:
 	PQfreemem(quoted);
 	if (r != 0)
 		BASE_LOGE(DB_LOG, "cannot queue %s %s: out of memory",
-			  kind == DB_JOB_LISTEN ? "LISTEN" : "UNLISTEN", channel);
+		          kind == DB_JOB_LISTEN ? "LISTEN" : "UNLISTEN", channel);
 	return r;
 }
 
@@ -117,8 +117,9 @@ void db__listen_job_done(db_pool *pool, db_job *job, const db_result *res)
 	base_list *pos, *tmp;
 
 	if (!db_ok(res)) {
-		BASE_LOGE(DB_LOG, "%s %s failed: %s", job->kind == DB_JOB_LISTEN ? "LISTEN" : "UNLISTEN",
-			  job->channel, db_error(res));
+		BASE_LOGE(DB_LOG, "%s %s failed: %s",
+		          job->kind == DB_JOB_LISTEN ? "LISTEN" : "UNLISTEN", job->channel,
+		          db_error(res));
 		return;
 	}
 	if (job->kind != DB_JOB_LISTEN)
@@ -194,7 +195,7 @@ int db_listen(db_pool *pool, const char *channel, db_notify_cb cb, void *ud)
 	if (pool->listener == NULL) {
 		db_conn *c = calloc(1, sizeof(*c));
 
-		if (c == NULL || db__conn_init(pool, c, 0, 1, &pool->lqueue) != 0) {
+		if (c == NULL || db__conn_init(pool, c, 0, 1) != 0) {
 			free(c);
 			base_list_remove(&r->link);
 			free(r);

@@ -114,7 +114,7 @@ static int scan_dir(const char *dir, mig_file **out, size_t *nout, char *err, si
 
 	if (d == NULL) {
 		set_err(err, errlen, "cannot read the migrations directory %s: %s", dir,
-			strerror(errno));
+		        strerror(errno));
 		return BASE_EINVAL;
 	}
 	while ((e = readdir(d)) != NULL) {
@@ -127,12 +127,12 @@ static int scan_dir(const char *dir, mig_file **out, size_t *nout, char *err, si
 
 			if (len > 4 && strcmp(e->d_name + len - 4, ".sql") == 0)
 				BASE_LOGW(DB_LOG, "migrations: ignoring %s (not NNNN_name.sql)",
-					  e->d_name);
+				          e->d_name);
 			continue;
 		}
 		if (n == MIGRATE_MAX_FILES) {
 			set_err(err, errlen, "more than %d migrations in %s", MIGRATE_MAX_FILES,
-				dir);
+			        dir);
 			ret = BASE_ELIMIT;
 			goto out;
 		}
@@ -160,7 +160,7 @@ static int scan_dir(const char *dir, mig_file **out, size_t *nout, char *err, si
 	for (size_t i = 1; i < n; i++) {
 		if (version_cmp(files[i - 1].version, files[i].version) == 0) {
 			set_err(err, errlen, "migrations %s and %s have the same number",
-				files[i - 1].name, files[i].name);
+			        files[i - 1].name, files[i].name);
 			ret = DB_EMIGRATE;
 			goto out;
 		}
@@ -194,7 +194,7 @@ static char *read_file(const char *dir, const char *name, char *err, size_t errl
 	if (fseek(f, 0, SEEK_END) != 0 || (size = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0 ||
 	    (unsigned long)size > MIGRATE_MAX_SIZE) {
 		set_err(err, errlen, "cannot read %s (or larger than %u bytes)", path,
-			MIGRATE_MAX_SIZE);
+		        MIGRATE_MAX_SIZE);
 		goto out;
 	}
 	buf = malloc((size_t)size + 1);
@@ -259,7 +259,7 @@ static int is_applied(PGconn *pg, const char *version, char *err, size_t errlen)
 {
 	const char *params[1] = {version};
 	PGresult *r = PQexecParams(pg, "SELECT 1 FROM schema_migrations WHERE version = $1", 1,
-				   NULL, params, NULL, NULL, 0);
+	                           NULL, params, NULL, NULL, 0);
 	int ret;
 	char msg[DB_ERRBUF];
 
@@ -295,26 +295,26 @@ static int apply_one(PGconn *pg, const char *dir, const mig_file *f, char *err, 
 		const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 
 		db__oneline(msg, sizeof(msg),
-			    r && PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-				? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
-				: PQerrorMessage(pg));
+		            r && PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+		                ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY)
+		                : PQerrorMessage(pg));
 		if (pos != NULL)
 			set_err(err, errlen, "migration %s failed at line %u: %s (SQLSTATE %s)",
-				f->name, line_of(sql, atol(pos)), msg, state ? state : "?");
+			        f->name, line_of(sql, atol(pos)), msg, state ? state : "?");
 		else
 			set_err(err, errlen, "migration %s failed: %s (SQLSTATE %s)", f->name, msg,
-				state ? state : "?");
+			        state ? state : "?");
 		goto rollback;
 	}
 	if (PQtransactionStatus(pg) != PQTRANS_INTRANS) {
 		set_err(err, errlen,
-			"migration %s ended its transaction itself (no BEGIN/COMMIT in migrations)",
-			f->name);
+		        "migration %s ended its transaction itself (no BEGIN/COMMIT in migrations)",
+		        f->name);
 		goto rollback;
 	}
 	PQclear(r);
-	r = PQexecParams(pg, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL,
-			 params, NULL, NULL, 0);
+	r = PQexecParams(pg, "INSERT INTO schema_migrations (version) VALUES ($1)", 1, NULL, params,
+	                 NULL, NULL, 0);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		db__oneline(msg, sizeof(msg), PQresultErrorMessage(r));
 		set_err(err, errlen, "recording migration %s: %s", f->name, msg);
@@ -372,10 +372,10 @@ int db_migrate(const char *conninfo, const char *dir, char *err, size_t errlen)
 	if (exec_ok(pg, "SET client_min_messages = warning", "setting up", err, errlen) != 0 ||
 	    exec_ok(pg, MIGRATE_LOCK_SQL, "taking the migrations lock", err, errlen) != 0 ||
 	    exec_ok(pg,
-		    "CREATE TABLE IF NOT EXISTS schema_migrations ("
-		    " version text PRIMARY KEY,"
-		    " applied_at timestamptz NOT NULL DEFAULT now())",
-		    "creating schema_migrations", err, errlen) != 0) {
+	            "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	            " version text PRIMARY KEY,"
+	            " applied_at timestamptz NOT NULL DEFAULT now())",
+	            "creating schema_migrations", err, errlen) != 0) {
 		ret = DB_EMIGRATE;
 		goto out;
 	}
@@ -396,7 +396,7 @@ int db_migrate(const char *conninfo, const char *dir, char *err, size_t errlen)
 		}
 		applied++;
 		BASE_LOGI(DB_LOG, "applied migration %s (%llu ms)", files[i].name,
-			  (unsigned long long)(base_now_ms() - t0));
+		          (unsigned long long)(base_now_ms() - t0));
 	}
 	ret = applied;
 out:

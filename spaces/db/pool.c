@@ -64,7 +64,7 @@ const char *db_pool_last_error(const db_pool *pool)
 }
 
 db_pool *db_pool_new_opts(uv_loop_t *loop, const char *conninfo, const db_options *o, char *err,
-			  size_t errlen)
+                          size_t errlen)
 {
 	db_pool *pool = NULL;
 	PQconninfoOption *parsed;
@@ -122,24 +122,15 @@ db_pool *db_pool_new_opts(uv_loop_t *loop, const char *conninfo, const db_option
 		why = "out of memory";
 		goto fail;
 	}
-	/* From here on handles exist: failures are libuv's and leave the pool to db_pool_close. */
-	if (base_timeq_init(loop, &pool->qtimeout, pool->opt.queue_timeout_ms,
-			    pool_on_queue_timeout) != 0 ||
-	    uv_timer_init(loop, &pool->kick) != 0) {
-		why = "cannot create timers";
-		goto fail;
-	}
+	/* uv_timer_init cannot fail on a valid loop: from here on nothing fails. */
+	base_timeq_init(loop, &pool->qtimeout, pool->opt.queue_timeout_ms, pool_on_queue_timeout);
+	uv_timer_init(loop, &pool->kick);
 	pool->qtimeout.timer.data = pool;
 	pool->qtimeout.data = pool;
 	pool->kick.data = pool;
 	pool->handles = 2;
-	for (unsigned i = 0; i < pool->opt.size; i++) {
-		if (db__conn_init(pool, &pool->conns[i], i + 1, 0, &pool->queue) != 0) {
-			/* Unreachable with a valid loop; the handles made so far stay valid. */
-			BASE_LOGE(DB_LOG, "cannot create the timer of connection %u", i + 1);
-			abort();
-		}
-	}
+	for (unsigned i = 0; i < pool->opt.size; i++)
+		db__conn_init(pool, &pool->conns[i], i + 1, 0);
 	for (unsigned i = 0; i < pool->opt.size; i++)
 		db__conn_connect(&pool->conns[i]);
 	return pool;
@@ -149,7 +140,7 @@ fail:
 		snprintf(err, errlen, "%s", why);
 	else
 		BASE_LOGE(DB_LOG, "cannot create the pool: %s", why);
-	if (pool != NULL && pool->handles == 0) {
+	if (pool != NULL) {
 		free(pool->conninfo);
 		free(pool->conns);
 		free(pool);
@@ -226,11 +217,11 @@ static void pool_on_queue_timeout(base_timeq *q, base_timeq_entry *e)
 	pool->nqueued--;
 	if (none_up)
 		snprintf(msg, sizeof(msg), "no database connection for %u ms: %s",
-			 pool->opt.queue_timeout_ms,
-			 pool->last_error[0] ? pool->last_error : "still connecting");
+		         pool->opt.queue_timeout_ms,
+		         pool->last_error[0] ? pool->last_error : "still connecting");
 	else
 		snprintf(msg, sizeof(msg), "waited %u ms in the queue: every connection was busy",
-			 pool->opt.queue_timeout_ms);
+		         pool->opt.queue_timeout_ms);
 	db__job_fail(pool, job, DB_ETIMEDOUT, none_up ? "08001" : "", msg);
 }
 
@@ -242,7 +233,7 @@ static int check_stmt(const char *sql, int nparams, const char *const *params)
 }
 
 static int pool_submit(db_pool *pool, const db_job_stmt *stmts, unsigned n, int is_tx,
-		       unsigned flags, db_cb cb, void *ud)
+                       unsigned flags, db_cb cb, void *ud)
 {
 	db_job *job;
 
@@ -260,7 +251,7 @@ static int pool_submit(db_pool *pool, const db_job_stmt *stmts, unsigned n, int 
 }
 
 int db_query_flags(db_pool *pool, unsigned flags, const char *sql, int nparams,
-		   const char *const *params, db_cb cb, void *ud)
+                   const char *const *params, db_cb cb, void *ud)
 {
 	db_job_stmt s = {sql, nparams, params};
 
@@ -270,7 +261,7 @@ int db_query_flags(db_pool *pool, unsigned flags, const char *sql, int nparams,
 }
 
 int db_query(db_pool *pool, const char *sql, int nparams, const char *const *params, db_cb cb,
-	     void *ud)
+             void *ud)
 {
 	return db_query_flags(pool, 0, sql, nparams, params, cb, ud);
 }
@@ -293,14 +284,20 @@ int db_query_tx(db_pool *pool, const db_stmt *stmts, unsigned n, db_cb cb, void 
 
 /* ---- dispatch ------------------------------------------------------------------- */
 
-static db_conn *pool_pick(db_pool *pool)
+/* The least loaded connection that is up, has room, and may take job. */
+static db_conn *pool_pick(db_pool *pool, const db_job *job, int *room)
 {
 	db_conn *best = NULL;
 
+	*room = 0;
 	for (unsigned i = 0; i < pool->opt.size; i++) {
 		db_conn *c = &pool->conns[i];
 
 		if (c->state != DB_CONN_UP || c->ninflight >= pool->opt.pipeline_depth)
+			continue;
+		*room = 1;
+		/* While closing no new connection will come: any will do. */
+		if (c->up_seq < job->min_up && !pool->closing)
 			continue;
 		if (best == NULL || c->ninflight < best->ninflight)
 			best = c;
@@ -346,7 +343,7 @@ static void pool_close_step(db_pool *pool)
 	if (pool_up(pool) == 0) {
 		while (!base_list_empty(&pool->queue))
 			db__job_fail(pool, pool_pop(pool, &pool->queue), DB_ECLOSED, "",
-				     "the pool closed before the query could be sent");
+			             "the pool closed before the query could be sent");
 	}
 	if (!base_list_empty(&pool->queue))
 		return;
@@ -363,10 +360,29 @@ static void pool_close_step(db_pool *pool)
 
 static void pool_dispatch(db_pool *pool)
 {
+	base_list *pos = pool->queue.next;
 	db_conn *c;
+	int room = 1;
 
-	while (!base_list_empty(&pool->queue) && (c = pool_pick(pool)) != NULL)
-		db__conn_send(c, pool_pop(pool, &pool->queue));
+	/*
+	 * In order, except that a retried job waits for a new connection
+	 * while the jobs behind it go ahead.
+	 */
+	while (pos != &pool->queue && room) {
+		db_job *job = BASE_CONTAINER_OF(pos, db_job, link);
+		base_list *next = pos->next;
+
+		c = pool_pick(pool, job, &room);
+		if (c == NULL) {
+			pos = next;
+			continue;
+		}
+		base_list_remove(&job->link);
+		pool->nqueued--;
+		base_timeq_disarm(&job->timer);
+		/* A failed send puts jobs back at the head: start again from there. */
+		pos = db__conn_send(c, job) == 0 ? next : pool->queue.next;
+	}
 	/* One write per connection for everything queued this turn. */
 	for (unsigned i = 0; i < pool->opt.size; i++)
 		db__conn_flush(&pool->conns[i]);

@@ -187,8 +187,8 @@ static void deliver(db_pool *pool, db_job *job, const db_result *top)
 		job->cb(top, job->ud);
 	} else if (top->status != 0) {
 		BASE_LOGW(DB_LOG, "query failed (nobody waits for its result): %s%s%s: %.200s",
-			  top->message ? top->message : db_strerror(top->status),
-			  top->sqlstate[0] ? " SQLSTATE " : "", top->sqlstate, job->stmts[0].sql);
+		          top->message ? top->message : db_strerror(top->status),
+		          top->sqlstate[0] ? " SQLSTATE " : "", top->sqlstate, job->stmts[0].sql);
 	}
 }
 
@@ -239,11 +239,6 @@ void db__job_complete(db_pool *pool, db_job *job)
 			top.detail = extra.detail;
 			top.sqlstate = extra.sqlstate;
 			top.pg = NULL;
-			for (unsigned i = 0; i < job->nstmts && job->is_tx; i++) {
-				parts[i].status = DB_ESKIPPED;
-				parts[i].message = "rolled back: the transaction failed to commit";
-				parts[i].pg = NULL;
-			}
 		}
 	}
 	deliver(pool, job, &top);

@@ -298,14 +298,15 @@ static int report(lg *g)
 		lg_fail(g, "no reply at all");
 	int ok = !g->fail[0];
 
-	printf("RESULT tag=%s scenario=%s server=%s upgrade=%d conns=%u window=%u size=%zu "
+	printf("RESULT tag=%s scenario=%s server=%s client=%s upgrade=%d conns=%u window=%u size=%zu "
 	       "duration_s=%.3f "
 	       "sent=%llu "
 	       "msgs=%llu lost=%llu dup=%llu bad=%llu failed=%u dropped=%llu rate=%.1f "
 	       "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f "
 	       "cpu_client_pct=%.1f cpu_server_pct=%.1f connect_rate=%.1f rss_before_kb=%ld "
 	       "rss_after_kb=%ld rss_per_conn_b=%ld client_rss_kb=%ld",
-	       cf->tag, lg_scenario_name(cf->scenario), cf->server_name, cf->upgrade, cf->conns,
+	       cf->tag, lg_scenario_name(cf->scenario), cf->server_name,
+	       cf->raw ? "raw" : cf->tx_batch ? "lws" : "lws-tx", cf->upgrade, cf->conns,
 	       run ? cf->window : 0, cf->size, span, (unsigned long long)g->sent,
 	       (unsigned long long)msgs, (unsigned long long)g->lost, (unsigned long long)g->dup,
 	       (unsigned long long)g->bad, g->failed, (unsigned long long)g->dropped, rate,
@@ -467,6 +468,8 @@ static void teardown(lg *g)
 		lws_context_destroy(g->ctx);
 		g->ctx = NULL;
 	}
+	for (uint32_t i = 0; g->conns && i < g->nconns; i++)
+		lg_raw_close(&g->conns[i]);
 	uv_close((uv_handle_t *)&g->tick, NULL);
 	uv_close((uv_handle_t *)&g->check, NULL);
 	/* lws closes its handles on our loop; let those closes run. */

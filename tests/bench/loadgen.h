@@ -97,6 +97,7 @@ typedef struct {
 	const char *hist_out;
 	int tx_batch; /* 1: frame ourselves and gather a connection's frames into one write */
 	int upgrade;  /* 1: handshake over HTTP long-polling, then upgrade to WebSocket */
+	int raw;      /* 1: our own minimal WebSocket client instead of lws (loadgen_raw.c) */
 	unsigned rxbuf;
 	int verbose;
 } lg_config;
@@ -119,10 +120,12 @@ typedef enum {
 } lg_conn_state;
 
 typedef struct lg lg;
+struct lg_raw;
 
 typedef struct {
 	lg *lg;
 	struct lws *wsi;
+	struct lg_raw *raw; /* --client raw: the transport instead of wsi */
 	uint32_t id;
 	uint8_t state;
 	uint8_t send_connect; /* "40" owed */
@@ -171,6 +174,7 @@ struct lg {
 	double cpu_span;
 	double scpu_mark, scpu_used; /* the server's, when its pid is known */
 
+	uint64_t rx_now; /* --client raw: kernel receive time of what is being read, or 0 */
 	uint64_t sent, recv, recv_measured, outstanding;
 	uint64_t lost, dup, bad;
 	lg_hist lat;  /* round trip, or broadcast until the last receiver */
@@ -209,7 +213,25 @@ int lg_conn_start(lg *g, lg_conn *c);
 /** --upgrade: starts the WebSockets of the connections whose handshake is done. */
 void lg_conn_start_upgrades(lg *g);
 
+/* ---- The raw client (loadgen_raw.c) ---- */
+
+/** Starts c on the raw client. Returns 0 or -1 (and c is gone). */
+int lg_raw_start(lg *g, lg_conn *c);
+/** Sends (or queues) len bytes of frames on c. Returns 0 or -1. */
+int lg_raw_send(lg_conn *c, const void *p, size_t len);
+/** Whether c still has bytes queued from an earlier send. */
+int lg_raw_busy(const lg_conn *c);
+/** Asks for a writable event on c (then lg_conn_write runs). */
+void lg_raw_want_write(lg_conn *c);
+/** Drops c's transport and reports c gone. */
+void lg_raw_fail(lg_conn *c, const char *why);
+/** Closes c's transport quietly (tear-down). */
+void lg_raw_close(lg_conn *c);
+
 /* ---- Connections (loadgen_conn.c) ---- */
+
+/** Appends to c's reassembly buffer. Returns 0 or -1. */
+int lg_conn_rx_append(lg_conn *c, const void *p, size_t n);
 /** Asks lws for a writable callback on c if it has something to send. */
 void lg_conn_kick(lg_conn *c);
 /** A whole WebSocket message arrived on c. Returns -1 to close the connection. */

@@ -169,7 +169,7 @@ static int has_pending(const lg_conn *c)
  */
 void lg_conn_kick(lg_conn *c)
 {
-	if (!c->wsi || c->state == LG_CS_GONE || !has_pending(c))
+	if ((!c->wsi && !c->raw) || c->state == LG_CS_GONE || !has_pending(c))
 		return;
 	if (!c->lg->cfg.tx_batch) {
 		lws_callback_on_writable(c->wsi);
@@ -344,9 +344,16 @@ static int write_batch(lg_conn *c)
 		}
 	}
 	size_t len = (size_t)(o - base);
+	if (c->raw) {
+		if (len && lg_raw_send(c, base, len))
+			return -1;
+		/* Over budget: the rest goes when the socket has room again. */
+		if (has_pending(c))
+			lg_raw_want_write(c);
+		return 0;
+	}
 	if (len && lws_write(c->wsi, base, len, LWS_WRITE_RAW) < (int)len)
 		return -1;
-	/* Over budget: the rest goes when the socket has room again. */
 	if (has_pending(c))
 		lws_callback_on_writable(c->wsi);
 	return 0;
@@ -358,8 +365,14 @@ void lg_flush(lg *g)
 	for (uint32_t i = 0; i < g->ndirty; i++) {
 		lg_conn *c = g->dirty[i];
 		c->dirty = 0;
-		if (!c->wsi || c->state == LG_CS_GONE)
+		if ((!c->wsi && !c->raw) || c->state == LG_CS_GONE)
 			continue;
+		if (c->raw) {
+			/* Bytes still queued: the writable event writes the rest. */
+			if (!lg_raw_busy(c) && write_batch(c))
+				lg_raw_fail(c, "write error");
+			continue;
+		}
 		if (lws_partial_buffered(c->wsi)) {
 			/* lws still holds part of an earlier write: wait for POLLOUT. */
 			lws_callback_on_writable(c->wsi);
@@ -379,6 +392,23 @@ int lg_conn_write(lg_conn *c)
 
 /* ---- Receiving ---- */
 
+int lg_conn_rx_append(lg_conn *c, const void *p, size_t n)
+{
+	if (c->rx_len + n > c->rx_cap) {
+		size_t cap = c->rx_cap ? c->rx_cap : 4096;
+		while (cap < c->rx_len + n)
+			cap *= 2;
+		char *r = realloc(c->rx, cap);
+		if (!r)
+			return -1;
+		c->rx = r;
+		c->rx_cap = cap;
+	}
+	memcpy(c->rx + c->rx_len, p, n);
+	c->rx_len += n;
+	return 0;
+}
+
 /* A reply to request seq of connection cid arrived on c. */
 static void reply(lg_conn *c, uint64_t cid, uint64_t seq)
 {
@@ -392,7 +422,9 @@ static void reply(lg_conn *c, uint64_t cid, uint64_t seq)
 		g->dup++;
 		return;
 	}
-	uint64_t now = uv_hrtime();
+	uint64_t now = g->rx_now ? g->rx_now : uv_hrtime();
+	if (now < s->t)
+		now = s->t;
 	if (now >= g->t_measure && g->phase >= LG_PH_RUN) {
 		lg_hist_record(&g->lat, now - s->t);
 		g->recv_measured++;
@@ -418,11 +450,13 @@ static void tick(lg_conn *c, uint64_t b)
 	}
 	c->last_tick = b;
 	g->recv++;
-	uint64_t now = uv_hrtime();
+	uint64_t now = g->rx_now ? g->rx_now : uv_hrtime();
 	g->t_last_recv = now;
 	lg_bslot *s = &g->bslots[b % g->cfg.window];
 	if (s->t == 0 || s->b != b)
 		return; /* a broadcast already given up on */
+	if (now < s->t)
+		now = s->t;
 	int measured = s->t >= g->t_measure;
 	if (measured) {
 		lg_hist_record(&g->lat2, now - s->t);

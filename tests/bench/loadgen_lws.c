@@ -11,23 +11,6 @@
 
 #include "loadgen.h"
 
-static int rx_append(lg_conn *c, const void *p, size_t n)
-{
-	if (c->rx_len + n > c->rx_cap) {
-		size_t cap = c->rx_cap ? c->rx_cap : 4096;
-		while (cap < c->rx_len + n)
-			cap *= 2;
-		char *r = realloc(c->rx, cap);
-		if (!r)
-			return -1;
-		c->rx = r;
-		c->rx_cap = cap;
-	}
-	memcpy(c->rx + c->rx_len, p, n);
-	c->rx_len += n;
-	return 0;
-}
-
 static int on_receive(lg_conn *c, struct lws *wsi, const char *in, size_t len)
 {
 	int first = lws_is_first_fragment(wsi), final = lws_is_final_fragment(wsi);
@@ -35,7 +18,7 @@ static int on_receive(lg_conn *c, struct lws *wsi, const char *in, size_t len)
 		return lg_conn_on_message(c, lws_frame_is_binary(wsi), in, len);
 	if (first && c->rx_len == 0)
 		c->rx_bin = (uint8_t)lws_frame_is_binary(wsi);
-	if (rx_append(c, in, len))
+	if (lg_conn_rx_append(c, in, len))
 		return -1;
 	if (!final)
 		return 0;
@@ -160,7 +143,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
 	}
 	case LWS_CALLBACK_RECEIVE_CLIENT_HTTP_READ:
 		if (c && c->state == LG_CS_POLL &&
-		    (c->rx_len + len > 65536 || rx_append(c, in, len)))
+		    (c->rx_len + len > 65536 || lg_conn_rx_append(c, in, len)))
 			return -1;
 		return 0;
 	case LWS_CALLBACK_COMPLETED_CLIENT_HTTP:
@@ -204,6 +187,8 @@ const struct lws_protocols lg_protocols[] = {
 int lg_conn_start(lg *g, lg_conn *c)
 {
 	c->t_start = uv_hrtime();
+	if (g->cfg.raw)
+		return lg_raw_start(g, c);
 	if (!g->cfg.upgrade) {
 		start_websocket(g, c);
 		return c->state == LG_CS_GONE ? -1 : 0;

@@ -44,7 +44,10 @@ void lg_usage(FILE *f)
 	        "      --tx batch|lws    batch (default): a connection's frames are framed\n"
 	        "                        here and leave in one write per loop turn; lws: one\n"
 	        "                        lws_write per frame in the writable callback\n"
-	        "      --upgrade         Engine.IO handshake over HTTP long-polling, then the\n"
+	        "      --client lws|raw  lws (default): the libwebsockets client; raw: our own\n"
+	        "                        minimal client (fast receive path, replies timed by\n"
+	        "                        the kernel's receive timestamp; WebSocket only)\n"
+	        "      --upgrade Engine.IO handshake over HTTP long-polling, then the\n"
 	        "                        upgrade to WebSocket (default: WebSocket at once)\n"
 	        "      --rxbuf BYTES     lws receive buffer per connection (default 4096)\n"
 	        "      --hist-out FILE   append the latency percentile spectrum to FILE\n"
@@ -97,6 +100,7 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 		O_HOST,
 		O_TAG,
 		O_UPGRADE,
+		O_CLIENT,
 	};
 	static const struct option opts[] = {
 	    {"scenario", required_argument, NULL, 's'},
@@ -120,6 +124,7 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 	    {"hist-out", required_argument, NULL, O_HIST},
 	    {"tag", required_argument, NULL, O_TAG},
 	    {"upgrade", no_argument, NULL, O_UPGRADE},
+	    {"client", required_argument, NULL, O_CLIENT},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -215,6 +220,13 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 		case O_UPGRADE:
 			cf->upgrade = 1;
 			break;
+		case O_CLIENT:
+			if (strcmp(optarg, "lws") != 0 && strcmp(optarg, "raw") != 0) {
+				fprintf(stderr, "bench-loadgen: --client is lws or raw\n");
+				return -1;
+			}
+			cf->raw = strcmp(optarg, "raw") == 0;
+			break;
 		case 'v':
 			cf->verbose = 1;
 			break;
@@ -230,6 +242,10 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 		return -1;
 	}
 	cf->scenario = (lg_scenario)scenario;
+	if (cf->raw && (cf->upgrade || !cf->tx_batch)) {
+		fprintf(stderr, "bench-loadgen: --client raw goes with neither --upgrade nor --tx lws\n");
+		return -1;
+	}
 	/*
 	 * One source address has about 28k ephemeral ports. Binding costs lws a
 	 * getifaddrs() per connection, so only many connections get several.

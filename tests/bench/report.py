@@ -100,6 +100,8 @@ def group(rows):
 def fmt_rate(v):
     if v is None:
         return "—"
+    if v >= 1000000:
+        return f"{v / 1000000:.2f}M"
     if v >= 100000:
         return f"{v / 1000:.0f}k"
     if v >= 10000:
@@ -178,7 +180,7 @@ def value_text(key, v):
 
 
 def target_rows(stats):
-    """(label, ours, node, ratio, target, met) for each target."""
+    """(label, ours, node, ratio, target, met, ceiling) for each target."""
     out = []
     for label, tag, key, higher, want, text in TARGETS:
         o, n = stats.get((tag, "ours")), stats.get((tag, "node"))
@@ -188,14 +190,29 @@ def target_rows(stats):
         nv = n.median(key)
         r = ratio(ov, nv) if higher else ratio(nv, ov)
         met = "—" if r is None else ("yes" if r >= want else "no")
-        out.append((label, value_text(key, ov) if o else "—", value_text(key, nv), r, text, met))
+        out.append((label, value_text(key, ov) if o else "—", value_text(key, nv), r, text, met,
+                    ceiling_text(stats, tag, key, higher, want, nv)))
     o, l = stats.get(("echo", "ours")), stats.get(("echo", "limit"))
     if l:
         r = ratio(o.median("rate"), l.median("rate")) if o else None
         out.append(("echo against the bare limit", value_text("rate", o.median("rate")) if o else "—",
                     "limit " + value_text("rate", l.median("rate")), r, "≥ 80% of the limit",
-                    "—" if r is None else ("yes" if r >= 0.8 else "no")))
+                    "—" if r is None else ("yes" if r >= 0.8 else "no"), ""))
     return out
+
+
+def ceiling_text(stats, tag, key, higher, want, nv):
+    """What the load generator reached against the limit server, and whether
+    that is enough to measure the target (target x Node) at all."""
+    l = stats.get((tag, "limit"))
+    if not l or key == "rss_per_conn_b" or nv is None:
+        return ""
+    lv = l.median(key)
+    if lv is None:
+        return ""
+    need = nv * want if higher else nv / want
+    enough = lv >= need if higher else lv <= need
+    return f"{value_text(key, lv)} ({'enough' if enough else '**below the target**'})"
 
 
 # ---- Plots ----
@@ -386,6 +403,7 @@ def scenario_rows(stats, servers):
                 fmt_ms(st.median("p999_us")),
                 f"{st.median('cpu_client_pct'):.0f}%" if st.median("cpu_client_pct") is not None else "—",
                 f"{st.median('cpu_server_pct'):.0f}%" if (st.median("cpu_server_pct") or -1) >= 0 else "—",
+                fmt_cores(st),
                 fmt_noise(st),
                 "ok" if st.ok else "**FAIL**",
             ])
@@ -414,6 +432,13 @@ def memory_rows(stats, servers):
     return rows
 
 
+def fmt_cores(st):
+    a, b = st.median("core0_pct"), st.median("core1_pct")
+    if a is None or b is None:
+        return "—"
+    return f"{a:.0f}% / {b:.0f}%"
+
+
 def fmt_noise(st):
     v = st.median("noise_pct")
     if v is None:
@@ -422,17 +447,16 @@ def fmt_noise(st):
 
 
 def ratio_rows(stats):
-    return [[label, ours, node, fmt_ratio(r), text, met]
-            for label, ours, node, r, text, met in target_rows(stats)]
+    return [[label, ours, node, fmt_ratio(r), text, met, ceil]
+            for label, ours, node, r, text, met, ceil in target_rows(stats)]
 
 
 def print_quick(stats, servers):
     print()
     print("bench-quick: ours against node, same run (ratio: how many times better ours is)")
     rows = ratio_rows(stats)
-    w = [max(len(str(r[i])) for r in rows + [["", "ours", "node", "ratio", "target", "met"]])
-         for i in range(6)]
-    hdr = ["", "ours", "node", "ratio", "target", "met"]
+    hdr = ["", "ours", "node", "ratio", "target", "met", "generator ceiling"]
+    w = [max(len(str(r[i])) for r in rows + [hdr]) for i in range(len(hdr))]
     print("  " + "  ".join(h.ljust(w[i]) for i, h in enumerate(hdr)))
     for r in rows:
         print("  " + "  ".join(str(c).ljust(w[i]) for i, c in enumerate(r)))
@@ -471,18 +495,26 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
     add("Ratios are how many times better ours is than Node (higher is better). Targets from")
     add("`BENCHMARKS.md` of the project brief.")
     add("")
-    add(md_table(["figure", "ours", "Node", "ratio", "target", "met"], ratio_rows(stats)))
+    add(md_table(["figure", "ours", "Node", "ratio", "target", "met", "generator ceiling"],
+                 ratio_rows(stats)))
+    add("")
+    add("Generator ceiling: the same figure against `bench-limit` (below), and whether that")
+    add("is past the target (target × Node), i.e. whether this load generator on this")
+    add("machine can show the target being met at all.")
     add("")
     add("## Throughput and latency")
     add("")
     add("Latency is the round trip of one request (for broadcasts: from the send until the last")
-    add("receiver has it). CPU is the share of one core each process used while measuring.")
+    add("receiver has it).")
     add("")
     add(md_table(["scenario", "server", "rate", "p50", "p99", "p99.9", "generator CPU",
-                  "server CPU", "noise", "status"], scenario_rows(stats, servers)))
+                  "server CPU", "cores busy (server / generator)", "noise", "status"], scenario_rows(stats, servers)))
     add("")
-    add("Noise: CPU used by other processes on the machine while the run lasted, % of one")
-    add("core (median over the runs); above 10% the figures are less trustworthy.")
+    add("Generator and server CPU: each process's own user + system time over the measured")
+    add("part, in % of one core. Cores busy: everything that ran on core 0 (the server's) and")
+    add("core 1 (the generator's), interrupts and softirq included, over the whole run; a")
+    add("core near 100% is the bottleneck. Noise: CPU that other processes used meanwhile, in")
+    add("% of one core (median over the runs); above 10% the figures are less trustworthy.")
     add("")
     for tag, png in plots:
         add(f"![{TITLES.get(tag, tag)}](bench/{png})")
@@ -514,7 +546,7 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
     lim = [r for r in scenario_rows(stats, ["limit"])]
     if lim:
         add(md_table(["scenario", "server", "rate", "p50", "p99", "p99.9", "generator CPU",
-                      "server CPU", "noise", "status"], lim))
+                      "server CPU", "cores busy (server / generator)", "noise", "status"], lim))
     else:
         add("(the limit server was not part of this run)")
     add("")

@@ -130,13 +130,17 @@ cpu_busy() {
 	local idle=$(((b[4] + b[5]) - (a[4] + a[5])))
 	echo $((100 * ((t1 - t0) - idle) / ((t1 - t0) > 0 ? (t1 - t0) : 1)))
 }
-# CPU ticks: all CPUs busy (/proc/stat), one process (/proc/PID/stat), and
-# this shell's finished children (the load generator, via `times`).
+# CPU ticks. stat_ticks prints, from /proc/stat: user+nice+system over all
+# CPUs (what processes ran), then all busy time of core 0 and of core 1
+# (with interrupts, softirq, steal). proc_ticks: one process. The load
+# generator's own ticks come from `times`, which must run in this shell (in a
+# $(...) subshell it would see no children).
 TCK=$(getconf CLK_TCK)
-sys_busy_ticks() {
-	local a
-	a=($(head -1 /proc/stat))
-	echo $((a[1] + a[2] + a[3] + a[6] + a[7] + a[8]))
+stat_ticks() {
+	awk '$1 == "cpu" { p = $2 + $3 + $4 }
+		$1 == "cpu0" { c0 = $2 + $3 + $4 + $7 + $8 + $9 }
+		$1 == "cpu1" { c1 = $2 + $3 + $4 + $7 + $8 + $9 }
+		END { print p, c0, c1 }' /proc/stat
 }
 proc_ticks() {
 	local s
@@ -149,13 +153,10 @@ proc_ticks() {
 	echo $((${12} + ${13}))
 }
 children_ticks() {
-	local line u s
-	line=$(times | tail -1)
-	u=${line%% *}
-	s=${line##* }
-	awk -v u="$u" -v s="$s" -v t="$TCK" 'function sec(x, m) {
+	times >"$OUT/times.txt"
+	awk -v t="$TCK" 'function sec(x, m) {
 		m = x; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", x); sub(/s$/, "", x); return m * 60 + x }
-		BEGIN { printf "%d\n", (sec(u) + sec(s)) * t }'
+		NR == 2 { printf "%d\n", (sec($1) + sec($2)) * t }' "$OUT/times.txt"
 }
 
 wait_quiet() {
@@ -274,23 +275,32 @@ for spec in "${SCENARIOS[@]}"; do
 			log "$tag run $run/$runs against $server"
 			rc=0
 			t0=$(date +%s%N)
-			b0=$(sys_busy_ticks)
+			read -r p0 k00 k10 < <(stat_ticks)
 			s0=$(proc_ticks "$SERVER_PID")
-			c0=$(children_ticks)
+			children_ticks >"$OUT/ticks.txt"
+			read -r c0 <"$OUT/ticks.txt"
 			taskset -c "$LG_CPU" "${NICE[@]}" "${cmd[@]}" >"$OUT/run.out" 2>"$OUT/run.err" || rc=$?
-			# Noise: CPU that neither the server nor the generator used while
-			# this run lasted, in % of one core (other work on the machine).
-			noise=$(((($(sys_busy_ticks) - b0) - ($(proc_ticks "$SERVER_PID") - s0) - \
-				($(children_ticks) - c0)) * 100 * 1000000000 / TCK / ($(date +%s%N) - t0 + 1)))
+			children_ticks >"$OUT/ticks.txt"
+			read -r c1 <"$OUT/ticks.txt"
+			read -r p1 k01 k11 < <(stat_ticks)
+			s1=$(proc_ticks "$SERVER_PID")
+			wall=$((($(date +%s%N) - t0) * TCK / 1000000000 + 1))
+			# Noise: CPU that processes other than the server and the load
+			# generator used while this run lasted, in % of one core. Core
+			# busy: all of it, interrupts included, on each core.
+			noise=$(((p1 - p0 - (s1 - s0) - (c1 - c0)) * 100 / wall))
 			[ "$noise" -ge 0 ] || noise=0
+			core0=$(((k01 - k00) * 100 / wall))
+			core1=$(((k11 - k10) * 100 / wall))
 			cat "$OUT/run.out" >>"$OUT/loadgen.log"
 			cat "$OUT/run.err" >>"$OUT/loadgen.log"
 			if grep -q '^RESULT ' "$OUT/run.out"; then
-				grep '^RESULT ' "$OUT/run.out" | sed "s/\$/ run=$run noise_pct=$noise/" >>"$RESULTS"
+				grep '^RESULT ' "$OUT/run.out" |
+					sed "s/\$/ run=$run noise_pct=$noise core0_pct=$core0 core1_pct=$core1/" >>"$RESULTS"
 				grep '^RESULT ' "$OUT/run.out" | tr ' ' '\n' |
 					grep -E '^(rate|p50_us|p99_us|rss_per_conn_b|cpu_client_pct|cpu_server_pct|status)=' |
 					tr '\n' ' ' | sed 's/^/bench:   /' >&2
-				echo "noise=${noise}%" >&2
+				echo "noise=${noise}% cores=${core0}%/${core1}%" >&2
 			else
 				echo "RESULT tag=$tag server=$server status=fail run=$run" >>"$RESULTS"
 			fi

@@ -154,6 +154,21 @@ expect_field msgs -gt 0
 
 run_lg pass "window of 1 (ping-pong)" --scenario echo --conns 1 --window 1 --count 300
 expect_field msgs -eq 300
+
+# The raw client (loadgen_raw.c): the same counts.
+run_lg pass "raw: idle from two source addresses" --scenario idle --conns 40 --settle 0 \
+	--duration 0 --sources 127.0.0.2-127.0.0.3 --client raw
+expect_field msgs -eq 40
+run_lg pass "raw: echo, count-bound" --scenario echo --conns 10 --window 5 --count 2000 \
+	--client raw
+expect_field msgs -eq 2000
+run_lg pass "raw: ack" --scenario ack --conns 5 --window 3 --count 600 --client raw
+expect_field msgs -eq 600
+run_lg pass "raw: broadcast" --scenario broadcast --conns 50 --window 2 --count 100 --client raw
+expect_field deliveries -eq 5000
+run_lg pass "raw: binary 64 KiB" --scenario binary --conns 2 --window 2 --size 65536 \
+	--count 100 --client raw
+expect_field msgs -eq 100
 stop_server
 
 # ---- Against faulty servers: every run fails ----
@@ -180,6 +195,11 @@ faulty dup 50 "broadcast, one delivery duplicated" --scenario broadcast --conns 
 expect_field dup -eq 1
 faulty drop 20 "binary, every 20th dropped" --scenario binary --conns 2 --window 2 --count 100
 expect_field lost -gt 0
+faulty drop 100 "raw: echo, every 100th dropped" --scenario echo --conns 5 --window 2 --client raw
+expect_field lost -gt 0
+faulty dup 50 "raw: broadcast, one delivery duplicated" --scenario broadcast --conns 20 \
+	--count 50 --client raw
+expect_field dup -eq 1
 
 # The control: the same faulty server with no fault passes.
 start_server "$HERE/faulty_server.js" --fault none

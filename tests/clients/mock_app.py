@@ -218,6 +218,8 @@ class MockApp:
         return 2
 
     def stop(self, *_):
+        if self.stopping:
+            return
         self.stopping = True
         print()
         print("Shutting down (processed %d request(s))" % self.processed)

@@ -31,6 +31,7 @@ every event it gets as one JSON line on stdout ({"event": NAME, "data": ...,
     {"op": "progress", "request_id", "progress", "message"?}
     {"op": "auto_answer", "on": true}      answer every request (also those
                                            already received) with a result
+    {"op": "ping"}                         nothing (answered "done" like all ops)
     {"op": "disconnect"}                   disconnect (the program stays)
     {"op": "exit"}                         disconnect and exit (also on EOF)
 
@@ -91,12 +92,14 @@ class WebSocketSpacesClient:
         self.sio.on("connect_error", self._on_connect_error)
         self.sio.on("register_response", self._on_register_response)
         self.sio.on("inference_request", self._on_inference_request)
+        self.sio.on("*", self._on_other_event)
 
     # -- logging ------------------------------------------------------------
 
     def log(self, text):
         if self.verbose:
-            print(text, file=sys.stderr, flush=True)
+            # One write per line: stderr and stdout may share a pipe.
+            os.write(2, (text + "\n").encode("utf-8", "replace"))
 
     def _notify(self, event, data=None):
         for fn in list(self.listeners):
@@ -121,6 +124,10 @@ class WebSocketSpacesClient:
     def _on_connect_error(self, data=None):
         self.log("[WS] connection refused: %r" % (data,))
         self._notify("connect_error", data)
+
+    def _on_other_event(self, event, *args):
+        self.log("[WS] event %s" % (event,))
+        self._notify(event, args[0] if len(args) == 1 else list(args))
 
     def _on_register_response(self, data):
         data = data if isinstance(data, dict) else {"success": False, "message": repr(data)}
@@ -239,10 +246,11 @@ def _control(args):
     out_lock = threading.Lock()
 
     def emit_line(event, data=None):
-        line = json.dumps({"event": event, "data": data, "t": time.time()})
-        with out_lock:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
+        line = json.dumps({"event": event, "data": data, "t": time.time()}) + "\n"
+        with out_lock:  # one write per line: stderr may share the pipe
+            buf = line.encode("utf-8", "replace")
+            while buf:
+                buf = buf[os.write(1, buf):]
 
     answer_delay = args.answer_delay
     mode = {"auto": args.auto_answer}
@@ -291,6 +299,8 @@ def _control(args):
                                    cmd.get("status", "completed"))
             elif op == "progress":
                 client.send_progress(cmd["request_id"], cmd["progress"], cmd.get("message"))
+            elif op == "ping":  # a barrier: "done" comes after every earlier op
+                pass
             elif op == "auto_answer":
                 mode["auto"] = bool(cmd.get("on", True))
                 if mode["auto"]:  # answer what is already waiting, once

@@ -162,6 +162,15 @@ def assert_server_disconnects(app, timeout=5.0):
     app.wait_event("disconnect", timeout=timeout)
 
 
+def sync(app, settle=0.3):
+    """Waits until the app has carried out every command sent so far, then
+    gives the server ``settle`` seconds to act on what it sent."""
+    start = len(app.events)
+    app.send({"op": "ping"})
+    app.wait_event("done", start=start, pred=lambda e: e["data"].get("op") == "ping")
+    time.sleep(settle)
+
+
 def answer(app, request_id, text="done", status="completed", result=None):
     app.send({"op": "result", "request_id": request_id, "status": status,
               "result": result if result is not None else {"text_output": text}})
@@ -420,8 +429,7 @@ def test_results_for_unknown_or_finished_requests_are_ignored(env):
     for data in bogus:
         app.send({"op": "emit", "event": "inference_result", "data": data})
         app.send({"op": "emit", "event": "inference_progress", "data": data})
-    app.wait_event("done", start=len(app.events) - 1)
-    time.sleep(0.3)
+    sync(app)
     env.server.assert_alive()
     # The app and the server carry on.
     user = env.site.user()
@@ -432,7 +440,7 @@ def test_results_for_unknown_or_finished_requests_are_ignored(env):
     assert body["status"] == "completed" and body["result"] == {"text_output": "first answer"}
     # A second result for a finished request changes nothing.
     answer(app, rid, status="failed", result={"error": "late"})
-    time.sleep(0.5)
+    sync(app)
     code, body = env.site.status(rid)
     assert body["status"] == "completed" and body["result"] == {"text_output": "first answer"}
 
@@ -463,7 +471,9 @@ def test_result_from_another_connection_is_ignored(env):
         answer(intruder, rid, "forged by %s" % intruder.name)
         intruder.send({"op": "progress", "request_id": rid, "progress": 99,
                        "message": "forged"})
+        sync(intruder, 0)
     stays(env.site, rid, "processing", 0.8)
+    assert env.site.request_row(rid)["progress"] != "99"
     answer(holder, rid, "genuine")
     body = env.site.wait_status(rid)
     assert body["status"] == "completed" and body["result"] == {"text_output": "genuine"}, body
@@ -569,7 +579,7 @@ def test_timeout(env):
     assert "timed out" in str(body["result"].get("error", "")).lower(), body
     assert 1.5 <= elapsed <= 6.0, "timed out after %.2f s (timeout 2 s)" % elapsed
     answer(app, rid, "too late")
-    time.sleep(0.5)
+    sync(app)
     assert env.site.status(rid)[1]["status"] == "failed"
     rid2 = env.site.submit_ok(user, sid, "try again")
     next_request(app, request_id=rid2)
@@ -636,6 +646,7 @@ def test_max_apps_two_least_busy(env):
         answer(a, rid)
     for rid in got_a:
         env.site.wait_status(rid)
+    time.sleep(0.2)
     # A is idle, B still holds two: the next two go to A.
     more = [env.site.submit_ok(user, sid, "to the idle one %d" % i) for i in range(2)]
     for rid in more:
@@ -803,9 +814,11 @@ def browser_child(url, cookie):
     lock = threading.Lock()
 
     def out(event, data):
+        line = json.dumps({"event": event, "data": data, "t": time.time()}) + "\n"
         with lock:
-            sys.stdout.write(json.dumps({"event": event, "data": data, "t": time.time()}) + "\n")
-            sys.stdout.flush()
+            b = line.encode("utf-8", "replace")
+            while b:
+                b = b[os.write(1, b):]
 
     sio = socketio.Client(reconnection=False)
     sio.on("*", lambda event, *args: out(event, list(args)), namespace="/spaces")

@@ -11,7 +11,6 @@
 #ifndef DB_TEST_H
 #define DB_TEST_H
 
-#define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -22,7 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "spaces/db/db.h"
+#include "db.h"
 
 typedef struct {
 	char dir[512];
@@ -33,7 +32,7 @@ typedef struct {
 	int reaper_fd;
 } dbt_cluster;
 
-static const char *dbt_root(char *buf, size_t len)
+static inline const char *dbt_root(char *buf, size_t len)
 {
 	const char *env = getenv("SPACES_SOURCE_DIR");
 	char *p;
@@ -50,7 +49,7 @@ static const char *dbt_root(char *buf, size_t len)
 	return buf;
 }
 
-static int dbt_sh(const char *cmd, char *out, size_t outlen)
+static inline int dbt_sh(const char *cmd, char *out, size_t outlen)
 {
 	FILE *f = popen(cmd, "r");
 	size_t n = 0;
@@ -72,7 +71,7 @@ static int dbt_sh(const char *cmd, char *out, size_t outlen)
 	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-static int dbt_pg(dbt_cluster *c, const char *what, char *out, size_t outlen)
+static inline int dbt_pg(dbt_cluster *c, const char *what, char *out, size_t outlen)
 {
 	char cmd[2048];
 
@@ -84,10 +83,10 @@ static int dbt_pg(dbt_cluster *c, const char *what, char *out, size_t outlen)
 }
 
 /* Starts a cluster in a fresh directory. Returns 0, or -1 (and prints why). */
-static int dbt_start(dbt_cluster *c)
+static inline int dbt_start(dbt_cluster *c)
 {
 	const char *base = getenv("SPACES_BUILD_DIR");
-	char root[512], cmd[2048], portbuf[32];
+	char root[400], cmd[2048], portbuf[32];
 	int fds[2];
 	FILE *f;
 
@@ -100,15 +99,17 @@ static int dbt_start(dbt_cluster *c)
 		return -1;
 	}
 	/* The reaper: a shell that waits for our end (EOF on its stdin), then cleans up. */
-	if (pipe2(fds, O_CLOEXEC) != 0)
+	if (pipe(fds) != 0)
 		return -1;
+	fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+	fcntl(fds[1], F_SETFD, FD_CLOEXEC);
 	c->reaper = fork();
 	if (c->reaper == 0) {
 		setsid();
 		dup2(fds[0], 0);
 		execl("/bin/sh", "sh", "-c",
-		      "read _ ; \"$0\" stop \"$1\" >/dev/null 2>&1 ; rm -rf \"$1\"", c->pgsh, c->dir,
-		      (char *)NULL);
+		      "read _ ; \"$0\" stop \"$1\" >/dev/null 2>&1 ; rm -rf \"$1\"", c->pgsh,
+		      c->dir, (char *)NULL);
 		_exit(127);
 	}
 	close(fds[0]);
@@ -132,7 +133,7 @@ static int dbt_start(dbt_cluster *c)
 }
 
 /* Stops the cluster and removes its directory (through the reaper). */
-static void dbt_stop(dbt_cluster *c)
+static inline void dbt_stop(dbt_cluster *c)
 {
 	if (c->reaper_fd >= 0) {
 		close(c->reaper_fd);
@@ -150,7 +151,7 @@ typedef struct {
 	pthread_t thread;
 } dbt_restart;
 
-static void *dbt_restart_main(void *arg)
+static inline void *dbt_restart_main(void *arg)
 {
 	dbt_restart *r = arg;
 	int ok = dbt_pg(r->c, "stop", NULL, 0) == 0;
@@ -162,7 +163,7 @@ static void *dbt_restart_main(void *arg)
 	return NULL;
 }
 
-static void dbt_restart_begin(dbt_restart *r, dbt_cluster *c, unsigned down_ms)
+static inline void dbt_restart_begin(dbt_restart *r, dbt_cluster *c, unsigned down_ms)
 {
 	r->c = c;
 	r->down_ms = down_ms;
@@ -170,14 +171,14 @@ static void dbt_restart_begin(dbt_restart *r, dbt_cluster *c, unsigned down_ms)
 	pthread_create(&r->thread, NULL, dbt_restart_main, r);
 }
 
-static int dbt_restart_phase(dbt_restart *r)
+static inline int dbt_restart_phase(dbt_restart *r)
 {
 	return __atomic_load_n(&r->phase, __ATOMIC_SEQ_CST);
 }
 
 /* ---- running the loop ----------------------------------------------------------- */
 
-static void dbt_tick(uv_timer_t *t)
+static inline void dbt_tick(uv_timer_t *t)
 {
 	(void)t;
 }
@@ -185,7 +186,7 @@ static void dbt_tick(uv_timer_t *t)
 typedef int (*dbt_pred)(void *arg);
 
 /* Runs the loop until pred(arg) or ms pass. Returns 1 when pred became true. */
-static int dbt_wait(uv_loop_t *loop, dbt_pred pred, void *arg, unsigned ms)
+static inline int dbt_wait(uv_loop_t *loop, dbt_pred pred, void *arg, unsigned ms)
 {
 	uv_timer_t t;
 	uint64_t end = base_now_ms() + ms;
@@ -201,39 +202,51 @@ static int dbt_wait(uv_loop_t *loop, dbt_pred pred, void *arg, unsigned ms)
 	return ok;
 }
 
+static inline int dbt_never(void *arg)
+{
+	(void)arg;
+	return 0;
+}
+
+/* Runs the loop for ms. */
+static inline void dbt_run_for(uv_loop_t *loop, unsigned ms)
+{
+	dbt_wait(loop, dbt_never, NULL, ms);
+}
+
 typedef struct {
 	int *counter;
 	int target;
 } dbt_count;
 
-static int dbt_count_reached(void *arg)
+static inline int dbt_count_reached(void *arg)
 {
 	dbt_count *c = arg;
 	return *c->counter >= c->target;
 }
 
 /* Runs the loop until *counter >= target, for at most ms. */
-static int dbt_wait_count(uv_loop_t *loop, int *counter, int target, unsigned ms)
+static inline int dbt_wait_count(uv_loop_t *loop, int *counter, int target, unsigned ms)
 {
 	dbt_count c = {counter, target};
 	return dbt_wait(loop, dbt_count_reached, &c, ms);
 }
 
-static int dbt_pool_connected(void *arg)
+static inline int dbt_pool_connected(void *arg)
 {
 	db_pool_stats st;
 	db_pool_get_stats(arg, &st);
 	return st.connected == st.size;
 }
 
-static void dbt_on_closed(db_pool *pool, void *ud)
+static inline void dbt_on_closed(db_pool *pool, void *ud)
 {
 	(void)pool;
 	*(int *)ud = 1;
 }
 
 /* Closes and frees the pool, running the loop. Returns 1 when it closed in time. */
-static int dbt_pool_close(uv_loop_t *loop, db_pool *pool)
+static inline int dbt_pool_close(uv_loop_t *loop, db_pool *pool)
 {
 	int closed = 0;
 

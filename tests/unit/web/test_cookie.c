@@ -1,0 +1,59 @@
+/* Tests web/cookie.c: reading the session cookie, writing Set-Cookie. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "web_internal.h"
+
+static base_slice S(const char *s)
+{
+	return (base_slice){s, strlen(s)};
+}
+
+static void test_get(void **state)
+{
+	base_slice v;
+
+	assert_true(web_cookie_get(S("spaces_session=abc"), "spaces_session", &v));
+	assert_true(base_slice_eq(v, "abc"));
+	assert_true(web_cookie_get(S("a=1; spaces_session=tok-_9;b=2"), "spaces_session", &v));
+	assert_true(base_slice_eq(v, "tok-_9"));
+	assert_true(
+	    web_cookie_get(S("x_spaces_session=no; spaces_session = yes "), "spaces_session", &v));
+	assert_true(base_slice_eq(v, "yes"));
+	assert_true(web_cookie_get(S("spaces_session=\"quoted\""), "spaces_session", &v));
+	assert_true(base_slice_eq(v, "quoted"));
+	assert_true(web_cookie_get(S("spaces_session="), "spaces_session", &v));
+	assert_int_equal(v.len, 0);
+	assert_false(web_cookie_get(S("spaces_sessionx=1; other=2"), "spaces_session", &v));
+	assert_false(web_cookie_get(S(""), "spaces_session", &v));
+	assert_false(web_cookie_get(S(";;; ; novalue"), "spaces_session", &v));
+}
+
+static void test_set_line(void **state)
+{
+	base_buf b = BASE_BUF_INIT;
+
+	assert_int_equal(web_cookie_set_line(&b, "spaces_session", "t0k", 3600, 0), 0);
+	base_buf_append(&b, "", 1);
+	assert_string_equal(b.data, "Set-Cookie: spaces_session=t0k; Path=/; HttpOnly; "
+	                            "SameSite=Lax; Max-Age=3600\r\n");
+	base_buf_free(&b);
+
+	assert_int_equal(web_cookie_set_line(&b, "spaces_session", "", 0, 1), 0);
+	base_buf_append(&b, "", 1);
+	assert_string_equal(b.data, "Set-Cookie: spaces_session=; Path=/; HttpOnly; SameSite=Lax; "
+	                            "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure\r\n");
+	base_buf_free(&b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_get),
+	    cmocka_unit_test(test_set_line),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,829 @@
+/*
+ * admin.c: the admin panel.
+ *
+ *   GET  /admin                        spaces (live), apps, requests, users
+ *   GET  /admin/space/add              an empty space form
+ *   POST /admin/space/add              creates; 302 /admin/space/edit/<id>
+ *   GET  /admin/space/edit/<id>        the form filled in
+ *   POST /admin/space/edit/<id>        saves; 302 back to the form
+ *   POST /admin/space/token/<id>       action=generate (shown once) | clear
+ *   GET  /admin/space/delete/<id>      asks to confirm
+ *   POST /admin/space/delete/<id>      deletes; 302 /admin
+ *
+ * Everyone but admins is sent to /login (302) before anything is read or
+ * changed.
+ */
+#include <errno.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "web_internal.h"
+
+/* ---- the space form ---------------------------------------------------------- */
+
+typedef struct {
+	const char *name, *description, *cover, *cover_type, *card_type;
+	int enable[4]; /* prompt, audio, video, file upload */
+	char rate[16], timeout[16], max_apps[16];
+	int has_token;
+} space_fields;
+
+static const char *const enable_fields[4] = {"ws_enable_prompt", "ws_enable_audio",
+                                             "ws_enable_video", "ws_enable_file_upload"};
+static const char *const enable_labels[4] = {"Prompt", "Audio (URL or file)", "Video file",
+                                             "File upload"};
+
+static int checked(const char *v)
+{
+	return v && (strcmp(v, "on") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0 ||
+	             strcmp(v, "yes") == 0);
+}
+
+/* A whole number in [lo, hi], or def when the field is missing or empty. */
+static int read_uint(const char *v, unsigned lo, unsigned hi, unsigned def, char out[16])
+{
+	unsigned long n = def;
+
+	if (v && *v) {
+		char *end;
+
+		errno = 0;
+		n = strtoul(v, &end, 10);
+		if (errno || *end || v[0] == '-' || v[0] == '+' || n < lo || n > hi)
+			return -1;
+	}
+	snprintf(out, 16, "%lu", n);
+	return 0;
+}
+
+/* Reads and checks the form. Returns NULL, or the problem as a sentence. */
+static const char *read_space_form(const web_form *f, space_fields *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = web_form_get(f, "name");
+	s->description = web_form_get(f, "description");
+	s->cover = web_form_get(f, "cover");
+	s->cover_type = web_form_get(f, "cover_type");
+	s->card_type = web_form_get(f, "card_type");
+	if (!s->description)
+		s->description = "";
+	if (!s->cover)
+		s->cover = "";
+	if (!s->cover_type || !*s->cover_type)
+		s->cover_type = "image";
+	if (!s->card_type || !*s->card_type)
+		s->card_type = "websockets";
+	for (int i = 0; i < 4; i++)
+		s->enable[i] = checked(web_form_get(f, enable_fields[i]));
+
+	if (!s->name || !*s->name)
+		return "The space needs a name";
+	if (!web_text_ok(s->name, strlen(s->name), WEB_SPACE_NAME_MAX, 0))
+		return "The name must be at most 200 characters, without control characters";
+	if (!web_text_ok(s->description, strlen(s->description), 20000, 1))
+		return "The description is too long (at most 20000 characters)";
+	if (!web_text_ok(s->cover, strlen(s->cover), 2048, 0))
+		return "The cover must be a URL of at most 2048 characters";
+	if (!web_text_ok(s->cover_type, strlen(s->cover_type), 32, 0))
+		return "The cover type is too long";
+	for (const char *p = s->card_type; *p; p++) {
+		if (!((*p >= 'a' && *p <= 'z') || *p == '_' || *p == '-') || p - s->card_type > 32)
+			return "Unknown card type";
+	}
+	if (read_uint(web_form_get(f, "ws_rate_limit_seconds"), 0, 86400, 0, s->rate))
+		return "The rate limit must be a whole number of seconds from 0 to 86400";
+	if (read_uint(web_form_get(f, "ws_timeout_seconds"), 1, 86400, 120, s->timeout))
+		return "The timeout must be a whole number of seconds from 1 to 86400";
+	if (read_uint(web_form_get(f, "ws_max_apps"), 1, 1000, 1, s->max_apps))
+		return "Max apps must be a whole number from 1 to 1000";
+	return NULL;
+}
+
+static void space_form(base_buf *b, const web_ctx *w, const char *action, const space_fields *s,
+                       const char *button)
+{
+	int ws = strcmp(s->card_type, "websockets") == 0;
+
+	web_html(b, "<form method=\"post\" action=\"%s\" class=\"stack panel\">\n", action);
+	web__csrf_input(b, w);
+	web_html(b,
+	         "<label>Name <input name=\"name\" required maxlength=\"200\" value=\"%s\">"
+	         "<small>Apps register with this exact name.</small></label>\n"
+	         "<label>Description <textarea name=\"description\" rows=\"3\">%s</textarea>"
+	         "</label>\n"
+	         "<label>Cover image URL <input name=\"cover\" value=\"%s\"></label>\n"
+	         "<label>Cover type <input name=\"cover_type\" value=\"%s\"></label>\n"
+	         "<label>Card type <select name=\"card_type\">"
+	         "<option value=\"websockets\"%R>websockets (remote app)</option>",
+	         s->name ? s->name : "", s->description, s->cover, s->cover_type,
+	         ws ? " selected" : "");
+	if (!ws)
+		web_html(b, "<option value=\"%s\" selected>%s</option>", s->card_type,
+		         s->card_type);
+	web_html(b, "</select></label>\n<fieldset>\n<legend>Inputs</legend>\n");
+	for (int i = 0; i < 4; i++)
+		web_html(
+		    b,
+		    "<label class=\"check\"><input type=\"checkbox\" name=\"%s\"%R> %s</label>\n",
+		    enable_fields[i], s->enable[i] ? " checked" : "", enable_labels[i]);
+	web_html(b,
+	         "</fieldset>\n"
+	         "<label>Rate limit (seconds between a user's requests) <input type=\"number\" "
+	         "name=\"ws_rate_limit_seconds\" min=\"0\" max=\"86400\" value=\"%s\"></label>\n"
+	         "<label>Timeout (seconds) <input type=\"number\" name=\"ws_timeout_seconds\" "
+	         "min=\"1\" max=\"86400\" value=\"%s\"></label>\n"
+	         "<label>Max apps connected at once <input type=\"number\" name=\"ws_max_apps\" "
+	         "min=\"1\" max=\"1000\" value=\"%s\"></label>\n"
+	         "<button type=\"submit\">%s</button>\n</form>\n",
+	         s->rate[0] ? s->rate : "0", s->timeout[0] ? s->timeout : "120",
+	         s->max_apps[0] ? s->max_apps : "1", button);
+}
+
+static void form_page(web_ctx *w, int status, const char *title, const char *action,
+                      const space_fields *s, const char *error, const char *notice)
+{
+	base_buf b = BASE_BUF_INIT;
+
+	web_html(&b, "<section>\n<p><a href=\"/admin\">← Admin</a></p>\n<h1>%s</h1>\n", title);
+	if (error)
+		web_html(&b, "<p class=\"error\" role=\"alert\">%s</p>\n", error);
+	if (notice)
+		web_html(&b, "<p class=\"notice\">%s</p>\n", notice);
+	space_form(&b, w, action, s, strcmp(title, "New space") == 0 ? "Create space" : "Save");
+	web_html(&b, "</section>\n");
+	web__page(w, status, title, &b, NULL);
+	base_buf_free(&b);
+}
+
+/* ---- add ---------------------------------------------------------------------------- */
+
+typedef struct {
+	web_ctx base;
+	char name[WEB_SPACE_NAME_MAX + 1];
+} space_ctx;
+
+static void add_get_step(web_ctx *w)
+{
+	space_fields s;
+
+	if (!web__require_admin(w))
+		return;
+	memset(&s, 0, sizeof(s));
+	s.description = s.cover = "";
+	s.cover_type = "image";
+	s.card_type = "websockets";
+	s.enable[0] = 1;
+	form_page(w, 200, "New space", "/admin/space/add", &s, NULL, NULL);
+}
+
+static void space_inserted(const db_result *res, void *ud)
+{
+	space_ctx *c = ud;
+	web_ctx *w = &c->base;
+	char loc[128];
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res)) {
+		space_fields s;
+		const char *sqlstate = db_sqlstate(res);
+
+		read_space_form(&w->form, &s);
+		if (strcmp(sqlstate, "23505") == 0) {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg),
+			         "A space named \"%s\" already exists: choose another "
+			         "name.",
+			         c->name);
+			form_page(w, 409, "New space", "/admin/space/add", &s, msg, NULL);
+			return;
+		}
+		if (sqlstate[0] == '2' && sqlstate[1] == '3') {
+			form_page(w, 400, "New space", "/admin/space/add", &s,
+			          "These values are not allowed", NULL);
+			return;
+		}
+		web__server_error(w, "creating a space", res);
+		return;
+	}
+	BASE_LOGI("web", "space '%s' (%s) created by %s", c->name, db_value(res, 0, 0),
+	          w->sess.username);
+	snprintf(loc, sizeof(loc), "/admin/space/edit/%s", db_value(res, 0, 0));
+	web__redirect(w, loc, NULL);
+}
+
+static void add_post_step(web_ctx *w)
+{
+	space_ctx *c = (space_ctx *)w;
+	space_fields s;
+	const char *err;
+
+	if (!web__require_admin(w) || !web__csrf_ok(w, 0))
+		return;
+	err = w->form_rc ? "The form could not be read" : read_space_form(&w->form, &s);
+	if (err) {
+		if (w->form_rc)
+			read_space_form(&w->form, &s);
+		form_page(w, 400, "New space", "/admin/space/add", &s, err, NULL);
+		return;
+	}
+	snprintf(c->name, sizeof(c->name), "%s", s.name);
+	static const char sql[] =
+	    "INSERT INTO spaces (name, description, cover, cover_type, card_type, enable_prompt, "
+	    "enable_audio, enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, "
+	    "max_apps) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
+	const char *params[12] = {s.name,
+	                          s.description,
+	                          s.cover,
+	                          s.cover_type,
+	                          s.card_type,
+	                          s.enable[0] ? "t" : "f",
+	                          s.enable[1] ? "t" : "f",
+	                          s.enable[2] ? "t" : "f",
+	                          s.enable[3] ? "t" : "f",
+	                          s.rate,
+	                          s.timeout,
+	                          s.max_apps};
+	if (db_query(w->site->db, sql, 12, params, space_inserted, c))
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+}
+
+static void add_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(space_ctx), NULL, 0,
+	           req->method == HTTP_M_POST ? add_post_step : add_get_step);
+}
+
+/* ---- edit --------------------------------------------------------------------------- */
+
+#define SPACE_COLUMNS                                                                        \
+	"id, name, description, cover, cover_type, card_type, enable_prompt, enable_audio, " \
+	"enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, max_apps, "  \
+	"app_token_hash IS NOT NULL"
+
+static void fields_from_row(const db_result *res, space_fields *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = db_value(res, 0, 1);
+	s->description = db_value(res, 0, 2);
+	s->cover = db_value(res, 0, 3);
+	s->cover_type = db_value(res, 0, 4);
+	s->card_type = db_value(res, 0, 5);
+	for (int i = 0; i < 4; i++)
+		s->enable[i] = strcmp(db_value(res, 0, 6 + i), "t") == 0;
+	snprintf(s->rate, sizeof(s->rate), "%s", db_value(res, 0, 10));
+	snprintf(s->timeout, sizeof(s->timeout), "%s", db_value(res, 0, 11));
+	snprintf(s->max_apps, sizeof(s->max_apps), "%s", db_value(res, 0, 12));
+	s->has_token = strcmp(db_value(res, 0, 13), "t") == 0;
+}
+
+/* The edit page: the form, the app token, how to connect an app, delete. */
+static void edit_page(web_ctx *w, int status, const char *id, const space_fields *s,
+                      const char *error, const char *notice, const char *new_token)
+{
+	base_buf b = BASE_BUF_INIT;
+	base_buf url = BASE_BUF_INIT;
+	char action[128];
+
+	snprintf(action, sizeof(action), "/admin/space/edit/%s", id);
+	web__base_url(&url, w);
+	base_buf_append(&url, "", 1);
+	web_html(&b,
+	         "<section>\n<p><a href=\"/admin\">← Admin</a> · <a href=\"/ai_project/%s\">"
+	         "Open the space page</a></p>\n<h1>Edit space</h1>\n<p>Space id <code>%s</code> · ",
+	         id, id);
+	web__live_badge(&b, w, id);
+	web_html(&b, "</p>\n");
+	if (error)
+		web_html(&b, "<p class=\"error\" role=\"alert\">%s</p>\n", error);
+	if (notice)
+		web_html(&b, "<p class=\"notice\">%s</p>\n", notice);
+	space_form(&b, w, action, s, "Save");
+
+	web_html(&b, "<h2>App token</h2>\n<div class=\"panel\">\n");
+	if (new_token) {
+		web_html(&b,
+		         "<p class=\"notice\">The new app token, shown only this once:</p>\n"
+		         "<pre class=\"token\">%s</pre>\n"
+		         "<p>Apps give it as <code>?token=…</code> on their server URL, or as "
+		         "<code>token</code> in their Socket.IO auth.</p>\n",
+		         new_token);
+	} else {
+		web_html(&b, "<p>%s</p>\n",
+		         s->has_token ? "Apps must give this space's token to register."
+		                      : "No token: any app that knows the name may register.");
+	}
+	web_html(&b, "<form method=\"post\" action=\"/admin/space/token/%s\" class=\"inline\">\n",
+	         id);
+	web__csrf_input(&b, w);
+	web_html(&b, "<button name=\"action\" value=\"generate\" type=\"submit\">%s</button>\n",
+	         s->has_token || new_token ? "Generate a new token" : "Require a token");
+	if (s->has_token || new_token)
+		web_html(&b, "<button name=\"action\" value=\"clear\" type=\"submit\" "
+		             "class=\"secondary\">Remove the token</button>\n");
+	web_html(&b, "</form>\n</div>\n");
+
+	web_html(&b,
+	         "<h2>Connect an app</h2>\n<pre class=\"panel\">python mock_app.py --host "
+	         "%s%s --spaces \"%s\"</pre>\n",
+	         url.data ? url.data : "", new_token || s->has_token ? "/?token=TOKEN" : "",
+	         s->name);
+	web_html(&b,
+	         "<h2>Danger zone</h2>\n<p><a class=\"danger\" href=\"/admin/space/delete/%s\">"
+	         "Delete this space…</a></p>\n</section>\n"
+	         "<script src=\"/socket.io/socket.io.js\"></script>\n"
+	         "<script src=\"/static/spaces.js\"></script>\n",
+	         id);
+	web__page(w, status, "Edit space", &b, NULL);
+	base_buf_free(&b);
+	base_buf_free(&url);
+}
+
+static void edit_loaded(const db_result *res, void *ud)
+{
+	web_ctx *w = ud;
+	space_fields s;
+	base_slice saved;
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res)) {
+		web__server_error(w, "loading a space", res);
+		return;
+	}
+	if (db_ntuples(res) != 1) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	fields_from_row(res, &s);
+	int was_saved = base_query_get(w->req->query, "saved", &saved);
+	edit_page(w, 200, db_value(res, 0, 0), &s, NULL, was_saved ? "Saved." : NULL, NULL);
+}
+
+static void edit_get_step(web_ctx *w)
+{
+	static const char sql[] = "SELECT " SPACE_COLUMNS " FROM spaces WHERE id = $1";
+	const char *params[1] = {w->id};
+
+	if (!web__require_admin(w))
+		return;
+	if (!w->id[0]) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	if (db_query_flags(w->site->db, DB_RETRY, sql, 1, params, edit_loaded, w))
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+}
+
+static void space_updated(const db_result *res, void *ud)
+{
+	space_ctx *c = ud;
+	web_ctx *w = &c->base;
+	char loc[128];
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res)) {
+		space_fields s;
+
+		read_space_form(&w->form, &s);
+		if (strcmp(db_sqlstate(res), "23505") == 0) {
+			char msg[300];
+
+			snprintf(msg, sizeof(msg),
+			         "A space named \"%s\" already exists: choose another "
+			         "name.",
+			         c->name);
+			edit_page(w, 409, w->id, &s, msg, NULL, NULL);
+			return;
+		}
+		web__server_error(w, "saving a space", res);
+		return;
+	}
+	if (db_ntuples(res) != 1) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	BASE_LOGI("web", "space %s edited by %s", w->id, w->sess.username);
+	snprintf(loc, sizeof(loc), "/admin/space/edit/%s?saved=1", w->id);
+	web__redirect(w, loc, NULL);
+}
+
+static void edit_post_step(web_ctx *w)
+{
+	space_ctx *c = (space_ctx *)w;
+	space_fields s;
+	const char *err;
+
+	if (!web__require_admin(w) || !web__csrf_ok(w, 0))
+		return;
+	if (!w->id[0]) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	err = w->form_rc ? "The form could not be read" : read_space_form(&w->form, &s);
+	if (err) {
+		if (w->form_rc)
+			read_space_form(&w->form, &s);
+		edit_page(w, 400, w->id, &s, err, NULL, NULL);
+		return;
+	}
+	snprintf(c->name, sizeof(c->name), "%s", s.name);
+	static const char sql[] =
+	    "UPDATE spaces SET name = $2, description = $3, cover = $4, cover_type = $5, "
+	    "card_type = $6, enable_prompt = $7, enable_audio = $8, enable_video = $9, "
+	    "enable_file_upload = $10, rate_limit_seconds = $11, timeout_seconds = $12, "
+	    "max_apps = $13 WHERE id = $1 RETURNING id";
+	const char *params[13] = {w->id,
+	                          s.name,
+	                          s.description,
+	                          s.cover,
+	                          s.cover_type,
+	                          s.card_type,
+	                          s.enable[0] ? "t" : "f",
+	                          s.enable[1] ? "t" : "f",
+	                          s.enable[2] ? "t" : "f",
+	                          s.enable[3] ? "t" : "f",
+	                          s.rate,
+	                          s.timeout,
+	                          s.max_apps};
+	if (db_query(w->site->db, sql, 13, params, space_updated, c))
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+}
+
+static void edit_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(space_ctx), "/admin/space/edit/", 0,
+	           req->method == HTTP_M_POST ? edit_post_step : edit_get_step);
+}
+
+/* ---- app token ------------------------------------------------------------------------- */
+
+typedef struct {
+	web_ctx base;
+	char token[64];
+} token_ctx;
+
+static void token_cleanup(web_ctx *w)
+{
+	token_ctx *t = (token_ctx *)w;
+
+	sodium_memzero(t->token, sizeof(t->token));
+}
+
+static void token_saved(const db_result *res, void *ud)
+{
+	token_ctx *t = ud;
+	web_ctx *w = &t->base;
+	space_fields s;
+	char loc[128];
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res)) {
+		web__server_error(w, "saving an app token", res);
+		return;
+	}
+	if (db_ntuples(res) != 1) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	BASE_LOGI("web", "app token of space %s %s by %s", w->id,
+	          t->token[0] ? "replaced" : "removed", w->sess.username);
+	if (!t->token[0]) {
+		snprintf(loc, sizeof(loc), "/admin/space/edit/%s?saved=1", w->id);
+		web__redirect(w, loc, NULL);
+		return;
+	}
+	fields_from_row(res, &s);
+	edit_page(w, 200, w->id, &s, NULL, NULL, t->token);
+}
+
+static void token_step(web_ctx *w)
+{
+	token_ctx *t = (token_ctx *)w;
+	const char *action;
+	char hash[65];
+
+	w->cleanup = token_cleanup;
+	if (!web__require_admin(w) || !web__csrf_ok(w, 0))
+		return;
+	if (!w->id[0]) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	action = web_form_get(&w->form, "action");
+	if (!action || (strcmp(action, "generate") != 0 && strcmp(action, "clear") != 0)) {
+		web__message_page(w, 400, "Bad request", "Unknown action.");
+		return;
+	}
+	if (strcmp(action, "generate") == 0) {
+		base_random_id(t->token, 32);
+		web_sha256_hex(t->token, strlen(t->token), hash);
+	}
+	static const char sql[] = "UPDATE spaces SET app_token_hash = $2 WHERE id = $1 "
+	                          "RETURNING " SPACE_COLUMNS;
+	const char *params[2] = {w->id, t->token[0] ? hash : NULL};
+	if (db_query(w->site->db, sql, 2, params, token_saved, t))
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+}
+
+static void token_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(token_ctx), "/admin/space/token/", 0, token_step);
+}
+
+/* ---- delete ------------------------------------------------------------------------------ */
+
+static void delete_loaded(const db_result *res, void *ud)
+{
+	web_ctx *w = ud;
+	base_buf b = BASE_BUF_INIT;
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res)) {
+		web__server_error(w, "loading a space", res);
+		return;
+	}
+	if (db_ntuples(res) != 1) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	web_html(&b,
+	         "<section class=\"panel narrow\">\n<h1>Delete space</h1>\n"
+	         "<p>Delete the space <strong>%s</strong> and its %s request(s)? Connected apps "
+	         "stay connected until they leave; this cannot be undone.</p>\n"
+	         "<form method=\"post\" action=\"/admin/space/delete/%s\" class=\"inline\">\n",
+	         db_value(res, 0, 0), db_value(res, 0, 1), w->id);
+	web__csrf_input(&b, w);
+	web_html(&b,
+	         "<button type=\"submit\" class=\"danger\">Delete</button>\n"
+	         "<a href=\"/admin/space/edit/%s\">Cancel</a>\n</form>\n</section>\n",
+	         w->id);
+	web__page(w, 200, "Delete space", &b, NULL);
+	base_buf_free(&b);
+}
+
+static void deleted(const db_result *res, void *ud)
+{
+	web_ctx *w = ud;
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res)) {
+		web__server_error(w, "deleting a space", res);
+		return;
+	}
+	if (db_ntuples(res) != 1) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	BASE_LOGI("web", "space '%s' (%s) deleted by %s", db_value(res, 0, 0), w->id,
+	          w->sess.username);
+	web__redirect(w, "/admin", NULL);
+}
+
+static void delete_step(web_ctx *w)
+{
+	const char *params[1] = {w->id};
+
+	if (!web__require_admin(w))
+		return;
+	if (!w->id[0]) {
+		web__message_page(w, 404, "Space not found", "There is no such space.");
+		return;
+	}
+	if (w->req->method != HTTP_M_POST) {
+		static const char sql[] =
+		    "SELECT name, (SELECT count(*) FROM requests r WHERE r.space_id = s.id) "
+		    "FROM spaces s WHERE id = $1";
+		if (db_query_flags(w->site->db, DB_RETRY, sql, 1, params, delete_loaded, w))
+			web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		return;
+	}
+	if (!web__csrf_ok(w, 0))
+		return;
+	static const char sql[] = "DELETE FROM spaces WHERE id = $1 RETURNING name";
+	if (db_query(w->site->db, sql, 1, params, deleted, w))
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+}
+
+static void delete_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(web_ctx), "/admin/space/delete/", 0, delete_step);
+}
+
+/* ---- the panel ------------------------------------------------------------------------------ */
+
+static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
+{
+	web_html(b,
+	         "<h2>Spaces</h2>\n<p><a class=\"button\" href=\"/admin/space/add\">New space</a>"
+	         "</p>\n<table>\n<thead><tr><th>Name</th><th>Id</th><th>Type</th><th>App</th>"
+	         "<th>Inputs</th><th>Open requests</th><th>Limits</th><th></th></tr></thead>\n"
+	         "<tbody>\n");
+	for (int i = 0; i < db_ntuples(r); i++) {
+		/* id, name, card_type, 4 enables, rate, timeout, max_apps, token, open */
+		const char *id = db_value(r, i, 0);
+
+		web_html(b,
+		         "<tr><td><a href=\"/ai_project/%s\">%s</a></td><td><code>%s</code></td>"
+		         "<td>%s</td><td>",
+		         id, db_value(r, i, 1), id, db_value(r, i, 2));
+		web__live_badge(b, w, id);
+		web_html(b, "</td><td>");
+		for (int k = 0; k < 4; k++) {
+			if (strcmp(db_value(r, i, 3 + k), "t") == 0)
+				web_html(b, "<span class=\"tag\">%s</span> ", enable_labels[k]);
+		}
+		web_html(b,
+		         "</td><td>%s</td><td>%s s between requests, %s s timeout, %s app(s)%R</td>"
+		         "<td><a href=\"/admin/space/edit/%s\">Edit</a></td></tr>\n",
+		         db_value(r, i, 11), db_value(r, i, 7), db_value(r, i, 8),
+		         db_value(r, i, 9), strcmp(db_value(r, i, 10), "t") == 0 ? ", token" : "",
+		         id);
+	}
+	web_html(b, "</tbody>\n</table>\n");
+}
+
+static void panel_apps(base_buf *b, const db_result *r)
+{
+	web_html(b, "<h2>Connected apps</h2>\n");
+	if (db_ntuples(r) == 0) {
+		web_html(b, "<p class=\"muted\">No app is connected.</p>\n");
+		return;
+	}
+	web_html(b, "<table>\n<thead><tr><th>Space</th><th>Connection</th><th>Address</th>"
+	            "<th>Since</th><th>Requests served</th></tr></thead>\n<tbody>\n");
+	for (int i = 0; i < db_ntuples(r); i++) {
+		/* space id, space name, connection id, address, since, served */
+		web_html(
+		    b,
+		    "<tr><td><a href=\"/admin/space/edit/%s\">%s</a></td><td><code>%s</code></td>"
+		    "<td>%s</td><td>%s</td><td>%s</td></tr>\n",
+		    db_value(r, i, 0), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3),
+		    db_value(r, i, 4), db_value(r, i, 5));
+	}
+	web_html(b, "</tbody>\n</table>\n");
+}
+
+static void panel_requests(base_buf *b, const db_result *r, const char *space, const char *status,
+                           const char *user)
+{
+	static const char *const statuses[] = {"queued", "processing", "completed", "failed"};
+
+	web_html(b,
+	         "<h2>Requests</h2>\n<form method=\"get\" action=\"/admin\" class=\"filters\">\n"
+	         "<label>Space id <input name=\"space\" value=\"%s\"></label>\n"
+	         "<label>Status <select name=\"status\"><option value=\"\">any</option>",
+	         space);
+	for (size_t i = 0; i < BASE_ARRAY_SIZE(statuses); i++)
+		web_html(b, "<option%R>%s</option>",
+		         strcmp(status, statuses[i]) == 0 ? " selected" : "", statuses[i]);
+	web_html(b,
+	         "</select></label>\n<label>User <input name=\"user\" value=\"%s\"></label>\n"
+	         "<button type=\"submit\">Filter</button>\n</form>\n",
+	         user);
+	if (db_ntuples(r) == 0) {
+		web_html(b, "<p class=\"muted\">No requests.</p>\n");
+		return;
+	}
+	web_html(b, "<table>\n<thead><tr><th>Created</th><th>Space</th><th>User</th><th>Status"
+	            "</th><th>Time</th><th>Request</th><th>Result</th></tr></thead>\n<tbody>\n");
+	for (int i = 0; i < db_ntuples(r); i++) {
+		/* id, space name, username, status, created, seconds, result excerpt */
+		base_buf d = BASE_BUF_INIT;
+
+		if (!db_isnull(r, i, 5))
+			web__format_duration(&d, atof(db_value(r, i, 5)));
+		base_buf_append(&d, "", 1);
+		web_html(
+		    b,
+		    "<tr><td>%s</td><td>%s</td><td>%s</td><td><span class=\"req-status s-%s\">%s"
+		    "</span></td><td class=\"nowrap\">%s</td><td><code>%s</code></td><td class=\"excerpt\">%s"
+		    "</td></tr>\n",
+		    db_value(r, i, 4), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3),
+		    db_value(r, i, 3), d.data ? d.data : "", db_value(r, i, 0), db_value(r, i, 6));
+		base_buf_free(&d);
+	}
+	web_html(b, "</tbody>\n</table>\n");
+}
+
+static void panel_users(base_buf *b, const db_result *r)
+{
+	web_html(b, "<h2>Users</h2>\n<table>\n<thead><tr><th>Name</th><th>Role</th><th>Since</th>"
+	            "</tr></thead>\n<tbody>\n");
+	for (int i = 0; i < db_ntuples(r); i++) {
+		web_html(b, "<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n", db_value(r, i, 0),
+		         strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user", db_value(r, i, 2));
+	}
+	web_html(b, "</tbody>\n</table>\n");
+}
+
+typedef struct {
+	web_ctx base;
+	char space[WEB_ID_MAX];
+	char status[16];
+	char user[WEB_USERNAME_MAX + 1];
+} panel_ctx;
+
+static void panel_loaded(const db_result *res, void *ud)
+{
+	panel_ctx *p = ud;
+	web_ctx *w = &p->base;
+	base_buf b = BASE_BUF_INIT;
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res) || db_tx_count(res) != 4) {
+		web__server_error(w, "loading the admin panel", res);
+		return;
+	}
+	web_html(&b, "<section class=\"admin\">\n<h1>Admin</h1>\n");
+	panel_spaces(&b, w, db_tx_result(res, 0));
+	panel_apps(&b, db_tx_result(res, 1));
+	panel_requests(&b, db_tx_result(res, 2), p->space, p->status, p->user);
+	panel_users(&b, db_tx_result(res, 3));
+	web_html(&b, "</section>\n<script src=\"/socket.io/socket.io.js\"></script>\n"
+	             "<script src=\"/static/spaces.js\"></script>\n");
+	web__page(w, 200, "Admin", &b, NULL);
+	base_buf_free(&b);
+}
+
+/* A filter from the query string, decoded, or "" when absent or malformed. */
+static void query_param(const http_request *req, const char *key, char *out, size_t cap)
+{
+	base_slice v;
+	ssize_t n;
+
+	out[0] = 0;
+	if (!base_query_get(req->query, key, &v) || v.len >= cap)
+		return;
+	n = base_url_decode(v.base, v.len, out, 1);
+	out[n > 0 ? n : 0] = 0;
+	if (!web_text_ok(out, strlen(out), cap, 0))
+		out[0] = 0;
+}
+
+#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
+
+static void panel_step(web_ctx *w)
+{
+	panel_ctx *p = (panel_ctx *)w;
+
+	if (!web__require_admin(w))
+		return;
+	query_param(w->req, "space", p->space, sizeof(p->space));
+	query_param(w->req, "status", p->status, sizeof(p->status));
+	query_param(w->req, "user", p->user, sizeof(p->user));
+
+	static const char spaces_sql[] =
+	    "SELECT s.id, s.name, s.card_type, s.enable_prompt, s.enable_audio, s.enable_video, "
+	    "s.enable_file_upload, s.rate_limit_seconds, s.timeout_seconds, s.max_apps, "
+	    "s.app_token_hash IS NOT NULL, (SELECT count(*) FROM requests r WHERE r.space_id = "
+	    "s.id AND r.status IN ('queued', 'processing')) FROM spaces s ORDER BY lower(s.name)";
+	static const char apps_sql[] = "SELECT s.id, s.name, c.id, coalesce(c.address, ''), " TS(
+	    "c.connected_at") ", "
+	                      "c.requests_served FROM app_connections c JOIN spaces s ON s.id = "
+	                      "c.space_id "
+	                      "WHERE c.disconnected_at IS NULL ORDER BY c.connected_at DESC LIMIT "
+	                      "500";
+	static const char requests_sql[] = "SELECT r.id, s.name, r.username, r.status, " TS(
+	    "r.created_at") ", "
+	                    "EXTRACT(EPOCH FROM r.finished_at - r.created_at), "
+	                    "left(coalesce(r.result->>'text_output', r.result->>'error', "
+	                    "r.result::text, ''), 160) "
+	                    "FROM requests r JOIN spaces s ON s.id = r.space_id "
+	                    "WHERE ($1 = '' OR r.space_id = $1) AND ($2 = '' OR r.status = $2) "
+	                    "AND ($3 = '' OR r.username = $3) ORDER BY r.created_at DESC LIMIT 100";
+	static const char users_sql[] =
+	    "SELECT username, is_admin, " TS("created_at") " FROM users ORDER BY id LIMIT 1000";
+	const char *rp[3] = {p->space, p->status, p->user};
+	db_stmt st[4] = {{spaces_sql, 0, NULL},
+	                 {apps_sql, 0, NULL},
+	                 {requests_sql, 3, rp},
+	                 {users_sql, 0, NULL}};
+	if (db_query_tx(w->site->db, st, 4, panel_loaded, p))
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+}
+
+static void panel_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(panel_ctx), NULL, 0, panel_step);
+}
+
+void web__admin_routes(web_site *site)
+{
+	http_route(site->http, HTTP_M_GET, "/admin", 0, panel_route, site);
+	http_route(site->http, HTTP_M_GET, "/admin/", 0, panel_route, site);
+	http_route(site->http, HTTP_M_GET, "/admin/space/add", 0, add_route, site);
+	http_route(site->http, HTTP_M_POST, "/admin/space/add", 0, add_route, site);
+	http_route(site->http, HTTP_M_GET, "/admin/space/edit/", 1, edit_route, site);
+	http_route(site->http, HTTP_M_POST, "/admin/space/edit/", 1, edit_route, site);
+	http_route(site->http, HTTP_M_POST, "/admin/space/token/", 1, token_route, site);
+	http_route(site->http, HTTP_M_GET, "/admin/space/delete/", 1, delete_route, site);
+	http_route(site->http, HTTP_M_POST, "/admin/space/delete/", 1, delete_route, site);
+}

@@ -1,7 +1,7 @@
 /*
  * admin.c: the admin panel.
  *
- *   GET  /admin                        spaces (live), apps, requests, users
+ *   GET  /admin                        the panel (admin_panel.c)
  *   GET  /admin/space/add              an empty space form
  *   POST /admin/space/add              creates; 302 /admin/space/edit/<id>
  *   GET  /admin/space/edit/<id>        the form filled in
@@ -31,8 +31,8 @@ typedef struct {
 
 static const char *const enable_fields[4] = {"ws_enable_prompt", "ws_enable_audio",
                                              "ws_enable_video", "ws_enable_file_upload"};
-static const char *const enable_labels[4] = {"Prompt", "Audio (URL or file)", "Video file",
-                                             "File upload"};
+const char *const web__input_labels[4] = {"Prompt", "Audio (URL or file)", "Video file",
+                                          "File upload"};
 
 static int checked(const char *v)
 {
@@ -126,7 +126,7 @@ static void space_form(base_buf *b, const web_ctx *w, const char *action, const 
 		web_html(
 		    b,
 		    "<label class=\"check\"><input type=\"checkbox\" name=\"%s\"%R> %s</label>\n",
-		    enable_fields[i], s->enable[i] ? " checked" : "", enable_labels[i]);
+		    enable_fields[i], s->enable[i] ? " checked" : "", web__input_labels[i]);
 	web_html(b,
 	         "</fieldset>\n"
 	         "<label>Rate limit (seconds between a user's requests) <input type=\"number\" "
@@ -616,209 +616,8 @@ static void delete_route(http_request *req, void *ud)
 	web__start(ud, req, sizeof(web_ctx), "/admin/space/delete/", 0, delete_step);
 }
 
-/* ---- the panel ------------------------------------------------------------------------------ */
-
-static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
-{
-	web_html(b,
-	         "<h2>Spaces</h2>\n<p><a class=\"button\" href=\"/admin/space/add\">New space</a>"
-	         "</p>\n<table>\n<thead><tr><th>Name</th><th>Id</th><th>Type</th><th>App</th>"
-	         "<th>Inputs</th><th>Open requests</th><th>Limits</th><th></th></tr></thead>\n"
-	         "<tbody>\n");
-	for (int i = 0; i < db_ntuples(r); i++) {
-		/* id, name, card_type, 4 enables, rate, timeout, max_apps, token, open */
-		const char *id = db_value(r, i, 0);
-
-		web_html(b,
-		         "<tr><td><a href=\"/ai_project/%s\">%s</a></td><td><code>%s</code></td>"
-		         "<td>%s</td><td>",
-		         id, db_value(r, i, 1), id, db_value(r, i, 2));
-		web__live_badge(b, w, id);
-		web_html(b, "</td><td>");
-		for (int k = 0; k < 4; k++) {
-			if (strcmp(db_value(r, i, 3 + k), "t") == 0)
-				web_html(b, "<span class=\"tag\">%s</span> ", enable_labels[k]);
-		}
-		web_html(b,
-		         "</td><td>%s</td><td>%s s between requests, %s s timeout, %s app(s)%R</td>"
-		         "<td><a href=\"/admin/space/edit/%s\">Edit</a></td></tr>\n",
-		         db_value(r, i, 11), db_value(r, i, 7), db_value(r, i, 8),
-		         db_value(r, i, 9), strcmp(db_value(r, i, 10), "t") == 0 ? ", token" : "",
-		         id);
-	}
-	web_html(b, "</tbody>\n</table>\n");
-}
-
-static void panel_apps(base_buf *b, const db_result *r)
-{
-	web_html(b, "<h2>Connected apps</h2>\n");
-	if (db_ntuples(r) == 0) {
-		web_html(b, "<p class=\"muted\">No app is connected.</p>\n");
-		return;
-	}
-	web_html(b, "<table>\n<thead><tr><th>Space</th><th>Connection</th><th>Address</th>"
-	            "<th>Since</th><th>Requests served</th></tr></thead>\n<tbody>\n");
-	for (int i = 0; i < db_ntuples(r); i++) {
-		/* space id, space name, connection id, address, since, served */
-		web_html(
-		    b,
-		    "<tr><td><a href=\"/admin/space/edit/%s\">%s</a></td><td><code>%s</code></td>"
-		    "<td>%s</td><td>%s</td><td>%s</td></tr>\n",
-		    db_value(r, i, 0), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3),
-		    db_value(r, i, 4), db_value(r, i, 5));
-	}
-	web_html(b, "</tbody>\n</table>\n");
-}
-
-static void panel_requests(base_buf *b, const db_result *r, const char *space, const char *status,
-                           const char *user)
-{
-	static const char *const statuses[] = {"queued", "processing", "completed", "failed"};
-
-	web_html(b,
-	         "<h2>Requests</h2>\n<form method=\"get\" action=\"/admin\" class=\"filters\">\n"
-	         "<label>Space id <input name=\"space\" value=\"%s\"></label>\n"
-	         "<label>Status <select name=\"status\"><option value=\"\">any</option>",
-	         space);
-	for (size_t i = 0; i < BASE_ARRAY_SIZE(statuses); i++)
-		web_html(b, "<option%R>%s</option>",
-		         strcmp(status, statuses[i]) == 0 ? " selected" : "", statuses[i]);
-	web_html(b,
-	         "</select></label>\n<label>User <input name=\"user\" value=\"%s\"></label>\n"
-	         "<button type=\"submit\">Filter</button>\n</form>\n",
-	         user);
-	if (db_ntuples(r) == 0) {
-		web_html(b, "<p class=\"muted\">No requests.</p>\n");
-		return;
-	}
-	web_html(b, "<table>\n<thead><tr><th>Created</th><th>Space</th><th>User</th><th>Status"
-	            "</th><th>Time</th><th>Request</th><th>Result</th></tr></thead>\n<tbody>\n");
-	for (int i = 0; i < db_ntuples(r); i++) {
-		/* id, space name, username, status, created, seconds, result excerpt */
-		base_buf d = BASE_BUF_INIT;
-
-		if (!db_isnull(r, i, 5))
-			web__format_duration(&d, atof(db_value(r, i, 5)));
-		base_buf_append(&d, "", 1);
-		web_html(
-		    b,
-		    "<tr><td>%s</td><td>%s</td><td>%s</td><td><span class=\"req-status s-%s\">%s"
-		    "</span></td><td class=\"nowrap\">%s</td><td><code>%s</code></td><td class=\"excerpt\">%s"
-		    "</td></tr>\n",
-		    db_value(r, i, 4), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3),
-		    db_value(r, i, 3), d.data ? d.data : "", db_value(r, i, 0), db_value(r, i, 6));
-		base_buf_free(&d);
-	}
-	web_html(b, "</tbody>\n</table>\n");
-}
-
-static void panel_users(base_buf *b, const db_result *r)
-{
-	web_html(b, "<h2>Users</h2>\n<table>\n<thead><tr><th>Name</th><th>Role</th><th>Since</th>"
-	            "</tr></thead>\n<tbody>\n");
-	for (int i = 0; i < db_ntuples(r); i++) {
-		web_html(b, "<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n", db_value(r, i, 0),
-		         strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user", db_value(r, i, 2));
-	}
-	web_html(b, "</tbody>\n</table>\n");
-}
-
-typedef struct {
-	web_ctx base;
-	char space[WEB_ID_MAX];
-	char status[16];
-	char user[WEB_USERNAME_MAX + 1];
-} panel_ctx;
-
-static void panel_loaded(const db_result *res, void *ud)
-{
-	panel_ctx *p = ud;
-	web_ctx *w = &p->base;
-	base_buf b = BASE_BUF_INIT;
-
-	if (web__gone(w))
-		return;
-	if (!db_ok(res) || db_tx_count(res) != 4) {
-		web__server_error(w, "loading the admin panel", res);
-		return;
-	}
-	web_html(&b, "<section class=\"admin\">\n<h1>Admin</h1>\n");
-	panel_spaces(&b, w, db_tx_result(res, 0));
-	panel_apps(&b, db_tx_result(res, 1));
-	panel_requests(&b, db_tx_result(res, 2), p->space, p->status, p->user);
-	panel_users(&b, db_tx_result(res, 3));
-	web_html(&b, "</section>\n<script src=\"/socket.io/socket.io.js\"></script>\n"
-	             "<script src=\"/static/spaces.js\"></script>\n");
-	web__page(w, 200, "Admin", &b, NULL);
-	base_buf_free(&b);
-}
-
-/* A filter from the query string, decoded, or "" when absent or malformed. */
-static void query_param(const http_request *req, const char *key, char *out, size_t cap)
-{
-	base_slice v;
-	ssize_t n;
-
-	out[0] = 0;
-	if (!base_query_get(req->query, key, &v) || v.len >= cap)
-		return;
-	n = base_url_decode(v.base, v.len, out, 1);
-	out[n > 0 ? n : 0] = 0;
-	if (!web_text_ok(out, strlen(out), cap, 0))
-		out[0] = 0;
-}
-
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
-
-static void panel_step(web_ctx *w)
-{
-	panel_ctx *p = (panel_ctx *)w;
-
-	if (!web__require_admin(w))
-		return;
-	query_param(w->req, "space", p->space, sizeof(p->space));
-	query_param(w->req, "status", p->status, sizeof(p->status));
-	query_param(w->req, "user", p->user, sizeof(p->user));
-
-	static const char spaces_sql[] =
-	    "SELECT s.id, s.name, s.card_type, s.enable_prompt, s.enable_audio, s.enable_video, "
-	    "s.enable_file_upload, s.rate_limit_seconds, s.timeout_seconds, s.max_apps, "
-	    "s.app_token_hash IS NOT NULL, (SELECT count(*) FROM requests r WHERE r.space_id = "
-	    "s.id AND r.status IN ('queued', 'processing')) FROM spaces s ORDER BY lower(s.name)";
-	static const char apps_sql[] = "SELECT s.id, s.name, c.id, coalesce(c.address, ''), " TS(
-	    "c.connected_at") ", "
-	                      "c.requests_served FROM app_connections c JOIN spaces s ON s.id = "
-	                      "c.space_id "
-	                      "WHERE c.disconnected_at IS NULL ORDER BY c.connected_at DESC LIMIT "
-	                      "500";
-	static const char requests_sql[] = "SELECT r.id, s.name, r.username, r.status, " TS(
-	    "r.created_at") ", "
-	                    "EXTRACT(EPOCH FROM r.finished_at - r.created_at), "
-	                    "left(coalesce(r.result->>'text_output', r.result->>'error', "
-	                    "r.result::text, ''), 160) "
-	                    "FROM requests r JOIN spaces s ON s.id = r.space_id "
-	                    "WHERE ($1 = '' OR r.space_id = $1) AND ($2 = '' OR r.status = $2) "
-	                    "AND ($3 = '' OR r.username = $3) ORDER BY r.created_at DESC LIMIT 100";
-	static const char users_sql[] =
-	    "SELECT username, is_admin, " TS("created_at") " FROM users ORDER BY id LIMIT 1000";
-	const char *rp[3] = {p->space, p->status, p->user};
-	db_stmt st[4] = {{spaces_sql, 0, NULL},
-	                 {apps_sql, 0, NULL},
-	                 {requests_sql, 3, rp},
-	                 {users_sql, 0, NULL}};
-	if (db_query_tx(w->site->db, st, 4, panel_loaded, p))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
-}
-
-static void panel_route(http_request *req, void *ud)
-{
-	web__start(ud, req, sizeof(panel_ctx), NULL, 0, panel_step);
-}
-
 void web__admin_routes(web_site *site)
 {
-	http_route(site->http, HTTP_M_GET, "/admin", 0, panel_route, site);
-	http_route(site->http, HTTP_M_GET, "/admin/", 0, panel_route, site);
 	http_route(site->http, HTTP_M_GET, "/admin/space/add", 0, add_route, site);
 	http_route(site->http, HTTP_M_POST, "/admin/space/add", 0, add_route, site);
 	http_route(site->http, HTTP_M_GET, "/admin/space/edit/", 1, edit_route, site);

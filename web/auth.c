@@ -189,8 +189,7 @@ static void verify_done(uv_work_t *req, int status)
 
 static void verify(login_ctx *l)
 {
-	int rc =
-	    uv_queue_work(http_server_loop(l->base.site->http), &l->work, verify_work, verify_done);
+	int rc = uv_queue_work(l->base.site->loop, &l->work, verify_work, verify_done);
 
 	if (rc) {
 		login_cleanup(&l->base);
@@ -355,7 +354,7 @@ static void name_checked(const db_result *res, void *ud)
 		return;
 	}
 	r->work.data = r;
-	if (uv_queue_work(http_server_loop(w->site->http), &r->work, hash_work, hash_done))
+	if (uv_queue_work(w->site->loop, &r->work, hash_work, hash_done))
 		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
 }
 

@@ -27,7 +27,9 @@ static void cli_usage(FILE *f)
 	           "Creates a user of the website (an administrator with --admin).\n"
 	           "The password is the first line of standard input when it is not a\n"
 	           "terminal; otherwise it is asked for twice, without echo.\n"
-	           "The database URL may also come from DATABASE_URL.\n");
+	           "The database URL may also come from DATABASE_URL.\n"
+	           "\n"
+	           "Exit status: 0 created, 1 failed, 2 bad usage, 3 the name is taken.\n");
 }
 
 /* Reads one line without its newline. Returns its length, or -1 at EOF or when too long. */
@@ -226,10 +228,12 @@ int web_cli_user_add(int argc, char **argv)
 	insert_state st;
 	memset(&st, 0, sizeof(st));
 	if (insert_user(url, name, hash, admin, &st) || st.rc) {
-		if (st.rc == 2)
+		if (st.rc == 2) {
 			fprintf(stderr, "spaces-server: a user named '%s' already exists\n", name);
-		else
+			status = 3;
+		} else {
 			fprintf(stderr, "spaces-server: cannot create the user: %s\n", st.error);
+		}
 		goto out;
 	}
 	printf("Created %s '%s' (id %s).\n", admin ? "administrator" : "user", name, st.user_id);

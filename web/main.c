@@ -127,6 +127,9 @@ enum {
 	OPT_MIGRATIONS,
 	OPT_DB_POOL,
 	OPT_REQ_TIMEOUT,
+	OPT_UPLOAD_DIR,
+	OPT_PUBLIC_URL,
+	OPT_SECURE_COOKIES,
 };
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
@@ -138,6 +141,9 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"migrations", required_argument, NULL, OPT_MIGRATIONS},
 	    {"db-pool", required_argument, NULL, OPT_DB_POOL},
 	    {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
+	    {"upload-dir", required_argument, NULL, OPT_UPLOAD_DIR},
+	    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
+	    {"secure-cookies", no_argument, NULL, OPT_SECURE_COOKIES},
 	    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
 	    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
@@ -156,6 +162,15 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			break;
 		case OPT_MIGRATIONS:
 			cfg->migrations_dir = optarg;
+			break;
+		case OPT_UPLOAD_DIR:
+			cfg->web.upload_dir = optarg;
+			break;
+		case OPT_PUBLIC_URL:
+			cfg->web.public_url = optarg;
+			break;
+		case OPT_SECURE_COOKIES:
+			cfg->web.secure_cookies = 1;
 			break;
 		case OPT_DB_POOL:
 			if (parse_uint("db-pool", optarg, 64, &v) || v == 0)
@@ -296,6 +311,7 @@ int main(int argc, char **argv)
 	cfg.db_pool_size = 4;
 	web_options_default(&cfg.web);
 	cfg.web.client_dist_dir = SPACES_CLIENT_DIST_DIR;
+	cfg.web.upload_dir = "var/uploads";
 
 	if (argc > 1 && strcmp(argv[1], "user") == 0)
 		return web_cli_user_add(argc - 1, argv + 1);

@@ -70,6 +70,7 @@ web_ctx *web__ctx_new(web_site *site, http_request *req, size_t size)
 		return NULL;
 	}
 	w->site = site;
+	web__site_ref(site);
 	w->req = req;
 	req->on_abort = ctx_abort;
 	req->abort_ud = w;
@@ -87,7 +88,9 @@ void web__ctx_free(web_ctx *w)
 		w->req->abort_ud = NULL;
 	}
 	sodium_memzero(&w->sess, sizeof(w->sess));
+	web_site *site = w->site;
 	free(w);
+	web__site_unref(site);
 }
 
 int web__gone(web_ctx *w)
@@ -373,6 +376,7 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	if (!site)
 		return NULL;
 	site->http = http;
+	site->loop = http_server_loop(http);
 	site->io = io;
 	site->sp = sp;
 	site->db = db;
@@ -404,10 +408,12 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	web__auth_routes(site);
 	web__page_routes(site);
 	web__admin_routes(site);
+	web__admin_panel_routes(site);
 	web__submit_routes(site);
 	web__upload_routes(site);
 
-	uv_timer_init(http_server_loop(http), &site->cleanup);
+	site->refs = 2; /* the owner and the timer */
+	uv_timer_init(site->loop, &site->cleanup);
 	site->cleanup.data = site;
 	uv_timer_start(&site->cleanup, cleanup_tick, 5000, WEB_CLEANUP_INTERVAL_MS);
 	uv_unref((uv_handle_t *)&site->cleanup);
@@ -422,19 +428,8 @@ fail:
 	return NULL;
 }
 
-void web_site_close(web_site *site)
+static void site_destroy(web_site *site)
 {
-	if (!site || site->closed)
-		return;
-	site->closed = 1;
-	uv_timer_stop(&site->cleanup);
-	uv_close((uv_handle_t *)&site->cleanup, NULL);
-}
-
-void web_site_free(web_site *site)
-{
-	if (!site)
-		return;
 	web__static_free(site);
 	web_limiter_free(site->login_limiter);
 	free(site->client_dist_dir);
@@ -442,4 +437,37 @@ void web_site_free(web_site *site)
 	free(site->upload_dir);
 	free(site->public_url);
 	free(site);
+}
+
+void web__site_ref(web_site *site)
+{
+	site->refs++;
+}
+
+void web__site_unref(web_site *site)
+{
+	if (--site->refs == 0)
+		site_destroy(site);
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	web__site_unref(h->data);
+}
+
+void web_site_close(web_site *site)
+{
+	if (!site || site->closed)
+		return;
+	site->closed = 1;
+	uv_timer_stop(&site->cleanup);
+	uv_close((uv_handle_t *)&site->cleanup, timer_closed);
+}
+
+void web_site_free(web_site *site)
+{
+	if (!site)
+		return;
+	web_site_close(site);
+	web__site_unref(site);
 }

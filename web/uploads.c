@@ -74,7 +74,7 @@ static void rows_deleted(const db_result *res, void *ud)
 		return;
 	}
 	for (int i = 0; i < db_ntuples(res); i++)
-		remove_upload(http_server_loop(site->http), db_value(res, i, 0));
+		remove_upload(site->loop, db_value(res, i, 0));
 }
 
 /* The tokens as a PostgreSQL array literal: tokens are base64url, no quoting needed. */
@@ -98,7 +98,7 @@ void web__uploads_discard(web_site *site, const web_upload *ups, size_t n)
 	/* Files never recorded are removed directly; recorded ones with their rows. */
 	for (size_t i = 0; i < n; i++) {
 		if (ups[i].written)
-			remove_upload(http_server_loop(site->http), ups[i].path);
+			remove_upload(site->loop, ups[i].path);
 	}
 	if (token_array(&arr, ups, n) == 0) {
 		static const char sql[] = "DELETE FROM uploads WHERE token = ANY($1::text[])";
@@ -148,7 +148,7 @@ static void store_end(store_job *j, int rc)
 	if (rc || !w->req) {
 		for (size_t i = 0; i < j->n; i++) {
 			if (j->ups[i].written) {
-				remove_upload(http_server_loop(w->site->http), j->ups[i].path);
+				remove_upload(w->site->loop, j->ups[i].path);
 				j->ups[i].written = 0;
 			}
 		}
@@ -334,7 +334,7 @@ void web__uploads_store(web_ctx *w, web_upload *ups, size_t n, void (*done)(web_
 		return;
 	}
 	j->w = w;
-	j->loop = http_server_loop(w->site->http);
+	j->loop = w->site->loop;
 	j->ups = ups;
 	j->n = n;
 	j->done = done;
@@ -486,7 +486,7 @@ static void upload_found(const db_result *res, void *ud)
 	snprintf(s->content_type, sizeof(s->content_type), "%s", db_value(res, 0, 1));
 	s->size = (size_t)size;
 	s->fs.data = s;
-	if (uv_fs_open(http_server_loop(w->site->http), &s->fs, s->path, O_RDONLY, 0, file_opened))
+	if (uv_fs_open(w->site->loop, &s->fs, s->path, O_RDONLY, 0, file_opened))
 		web__respond(w, 404, "text/plain; charset=utf-8", NULL, "Not Found\n", 10);
 }
 
@@ -541,12 +541,14 @@ static void cleaned(const db_result *res, void *ud)
 	site->cleaning = 0;
 	if (!db_ok(res)) {
 		BASE_LOGW("web", "cleanup failed: %s", db_error(res));
-		return;
+	} else {
+		const db_result *up = db_tx_result(res, 0);
+
+		if (db_ntuples(up))
+			BASE_LOGI("web", "removing %d expired upload(s)", db_ntuples(up));
+		rows_deleted(up, site);
 	}
-	const db_result *up = db_tx_result(res, 0);
-	if (db_ntuples(up))
-		BASE_LOGI("web", "removing %d expired upload(s)", db_ntuples(up));
-	rows_deleted(up, site);
+	web__site_unref(site);
 }
 
 void web__cleanup_tick(web_site *site)
@@ -567,8 +569,10 @@ void web__cleanup_tick(web_site *site)
 	static const char sessions_sql[] = "DELETE FROM sessions WHERE expires_at < now()";
 	const char *p1[2] = {retention, grace};
 	db_stmt st[2] = {{uploads_sql, 2, p1}, {sessions_sql, 0, NULL}};
-	if (db_query_tx(site->db, st, 2, cleaned, site) == 0)
+	if (db_query_tx(site->db, st, 2, cleaned, site) == 0) {
 		site->cleaning = 1;
+		web__site_ref(site);
+	}
 }
 
 void web__upload_routes(web_site *site)

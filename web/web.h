@@ -68,13 +68,18 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
                        const web_options *o);
 
 /**
- * Stops the site's timers (expired uploads and sessions cleanup). Call it
- * when shutting down, before the loop's last run; requests in progress still
+ * Stops the site's timer (cleanup of expired uploads and sessions). Call it
+ * when shutting down, while the loop still runs; requests in progress still
  * finish.
  */
 void web_site_close(web_site *site);
 
-/** Frees the site, after the loop has stopped. NULL is allowed. */
+/**
+ * Releases the site (closing it first if needed). The memory goes once the
+ * last request in progress, file job or query of the site has ended, so this
+ * may be called from a close callback while queries are still pending (the
+ * database pool must outlive them). NULL is allowed.
+ */
 void web_site_free(web_site *site);
 
 /**
@@ -82,7 +87,8 @@ void web_site_free(web_site *site);
  * argv[0] is "user". Creates a user (an admin with --admin), applying the
  * migrations first. The password is the first line of standard input when
  * that is not a terminal, else it is asked twice without echo. Prints what
- * it did; returns the process exit status (0, 1 on failure, 2 on bad usage).
+ * it did; returns the process exit status: 0 created, 1 failed, 2 bad usage,
+ * 3 a user of that name (in any letter case) exists already.
  */
 int web_cli_user_add(int argc, char **argv);
 

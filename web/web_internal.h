@@ -156,6 +156,7 @@ typedef struct web_static_file web_static_file;
 
 struct web_site {
 	http_server *http;
+	uv_loop_t *loop;
 	sio_server *io;
 	sp_app *sp;
 	db_pool *db;
@@ -166,7 +167,17 @@ struct web_site {
 	uv_timer_t cleanup;
 	int cleaning;
 	int closed;
+	/*
+	 * Holders: the owner (until web_site_free), the cleanup timer (until
+	 * its close callback), each request context and each cleanup query.
+	 * The last one frees, so a query answered during shutdown never finds
+	 * the site gone.
+	 */
+	unsigned refs;
 };
+
+void web__site_ref(web_site *site);
+void web__site_unref(web_site *site);
 
 /* The logged-in user of a request, when there is one. */
 typedef struct {
@@ -273,8 +284,11 @@ void web__format_duration(base_buf *b, double s);
 /** A request as a card of the space page (spaces.js keeps it live). */
 void web__request_card(base_buf *b, const char *id, const char *status, int progress,
                        const char *prompt, const char *result_json, const char *created_at);
-/* admin.c */
+/* admin.c, admin_panel.c */
 void web__admin_routes(web_site *site);
+void web__admin_panel_routes(web_site *site);
+/** Labels of the four inputs a space may enable: prompt, audio, video, file. */
+extern const char *const web__input_labels[4];
 /* submit.c */
 void web__submit_routes(web_site *site);
 /* uploads.c */

@@ -298,22 +298,26 @@ static int report(lg *g)
 		lg_fail(g, "no reply at all");
 	int ok = !g->fail[0];
 
-	printf("RESULT tag=%s scenario=%s server=%s client=%s upgrade=%d conns=%u window=%u size=%zu "
-	       "duration_s=%.3f "
-	       "sent=%llu "
-	       "msgs=%llu lost=%llu dup=%llu bad=%llu failed=%u dropped=%llu rate=%.1f "
-	       "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f "
-	       "cpu_client_pct=%.1f cpu_server_pct=%.1f connect_rate=%.1f rss_before_kb=%ld "
-	       "rss_after_kb=%ld rss_per_conn_b=%ld client_rss_kb=%ld",
-	       cf->tag, lg_scenario_name(cf->scenario), cf->server_name,
-	       cf->raw ? "raw" : cf->tx_batch ? "lws" : "lws-tx", cf->upgrade, cf->conns,
-	       run ? cf->window : 0, cf->size, span, (unsigned long long)g->sent,
-	       (unsigned long long)msgs, (unsigned long long)g->lost, (unsigned long long)g->dup,
-	       (unsigned long long)g->bad, g->failed, (unsigned long long)g->dropped, rate,
-	       us(lg_hist_quantile(h, 0.5)), us(lg_hist_quantile(h, 0.9)),
-	       us(lg_hist_quantile(h, 0.99)), us(lg_hist_quantile(h, 0.999)),
-	       us(h->count ? h->max : 0), h->count ? us(h->sum / h->count) : 0.0, cpu_pct, scpu_pct,
-	       conn_rate, g->rss_before, g->rss_after, per_conn, g->rss_client);
+	printf(
+	    "RESULT tag=%s scenario=%s server=%s client=%s upgrade=%d conns=%u window=%u size=%zu "
+	    "duration_s=%.3f "
+	    "sent=%llu "
+	    "msgs=%llu lost=%llu dup=%llu bad=%llu failed=%u dropped=%llu rate=%.1f "
+	    "p50_us=%.1f p90_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f mean_us=%.1f "
+	    "cpu_client_pct=%.1f cpu_server_pct=%.1f connect_rate=%.1f rss_before_kb=%ld "
+	    "rss_after_kb=%ld rss_per_conn_b=%ld client_rss_kb=%ld",
+	    cf->tag, lg_scenario_name(cf->scenario), cf->server_name,
+	    cf->raw        ? "raw"
+	    : cf->tx_batch ? "lws"
+	                   : "lws-tx",
+	    cf->upgrade, cf->conns, run ? cf->window : 0, cf->size, span,
+	    (unsigned long long)g->sent, (unsigned long long)msgs, (unsigned long long)g->lost,
+	    (unsigned long long)g->dup, (unsigned long long)g->bad, g->failed,
+	    (unsigned long long)g->dropped, rate, us(lg_hist_quantile(h, 0.5)),
+	    us(lg_hist_quantile(h, 0.9)), us(lg_hist_quantile(h, 0.99)),
+	    us(lg_hist_quantile(h, 0.999)), us(h->count ? h->max : 0),
+	    h->count ? us(h->sum / h->count) : 0.0, cpu_pct, scpu_pct, conn_rate, g->rss_before,
+	    g->rss_after, per_conn, g->rss_client);
 	if (bc)
 		printf(
 		    " deliveries=%llu delivery_rate=%.1f delivery_p50_us=%.1f delivery_p99_us=%.1f",

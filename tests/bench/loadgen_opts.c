@@ -243,7 +243,8 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 	}
 	cf->scenario = (lg_scenario)scenario;
 	if (cf->raw && (cf->upgrade || !cf->tx_batch)) {
-		fprintf(stderr, "bench-loadgen: --client raw goes with neither --upgrade nor --tx lws\n");
+		fprintf(stderr,
+		        "bench-loadgen: --client raw goes with neither --upgrade nor --tx lws\n");
 		return -1;
 	}
 	/*

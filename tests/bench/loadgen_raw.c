@@ -37,10 +37,11 @@ struct lg_raw {
 	int fd;
 	int connected;
 	int upgraded;
-	int events;    /* what the poll handle watches */
-	char *rb;      /* bytes read, not yet a whole frame */
+	int events; /* what the poll handle watches */
+	char *rb;   /* the start of an incomplete frame, kept between reads */
 	size_t rb_len, rb_cap;
-	char *wq;      /* bytes not yet written */
+	size_t need; /* the whole of that frame, once its header has arrived */
+	char *wq;    /* bytes not yet written */
 	size_t wq_len, wq_cap;
 };
 
@@ -171,17 +172,18 @@ static int control(lg_conn *c, unsigned opcode, const char *p, size_t n)
 }
 
 /*
- * Parses whole server frames from r->rb. Returns bytes consumed, or -1 to
- * drop the connection (with *why set).
+ * Parses whole server frames from b[0..len). Returns bytes consumed, or -1 to
+ * drop the connection (with *why set). *need is the size of an incomplete
+ * frame at the end, so the next read can make room for all of it.
  */
-static ssize_t frames(lg_conn *c, const char **why)
+static ssize_t frames(lg_conn *c, const unsigned char *b, size_t len_all, size_t *need,
+                      const char **why)
 {
-	struct lg_raw *r = c->raw;
-	const unsigned char *b = (const unsigned char *)r->rb;
 	size_t off = 0;
-	while (c->raw && r->rb_len - off >= 2) {
+	*need = 0;
+	while (c->raw && len_all - off >= 2) {
 		const unsigned char *h = b + off;
-		size_t avail = r->rb_len - off, hl = 2;
+		size_t avail = len_all - off, hl = 2;
 		uint64_t len = h[1] & 0x7f;
 		unsigned fin = h[0] >> 7, op = h[0] & 0x0f;
 		if ((h[0] & 0x70) || (h[1] & 0x80)) {
@@ -206,11 +208,7 @@ static ssize_t frames(lg_conn *c, const char **why)
 			return -1;
 		}
 		if (avail - hl < len) {
-			/* Make room for the whole frame in one go. */
-			if (grow(&r->rb, &r->rb_cap, off + hl + len + RAW_READ)) {
-				*why = "out of memory";
-				return -1;
-			}
+			*need = hl + (size_t)len;
 			break;
 		}
 		const char *pl = (const char *)h + hl;
@@ -224,7 +222,7 @@ static ssize_t frames(lg_conn *c, const char **why)
 				break;
 			}
 			c->rx_bin = op == 0x2;
-			/* fall through: the first fragment of a message */
+			__attribute__((fallthrough)); /* the first fragment of a message */
 		case 0x0:
 			if (lg_conn_rx_append(c, pl, (size_t)len))
 				rc = -1;
@@ -255,34 +253,63 @@ static ssize_t frames(lg_conn *c, const char **why)
 }
 
 /* The 101 response: checked, then consumed. Returns bytes used, 0, or -1. */
-static ssize_t handshake(lg_conn *c)
+static ssize_t handshake(lg_conn *c, const char *p, size_t len)
 {
-	struct lg_raw *r = c->raw;
-	const char *end = memmem(r->rb, r->rb_len, "\r\n\r\n", 4);
+	const char *end = memmem(p, len, "\r\n\r\n", 4);
 	if (!end)
-		return r->rb_len > 16384 ? -1 : 0;
-	size_t n = (size_t)(end + 4 - r->rb);
-	if (r->rb_len < 12 || memcmp(r->rb, "HTTP/1.1 101", 12) != 0 ||
-	    !memmem(r->rb, n, RAW_ACCEPT, sizeof(RAW_ACCEPT) - 1))
+		return len > 16384 ? -1 : 0;
+	size_t n = (size_t)(end + 4 - p);
+	if (len < 12 || memcmp(p, "HTTP/1.1 101", 12) != 0 ||
+	    !memmem(p, n, RAW_ACCEPT, sizeof(RAW_ACCEPT) - 1))
 		return -1;
-	r->upgraded = 1;
+	c->raw->upgraded = 1;
 	c->state = LG_CS_WS;
 	return (ssize_t)n;
 }
 
+/* The kernel's receive time of what recvmsg just read, on uv_hrtime's clock. */
+static uint64_t rx_time(struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			int64_t t =
+			    (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec - real_minus_mono();
+			return t > 0 ? (uint64_t)t : 0;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Reads go to one shared buffer; only the tail of an incomplete frame is
+ * kept per connection (so 10,000 idle receivers hold no read buffers).
+ */
 static void on_readable(lg_conn *c)
 {
+	static char shared[RAW_READ];
 	lg *g = c->lg;
 	struct lg_raw *r = c->raw;
 	const char *why = "connection closed by the server";
 	/* A few reads per turn, so one busy connection does not starve others. */
 	for (int round = 0; round < 4 && c->raw; round++) {
-		if (grow(&r->rb, &r->rb_cap, r->rb_len + RAW_READ)) {
-			why = "out of memory";
-			goto gone;
+		int own = r->rb_len > 0;
+		char *dst = shared;
+		size_t room = sizeof(shared);
+		if (own) {
+			size_t want = r->rb_len + RAW_READ;
+			if (r->need > want)
+				want = r->need;
+			if (grow(&r->rb, &r->rb_cap, want)) {
+				why = "out of memory";
+				goto gone;
+			}
+			dst = r->rb + r->rb_len;
+			room = r->rb_cap - r->rb_len;
 		}
 		char cbuf[CMSG_SPACE(sizeof(struct timespec))];
-		struct iovec iov = {r->rb + r->rb_len, r->rb_cap - r->rb_len};
+		struct iovec iov = {dst, room};
 		struct msghdr mh = {.msg_iov = &iov,
 		                    .msg_iovlen = 1,
 		                    .msg_control = cbuf,
@@ -294,20 +321,12 @@ static void on_readable(lg_conn *c)
 			why = "read error";
 		if (n <= 0)
 			goto gone;
-		r->rb_len += (size_t)n;
-		g->rx_now = 0;
-		for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm)) {
-			if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
-				struct timespec ts;
-				memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
-				int64_t t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec -
-				            real_minus_mono();
-				g->rx_now = t > 0 ? (uint64_t)t : 0;
-			}
-		}
-		size_t off = 0;
+		const char *data = own ? r->rb : shared;
+		size_t len = own ? r->rb_len + (size_t)n : (size_t)n;
+		size_t off = 0, need = 0;
+		g->rx_now = rx_time(&mh);
 		if (!r->upgraded) {
-			ssize_t k = handshake(c);
+			ssize_t k = handshake(c, data, len);
 			if (k < 0) {
 				why = "WebSocket handshake refused";
 				goto gone;
@@ -315,23 +334,33 @@ static void on_readable(lg_conn *c)
 			off = (size_t)k;
 		}
 		if (r->upgraded) {
-			memmove(r->rb, r->rb + off, r->rb_len - off);
-			r->rb_len -= off;
-			ssize_t k = frames(c, &why);
+			ssize_t k =
+			    frames(c, (const unsigned char *)data + off, len - off, &need, &why);
 			if (k < 0)
 				goto gone;
-			if (!c->raw)
-				return; /* dropped while handling a message */
-			memmove(r->rb, r->rb + k, r->rb_len - (size_t)k);
-			r->rb_len -= (size_t)k;
+			off += (size_t)k;
 		}
 		g->rx_now = 0;
-		if (r->rb_len == 0 && r->rb_cap > 4 * RAW_READ) {
+		if (!c->raw)
+			return; /* dropped while handling a message */
+		size_t rest = len - off;
+		r->need = need;
+		if (rest == 0) {
 			free(r->rb);
 			r->rb = NULL;
-			r->rb_cap = 0;
+			r->rb_len = r->rb_cap = 0;
+		} else if (!own) {
+			if (grow(&r->rb, &r->rb_cap, rest > need ? rest : need)) {
+				why = "out of memory";
+				goto gone;
+			}
+			memcpy(r->rb, data + off, rest);
+			r->rb_len = rest;
+		} else {
+			memmove(r->rb, r->rb + off, rest);
+			r->rb_len = rest;
 		}
-		if ((size_t)n < iov.iov_len)
+		if ((size_t)n < room)
 			return; /* the socket is empty */
 	}
 	return;
@@ -358,11 +387,12 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		}
 		r->connected = 1;
 		char req[256];
-		int n = snprintf(req, sizeof(req),
-		                 "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
-		                 "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-		                 "Sec-WebSocket-Key: " RAW_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		                 c->lg->cfg.host, c->lg->cfg.port);
+		int n =
+		    snprintf(req, sizeof(req),
+		             "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
+		             "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+		             "Sec-WebSocket-Key: " RAW_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+		             c->lg->cfg.host, c->lg->cfg.port);
 		if (lg_raw_send(c, req, (size_t)n) || drain(c))
 			lg_raw_fail(c, "cannot send the upgrade request");
 		return;

@@ -394,6 +394,8 @@ def scenario_rows(stats, servers):
             bc = tag.startswith("bcast")
             unit = "broadcasts/s" if bc else (
                 "connections/s" if tag.startswith("connect") else "round trips/s")
+            if first and st.rows and st.rows[0].get("client") == "raw":
+                title += " [raw client]"
             rows.append([
                 title if first else "",
                 SERVER_TITLES.get(s, s),
@@ -500,7 +502,9 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
     add("")
     add("Generator ceiling: the same figure against `bench-limit` (below), and whether that")
     add("is past the target (target × Node), i.e. whether this load generator on this")
-    add("machine can show the target being met at all.")
+    add("machine can show the target being met at all. Where the limit server's own core is")
+    add("the busy one (broadcasts: one `send()` per receiving socket), that figure is the")
+    add("machine's floor rather than the generator's.")
     add("")
     add("## Throughput and latency")
     add("")

@@ -188,6 +188,10 @@ def site():
     s = None
     try:
         server = _start(pg, upload_dir)
+        r = requests.get(server.url.rstrip("/") + "/login", timeout=10)
+        if r.status_code != 200:
+            pytest.fail("GET /login answers %d: the web layer (web_site_new) is not wired "
+                        "into spaces-server" % r.status_code)
         s = Site(pg, server, upload_dir)
         yield s
         s.close()
@@ -291,7 +295,7 @@ def test_cli_user_add_errors(site):
     argv = harness.spaces_server_command() + ["user", "add", name, "--database-url",
                                               site.pg.url]
     out = subprocess.run(argv, input="pw\n", capture_output=True, text=True, timeout=60)
-    assert out.returncode == 1 and "already exists" in out.stderr
+    assert out.returncode == 3 and "already exists" in out.stderr
     argv[3] = "bad name"
     out = subprocess.run(argv, input="pw\n", capture_output=True, text=True, timeout=60)
     assert out.returncode == 2

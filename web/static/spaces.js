@@ -222,6 +222,7 @@
         var e = early[j.request_id];
         if (e) { delete early[j.request_id]; apply(j.request_id, e.u); }
         if (socket && socket.connected) socket.emit("follow_request", j.request_id);
+        refresh(j.request_id); /* its real status (it may be with the app already) */
         var files = form.querySelectorAll("input[type=file]");
         for (var i = 0; i < files.length; i++) files[i].value = "";
       })

@@ -104,18 +104,14 @@ sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
 	return app;
 }
 
-static void sweep_closed(uv_handle_t *h)
-{
-	sp_app *app = h->data;
-	free(app);
-}
-
 void sp_app_close(sp_app *app)
 {
 	if (app->closed)
 		return;
+	/* From now on nothing is sent to sockets: the Socket.IO server is going
+	 * away, while answers of queries already made may still arrive. */
 	app->closed = 1;
-	uv_timer_stop(&app->sweep);
+	uv_close((uv_handle_t *)&app->sweep, NULL);
 }
 
 void sp_app_free(sp_app *app)
@@ -133,6 +129,5 @@ void sp_app_free(sp_app *app)
 		}
 		free(sp);
 	}
-	app->sweep.data = app;
-	uv_close((uv_handle_t *)&app->sweep, sweep_closed);
+	free(app);
 }

@@ -106,7 +106,7 @@ static void drained(const db_result *res, void *ud)
 
 void sp__drain(sp_app *app, const char *space_id)
 {
-	sp_conn *c = sp__least_busy(app, space_id);
+	sp_conn *c = app->closed ? NULL : sp__least_busy(app, space_id);
 	if (!c)
 		return;
 	drain_ctx *d = calloc(1, sizeof(*d));

@@ -171,6 +171,8 @@ static void emit_space_state(sp_app *app, sio_socket *to, const char *space_id)
 
 void sp__space_state(sp_app *app, const char *space_id)
 {
+	if (app->closed)
+		return;
 	emit_space_state(app, NULL, space_id);
 }
 

@@ -36,8 +36,15 @@ void sp_options_default(sp_options *o);
  * "queued" (their apps are gone). Returns NULL on ENOMEM.
  */
 sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts);
-/** Stops timers and forgets every app; call before the loop stops. */
+/**
+ * Stops the timers; afterwards nothing more is sent to sockets. Call it
+ * before the Socket.IO server is freed.
+ */
 void sp_app_close(sp_app *app);
+/**
+ * Frees the application once no database answer can come any more: after
+ * the pool has closed (its close callback, or after the loop ended).
+ */
 void sp_app_free(sp_app *app);
 
 /** Number of apps connected (and registered) for a space, in this process. */

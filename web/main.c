@@ -252,6 +252,9 @@ static void on_db_closed(db_pool *pool, void *ud)
 	web_app *app = ud;
 	db_pool_free(pool);
 	app->db = NULL;
+	/* No database answer can come now: the application may go. */
+	sp_app_free(app->sp);
+	app->sp = NULL;
 	uv_close((uv_handle_t *)&app->sigterm, NULL);
 	uv_close((uv_handle_t *)&app->sigint, NULL);
 }
@@ -261,8 +264,6 @@ static void on_http_closed(void *ud)
 	web_app *app = ud;
 	sio_server_free(app->io);
 	app->io = NULL;
-	sp_app_free(app->sp);
-	app->sp = NULL;
 	web_site_free(app->site);
 	app->site = NULL;
 	db_pool_close(app->db, on_db_closed, app);

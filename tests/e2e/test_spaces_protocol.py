@@ -80,7 +80,7 @@ class Env:
         """A Socket.IO client on /spaces with the site's session cookie."""
         argv = [os.path.abspath(__file__), "--browser-child", self.server.url]
         if cookie:
-            argv += ["--cookie", cookie]
+            argv.append("--cookie=" + cookie)
         c = self._child(argv, name)
         c.wait_event("ready", timeout=10)
         return c
@@ -794,7 +794,7 @@ def test_integration_script_e2e(env):
     argv = [INTEGRATION, "--mode", "e2e", "--host", env.server.url, "--space", name,
             "--username", user.name, "--password", user.password]
     if not env.site.accounts_over_http():
-        argv += ["--session-cookie", user.cookie]
+        argv.append("--session-cookie=" + user.cookie)
     child = env._child(argv, "test_integration")
     code = child.wait_exit(60)
     out = child.output()

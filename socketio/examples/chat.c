@@ -11,6 +11,7 @@
  * 3. A middleware decides who may connect.
  * 4. Event handlers get the arguments as the JSON text the client sent.
  * 5. Rooms and broadcasts send one encoding to many sockets.
+ * 6. SIGTERM or SIGINT shuts down cleanly: sessions closed, memory freed.
  */
 #define _GNU_SOURCE /* memmem */
 #include <stdio.h>
@@ -86,6 +87,32 @@ static void on_disconnect(sio_socket *s, const char *reason, void *ud)
 	printf("%s left: %s\n", sio_socket_id(s), reason);
 }
 
+/* 6. Shutting down: close every session, then the HTTP server; free the
+ * Socket.IO server once the HTTP server's handles are closed. */
+typedef struct {
+	http_server *http;
+	sio_server *io;
+	uv_signal_t sigterm, sigint;
+} chat_app;
+
+static void on_http_closed(void *ud)
+{
+	chat_app *app = ud;
+	sio_server_free(app->io);
+	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	uv_close((uv_handle_t *)&app->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	(void)signum;
+	chat_app *app = h->data;
+	uv_signal_stop(&app->sigterm);
+	uv_signal_stop(&app->sigint);
+	sio_server_close_all(app->io);
+	http_server_close(app->http, on_http_closed, app);
+}
+
 int main(int argc, char **argv)
 {
 	int port = argc > 2 && strcmp(argv[1], "--port") == 0 ? atoi(argv[2]) : 3000;
@@ -111,7 +138,15 @@ int main(int argc, char **argv)
 
 	if (http_server_listen(http, "127.0.0.1", port))
 		return 1;
-	printf("chat on http://127.0.0.1:%d/\n", port);
+	chat_app app = {http, io, {0}, {0}};
+	uv_signal_init(loop, &app.sigterm);
+	uv_signal_init(loop, &app.sigint);
+	app.sigterm.data = app.sigint.data = &app;
+	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
+	uv_signal_start(&app.sigint, on_signal, SIGINT);
+	printf("chat on http://127.0.0.1:%d/\n", http_server_port(http));
 	fflush(stdout);
-	return uv_run(loop, UV_RUN_DEFAULT);
+	uv_run(loop, UV_RUN_DEFAULT);
+	http_server_free(http);
+	return uv_loop_close(loop) == 0 ? 0 : 1;
 }

@@ -78,6 +78,26 @@ def wait_until(what, fn, timeout, interval=0.1):
         time.sleep(interval)
 
 
+def wait_all(pg, ids, ok_statuses, timeout, what):
+    """Polls until every id has a status in ok_statuses; returns
+    {id: status}. On timeout, says which did not and how they look."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = statuses(pg, ids)
+        bad = [r for r in ids if found.get(r) not in ok_statuses]
+        if not bad:
+            return found
+        if time.monotonic() >= deadline:
+            rows = pg.sql(
+                "SELECT id, status, attempts, coalesce(connection_id, '-'), "
+                "coalesce(result::text, '-'), created_at, updated_at FROM requests "
+                "WHERE id = ANY(:'ids')", ids="{%s}" % ",".join(bad[:20]))
+            raise AssertionError("%s: %d of %d not %s within %.0f s: %s" % (
+                what, len(bad), len(ids), "/".join(ok_statuses), timeout,
+                "\n".join("\t".join(r) for r in rows)))
+        time.sleep(0.2)
+
+
 class Load:
     """Users submitting to a space in threads, each every ``period`` s;
     remembers every accepted request id with the time it was accepted."""
@@ -189,9 +209,7 @@ def test_sigkill_server_with_requests_in_flight(cluster):
         app.wait_event("inference_request", timeout=10, start=i_reg,
                        pred=lambda e, r=rid: e["data"]["request_id"] == r)
     app.send({"op": "auto_answer", "on": True})
-    final = wait_until("every accepted request completed",
-                       lambda: (lambda s: s if all(s.get(r) == "completed" for r in accepted)
-                                else None)(statuses(pg, accepted)), timeout=30)
+    final = wait_all(pg, accepted, ("completed",), 30, "every accepted request completed")
     assert len(final) == len(accepted)
     body = site.wait_status(held[0])
     assert body["result"] == {"text_output": "before the crash"}, body
@@ -256,9 +274,7 @@ def test_postgres_restart_under_load(cluster):
         len(missing), missing[:5])
     # Every request ends (completed, or failed when its answer was lost with
     # the database connection and it timed out).
-    final = wait_until("every accepted request finished",
-                       lambda: (lambda s: s if all(s.get(r) in TERMINAL for r in accepted)
-                                else None)(statuses(pg, accepted)), timeout=30, interval=0.5)
+    final = wait_all(pg, accepted, TERMINAL, 30, "every accepted request finished")
     not_completed = [r for r in after if final[r] != "completed"]
     assert not not_completed, "requests accepted after the recovery did not complete: %r" % (
         [(r, final[r]) for r in not_completed[:5]],)

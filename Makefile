@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBUG_DIR ?= build/debug
 RELEASE_DIR ?= build/release
 
-.PHONY: all deps build release test run format check-format clean
+.PHONY: all deps build release test run bench bench-quick format check-format clean
 
 all: build
 
@@ -23,6 +23,12 @@ test: build
 
 run: release
 	@ci/run.sh $(RELEASE_DIR)
+
+bench: release
+	@tests/bench/run.sh full
+
+bench-quick: release
+	@tests/bench/run.sh quick
 
 format:
 	@ci/format.sh fix

@@ -246,6 +246,12 @@ static void swept(const db_result *res, void *ud)
 {
 	sp_app *app = ud;
 	app->sweeping = 0;
+	/* A safety net under the event-driven dispatch: requests that became
+	 * queued while no drain could see them (start-up recovery racing a
+	 * register, a failed query) reach an app within a sweep. */
+	for (sp_space *sp = app->spaces; sp && !app->closed; sp = sp->next)
+		if (sp->n_apps)
+			sp__drain(app, sp->id);
 	if (!db_ok(res)) {
 		BASE_LOGW("spaces", "deadline sweep failed: %s", db_error(res));
 		return;

@@ -286,7 +286,7 @@ void sio_refuse(sio_socket *s, const char *message, const char *data_json)
 		base_buf_free(&b);
 		s->state = SIO_SOCK_DISCONNECTED;
 		socket_detach(s);
-		sio__socket_unref(s);
+		s->refs--; /* the connection's; the middleware's still holds s */
 	}
 	sio__socket_unref(s);
 }
@@ -345,7 +345,7 @@ void sio__socket_closed(sio_socket *s, const char *reason)
 	}
 	/* A socket still in a middleware lives on until sio_next / sio_refuse. */
 	socket_detach(s);
-	sio__socket_unref(s);
+	s->refs--; /* the connection's reference; ours still holds s */
 	sio__socket_unref(s);
 }
 

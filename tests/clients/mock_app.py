@@ -46,6 +46,8 @@ class MockApp:
             reconnection_attempts=5,
             reconnection_delay=1,
             reconnection_delay_max=5,
+            logger=args.debug,
+            engineio_logger=args.debug,
         )
         self.queue = queue.Queue()
         self.pending = 0  # received and not answered yet
@@ -209,7 +211,13 @@ class MockApp:
         except socketio.exceptions.ConnectionError as e:
             print("✗ Connection failed: %s" % (e,))
             return 1
-        self.sio.wait()
+        while True:
+            self.sio.wait()
+            # python-socketio 5.7's wait() also returns when a reconnection
+            # succeeds within the one second it sleeps after a drop: only a
+            # client that is really disconnected has given up.
+            if self.stopping or self.failed or not self.sio.connected:
+                break
         if self.stopping:
             return 0
         if self.failed:
@@ -239,6 +247,7 @@ def main():
     p.add_argument("--legacy-result", action="store_true",
                    help='answer with the older {"success": true|false} form')
     p.add_argument("--transports", default="websocket,polling")
+    p.add_argument("--debug", action="store_true", help="log Socket.IO and Engine.IO traffic")
     args = p.parse_args()
 
     app = MockApp(args)

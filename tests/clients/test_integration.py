@@ -68,8 +68,11 @@ def run_client(args):
     stop = threading.Event()
     if args.duration:
         threading.Timer(args.duration, stop.set).start()
+    # Served until Ctrl+C, --duration, or the connection is lost for good
+    # (after the client's own reconnection attempts).
+    threading.Thread(target=lambda: (client.wait(), stop.set()), daemon=True).start()
     try:
-        while not stop.is_set() and client.sio.connected:
+        while not stop.is_set():
             stop.wait(0.2)
     except KeyboardInterrupt:
         pass

@@ -228,7 +228,12 @@ class WebSocketSpacesClient:
 
     def wait(self):
         """Blocks while the connection (with its reconnections) lasts."""
-        self.sio.wait()
+        while True:
+            self.sio.wait()
+            # python-socketio 5.7's wait() also returns when a reconnection
+            # succeeds within the second it sleeps after a drop.
+            if not self.sio.connected:
+                return
 
     def disconnect(self):
         self._registered.clear()

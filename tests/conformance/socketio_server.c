@@ -15,6 +15,14 @@
  * middleware wanting auth {"token":"secret"}; dynamic namespaces
  * "/dyn-<digits>". Their arguments are read with jansson: this is a test
  * program, not a hot path.
+ *
+ * OURS only (tests/e2e/socketio_extras.test.js; the C API beyond what the
+ * reference suite sees): the namespace "/any" records what its catch-all
+ * listeners see, in and out ("any-log" acks with both lists); dynamic
+ * namespaces by pattern "/pat-*"; an adapter on "/" that records every
+ * broadcast it would send to other nodes ("adapter-log" acks with the
+ * packets) and "adapter-deliver"(room, packet) that feeds a packet in as if
+ * another node had sent it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -301,6 +309,94 @@ static void setup_dyn(sio_namespace *nsp, void *ud)
 	sio_on_connection(nsp, emit_auth, NULL);
 }
 
+/* ---- OURS ---------------------------------------------------------------- */
+
+static json_t *g_any_in, *g_any_out, *g_adapter_log;
+
+static void record_any(const sio_event *ev, void *ud)
+{
+	json_t *list = ud;
+	json_array_append_new(list, json_stringn(ev->name.base, ev->name.len));
+}
+
+static void on_any_log(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	json_t *o = json_pack("{s:O,s:O}", "in", g_any_in, "out", g_any_out);
+	ack_json(ev, o);
+	json_decref(o);
+}
+
+static void on_any_echo(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	sio_emit(ev->socket, "echoed", ev->args, ev->attachments, ev->n_attachments);
+}
+
+static void any_connected(sio_socket *s, void *ud)
+{
+	(void)ud;
+	sio_emit_str(s, "hello-any", "1");
+}
+
+static void adapter_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
+                              const base_slice *atts, size_t n_atts, void *ud)
+{
+	(void)nsp;
+	(void)atts;
+	(void)ud;
+	json_t *rooms = json_array();
+	for (unsigned i = 0; i < b->n_rooms; i++)
+		json_array_append_new(rooms, json_string(b->rooms[i]));
+	json_array_append_new(g_adapter_log,
+	                      json_pack("{s:s%,s:o,s:i}", "packet", packet.base, packet.len,
+	                                "rooms", rooms, "attachments", (int)n_atts));
+}
+
+static void on_adapter_log(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	ack_json(ev, g_adapter_log);
+}
+
+static void on_adapter_deliver(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	json_t *a = args_array(ev);
+	const char *room = json_string_value(json_array_get(a, 0));
+	const char *packet = json_string_value(json_array_get(a, 1));
+	int n = -1;
+	if (room && packet) {
+		sio_bcast b;
+		sio_bcast_init(&b, sio_socket_namespace(ev->socket));
+		sio_bcast_to(&b, room);
+		n = sio_adapter_deliver(&b, (base_slice){packet, strlen(packet)}, NULL, 0);
+	}
+	json_t *r = json_integer(n);
+	ack_json(ev, r);
+	json_decref(r);
+	json_decref(a);
+}
+
+static void setup_ours(void)
+{
+	g_any_in = json_array();
+	g_any_out = json_array();
+	g_adapter_log = json_array();
+	sio_namespace *any = sio_of(g_sio, "/any");
+	sio_on_any(any, record_any, g_any_in);
+	sio_on_any_outgoing(any, record_any, g_any_out);
+	sio_on(any, "any-log", on_any_log, NULL);
+	sio_on(any, "echo", on_any_echo, NULL);
+	sio_on_connection(any, any_connected, NULL);
+	sio_dynamic(g_sio, "/pat-*", NULL, setup_dyn, NULL);
+	sio_namespace *root = sio_of(g_sio, "/");
+	sio_adapter ad = {adapter_broadcast, NULL};
+	sio_set_adapter(root, &ad);
+	sio_on(root, "adapter-log", on_adapter_log, NULL);
+	sio_on(root, "adapter-deliver", on_adapter_deliver, NULL);
+}
+
 static void stop(void *ud)
 {
 	(void)ud;
@@ -311,6 +407,9 @@ static void free_app(void *ud)
 {
 	(void)ud;
 	sio_server_free(g_sio);
+	json_decref(g_any_in);
+	json_decref(g_any_out);
+	json_decref(g_adapter_log);
 }
 
 static int usage(void)
@@ -376,6 +475,7 @@ int main(int argc, char **argv)
 	sio_use(priv, private_middleware, NULL);
 	sio_on_connection(priv, emit_auth, NULL);
 	sio_dynamic(g_sio, NULL, match_dyn, setup_dyn, NULL);
+	setup_ours();
 
 	int rc = http_server_listen(g_http, "127.0.0.1", port);
 	if (rc) {

@@ -78,7 +78,7 @@ def wait_until(what, fn, timeout, interval=0.1):
         time.sleep(interval)
 
 
-def wait_all(pg, ids, ok_statuses, timeout, what):
+def wait_all(pg, ids, ok_statuses, timeout, what, context=None):
     """Polls until every id has a status in ok_statuses; returns
     {id: status}. On timeout, says which did not and how they look."""
     deadline = time.monotonic() + timeout
@@ -92,9 +92,9 @@ def wait_all(pg, ids, ok_statuses, timeout, what):
                 "SELECT id, status, attempts, coalesce(connection_id, '-'), "
                 "coalesce(result::text, '-'), created_at, updated_at FROM requests "
                 "WHERE id = ANY(:'ids')", ids="{%s}" % ",".join(bad[:20]))
-            raise AssertionError("%s: %d of %d not %s within %.0f s: %s" % (
+            raise AssertionError("%s: %d of %d not %s within %.0f s:\n%s\n%s" % (
                 what, len(bad), len(ids), "/".join(ok_statuses), timeout,
-                "\n".join("\t".join(r) for r in rows)))
+                "\n".join("\t".join(r) for r in rows), context() if context else ""))
         time.sleep(0.2)
 
 
@@ -209,7 +209,9 @@ def test_sigkill_server_with_requests_in_flight(cluster):
         app.wait_event("inference_request", timeout=10, start=i_reg,
                        pred=lambda e, r=rid: e["data"]["request_id"] == r)
     app.send({"op": "auto_answer", "on": True})
-    final = wait_all(pg, accepted, ("completed",), 30, "every accepted request completed")
+    final = wait_all(pg, accepted, ("completed",), 30, "every accepted request completed",
+                     lambda: "--- mock_app ---\n%s\n--- server stderr ---\n%s" % (
+                         mock.output()[-4000:], server.stderr()[-6000:]))
     assert len(final) == len(accepted)
     body = site.wait_status(held[0])
     assert body["result"] == {"text_output": "before the crash"}, body
@@ -274,7 +276,9 @@ def test_postgres_restart_under_load(cluster):
         len(missing), missing[:5])
     # Every request ends (completed, or failed when its answer was lost with
     # the database connection and it timed out).
-    final = wait_all(pg, accepted, TERMINAL, 30, "every accepted request finished")
+    final = wait_all(pg, accepted, TERMINAL, 30, "every accepted request finished",
+                     lambda: "--- mock_app ---\n%s\n--- server stderr ---\n%s" % (
+                         mock.output()[-4000:], server.stderr()[-6000:]))
     not_completed = [r for r in after if final[r] != "completed"]
     assert not not_completed, "requests accepted after the recovery did not complete: %r" % (
         [(r, final[r]) for r in not_completed[:5]],)

@@ -90,10 +90,9 @@ start_server() {
 	taskset -c "$SERVER_CPU" "${NICE[@]}" ${SERVER_CMD[$name]} --port 0 >"$out" 2>>"$OUT/server-$name.err" &
 	SERVER_PID=$!
 	for _ in $(seq 1 200); do
-		if grep -q '^listening' "$out" 2>/dev/null; then
-			PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' "$out")
-			return 0
-		fi
+		# The whole line, pid included: a half-written one has no port yet.
+		PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9][0-9]*\) pid [0-9][0-9]*$/\1/p' "$out" 2>/dev/null)
+		[ -z "$PORT" ] || return 0
 		kill -0 "$SERVER_PID" 2>/dev/null || break
 		sleep 0.05
 	done

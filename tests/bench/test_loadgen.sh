@@ -35,10 +35,9 @@ start_server() {
 	node "$@" --port 0 >"$TMP/server.out" 2>"$TMP/server.err" &
 	SERVER_PID=$!
 	for _ in $(seq 1 100); do
-		if grep -q '^listening' "$TMP/server.out" 2>/dev/null; then
-			PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' "$TMP/server.out")
-			return 0
-		fi
+		PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9][0-9]*\) pid [0-9][0-9]*$/\1/p' \
+			"$TMP/server.out" 2>/dev/null)
+		[ -z "$PORT" ] || return 0
 		sleep 0.05
 	done
 	echo "test_loadgen: server $* did not start" >&2
@@ -213,11 +212,13 @@ if [ -x "$LIMIT" ]; then
 	stop_server
 	"$LIMIT" --port 0 >"$TMP/server.out" 2>"$TMP/server.err" &
 	SERVER_PID=$!
+	PORT=
 	for _ in $(seq 1 100); do
-		grep -q '^listening' "$TMP/server.out" 2>/dev/null && break
+		PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9][0-9]*\) pid [0-9][0-9]*$/\1/p' \
+			"$TMP/server.out" 2>/dev/null)
+		[ -z "$PORT" ] || break
 		sleep 0.05
 	done
-	PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9]*\).*/\1/p' "$TMP/server.out")
 	run_lg pass "limit: echo" --scenario echo --conns 10 --window 5 --count 2000
 	expect_field msgs -eq 2000
 	run_lg pass "limit: ack, lws framing" --scenario ack --conns 5 --window 2 --count 500 --tx lws

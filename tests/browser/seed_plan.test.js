@@ -485,6 +485,7 @@ function defineSeedPlan(driver) {
   // Set-up and tear-down
 
   before(async () => {
+    const t0 = Date.now();
     site.tmp = mkTemp("spaces-browser-");
     // Its own directory: ci/pg.sh hands it to the postgres user when run as root.
     pgDir = mkTemp("spaces-browser-pg-");
@@ -500,7 +501,9 @@ function defineSeedPlan(driver) {
       "--database-url", site.pgUrl], { input: `${ADMIN_PASSWORD}\n`, timeout: 60000 });
     await adminLogin();
     fs.mkdirSync(ARTIFACTS, { recursive: true });
+    facts.setupMs = Date.now() - t0;
     site.browser = await driver.launch();
+    facts.browserStartMs = Date.now() - t0 - facts.setupMs;
   });
 
   after(async () => {
@@ -691,9 +694,9 @@ function defineSeedPlan(driver) {
     await waitBadge(page, "Connected");
     assert.equal(await dom.formDisabled(page), false);
 
-    let t0 = Date.now();
     const st = await s1.app.stop(); // Ctrl+C
     assert.equal(st.code, 0, "mock_app exits 0 after Ctrl+C / SIGTERM");
+    let t0 = Date.now(); // the app's process is gone
     await waitBadge(page, "Not connected", 10000); // live, without a refresh
     facts.notConnectedShownAfterMs = Date.now() - t0;
     assert.equal(await dom.formDisabled(page), true, "the form is disabled");

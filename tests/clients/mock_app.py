@@ -34,6 +34,18 @@ except (AttributeError, ValueError):
     pass
 
 
+_out_lock = threading.RLock()  # also taken in signal handlers
+
+
+def say(*lines):
+    """Prints lines as one block: the Socket.IO thread and the worker both
+    print, and their lines must not interleave."""
+    text = "\n".join(str(x) for x in lines) + "\n"
+    with _out_lock:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
 def now_iso():
     return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
 
@@ -67,33 +79,33 @@ class MockApp:
     # -- connection -----------------------------------------------------------
 
     def on_connect(self):
-        print("✓ Socket.IO connection established")
-        print('  Registering for space "%s"...' % self.args.space)
+        say("✓ Socket.IO connection established",
+            '  Registering for space "%s"...' % self.args.space)
         self.sio.emit("register", {"space_name": self.args.space})
 
     def on_disconnect(self):
         self.registered = False
         if self.stopping or self.failed:
-            print("Disconnected from website")
+            say("Disconnected from website")
         else:
-            print("✗ Disconnected from website (will try to reconnect)")
+            say("✗ Disconnected from website (will try to reconnect)")
 
     def on_connect_error(self, data=None):
-        print("✗ Connection error: %s" % (data,))
+        say("✗ Connection error: %s" % (data,))
 
     def on_register_response(self, data):
         if isinstance(data, dict) and data.get("success"):
             self.registered = True
             self.connection_id = data.get("connection_id")
             self.space_id = data.get("space_id")
-            print("✓ Registration successful")
-            print("  Connection ID: %s" % self.connection_id)
-            print("  Space ID: %s" % self.space_id)
-            print("  Message: %s" % data.get("message"))
-            print("Waiting for inference requests...")
+            say("✓ Registration successful",
+                "  Connection ID: %s" % self.connection_id,
+                "  Space ID: %s" % self.space_id,
+                "  Message: %s" % data.get("message"),
+                "Waiting for inference requests...")
         else:
             message = data.get("message") if isinstance(data, dict) else repr(data)
-            print("✗ Registration failed: %s" % message)
+            say("✗ Registration failed: %s" % message)
             self.failed = True
             threading.Thread(target=self.sio.disconnect, daemon=True).start()
 
@@ -101,25 +113,25 @@ class MockApp:
 
     def on_inference_request(self, data):
         if not isinstance(data, dict) or not isinstance(data.get("request_id"), str):
-            print("✗ Malformed inference_request ignored: %r" % (data,))
+            say("✗ Malformed inference_request ignored: %r" % (data,))
             return
         payload = data.get("payload") if isinstance(data.get("payload"), dict) else {}
         request_id = data["request_id"]
         with self.lock:
             self.pending += 1
             size = self.pending
-        print()
-        print("[REQUEST] New inference request received")
-        print("  Request ID: %s..." % request_id[:8])
-        print("  Full ID: %s" % request_id)
-        print("  User: %s" % data.get("username"))
-        print("  Prompt: %s" % payload.get("prompt"))
+        lines = ["", "[REQUEST] New inference request received",
+                 "  Request ID: %s..." % request_id[:8],
+                 "  Full ID: %s" % request_id,
+                 "  User: %s" % data.get("username"),
+                 "  Prompt: %s" % payload.get("prompt")]
         for key in sorted(payload):
             if key not in ("prompt", "timestamp"):
-                print("  Input %s: %s" % (key, payload[key]))
+                lines.append("  Input %s: %s" % (key, payload[key]))
         if data.get("upload"):
-            print("  Upload: %s" % (data.get("upload"),))
-        print("  Queue size: %d" % size)
+            lines.append("  Upload: %s" % (data.get("upload"),))
+        lines.append("  Queue size: %d" % size)
+        say(*lines)
         self.queue.put((time.monotonic(), data))
 
     def worker(self):
@@ -130,23 +142,23 @@ class MockApp:
             try:
                 self.process(received_at, data)
             except Exception as e:  # the app keeps serving
-                print("✗ Processing failed: %r" % (e,))
+                say("✗ Processing failed: %r" % (e,))
 
     def process(self, received_at, data):
         request_id = data["request_id"]
         payload = data.get("payload") if isinstance(data.get("payload"), dict) else {}
         prompt = payload.get("prompt") or ""
-        print("[PROCESSING] Request %s..." % request_id[:12])
+        say("[PROCESSING] Request %s..." % request_id[:12])
         started = time.monotonic()
         if self.args.no_answer:
-            print("  (--no-answer: this request will not be answered)")
+            say("  (--no-answer: this request will not be answered)")
             return
         step = self.args.delay / 4.0
         for pct in (25, 50, 75):
             time.sleep(step)
             self.emit("inference_progress", {"request_id": request_id, "progress": pct,
                                              "message": "Processing... %d%%" % pct})
-            print("  Progress: %d%%" % pct)
+            say("  Progress: %d%%" % pct)
         time.sleep(step)
         elapsed = time.monotonic() - started
         failed = random.random() < self.args.fail_rate
@@ -175,9 +187,8 @@ class MockApp:
             self.pending = max(0, self.pending - 1)
             size = self.pending
             self.processed += 1
-        print("[RESULT] Result sent for request %s... (%s, %.2fs)"
-              % (request_id[:8], status, elapsed))
-        print("  Queue size: %d" % size)
+        say("[RESULT] Result sent for request %s... (%s, %.2fs)"
+            % (request_id[:8], status, elapsed), "  Queue size: %d" % size)
 
     def emit(self, event, data):
         # While reconnecting, wait for the registration rather than drop the
@@ -190,26 +201,26 @@ class MockApp:
         try:
             self.sio.emit(event, data)
         except socketio.exceptions.BadNamespaceError:
-            print("✗ Not connected: %s for %s dropped" % (event, data.get("request_id")))
+            say("✗ Not connected: %s for %s dropped" % (event, data.get("request_id")))
 
     # -- main -----------------------------------------------------------------
 
     def run(self):
         a = self.args
-        print("=" * 60)
-        print("Mock Inference App (Spaces)")
-        print("=" * 60)
-        print("Website: %s" % a.host)
-        print("Space:   %s" % a.space)
-        print("Delay:   %.2fs   Fail rate: %.2f%s" % (a.delay, a.fail_rate,
+        say("=" * 60)
+        say("Mock Inference App (Spaces)")
+        say("=" * 60)
+        say("Website: %s" % a.host)
+        say("Space:   %s" % a.space)
+        say("Delay:   %.2fs   Fail rate: %.2f%s" % (a.delay, a.fail_rate,
                                                      "   (no answers)" if a.no_answer else ""))
         threading.Thread(target=self.worker, daemon=True).start()
-        print("Connecting to %s ..." % a.host)
+        say("Connecting to %s ..." % a.host)
         try:
             self.sio.connect(a.host, transports=a.transports.split(","),
                              auth={"token": a.token} if a.token else None, wait_timeout=5)
         except socketio.exceptions.ConnectionError as e:
-            print("✗ Connection failed: %s" % (e,))
+            say("✗ Connection failed: %s" % (e,))
             return 1
         while True:
             self.sio.wait()
@@ -222,15 +233,14 @@ class MockApp:
             return 0
         if self.failed:
             return 1
-        print("✗ Connection lost")
+        say("✗ Connection lost")
         return 2
 
     def stop(self, *_):
         if self.stopping:
             return
         self.stopping = True
-        print()
-        print("Shutting down (processed %d request(s))" % self.processed)
+        say("", "Shutting down (processed %d request(s))" % self.processed)
         threading.Thread(target=self.sio.disconnect, daemon=True).start()
 
 

@@ -19,6 +19,7 @@
 
 import argparse
 import os
+import signal
 import sys
 import threading
 import time
@@ -65,17 +66,18 @@ def run_client(args):
         client.disconnect()
         return 1
     print("✓ Connected: connection %s, space %s" % (client.connection_id, client.space_id))
+    # Served until Ctrl+C / SIGTERM, --duration, or the connection is lost
+    # for good (after the client's own reconnection attempts).
     stop = threading.Event()
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if args.duration:
-        threading.Timer(args.duration, stop.set).start()
-    # Served until Ctrl+C, --duration, or the connection is lost for good
-    # (after the client's own reconnection attempts).
+        timer = threading.Timer(args.duration, stop.set)
+        timer.daemon = True
+        timer.start()
     threading.Thread(target=lambda: (client.wait(), stop.set()), daemon=True).start()
-    try:
-        while not stop.is_set():
-            stop.wait(0.2)
-    except KeyboardInterrupt:
-        pass
+    while not stop.is_set():
+        stop.wait(0.2)
     client.disconnect()
     print("Served %d request(s)" % len(client.requests))
     return 0
@@ -129,6 +131,7 @@ def run_e2e(args):
                            "connection %s, space %s" % (client.connection_id, client.space_id)
                            if connected else str(client.last_message)):
             return finish(steps)
+        steps.check("is_connected() after registering", client.is_connected())
         space_id = args.space_id or client.space_id
         session, how = login(base, args.username, args.password, args.session_cookie)
         if not steps.check("user logged in", session is not None, how):

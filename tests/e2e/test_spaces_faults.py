@@ -283,8 +283,69 @@ def test_postgres_restart_under_load(cluster):
     assert not not_completed, "requests accepted after the recovery did not complete: %r" % (
         [(r, final[r]) for r in not_completed[:5]],)
     not_completed_before = [r for r in before if final[r] != "completed"]
+    # The app's connection does not depend on the database: it stayed up.
+    assert mock.count_lines(r"Registration successful") == 1, mock.output()[-3000:]
     print("accepted %d (before stop %d, after recovery %d), refused %d; "
           "recovery took %.1f s after PostgreSQL was back; not completed before the stop: %d"
           % (len(accepted), len(before), len(after), len(load.refused),
              recovered_at - restarted_at, len(not_completed_before)))
+    server.stop()
+
+
+def test_deadlines_survive_a_restart(cluster):
+    """A request's deadline is kept across a server crash: one that expired
+    while the server was down ends failed (timed out) and is not sent again;
+    one still open is redelivered and times out at its original deadline,
+    not a fresh one."""
+    pg, children, servers = cluster
+    server = harness.start_spaces_server(pg.url)
+    servers.append(server)
+    port = server.port
+    site = harness.SpacesSite(server.url, pg)
+    short_sid, short_name = site.create_space(timeout_seconds=2)
+    long_sid, long_name = site.create_space(timeout_seconds=12)
+    apps, first = {}, {}
+    for label, name in (("short", short_name), ("long", long_name)):
+        apps[label] = child(children, [CONTROL_APP, "--control", "--host", server.url,
+                                       "--space", name], "app-" + label)
+        data = apps[label].wait_event("register_response")[2]["data"]
+        assert data.get("success") is True, data
+        first[label] = data["connection_id"]
+
+    def reregistered(label):
+        i, _, ev = apps[label].wait_event(
+            "register_response", timeout=20,
+            pred=lambda e: e["data"].get("connection_id") != first[label])
+        assert ev["data"].get("success") is True, ev
+        return i
+
+    user = site.user()
+    t0 = time.monotonic()
+    expired = site.submit_ok(user, short_sid, "expires while the server is down")
+    open_one = site.submit_ok(user, long_sid, "still open after the restart")
+    for label, rid in (("short", expired), ("long", open_one)):
+        apps[label].wait_event("inference_request",
+                               pred=lambda e, r=rid: e["data"]["request_id"] == r)
+    harness.sigkill_server(server)
+    time.sleep(3.0)  # the short deadline passes while nobody is there
+    server = harness.start_spaces_server(pg.url, port=port)
+    servers.append(server)
+    body = site.wait_status(expired, timeout=5)
+    assert body["status"] == "failed" and "timed out" in str(
+        body["result"].get("error", "")).lower(), body
+    i_reg = reregistered("long")
+    apps["long"].wait_event("inference_request", start=i_reg, timeout=5,
+                            pred=lambda e: e["data"]["request_id"] == open_one)
+    body = site.wait_status(open_one, timeout=15)
+    ended = time.monotonic() - t0
+    assert body["status"] == "failed" and "timed out" in str(
+        body["result"].get("error", "")).lower(), body
+    assert 11 <= ended < 12 + 2.5, "the 12 s deadline was not kept: failed after %.1f s" % ended
+    # The short space's app came back too, and was not sent the expired request.
+    i_short = reregistered("short")
+    time.sleep(0.5)
+    again = [ev for ev in apps["short"].events[i_short:]
+             if ev[1].get("event") == "inference_request" and
+             ev[1]["data"]["request_id"] == expired]
+    assert not again, "a request that timed out while the server was down was sent again"
     server.stop()

@@ -325,6 +325,42 @@ def test_inference_request_fields(env):
     assert env.site.wait_status(rid)["status"] == "completed"
 
 
+def test_unicode_and_large_payloads(env):
+    """Prompts and results go through unchanged: quotes, markup, non-ASCII,
+    a 60 KB prompt (several WebSocket frames' worth) and a 300 KB result."""
+    sid, name = env.site.create_space()
+    app = env.control_app(name)
+    registered(app)
+    user = env.site.user()
+    tricky = 'Ünïcødé "quotes" \\ back\\slash <b>&amp;</b> 日本語 🎉 tab\there\nnew line'
+    big = ("Ｌｏｎｇ prompt with ünïcödé — " * 2000)[:60000]
+    result = {"text_output": "ok " + "ẞ" * 150000, "nested": {"list": [1, 2.5, None, True]},
+              "echo": tricky}
+    for prompt in (tricky, big):
+        rid = env.site.submit_ok(user, sid, prompt)
+        _, _, req = next_request(app, request_id=rid)
+        assert req["payload"]["prompt"] == prompt, (len(req["payload"]["prompt"]), len(prompt))
+        answer(app, rid, result=result)
+        body = env.site.wait_status(rid)
+        assert body["status"] == "completed" and body["result"] == result, \
+            (body["status"], str(body["result"])[:200])
+
+
+def test_integration_script_client_mode(env):
+    """tests/clients/test_integration.py --mode client serves a space."""
+    sid, name = env.site.create_space()
+    app = env._child([INTEGRATION, "--mode", "client", "--host", env.server.url, "--space",
+                      name, "--duration", "20"], "integration-client")
+    app.wait_line(r"Connected: connection \S+, space %s" % re.escape(sid))
+    user = env.site.user()
+    rid = env.site.submit_ok(user, sid, "served by the integration client")
+    body = env.site.wait_status(rid)
+    assert body["status"] == "completed" and body["result"]["text_output"] == \
+        "Integration echo: served by the integration client", body
+    app.signal(signal.SIGINT)
+    assert app.wait_exit(10) == 0, app.output()
+
+
 def _strings(value):
     if isinstance(value, str):
         yield value

@@ -388,16 +388,16 @@ def spaces_server_has_database():
 def start_spaces_server(database_url, port=None, extra_args=(), env=None,
                         ready_timeout=30.0):
     """spaces-server --listen 127.0.0.1:P --database-url URL, ready once it
-    accepts connections and answers an Engine.IO handshake (migrations are
-    applied before that)."""
+    answers HTTP (GET /healthz; migrations are applied before it listens)."""
+    import urllib.error
     import urllib.request
 
-    def engineio_handshake(server):
+    def answers_http(server):
         try:
-            with urllib.request.urlopen(
-                server.url + "/socket.io/?EIO=4&transport=polling", timeout=2
-            ) as r:
-                return r.status == 200
+            with urllib.request.urlopen(server.url + "/healthz", timeout=2) as r:
+                return r.status < 500
+        except urllib.error.HTTPError as e:
+            return e.code < 500
         except Exception:
             return False
 
@@ -407,7 +407,7 @@ def start_spaces_server(database_url, port=None, extra_args=(), env=None,
         port_args=lambda p: ["--listen", "127.0.0.1:%d" % p],
         ready_timeout=ready_timeout,
         env=env,
-        ready_check=engineio_handshake,
+        ready_check=answers_http,
     )
 
 
@@ -592,8 +592,8 @@ class ChildProcess:
             self._fail("did not exit", timeout)
 
     def close(self, grace=3.0):
-        """Asks the child to leave (stdin closed, then SIGTERM), kills it
-        after ``grace`` seconds."""
+        """Asks the child to leave (stdin closed; SIGTERM 0.3 s later), kills
+        it after ``grace`` seconds."""
         if self.proc.poll() is None:
             try:
                 if self.proc.stdin:
@@ -601,11 +601,11 @@ class ChildProcess:
             except OSError:
                 pass
             try:
-                self.proc.wait(timeout=grace / 2)
+                self.proc.wait(timeout=0.3)
             except subprocess.TimeoutExpired:
                 self.signal(signal.SIGTERM)
                 try:
-                    self.proc.wait(timeout=grace / 2)
+                    self.proc.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
                     self.signal(signal.SIGKILL)
                     self.proc.wait(timeout=5)

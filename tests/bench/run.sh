@@ -86,12 +86,16 @@ PORT=
 start_server() {
 	local name=$1
 	local out=$OUT/server-$name.out
+	# Gone before the start: the background job truncates it only later, and
+	# the previous server's line must not be read as this one's.
+	rm -f "$out"
 	# shellcheck disable=SC2086
 	taskset -c "$SERVER_CPU" "${NICE[@]}" ${SERVER_CMD[$name]} --port 0 >"$out" 2>>"$OUT/server-$name.err" &
 	SERVER_PID=$!
 	for _ in $(seq 1 200); do
-		# The whole line, pid included: a half-written one has no port yet.
-		PORT=$(sed -n 's/^listening 127.0.0.1:\([0-9][0-9]*\) pid [0-9][0-9]*$/\1/p' "$out" 2>/dev/null)
+		# The whole line, with this server's pid: a half-written one has no
+		# port yet (taskset and nice exec, so the pid is the job's).
+		PORT=$(sed -n "s/^listening 127.0.0.1:\([0-9][0-9]*\) pid $SERVER_PID\$/\1/p" "$out" 2>/dev/null)
 		[ -z "$PORT" ] || return 0
 		kill -0 "$SERVER_PID" 2>/dev/null || break
 		sleep 0.05

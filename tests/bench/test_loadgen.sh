@@ -32,6 +32,7 @@ fail() {
 # start_server SCRIPT ARGS...: starts a Node server on a free port; sets PORT.
 start_server() {
 	stop_server
+	rm -f "$TMP/server.out"
 	node "$@" --port 0 >"$TMP/server.out" 2>"$TMP/server.err" &
 	SERVER_PID=$!
 	for _ in $(seq 1 100); do
@@ -210,6 +211,7 @@ stop_server
 LIMIT=$(dirname "$LG")/bench-limit
 if [ -x "$LIMIT" ]; then
 	stop_server
+	rm -f "$TMP/server.out"
 	"$LIMIT" --port 0 >"$TMP/server.out" 2>"$TMP/server.err" &
 	SERVER_PID=$!
 	PORT=

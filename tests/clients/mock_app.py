@@ -19,6 +19,7 @@ registration fails, 2 when the connection is lost for good.
 
 import argparse
 import datetime
+import os
 import queue
 import random
 import signal
@@ -266,7 +267,6 @@ def main():
     code = app.run()
     sys.stdout.flush()
     # A python-socketio client may linger in a polling thread: leave now.
-    import os
     os._exit(code)
 
 

@@ -68,16 +68,19 @@ def run_client(args):
     print("✓ Connected: connection %s, space %s" % (client.connection_id, client.space_id))
     # Served until Ctrl+C / SIGTERM, --duration, or the connection is lost
     # for good (after the client's own reconnection attempts).
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    if args.duration:
-        timer = threading.Timer(args.duration, stop.set)
-        timer.daemon = True
-        timer.start()
-    threading.Thread(target=lambda: (client.wait(), stop.set()), daemon=True).start()
-    while not stop.is_set():
-        stop.wait(0.2)
+    # A plain flag: Event.set() from a signal handler can deadlock with the
+    # Event.wait() it interrupted.
+    stop = {"now": False}
+
+    def stop_now(*_):
+        stop["now"] = True
+
+    signal.signal(signal.SIGINT, stop_now)
+    signal.signal(signal.SIGTERM, stop_now)
+    deadline = time.monotonic() + args.duration if args.duration else None
+    threading.Thread(target=lambda: (client.wait(), stop_now()), daemon=True).start()
+    while not stop["now"] and (deadline is None or time.monotonic() < deadline):
+        time.sleep(0.1)
     client.disconnect()
     print("Served %d request(s)" % len(client.requests))
     return 0

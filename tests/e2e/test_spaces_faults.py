@@ -9,7 +9,6 @@ apps are tests/clients/ programs in their own processes under ``timeout``.
 """
 
 import os
-import signal
 import sys
 import threading
 import time

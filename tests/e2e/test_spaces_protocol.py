@@ -251,6 +251,24 @@ def test_second_app_refused_when_max_apps_is_1(env):
     assert rid not in received_ids(second)
 
 
+def test_simultaneous_registrations_respect_max_apps(env):
+    """Four apps register for a max_apps=1 space at the same moment: exactly
+    one gets in."""
+    sid, name = env.site.create_space()
+    apps = [env.control_app(name, "--no-register", name="racer%d" % i) for i in range(4)]
+    for app in apps:
+        app.wait_event("ready")
+    for app in apps:
+        app.send({"op": "register", "data": {"space_name": name}})
+    answers = [register_response(app) for app in apps]
+    winners = [a for a in answers if a.get("success") is True]
+    assert len(winners) == 1, answers
+    for app, a in zip(apps, answers):
+        if a.get("success") is not True:
+            assert "already has a connected app" in a.get("message", "").lower(), a
+            assert_server_disconnects(app)
+
+
 def test_polling_transport(env):
     sid, name = env.site.create_space()
     app = env.control_app(name, "--transports", "polling", "--auto-answer")
@@ -474,6 +492,19 @@ def test_results_for_unknown_or_finished_requests_are_ignored(env):
     answer(app, rid, "first answer")
     body = env.site.wait_status(rid)
     assert body["status"] == "completed" and body["result"] == {"text_output": "first answer"}
+    # Out-of-range or malformed progress for a held request is clamped or
+    # ignored, never stored out of 0..100.
+    rid2 = env.site.submit_ok(user, sid, "odd progress")
+    next_request(app, request_id=rid2)
+    for value in (150, -5, "50", None, 1e308, [1]):
+        app.send({"op": "emit", "event": "inference_progress",
+                  "data": {"request_id": rid2, "progress": value}})
+        sync(app, 0.1)
+        code, body = env.site.status(rid2)
+        assert code == 200 and body["status"] == "processing", body
+        assert 0 <= int(env.site.request_row(rid2)["progress"]) <= 100, (value, body)
+    answer(app, rid2, "fine")
+    assert env.site.wait_status(rid2)["status"] == "completed"
     # A second result for a finished request changes nothing.
     answer(app, rid, status="failed", result={"error": "late"})
     sync(app)

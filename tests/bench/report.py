@@ -67,8 +67,17 @@ class Stats:
     """The runs of one tag against one server."""
 
     def __init__(self, rows):
-        self.rows = rows
-        self.ok = all(r.get("status") == "ok" for r in rows)
+        good = [r for r in rows if r.get("status") == "ok"]
+        self.failed = len(rows) - len(good)
+        self.total = len(rows)
+        self.ok = self.failed == 0
+        # A failed run (lost replies, a connection refused) is no figure.
+        self.rows = good or rows
+
+    def status(self):
+        if self.ok:
+            return "ok"
+        return f"**{self.failed} of {self.total} runs failed**"
 
     def values(self, key):
         return [x for x in (num(r.get(key)) for r in self.rows) if x is not None]
@@ -407,7 +416,7 @@ def scenario_rows(stats, servers):
                 f"{st.median('cpu_server_pct'):.0f}%" if (st.median("cpu_server_pct") or -1) >= 0 else "—",
                 fmt_cores(st),
                 fmt_noise(st),
-                "ok" if st.ok else "**FAIL**",
+                st.status(),
             ])
             first = False
     return rows
@@ -429,7 +438,7 @@ def memory_rows(stats, servers):
                 fmt_bytes(st.median("rss_per_conn_b")),
                 f"{fmt_rate(st.median('connect_rate'))}/s",
                 fmt_noise(st),
-                "ok" if st.ok else "**FAIL**",
+                st.status(),
             ])
     return rows
 

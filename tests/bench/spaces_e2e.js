@@ -1,0 +1,182 @@
+#!/usr/bin/env node
+// Spaces end to end, as the old site was measured (shared BENCHMARKS.md):
+// users submit over HTTP, a zero-time app answers over Socket.IO, each user
+// polls the status every 50 ms until "completed". For each concurrency, a
+// fixed number of requests; every request is counted (a request never
+// completed is "lost" and fails the run).
+//
+//   node tests/bench/spaces_e2e.js [--server build/release/spaces-server]
+//        [--levels 1,10,50,500] [--requests 500]
+//
+// Starts its own PostgreSQL cluster (ci/pg.sh) and server; prints one RESULT
+// line per level and a table.
+"use strict";
+
+const { spawn, execFileSync } = require("node:child_process");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const net = require("node:net");
+
+const ROOT = path.join(__dirname, "..", "..");
+const { io } = require(path.join(ROOT, "tests", "node_modules", "socket.io-client"));
+
+function arg(name, dflt) {
+  const i = process.argv.indexOf(name);
+  return i > 0 ? process.argv[i + 1] : dflt;
+}
+const SERVER = arg("--server", path.join(ROOT, "build", "release", "spaces-server"));
+const LEVELS = arg("--levels", "1,10,50,500").split(",").map(Number);
+const REQUESTS = Number(arg("--requests", "500"));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function freePort() {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, "127.0.0.1", () => {
+      const p = s.address().port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function waitUp(url) {
+  for (let i = 0; i < 200; i++) {
+    try {
+      if ((await fetch(url + "/healthz")).ok) return;
+    } catch {}
+    await sleep(50);
+  }
+  throw new Error("server did not come up");
+}
+
+function cookieOf(res) {
+  const c = res.headers.getSetCookie().find((x) => x.startsWith("spaces_session="));
+  return c ? c.split(";")[0] : null;
+}
+
+async function form(url, body, cookie) {
+  return fetch(url, {
+    method: "POST",
+    redirect: "manual",
+    headers: { "content-type": "application/x-www-form-urlencoded", ...(cookie ? { cookie } : {}) },
+    body: new URLSearchParams(body).toString(),
+  });
+}
+
+async function login(base, username, password) {
+  await form(base + "/register", { username, password, confirm_password: password });
+  const res = await form(base + "/login", { username, password });
+  const c = cookieOf(res);
+  if (!c) throw new Error(`login ${username}: ${res.status}`);
+  return c;
+}
+
+function pct(sorted, p) {
+  if (!sorted.length) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
+}
+
+async function runLevel(base, spaceId, cookies, concurrency, total) {
+  let next = 0;
+  let completed = 0;
+  let lost = 0;
+  const lat = [];
+  const t0 = performance.now();
+  async function worker(w) {
+    const cookie = cookies[w % cookies.length];
+    for (;;) {
+      const n = next++;
+      if (n >= total) return;
+      const start = performance.now();
+      const res = await fetch(`${base}/websockets/submit/${spaceId}`, {
+        method: "POST",
+        headers: { "content-type": "application/x-www-form-urlencoded", cookie },
+        body: `prompt=req+${n}`,
+      });
+      const body = await res.json();
+      if (res.status !== 200 || !body.request_id) {
+        lost++;
+        continue;
+      }
+      const deadline = Date.now() + 30000;
+      let done = false;
+      while (!done && Date.now() < deadline) {
+        await sleep(50);
+        const st = await (await fetch(`${base}/websockets/status?request_id=${body.request_id}`)).json();
+        if (st.status === "completed") done = true;
+        else if (st.status === "failed") break;
+      }
+      if (done) {
+        completed++;
+        lat.push(performance.now() - start);
+      } else {
+        lost++;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
+  const secs = (performance.now() - t0) / 1000;
+  lat.sort((a, b) => a - b);
+  return { concurrency, total, completed, lost, rate: completed / secs, p50: pct(lat, 50), p99: pct(lat, 99) };
+}
+
+async function main() {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "spaces-e2e-"));
+  fs.chmodSync(tmp, 0o755);
+  const pgDir = path.join(tmp, "pg");
+  const url = execFileSync(path.join(ROOT, "ci", "pg.sh"), ["start", pgDir]).toString().trim();
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  execFileSync(SERVER, ["user", "add", "admin", "--admin", "--database-url", url], { input: "benchpass123\n" });
+  const server = spawn(SERVER, ["--listen", `127.0.0.1:${port}`, "--database-url", url,
+    "--upload-dir", path.join(tmp, "uploads"), "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
+  let app;
+  try {
+    await waitUp(base);
+    const admin = await login(base, "admin", "benchpass123");
+    const add = await form(base + "/admin/space/add", {
+      name: "BenchSpace", description: "bench", cover: "", cover_type: "gradient",
+      card_type: "websockets", ws_enable_prompt: "on", ws_rate_limit_seconds: "0",
+    }, admin);
+    const spaceId = (add.headers.get("location") || "").split("/edit/")[1];
+    if (!spaceId) throw new Error(`space add: ${add.status}`);
+
+    // The app: answers every request at once.
+    app = io(base, { transports: ["websocket"], reconnection: false });
+    await new Promise((resolve, reject) => {
+      app.on("connect", () => app.emit("register", { space_name: "BenchSpace" }));
+      app.on("register_response", (r) => (r.success ? resolve() : reject(new Error(r.message))));
+      app.on("connect_error", reject);
+    });
+    app.on("inference_request", (r) => {
+      app.emit("inference_result", { request_id: r.request_id, status: "completed", result: { text_output: "ok" } });
+    });
+
+    const cookies = [];
+    for (let i = 0; i < 50; i++) cookies.push(await login(base, `bench_user_${i}`, "benchpass123"));
+    const results = [];
+    for (const level of LEVELS) {
+      const r = await runLevel(base, spaceId, cookies, level, REQUESTS);
+      results.push(r);
+      console.log(`RESULT scenario=spaces_e2e concurrency=${r.concurrency} requests=${r.total} completed=${r.completed} ` +
+        `lost=${r.lost} rate=${r.rate.toFixed(1)} p50_ms=${r.p50.toFixed(1)} p99_ms=${r.p99.toFixed(1)}`);
+    }
+    console.log("\n| concurrent users | completed / requests | requests/s | p50 | p99 |");
+    console.log("| --- | --- | --- | --- | --- |");
+    for (const r of results)
+      console.log(`| ${r.concurrency} | ${r.completed} / ${r.total} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms |`);
+    process.exitCode = results.every((r) => r.lost === 0) ? 0 : 1;
+  } finally {
+    if (app) app.close();
+    server.kill("SIGTERM");
+    await new Promise((r) => server.on("exit", r));
+    execFileSync(path.join(ROOT, "ci", "pg.sh"), ["stop", pgDir]);
+    fs.rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

@@ -610,6 +610,13 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
         "--port P`, `build/release/bench-server --port P`. Raw results: `"
         + os.path.relpath(args.out, args.root) + "/results.txt` (not committed).")
     add("")
+    # Hand-written companions of this report, kept across regenerations.
+    for name, text in (("spaces_e2e.md", "End to end through the Spaces site (HTTP submit, app "
+                        "over Socket.IO, status polling)"),
+                       ("profiles.md", "Profiles of the targets missed")):
+        if os.path.exists(os.path.join(os.path.dirname(args.doc), "bench", name)):
+            add(f"{text}: [docs/bench/{name}](bench/{name}).")
+            add("")
     with open(args.doc, "w") as f:
         f.write("\n".join(lines))
 

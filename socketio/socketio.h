@@ -147,7 +147,11 @@ void sio_socket_set_data(sio_socket *s, void *ud);
 void *sio_socket_data(const sio_socket *s);
 
 /* Handshake data: what the client's first request said. */
-/** A request header of the handshake (case-insensitive name), or NULL. */
+/**
+ * A request header of the handshake (case-insensitive name), or NULL. The
+ * headers that only served the WebSocket handshake (Upgrade, Connection,
+ * Sec-WebSocket-*) are not kept.
+ */
 const base_slice *sio_handshake_header(const sio_socket *s, const char *name);
 /** The raw query string of the handshake request (without '?'). */
 base_slice sio_handshake_query(const sio_socket *s);

@@ -58,6 +58,25 @@ static int read_uint(const char *v, unsigned lo, unsigned hi, unsigned def, char
 }
 
 /* Reads and checks the form. Returns NULL, or the problem as a sentence. */
+/* The form's fields as the parameters $1..$12 of the add and edit statements. */
+#define SPACE_PARAMS 12
+static void space_params(const space_fields *s, const char *params[SPACE_PARAMS])
+{
+	const char *const v[SPACE_PARAMS] = {s->name,
+	                                     s->description,
+	                                     s->cover,
+	                                     s->cover_type,
+	                                     s->card_type,
+	                                     s->enable[0] ? "t" : "f",
+	                                     s->enable[1] ? "t" : "f",
+	                                     s->enable[2] ? "t" : "f",
+	                                     s->enable[3] ? "t" : "f",
+	                                     s->rate,
+	                                     s->timeout,
+	                                     s->max_apps};
+	memcpy(params, v, sizeof(v));
+}
+
 static const char *read_space_form(const web_form *f, space_fields *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -234,19 +253,9 @@ static void add_post_step(web_ctx *w)
 	    "INSERT INTO spaces (name, description, cover, cover_type, card_type, enable_prompt, "
 	    "enable_audio, enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, "
 	    "max_apps) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
-	const char *params[12] = {s.name,
-	                          s.description,
-	                          s.cover,
-	                          s.cover_type,
-	                          s.card_type,
-	                          s.enable[0] ? "t" : "f",
-	                          s.enable[1] ? "t" : "f",
-	                          s.enable[2] ? "t" : "f",
-	                          s.enable[3] ? "t" : "f",
-	                          s.rate,
-	                          s.timeout,
-	                          s.max_apps};
-	if (db_query(w->site->db, sql, 12, params, space_inserted, c))
+	const char *params[SPACE_PARAMS];
+	space_params(&s, params);
+	if (db_query(w->site->db, sql, SPACE_PARAMS, params, space_inserted, c))
 		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
 }
 
@@ -432,24 +441,14 @@ static void edit_post_step(web_ctx *w)
 	}
 	snprintf(c->name, sizeof(c->name), "%s", s.name);
 	static const char sql[] =
-	    "UPDATE spaces SET name = $2, description = $3, cover = $4, cover_type = $5, "
-	    "card_type = $6, enable_prompt = $7, enable_audio = $8, enable_video = $9, "
-	    "enable_file_upload = $10, rate_limit_seconds = $11, timeout_seconds = $12, "
-	    "max_apps = $13 WHERE id = $1 RETURNING id";
-	const char *params[13] = {w->id,
-	                          s.name,
-	                          s.description,
-	                          s.cover,
-	                          s.cover_type,
-	                          s.card_type,
-	                          s.enable[0] ? "t" : "f",
-	                          s.enable[1] ? "t" : "f",
-	                          s.enable[2] ? "t" : "f",
-	                          s.enable[3] ? "t" : "f",
-	                          s.rate,
-	                          s.timeout,
-	                          s.max_apps};
-	if (db_query(w->site->db, sql, 13, params, space_updated, c))
+	    "UPDATE spaces SET name = $1, description = $2, cover = $3, cover_type = $4, "
+	    "card_type = $5, enable_prompt = $6, enable_audio = $7, enable_video = $8, "
+	    "enable_file_upload = $9, rate_limit_seconds = $10, timeout_seconds = $11, "
+	    "max_apps = $12 WHERE id = $13 RETURNING id";
+	const char *params[SPACE_PARAMS + 1];
+	space_params(&s, params);
+	params[SPACE_PARAMS] = w->id;
+	if (db_query(w->site->db, sql, SPACE_PARAMS + 1, params, space_updated, c))
 		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
 }
 

@@ -34,6 +34,7 @@ typedef struct {
 	sp_options sp;
 	const char *database_url;
 	const char *migrations_dir;
+	const char *trust_proxy;
 	unsigned db_pool_size;
 	web_options web;
 } web_config;
@@ -51,31 +52,40 @@ typedef struct {
 
 static void usage(FILE *f)
 {
-	fprintf(f, "Usage: spaces-server [OPTIONS]            serve the site\n"
-	           "       spaces-server migrate [OPTIONS]    apply the migrations and exit\n"
-	           "       spaces-server user add NAME [--admin] [--database-url URL]\n"
-	           "                                          create a user (password on stdin)\n"
-	           "\n"
-	           "The Spaces website and its Socket.IO server.\n"
-	           "\n"
-	           "Options:\n"
-	           "  -l, --listen HOST:PORT     address to listen on (default 127.0.0.1:5001;\n"
-	           "                             IPv6 as [::1]:5001)\n"
-	           "  -d, --database-url URL     PostgreSQL connection URL (or DATABASE_URL)\n"
-	           "      --migrations DIR       SQL migrations applied at start-up\n"
-	           "                             (default: the source tree's migrations/)\n"
-	           "      --db-pool N            database connections (default 4)\n"
-	           "      --request-timeout S    timeout of a request when its space sets none\n"
-	           "                             (default 120)\n"
-	           "      --ping-interval MS     Engine.IO heartbeat interval (default 25000)\n"
-	           "      --ping-timeout MS      Engine.IO heartbeat timeout (default 20000)\n"
-	           "      --max-payload BYTES    largest Engine.IO message or polling body\n"
-	           "                             (default 1000000)\n"
-	           "      --max-connections N    open connections at once (default 100000)\n"
-	           "      --log-level LEVEL      debug, info, warn, error or off (default info;\n"
-	           "                             also SPACES_LOG)\n"
-	           "  -h, --help                 show this help and exit\n"
-	           "  -V, --version              show the version and exit\n");
+	fprintf(
+	    f, "Usage: spaces-server [OPTIONS]            serve the site\n"
+	       "       spaces-server migrate [OPTIONS]    apply the migrations and exit\n"
+	       "       spaces-server user add NAME [--admin] [--database-url URL]\n"
+	       "                                          create a user (password on stdin)\n"
+	       "\n"
+	       "The Spaces website and its Socket.IO server.\n"
+	       "\n"
+	       "Options:\n"
+	       "  -l, --listen HOST:PORT     address to listen on (default 127.0.0.1:5001;\n"
+	       "                             IPv6 as [::1]:5001)\n"
+	       "  -d, --database-url URL     PostgreSQL connection URL (or DATABASE_URL)\n"
+	       "      --migrations DIR       SQL migrations applied at start-up\n"
+	       "                             (default: the source tree's migrations/)\n"
+	       "      --db-pool N            database connections (default 4)\n"
+	       "      --request-timeout S    timeout of a request when its space sets none\n"
+	       "                             (default 120)\n"
+	       "      --upload-dir DIR       where uploaded files are kept (default var/uploads)\n"
+	       "      --public-url URL       the site's address as browsers see it, e.g.\n"
+	       "                             https://spaces.example.org (links given to apps,\n"
+	       "                             CSRF origin check; default: each request's Host)\n"
+	       "      --secure-cookies       mark cookies Secure (the site is served over HTTPS)\n"
+	       "      --trust-proxy LIST     reverse proxies whose X-Forwarded-For names the\n"
+	       "                             client: addresses or CIDR prefixes, comma-separated,\n"
+	       "                             e.g. 127.0.0.1 behind a local nginx (default: none)\n"
+	       "      --ping-interval MS     Engine.IO heartbeat interval (default 25000)\n"
+	       "      --ping-timeout MS      Engine.IO heartbeat timeout (default 20000)\n"
+	       "      --max-payload BYTES    largest Engine.IO message or polling body\n"
+	       "                             (default 1000000)\n"
+	       "      --max-connections N    open connections at once (default 100000)\n"
+	       "      --log-level LEVEL      debug, info, warn, error or off (default info;\n"
+	       "                             also SPACES_LOG)\n"
+	       "  -h, --help                 show this help and exit\n"
+	       "  -V, --version              show the version and exit\n");
 }
 
 /* Parses HOST:PORT or [V6]:PORT into cfg. Returns 0 or -1. */
@@ -131,6 +141,7 @@ enum {
 	OPT_UPLOAD_DIR,
 	OPT_PUBLIC_URL,
 	OPT_SECURE_COOKIES,
+	OPT_TRUST_PROXY,
 };
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
@@ -145,6 +156,7 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"upload-dir", required_argument, NULL, OPT_UPLOAD_DIR},
 	    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
 	    {"secure-cookies", no_argument, NULL, OPT_SECURE_COOKIES},
+	    {"trust-proxy", required_argument, NULL, OPT_TRUST_PROXY},
 	    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
 	    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
@@ -169,6 +181,9 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			break;
 		case OPT_PUBLIC_URL:
 			cfg->web.public_url = optarg;
+			break;
+		case OPT_TRUST_PROXY:
+			cfg->trust_proxy = optarg;
 			break;
 		case OPT_SECURE_COOKIES:
 			cfg->web.secure_cookies = 1;
@@ -355,6 +370,17 @@ int main(int argc, char **argv)
 		BASE_LOGE("main", "out of memory");
 		return 1;
 	}
+	if (cfg.trust_proxy && http_server_trust_proxies(app.http, cfg.trust_proxy) != 0) {
+		fprintf(
+		    stderr,
+		    "spaces-server: invalid value for --trust-proxy: '%s' (IPv4 or IPv6 addresses "
+		    "or CIDR prefixes, comma-separated, at most 16)\n",
+		    cfg.trust_proxy);
+		return 2;
+	}
+	if (cfg.trust_proxy && cfg.trust_proxy[0])
+		BASE_LOGI("main", "client addresses from X-Forwarded-For when the peer is %s",
+		          cfg.trust_proxy);
 	http_route(app.http, HTTP_M_GET, "/healthz", 0, healthz, &app);
 	char err[256] = "";
 	db_options dbo;

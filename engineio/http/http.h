@@ -60,6 +60,15 @@ http_server *http_server_new(uv_loop_t *loop, const http_limits *lim);
  * Returns 0 or a negative libuv error.
  */
 int http_server_listen(http_server *s, const char *host, int port);
+/**
+ * Trusted reverse proxies: comma-separated IPv4/IPv6 addresses or CIDR
+ * prefixes ("127.0.0.1, 10.0.0.0/8, ::1"), at most 16. A request whose TCP
+ * peer is one of them takes its remote_addr from X-Forwarded-For: the
+ * rightmost address there that is not a trusted proxy itself. NULL or ""
+ * trusts none (the default: X-Forwarded-For is ignored).
+ * Returns 0, or BASE_EINVAL for a list that does not parse (nothing changes).
+ */
+int http_server_trust_proxies(http_server *s, const char *list);
 /** The bound port, after a successful listen. */
 int http_server_port(const http_server *s);
 /** Current number of open connections (HTTP and WebSocket). */
@@ -106,10 +115,16 @@ struct http_request {
 	base_slice query;  /* after '?', without it; empty when absent */
 	const http_header *headers;
 	size_t n_headers;
-	base_slice body;      /* de-chunked */
-	base_arena *arena;    /* freed when the request ends */
-	int keep_alive;       /* the connection may carry another request */
-	char remote_addr[48]; /* peer IP as text */
+	base_slice body;   /* de-chunked */
+	base_arena *arena; /* freed when the request ends */
+	int keep_alive;    /* the connection may carry another request */
+	/*
+	 * The client's IP as text: the TCP peer's, or, when the peer is a
+	 * trusted proxy (http_server_trust_proxies), the one X-Forwarded-For
+	 * names. peer_addr is always the TCP peer's.
+	 */
+	char remote_addr[48];
+	char peer_addr[48];
 	/*
 	 * Set by a handler that keeps the request: called once if the connection
 	 * goes away before the response is sent. The request is freed after it

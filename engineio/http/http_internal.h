@@ -135,6 +135,15 @@ struct http_ws {
 	char remote[48];
 };
 
+/* A trusted proxy: an address, or a CIDR prefix of one. */
+typedef struct {
+	uint8_t family; /* AF_INET or AF_INET6 */
+	uint8_t bits;   /* prefix length */
+	uint8_t addr[16];
+} http_proxy_net;
+
+#define HTTP_MAX_PROXIES 16
+
 typedef struct {
 	http_method method;
 	int prefix;
@@ -169,6 +178,8 @@ struct http_server {
 	void (*close_cb)(void *ud);
 	void *close_ud;
 	char *rbuf;
+	http_proxy_net proxies[HTTP_MAX_PROXIES]; /* http_server_trust_proxies */
+	size_t n_proxies;
 };
 
 /* server.c */
@@ -210,6 +221,19 @@ enum { HTTP_RX_NEXT = 0, HTTP_RX_STOP = 1 };
 
 /* router.c */
 const http_route_entry *http__route_find(const http_server *s, const http_request *req);
+
+/* proxy.c */
+/** Parses "addr[/bits], ..." into nets (at most max). 0 or BASE_EINVAL. */
+int http__proxy_parse(const char *list, http_proxy_net *nets, size_t max, size_t *n);
+/** 1 when addr (4 or 16 bytes, by family) is in one of nets. */
+int http__proxy_match(const http_proxy_net *nets, size_t n, int family, const uint8_t *addr);
+/**
+ * Walks the X-Forwarded-For headers right to left and writes into out the
+ * first address that is not in nets (the client); out is left at the last
+ * trusted hop when every entry is trusted or an entry is not an address.
+ */
+void http__forwarded_client(const http_proxy_net *nets, size_t n, const http_header *headers,
+                            size_t n_headers, char *out, size_t out_size);
 
 /* ws.c */
 size_t http__ws_input(http_conn *c, char *buf, size_t len, size_t off, size_t *want);

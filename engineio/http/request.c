@@ -85,8 +85,8 @@ static http_rx *rx_new(http_conn *c)
 	rx->req.method_name = BASE_SLICE_LIT("");
 	rx->req.target = rx->req.path = rx->req.query = rx->req.body = BASE_SLICE_LIT("");
 	if (c->peer_family != 0)
-		inet_ntop(c->peer_family, c->peer, rx->req.remote_addr,
-		          sizeof(rx->req.remote_addr));
+		inet_ntop(c->peer_family, c->peer, rx->req.peer_addr, sizeof(rx->req.peer_addr));
+	memcpy(rx->req.remote_addr, rx->req.peer_addr, sizeof(rx->req.remote_addr));
 	return rx;
 }
 
@@ -232,6 +232,10 @@ static int on_headers_complete(llhttp_t *p)
 	}
 	req->headers = hdrs;
 	req->n_headers = rx->n_hpos;
+	if (c->srv->n_proxies > 0 &&
+	    http__proxy_match(c->srv->proxies, c->srv->n_proxies, c->peer_family, c->peer))
+		http__forwarded_client(c->srv->proxies, c->srv->n_proxies, hdrs, rx->n_hpos,
+		                       req->remote_addr, sizeof(req->remote_addr));
 	req->keep_alive = llhttp_should_keep_alive(p);
 	rx->headers_done = 1;
 	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->lim.max_body_bytes) {

@@ -164,14 +164,8 @@ class Site:
                 pass
 
 
-def _start(pg, upload_dir):
-    argv_extra = []
-    help_text = subprocess.run(harness.spaces_server_command() + ["--help"],
-                               capture_output=True, text=True, timeout=10).stdout
-    if "--upload-dir" in help_text:
-        argv_extra += ["--upload-dir", upload_dir]
-    return harness.start_spaces_server(pg.url, extra_args=argv_extra,
-                                       env={"SPACES_UPLOAD_DIR": upload_dir})
+def _start(pg, upload_dir, extra=()):
+    return harness.start_spaces_server(pg.url, extra_args=["--upload-dir", upload_dir, *extra])
 
 
 @pytest.fixture(scope="module")
@@ -686,3 +680,41 @@ def test_login_rate_limit(site):
         assert "Too many failed logins" in r.text
     finally:
         server.stop()
+
+
+def test_login_rate_limit_behind_proxy(site):
+    """With --trust-proxy 127.0.0.1 (nginx on the same host), each client
+    address named by X-Forwarded-For has its own login budget: one client
+    cannot lock everybody out, and a client cannot escape its own limit by
+    writing its own X-Forwarded-For (nginx appends the real address last)."""
+    server = _start(site.pg, site.upload_dir, ["--trust-proxy", "127.0.0.1"])
+    try:
+        url = server.url.rstrip("/")
+
+        def attempt(xff):
+            return requests.post(url + "/login", data={"username": "nobody", "password": "x"},
+                                 headers={"X-Forwarded-For": xff}, allow_redirects=False,
+                                 timeout=20)
+
+        codes = [attempt("203.0.113.5").status_code for _ in range(11)]
+        assert codes[:10] == [200] * 10 and codes[10] == 429
+        # Spoofed entries before the real one change nothing.
+        assert attempt("198.51.100.1, 203.0.113.5").status_code == 429
+        # Another client behind the same proxy still gets to try.
+        assert attempt("203.0.113.6").status_code == 200
+        # The failed logins were logged with the client's address.
+        deadline = time.time() + 10
+        while "failed login for 'nobody' from 203.0.113.6" not in server.stderr():
+            assert time.time() < deadline, "no log line with the client's address"
+            time.sleep(0.1)
+    finally:
+        server.stop()
+
+
+def test_trust_proxy_refuses_a_bad_list(site):
+    r = subprocess.run(harness.spaces_server_command() + ["--database-url", site.pg.url,
+                                                          "--listen", "127.0.0.1:0",
+                                                          "--trust-proxy", "nginx.local"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "invalid value for --trust-proxy: 'nginx.local'" in r.stderr

@@ -128,8 +128,19 @@ static void h_hold(http_request *req, void *ud)
 	req->on_abort = on_abort;
 }
 
+/* Answers with the client address the server worked out, and the peer's. */
+static void h_client_addr(http_request *req, void *ud)
+{
+	char text[100];
+	int n = snprintf(text, sizeof(text), "%s %s", req->remote_addr, req->peer_addr);
+
+	(void)ud;
+	http_respond(req, 200, "text/plain", NULL, text, (size_t)n);
+}
+
 static void add_routes(void)
 {
+	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/addr", 0, h_client_addr, NULL), 0);
 	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/hello", 0, h_hello, NULL), 0);
 	assert_int_equal(http_route(H.srv, HTTP_M_GET, "/p/", 1, h_path, NULL), 0);
 	assert_int_equal(http_route(H.srv, HTTP_M_POST, "/echo", 0, h_echo, NULL), 0);
@@ -181,6 +192,44 @@ static int teardown(void **state)
 }
 
 /* ---- tests --------------------------------------------------------------- */
+
+/* X-Forwarded-For is ignored unless the peer is a trusted proxy. */
+static void c_forwarded_untrusted(void)
+{
+	expect_simple("GET /addr HTTP/1.1\r\nX-Forwarded-For: 203.0.113.7\r\n\r\n", 200,
+	              "127.0.0.1 127.0.0.1");
+}
+
+static void test_forwarded_untrusted(void **state)
+{
+	(void)state;
+	run_client(c_forwarded_untrusted);
+}
+
+static void c_forwarded_trusted(void)
+{
+	/* The rightmost untrusted hop; what the client itself wrote is ignored. */
+	expect_simple("GET /addr HTTP/1.1\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.7\r\n\r\n", 200,
+	              "203.0.113.7 127.0.0.1");
+	/* Several headers read as one list; trusted hops are skipped. */
+	expect_simple("GET /addr HTTP/1.1\r\nX-Forwarded-For: 198.51.100.1\r\n"
+	              "X-Forwarded-For: 10.1.2.3\r\n\r\n",
+	              200, "198.51.100.1 127.0.0.1");
+	/* No header: the peer. Garbage: the nearest trusted hop. */
+	expect_simple("GET /addr HTTP/1.1\r\n\r\n", 200, "127.0.0.1 127.0.0.1");
+	expect_simple("GET /addr HTTP/1.1\r\nX-Forwarded-For: <script>, 10.0.0.9\r\n\r\n", 200,
+	              "10.0.0.9 127.0.0.1");
+	expect_simple("GET /addr HTTP/1.1\r\nX-Forwarded-For: 2001:db8::1\r\n\r\n", 200,
+	              "2001:db8::1 127.0.0.1");
+}
+
+static void test_forwarded_trusted(void **state)
+{
+	(void)state;
+	assert_int_equal(http_server_trust_proxies(H.srv, "bogus"), BASE_EINVAL);
+	assert_int_equal(http_server_trust_proxies(H.srv, "127.0.0.1, 10.0.0.0/8"), 0);
+	run_client(c_forwarded_trusted);
+}
 
 static void c_simple_get(void)
 {
@@ -827,6 +876,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_simple_get, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_forwarded_untrusted, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_forwarded_trusted, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_found, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_keep_alive, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelining, setup_default, teardown),

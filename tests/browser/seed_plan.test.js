@@ -454,6 +454,12 @@ function defineSeedPlan(driver) {
     await until(async () => (await dom.badge(page)) === text, timeoutMs, `the badge to say "${text}"`);
   }
 
+  /** Waits until the page's live connection has replaced the server-rendered badge state. */
+  async function waitLive(page, timeoutMs = 10000) {
+    await until(async () => (await dom.count(page, "#space .badge[data-live-ready]")) === 1,
+      timeoutMs, "the live state of the space");
+  }
+
   /** Types the prompt (unless null) and clicks Submit; resolves with the time of the click. */
   async function submit(page, prompt) {
     if (prompt !== null) await driver.fill(page, "textarea[name=prompt]", prompt);
@@ -761,6 +767,9 @@ function defineSeedPlan(driver) {
     await openSpace(p2, sp.id);
     assert.equal(await dom.badge(p2), "Not connected");
     assert.equal(await dom.formDisabled(p2), true);
+    // The live state first: it would close the form again after we open it.
+    await waitLive(p2);
+    assert.equal(await dom.badge(p2), "Not connected");
     await dom.enableForm(p2);
     await submit(p2, "Nobody is there");
     const err2 = await until(() => dom.formError(p2), 5000, "an error for a submit with no app");

@@ -52,6 +52,8 @@
       if (badges[i].getAttribute("data-live-space") !== id) continue;
       badges[i].textContent = isConnected ? "Connected" : "Not connected";
       badges[i].className = "badge " + (isConnected ? "on" : "off");
+      /* Live from here on: the server-rendered state has been replaced. */
+      badges[i].setAttribute("data-live-ready", "1");
     }
     if (id === pageSpace && fields) {
       fields.disabled = !isConnected;

@@ -10,7 +10,7 @@ DEB_PKGS=(
   postgresql node-llhttp libjansson-dev libsodium-dev libssl-dev zlib1g-dev
   libcmocka-dev python3-socketio python3-engineio python3-requests
   python3-websocket python3-aiohttp python3-msgpack python3-pytest
-  curl procps psmisc iproute2 gnuplot-nox chromium firefox-esr
+  curl procps psmisc iproute2 gnuplot-nox chromium firefox-esr liburing-dev
 )
 
 missing=()

@@ -18,7 +18,8 @@ import statistics
 import subprocess
 import sys
 
-SERVER_TITLES = {"ours": "Spaces (C)", "node": "Node.js socket.io", "limit": "bare limit"}
+SERVER_TITLES = {"ours": "Spaces (C)", "node": "Node.js socket.io", "limit": "bare limit",
+                 "floor": "kernel floor (bare sends)"}
 
 # What a scenario tag means, in the order tables list them.
 SCENARIOS = [
@@ -203,6 +204,18 @@ def target_rows(stats):
         met = "—" if r is None else ("yes" if r >= want else "no")
         out.append((label, value_text(key, ov) if o else "—", value_text(key, nv), r, text, met,
                     ceiling_text(stats, tag, key, higher, want, nv)))
+    for tag, n in (("bcast-1k", "1,000"), ("bcast-10k", "10,000")):
+        # The same number of bare send()s and nothing else: how far above
+        # what the kernel itself takes the server is.
+        o, f = stats.get((tag, "ours")), stats.get((tag, "floor"))
+        if not f:
+            continue
+        for key, pct in (("p50_us", "p50"), ("p99_us", "p99")):
+            ov, fv = (o.median(key) if o else None), f.median(key)
+            r = ratio(fv, ov)
+            out.append((f"broadcast to {n}: last receiver {pct}, against the kernel floor",
+                        value_text(key, ov) if o else "—", "floor " + value_text(key, fv), r,
+                        "floor ÷ ours (1.00 = no cost above the kernel's)", "—", ""))
     o, l = stats.get(("echo", "ours")), stats.get(("echo", "limit"))
     if l:
         r = ratio(o.median("rate"), l.median("rate")) if o else None
@@ -514,7 +527,10 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
     add("is past the target (target × Node), i.e. whether this load generator on this")
     add("machine can show the target being met at all. Where the limit server's own core is")
     add("the busy one (broadcasts: one `send()` per receiving socket), that figure is the")
-    add("machine's floor rather than the generator's.")
+    add("machine's floor rather than the generator's. The kernel floor rows compare ours with")
+    add("`bench-floor`: the same number of loopback TCP sockets, one bare `write()` of a")
+    add("24-byte frame to each, pinned the same way, no server at all; no server on this")
+    add("machine can get its last receiver the frame sooner than that.")
     add("")
     add("## Throughput and latency")
     add("")
@@ -607,7 +623,8 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
     add("```")
     add("")
     add("Servers: `node tests/bench/node_bench_server.js --port P`, `build/release/bench-limit "
-        "--port P`, `build/release/bench-server --port P`. Raw results: `"
+        "--port P`, `build/release/bench-server --port P`; the floor is `build/release/bench-floor`, "
+        "which needs no server. Raw results: `"
         + os.path.relpath(args.out, args.root) + "/results.txt` (not committed).")
     add("")
     # Hand-written companions of this report, kept across regenerations.
@@ -632,7 +649,7 @@ def main():
     args = ap.parse_args()
     rows, quiet, skipped = parse_results(os.path.join(args.out, "results.txt"))
     stats = group(rows)
-    order = ["ours", "node", "limit"]
+    order = ["ours", "node", "limit", "floor"]
     servers = [s for s in order if any(k[1] == s for k in stats)]
     servers += sorted({k[1] for k in stats} - set(order))
     if args.mode == "quick":

@@ -8,6 +8,8 @@
 #   ours   build/release/bench-server, when that program exists
 #   node   the reference socket.io 4.8 server (tests/bench/node_bench_server.js)
 #   limit  bench-limit, the bare-transport limit (and the load generator's ceiling)
+#   floor  bench-floor, broadcasts only: the same number of bare send()s with no
+#          server at all, the kernel's own floor under "last receiver" latency
 #
 # full  (make bench): every scenario, SPACES_BENCH_RUNS runs each (default 3,
 #       servers interleaved), then docs/BENCHMARKS.md and docs/bench/*.png.
@@ -72,6 +74,8 @@ build() {
 	fi
 	LG=$BIN/bench-loadgen
 	LIMIT=$BIN/bench-limit
+	FLOOR=$BIN/bench-floor
+	cmake --build "$BIN" -j "$(nproc)" --target bench-floor >>"$OUT/build.log" 2>&1 || FLOOR=
 	OURS=
 	if cmake --build "$BUILD" -j "$(nproc)" --target bench-server >>"$OUT/build.log" 2>&1; then
 		OURS=$(find "$BUILD" -maxdepth 3 -type f -name bench-server -perm -u+x | head -1)
@@ -209,6 +213,7 @@ QUICK_SCENARIOS=(
 build
 SERVER_CMD[node]="node $HERE/node_bench_server.js"
 SERVER_CMD[limit]=$LIMIT
+[ -z "$FLOOR" ] || SERVER_CMD[floor]=$FLOOR
 [ -z "$OURS" ] || SERVER_CMD[ours]=$OURS
 if [ -n "${SPACES_BENCH_SERVERS:-}" ]; then
 	SERVERS=($SPACES_BENCH_SERVERS)
@@ -219,6 +224,7 @@ else
 	SERVERS=(node)
 	[ -z "$OURS" ] || SERVERS=(ours node)
 fi
+[ -n "${SPACES_BENCH_SERVERS:-}" ] || [ -z "$FLOOR" ] || SERVERS+=(floor)
 for s in "${SERVERS[@]}"; do
 	[ -n "${SERVER_CMD[$s]:-}" ] || {
 		log "unknown or unavailable server $s"
@@ -238,6 +244,27 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 	echo "OURS ${OURS:-none}"
 	echo "START $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 } >"$OUT/meta.txt"
+
+# The kernel floor of a broadcast: the same number of sockets, one bare
+# send() each, pinned like the servers and the generator.
+run_floor() {
+	local tag=$1 args=$2 run=$3 conns
+	case "$tag" in bcast-*) ;; *) return 0 ;; esac
+	conns=$(sed -n 's/.*--conns \([0-9]*\).*/\1/p' <<<"$args")
+	local cmd=("$FLOOR" --conns "$conns" --rounds 500 --sender-cpu "$SERVER_CPU"
+		--receiver-cpu "$LG_CPU" --tag "$tag")
+	echo "${NICE[*]} ${cmd[*]}" >>"$OUT/commands.txt"
+	log "$tag run $run against floor (bare sends)"
+	if "${NICE[@]}" "${cmd[@]}" >"$OUT/run.out" 2>"$OUT/run.err"; then
+		grep '^RESULT ' "$OUT/run.out" | sed "s/\$/ run=$run/" >>"$RESULTS"
+		tail -1 "$OUT/run.out" | sed 's/^/bench:   /' >&2
+	else
+		echo "RESULT tag=$tag server=floor status=fail run=$run" >>"$RESULTS"
+		failed=$((failed + 1))
+		log "FAILED: bench-floor for $tag"
+		tail -5 "$OUT/run.err" >&2 || true
+	fi
+}
 
 failed=0
 src_block=1
@@ -263,6 +290,10 @@ for spec in "${SCENARIOS[@]}"; do
 		for server in "${SERVERS[@]}"; do
 			# The limit server speaks WebSocket only: no polling handshake.
 			if [ "$server" = limit ] && [[ "$args" == *--upgrade* ]]; then
+				continue
+			fi
+			if [ "$server" = floor ]; then
+				run_floor "$tag" "$args" "$run"
 				continue
 			fi
 			extra=()

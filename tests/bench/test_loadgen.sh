@@ -242,6 +242,30 @@ if [ -x "$LIMIT" ]; then
 	fi
 fi
 
+# bench-floor, the kernel's floor under broadcast latency: it must finish,
+# count every round and refuse what it cannot do.
+FLOOR=$(dirname "$LG")/bench-floor
+if [ -x "$FLOOR" ]; then
+	for mode in "" "--threads 2" "--uring"; do
+		checks=$((checks + 1))
+		# shellcheck disable=SC2086
+		if "$FLOOR" --conns 50 --rounds 40 $mode >"$TMP/out" 2>"$TMP/err"; then
+			[ "$(field status)" = ok ] && [ "$(field rounds)" = 40 ] && [ "$(field conns)" = 50 ] &&
+				[ -n "$(field p99_us)" ] || fail "bench-floor $mode: $(cat "$TMP/out")"
+		elif [ "$mode" = --uring ] && grep -q "built without liburing" "$TMP/err"; then
+			: # no liburing in this build: the refusal is the expected answer
+		else
+			fail "bench-floor $mode exited with an error: $(cat "$TMP/err")"
+		fi
+	done
+	checks=$((checks + 1))
+	if "$FLOOR" --conns 0 >"$TMP/out" 2>"$TMP/err" || ! grep -q "wants a number" "$TMP/err"; then
+		fail "bench-floor --conns 0 was not refused"
+	fi
+else
+	fail "no bench-floor next to $LG"
+fi
+
 if [ "$failures" -ne 0 ]; then
 	echo "test_loadgen: $failures of $checks checks failed" >&2
 	exit 1

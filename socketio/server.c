@@ -343,17 +343,21 @@ static void on_binary_attachment(sio_client *c, const char *data, size_t len)
 		client_fail(c, "attachments too large");
 		return;
 	}
-	if (base_buf_append(&w->data, data, len)) {
-		client_fail(c, "out of memory");
+	if (w->received + 1 < w->pkt.attachments) {
+		/* Not the last: kept until the rest have arrived. */
+		if (base_buf_append(&w->data, data, len)) {
+			client_fail(c, "out of memory");
+			return;
+		}
+		w->offsets[++w->received] = w->data.len;
 		return;
 	}
-	w->offsets[++w->received] = w->data.len;
-	if (w->received < w->pkt.attachments)
-		return;
+	/* The last one is used where it lies: it outlives the dispatch. */
 	base_slice atts[SIO_MAX_ATTACHMENTS];
 	for (unsigned i = 0; i < w->received; i++)
 		atts[i] =
 		    (base_slice){w->data.data + w->offsets[i], w->offsets[i + 1] - w->offsets[i]};
+	atts[w->received++] = (base_slice){data, len};
 	c->bin = NULL;
 	if (binary_packet_valid(&w->pkt, w->received))
 		dispatch(c, &w->pkt, atts, w->received);

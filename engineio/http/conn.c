@@ -339,6 +339,8 @@ static void copy_skip(char **dst, const char *src, size_t n, size_t *skip)
 	*skip = 0;
 }
 
+static size_t out_gather(const http_conn *c, uv_buf_t *bufs, unsigned *nb);
+
 int http__out_write(http_conn *c, const char *head, size_t hlen, const base_slice *parts,
                     size_t n_parts)
 {
@@ -355,13 +357,22 @@ int http__out_write(http_conn *c, const char *head, size_t hlen, const base_slic
 		http__conn_close(c);
 		return HTTP_EQUEUE_FULL;
 	}
-	/* A big write with nothing before it goes out from the caller's memory. */
-	if (total >= HTTP_DIRECT_MIN && c->out_head == NULL && c->wreq == NULL &&
-	    n_parts < HTTP_IOV_MAX) {
+	/*
+	 * A big write goes out from the caller's memory, together with whatever
+	 * small output is queued before it (a Socket.IO header before its binary
+	 * attachment), in one writev: only what the socket does not take is
+	 * copied.
+	 */
+	if (total >= HTTP_DIRECT_MIN && c->wreq == NULL && n_parts < HTTP_IOV_MAX) {
 		uv_buf_t bufs[HTTP_IOV_MAX];
 		unsigned nb = 0;
+		size_t queued = 0;
 		int r;
 
+		if (c->out_head != NULL)
+			queued = out_gather(c, bufs, &nb);
+		if (queued != c->out_bytes || nb + 1 + n_parts > HTTP_IOV_MAX)
+			goto copy; /* more queued than one writev takes: keep the order simple */
 		if (hlen > 0)
 			bufs[nb++] = uv_buf_init((char *)head, (unsigned)hlen);
 		for (size_t i = 0; i < n_parts; i++) {
@@ -372,8 +383,11 @@ int http__out_write(http_conn *c, const char *head, size_t hlen, const base_slic
 		}
 		r = uv_try_write((uv_stream_t *)&c->tcp, bufs, nb);
 		if (r > 0) {
-			done = (size_t)r;
+			size_t w = (size_t)r;
+
 			c->flags |= HTTP_F_PROGRESS;
+			out_consume(c, w < queued ? w : queued);
+			done = w > queued ? w - queued : 0;
 		} else if (r < 0 && r != UV_EAGAIN && r != UV_ENOSYS) {
 			http__conn_close(c);
 			return r;
@@ -381,6 +395,7 @@ int http__out_write(http_conn *c, const char *head, size_t hlen, const base_slic
 		if (done == total)
 			return 0;
 	}
+copy:
 	p = out_reserve(c, total - done);
 	if (p == NULL) {
 		http__conn_close(c);

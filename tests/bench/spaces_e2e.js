@@ -1,12 +1,19 @@
 #!/usr/bin/env node
-// Spaces end to end, as the old site was measured (shared BENCHMARKS.md):
-// users submit over HTTP, a zero-time app answers over Socket.IO, each user
-// polls the status every 50 ms until "completed". For each concurrency, a
-// fixed number of requests; every request is counted (a request never
-// completed is "lost" and fails the run).
+// Spaces end to end: users submit over HTTP, a zero-time app answers over
+// Socket.IO, and each user learns that its request is done in one of two
+// ways (--follow):
+//
+//   poll  (default) GET /websockets/status every 50 ms until "completed", as
+//         the old site was measured (shared BENCHMARKS.md);
+//   push  as the site's own pages do: the user's browser connection on
+//         namespace /spaces (its session cookie) gets request_update, and on
+//         "completed" the user reads the status once to confirm it.
+//
+// For each concurrency, a fixed number of requests; every request is counted
+// (a request never completed is "lost" and fails the run).
 //
 //   node tests/bench/spaces_e2e.js [--server build/release/spaces-server]
-//        [--levels 1,10,50,500] [--requests 500]
+//        [--levels 1,10,50,500] [--requests 500] [--follow poll|push]
 //
 // Starts its own PostgreSQL cluster (ci/pg.sh) and server; prints one RESULT
 // line per level and a table.
@@ -28,6 +35,11 @@ function arg(name, dflt) {
 const SERVER = arg("--server", path.join(ROOT, "build", "release", "spaces-server"));
 const LEVELS = arg("--levels", "1,10,50,500").split(",").map(Number);
 const REQUESTS = Number(arg("--requests", "500"));
+const FOLLOW = arg("--follow", "poll");
+if (FOLLOW !== "poll" && FOLLOW !== "push") {
+  console.error("spaces_e2e: --follow is poll or push");
+  process.exit(2);
+}
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 function freePort() {
@@ -77,7 +89,54 @@ function pct(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 }
 
-async function runLevel(base, spaceId, cookies, concurrency, total) {
+/*
+ * One user's browser connection on /spaces: request_update events for all
+ * of that user's requests. final(id) resolves with the first final status
+ * (completed or failed) of that request, also when it came before the
+ * submit's answer did.
+ */
+function pushFollower(base, cookie) {
+  const sock = io(base + "/spaces", { transports: ["websocket"], reconnection: false,
+    extraHeaders: { cookie } });
+  const finals = new Map();
+  const waiting = new Map();
+  sock.on("request_update", (u) => {
+    if (u.status !== "completed" && u.status !== "failed") return;
+    const wake = waiting.get(u.request_id);
+    if (wake) {
+      waiting.delete(u.request_id);
+      wake(u.status);
+    } else {
+      finals.set(u.request_id, u.status);
+    }
+  });
+  return {
+    ready: new Promise((resolve, reject) => {
+      sock.on("connect", resolve);
+      sock.on("connect_error", reject);
+    }),
+    final(id, timeoutMs) {
+      const early = finals.get(id);
+      if (early) {
+        finals.delete(id);
+        return Promise.resolve(early);
+      }
+      return new Promise((resolve) => {
+        const t = setTimeout(() => {
+          waiting.delete(id);
+          resolve("timeout");
+        }, timeoutMs);
+        waiting.set(id, (st) => {
+          clearTimeout(t);
+          resolve(st);
+        });
+      });
+    },
+    close: () => sock.close(),
+  };
+}
+
+async function runLevel(base, spaceId, cookies, pushes, concurrency, total) {
   let next = 0;
   let completed = 0;
   let lost = 0;
@@ -99,13 +158,21 @@ async function runLevel(base, spaceId, cookies, concurrency, total) {
         lost++;
         continue;
       }
-      const deadline = Date.now() + 30000;
       let done = false;
-      while (!done && Date.now() < deadline) {
-        await sleep(50);
-        const st = await (await fetch(`${base}/websockets/status?request_id=${body.request_id}`)).json();
-        if (st.status === "completed") done = true;
-        else if (st.status === "failed") break;
+      if (FOLLOW === "push") {
+        const status = await pushes[w % pushes.length].final(body.request_id, 30000);
+        if (status === "completed") {
+          const st = await (await fetch(`${base}/websockets/status?request_id=${body.request_id}`)).json();
+          done = st.status === "completed";
+        }
+      } else {
+        const deadline = Date.now() + 30000;
+        while (!done && Date.now() < deadline) {
+          await sleep(50);
+          const st = await (await fetch(`${base}/websockets/status?request_id=${body.request_id}`)).json();
+          if (st.status === "completed") done = true;
+          else if (st.status === "failed") break;
+        }
       }
       if (done) {
         completed++;
@@ -155,17 +222,23 @@ async function main() {
 
     const cookies = [];
     for (let i = 0; i < 50; i++) cookies.push(await login(base, `bench_user_${i}`, "benchpass123"));
+    const pushes = [];
+    if (FOLLOW === "push") {
+      for (const c of cookies) pushes.push(pushFollower(base, c));
+      await Promise.all(pushes.map((p) => p.ready));
+    }
     const results = [];
     for (const level of LEVELS) {
-      const r = await runLevel(base, spaceId, cookies, level, REQUESTS);
+      const r = await runLevel(base, spaceId, cookies, pushes, level, REQUESTS);
       results.push(r);
-      console.log(`RESULT scenario=spaces_e2e concurrency=${r.concurrency} requests=${r.total} completed=${r.completed} ` +
+      console.log(`RESULT scenario=spaces_e2e follow=${FOLLOW} concurrency=${r.concurrency} requests=${r.total} completed=${r.completed} ` +
         `lost=${r.lost} rate=${r.rate.toFixed(1)} p50_ms=${r.p50.toFixed(1)} p99_ms=${r.p99.toFixed(1)}`);
     }
     console.log("\n| concurrent users | completed / requests | requests/s | p50 | p99 |");
     console.log("| --- | --- | --- | --- | --- |");
     for (const r of results)
       console.log(`| ${r.concurrency} | ${r.completed} / ${r.total} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms |`);
+    for (const p of pushes) p.close();
     process.exitCode = results.every((r) => r.lost === 0) ? 0 : 1;
   } finally {
     if (app) app.close();

@@ -323,6 +323,9 @@ static void result_recorded(const db_result *res, void *ud)
 	} else {
 		if (r->conn->inflight)
 			r->conn->inflight--;
+		r->conn->served++;
+		if (!r->conn->s) /* disconnected meanwhile: its last flush is done */
+			sp__flush_served(r->app, r->conn);
 		/* user_id, space_id, status, result, updated_at */
 		sp__request_update(r->app, db_value(res, 0, 0), r->request_id, db_value(res, 0, 2),
 		                   "100", NULL, db_value(res, 0, 3), db_value(res, 0, 4));
@@ -371,9 +374,7 @@ static void on_result(const sio_event *ev, void *ud)
 	    "progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END, "
 	    "finished_at = now(), updated_at = now() "
 	    "WHERE id::text = $1 AND connection_id = $2 AND status = 'processing' "
-	    "RETURNING user_id, space_id, status, result, updated_at), "
-	    "c AS (UPDATE app_connections SET requests_served = requests_served + 1 "
-	    "WHERE id = $2 AND EXISTS (SELECT 1 FROM u) RETURNING 1) "
+	    "RETURNING user_id, space_id, status, result, updated_at) "
 	    "SELECT user_id::text, space_id::text, status, result::text, "
 	    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM u";
 	const char *params[4] = {id, c->id, status, result_text};
@@ -498,11 +499,15 @@ static void on_disconnect(sio_socket *s, const char *reason, void *ud)
 			    "NULL, "
 			    "updated_at = now() WHERE connection_id = $1 AND status = 'processing' "
 			    "RETURNING 1), c AS (UPDATE app_connections SET disconnected_at = "
-			    "now() "
+			    "now(), requests_served = requests_served + $2::int "
 			    "WHERE id = $1 RETURNING 1) SELECT count(*) FROM r";
-			const char *params[1] = {c->id};
-			if (db_query(app->db, sql, 1, params, requeued, q))
+			char served[16];
+			snprintf(served, sizeof(served), "%u", c->served);
+			const char *params[2] = {c->id, served};
+			if (db_query(app->db, sql, 2, params, requeued, q))
 				free(q);
+			else
+				c->served = 0;
 		}
 	}
 	sp__conn_unref(c);

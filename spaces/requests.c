@@ -166,9 +166,11 @@ void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud)
 	static const char sql[] =
 	    "SELECT s.id::text, s.card_type, s.enable_prompt, s.rate_limit_seconds, "
 	    "s.timeout_seconds, (SELECT EXTRACT(EPOCH FROM now() - max(r.created_at)) "
-	    "FROM requests r WHERE r.space_id = s.id AND r.user_id::text = $2) "
-	    "FROM spaces s WHERE s.id::text = $1";
-	const char *params[2] = {s->space_id, s->user_id};
+	    "FROM requests r WHERE r.space_id = s.id AND r.user_id = $2::bigint) "
+	    "FROM spaces s WHERE s.id = $1";
+	/* user_id is the users.id of a logged-in user: compared as a bigint so
+	 * that the (user_id, space_id, created_at) index answers it. */
+	const char *params[2] = {s->space_id, s->user_id[0] ? s->user_id : NULL};
 	if (db_query(app->db, sql, 2, params, checked, s))
 		submit_done(s, 503, "Server busy, please retry", 0);
 }
@@ -278,10 +280,39 @@ static void swept(const db_result *res, void *ud)
 	}
 }
 
+static void served_flushed(const db_result *res, void *ud)
+{
+	(void)ud;
+	if (!db_ok(res))
+		BASE_LOGW("spaces", "counting served requests failed: %s", db_error(res));
+}
+
+void sp__flush_served(sp_app *app, sp_conn *c)
+{
+	if (c->served == 0)
+		return;
+	static const char sql[] = "UPDATE app_connections SET requests_served = "
+	                          "requests_served + $2::int WHERE id = $1";
+	char served[16];
+	snprintf(served, sizeof(served), "%u", c->served);
+	const char *params[2] = {c->id, served};
+	if (db_query(app->db, sql, 2, params, served_flushed, NULL) == 0)
+		c->served = 0;
+}
+
 static void sweep_tick(uv_timer_t *t)
 {
 	sp_app *app = t->data;
-	if (app->sweeping || app->closed)
+	if (app->closed)
+		return;
+	for (sp_space *sp = app->spaces; sp; sp = sp->next) {
+		base_list *pos, *tmp;
+		base_list_foreach_safe(pos, tmp, &sp->apps)
+		{
+			sp__flush_served(app, BASE_CONTAINER_OF(pos, sp_conn, link));
+		}
+	}
+	if (app->sweeping)
 		return;
 	app->sweeping = 1;
 	static const char sql[] =

@@ -16,6 +16,7 @@ typedef struct sp_conn {
 	struct sp_space *space; /* NULL until registered */
 	char id[37];            /* connection_id, a UUID */
 	unsigned inflight;      /* requests sent and not answered */
+	unsigned served;        /* results recorded, not yet added to requests_served */
 	int registering;
 	int refs;
 } sp_conn;
@@ -47,6 +48,12 @@ void sp__space_changed(sp_app *app, const char *space_id);
 /** The connected app of the space with the fewest requests in flight, or NULL. */
 sp_conn *sp__least_busy(sp_app *app, const char *space_id);
 void sp__conn_unref(sp_conn *c);
+/**
+ * Adds c's recorded results to app_connections.requests_served (one UPDATE;
+ * nothing when none). Counting in memory keeps the connection's row from
+ * being updated by every result, which serialised them all on its row lock.
+ */
+void sp__flush_served(sp_app *app, sp_conn *c);
 
 /* app_protocol.c */
 void sp__apps_init(sp_app *app);

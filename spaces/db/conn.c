@@ -22,6 +22,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 static void conn_on_io(uv_poll_t *h, int status, int events);
@@ -134,8 +135,73 @@ static const char *conn_name(const db_conn *c, char *buf, size_t len)
 }
 
 /* Closes the socket and the libpq connection; jobs are the caller's business. */
+/* ---- prepared statements ---------------------------------------------------- */
+
+static uint64_t stmt_hash(const char *sql)
+{
+	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+
+	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return h;
+}
+
+/* Forgets every statement: a new session has none. */
+static void stmts_forget(db_conn *c)
+{
+	for (unsigned i = 0; i < c->nstmts; i++) {
+		free(c->stmts[i].sql);
+		c->stmts[i].sql = NULL;
+	}
+	c->nstmts = 0;
+	c->stmt_seq = 0;
+}
+
+/* The slot is free again (its statement, if any, stays unused on the server). */
+static void stmt_forget(db_conn *c, int slot)
+{
+	free(c->stmts[slot].sql);
+	c->stmts[slot].sql = NULL;
+}
+
+/*
+ * The cache slot of s on c, or -1 when it is not prepared; *fresh is set
+ * when a slot was taken for it now (the caller sends the Parse).
+ */
+static int stmt_slot(db_conn *c, const db_job_stmt *s, int *fresh)
+{
+	uint64_t h = stmt_hash(s->sql);
+
+	*fresh = 0;
+	for (unsigned i = 0; i < c->nstmts; i++) {
+		const db_prepared *e = &c->stmts[i];
+
+		if (e->sql != NULL && e->hash == h && e->nparams == s->nparams &&
+		    strcmp(e->sql, s->sql) == 0)
+			return (int)i;
+	}
+	for (unsigned i = 0; i < DB_STMT_CACHE; i++) {
+		db_prepared *e = &c->stmts[i];
+
+		if (e->sql != NULL)
+			continue;
+		e->sql = strdup(s->sql);
+		if (e->sql == NULL)
+			return -1;
+		e->hash = h;
+		e->nparams = s->nparams;
+		snprintf(e->name, sizeof(e->name), "s%u", ++c->stmt_seq);
+		if (i >= c->nstmts)
+			c->nstmts = i + 1;
+		*fresh = 1;
+		return (int)i;
+	}
+	return -1; /* full: sent unnamed, as before */
+}
+
 static void conn_drop(db_conn *c)
 {
+	stmts_forget(c);
 	conn_detach_poll(c);
 	if (c->pg != NULL) {
 		PQfinish(c->pg);
@@ -424,12 +490,40 @@ int db__conn_send(db_conn *c, db_job *job)
 	char msg[DB_ERRBUF];
 
 	assert(c->state == DB_CONN_UP);
+	job->prep_pending = 0;
+	job->prep_slot = -1;
+	if (job->nstmts == 1 && job->stmts[0].nparams > 0 && !c->is_listener) {
+		/*
+		 * Only a job's first statement is prepared: a Parse behind another
+		 * statement could be skipped when that one fails, and a later
+		 * job would then find no statement of that name.
+		 */
+		const db_job_stmt *s = &job->stmts[0];
+		int fresh, slot = stmt_slot(c, s, &fresh);
+
+		if (slot >= 0) {
+			const char *name = c->stmts[slot].name;
+
+			if (fresh) {
+				if (!PQsendPrepare(c->pg, name, s->sql, s->nparams, NULL)) {
+					stmt_forget(c, slot);
+					goto fail;
+				}
+				job->prep_pending = 1;
+			}
+			job->prep_slot = slot;
+			if (!PQsendQueryPrepared(c->pg, name, s->nparams, s->params, NULL, NULL, 0))
+				goto fail;
+			goto sync;
+		}
+	}
 	for (unsigned i = 0; i < job->nstmts; i++) {
 		const db_job_stmt *s = &job->stmts[i];
 
 		if (!PQsendQueryParams(c->pg, s->sql, s->nparams, NULL, s->params, NULL, NULL, 0))
 			goto fail;
 	}
+sync:
 	if (!PQpipelineSync(c->pg))
 		goto fail;
 	base_list_insert_tail(&c->inflight, &job->link);
@@ -550,8 +644,37 @@ static int conn_read(db_conn *c)
 			db__conn_lost(c, "the server ended the session");
 			return -1;
 		}
+		if (job->prep_pending) {
+			/* The Parse's own result, before the statement's. */
+			job->prep_pending = 0;
+			if (st == PGRES_COMMAND_OK) {
+				PQclear(r);
+				continue;
+			}
+			/*
+			 * Not prepared (a broken statement): its error is the
+			 * answer, the Execute's "aborted" is dropped below, and the
+			 * slot is freed so that the next use reports its own error.
+			 */
+			stmt_forget(c, job->prep_slot);
+			job->res[job->nres++] = r;
+			continue;
+		}
+		const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+		if (job->prep_slot >= 0 && st == PGRES_FATAL_ERROR && state != NULL &&
+		    strcmp(state, "0A000") == 0) {
+			/*
+			 * "cached plan must not change result type": the schema
+			 * changed under the statement. This use fails; the next
+			 * one prepares it afresh under a new name.
+			 */
+			stmt_forget(c, job->prep_slot);
+			job->prep_slot = -1;
+		}
 		if (job->nres < job->nstmts)
 			job->res[job->nres++] = r;
+		else if (st == PGRES_PIPELINE_ABORTED)
+			PQclear(r);
 		else if (job->extra == NULL && st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
 			job->extra = r;
 		else

@@ -41,6 +41,9 @@ typedef struct db_job {
 	PGresult **res;     /* one slot per statement, filled as results come */
 	unsigned nres;
 	PGresult *extra; /* an error after the last statement (at the commit) */
+	/* A Parse was sent before the statement: its result comes first. */
+	int prep_pending;
+	int prep_slot; /* the connection's prepared statement it uses, or -1 */
 	db_cb cb;
 	void *ud;
 	char *channel; /* LISTEN / UNLISTEN jobs: the channel (owned) */
@@ -75,9 +78,27 @@ typedef struct db_poll {
 	db_pool *pool;
 } db_poll;
 
+/*
+ * A statement prepared on one connection: single-statement jobs with
+ * parameters are sent as a named Parse once, then Bind/Execute only, which
+ * saves the server the parse and plan of every hot query (half its CPU on
+ * the short lookups of the Spaces layer).
+ */
+#define DB_STMT_CACHE 64
+
+typedef struct {
+	char *sql;     /* the statement's text (owned); NULL when the slot is free */
+	uint64_t hash; /* of sql */
+	int nparams;
+	char name[16]; /* "s<n>": never reused within a session */
+} db_prepared;
+
 struct db_conn {
 	db_pool *pool;
-	unsigned id; /* 1..size for the pool, 0 for the listener (logs) */
+	db_prepared stmts[DB_STMT_CACHE];
+	unsigned nstmts;   /* slots in use */
+	unsigned stmt_seq; /* statements prepared in this session */
+	unsigned id;       /* 1..size for the pool, 0 for the listener (logs) */
 	int is_listener;
 	db_conn_state state;
 	PGconn *pg;

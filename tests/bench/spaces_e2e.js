@@ -96,8 +96,10 @@ function pct(sorted, p) {
  * submit's answer did.
  */
 function pushFollower(base, cookie) {
+  // forceNew: its own connection with its own cookie, not a namespace
+  // multiplexed over the app's connection to the same server.
   const sock = io(base + "/spaces", { transports: ["websocket"], reconnection: false,
-    extraHeaders: { cookie } });
+    forceNew: true, extraHeaders: { cookie } });
   const finals = new Map();
   const waiting = new Map();
   sock.on("request_update", (u) => {
@@ -193,10 +195,22 @@ async function main() {
   fs.chmodSync(tmp, 0o755);
   const pgDir = path.join(tmp, "pg");
   const url = execFileSync(path.join(ROOT, "ci", "pg.sh"), ["start", pgDir]).toString().trim();
+  // Interrupted (Ctrl-C, timeout): the cluster and the server go too.
+  let server;
+  for (const sig of ["SIGINT", "SIGTERM"]) {
+    process.on(sig, () => {
+      if (server) server.kill("SIGKILL");
+      try {
+        execFileSync(path.join(ROOT, "ci", "pg.sh"), ["stop", pgDir]);
+        fs.rmSync(tmp, { recursive: true, force: true });
+      } catch {}
+      process.exit(130);
+    });
+  }
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
   execFileSync(SERVER, ["user", "add", "admin", "--admin", "--database-url", url], { input: "benchpass123\n" });
-  const server = spawn(SERVER, ["--listen", `127.0.0.1:${port}`, "--database-url", url,
+  server = spawn(SERVER, ["--listen", `127.0.0.1:${port}`, "--database-url", url,
     "--upload-dir", path.join(tmp, "uploads"), "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
   let app;
   try {

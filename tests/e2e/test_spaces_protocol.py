@@ -423,11 +423,18 @@ def test_uploaded_file_reaches_app(env):
     assert env.site.wait_status(rid)["status"] == "completed"
 
 
+def _served(env, connection_id):
+    rows = env.pg.sql("SELECT requests_served FROM app_connections WHERE id::text = :'c'",
+                      c=connection_id)
+    return int(rows[0][0])
+
+
 def test_result_forms(env):
-    """status completed / failed, and the older success: true / false form."""
+    """status completed / failed, and the older success: true / false form;
+    app_connections.requests_served counts every recorded result."""
     sid, name = env.site.create_space()
     app = env.control_app(name)
-    registered(app)
+    conn_id = registered(app)["connection_id"]
     user = env.site.user()
     cases = [
         ({"status": "completed", "result": {"text_output": "new form"}},
@@ -446,6 +453,22 @@ def test_result_forms(env):
                   "data": dict(message, request_id=rid)})
         body = env.site.wait_status(rid)
         assert body["status"] == want_status and body["result"] == want_result, (message, body)
+    # Counted in memory and written at most a second later (the sweep).
+    deadline = time.monotonic() + 5
+    while _served(env, conn_id) != len(cases):
+        assert time.monotonic() < deadline, _served(env, conn_id)
+        time.sleep(0.1)
+    # A result recorded, then the app leaves at once: the count is written
+    # with its disconnection.
+    rid = env.site.submit_ok(user, sid, "last one")
+    next_request(app, request_id=rid)
+    answer(app, rid)
+    env.site.wait_status(rid)
+    app.close()
+    deadline = time.monotonic() + 5
+    while _served(env, conn_id) != len(cases) + 1:
+        assert time.monotonic() < deadline, _served(env, conn_id)
+        time.sleep(0.1)
 
 
 def test_mock_app_failures_and_legacy_results(env):

@@ -131,6 +131,74 @@ static void test_params(void **state)
 	assert_int_equal(c.affected, 5);
 }
 
+/*
+ * Single-statement queries with parameters are prepared once per connection
+ * (a named Parse, then Bind/Execute only). The answers must be those of the
+ * unprepared path, whatever the cache does.
+ */
+static void test_prepared(void **state)
+{
+	fx *f = *state;
+	capture c;
+	char num[16], want[16];
+
+	/* The statement sees itself: it runs as a prepared statement. */
+	run_ok(f, "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1", 1,
+	       (const char *const[]){
+	           "SELECT count(*) FROM pg_prepared_statements WHERE statement = $1"},
+	       &c);
+	assert_string_equal(c.v[0], "1");
+	/* Many uses, every pool connection, other parameters each time. */
+	for (int i = 0; i < 50; i++) {
+		snprintf(num, sizeof(num), "%d", i);
+		snprintf(want, sizeof(want), "%d", i * 2);
+		run_ok(f, "SELECT $1::int * 2", 1, (const char *const[]){num}, &c);
+		assert_string_equal(c.v[0], want);
+	}
+	/* A broken statement reports its own error every time, not "no such statement". */
+	for (int i = 0; i < 3; i++) {
+		run(f, "SELEC $1", 1, (const char *const[]){"1"}, &c);
+		assert_int_equal(c.status, DB_ESERVER);
+		assert_string_equal(c.sqlstate, "42601");
+	}
+	/* A statement that cannot be prepared yet works once it can. */
+	run(f, "SELECT k FROM t_later WHERE k = $1", 1, (const char *const[]){"a"}, &c);
+	assert_string_equal(c.sqlstate, "42P01");
+	run_ok(f, "CREATE TABLE t_later (k text)", 0, NULL, &c);
+	run_ok(f, "INSERT INTO t_later VALUES ($1)", 1, (const char *const[]){"a"}, &c);
+	for (int i = 0; i < 4; i++) {
+		run_ok(f, "SELECT k FROM t_later WHERE k = $1", 1, (const char *const[]){"a"}, &c);
+		assert_int_equal(c.ntuples, 1);
+	}
+	/* The schema changes under a prepared statement: at most one use per
+	 * connection fails (0A000), then it is prepared afresh and works. */
+	for (int i = 0; i < 4; i++)
+		run_ok(f, "SELECT * FROM t_later WHERE k = $1", 1, (const char *const[]){"a"}, &c);
+	run_ok(f, "ALTER TABLE t_later ADD COLUMN v int DEFAULT 7", 0, NULL, &c);
+	int failures = 0;
+	for (int i = 0; i < 12; i++) {
+		run(f, "SELECT * FROM t_later WHERE k = $1", 1, (const char *const[]){"a"}, &c);
+		if (c.status != 0) {
+			assert_string_equal(c.sqlstate, "0A000");
+			failures++;
+		} else {
+			assert_int_equal(c.nfields, 2);
+			assert_string_equal(c.v[1], "7");
+		}
+	}
+	assert_true(failures <= 4); /* at most one per pool connection */
+	assert_int_equal(c.status, 0);
+	/* More distinct statements than the cache holds: all still answered. */
+	for (int i = 0; i < 100; i++) {
+		char sql[64];
+
+		snprintf(sql, sizeof(sql), "SELECT $1::int + %d", i);
+		snprintf(want, sizeof(want), "%d", i + 1);
+		run_ok(f, sql, 1, (const char *const[]){"1"}, &c);
+		assert_string_equal(c.v[0], want);
+	}
+}
+
 static int g_field_checked;
 
 static void on_fields(const db_result *res, void *ud)
@@ -805,6 +873,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_params, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_prepared, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_field_index, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nulls, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, fx_setup, fx_teardown),

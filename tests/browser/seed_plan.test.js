@@ -606,7 +606,9 @@ function defineSeedPlan(driver) {
 
   test("3 three tabs submit at once: each gets its own result, the app sees all three", async () => {
     const sp = await addSpace();
-    const app = startApp(sp.name, { delay: 2 });
+    // Long enough that the three arrive while the first is still worked on,
+    // even when a loaded browser spreads the three clicks over seconds.
+    const app = startApp(sp.name, { delay: 4 });
     await app.registered();
     const tabs = [];
     for (let i = 0; i < 3; i++) tabs.push(await newUser()); // three users, three tabs
@@ -624,7 +626,8 @@ function defineSeedPlan(driver) {
       return r.length >= 3 ? r : null;
     }, 10000, "three requests at the app");
     assert.equal(seen.length, 3, `the app saw ${seen.length} requests`);
-    assert.deepEqual(seen.map((r) => r.queue), [1, 2, 3], "the app's queue grows 1, 2, 3");
+    assert.deepEqual(seen.map((r) => r.queue), [1, 2, 3],
+      `the app's queue grows 1, 2, 3 (arrivals after ${seen.map((r) => r.t - t0).join(", ")} ms)`);
     facts.threeAtAppAfterMs = seen[2].t - t0;
     await shot(tabs[0].page, "03-tab1-waiting");
 

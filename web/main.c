@@ -82,6 +82,9 @@ static void usage(FILE *f)
 	       "      --max-payload BYTES    largest Engine.IO message or polling body\n"
 	       "                             (default 1000000)\n"
 	       "      --max-connections N    open connections at once (default 100000)\n"
+	       "      --max-input BYTES      input all connections may hold in memory at once\n"
+	       "                             (bodies, unfinished messages); over it, the one\n"
+	       "                             that grows gets 503 (default 1073741824)\n"
 	       "      --log-level LEVEL      debug, info, warn, error or off (default info;\n"
 	       "                             also SPACES_LOG)\n"
 	       "  -h, --help                 show this help and exit\n"
@@ -134,6 +137,7 @@ enum {
 	OPT_PING_TIMEOUT,
 	OPT_MAX_PAYLOAD,
 	OPT_MAX_CONN,
+	OPT_MAX_INPUT,
 	OPT_LOG,
 	OPT_MIGRATIONS,
 	OPT_DB_POOL,
@@ -161,6 +165,7 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
 	    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
+	    {"max-input", required_argument, NULL, OPT_MAX_INPUT},
 	    {"log-level", required_argument, NULL, OPT_LOG},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -226,6 +231,11 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			if (parse_uint("max-connections", optarg, 10000000, &v))
 				return -1;
 			cfg->limits.max_connections = (unsigned)v;
+			break;
+		case OPT_MAX_INPUT:
+			if (parse_uint("max-input", optarg, (unsigned long)SIZE_MAX / 2, &v))
+				return -1;
+			cfg->limits.max_input_bytes = v;
 			break;
 		case OPT_LOG: {
 			int lvl = base_log_parse_level(optarg);
@@ -322,6 +332,8 @@ int main(int argc, char **argv)
 	cfg.port = 5001;
 	sio_options_default(&cfg.sio);
 	http_limits_default(&cfg.limits);
+	/* A submission with files is up to 76 MiB: a dozen at once in full. */
+	cfg.limits.max_input_bytes = (size_t)1 << 30;
 	sp_options_default(&cfg.sp);
 	cfg.database_url = getenv("DATABASE_URL");
 	cfg.migrations_dir = SPACES_MIGRATIONS_DIR;

@@ -168,10 +168,38 @@ static size_t pipeline_max(const http_server *s)
 	return s->lim.max_header_bytes + 64 * 1024;
 }
 
+int http__conn_account(http_conn *c)
+{
+	http_server *s = c->srv;
+	size_t now = c->in_cap;
+	uint32_t before = c->held;
+
+	if (c->mode == HTTP_MODE_HTTP && c->u.rx != NULL)
+		now += c->u.rx->body.cap;
+	else if (c->mode == HTTP_MODE_WS && c->u.ws != NULL)
+		now += c->u.ws->frag.cap;
+	if (now > UINT32_MAX)
+		now = UINT32_MAX;
+	s->held = s->held - before + now;
+	c->held = (uint32_t)now;
+	return now > before && s->held > s->lim.max_input_bytes;
+}
+
 static void after_input(http_conn *c)
 {
 	if (c->flags & HTTP_F_CLOSED)
 		return;
+	if (http__conn_account(c)) {
+		BASE_LOGW("http",
+		          "%u connections hold %zu bytes of input, over the limit of %zu: "
+		          "refusing more from one",
+		          c->srv->n_conns, c->srv->held, c->srv->lim.max_input_bytes);
+		if (c->mode == HTTP_MODE_WS && c->u.ws != NULL)
+			http_ws_close(c->u.ws, 1013, "server busy");
+		else
+			http__send_error(c, 503);
+		return;
+	}
 	if (kept_request(c)) {
 		if (c->in_len > pipeline_max(c->srv) && !(c->flags & HTTP_F_READ_STOPPED)) {
 			uv_read_stop((uv_stream_t *)&c->tcp);
@@ -634,6 +662,7 @@ static void conn_closed(uv_handle_t *h)
 		out_free(o);
 	}
 	free(c->in);
+	s->held -= c->held;
 	base_list_remove(&c->link);
 	base_list_remove(&c->tlink);
 	base_list_remove(&c->plink);

@@ -42,6 +42,14 @@ typedef struct {
 	size_t ws_max_message;      /* WebSocket message size; over it: close 1009 (1 MiB) */
 	size_t
 	    max_output_bytes; /* queued, unwritten bytes per connection before it is dropped (16 MiB) */
+	/*
+	 * Input held in memory by all connections together: incomplete requests
+	 * and frames, request bodies, fragmented messages. A connection whose
+	 * buffers grow past it is refused: 503 and close, or WebSocket close
+	 * 1013 "try again later" (256 MiB). Keeps many slow uploads from
+	 * exhausting memory, whatever max_body_bytes allows each.
+	 */
+	size_t max_input_bytes;
 } http_limits;
 
 /** Fills l with the defaults listed above. */

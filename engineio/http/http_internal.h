@@ -96,6 +96,7 @@ struct http_conn {
 	uint8_t tkind;
 	uint8_t peer_family; /* AF_INET, AF_INET6 or 0 */
 	uint8_t peer[16];
+	uint32_t held; /* input buffer bytes counted in srv->held (http__conn_account) */
 };
 
 /* Header positions while the header bytes may still move. */
@@ -178,6 +179,7 @@ struct http_server {
 	void (*close_cb)(void *ud);
 	void *close_ud;
 	char *rbuf;
+	size_t held; /* input held by all connections (lim.max_input_bytes) */
 	http_proxy_net proxies[HTTP_MAX_PROXIES]; /* http_server_trust_proxies */
 	size_t n_proxies;
 };
@@ -207,6 +209,11 @@ void http__conn_drain(http_conn *c, int linger);
 void http__conn_close(http_conn *c);
 void http__conn_eof(http_conn *c, ssize_t err);
 void http__conn_update_timeout(http_conn *c);
+/**
+ * Brings srv->held up to date with c's input buffers. Returns 1 when they
+ * grew and the server is now over lim.max_input_bytes.
+ */
+int http__conn_account(http_conn *c);
 
 /* request.c */
 /** Parses one request step from buf at *off; see the return values in request.c. */

@@ -397,6 +397,7 @@ void http__request_end(http_conn *c, int keep_alive)
 	c->u.rx = NULL;
 	if (rx != NULL)
 		http__rx_free(c->srv, rx);
+	http__conn_account(c); /* the body is gone */
 	if (c->flags & HTTP_F_CLOSED)
 		return;
 	if (!keep_alive) {

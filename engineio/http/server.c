@@ -28,6 +28,7 @@ void http_limits_default(http_limits *l)
 	l->max_connections = 100000;
 	l->ws_max_message = 1024 * 1024;
 	l->max_output_bytes = 16 * 1024 * 1024;
+	l->max_input_bytes = 256 * 1024 * 1024;
 }
 
 /* ---- timeouts ------------------------------------------------------------ */

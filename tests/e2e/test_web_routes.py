@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -707,6 +708,34 @@ def test_login_rate_limit_behind_proxy(site):
         while "failed login for 'nobody' from 203.0.113.6" not in server.stderr():
             assert time.time() < deadline, "no log line with the client's address"
             time.sleep(0.1)
+    finally:
+        server.stop()
+
+
+def test_max_input_bounds_what_all_uploads_hold_together(site):
+    """--max-input: two big uploads in progress do not fit together; the
+    second is refused with 503 while the first goes on untouched."""
+    server = _start(site.pg, site.upload_dir, ["--max-input", "3000000"])
+    try:
+        host, port = "127.0.0.1", int(server.url.rstrip("/").rsplit(":", 1)[1])
+        head = ("POST /websockets/submit/nope HTTP/1.1\r\nHost: x\r\n"
+                "Content-Type: application/x-www-form-urlencoded\r\n"
+                "Content-Length: 2000000\r\n\r\n").encode()
+        a = socket.create_connection((host, port), timeout=10)
+        a.sendall(head + b"p" * 1000)
+        time.sleep(0.3)
+        b = socket.create_connection((host, port), timeout=10)
+        b.sendall(head + b"p" * 1000)
+        answer = b.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
+        b.close()
+        # The first upload was not hurt: it completes and gets its answer
+        # (401: nobody is logged in).
+        a.sendall(b"p" * (2000000 - 1000))
+        answer = a.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
+        a.close()
+        assert "over the limit of 3000000" in server.stderr()
     finally:
         server.stop()
 

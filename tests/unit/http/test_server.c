@@ -183,6 +183,23 @@ static int setup_small(void **state)
 	return 0;
 }
 
+/* Two big uploads do not fit in the server's input budget together. */
+static int setup_input_budget(void **state)
+{
+	http_limits lim;
+
+	(void)state;
+	http_limits_default(&lim);
+	lim.max_body_bytes = 1024 * 1024;
+	lim.max_input_bytes = 1024 * 1024 + 128 * 1024;
+	setup_limits(&lim);
+	add_routes();
+	uv_timer_init(&H.loop, &g_defer_timer);
+	g_kept = NULL;
+	atomic_store(&g_aborts, 0);
+	return 0;
+}
+
 static int teardown(void **state)
 {
 	(void)state;
@@ -601,6 +618,52 @@ static void c_header_too_large(void)
 	cl_close(c);
 }
 
+#define BUDGET_BODY 900000
+
+static void c_input_budget(void)
+{
+	static char body[BUDGET_BODY];
+	cl_t *a = cl_open(), *b;
+	resp_t r;
+
+	memset(body, 'b', sizeof(body));
+	/* a: its body announced and begun (the server reserves room for all of it). */
+	CK(cl_sends(a, "POST /echo HTTP/1.1\r\nContent-Length: 900000\r\n\r\n") == 0);
+	CK(cl_send(a, body, 1000) == 0);
+	usleep(200 * 1000);
+	/* b: the same would take the server past its budget: refused. */
+	b = cl_open();
+	CK(cl_sends(b, "POST /echo HTTP/1.1\r\nContent-Length: 900000\r\n\r\n") == 0);
+	CK(cl_send(b, body, 1000) == 0);
+	CK(cl_response(b, &r) == 0);
+	CK(r.status == 503);
+	resp_free(&r);
+	CK(cl_wait_close(b));
+	cl_close(b);
+	/* a is not hurt: it finishes and gets its echo. */
+	CK(cl_send(a, body + 1000, BUDGET_BODY - 1000) == 0);
+	CK(cl_response(a, &r) == 0);
+	CK(r.status == 200);
+	CK(r.body_len == 5 + BUDGET_BODY);
+	resp_free(&r);
+	cl_close(a);
+	/* With a's body gone, the next big upload fits again. */
+	b = cl_open();
+	CK(cl_sends(b, "POST /echo HTTP/1.1\r\nContent-Length: 900000\r\n\r\n") == 0);
+	CK(cl_send(b, body, BUDGET_BODY) == 0);
+	CK(cl_response(b, &r) == 0);
+	CK(r.status == 200);
+	resp_free(&r);
+	cl_close(b);
+}
+
+static void test_input_budget(void **state)
+{
+	(void)state;
+	run_client(c_input_budget);
+	assert_int_equal(http_server_connections(H.srv) <= 1, 1);
+}
+
 static void test_header_too_large(void **state)
 {
 	(void)state;
@@ -878,6 +941,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_simple_get, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_forwarded_untrusted, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_forwarded_trusted, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_input_budget, setup_input_budget, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_found, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_keep_alive, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelining, setup_default, teardown),

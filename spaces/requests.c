@@ -70,6 +70,60 @@ static void inserted(const db_result *res, void *ud)
 	submit_done(s, 200, NULL, 0);
 }
 
+/* The prompt is required (enable_prompt) and missing from the payload. */
+static int prompt_missing(const submit_ctx *s, int enable_prompt)
+{
+	if (!enable_prompt)
+		return 0;
+	json_t *payload = json_loads(s->payload, 0, NULL);
+	const char *prompt = json_string_value(json_object_get(payload, "prompt"));
+	int missing = !prompt || !*prompt;
+	json_decref(payload);
+	return missing;
+}
+
+/*
+ * Judges a submission from its space's row (id, card_type, enable_prompt,
+ * rate_limit_seconds, timeout_seconds, seconds since the user's last
+ * request there). Answers it and returns -1 when it is refused; returns 0
+ * with s->conn (referenced) and s->timeout_s set when it may be written.
+ */
+static int judge(submit_ctx *s, const db_result *res)
+{
+	sp_app *app = s->app;
+	if (db_ntuples(res) != 1 || strcmp(db_value(res, 0, 1), "websockets") != 0) {
+		submit_done(s, 404, "Space not found", 0);
+		return -1;
+	}
+	if (!s->conn) {
+		s->conn = sp__least_busy(app, s->space_id);
+		if (!s->conn) {
+			submit_done(s, 503, "Remote app not connected", 0);
+			return -1;
+		}
+		s->conn->refs++;
+	}
+	if (prompt_missing(s, strcmp(db_value(res, 0, 2), "t") == 0)) {
+		submit_done(s, 400, "Prompt is required", 0);
+		return -1;
+	}
+	double limit = atof(db_value(res, 0, 3));
+	if (limit > 0 && !db_isnull(res, 0, 5)) {
+		double since = atof(db_value(res, 0, 5));
+		if (since < limit) {
+			unsigned wait = (unsigned)ceil(limit - since);
+			submit_done(s, 429, "Rate limit: please wait before submitting again",
+			            wait ? wait : 1);
+			return -1;
+		}
+	}
+	unsigned timeout = (unsigned)strtoul(db_value(res, 0, 4), NULL, 10);
+	snprintf(s->timeout_s, sizeof(s->timeout_s), "%u",
+	         timeout ? timeout : app->opts.default_timeout_s);
+	return 0;
+}
+
+/* Two steps (no app of the space here, so the space must be checked first). */
 static void checked(const db_result *res, void *ud)
 {
 	submit_ctx *s = ud;
@@ -79,38 +133,8 @@ static void checked(const db_result *res, void *ud)
 		submit_done(s, 500, "Server error, please retry", 0);
 		return;
 	}
-	/* id, card_type, enable_prompt, rate_limit_seconds, timeout_seconds, seconds since last */
-	if (db_ntuples(res) != 1 || strcmp(db_value(res, 0, 1), "websockets") != 0) {
-		submit_done(s, 404, "Space not found", 0);
+	if (judge(s, res))
 		return;
-	}
-	s->conn = sp__least_busy(app, s->space_id);
-	if (!s->conn) {
-		submit_done(s, 503, "Remote app not connected", 0);
-		return;
-	}
-	s->conn->refs++;
-	json_t *payload = json_loads(s->payload, 0, NULL);
-	const char *prompt = json_string_value(json_object_get(payload, "prompt"));
-	int prompt_missing = strcmp(db_value(res, 0, 2), "t") == 0 && (!prompt || !*prompt);
-	json_decref(payload);
-	if (prompt_missing) {
-		submit_done(s, 400, "Prompt is required", 0);
-		return;
-	}
-	double limit = atof(db_value(res, 0, 3));
-	if (limit > 0 && !db_isnull(res, 0, 5)) {
-		double since = atof(db_value(res, 0, 5));
-		if (since < limit) {
-			unsigned wait = (unsigned)ceil(limit - since);
-			submit_done(s, 429, "Rate limit: please wait before submitting again",
-			            wait ? wait : 1);
-			return;
-		}
-	}
-	unsigned timeout = (unsigned)strtoul(db_value(res, 0, 4), NULL, 10);
-	snprintf(s->timeout_s, sizeof(s->timeout_s), "%u",
-	         timeout ? timeout : app->opts.default_timeout_s);
 	base_uuid4(s->request_id);
 	static const char sql[] =
 	    "INSERT INTO requests (id, space_id, user_id, username, status, payload, attempts, "
@@ -120,6 +144,24 @@ static void checked(const db_result *res, void *ud)
 	                         s->payload,    s->conn->id, s->timeout_s};
 	if (db_query(app->db, sql, 7, params, inserted, s))
 		submit_done(s, 503, "Server busy, please retry", 0);
+}
+
+/* One step: the space's row, and the request written when it passes. */
+static void checked_and_written(const db_result *res, void *ud)
+{
+	submit_ctx *s = ud;
+	if (!db_ok(res)) {
+		BASE_LOGE("spaces", "writing a request failed: %s", db_error(res));
+		submit_done(s, 500, "The request could not be saved, please retry", 0);
+		return;
+	}
+	if (db_ntuples(res) == 1 && strcmp(db_value(res, 0, 6), "1") == 0) {
+		inserted(res, s);
+		return;
+	}
+	/* Refused: the same verdict in C says why. */
+	if (judge(s, res) == 0)
+		submit_done(s, 500, "The request could not be saved, please retry", 0);
 }
 
 static char *payload_with_timestamp(json_t *payload, json_t *upload)
@@ -163,15 +205,55 @@ void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud)
 		    strlen(sub->space_id) >= SP_ID_MAX ? "Space not found" : "Out of memory", 0);
 		return;
 	}
-	static const char sql[] =
-	    "SELECT s.id::text, s.card_type, s.enable_prompt, s.rate_limit_seconds, "
-	    "s.timeout_seconds, (SELECT EXTRACT(EPOCH FROM now() - max(r.created_at)) "
-	    "FROM requests r WHERE r.space_id = s.id AND r.user_id = $2::bigint) "
-	    "FROM spaces s WHERE s.id = $1";
 	/* user_id is the users.id of a logged-in user: compared as a bigint so
 	 * that the (user_id, space_id, created_at) index answers it. */
-	const char *params[2] = {s->space_id, s->user_id[0] ? s->user_id : NULL};
-	if (db_query(app->db, sql, 2, params, checked, s))
+	const char *user = s->user_id[0] ? s->user_id : NULL;
+	s->conn = sp__least_busy(app, s->space_id);
+	if (!s->conn) {
+		/* No app here: whether the space exists decides between 404 and 503. */
+		static const char sql[] =
+		    "SELECT s.id::text, s.card_type, s.enable_prompt, s.rate_limit_seconds, "
+		    "s.timeout_seconds, (SELECT EXTRACT(EPOCH FROM now() - max(r.created_at)) "
+		    "FROM requests r WHERE r.space_id = s.id AND r.user_id = $2::bigint) "
+		    "FROM spaces s WHERE s.id = $1";
+		const char *params[2] = {s->space_id, user};
+		if (db_query(app->db, sql, 2, params, checked, s))
+			submit_done(s, 503, "Server busy, please retry", 0);
+		return;
+	}
+	/*
+	 * The usual case, in one round trip and one statement: the space's row
+	 * and the checks of judge(), and the request written (already assigned
+	 * to the app) only when they pass.
+	 */
+	s->conn->refs++;
+	base_uuid4(s->request_id);
+	char default_timeout[16];
+	snprintf(default_timeout, sizeof(default_timeout), "%u", app->opts.default_timeout_s);
+	static const char sql[] =
+	    "WITH s AS (SELECT sp.id, sp.card_type, sp.enable_prompt, sp.rate_limit_seconds, "
+	    "sp.timeout_seconds, (SELECT EXTRACT(EPOCH FROM now() - max(r.created_at)) "
+	    "FROM requests r WHERE r.space_id = sp.id AND r.user_id = $3::bigint) AS since "
+	    "FROM spaces sp WHERE sp.id = $2), "
+	    "w AS (INSERT INTO requests (id, space_id, user_id, username, status, payload, "
+	    "attempts, connection_id, started_at, deadline_at) "
+	    "SELECT $1, s.id, $3::bigint, $4, 'processing', $5::jsonb, 1, $6, now(), "
+	    "now() + make_interval(secs => CASE WHEN s.timeout_seconds > 0 "
+	    "THEN s.timeout_seconds ELSE $7::int END) FROM s "
+	    "WHERE s.card_type = 'websockets' AND NOT (s.enable_prompt AND $8::boolean) "
+	    "AND NOT (s.rate_limit_seconds > 0 AND s.since IS NOT NULL "
+	    "AND s.since < s.rate_limit_seconds) RETURNING 1) "
+	    "SELECT s.id::text, s.card_type, s.enable_prompt, s.rate_limit_seconds, "
+	    "s.timeout_seconds, s.since, (SELECT count(*) FROM w) FROM s";
+	const char *params[8] = {s->request_id,
+	                         s->space_id,
+	                         user,
+	                         s->username,
+	                         s->payload,
+	                         s->conn->id,
+	                         default_timeout,
+	                         prompt_missing(s, 1) ? "true" : "false"};
+	if (db_query(app->db, sql, 8, params, checked_and_written, s))
 		submit_done(s, 503, "Server busy, please retry", 0);
 }
 

@@ -152,15 +152,21 @@ static void add_routes(void)
 	assert_int_equal(http_route(H.srv, HTTP_M_OTHER, "/p/x", 0, h_hello, NULL), 0);
 }
 
-static int setup_default(void **state)
+/* A server with these limits (NULL: the defaults), the routes, the timer. */
+static int setup_with(const http_limits *lim)
 {
-	(void)state;
-	setup_limits(NULL);
+	setup_limits(lim);
 	add_routes();
 	uv_timer_init(&H.loop, &g_defer_timer);
 	g_kept = NULL;
 	atomic_store(&g_aborts, 0);
 	return 0;
+}
+
+static int setup_default(void **state)
+{
+	(void)state;
+	return setup_with(NULL);
 }
 
 static int setup_small(void **state)
@@ -175,12 +181,7 @@ static int setup_small(void **state)
 	lim.body_timeout_ms = 300;
 	lim.idle_timeout_ms = 300;
 	lim.max_connections = 2;
-	setup_limits(&lim);
-	add_routes();
-	uv_timer_init(&H.loop, &g_defer_timer);
-	g_kept = NULL;
-	atomic_store(&g_aborts, 0);
-	return 0;
+	return setup_with(&lim);
 }
 
 /* Two big uploads do not fit in the server's input budget together. */
@@ -192,12 +193,7 @@ static int setup_input_budget(void **state)
 	http_limits_default(&lim);
 	lim.max_body_bytes = 1024 * 1024;
 	lim.max_input_bytes = 1024 * 1024 + 128 * 1024;
-	setup_limits(&lim);
-	add_routes();
-	uv_timer_init(&H.loop, &g_defer_timer);
-	g_kept = NULL;
-	atomic_store(&g_aborts, 0);
-	return 0;
+	return setup_with(&lim);
 }
 
 static int teardown(void **state)

@@ -36,6 +36,7 @@ typedef struct {
 	const char *migrations_dir;
 	const char *trust_proxy;
 	unsigned db_pool_size;
+	int db_no_prepare;
 	web_options web;
 } web_config;
 
@@ -67,6 +68,9 @@ static void usage(FILE *f)
 	       "      --migrations DIR       SQL migrations applied at start-up\n"
 	       "                             (default: the source tree's migrations/)\n"
 	       "      --db-pool N            database connections (default 4)\n"
+	       "      --no-prepared-statements  send every query unprepared (for a pooler\n"
+	       "                             that does not keep them, e.g. PgBouncer in\n"
+	       "                             transaction mode before 1.21)\n"
 	       "      --request-timeout S    timeout of a request when its space sets none\n"
 	       "                             (default 120)\n"
 	       "      --upload-dir DIR       where uploaded files are kept (default var/uploads)\n"
@@ -141,6 +145,7 @@ enum {
 	OPT_LOG,
 	OPT_MIGRATIONS,
 	OPT_DB_POOL,
+	OPT_NO_PREPARE,
 	OPT_REQ_TIMEOUT,
 	OPT_UPLOAD_DIR,
 	OPT_PUBLIC_URL,
@@ -156,6 +161,7 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"database-url", required_argument, NULL, 'd'},
 	    {"migrations", required_argument, NULL, OPT_MIGRATIONS},
 	    {"db-pool", required_argument, NULL, OPT_DB_POOL},
+	    {"no-prepared-statements", no_argument, NULL, OPT_NO_PREPARE},
 	    {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
 	    {"upload-dir", required_argument, NULL, OPT_UPLOAD_DIR},
 	    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
@@ -192,6 +198,9 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			break;
 		case OPT_SECURE_COOKIES:
 			cfg->web.secure_cookies = 1;
+			break;
+		case OPT_NO_PREPARE:
+			cfg->db_no_prepare = 1;
 			break;
 		case OPT_DB_POOL:
 			if (parse_uint("db-pool", optarg, 64, &v) || v == 0)
@@ -398,6 +407,7 @@ int main(int argc, char **argv)
 	db_options dbo;
 	db_options_init(&dbo);
 	dbo.size = cfg.db_pool_size;
+	dbo.prepare = !cfg.db_no_prepare;
 	app.db = db_pool_new_opts(app.loop, cfg.database_url, &dbo, err, sizeof(err));
 	if (!app.db) {
 		BASE_LOGE("main", "database: %s", err);

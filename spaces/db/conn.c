@@ -492,7 +492,7 @@ int db__conn_send(db_conn *c, db_job *job)
 	assert(c->state == DB_CONN_UP);
 	job->prep_pending = 0;
 	job->prep_slot = -1;
-	if (job->nstmts == 1 && job->stmts[0].nparams > 0 && !c->is_listener) {
+	if (job->nstmts == 1 && job->stmts[0].nparams > 0 && !c->is_listener && pool->opt.prepare) {
 		/*
 		 * Only a job's first statement is prepared: a Parse behind another
 		 * statement could be skipped when that one fails, and a later

@@ -148,6 +148,12 @@ typedef struct {
 	unsigned connect_timeout_ms; /* one connection attempt (10000) */
 	unsigned backoff_min_ms;     /* first reconnect delay, doubling after each failure (100) */
 	unsigned backoff_max_ms;     /* longest reconnect delay (5000) */
+	/*
+	 * Send single-statement queries with parameters as named prepared
+	 * statements, once per connection (1). 0 for a pooler that does not
+	 * keep them, such as PgBouncer in transaction mode before 1.21.
+	 */
+	int prepare;
 } db_options;
 
 /** Fills o with the defaults above. */

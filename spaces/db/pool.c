@@ -31,6 +31,7 @@ void db_options_init(db_options *o)
 	o->connect_timeout_ms = 10000;
 	o->backoff_min_ms = 100;
 	o->backoff_max_ms = 5000;
+	o->prepare = 1;
 }
 
 static void pool_on_kick(uv_timer_t *t);

@@ -199,6 +199,36 @@ static void test_prepared(void **state)
 	}
 }
 
+/* prepare = 0 (a pooler that keeps no statements): nothing is prepared. */
+static void test_prepare_off(void **state)
+{
+	uv_loop_t loop;
+	db_options o;
+	db_pool *pool;
+	capture c;
+	char err[256];
+	static const char sql[] = "SELECT count(*) FROM pg_prepared_statements WHERE $1::int = 1";
+
+	(void)state;
+	uv_loop_init(&loop);
+	db_options_init(&o);
+	assert_int_equal(o.prepare, 1);
+	o.prepare = 0;
+	o.size = 1;
+	pool = db_pool_new_opts(&loop, g_pg.url, &o, err, sizeof(err));
+	assert_non_null(pool);
+	for (int i = 0; i < 3; i++) {
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(db_query(pool, sql, 1, (const char *const[]){"1"}, on_capture, &c),
+		                 0);
+		assert_true(dbt_wait_count(&loop, &c.calls, 1, 10000));
+		assert_int_equal(c.status, 0);
+		assert_string_equal(c.v[0], "0");
+	}
+	assert_true(dbt_pool_close(&loop, pool));
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static int g_field_checked;
 
 static void on_fields(const db_result *res, void *ud)
@@ -874,6 +904,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_params, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_prepared, fx_setup, fx_teardown),
+	    cmocka_unit_test(test_prepare_off),
 	    cmocka_unit_test_setup_teardown(test_field_index, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nulls, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, fx_setup, fx_teardown),

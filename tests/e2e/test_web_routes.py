@@ -715,7 +715,9 @@ def test_login_rate_limit_behind_proxy(site):
 def test_max_input_bounds_what_all_uploads_hold_together(site):
     """--max-input: two big uploads in progress do not fit together; the
     second is refused with 503 while the first goes on untouched."""
-    server = _start(site.pg, site.upload_dir, ["--max-input", "3000000"])
+    # (Also a server that prepares no statements: it must work the same.)
+    server = _start(site.pg, site.upload_dir, ["--max-input", "3000000",
+                                               "--no-prepared-statements"])
     try:
         host, port = "127.0.0.1", int(server.url.rstrip("/").rsplit(":", 1)[1])
         head = ("POST /websockets/submit/nope HTTP/1.1\r\nHost: x\r\n"
@@ -736,6 +738,13 @@ def test_max_input_bounds_what_all_uploads_hold_together(site):
         assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
         a.close()
         assert "over the limit of 3000000" in server.stderr()
+        # The site works on that server: a login round trip and a page.
+        s = requests.Session()
+        r = s.get(server.url.rstrip("/") + "/login", timeout=10)
+        assert r.status_code == 200
+        r = s.post(server.url.rstrip("/") + "/login",
+                   data={"username": "nobody", "password": "x"}, timeout=10)
+        assert r.status_code == 200 and "Invalid" in r.text, r.text[:300]
     finally:
         server.stop()
 

@@ -174,9 +174,12 @@ static void test_repo_migrations(void **state)
 	    q(url, "SELECT count(*) >= 6 FROM pg_indexes WHERE tablename = 'requests'"), "t");
 	assert_string_equal(q(url, "SELECT count(*) FROM pg_indexes WHERE indexname IN"
 	                           " ('requests_queued_idx', 'requests_connection_idx',"
-	                           " 'requests_deadline_idx', 'requests_user_idx',"
+	                           " 'requests_deadline_idx', 'requests_created_idx',"
 	                           " 'requests_user_space_idx', 'users_username_lower_key')"),
 	                    "6");
+	/* 0004: the redundant one is gone. */
+	assert_string_equal(
+	    q(url, "SELECT count(*) FROM pg_indexes WHERE indexname = 'requests_user_idx'"), "0");
 }
 
 /* ---- order, once, rollback -------------------------------------------------------------- */

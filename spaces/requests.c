@@ -150,12 +150,8 @@ static void checked(const db_result *res, void *ud)
 static void checked_and_written(const db_result *res, void *ud)
 {
 	submit_ctx *s = ud;
-	if (!db_ok(res)) {
-		BASE_LOGE("spaces", "writing a request failed: %s", db_error(res));
-		submit_done(s, 500, "The request could not be saved, please retry", 0);
-		return;
-	}
-	if (db_ntuples(res) == 1 && strcmp(db_value(res, 0, 6), "1") == 0) {
+	/* A failure, or written: as after the two-step path's INSERT. */
+	if (!db_ok(res) || (db_ntuples(res) == 1 && strcmp(db_value(res, 0, 6), "1") == 0)) {
 		inserted(res, s);
 		return;
 	}

@@ -26,7 +26,7 @@ function once(socket, event) {
   return new Promise((resolve) => socket.once(event, (...args) => resolve(args)));
 }
 
-test("a client without a name is refused by the middleware", async () => {
+test("a client without a name is refused by the middleware", { timeout: 20000 }, async () => {
   const s = connect({});
   const [err] = await once(s, "connect_error");
   assert.equal(err.message, "a name is required");
@@ -34,11 +34,13 @@ test("a client without a name is refused by the middleware", async () => {
   s.close();
 });
 
-test("chat goes to the others in the lobby, ping is acked, the server asks for an ack", async () => {
+test("chat goes to the others in the lobby, ping is acked, the server asks for an ack", { timeout: 20000 }, async () => {
   const ada = connect({ name: "ada" });
   const bob = connect({ name: "bob" });
-  assert.deepEqual(await once(ada, "welcome"), ["you are in the lobby"]);
-  assert.deepEqual(await once(bob, "welcome"), ["you are in the lobby"]);
+  // Both listeners go on before either is awaited: bob's welcome may come
+  // first, and a listener added after it would wait for ever.
+  const welcomes = Promise.all([once(ada, "welcome"), once(bob, "welcome")]);
+  assert.deepEqual(await welcomes, [["you are in the lobby"], ["you are in the lobby"]]);
 
   let adaGotOwn = false;
   ada.on("chat", () => (adaGotOwn = true));

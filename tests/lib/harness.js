@@ -160,7 +160,11 @@ class ServerProcess {
 
   /** Resolves with the exit status, or null after timeoutMs. */
   waitExit(timeoutMs) {
-    return Promise.race([this._exited, sleep(timeoutMs).then(() => null)]);
+    // The timer is cleared once the child exits: a pending one would keep
+    // the test process alive for the whole timeout after the last test.
+    let timer;
+    const expired = new Promise((resolve) => (timer = setTimeout(() => resolve(null), timeoutMs)));
+    return Promise.race([this._exited, expired]).finally(() => clearTimeout(timer));
   }
 
   /**

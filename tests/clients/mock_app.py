@@ -118,9 +118,6 @@ class MockApp:
             return
         payload = data.get("payload") if isinstance(data.get("payload"), dict) else {}
         request_id = data["request_id"]
-        with self.lock:
-            self.pending += 1
-            size = self.pending
         lines = ["", "[REQUEST] New inference request received",
                  "  Request ID: %s..." % request_id[:8],
                  "  Full ID: %s" % request_id,
@@ -131,8 +128,12 @@ class MockApp:
                 lines.append("  Input %s: %s" % (key, payload[key]))
         if data.get("upload"):
             lines.append("  Upload: %s" % (data.get("upload"),))
-        lines.append("  Queue size: %d" % size)
-        say(*lines)
+        # python-socketio runs each handler in a thread of its own: count and
+        # print under one lock, so the queue sizes are printed in order.
+        with self.lock:
+            self.pending += 1
+            lines.append("  Queue size: %d" % self.pending)
+            say(*lines)
         self.queue.put((time.monotonic(), data))
 
     def worker(self):
@@ -186,10 +187,9 @@ class MockApp:
         self.emit("inference_result", message)
         with self.lock:
             self.pending = max(0, self.pending - 1)
-            size = self.pending
             self.processed += 1
-        say("[RESULT] Result sent for request %s... (%s, %.2fs)"
-            % (request_id[:8], status, elapsed), "  Queue size: %d" % size)
+            say("[RESULT] Result sent for request %s... (%s, %.2fs)"
+                % (request_id[:8], status, elapsed), "  Queue size: %d" % self.pending)
 
     def emit(self, event, data):
         # While reconnecting, wait for the registration rather than drop the

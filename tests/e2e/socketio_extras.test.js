@@ -27,7 +27,7 @@ function once(socket, event) {
   return new Promise((resolve) => socket.once(event, (...args) => resolve(args)));
 }
 
-test("catch-all listeners see incoming and outgoing events", async () => {
+test("catch-all listeners see incoming and outgoing events", { timeout: 20000 }, async () => {
   const s = connect("/any");
   await once(s, "hello-any");
   const echoed = once(s, "echoed");
@@ -40,7 +40,7 @@ test("catch-all listeners see incoming and outgoing events", async () => {
   s.close();
 });
 
-test("a dynamic namespace by pattern is created on first connect; others stay unknown", async () => {
+test("a dynamic namespace by pattern is created on first connect; others stay unknown", { timeout: 20000 }, async () => {
   const ok = connect("/pat-hello");
   const [auth] = await once(ok, "auth");
   assert.deepEqual(auth, {});
@@ -51,7 +51,7 @@ test("a dynamic namespace by pattern is created on first connect; others stay un
   bad.close();
 });
 
-test("the adapter sees each broadcast once, and delivers packets from other nodes locally", async () => {
+test("the adapter sees each broadcast once, and delivers packets from other nodes locally", { timeout: 20000 }, async () => {
   const a = connect("/");
   const b = connect("/");
   await Promise.all([once(a, "auth"), once(b, "auth")]);

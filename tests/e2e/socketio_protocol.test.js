@@ -16,7 +16,7 @@
 // The server gets "--port P" (and "--parser msgpack" for the msgpack part).
 "use strict";
 
-const { describe, it, before, after, afterEach } = require("node:test");
+const { describe, it: baseIt, before, after, afterEach } = require("node:test");
 const assert = require("node:assert/strict");
 const fs = require("node:fs");
 const h = require("../lib/harness.js");
@@ -27,6 +27,10 @@ const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
 const CONNECT_TIMEOUT = 1000;
 const WAIT_MS = 3000;
+
+// The raw fetch() calls have no deadline of their own: every test fails
+// after 60 s rather than hanging the whole file.
+const it = (name, fn) => baseIt(name, { timeout: 60000 }, fn);
 
 // ---------------------------------------------------------------------------
 // Server start-up

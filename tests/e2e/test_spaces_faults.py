@@ -180,6 +180,7 @@ def test_sigkill_server_with_requests_in_flight(cluster):
 
     load = Load(site, users, sid, period=0.05).start()
     time.sleep(0.7)
+    mark = len(app.events)
     stderr = harness.sigkill_server(server)
     killed_at = time.monotonic()
     time.sleep(0.5)
@@ -202,10 +203,15 @@ def test_sigkill_server_with_requests_in_flight(cluster):
                                   pred=lambda e: e["data"].get("connection_id") !=
                                   first_connection)
     assert ev["data"].get("success") is True, ev
+    # python-socketio runs each event handler in a thread of its own, so a
+    # redelivered request may be logged before the register_response: count
+    # from the reconnection's "connect", logged before the app registers.
+    i_conn, _, _ = app.wait_event("connect", start=mark)
+    assert i_conn < i_reg
     unanswered = [r for r in accepted if found[r] != "completed" and r not in mocked]
     assert set(held[2:]) <= set(unanswered)
     for rid in unanswered:
-        app.wait_event("inference_request", timeout=10, start=i_reg,
+        app.wait_event("inference_request", timeout=10, start=i_conn,
                        pred=lambda e, r=rid: e["data"]["request_id"] == r)
     app.send({"op": "auto_answer", "on": True})
     final = wait_all(pg, accepted, ("completed",), 30, "every accepted request completed",
@@ -312,11 +318,17 @@ def test_deadlines_survive_a_restart(cluster):
         first[label] = data["connection_id"]
 
     def reregistered(label):
+        """The index of the reconnection's "connect" event: handlers run in
+        threads of their own, so a request sent after the register_response
+        may be logged before it, but not before the "connect" (logged before
+        the app registers)."""
         i, _, ev = apps[label].wait_event(
             "register_response", timeout=20,
             pred=lambda e: e["data"].get("connection_id") != first[label])
         assert ev["data"].get("success") is True, ev
-        return i
+        i_conn, _, _ = apps[label].wait_event("connect", start=marks[label])
+        assert i_conn < i
+        return i_conn
 
     user = site.user()
     t0 = time.monotonic()
@@ -325,6 +337,7 @@ def test_deadlines_survive_a_restart(cluster):
     for label, rid in (("short", expired), ("long", open_one)):
         apps[label].wait_event("inference_request",
                                pred=lambda e, r=rid: e["data"]["request_id"] == r)
+    marks = {label: len(app.events) for label, app in apps.items()}
     harness.sigkill_server(server)
     time.sleep(3.0)  # the short deadline passes while nobody is there
     server = harness.start_spaces_server(pg.url, port=port)

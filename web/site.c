@@ -154,6 +154,18 @@ void web__respond(web_ctx *w, int status, const char *content_type, const char *
 	web__ctx_free(w);
 }
 
+void web__respond_file(web_ctx *w, int status, const char *content_type, const char *headers,
+                       uv_file fd, uint64_t offset, uint64_t len)
+{
+	http_request *req = w->req;
+
+	w->req = NULL;
+	req->on_abort = NULL;
+	req->abort_ud = NULL;
+	http_respond_file(req, status, content_type, headers, fd, offset, len);
+	web__ctx_free(w);
+}
+
 void web__redirect(web_ctx *w, const char *location, const char *extra_headers)
 {
 	base_buf h = BASE_BUF_INIT;

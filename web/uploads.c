@@ -346,21 +346,12 @@ void web__uploads_store(web_ctx *w, web_upload *ups, size_t n, void (*done)(web_
 typedef struct {
 	web_ctx base;
 	uv_fs_t fs;
-	uv_file fd;
-	char *data;
-	size_t size, off;
+	uint64_t size;
 	char path[1024];
 	char content_type[128];
 	char name[128];
+	char token[64];
 } serve_ctx;
-
-static void serve_cleanup(web_ctx *w)
-{
-	serve_ctx *s = (serve_ctx *)w;
-
-	free(s->data);
-	s->data = NULL;
-}
 
 /* Types a browser may show inline without running anything; others are downloads. */
 static const char *safe_type(const char *ct, int *inline_ok)
@@ -379,87 +370,98 @@ static const char *safe_type(const char *ct, int *inline_ok)
 	return "application/octet-stream";
 }
 
-static void file_closed(uv_fs_t *fs)
+static void close_fd(uv_file fd)
 {
-	serve_ctx *s = fs->data;
-	web_ctx *w = &s->base;
-	int inline_ok;
-	base_buf h = BASE_BUF_INIT;
+	uv_fs_t req;
 
-	uv_fs_req_cleanup(fs);
-	if (web__gone(w))
-		return;
-	if (s->off != s->size) {
-		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Read error\n", 11);
-		return;
-	}
-	const char *ct = safe_type(s->content_type, &inline_ok);
-	base_buf_printf(&h,
-	                "Cache-Control: private, max-age=3600\r\n"
-	                "X-Content-Type-Options: nosniff\r\n"
-	                "Content-Security-Policy: default-src 'none'; sandbox\r\n"
-	                "Content-Disposition: %s; filename=\"%s\"\r\n",
-	                inline_ok ? "inline" : "attachment", s->name);
-	if (!web_buf_cstr(&h)) {
-		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
-		return;
-	}
-	char *data = s->data;
-	size_t size = s->size;
-	s->data = NULL; /* freed below, after the response copied it */
-	web__respond(w, 200, ct, h.data, data, size);
-	free(data);
-	base_buf_free(&h);
+	uv_fs_close(NULL, &req, fd, NULL);
+	uv_fs_req_cleanup(&req);
 }
 
-static void file_read(uv_fs_t *fs)
+/* 1 when an If-None-Match or If-Range value names etag. */
+static int etag_matches(const base_slice *v, const char *etag)
 {
-	serve_ctx *s = fs->data;
-	ssize_t n = fs->result;
+	size_t n = strlen(etag);
 
-	uv_fs_req_cleanup(fs);
-	if (n > 0)
-		s->off += (size_t)n;
-	if (n > 0 && s->off < s->size && s->base.req) {
-		uv_buf_t buf = uv_buf_init(s->data + s->off, (unsigned)(s->size - s->off));
-
-		if (uv_fs_read(fs->loop, &s->fs, s->fd, &buf, 1, (int64_t)s->off, file_read) == 0)
-			return;
-	}
-	if (uv_fs_close(fs->loop, &s->fs, s->fd, file_closed)) {
-		s->off = 0;
-		file_closed(&s->fs);
-	}
+	return v != NULL && ((v->len == n && memcmp(v->base, etag, n) == 0) ||
+	                     (v->len == 1 && v->base[0] == '*'));
 }
 
+/*
+ * Sends the file, whole or the one byte range asked for (media players seek
+ * with ranges), streamed from disk by the HTTP layer: memory stays bounded
+ * whatever the file's size. Uploads never change, so their token is their
+ * ETag.
+ */
 static void file_opened(uv_fs_t *fs)
 {
 	serve_ctx *s = fs->data;
 	web_ctx *w = &s->base;
-	int rc = (int)fs->result;
+	int fd = (int)fs->result, inline_ok, status = 200;
+	uint64_t start = 0, len = s->size;
+	char etag[80];
+	base_buf h = BASE_BUF_INIT;
 
 	uv_fs_req_cleanup(fs);
-	if (rc < 0) {
-		if (web__gone(w))
-			return;
+	if (web__gone(w)) {
+		if (fd >= 0)
+			close_fd(fd);
+		return;
+	}
+	if (fd < 0) {
 		web__respond(w, 404, "text/plain; charset=utf-8", NULL, "Not Found\n", 10);
 		return;
 	}
-	s->fd = rc;
-	s->data = malloc(s->size ? s->size : 1);
-	if (!s->data) {
-		s->size = 1; /* makes file_closed answer 500 */
-		s->off = 0;
-	} else if (s->size) {
-		uv_buf_t buf = uv_buf_init(s->data, (unsigned)s->size);
-
-		if (uv_fs_read(fs->loop, &s->fs, s->fd, &buf, 1, 0, file_read) == 0)
-			return;
+	snprintf(etag, sizeof(etag), "\"%s\"", s->token);
+	const char *ct = safe_type(s->content_type, &inline_ok);
+	base_buf_printf(&h,
+	                "Cache-Control: private, max-age=3600\r\n"
+	                "ETag: %s\r\n"
+	                "Accept-Ranges: bytes\r\n"
+	                "X-Content-Type-Options: nosniff\r\n"
+	                "Content-Security-Policy: default-src 'none'; sandbox\r\n"
+	                "Content-Disposition: %s; filename=\"%s\"\r\n",
+	                etag, inline_ok ? "inline" : "attachment", s->name);
+	if (etag_matches(http_header_get(w->req, "If-None-Match"), etag)) {
+		close_fd(fd);
+		if (web_buf_cstr(&h))
+			web__respond(w, 304, NULL, h.data, NULL, 0);
+		else
+			web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n",
+			             14);
+		base_buf_free(&h);
+		return;
 	}
-	if (uv_fs_close(fs->loop, &s->fs, s->fd, file_closed)) {
-		s->off = 0;
-		file_closed(&s->fs);
+	const base_slice *range = http_header_get(w->req, "Range");
+	const base_slice *if_range = http_header_get(w->req, "If-Range");
+	int r = range && (!if_range || etag_matches(if_range, etag))
+	            ? http_parse_range(range, s->size, &start, &len)
+	            : 0;
+	if (r < 0) {
+		close_fd(fd);
+		base_buf_printf(&h, "Content-Range: bytes */%llu\r\n", (unsigned long long)s->size);
+		if (web_buf_cstr(&h))
+			web__respond(w, 416, "text/plain; charset=utf-8", h.data,
+			             "Range Not Satisfiable\n", 22);
+		else
+			web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n",
+			             14);
+		base_buf_free(&h);
+		return;
 	}
+	if (r > 0) {
+		status = 206;
+		base_buf_printf(&h, "Content-Range: bytes %llu-%llu/%llu\r\n",
+		                (unsigned long long)start, (unsigned long long)(start + len - 1),
+		                (unsigned long long)s->size);
+	}
+	if (!web_buf_cstr(&h)) {
+		close_fd(fd);
+		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
+		return;
+	}
+	web__respond_file(w, status, ct, h.data, fd, start, len);
+	base_buf_free(&h);
 }
 
 static void upload_found(const db_result *res, void *ud)
@@ -477,14 +479,14 @@ static void upload_found(const db_result *res, void *ud)
 	const char *path = db_ntuples(res) == 1 ? db_value(res, 0, 0) : NULL;
 	const char *base = path ? strrchr(path, '/') : NULL;
 	unsigned long long size = path ? strtoull(db_value(res, 0, 2), NULL, 10) : 0;
-	if (!path || strcmp(base ? base + 1 : path, s->name) != 0 || size > (1ull << 32) ||
+	if (!path || strcmp(base ? base + 1 : path, s->name) != 0 || size > (1ull << 40) ||
 	    strlen(path) >= sizeof(s->path)) {
 		web__respond(w, 404, "text/plain; charset=utf-8", NULL, "Not Found\n", 10);
 		return;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	snprintf(s->content_type, sizeof(s->content_type), "%s", db_value(res, 0, 1));
-	s->size = (size_t)size;
+	s->size = size;
 	s->fs.data = s;
 	if (uv_fs_open(w->site->loop, &s->fs, s->path, O_RDONLY, 0, file_opened))
 		web__respond(w, 404, "text/plain; charset=utf-8", NULL, "Not Found\n", 10);
@@ -501,15 +503,12 @@ static void upload_route(http_request *req, void *ud)
 	web_site *site = ud;
 	base_slice rest = {req->path.base + 9, req->path.len - 9}; /* after "/uploads/" */
 	const char *slash = memchr(rest.base, '/', rest.len);
-	char token[64];
-
 	serve_ctx *s = (serve_ctx *)web__ctx_new(site, req, sizeof(serve_ctx));
 	if (!s)
 		return;
-	s->base.cleanup = serve_cleanup;
 	size_t tl = slash ? (size_t)(slash - rest.base) : 0;
 	size_t nl = slash ? rest.len - tl - 1 : 0;
-	int ok = tl >= 16 && tl < sizeof(token) && nl > 0 && nl < sizeof(s->name);
+	int ok = tl >= 16 && tl < sizeof(s->token) && nl > 0 && nl < sizeof(s->name);
 	for (size_t i = 0; ok && i < tl; i++)
 		ok = token_char(rest.base[i]);
 	for (size_t i = 0; ok && i < nl; i++) {
@@ -522,12 +521,12 @@ static void upload_route(http_request *req, void *ud)
 		web__respond(&s->base, 404, "text/plain; charset=utf-8", NULL, "Not Found\n", 10);
 		return;
 	}
-	memcpy(token, rest.base, tl);
-	token[tl] = 0;
+	memcpy(s->token, rest.base, tl);
+	s->token[tl] = 0;
 	memcpy(s->name, slash + 1, nl);
 	s->name[nl] = 0;
 	static const char sql[] = "SELECT path, content_type, size FROM uploads WHERE token = $1";
-	const char *params[1] = {token};
+	const char *params[1] = {s->token};
 	if (db_query_flags(site->db, DB_RETRY, sql, 1, params, upload_found, s))
 		web__respond(&s->base, 503, "text/plain; charset=utf-8", NULL, "Server busy\n", 12);
 }

@@ -237,6 +237,9 @@ void web__start(web_site *site, http_request *req, size_t size, const char *id_p
 /* Responses: each one sends and frees w. */
 void web__respond(web_ctx *w, int status, const char *content_type, const char *headers,
                   const void *body, size_t len);
+/** Ends w with the file fd (taken) as the body: see http_respond_file. */
+void web__respond_file(web_ctx *w, int status, const char *content_type, const char *headers,
+                       uv_file fd, uint64_t offset, uint64_t len);
 void web__redirect(web_ctx *w, const char *location, const char *extra_headers);
 /** A JSON answer; takes the reference to body. */
 void web__json(web_ctx *w, int status, json_t *body);

@@ -127,6 +127,8 @@ void http__conn_update_timeout(http_conn *c)
 		http__tq_set(c, HTTP_T_HEADER);
 	else if (!rx->complete)
 		http__tq_set(c, HTTP_T_BODY);
+	else if (rx->fstream != NULL)
+		http__tq_set(c, HTTP_T_IDLE); /* a file being sent: the reader must keep up */
 	else
 		http__tq_set(c, HTTP_T_NONE); /* the handler has it */
 }
@@ -525,10 +527,14 @@ void http__conn_flush(http_conn *c)
 		if ((size_t)r < total) {
 			/* The socket is full: libuv writes the rest when it drains. */
 			start_write(c);
-			return;
+			break;
 		}
 	}
-	if (c->flags & HTTP_F_DRAINING)
+	if (c->flags & HTTP_F_CLOSED)
+		return;
+	if (http__fstream_active(c))
+		http__fstream_writable(c);
+	else if ((c->flags & HTTP_F_DRAINING) && c->out_head == NULL && c->wreq == NULL)
 		drain_done(c);
 }
 

@@ -171,6 +171,28 @@ int http_respond_parts(http_request *req, int status, const char *content_type,
 /** Ends the request with a response and closes the connection after it is written. */
 void http_respond_and_close(http_request *req, int status, const char *content_type,
                             const void *body, size_t len);
+/**
+ * Answers with len bytes of the open file fd from offset as the body:
+ * Content-Length is len; status is 200, or 206 with a Content-Range line in
+ * extra_headers (see http_parse_range). The file is read on libuv's
+ * threadpool a piece at a time and sent without copies, never more than a
+ * small window ahead of the socket: memory stays bounded whatever the
+ * file's size or the reader's speed, and max_output_bytes does not apply.
+ * A reader that takes nothing for idle_timeout_ms is dropped. HEAD gets the
+ * head only. Takes fd: it is closed when the body is sent or the request
+ * ends otherwise. If the file turns out shorter than promised, the
+ * connection is closed. Returns 0 or a negative error (the request ended).
+ */
+int http_respond_file(http_request *req, int status, const char *content_type,
+                      const char *extra_headers, uv_file fd, uint64_t offset, uint64_t len);
+/**
+ * Reads a Range header value against a body of size bytes: 1 and the one
+ * range to send (*start, *len) for "bytes=a-b", "bytes=a-" or "bytes=-n";
+ * -1 when the range starts at or past the end (answer 416 and name the
+ * size in Content-Range); 0 when the whole body should be sent
+ * instead (no header, another unit, several ranges, or a malformed value).
+ */
+int http_parse_range(const base_slice *value, uint64_t size, uint64_t *start, uint64_t *len);
 /** The standard reason phrase of a status code ("OK", "Not Found", ...). */
 const char *http_status_text(int status);
 

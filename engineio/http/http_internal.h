@@ -57,6 +57,7 @@ enum { HTTP_MODE_HTTP = 0, HTTP_MODE_WS = 1 };
 
 typedef struct http_conn http_conn;
 typedef struct http_rx http_rx;
+typedef struct http_fstream http_fstream;
 
 /* One node of a connection's output queue. */
 typedef struct http_out {
@@ -118,8 +119,9 @@ struct http_rx {
 	uint64_t body_total;
 	const char *piece; /* the body, in place, while it is one piece */
 	size_t piece_len;
-	base_buf body; /* the body, when it had to be copied */
-	int err;       /* HTTP status chosen by a callback that failed */
+	base_buf body;         /* the body, when it had to be copied */
+	int err;               /* HTTP status chosen by a callback that failed */
+	http_fstream *fstream; /* the body being sent from a file (file.c), or NULL */
 	uint8_t in_field, headers_done, complete, dispatched;
 };
 
@@ -225,6 +227,23 @@ void http__request_end(http_conn *c, int keep_alive);
 void http__send_error(http_conn *c, int status);
 
 enum { HTTP_RX_NEXT = 0, HTTP_RX_STOP = 1 };
+
+/* response.c */
+/**
+ * Queues the head of a response whose body (body_len bytes) follows later;
+ * the request stays open. On failure it is ended. *keep_out: whether the
+ * connection may carry another request after this one.
+ */
+int http__respond_head(http_request *req, int status, const char *ctype, const char *extra,
+                       uint64_t body_len, int *keep_out);
+
+/* file.c */
+/** 1 while c's request is sending its body from a file. */
+int http__fstream_active(const http_conn *c);
+/** c's queue has shrunk: read the next piece of the file when the window has room. */
+void http__fstream_writable(http_conn *c);
+/** The request is freed before its body was sent: the stream frees itself. */
+void http__fstream_detach(http_fstream *f);
 
 /* router.c */
 const http_route_entry *http__route_find(const http_server *s, const http_request *req);

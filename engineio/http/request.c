@@ -92,6 +92,10 @@ static http_rx *rx_new(http_conn *c)
 
 void http__rx_free(http_server *s, http_rx *rx)
 {
+	if (rx->fstream != NULL) {
+		http__fstream_detach(rx->fstream);
+		rx->fstream = NULL;
+	}
 	base_arena_reset(&rx->arena);
 	base_buf_free(&rx->body);
 	if (s->n_rx_free < HTTP_RX_CACHE) {

@@ -133,14 +133,22 @@ static char *put_u64(char *p, uint64_t v)
 	return p;
 }
 
-static int respond(http_request *req, int status, const char *ctype, const char *extra,
-                   const base_slice *parts, size_t n_parts, int keep_alive)
+/*
+ * Builds the head and queues it with the body parts. The body's length is
+ * theirs, or *declared when given (a body that follows later). On failure
+ * the request is ended; on success it is not. *keep_out: whether the
+ * connection may carry another request after this one.
+ */
+static int respond_begin(http_request *req, int status, const char *ctype, const char *extra,
+                         const base_slice *parts, size_t n_parts, const uint64_t *declared,
+                         int keep_alive, int *keep_out)
 {
 	http_rx *rx = BASE_CONTAINER_OF(req, http_rx, req);
 	http_conn *c = rx->conn;
 	const char *text;
 	char stack[512], *head, *p;
-	size_t body_len = 0, cap;
+	uint64_t body_len = 0;
+	size_t cap;
 	int has_len, no_body, rc;
 
 	/* Already ended (or being aborted): nothing to answer. */
@@ -155,6 +163,8 @@ static int respond(http_request *req, int status, const char *ctype, const char 
 	text = http_status_text(status);
 	for (size_t i = 0; i < n_parts; i++)
 		body_len += parts[i].len;
+	if (declared != NULL)
+		body_len = *declared;
 	has_len = status >= 200 && status != 204 && status != 304;
 	no_body = !has_len || req->method == HTTP_M_HEAD;
 	keep_alive = keep_alive && !c->srv->closing;
@@ -191,8 +201,29 @@ static int respond(http_request *req, int status, const char *ctype, const char 
 	                     no_body ? 0 : n_parts);
 	if (head != stack)
 		free(head);
-	http__request_end(c, keep_alive && rc == 0);
+	if (rc != 0)
+		http__request_end(c, 0);
+	*keep_out = keep_alive;
 	return rc;
+}
+
+static int respond(http_request *req, int status, const char *ctype, const char *extra,
+                   const base_slice *parts, size_t n_parts, int keep_alive)
+{
+	http_conn *c = BASE_CONTAINER_OF(req, http_rx, req)->conn;
+	int rc =
+	    respond_begin(req, status, ctype, extra, parts, n_parts, NULL, keep_alive, &keep_alive);
+
+	if (rc == 0)
+		http__request_end(c, keep_alive);
+	return rc;
+}
+
+int http__respond_head(http_request *req, int status, const char *ctype, const char *extra,
+                       uint64_t body_len, int *keep_out)
+{
+	return respond_begin(req, status, ctype, extra, NULL, 0, &body_len, req->keep_alive,
+	                     keep_out);
 }
 
 int http_respond_parts(http_request *req, int status, const char *content_type,

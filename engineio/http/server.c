@@ -105,7 +105,7 @@ static void expire(http_conn *c, unsigned kind)
 		break;
 	default:
 		/* A slow reader that still makes progress keeps its connection. */
-		if (c->out_bytes > 0 && (c->flags & HTTP_F_PROGRESS))
+		if ((c->out_bytes > 0 || http__fstream_active(c)) && (c->flags & HTTP_F_PROGRESS))
 			http__tq_rearm(c);
 		else
 			http__conn_close(c);

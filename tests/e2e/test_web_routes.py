@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
@@ -541,6 +542,92 @@ def test_file_upload_reaches_the_app(site):
     r = requests.get(site.url + "/uploads/" + path, timeout=10)
     assert r.status_code == 200 and r.content == other
     assert r.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def _rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def test_large_upload_is_streamed_with_ranges_and_bounded_memory(site):
+    """A file bigger than a connection's output limit (16 MiB) reaches the
+    app whole; byte ranges (media seeking), ETag and If-Range work; readers
+    that take nothing do not make the server hold the files in memory."""
+    space_id, name = site.add_space(ws_enable_file_upload="on")
+    app = site.app(name)
+    s = site.user()
+    big = os.urandom(20 * 1024 * 1024 + 12345)
+    r = s.post(site.url + "/websockets/submit/" + space_id, timeout=60, data={"prompt": "big"},
+               files={"other_file": ("big.bin", big, "application/octet-stream")})
+    assert r.status_code == 200, r.text
+    rid = r.json()["request_id"]
+    _, _, ev = app.wait_event("inference_request", timeout=10,
+                              pred=lambda e: e["data"]["request_id"] == rid)
+    url = ev["data"]["payload"]["upload"]["other_file"]["url"]
+    st = site.wait_status(s, rid, timeout=60)
+    assert st["result"]["files"]["other_file"]["size"] == len(big)
+    assert st["result"]["files"]["other_file"]["sha256"] == hashlib.sha256(big).hexdigest()
+    size = len(big)
+
+    whole = requests.get(url, timeout=30)
+    assert whole.status_code == 200 and whole.content == big
+    assert whole.headers["Accept-Ranges"] == "bytes"
+    etag = whole.headers["ETag"]
+    cases = {"bytes=0-99": (0, 100), "bytes=100-": (100, size - 100),
+             "bytes=-10": (size - 10, 10), "bytes=0-0": (0, 1),
+             "bytes=%d-%d" % (size - 5, size + 1000): (size - 5, 5),
+             "bytes=-%d" % (size * 2): (0, size)}
+    for value, (start, length) in cases.items():
+        r = requests.get(url, headers={"Range": value}, timeout=30)
+        assert r.status_code == 206, value
+        assert r.headers["Content-Range"] == "bytes %d-%d/%d" % (start, start + length - 1,
+                                                                 size), value
+        assert r.content == big[start:start + length], value
+    # Past the end: 416 naming the size; the connection stays usable.
+    with requests.Session() as k:
+        r = k.get(url, headers={"Range": "bytes=%d-" % size}, timeout=10)
+        assert r.status_code == 416 and r.headers["Content-Range"] == "bytes */%d" % size
+        r = k.get(url, headers={"Range": "bytes=5-9"}, timeout=10)
+        assert r.status_code == 206 and r.content == big[5:10]
+    # Several ranges, a malformed one, or a stale If-Range: the whole file.
+    for headers in ({"Range": "bytes=0-1,5-6"}, {"Range": "bytes=9-3"}, {"Range": "lines=1-2"},
+                    {"Range": "bytes=0-9", "If-Range": '"stale"'}):
+        r = requests.get(url, headers=headers, timeout=30)
+        assert r.status_code == 200 and len(r.content) == size, headers
+    r = requests.get(url, headers={"Range": "bytes=0-9", "If-Range": etag}, timeout=10)
+    assert r.status_code == 206 and r.content == big[:10]
+    r = requests.get(url, headers={"If-None-Match": etag}, timeout=10)
+    assert r.status_code == 304 and r.content == b""
+
+    # Eight readers ask for the file and read nothing: the server holds a
+    # window of each, not 8 x 20 MiB. Then each reads it all, intact.
+    pid = site.server.proc.pid
+    path = urllib.parse.urlsplit(url).path
+    before = _rss_kib(pid)
+    socks = []
+    for _ in range(8):
+        c = socket.create_connection(("127.0.0.1", site.server.port), timeout=30)
+        c.sendall(("GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+                   % path).encode())
+        socks.append(c)
+    time.sleep(1.5)
+    grown = _rss_kib(pid) - before
+    assert grown < 40 * 1024, "RSS grew by %d KiB for 8 stalled readers" % grown
+    for c in socks:
+        data = bytearray()
+        while True:
+            b = c.recv(1 << 20)
+            if not b:
+                break
+            data += b
+        c.close()
+        head, _, body = bytes(data).partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head[:100]
+        assert body == big
+    assert site.server.alive()
 
 
 def test_upload_refused_when_not_enabled_or_too_big(site):

@@ -799,3 +799,48 @@ out:
 		out->len = start;
 	return e.rc;
 }
+
+/* ---- any value (the cluster adapter's messages) -------------------------- */
+
+int sio_msgpack_pack_json(base_buf *out, base_slice json, const base_slice *attachments,
+                          size_t n_attachments)
+{
+	mp_enc e = {.out = out, .att = attachments, .n_att = n_attachments};
+	size_t start = out->len;
+
+	if (json.len == 0 || sio_json_validate(json.base, json.len) < 0)
+		return BASE_EINVAL;
+	msgpack_packer_init(&e.pk, out, buf_write);
+	if (put_msgpack(&e, json.base, json.base + json.len) == NULL && e.rc == 0)
+		e.rc = BASE_EINVAL;
+	base_buf_free(&e.scratch);
+	if (e.rc < 0)
+		out->len = start;
+	return e.rc;
+}
+
+int sio_msgpack_to_json(const char *buf, size_t len, base_buf *json_out, base_slice *attachments,
+                        size_t max_attachments, size_t *n_attachments, const char **err)
+{
+	msgpack_unpacked u;
+	mp_dec d = {json_out, buf, len, attachments, max_attachments, 0, NULL};
+	size_t start = json_out->len, off = 0;
+	int rc = -1;
+
+	*n_attachments = 0;
+	if (prescan((const unsigned char *)buf, len, err) < 0)
+		return -1;
+	msgpack_unpacked_init(&u);
+	if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS || off != len) {
+		*err = "invalid msgpack";
+	} else if (put_json(&d, &u.data) < 0) {
+		*err = d.err ? d.err : "out of memory";
+	} else {
+		*n_attachments = d.n_att;
+		rc = 0;
+	}
+	if (rc < 0)
+		json_out->len = start;
+	msgpack_unpacked_destroy(&u);
+	return rc;
+}

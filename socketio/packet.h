@@ -130,4 +130,22 @@ int sio_msgpack_decode(const char *buf, size_t len, base_buf *json_out, sio_pack
 int sio_msgpack_encode(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
                        base_slice data, const base_slice *attachments, size_t n_attachments);
 
+/**
+ * Appends the JSON value json as one msgpack value to out, each
+ * placeholder replaced by its attachment as a bin object (for messages
+ * between nodes). Returns 0, BASE_ENOMEM, or BASE_EINVAL (invalid JSON, a
+ * placeholder without its attachment).
+ */
+int sio_msgpack_pack_json(base_buf *out, base_slice json, const base_slice *attachments,
+                          size_t n_attachments);
+
+/**
+ * Converts one whole msgpack document (any value) to JSON text appended to
+ * json_out; bin values become placeholders whose bytes are sliced from buf
+ * into attachments (at most max_attachments; *n_attachments is the count).
+ * Returns 0, or -1 with *err.
+ */
+int sio_msgpack_to_json(const char *buf, size_t len, base_buf *json_out, base_slice *attachments,
+                        size_t max_attachments, size_t *n_attachments, const char **err);
+
 #endif

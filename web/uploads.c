@@ -577,4 +577,5 @@ void web__cleanup_tick(web_site *site)
 void web__upload_routes(web_site *site)
 {
 	http_route(site->http, HTTP_M_GET, "/uploads/", 1, upload_route, site);
+	http_route(site->http, HTTP_M_HEAD, "/uploads/", 1, upload_route, site);
 }

@@ -601,6 +601,9 @@ def test_large_upload_is_streamed_with_ranges_and_bounded_memory(site):
     assert r.status_code == 206 and r.content == big[:10]
     r = requests.get(url, headers={"If-None-Match": etag}, timeout=10)
     assert r.status_code == 304 and r.content == b""
+    r = requests.head(url, timeout=10)
+    assert r.status_code == 200 and r.headers["Content-Length"] == str(size)
+    assert r.headers["ETag"] == etag and r.content == b""
 
     # Eight readers ask for the file and read nothing: the server holds a
     # window of each, not 8 x 20 MiB. Then each reads it all, intact.

@@ -1,0 +1,645 @@
+/*
+ * cluster.c: broadcasts between server processes over PostgreSQL, in the
+ * wire format of @socket.io/postgres-adapter (see cluster.h).
+ */
+#include "cluster.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define CL_CHANNEL_PREFIX "socket.io#"
+#define CL_TABLE "socket_io_attachments"
+/* PostgreSQL refuses notification payloads from 8000 bytes on. */
+#define CL_NOTIFY_MAX 8000
+#define CL_MAX_NSPS 16
+/* Messages sent in one transaction. */
+#define CL_BATCH 32
+/* Bounds of what waits to go out, and of what waits to be delivered. */
+#define CL_OUT_MAX_MSGS 10000
+#define CL_OUT_MAX_BYTES (64u << 20)
+#define CL_IN_MAX_MSGS 10000
+/* Attachments older than this are deleted, as often (the Node default). */
+#define CL_CLEANUP_MS 30000
+
+enum { CL_BROADCAST = 3 };
+
+typedef struct cl_out {
+	struct cl_out *next;
+	int attach;       /* params: 0 {channel, json}; 1 {payload, channel, uid, nsp} */
+	const char *p[4]; /* into data */
+	size_t size;
+	char data[];
+} cl_out;
+
+typedef struct cl_in {
+	struct cl_in *next;
+	sp_cluster *c;
+	int ready;   /* msg is set (NULL: the message was lost) */
+	json_t *msg; /* the whole message */
+	char *bytes; /* the attachment's msgpack; attachments slice into it */
+	base_slice atts[SIO_MAX_ATTACHMENTS];
+	size_t n_atts;
+} cl_in;
+
+typedef struct {
+	sio_namespace *nsp;
+	char channel[128];
+	int listening; /* the LISTEN is in place */
+} cl_nsp;
+
+struct sp_cluster {
+	db_pool *db;
+	uv_timer_t cleanup;
+	char uid[17];
+	cl_nsp nsps[CL_MAX_NSPS];
+	unsigned n_nsps;
+	cl_out *out_head, *out_tail;
+	size_t out_n, out_bytes;
+	int publishing;
+	cl_in *in_head, *in_tail;
+	size_t in_n;
+	unsigned refs; /* 1 for the owner, 1 for the timer handle, 1 per pending query */
+	int closed;
+	int warned_ack, warned_kind;
+	sp_cluster_stats st;
+};
+
+static void cl_unref(sp_cluster *c)
+{
+	if (--c->refs == 0)
+		free(c);
+}
+
+static cl_nsp *find_nsp(sp_cluster *c, const char *name)
+{
+	for (unsigned i = 0; i < c->n_nsps; i++) {
+		if (strcmp(sio_namespace_name(c->nsps[i].nsp), name) == 0)
+			return &c->nsps[i];
+	}
+	return NULL;
+}
+
+/* ---- out ------------------------------------------------------------------- */
+
+static void publish_next(sp_cluster *c);
+
+static void published(const db_result *res, void *ud)
+{
+	sp_cluster *c = ud;
+	unsigned n = db_tx_count(res);
+
+	c->publishing = 0;
+	if (!db_ok(res)) {
+		BASE_LOGW("cluster", "publishing %u message(s) failed: %s", n, db_error(res));
+		c->st.dropped += n;
+	} else {
+		c->st.published += n;
+	}
+	if (!c->closed)
+		publish_next(c);
+	cl_unref(c);
+}
+
+static void publish_next(sp_cluster *c)
+{
+	static const char notify_sql[] = "SELECT pg_notify($1, $2)";
+	static const char attach_sql[] =
+	    "WITH a AS (INSERT INTO " CL_TABLE " (payload) VALUES ($1::bytea) RETURNING id) "
+	    "SELECT pg_notify($2, json_build_object('uid', $3::text, 'nsp', $4::text, 'type', "
+	    "3, "
+	    "'attachmentId', a.id::text)::text) FROM a";
+	db_stmt st[CL_BATCH];
+	cl_out *batch[CL_BATCH];
+	unsigned n = 0;
+
+	if (c->publishing || c->out_head == NULL)
+		return;
+	while (n < CL_BATCH && c->out_head != NULL) {
+		cl_out *o = c->out_head;
+
+		c->out_head = o->next;
+		c->out_n--;
+		c->out_bytes -= o->size;
+		batch[n] = o;
+		st[n].sql = o->attach ? attach_sql : notify_sql;
+		st[n].nparams = o->attach ? 4 : 2;
+		st[n].params = o->p;
+		n++;
+	}
+	if (c->out_head == NULL)
+		c->out_tail = NULL;
+	/* db_query_tx copies the statements: the batch can go at once. */
+	if (db_query_tx(c->db, st, n, published, c) == 0) {
+		c->publishing = 1;
+		c->refs++;
+	} else {
+		BASE_LOGW("cluster",
+		          "cannot publish %u message(s): the database queue refused them", n);
+		c->st.dropped += n;
+	}
+	for (unsigned i = 0; i < n; i++)
+		free(batch[i]);
+}
+
+static void enqueue(sp_cluster *c, cl_out *o)
+{
+	if (c->out_n >= CL_OUT_MAX_MSGS || c->out_bytes + o->size > CL_OUT_MAX_BYTES) {
+		if (c->st.dropped++ % 1000 == 0)
+			BASE_LOGW("cluster", "%zu messages wait to be published: dropping",
+			          c->out_n);
+		free(o);
+		return;
+	}
+	o->next = NULL;
+	if (c->out_tail)
+		c->out_tail->next = o;
+	else
+		c->out_head = o;
+	c->out_tail = o;
+	c->out_n++;
+	c->out_bytes += o->size;
+	publish_next(c);
+}
+
+/* A notification carrying the whole message. */
+static void out_notify(sp_cluster *c, const char *channel, const char *json, size_t len)
+{
+	size_t cl = strlen(channel) + 1;
+	cl_out *o = malloc(sizeof(*o) + cl + len + 1);
+
+	if (o == NULL) {
+		c->st.dropped++;
+		return;
+	}
+	o->attach = 0;
+	o->size = sizeof(*o) + cl + len + 1;
+	memcpy(o->data, channel, cl);
+	memcpy(o->data + cl, json, len);
+	o->data[cl + len] = 0;
+	o->p[0] = o->data;
+	o->p[1] = o->data + cl;
+	enqueue(c, o);
+}
+
+/* The message as msgpack in the attachments table, its id in the notification. */
+static void out_attach(sp_cluster *c, const char *channel, const char *nsp, const base_buf *mp)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t cl = strlen(channel) + 1, ul = strlen(c->uid) + 1, nl = strlen(nsp) + 1;
+	size_t hl = 2 + 2 * mp->len + 1;
+	cl_out *o = malloc(sizeof(*o) + hl + cl + ul + nl);
+	char *p;
+
+	if (o == NULL) {
+		c->st.dropped++;
+		return;
+	}
+	o->attach = 1;
+	o->size = sizeof(*o) + hl + cl + ul + nl;
+	p = o->data;
+	o->p[0] = p;
+	*p++ = '\\';
+	*p++ = 'x';
+	for (size_t i = 0; i < mp->len; i++) {
+		*p++ = hex[(unsigned char)mp->data[i] >> 4];
+		*p++ = hex[(unsigned char)mp->data[i] & 15];
+	}
+	*p++ = 0;
+	o->p[1] = memcpy(p, channel, cl);
+	o->p[2] = memcpy(p + cl, c->uid, ul);
+	o->p[3] = memcpy(p + cl + ul, nsp, nl);
+	enqueue(c, o);
+}
+
+static json_t *rooms_array(const char *const *rooms, unsigned n)
+{
+	json_t *a = json_array();
+
+	for (unsigned i = 0; a && i < n; i++)
+		json_array_append_new(a, json_string(rooms[i]));
+	return a;
+}
+
+static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
+                         const base_slice *atts, size_t n_atts, void *ud)
+{
+	sp_cluster *c = ud;
+	const char *name = sio_namespace_name(nsp);
+	cl_nsp *cn = find_nsp(c, name);
+	sio_packet p;
+	const char *err;
+	json_t *msg = NULL, *flags;
+	char *text = NULL;
+	base_buf mp = BASE_BUF_INIT;
+
+	if (c->closed || cn == NULL)
+		return;
+	if (sio_packet_decode(packet.base, packet.len, &p, &err) != 0) {
+		c->st.dropped++;
+		return;
+	}
+	flags = b->is_volatile ? json_pack("{s:b}", "volatile", 1) : json_object();
+	/* The packet's data goes in as JSON text first; binary is handled below. */
+	msg = json_pack("{s:s,s:s,s:i,s:{s:{s:i,s:n,s:s},s:{s:o,s:o,s:o}}}", "uid", c->uid, "nsp",
+	                name, "type", CL_BROADCAST, "data", "packet", "type", 2, "data", "nsp",
+	                name, "opts", "rooms", rooms_array(b->rooms, b->n_rooms), "except",
+	                rooms_array(b->except, b->n_except), "flags", flags);
+	if (msg == NULL) {
+		c->st.dropped++;
+		return;
+	}
+	if (n_atts == 0) {
+		json_t *data = json_loadb(p.data.base, p.data.len, JSON_DECODE_ANY, NULL);
+
+		if (data == NULL ||
+		    json_object_set_new(json_object_get(json_object_get(msg, "data"), "packet"),
+		                        "data", data) != 0 ||
+		    (text = json_dumps(msg, JSON_COMPACT)) == NULL) {
+			c->st.dropped++;
+			goto out;
+		}
+		if (strlen(text) < CL_NOTIFY_MAX) {
+			out_notify(c, cn->channel, text, strlen(text));
+			goto out;
+		}
+		free(text);
+		text = NULL;
+		json_object_set_new(json_object_get(json_object_get(msg, "data"), "packet"), "data",
+		                    json_null());
+	}
+	/*
+	 * msgpack: the message with "data" null, then the packet's data packed
+	 * in its place with its attachments as bin values.
+	 */
+	text = json_dumps(msg, JSON_COMPACT | JSON_PRESERVE_ORDER);
+	if (text == NULL || sio_msgpack_pack_json(&mp, (base_slice){text, strlen(text)}, NULL, 0)) {
+		c->st.dropped++;
+		goto out;
+	}
+	{
+		/* fixstr "data" (0xa4 'd' 'a' 't' 'a') then nil (0xc0), inside "packet". */
+		static const char key[] = "\xa4"
+		                          "data\xc0";
+		char *at = NULL;
+
+		/* The only nil of the envelope: strings are UTF-8, where 0xc0 never occurs. */
+		for (size_t i = 0; i + 6 <= mp.len && at == NULL; i++) {
+			if (memcmp(mp.data + i, key, 6) == 0)
+				at = mp.data + i;
+		}
+		base_buf whole = BASE_BUF_INIT;
+		size_t head = at ? (size_t)(at - mp.data) + 5 : 0;
+
+		if (at == NULL || base_buf_append(&whole, mp.data, head) < 0 ||
+		    sio_msgpack_pack_json(&whole, p.data, atts, n_atts) != 0 ||
+		    base_buf_append(&whole, mp.data + head + 1, mp.len - head - 1) < 0) {
+			base_buf_free(&whole);
+			c->st.dropped++;
+			goto out;
+		}
+		out_attach(c, cn->channel, name, &whole);
+		base_buf_free(&whole);
+	}
+out:
+	free(text);
+	base_buf_free(&mp);
+	json_decref(msg);
+}
+
+/* ---- in -------------------------------------------------------------------- */
+
+static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n_atts)
+{
+	json_t *data = json_object_get(msg, "data");
+	json_t *packet = json_object_get(data, "packet"), *opts = json_object_get(data, "opts");
+	json_t *pdata = json_object_get(packet, "data"), *v;
+	const char *name = json_string_value(json_object_get(msg, "nsp"));
+	cl_nsp *cn = name ? find_nsp(c, name) : NULL;
+	json_int_t type = json_integer_value(json_object_get(msg, "type"));
+	json_int_t ptype = json_integer_value(json_object_get(packet, "type"));
+	sio_bcast b;
+	size_t i;
+	char *text = NULL;
+	base_buf pk = BASE_BUF_INIT;
+
+	if (cn == NULL)
+		return; /* a namespace this node does not serve */
+	if (type != CL_BROADCAST || (ptype != 2 && ptype != 5) || !json_is_array(pdata)) {
+		c->st.ignored++;
+		if (!c->warned_kind++)
+			BASE_LOGI("cluster",
+			          "ignoring messages of type %lld from other nodes "
+			          "(only broadcasts are supported)",
+			          (long long)type);
+		return;
+	}
+	if (json_object_get(data, "requestId") != NULL) {
+		c->st.ignored++;
+		if (!c->warned_ack++)
+			BASE_LOGW("cluster", "ignoring broadcasts with acknowledgements from other "
+			                     "nodes (not supported)");
+		return;
+	}
+	sio_bcast_init(&b, cn->nsp);
+	b.local = 1;
+	json_array_foreach(json_object_get(opts, "rooms"), i, v)
+	{
+		if (!json_is_string(v) || sio_bcast_to(&b, json_string_value(v)) != 0)
+			goto bad;
+	}
+	json_array_foreach(json_object_get(opts, "except"), i, v)
+	{
+		if (!json_is_string(v) || sio_bcast_except(&b, json_string_value(v)) != 0)
+			goto bad;
+	}
+	b.is_volatile = json_is_true(json_object_get(json_object_get(opts, "flags"), "volatile"));
+	text = json_dumps(pdata, JSON_COMPACT);
+	if (text == NULL)
+		goto bad;
+	if (n_atts > 0)
+		base_buf_printf(&pk, "5%zu-", n_atts);
+	else
+		base_buf_append(&pk, "2", 1);
+	if (strcmp(name, "/") != 0)
+		base_buf_printf(&pk, "%s,", name);
+	base_buf_append(&pk, text, strlen(text));
+	if (pk.data == NULL ||
+	    sio_adapter_deliver(&b, (base_slice){pk.data, pk.len}, atts, n_atts) < 0)
+		goto bad;
+	c->st.delivered++;
+	goto out;
+bad:
+	c->st.dropped++;
+	BASE_LOGW("cluster", "dropped a broadcast from another node that could not be delivered "
+	                     "(too many rooms, or a malformed packet)");
+out:
+	free(text);
+	base_buf_free(&pk);
+}
+
+/* Delivers, in order, every message at the head that is ready. */
+static void drain_in(sp_cluster *c)
+{
+	while (c->in_head != NULL && c->in_head->ready) {
+		cl_in *e = c->in_head;
+
+		c->in_head = e->next;
+		if (c->in_head == NULL)
+			c->in_tail = NULL;
+		c->in_n--;
+		if (e->msg != NULL && !c->closed)
+			deliver(c, e->msg, e->atts, e->n_atts);
+		json_decref(e->msg);
+		free(e->bytes);
+		free(e);
+	}
+}
+
+static int unhex(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+static void attachment_read(const db_result *res, void *ud)
+{
+	cl_in *e = ud;
+	sp_cluster *c = e->c;
+	const char *hexv = db_ok(res) && db_ntuples(res) == 1 ? db_value(res, 0, 0) : NULL;
+	size_t hl = hexv ? db_value_len(res, 0, 0) : 0, n = 0;
+	base_buf json = BASE_BUF_INIT;
+	const char *err = NULL;
+
+	e->ready = 1;
+	if (hexv == NULL || hl < 2 || hexv[0] != '\\' || hexv[1] != 'x' || hl % 2 != 0 ||
+	    (e->bytes = malloc(hl / 2)) == NULL) {
+		err = db_ok(res) ? "no such attachment" : db_error(res);
+		goto fail;
+	}
+	for (size_t i = 2; i < hl; i += 2) {
+		int hi = unhex(hexv[i]), lo = unhex(hexv[i + 1]);
+
+		if (hi < 0 || lo < 0) {
+			err = "bad bytea text";
+			goto fail;
+		}
+		e->bytes[n++] = (char)(hi << 4 | lo);
+	}
+	if (sio_msgpack_to_json(e->bytes, n, &json, e->atts, SIO_MAX_ATTACHMENTS, &e->n_atts,
+	                        &err) != 0)
+		goto fail;
+	e->msg = json_loadb(json.data, json.len, 0, NULL);
+	if (e->msg == NULL)
+		err = "not a JSON object";
+fail:
+	if (e->msg == NULL) {
+		c->st.dropped++;
+		BASE_LOGW("cluster", "dropped a message from another node: %s",
+		          err ? err : "unreadable");
+	}
+	base_buf_free(&json);
+	drain_in(c);
+	cl_unref(c);
+}
+
+static void on_notify(const char *channel, const char *payload, void *ud)
+{
+	sp_cluster *c = ud;
+	json_t *msg, *att;
+	cl_in *e;
+
+	if (c->closed)
+		return;
+	if (payload == NULL) {
+		/* (Re-)listening: nothing to re-read, broadcasts are not kept. */
+		for (unsigned i = 0; i < c->n_nsps; i++) {
+			if (strcmp(c->nsps[i].channel, channel) == 0)
+				c->nsps[i].listening = 1;
+		}
+		return;
+	}
+	msg = json_loads(payload, 0, NULL);
+	if (!json_is_object(msg)) {
+		json_decref(msg);
+		c->st.dropped++;
+		return;
+	}
+	const char *uid = json_string_value(json_object_get(msg, "uid"));
+	if (uid != NULL && strcmp(uid, c->uid) == 0) {
+		json_decref(msg); /* our own */
+		return;
+	}
+	if (c->in_n >= CL_IN_MAX_MSGS || (e = calloc(1, sizeof(*e))) == NULL) {
+		json_decref(msg);
+		c->st.dropped++;
+		return;
+	}
+	e->c = c;
+	att = json_object_get(msg, "attachmentId");
+	if (att == NULL) {
+		e->ready = 1;
+		e->msg = msg;
+	} else {
+		char id[32];
+		const char *params[1] = {id};
+
+		if (json_is_string(att))
+			snprintf(id, sizeof(id), "%s", json_string_value(att));
+		else
+			snprintf(id, sizeof(id), "%lld", (long long)json_integer_value(att));
+		json_decref(msg);
+		if (db_query(c->db, "SELECT payload FROM " CL_TABLE " WHERE id = $1::bigint", 1,
+		             params, attachment_read, e) != 0) {
+			free(e);
+			c->st.dropped++;
+			return;
+		}
+		c->refs++;
+	}
+	e->next = NULL;
+	if (c->in_tail)
+		c->in_tail->next = e;
+	else
+		c->in_head = e;
+	c->in_tail = e;
+	c->in_n++;
+	drain_in(c);
+}
+
+/* ---- life ------------------------------------------------------------------ */
+
+static void query_done(const db_result *res, void *ud)
+{
+	sp_cluster *c = ud;
+
+	if (!db_ok(res) && !c->closed)
+		BASE_LOGW("cluster", "%s", db_error(res));
+	cl_unref(c);
+}
+
+static void table_done(const db_result *res, void *ud)
+{
+	sp_cluster *c = ud;
+	const char *state = db_sqlstate(res);
+
+	/* Another node created it at the same moment: unique_violation, duplicate_table. */
+	if (!db_ok(res) && strcmp(state, "23505") != 0 && strcmp(state, "42P07") != 0)
+		BASE_LOGW("cluster", "creating " CL_TABLE ": %s", db_error(res));
+	cl_unref(c);
+}
+
+static void cleanup_tick(uv_timer_t *t)
+{
+	sp_cluster *c = t->data;
+	static const char sql[] =
+	    "DELETE FROM " CL_TABLE " WHERE created_at < now() - make_interval(secs => 30)";
+
+	if (db_query(c->db, sql, 0, NULL, query_done, c) == 0)
+		c->refs++;
+}
+
+sp_cluster *sp_cluster_new(db_pool *db, uv_loop_t *loop)
+{
+	static const char table[] = "CREATE TABLE IF NOT EXISTS " CL_TABLE
+	                            " (id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), "
+	                            "payload bytea)";
+	unsigned char r[8];
+	sp_cluster *c = calloc(1, sizeof(*c));
+
+	if (c == NULL)
+		return NULL;
+	c->db = db;
+	base_random_bytes(r, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(c->uid + 2 * i, 3, "%02x", r[i]);
+	c->refs = 2; /* the owner and the timer */
+	uv_timer_init(loop, &c->cleanup);
+	c->cleanup.data = c;
+	uv_timer_start(&c->cleanup, cleanup_tick, CL_CLEANUP_MS, CL_CLEANUP_MS);
+	if (db_query(db, table, 0, NULL, table_done, c) == 0)
+		c->refs++;
+	return c;
+}
+
+int sp_cluster_attach(sp_cluster *c, sio_namespace *nsp)
+{
+	cl_nsp *cn;
+	sio_adapter ad = {on_broadcast, c};
+
+	if (c->n_nsps == CL_MAX_NSPS)
+		return BASE_ELIMIT;
+	cn = &c->nsps[c->n_nsps];
+	cn->nsp = nsp;
+	if ((size_t)snprintf(cn->channel, sizeof(cn->channel), CL_CHANNEL_PREFIX "%s",
+	                     sio_namespace_name(nsp)) >= sizeof(cn->channel))
+		return BASE_ELIMIT;
+	int rc = db_listen(c->db, cn->channel, on_notify, c);
+	if (rc != 0)
+		return rc;
+	c->n_nsps++;
+	sio_set_adapter(nsp, &ad);
+	return 0;
+}
+
+int sp_cluster_ready(const sp_cluster *c)
+{
+	for (unsigned i = 0; i < c->n_nsps; i++) {
+		if (!c->nsps[i].listening)
+			return 0;
+	}
+	return 1;
+}
+
+const char *sp_cluster_uid(const sp_cluster *c)
+{
+	return c->uid;
+}
+
+void sp_cluster_stats_get(const sp_cluster *c, sp_cluster_stats *st)
+{
+	*st = c->st;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+	cl_unref(h->data);
+}
+
+void sp_cluster_free(sp_cluster *c)
+{
+	if (c == NULL || c->closed)
+		return;
+	c->closed = 1;
+	for (unsigned i = 0; i < c->n_nsps; i++) {
+		db_unlisten(c->db, c->nsps[i].channel, on_notify, c);
+		sio_set_adapter(c->nsps[i].nsp, NULL);
+	}
+	while (c->out_head != NULL) {
+		cl_out *o = c->out_head;
+
+		c->out_head = o->next;
+		free(o);
+	}
+	c->out_tail = NULL;
+	/* Messages waiting for their attachment are freed as their answers come. */
+	for (cl_in *e = c->in_head; e != NULL && e->ready;) {
+		cl_in *next = e->next;
+
+		json_decref(e->msg);
+		free(e->bytes);
+		free(e);
+		c->in_n--;
+		e = next;
+		c->in_head = e;
+	}
+	if (c->in_head == NULL)
+		c->in_tail = NULL;
+	uv_close((uv_handle_t *)&c->cleanup, timer_closed);
+	cl_unref(c);
+}

@@ -1,0 +1,58 @@
+/*
+ * cluster.h: broadcasts between server processes over PostgreSQL.
+ *
+ * Several processes (ours, or Node.js servers using @socket.io/postgres-
+ * adapter) that share one database carry each other's broadcasts: every
+ * broadcast of an attached namespace is published with pg_notify on the
+ * channel "socket.io#<namespace>" as the JSON message the Node adapter
+ * sends ({uid, nsp, type: 3, data: {packet, opts: {rooms, except, flags}}}),
+ * or, when it has binary attachments or is 8000 bytes or more, as msgpack
+ * in the table socket_io_attachments with only {uid, nsp, type,
+ * attachmentId} in the notification. Broadcasts the other nodes publish are
+ * delivered to this process's sockets.
+ *
+ * Order: messages leave in the order they were broadcast (one transaction
+ * at a time, queued ones batched into the next) and are delivered in the
+ * order they arrived (one waiting for its attachment holds back the rest).
+ *
+ * Supported: broadcasts to everyone, to rooms, except rooms, volatile.
+ * Not supported (ignored, counted): broadcasts with acknowledgements, remote
+ * socketsJoin / socketsLeave / disconnectSockets, fetchSockets and
+ * serverSideEmit. We send no heartbeats, so Node nodes do not count this
+ * process among those whose answers they wait for.
+ */
+#ifndef SPACES_CLUSTER_H
+#define SPACES_CLUSTER_H
+
+#include "socketio.h"
+#include "db/db.h"
+
+typedef struct sp_cluster sp_cluster;
+
+typedef struct {
+	uint64_t published; /* messages notified (directly or with an attachment) */
+	uint64_t delivered; /* messages from other nodes delivered to local sockets */
+	uint64_t ignored;   /* messages from other nodes of a kind not supported */
+	uint64_t dropped;   /* lost: queue full, database error, bad message */
+} sp_cluster_stats;
+
+/**
+ * Creates the adapter on db (its table is created when missing). Returns
+ * NULL on ENOMEM.
+ */
+sp_cluster *sp_cluster_new(db_pool *db, uv_loop_t *loop);
+/** Carries nsp's broadcasts to and from the other nodes. 0, BASE_ENOMEM or BASE_ELIMIT. */
+int sp_cluster_attach(sp_cluster *c, sio_namespace *nsp);
+/** 1 once every attached namespace's LISTEN is in place (broadcasts from others arrive). */
+int sp_cluster_ready(const sp_cluster *c);
+/** This node's id in the messages (16 hex digits). */
+const char *sp_cluster_uid(const sp_cluster *c);
+void sp_cluster_stats_get(const sp_cluster *c, sp_cluster_stats *st);
+/**
+ * Detaches from every namespace and stops; what is queued is dropped. The
+ * memory goes once no database answer is pending. Call before the
+ * Socket.IO server and the pool are freed.
+ */
+void sp_cluster_free(sp_cluster *c);
+
+#endif

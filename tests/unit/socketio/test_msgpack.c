@@ -1,5 +1,7 @@
 /* Tests socketio/msgpack.c. */
+#define _GNU_SOURCE /* memmem */
 #include <setjmp.h>
+#include <string.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -723,6 +725,49 @@ static void test_decode_appends(void **state)
 	free(b.bytes);
 }
 
+/* Any value, as the cluster adapter packs its messages: JSON to msgpack and back. */
+static void test_any_value(void **state)
+{
+	(void)state;
+	static const char json[] = "{\"uid\":\"ab\",\"type\":3,\"data\":{\"packet\":{\"data\":"
+	                           "[\"ev\",{\"_placeholder\":true,\"num\":1},-2.5,null,"
+	                           "[{\"_placeholder\":true,\"num\":0}]]},\"rooms\":[]}}";
+	base_slice atts[2] = {{"\x00\x01", 2}, {"xyz", 3}}, back[4];
+	base_buf mp = BASE_BUF_INIT, out = BASE_BUF_INIT;
+	size_t n = 9;
+	const char *err = NULL;
+
+	assert_int_equal(sio_msgpack_pack_json(&mp, (base_slice){json, strlen(json)}, atts, 2), 0);
+	/* Two bin objects, no placeholder map left. */
+	assert_non_null(memmem(mp.data, mp.len, "\xc4\x03xyz", 5));
+	assert_non_null(memmem(mp.data, mp.len, "\xc4\x02\x00\x01", 4));
+	assert_null(memmem(mp.data, mp.len, "_placeholder", 12));
+	assert_int_equal(sio_msgpack_to_json(mp.data, mp.len, &out, back, 4, &n, &err), 0);
+	/* Placeholders are numbered in the order the bin values come. */
+	base_buf_append(&out, "", 1);
+	assert_string_equal(out.data, "{\"uid\":\"ab\",\"type\":3,\"data\":{\"packet\":{\"data\":"
+	                              "[\"ev\",{\"_placeholder\":true,\"num\":0},-2.5,null,"
+	                              "[{\"_placeholder\":true,\"num\":1}]]},\"rooms\":[]}}");
+	assert_int_equal(n, 2);
+	assert_true(back[0].len == 3 && memcmp(back[0].base, "xyz", 3) == 0);
+	assert_true(back[1].len == 2 && memcmp(back[1].base, "\x00\x01", 2) == 0);
+	/* Errors leave the buffers as they were. */
+	size_t len = mp.len;
+	assert_int_equal(sio_msgpack_pack_json(&mp, BASE_SLICE_LIT("{\"a\":"), NULL, 0),
+	                 BASE_EINVAL);
+	assert_int_equal(sio_msgpack_pack_json(
+	                     &mp, BASE_SLICE_LIT("[{\"_placeholder\":true,\"num\":0}]"), NULL, 0),
+	                 BASE_EINVAL);
+	assert_int_equal(mp.len, len);
+	len = out.len;
+	assert_int_equal(sio_msgpack_to_json(mp.data, mp.len - 1, &out, back, 4, &n, &err), -1);
+	assert_non_null(err);
+	assert_int_equal(sio_msgpack_to_json(mp.data, mp.len, &out, back, 1, &n, &err), -1);
+	assert_int_equal(out.len, len);
+	base_buf_free(&mp);
+	base_buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -731,6 +776,7 @@ int main(void)
 	    cmocka_unit_test(test_encode_invalid),      cmocka_unit_test(test_decode_invalid),
 	    cmocka_unit_test(test_decode_odd_values),   cmocka_unit_test(test_decode_depth),
 	    cmocka_unit_test(test_roundtrip),           cmocka_unit_test(test_decode_appends),
+	    cmocka_unit_test(test_any_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

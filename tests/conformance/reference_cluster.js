@@ -1,0 +1,188 @@
+#!/usr/bin/env node
+// Reference cluster node: the official Node.js `socket.io` 4.8 package with
+// the official PostgreSQL adapter (@socket.io/postgres-adapter), the same
+// test surface as our C `cluster-node` (spaces/cluster.h), so that C and
+// Node.js processes sharing one database can be checked to carry each
+// other's broadcasts (tests/e2e/cluster.test.js).
+//
+//   node tests/conformance/reference_cluster.js --port 3000 \
+//       --database-url postgresql://postgres@127.0.0.1:5432/spaces
+//
+// Listens on 127.0.0.1:<port>, path /socket.io/. The adapter (LISTEN/NOTIFY
+// on "socket.io#<namespace>", big or binary messages in the table
+// socket_io_attachments, which is created at start-up when missing) serves
+// every namespace. Namespaces "/" and "/chat" have the same events, each
+// with an ack callback as its last argument:
+//
+//   join  (room, ack)            socket.join(room); ack("ok")
+//   leave (room, ack)            socket.leave(room); ack("ok")
+//   bcast (opts, ...args, ack)   emits opts.event (default "msg") with args to
+//                                the namespace (the sender included when it
+//                                matches), restricted to opts.rooms (list) if
+//                                not empty, minus opts.except (list), volatile
+//                                if opts.volatile is true; then ack("sent").
+//   stats (ack)                  ack({}) (the C node acks its counters)
+//
+// SIGTERM and SIGINT close the server and the pool and exit with status 0.
+"use strict";
+
+const http = require("node:http");
+const path = require("node:path");
+
+// The npm packages live in tests/node_modules; resolve them from there even
+// when this file is started from another working directory.
+const modules = path.join(__dirname, "..", "node_modules");
+const load = (name) => require(require.resolve(name, { paths: [modules] }));
+const { Server } = load("socket.io");
+const { createAdapter } = load("@socket.io/postgres-adapter");
+const pg = load("pg");
+
+const NAMESPACES = ["/", "/chat"];
+const ATTACHMENTS_TABLE =
+  "CREATE TABLE IF NOT EXISTS socket_io_attachments " +
+  "(id bigserial UNIQUE, created_at timestamptz DEFAULT NOW(), payload bytea)";
+
+function usage(msg) {
+  process.stderr.write(
+    `reference_cluster: ${msg}\n` +
+      "usage: reference_cluster.js --port P --database-url URL\n"
+  );
+  process.exit(2);
+}
+
+function parseArgs(argv) {
+  const opts = { port: 3000, databaseUrl: "" };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (a === "--port" && i + 1 < argv.length) opts.port = Number(argv[++i]);
+    else if (a.startsWith("--port=")) opts.port = Number(a.slice(7));
+    else if (a === "--database-url" && i + 1 < argv.length) opts.databaseUrl = argv[++i];
+    else if (a.startsWith("--database-url=")) opts.databaseUrl = a.slice(15);
+    else usage(`unknown argument ${JSON.stringify(a)}`);
+  }
+  if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) usage("bad --port");
+  if (opts.databaseUrl === "") usage("--database-url is required");
+  return opts;
+}
+
+function log(msg) {
+  process.stderr.write(`reference_cluster: ${msg}\n`);
+}
+
+function lastIsAck(list) {
+  return list.length > 0 && typeof list[list.length - 1] === "function";
+}
+
+function roomList(value) {
+  if (typeof value === "string") return [value];
+  if (Array.isArray(value)) return value.filter((r) => typeof r === "string");
+  return [];
+}
+
+let stopping = false;
+
+function attachEvents(nsp) {
+  nsp.on("connection", (socket) => {
+    socket.on("join", (room, ack) => {
+      if (typeof room === "string" || Array.isArray(room)) socket.join(room);
+      if (typeof ack === "function") ack("ok");
+    });
+
+    socket.on("leave", (room, ack) => {
+      if (typeof room === "string") socket.leave(room);
+      if (typeof ack === "function") ack("ok");
+    });
+
+    socket.on("bcast", (opts, ...list) => {
+      const ack = lastIsAck(list) ? list.pop() : null;
+      const o = opts && typeof opts === "object" ? opts : {};
+      const event = typeof o.event === "string" ? o.event : "msg";
+      let op = nsp.to(roomList(o.rooms)).except(roomList(o.except));
+      if (o.volatile === true) op = op.volatile;
+      op.emit(event, ...list);
+      if (ack) ack("sent");
+    });
+
+    socket.on("stats", (ack) => {
+      if (typeof ack === "function") ack({});
+    });
+  });
+}
+
+// CREATE TABLE IF NOT EXISTS can still fail when another node creates the
+// table at the same moment (a unique violation in the catalog): try again.
+async function createTable(pool) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await pool.query(ATTACHMENTS_TABLE);
+      return;
+    } catch (err) {
+      if (attempt >= 5 || (err.code !== "23505" && err.code !== "42P07")) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
+  }
+}
+
+async function main() {
+  const args = parseArgs(process.argv.slice(2));
+  const pool = new pg.Pool({ connectionString: args.databaseUrl });
+  // An idle client that loses its connection emits "error" on the pool;
+  // unhandled, that would end the process.
+  pool.on("error", (err) => {
+    if (!stopping) log(`pool: ${err.message}`);
+  });
+  let io = null;
+  let httpServer = null;
+  async function stop() {
+    if (stopping) return;
+    stopping = true;
+    // Whatever hangs, we are done: exit 0 shortly anyway.
+    setTimeout(() => process.exit(0), 3000).unref();
+    try {
+      if (io) {
+        // Closes the adapters (releasing the LISTEN connection) and the server.
+        const closed = io.close();
+        if (typeof httpServer.closeAllConnections === "function") httpServer.closeAllConnections();
+        await closed;
+      }
+      await pool.end();
+    } catch (err) {
+      log(`stop: ${err.message}`);
+    }
+    process.exit(0);
+  }
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+
+  await createTable(pool);
+  if (stopping) return;
+
+  httpServer = http.createServer((req, res) => {
+    res.writeHead(404, { "Content-Type": "text/plain" });
+    res.end("not found");
+  });
+  io = new Server(httpServer, {
+    path: "/socket.io/",
+    serveClient: false,
+    cors: { origin: "*" },
+    adapter: createAdapter(pool, {
+      errorHandler: (err) => {
+        if (!stopping) log(`adapter: ${err && err.message ? err.message : err}`);
+      },
+    }),
+  });
+  for (const name of NAMESPACES) attachEvents(io.of(name));
+
+  httpServer.on("error", (err) => {
+    log(err.message);
+    process.exit(1);
+  });
+  httpServer.listen(args.port, "127.0.0.1", () => {
+    process.stdout.write(`reference_cluster listening on 127.0.0.1:${httpServer.address().port}\n`);
+  });
+}
+
+main().catch((err) => {
+  log(err.stack || String(err));
+  process.exit(1);
+});

@@ -1,0 +1,455 @@
+// Broadcasts between server processes sharing one PostgreSQL database
+// (spaces/cluster.h): two C nodes (cluster-node, C1 and C2) and one Node.js
+// socket.io server with @socket.io/postgres-adapter (N1,
+// tests/conformance/reference_cluster.js) carry each other's broadcasts, with
+// the official socket.io-client connected to every node and namespace.
+//
+// A throwaway PostgreSQL cluster is started with ci/pg.sh in a temporary
+// directory. Which program the C nodes run:
+//
+//   SPACES_CLUSTER_NODE  unset: $SPACES_BUILD_DIR/cluster-node
+//                        "reference": the Node.js reference_cluster.js (all
+//                        three nodes Node.js: checks the test itself; the
+//                        C-only checks are skipped)
+//                        anything else: a command line (split on spaces)
+//   SPACES_TEST_VERBOSE=1  copy the servers' stderr, print the C nodes' stats
+"use strict";
+
+const { test, before, after } = require("node:test");
+const assert = require("node:assert/strict");
+const { execFile } = require("node:child_process");
+const crypto = require("node:crypto");
+const fs = require("node:fs");
+const os = require("node:os");
+const path = require("node:path");
+const h = require("../lib/harness.js");
+const { io } = require(path.join(h.SOURCE_DIR, "tests", "node_modules", "socket.io-client"));
+
+const PG_SH = path.join(h.SOURCE_DIR, "ci", "pg.sh");
+const NODE_REFERENCE = [process.execPath, path.join(h.SOURCE_DIR, "tests", "conformance", "reference_cluster.js")];
+const C_NODE = h.serverCommand("SPACES_CLUSTER_NODE", "cluster-node", "tests/conformance/reference_cluster.js");
+const C_IS_REFERENCE = (process.env.SPACES_CLUSTER_NODE || "").trim() === "reference";
+
+const WAIT_MS = 10000; // for an event that should come
+const QUIET_MS = 300; // after the expected events: time for a duplicate to show
+const NAMESPACES = ["/", "/chat"];
+
+function pgSh(...args) {
+  return new Promise((resolve, reject) => {
+    execFile(PG_SH, args, { timeout: 120000 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`ci/pg.sh ${args.join(" ")} failed: ${err.message}\n${stdout}${stderr}`));
+      else resolve(stdout.trim());
+    });
+  });
+}
+
+// A short, readable form of received arguments for failure messages.
+function preview(value) {
+  let s;
+  try {
+    s = JSON.stringify(value, (k, v) => {
+      if (v && v.type === "Buffer" && Array.isArray(v.data)) return `<Buffer ${v.data.length} bytes>`;
+      if (v instanceof ArrayBuffer) return `<ArrayBuffer ${v.byteLength} bytes>`;
+      if (typeof v === "string" && v.length > 80) return `${v.slice(0, 40)}...(${v.length} chars)`;
+      return v;
+    });
+  } catch (e) {
+    s = String(value);
+  }
+  return s && s.length > 300 ? `${s.slice(0, 300)}...` : s;
+}
+
+// Binary as it arrives (Buffer, ArrayBuffer or a typed array) as a Buffer.
+function asBuffer(v) {
+  if (Buffer.isBuffer(v)) return v;
+  if (v instanceof ArrayBuffer) return Buffer.from(v);
+  if (ArrayBuffer.isView(v)) return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  return null;
+}
+
+/** One socket.io-client connection that records the events it receives. */
+class Client {
+  constructor(node, nsp, name) {
+    this.node = node;
+    this.nsp = nsp;
+    this.name = `${name} (${node.name} ${nsp})`;
+    this.events = []; // {event, args} but "probe"
+    this.probesFrom = new Set(); // node names whose probes arrived
+    this.waiters = new Set();
+    this.socket = io(node.server.url + nsp, {
+      transports: ["websocket"],
+      forceNew: true,
+      reconnection: false,
+    });
+    this.socket.onAny((event, ...args) => {
+      if (event === "probe") this.probesFrom.add(args[0]);
+      else this.events.push({ event, args });
+      for (const w of this.waiters) w();
+    });
+  }
+
+  connected() {
+    return new Promise((resolve, reject) => {
+      if (this.socket.connected) return resolve();
+      const timer = setTimeout(() => reject(new Error(`${this.name}: not connected within ${WAIT_MS} ms`)), WAIT_MS);
+      this.socket.once("connect", () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      this.socket.once("connect_error", (err) => {
+        clearTimeout(timer);
+        reject(new Error(`${this.name}: connect_error ${err.message}`));
+      });
+    });
+  }
+
+  /** The argument lists of the received events named event, in order. */
+  got(event) {
+    return this.events.filter((e) => e.event === event).map((e) => e.args);
+  }
+
+  summary() {
+    const list = this.events.slice(-10).map((e) => `${e.event}${preview(e.args)}`);
+    return `${this.events.length} events${list.length ? `, last: ${list.join(" ")}` : ""}`;
+  }
+
+  /** Resolves once cond() is true; rejects after timeoutMs saying what was awaited. */
+  waitUntil(cond, what, timeoutMs = WAIT_MS) {
+    return new Promise((resolve, reject) => {
+      const check = () => {
+        if (!cond()) return false;
+        clearTimeout(timer);
+        this.waiters.delete(check);
+        resolve();
+        return true;
+      };
+      const timer = setTimeout(() => {
+        this.waiters.delete(check);
+        reject(
+          new Error(
+            `${this.name}: timed out after ${timeoutMs} ms waiting for ${what}; ` +
+              `received ${this.summary()}${this.socket.connected ? "" : " (disconnected)"}`,
+          ),
+        );
+      }, timeoutMs);
+      this.waiters.add(check);
+      check();
+    });
+  }
+
+  /** Waits until n events named event arrived. */
+  waitEvents(event, n = 1, timeoutMs = WAIT_MS) {
+    return this.waitUntil(() => this.got(event).length >= n, `${n} "${event}" event(s)`, timeoutMs);
+  }
+
+  /** Emits with an ack and resolves with the ack's (first) argument. */
+  async call(event, ...args) {
+    try {
+      return await this.socket.timeout(WAIT_MS).emitWithAck(event, ...args);
+    } catch (e) {
+      throw new Error(`${this.name}: no ack to "${event}" within ${WAIT_MS} ms (${e.message})`);
+    }
+  }
+
+  /** Broadcast from this client's node; checks the ack. */
+  async bcast(opts, ...args) {
+    assert.equal(await this.call("bcast", opts, ...args), "sent", `${this.name}: bcast ack`);
+  }
+}
+
+const pgDir = fs.mkdtempSync(path.join(os.tmpdir(), "spaces-cluster-pg-"));
+let pgStarted = false;
+let dbUrl = null;
+const nodes = []; // {name, isC, server}
+const byName = {};
+const clients = []; // every Client
+// Per node: on "/": a (joins r1), b (joins r1 and r2), c (no room);
+// on "/chat": d, e.
+const cl = {}; // cl[node][letter]
+
+function nodeClients(node, nsp) {
+  return clients.filter((c) => c.node === node && c.nsp === nsp);
+}
+
+function allOn(nsp) {
+  return clients.filter((c) => c.nsp === nsp);
+}
+
+/**
+ * Expects the clients in `receivers` to get event exactly once each (with
+ * args checked by check(args, client)) and every other client none, QUIET_MS
+ * after the last one arrived.
+ */
+async function expectExactlyOnce(event, receivers, check) {
+  await Promise.all(receivers.map((c) => c.waitEvents(event)));
+  await h.sleep(QUIET_MS);
+  for (const c of clients) {
+    const got = c.got(event);
+    if (receivers.includes(c)) {
+      assert.equal(got.length, 1, `${c.name}: "${event}" ${got.length} times, expected once: ${preview(got)}`);
+      if (check) check(got[0], c);
+    } else {
+      assert.equal(got.length, 0, `${c.name}: got "${event}" it should not have: ${preview(got)}`);
+    }
+  }
+}
+
+async function stopAll() {
+  const errors = [];
+  for (const c of clients) c.socket.close();
+  await Promise.all(
+    nodes.map((n) =>
+      n.server.stop().catch((e) => {
+        errors.push(e);
+      }),
+    ),
+  );
+  return errors;
+}
+
+before(
+  async () => {
+    const out = await pgSh("start", pgDir);
+    pgStarted = true;
+    dbUrl = out.split("\n").pop();
+    assert.match(dbUrl, /^postgres(ql)?:\/\//, `ci/pg.sh start printed no URL: ${out}`);
+
+    for (const [name, isC] of [
+      ["C1", true],
+      ["C2", true],
+      ["N1", false],
+    ]) {
+      const argv = [...(isC ? C_NODE : NODE_REFERENCE), "--database-url", dbUrl];
+      const node = { name, isC: isC && !C_IS_REFERENCE, server: await h.startServer(argv) };
+      nodes.push(node);
+      byName[name] = node;
+    }
+
+    for (const node of nodes) {
+      cl[node.name] = {};
+      for (const [letter, nsp] of [
+        ["a", "/"],
+        ["b", "/"],
+        ["c", "/"],
+        ["d", "/chat"],
+        ["e", "/chat"],
+      ]) {
+        const c = new Client(node, nsp, letter);
+        cl[node.name][letter] = c;
+        clients.push(c);
+      }
+    }
+    await Promise.all(clients.map((c) => c.connected()));
+
+    // The C nodes say when their LISTENs are in place.
+    const deadline = Date.now() + 15000;
+    for (const node of nodes.filter((n) => n.isC)) {
+      for (const letter of ["a", "d"]) {
+        const c = cl[node.name][letter];
+        for (;;) {
+          node.server.assertAlive();
+          if ((await c.call("ready")) === true) break;
+          if (Date.now() > deadline) throw new Error(`${node.name} not ready within 15 s:\n${node.server.stderr()}`);
+          await h.sleep(100);
+        }
+      }
+    }
+
+    // The Node adapter LISTENs asynchronously too: probe every node and
+    // namespace until the clients of every other node hear it.
+    const probeDeadline = Date.now() + 15000;
+    const pending = () => {
+      const list = [];
+      for (const sender of nodes) {
+        for (const nsp of NAMESPACES) {
+          const deaf = allOn(nsp).filter((c) => c.node !== sender && !c.probesFrom.has(sender.name));
+          if (deaf.length > 0) list.push({ sender, nsp, deaf });
+        }
+      }
+      return list;
+    };
+    for (;;) {
+      const left = pending();
+      if (left.length === 0) break;
+      if (Date.now() > probeDeadline) {
+        throw new Error(
+          "probes still not heard after 15 s: " +
+            left.map((p) => `from ${p.sender.name} on ${p.nsp} by ${p.deaf.map((c) => c.name).join(", ")}`).join("; "),
+        );
+      }
+      for (const node of nodes) node.server.assertAlive();
+      await Promise.all(
+        left.map((p) =>
+          nodeClients(p.sender, p.nsp)[0].bcast({ event: "probe" }, p.sender.name),
+        ),
+      );
+      await h.sleep(200);
+    }
+  },
+  { timeout: 120000 },
+);
+
+after(
+  async () => {
+    let errors = [];
+    try {
+      errors = await stopAll();
+    } finally {
+      if (pgStarted) await pgSh("stop", pgDir).catch((e) => errors.push(e));
+      fs.rmSync(pgDir, { recursive: true, force: true });
+    }
+    if (errors.length > 0) throw errors[0];
+  },
+  { timeout: 60000 },
+);
+
+test("a broadcast to everyone from a C node reaches every node once", { timeout: 30000 }, async () => {
+  await cl.C1.a.bcast({ event: "t-a" }, "hello", 1, { from: "C1" });
+  await expectExactlyOnce("t-a", allOn("/"), (args, c) =>
+    assert.deepEqual(args, ["hello", 1, { from: "C1" }], `${c.name}: arguments`),
+  );
+});
+
+test("a broadcast to everyone from the Node.js node reaches the C nodes once", { timeout: 30000 }, async () => {
+  await cl.N1.a.bcast({ event: "t-b" }, "from node", [1, 2, 3], null, true);
+  await expectExactlyOnce("t-b", allOn("/"), (args, c) =>
+    assert.deepEqual(args, ["from node", [1, 2, 3], null, true], `${c.name}: arguments`),
+  );
+});
+
+test("rooms and except rooms are honoured on every node", { timeout: 30000 }, async () => {
+  for (const node of nodes) {
+    assert.equal(await cl[node.name].a.call("join", "r1"), "ok");
+    assert.equal(await cl[node.name].b.call("join", "r1"), "ok");
+    assert.equal(await cl[node.name].b.call("join", "r2"), "ok");
+  }
+  await cl.C2.c.bcast({ event: "t-c", rooms: ["r1"], except: ["r2"] }, "r1 not r2");
+  await expectExactlyOnce(
+    "t-c",
+    nodes.map((n) => cl[n.name].a),
+    (args, c) => assert.deepEqual(args, ["r1 not r2"], `${c.name}: arguments`),
+  );
+
+  // And from the Node.js node, to r2 only.
+  await cl.N1.c.bcast({ event: "t-c2", rooms: ["r2"] }, "r2");
+  await expectExactlyOnce(
+    "t-c2",
+    nodes.map((n) => cl[n.name].b),
+    (args, c) => assert.deepEqual(args, ["r2"], `${c.name}: arguments`),
+  );
+});
+
+test("a broadcast on /chat reaches /chat on every node and nothing on /", { timeout: 30000 }, async () => {
+  await cl.C1.d.bcast({ event: "t-d" }, "chat");
+  await expectExactlyOnce("t-d", allOn("/chat"), (args, c) => assert.deepEqual(args, ["chat"], `${c.name}: arguments`));
+  await cl.N1.e.bcast({ event: "t-d2" }, "chat from node");
+  await expectExactlyOnce("t-d2", allOn("/chat"), (args, c) =>
+    assert.deepEqual(args, ["chat from node"], `${c.name}: arguments`),
+  );
+});
+
+// Over PostgreSQL's 8000-byte notification limit: goes through the table.
+function largeString(seed) {
+  const alphabet = 'abcdefghijklmnopqrstuvwxyz0123456789 "\\/\n\té€ü';
+  const bytes = crypto.createHash("sha256").update(seed).digest();
+  let s = `${seed}:`;
+  for (let i = 0; s.length < 20000; i++) {
+    s += alphabet[(bytes[i % bytes.length] + i * 7) % alphabet.length];
+  }
+  return s;
+}
+
+test("a message over 8000 bytes crosses both ways intact", { timeout: 30000 }, async () => {
+  const fromC = largeString("from-C1");
+  await cl.C1.a.bcast({ event: "t-e" }, fromC, { n: fromC.length });
+  await expectExactlyOnce("t-e", allOn("/"), (args, c) => {
+    assert.equal(args.length, 2, `${c.name}: argument count`);
+    assert.equal(typeof args[0], "string", `${c.name}: a string`);
+    assert.equal(args[0].length, fromC.length, `${c.name}: length`);
+    assert.ok(args[0] === fromC, `${c.name}: the 20,000-character string differs`);
+    assert.deepEqual(args[1], { n: fromC.length });
+  });
+
+  const fromN = largeString("from-N1");
+  await cl.N1.a.bcast({ event: "t-e2" }, fromN);
+  await expectExactlyOnce("t-e2", allOn("/"), (args, c) => {
+    assert.equal(args.length, 1, `${c.name}: argument count`);
+    assert.equal(typeof args[0], "string", `${c.name}: a string`);
+    assert.equal(args[0].length, fromN.length, `${c.name}: length`);
+    assert.ok(args[0] === fromN, `${c.name}: the 20,000-character string differs`);
+  });
+});
+
+function checkBinary(args, c, big, small) {
+  assert.equal(args.length, 3, `${c.name}: argument count: ${preview(args)}`);
+  const b0 = asBuffer(args[0]);
+  assert.ok(b0, `${c.name}: first argument is not binary: ${preview(args[0])}`);
+  assert.ok(b0.equals(big), `${c.name}: first argument: ${b0.length} bytes, differ from the ${big.length} sent`);
+  const obj = args[1];
+  assert.equal(typeof obj, "object", `${c.name}: second argument: ${preview(obj)}`);
+  assert.equal(obj.label, "nested", `${c.name}: nested label`);
+  assert.deepEqual(obj.list, [1, "two", null], `${c.name}: nested list`);
+  const b1 = asBuffer(obj.inner && obj.inner.bin);
+  assert.ok(b1, `${c.name}: nested binary missing: ${preview(obj)}`);
+  assert.ok(b1.equals(small), `${c.name}: nested binary: ${b1.length} bytes, differ from the ${small.length} sent`);
+  assert.equal(args[2], "tail", `${c.name}: third argument`);
+}
+
+test("binary arguments cross both ways intact", { timeout: 30000 }, async () => {
+  const big = crypto.randomBytes(3000);
+  const small = crypto.randomBytes(64);
+  await cl.C1.a.bcast({ event: "t-f" }, big, { label: "nested", inner: { bin: small }, list: [1, "two", null] }, "tail");
+  await expectExactlyOnce("t-f", allOn("/"), (args, c) => checkBinary(args, c, big, small));
+
+  const big2 = crypto.randomBytes(3000);
+  const small2 = crypto.randomBytes(64);
+  await cl.N1.a.bcast({ event: "t-f2" }, big2, { label: "nested", inner: { bin: small2 }, list: [1, "two", null] }, "tail");
+  await expectExactlyOnce("t-f2", allOn("/"), (args, c) => checkBinary(args, c, big2, small2));
+});
+
+test("200 broadcasts sent back to back arrive in order on the other nodes", { timeout: 30000 }, async (t) => {
+  // The Node.js adapter publishes each broadcast on its own pool connection:
+  // it keeps no order. Only a C sender does.
+  if (C_IS_REFERENCE) return t.skip("the sender is not a C node (SPACES_CLUSTER_NODE=reference)");
+  const N = 200;
+  const acks = [];
+  for (let i = 0; i < N; i++) acks.push(cl.C1.a.bcast({ event: "t-g" }, i));
+  await Promise.all(acks);
+  const watchers = [cl.C1.c, cl.C2.c, cl.N1.c];
+  await Promise.all(watchers.map((c) => c.waitEvents("t-g", N, 20000)));
+  await h.sleep(QUIET_MS);
+  for (const c of watchers) {
+    const seq = c.got("t-g").map((args) => args[0]);
+    const expected = Array.from({ length: N }, (_, i) => i);
+    if (JSON.stringify(seq) !== JSON.stringify(expected)) {
+      const firstBad = seq.findIndex((v, i) => v !== i);
+      assert.fail(`${c.name}: ${seq.length} events, first out of place at index ${firstBad}: ${preview(seq)}`);
+    }
+  }
+});
+
+test("a volatile broadcast reaches idle clients on the other nodes", { timeout: 30000 }, async () => {
+  await cl.C1.a.bcast({ event: "t-h", volatile: true }, "volatile");
+  const receivers = [cl.C2.a, cl.C2.b, cl.C2.c, cl.N1.a, cl.N1.b, cl.N1.c];
+  await Promise.all(receivers.map((c) => c.waitEvents("t-h")));
+  await h.sleep(QUIET_MS);
+  for (const c of receivers) assert.deepEqual(c.got("t-h"), [["volatile"]], `${c.name}: "t-h"`);
+  for (const c of allOn("/chat")) assert.equal(c.got("t-h").length, 0, `${c.name}: got "t-h"`);
+});
+
+test("the C nodes count what they published and delivered, and dropped nothing", { timeout: 30000 }, async (t) => {
+  const cNodes = nodes.filter((n) => n.isC);
+  if (cNodes.length === 0) return t.skip("no C node (SPACES_CLUSTER_NODE=reference)");
+  for (const node of cNodes) {
+    const st = await cl[node.name].a.call("stats");
+    if (process.env.SPACES_TEST_VERBOSE === "1") console.log(node.name, "stats", st);
+    assert.equal(typeof st, "object", `${node.name}: stats ${preview(st)}`);
+    for (const k of ["published", "delivered", "ignored", "dropped"]) {
+      assert.equal(typeof st[k], "number", `${node.name}: stats.${k} in ${preview(st)}`);
+    }
+    assert.ok(st.published > 0, `${node.name}: published ${st.published}`);
+    assert.ok(st.delivered > 0, `${node.name}: delivered ${st.delivered}`);
+    assert.equal(st.dropped, 0, `${node.name}: dropped ${st.dropped} (stats ${preview(st)})`);
+  }
+  for (const node of nodes) node.server.assertAlive();
+});

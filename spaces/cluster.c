@@ -22,7 +22,8 @@
 /* Attachments older than this are deleted, as often (the Node default). */
 #define CL_CLEANUP_MS 30000
 
-enum { CL_BROADCAST = 3 };
+/* Message types of socket.io-adapter's ClusterAdapter. */
+enum { CL_HEARTBEAT_FIRST = 1, CL_HEARTBEAT = 2, CL_BROADCAST = 3, CL_ADAPTER_CLOSE = 13 };
 
 typedef struct cl_out {
 	struct cl_out *next;
@@ -325,6 +326,8 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 
 	if (cn == NULL)
 		return; /* a namespace this node does not serve */
+	if (type == CL_HEARTBEAT_FIRST || type == CL_HEARTBEAT || type == CL_ADAPTER_CLOSE)
+		return; /* other nodes' liveness: we do not count nodes */
 	if (type != CL_BROADCAST || (ptype != 2 && ptype != 5) || !json_is_array(pdata)) {
 		c->st.ignored++;
 		if (!c->warned_kind++)

@@ -11,6 +11,7 @@ void sp_options_default(sp_options *o)
 	memset(o, 0, sizeof(*o));
 	o->default_timeout_s = 120;
 	o->sweep_interval_ms = 1000;
+	o->node_timeout_s = 10;
 }
 
 sp_space *sp__space_get(sp_app *app, const char *id, int create)
@@ -36,7 +37,7 @@ unsigned sp_space_apps(const sp_app *app, const char *space_id)
 	const sp_space *sp;
 	for (sp = app->spaces; sp; sp = sp->next)
 		if (strcmp(sp->id, space_id) == 0)
-			return sp->n_apps;
+			return sp->n_apps + sp->n_remote;
 	return 0;
 }
 
@@ -70,13 +71,21 @@ void sp__space_changed(sp_app *app, const char *space_id)
 
 static void startup_done(const db_result *res, void *ud)
 {
-	(void)ud;
+	sp_app *app = ud;
 	if (!db_ok(res))
 		BASE_LOGE("spaces", "start-up recovery failed: %s", db_error(res));
 	else if (db_ntuples(res) > 0)
 		BASE_LOGI("spaces",
 		          "%s request(s) left in progress by an earlier run are queued again",
 		          db_value(res, 0, 0));
+	/* Cluster mode: the apps of those spaces may be on other nodes. */
+	if (db_ok(res) && db_nfields(res) > 1 && !db_isnull(res, 0, 1)) {
+		char *list = strdup(db_value(res, 0, 1)), *save = NULL;
+		for (char *id = list ? strtok_r(list, ",", &save) : NULL; id;
+		     id = strtok_r(NULL, ",", &save))
+			sp__nodes_tell(app, id);
+		free(list);
+	}
 }
 
 sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
@@ -97,10 +106,26 @@ sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
 	    "c AS (UPDATE app_connections SET disconnected_at = now() "
 	    "WHERE disconnected_at IS NULL RETURNING 1) "
 	    "SELECT count(*) FROM r";
-	db_query(db, recover, 0, NULL, startup_done, app);
+	/* In a cluster, only this node's earlier run: the others' apps are alive. */
+	static const char recover_node[] =
+	    "WITH c AS (UPDATE app_connections SET disconnected_at = now() "
+	    "WHERE disconnected_at IS NULL AND node_id = $1 RETURNING id), "
+	    "r AS (UPDATE requests SET status = 'queued', connection_id = NULL, updated_at = now() "
+	    "WHERE status = 'processing' AND connection_id IN (SELECT id FROM c) "
+	    "RETURNING space_id) "
+	    "SELECT count(*), string_agg(DISTINCT space_id, ',') FROM r";
+	if (app->opts.node_id) {
+		const char *params[1] = {app->opts.node_id};
+		db_query(db, recover_node, 1, params, startup_done, app);
+	} else {
+		db_query(db, recover, 0, NULL, startup_done, app);
+	}
 	sp__apps_init(app);
 	sp__browser_init(app);
 	sp__sweep_start(app);
+	if (sp__nodes_start(app) != 0)
+		BASE_LOGE("spaces", "cannot listen to the other nodes: they will see this one, "
+		                    "not it them");
 	return app;
 }
 
@@ -110,6 +135,7 @@ void sp_app_close(sp_app *app)
 		return;
 	/* From now on nothing is sent to sockets: the Socket.IO server is going
 	 * away, while answers of queries already made may still arrive. */
+	sp__nodes_stop(app);
 	app->closed = 1;
 	uv_close((uv_handle_t *)&app->sweep, NULL);
 }

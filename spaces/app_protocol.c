@@ -164,6 +164,7 @@ static void registered(const db_result *res, void *ud)
 		BASE_LOGI("spaces", "app %s registered for space \"%s\" (%s) as %s",
 		          sio_handshake_address(c->s), c->space->name, r->space_id, c->id);
 		sp__space_changed(app, r->space_id);
+		sp__nodes_tell(app, r->space_id);
 		sp__drain(app, r->space_id);
 	}
 	sp__conn_unref(c);
@@ -243,7 +244,8 @@ static void space_found(const db_result *res, void *ud)
 		register_fail(c, "Server error, please retry", 1);
 		goto out;
 	}
-	if (sp->n_apps >= (max_apps ? max_apps : 1)) {
+	/* In a cluster, the apps of the other nodes take slots too. */
+	if (sp->n_apps + sp->n_remote >= (max_apps ? max_apps : 1)) {
 		c->registering = 0;
 		register_fail(c, "Space already has a connected app", 1);
 		goto out;
@@ -254,10 +256,12 @@ static void space_found(const db_result *res, void *ud)
 	sp->n_apps++;
 	c->space = sp;
 	snprintf(r->space_id, sizeof(r->space_id), "%s", space_id);
-	static const char sql[] = "INSERT INTO app_connections (id, space_id, sid, address) "
-	                          "VALUES ($1, $2, $3, $4)";
-	const char *params[4] = {c->id, space_id, sio_socket_id(c->s), sio_handshake_address(c->s)};
-	if (db_query(app->db, sql, 4, params, registered, r) == 0)
+	static const char sql[] =
+	    "INSERT INTO app_connections (id, space_id, sid, address, node_id) "
+	    "VALUES ($1, $2, $3, $4, $5)";
+	const char *params[5] = {c->id, space_id, sio_socket_id(c->s), sio_handshake_address(c->s),
+	                         sp__node_id(app)};
+	if (db_query(app->db, sql, 5, params, registered, r) == 0)
 		return; /* r and the reference go to registered() */
 	c->registering = 0;
 	register_fail(c, "Server error, please retry", 1);
@@ -471,6 +475,7 @@ static void requeued(const db_result *res, void *ud)
 	if (!q->app->closed) {
 		sp__drain(q->app, q->space_id);
 		sp__space_changed(q->app, q->space_id);
+		sp__nodes_tell(q->app, q->space_id); /* the others' apps may take them */
 	}
 	free(q);
 }

@@ -164,6 +164,7 @@ static void emit_space_state(sp_app *app, sio_socket *to, const char *space_id)
 		sio_bcast b;
 		sio_bcast_init(&b, app->browser_nsp);
 		sio_bcast_to(&b, room);
+		b.local = 1; /* every node tells its own browsers what it sees */
 		sio_bcast_emit(&b, "space_state", args, NULL, 0);
 	}
 	free(text);

@@ -70,6 +70,19 @@ static void inserted(const db_result *res, void *ud)
 	submit_done(s, 200, NULL, 0);
 }
 
+/* Written as queued, for an app of another node (cluster mode). */
+static void queued(const db_result *res, void *ud)
+{
+	submit_ctx *s = ud;
+	if (!db_ok(res)) {
+		BASE_LOGE("spaces", "writing a request failed: %s", db_error(res));
+		submit_done(s, 500, "The request could not be saved, please retry", 0);
+		return;
+	}
+	sp__space_changed(s->app, s->space_id);
+	submit_done(s, 200, NULL, 0);
+}
+
 /* The prompt is required (enable_prompt) and missing from the payload. */
 static int prompt_missing(const submit_ctx *s, int enable_prompt)
 {
@@ -97,11 +110,13 @@ static int judge(submit_ctx *s, const db_result *res)
 	}
 	if (!s->conn) {
 		s->conn = sp__least_busy(app, s->space_id);
-		if (!s->conn) {
+		/* In a cluster, an app on another node takes it from the queue. */
+		if (!s->conn && sp_space_apps(app, s->space_id) == 0) {
 			submit_done(s, 503, "Remote app not connected", 0);
 			return -1;
 		}
-		s->conn->refs++;
+		if (s->conn)
+			s->conn->refs++;
 	}
 	if (prompt_missing(s, strcmp(db_value(res, 0, 2), "t") == 0)) {
 		submit_done(s, 400, "Prompt is required", 0);
@@ -136,6 +151,19 @@ static void checked(const db_result *res, void *ud)
 	if (judge(s, res))
 		return;
 	base_uuid4(s->request_id);
+	if (!s->conn) {
+		/* Queued, and the nodes told once it is written (the NOTIFY commits with it). */
+		static const char queued_sql[] =
+		    "WITH w AS (INSERT INTO requests (id, space_id, user_id, username, status, "
+		    "payload, deadline_at) VALUES ($1, $2, $3, $4, 'queued', $5::jsonb, "
+		    "now() + make_interval(secs => $6::int)) RETURNING space_id) "
+		    "SELECT pg_notify('" SP_NODES_CHANNEL "', space_id) FROM w";
+		const char *qparams[6] = {s->request_id, s->space_id, s->user_id,
+		                          s->username,   s->payload,  s->timeout_s};
+		if (db_query(app->db, queued_sql, 6, qparams, queued, s))
+			submit_done(s, 503, "Server busy, please retry", 0);
+		return;
+	}
 	static const char sql[] =
 	    "INSERT INTO requests (id, space_id, user_id, username, status, payload, attempts, "
 	    "connection_id, started_at, deadline_at) VALUES ($1, $2, $3, $4, 'processing', "
@@ -390,6 +418,7 @@ static void sweep_tick(uv_timer_t *t)
 			sp__flush_served(app, BASE_CONTAINER_OF(pos, sp_conn, link));
 		}
 	}
+	sp__nodes_tick(app);
 	if (app->sweeping)
 		return;
 	app->sweeping = 1;

@@ -23,6 +23,16 @@ typedef struct sp_app sp_app;
 typedef struct {
 	unsigned default_timeout_s; /* a space's timeout when it has none (120) */
 	unsigned sweep_interval_ms; /* how often deadlines are checked in SQL (1000) */
+	/*
+	 * Cluster mode (NULL: one process): this process's name among the
+	 * processes sharing the database, unique and the same across restarts
+	 * (e.g. "host:port"). Apps connected anywhere count for every node,
+	 * requests reach an app of any node, browsers get updates from every
+	 * node, and a node not seen for node_timeout_s has its requests
+	 * returned to the queue by the others. Borrowed; must outlive the app.
+	 */
+	const char *node_id;
+	unsigned node_timeout_s; /* (10) */
 	/* Called when a space's live state changed (apps connected, queue). */
 	void (*on_space_changed)(const char *space_id, void *ud);
 	void *ud;
@@ -47,7 +57,7 @@ void sp_app_close(sp_app *app);
  */
 void sp_app_free(sp_app *app);
 
-/** Number of apps connected (and registered) for a space, in this process. */
+/** Number of apps connected (and registered) for a space: in this process, or in cluster mode on every live node. */
 unsigned sp_space_apps(const sp_app *app, const char *space_id);
 
 /* ---- submitting requests ------------------------------------------------ */

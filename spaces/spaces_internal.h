@@ -21,11 +21,12 @@ typedef struct sp_conn {
 	int refs;
 } sp_conn;
 
-/* A space with apps connected in this process. */
+/* A space with apps connected in this process (or, in cluster mode, on other nodes). */
 typedef struct sp_space {
 	struct sp_space *next;
 	base_list apps; /* sp_conn.link */
 	unsigned n_apps;
+	unsigned n_remote; /* cluster mode: apps on the other live nodes */
 	char id[SP_ID_MAX];
 	char name[256];
 } sp_space;
@@ -40,6 +41,11 @@ struct sp_app {
 	uv_timer_t sweep;
 	int sweeping;
 	int closed;
+	/* cluster mode (opts.node_id set) */
+	struct sp_cluster *cluster; /* broadcasts of "/spaces" to and from the other nodes */
+	int beating;                /* a heartbeat query in flight */
+	int beats;                  /* heartbeats done */
+	int presence_busy, presence_dirty;
 };
 
 /* app.c */
@@ -73,5 +79,17 @@ void sp__space_state(sp_app *app, const char *space_id);
 
 /* requests.c */
 void sp__sweep_start(sp_app *app);
+
+/* nodes.c (cluster mode; each does nothing with one process) */
+#define SP_NODES_CHANNEL "spaces_changed"
+/** Listens to the other nodes and starts the heartbeat. 0 or an error. */
+int sp__nodes_start(sp_app *app);
+void sp__nodes_stop(sp_app *app);
+/** Tells the other nodes that a space's apps or queue changed (after the change is written). */
+void sp__nodes_tell(sp_app *app, const char *space_id);
+/** Every sweep: heartbeat, dead nodes' requests back to the queue, remote apps counted. */
+void sp__nodes_tick(sp_app *app);
+/** app_connections.node_id of this process ("" with one process). */
+const char *sp__node_id(const sp_app *app);
 
 #endif

@@ -81,6 +81,14 @@ static void usage(FILE *f)
 	       "      --trust-proxy LIST     reverse proxies whose X-Forwarded-For names the\n"
 	       "                             client: addresses or CIDR prefixes, comma-separated,\n"
 	       "                             e.g. 127.0.0.1 behind a local nginx (default: none)\n"
+	       "      --node-id NAME         run as one of several processes sharing the\n"
+	       "                             database (behind a load balancer with sticky\n"
+	       "                             sessions): NAME unique per process and kept\n"
+	       "                             across restarts, e.g. host:port (default: one\n"
+	       "                             process, no other)\n"
+	       "      --node-timeout S       with --node-id: a node not heard from for S\n"
+	       "                             seconds is dead and its apps' requests go to\n"
+	       "                             other apps (default 10)\n"
 	       "      --ping-interval MS     Engine.IO heartbeat interval (default 25000)\n"
 	       "      --ping-timeout MS      Engine.IO heartbeat timeout (default 20000)\n"
 	       "      --max-payload BYTES    largest Engine.IO message or polling body\n"
@@ -151,6 +159,8 @@ enum {
 	OPT_PUBLIC_URL,
 	OPT_SECURE_COOKIES,
 	OPT_TRUST_PROXY,
+	OPT_NODE_ID,
+	OPT_NODE_TIMEOUT,
 };
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
@@ -167,6 +177,8 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
 	    {"secure-cookies", no_argument, NULL, OPT_SECURE_COOKIES},
 	    {"trust-proxy", required_argument, NULL, OPT_TRUST_PROXY},
+	    {"node-id", required_argument, NULL, OPT_NODE_ID},
+	    {"node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT},
 	    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
 	    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
@@ -195,6 +207,32 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			break;
 		case OPT_TRUST_PROXY:
 			cfg->trust_proxy = optarg;
+			break;
+		case OPT_NODE_ID: {
+			size_t n = strlen(optarg);
+			int ok = n > 0 && n <= 100;
+			for (size_t i = 0; ok && i < n; i++)
+				ok = optarg[i] > ' ' && optarg[i] < 127 && optarg[i] != ',';
+			if (!ok) {
+				fprintf(stderr,
+				        "spaces-server: invalid --node-id '%s': 1 to 100 "
+				        "printable characters, no spaces or commas\n",
+				        optarg);
+				return -1;
+			}
+			cfg->sp.node_id = optarg;
+			break;
+		}
+		case OPT_NODE_TIMEOUT:
+			if (parse_uint("node-timeout", optarg, 3600, &v))
+				return -1;
+			if (v < 2) {
+				fprintf(stderr,
+				        "spaces-server: --node-timeout must be at least 2 "
+				        "seconds (nodes write their heartbeat every second)\n");
+				return -1;
+			}
+			cfg->sp.node_timeout_s = (unsigned)v;
 			break;
 		case OPT_SECURE_COOKIES:
 			cfg->web.secure_cookies = 1;

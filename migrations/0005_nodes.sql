@@ -1,0 +1,8 @@
+-- The server processes of a cluster (spaces-server --node-id NAME). Each
+-- writes its row every second; one not seen for --node-timeout seconds is
+-- dead: another node deletes its row, marks its apps disconnected and
+-- returns the requests they held to the queue.
+CREATE TABLE nodes (
+  id      text PRIMARY KEY,
+  seen_at timestamptz NOT NULL DEFAULT now()
+);

@@ -846,3 +846,21 @@ def test_trust_proxy_refuses_a_bad_list(site):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert "invalid value for --trust-proxy: 'nginx.local'" in r.stderr
+
+
+def test_cluster_options_refuse_bad_values(site):
+    cases = ((["--node-id", "has space"], "invalid --node-id 'has space'"),
+             (["--node-id", ""], "invalid --node-id ''"),
+             (["--node-id", "a,b"], "invalid --node-id 'a,b'"),
+             (["--node-id", "x" * 101], "invalid --node-id"),
+             (["--node-timeout", "1"], "--node-timeout must be at least 2"),
+             (["--node-timeout", "ten"], "invalid value for --node-timeout: 'ten'"))
+    for args, message in cases:
+        r = subprocess.run(harness.spaces_server_command() + ["--database-url", site.pg.url,
+                                                              "--listen", "127.0.0.1:0"] + args,
+                           capture_output=True, text=True, timeout=30)
+        assert r.returncode == 2, (args, r.returncode, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+    r = subprocess.run(harness.spaces_server_command() + ["--help"], capture_output=True,
+                       text=True, timeout=30)
+    assert "--node-id NAME" in r.stdout and "--node-timeout S" in r.stdout

@@ -448,7 +448,8 @@ int http__out_chunk(http_conn *c, base_chunk *chunk, size_t offset, size_t len)
 		return BASE_EINVAL;
 	if (len == 0)
 		return 0;
-	if (out_full(c, len)) {
+	/* A file's pieces are bounded by its window, not by max_output_bytes. */
+	if (!http__fstream_active(c) && out_full(c, len)) {
 		http__conn_close(c);
 		return HTTP_EQUEUE_FULL;
 	}
@@ -623,6 +624,11 @@ void http__conn_eof(http_conn *c, ssize_t err)
 	 * A client may half-close right after its last request: its answers are
 	 * still written. A kept request is aborted: nobody waits for it.
 	 */
+	/* So is a file being sent: it goes on, then the connection closes. */
+	if (err == UV_EOF && !(c->flags & HTTP_F_SHUT) && http__fstream_active(c)) {
+		http__fstream_peer_done(c);
+		return;
+	}
 	if (err == UV_EOF && !(c->flags & HTTP_F_SHUT) && c->mode == HTTP_MODE_HTTP &&
 	    !kept_request(c) && (c->out_head != NULL || c->wreq != NULL)) {
 		c->flags &= (uint16_t)~HTTP_F_LINGER;

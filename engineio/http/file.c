@@ -114,10 +114,17 @@ static void read_cb(uv_fs_t *fs)
 
 		c->u.rx->fstream = NULL;
 		fstream_free(f);
+		/* Out of the idle list, so the keep-alive wait starts afresh. */
+		http__tq_set(c, HTTP_T_NONE);
 		http__request_end(c, keep);
 		return;
 	}
 	pump(f);
+}
+
+void http__fstream_peer_done(http_conn *c)
+{
+	c->u.rx->fstream->keep_alive = 0;
 }
 
 void http__fstream_writable(http_conn *c)
@@ -143,8 +150,12 @@ int http_respond_file(http_request *req, int status, const char *content_type,
 		return BASE_ENOMEM;
 	}
 	f->fd = fd;
+	if (status < 100 || status > 999)
+		status = 500; /* as http_respond */
 	rc = http__respond_head(req, status, content_type, extra_headers, len, &keep_alive);
-	if (rc != 0 || req->method == HTTP_M_HEAD || len == 0) {
+	/* Statuses without a body (1xx, 204, 304) send none, as http_respond. */
+	if (rc != 0 || req->method == HTTP_M_HEAD || len == 0 || status < 200 || status == 204 ||
+	    status == 304) {
 		fstream_free(f);
 		if (c->mode == HTTP_MODE_HTTP && c->u.rx == rx)
 			http__request_end(c, rc == 0 && keep_alive);

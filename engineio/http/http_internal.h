@@ -242,6 +242,8 @@ int http__respond_head(http_request *req, int status, const char *ctype, const c
 int http__fstream_active(const http_conn *c);
 /** c's queue has shrunk: read the next piece of the file when the window has room. */
 void http__fstream_writable(http_conn *c);
+/** The peer has half-closed: the body is still sent, then the connection closes. */
+void http__fstream_peer_done(http_conn *c);
 /** The request is freed before its body was sent: the stream frees itself. */
 void http__fstream_detach(http_fstream *f);
 

@@ -85,6 +85,8 @@ const char *http_status_text(int status)
 		return "URI Too Long";
 	case 415:
 		return "Unsupported Media Type";
+	case 416:
+		return "Range Not Satisfiable";
 	case 422:
 		return "Unprocessable Entity";
 	case 426:

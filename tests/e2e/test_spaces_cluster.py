@@ -1,0 +1,471 @@
+"""Cluster mode of spaces-server: several nodes (``--node-id NAME``) on one
+PostgreSQL database. Apps, browsers and users may each be on any node:
+
+  - a request submitted on one node reaches the space's app on another at
+    once (NOTIFY, not the next sweep), and its result reaches the user's
+    browsers on every node (request_update over spaces/cluster.c);
+  - app presence is cluster-wide: the space page, /websockets/submit,
+    max_apps and space_state count the apps of every node;
+  - a node that stops heartbeating (table nodes) for --node-timeout seconds
+    is dead: another node requeues what its apps held, and the requests go
+    to the apps left;
+  - a node restarting with the same id only recovers what its own previous
+    run left; the other nodes' apps and requests are untouched.
+
+    /usr/bin/python3 -m pytest -p no:cacheprovider -v tests/e2e/test_spaces_cluster.py
+
+Same environment variables as test_spaces_protocol.py (SPACES_BUILD_DIR,
+SPACES_SERVER). One PostgreSQL cluster for the module; every test starts its
+own two nodes (fresh ports, fresh node ids) and makes its own spaces and
+users. Apps are tests/clients/websocket_integration_client.py --control
+processes; browsers are test_spaces_protocol.py --browser-child processes
+(a python-socketio client on /spaces with the session cookie).
+"""
+
+import os
+import secrets
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
+
+import harness  # noqa: E402
+import pytest  # noqa: E402
+import requests  # noqa: E402
+
+PYTHON = harness.PYTHON
+CONTROL_APP = os.path.join(SOURCE, "tests", "clients", "websocket_integration_client.py")
+BROWSER = os.path.join(HERE, "test_spaces_protocol.py")  # --browser-child
+NODE_TIMEOUT = 3  # --node-timeout of every node (seconds)
+PRESENCE = 3.0  # presence is cluster-wide within ~1 s; the bound, loose for CI
+CHILD_LIMIT = 120
+
+
+# ---------------------------------------------------------------------------
+# Fixtures
+
+
+@pytest.fixture(scope="module")
+def pg():
+    argv = harness.spaces_server_command()
+    if "/" in argv[0] and not os.path.exists(argv[0]):
+        pytest.fail("%s does not exist: build it (make build)" % argv[0])
+    out = subprocess.run(argv + ["--help"], capture_output=True, text=True, timeout=10)
+    if "--node-id" not in out.stdout + out.stderr:
+        pytest.fail("%s --help does not list --node-id: no cluster mode in this build"
+                    % argv[0])
+    cluster = harness.PgCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+class Node:
+    """One spaces-server of the cluster, with a SpacesSite pointed at it."""
+
+    def __init__(self, label, node_id, server, pg):
+        self.label = label
+        self.node_id = node_id
+        self.server = server
+        self.url = server.url
+        self.port = server.port
+        self.site = harness.SpacesSite(server.url, pg)
+
+    def stderr(self):
+        try:
+            return self.server.stderr()
+        except (OSError, ValueError):
+            return "(stderr gone)"
+
+
+class Cluster:
+    def __init__(self, pg):
+        self.pg = pg
+        self.tag = secrets.token_hex(3)
+        self.nodes = []
+        self.children = []
+
+    # -- nodes ---------------------------------------------------------------
+
+    def _start(self, node_id, port=None):
+        return harness.start_spaces_server(
+            self.pg.url, port=port,
+            extra_args=["--node-id", node_id, "--node-timeout", str(NODE_TIMEOUT)])
+
+    def node(self, label):
+        node_id = "%s-%s" % (label, self.tag)
+        n = Node(label, node_id, self._start(node_id), self.pg)
+        self.nodes.append(n)
+        return n
+
+    def restart(self, node, how):
+        """Stops node (``how``: "sigterm", checking a clean exit, or
+        "sigkill") and starts it again with the same --node-id on the same
+        port."""
+        if how == "sigterm":
+            node.server.stop()
+        else:
+            harness.sigkill_server(node.server)
+        node.server = self._start(node.node_id, port=node.port)
+
+    def stop_all(self):
+        """SIGTERM every node still running: exit 0, no sanitizer report."""
+        for n in self.nodes:
+            if n.server.alive():
+                n.server.stop()
+
+    def context(self):
+        """Server stderr tails, for assertion messages."""
+        parts = []
+        for n in self.nodes:
+            parts.append("--- node %s (%s) stderr ---\n%s"
+                         % (n.label, n.node_id, n.stderr()[-3000:]))
+        return "\n".join(parts)
+
+    # -- children ------------------------------------------------------------
+
+    def _child(self, argv, name):
+        c = harness.ChildProcess([PYTHON] + argv, limit=CHILD_LIMIT, name=name)
+        self.children.append(c)
+        return c
+
+    def app(self, node, space_name, *extra, name="app"):
+        """An app (--control: JSON events out, JSON commands in) on node."""
+        return self._child([CONTROL_APP, "--control", "--host", node.url,
+                            "--space", space_name] + list(extra), name)
+
+    def browser(self, node, cookie=None, name="browser"):
+        """A browser stand-in on node's /spaces namespace."""
+        argv = [BROWSER, "--browser-child", node.url]
+        if cookie:
+            argv.append("--cookie=" + cookie)
+        c = self._child(argv, name)
+        c.wait_event("ready", timeout=10)
+        return c
+
+    def cleanup(self):
+        for c in self.children:
+            try:
+                c.close()
+            except Exception:
+                pass
+        for n in self.nodes:
+            if n.server.alive():
+                n.server.kill()
+
+
+@pytest.fixture
+def cluster(pg):
+    c = Cluster(pg)
+    try:
+        yield c
+    finally:
+        c.cleanup()
+
+
+# ---------------------------------------------------------------------------
+# Helpers
+
+
+def wait_until(what, fn, timeout, interval=0.1, context=None):
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s: not within %.1f s\n%s"
+                                 % (what, timeout, context() if context else ""))
+        time.sleep(interval)
+
+
+def registered(app, timeout=10.0, start=0):
+    _, _, ev = app.wait_event("register_response", timeout=timeout, start=start)
+    data = ev["data"]
+    assert data.get("success") is True, "register failed: %r\n%s" % (data, app.output()[-3000:])
+    return data
+
+
+def got_request(app, rid, timeout=5.0, start=0):
+    """(index, arrival time) of the inference_request for rid."""
+    i, t, _ = app.wait_event("inference_request", timeout=timeout, start=start,
+                             pred=lambda e: isinstance(e.get("data"), dict) and
+                             e["data"].get("request_id") == rid)
+    return i, t
+
+
+def received(app, rid):
+    return [ev for ev in app.events_named("inference_request")
+            if isinstance(ev.get("data"), dict) and ev["data"].get("request_id") == rid]
+
+
+def answer(app, rid, text):
+    app.send({"op": "result", "request_id": rid, "status": "completed",
+              "result": {"text_output": text}})
+
+
+def page_connected(node, space_id):
+    """True/False: what the space page on node says about the space's app."""
+    r = requests.get(node.url + "/ai_project/" + space_id, timeout=10)
+    assert r.status_code == 200, (r.status_code, r.text[:300])
+    if "Not connected" in r.text:
+        return False
+    assert "Connected" in r.text, r.text[:500]
+    return True
+
+
+def wait_page(node, space_id, connected, cluster, timeout=PRESENCE):
+    wait_until("the space page on node %s says %s" % (
+        node.label, "Connected" if connected else "Not connected"),
+        lambda: page_connected(node, space_id) is connected, timeout, context=cluster.context)
+
+
+def space_state(browser, connected, apps=None, start=0, timeout=PRESENCE, space_id=None):
+    def pred(e):
+        d = e["data"][0] if e.get("data") else {}
+        return (d.get("connected") is connected and (apps is None or d.get("apps") == apps)
+                and (space_id is None or d.get("space_id") == space_id))
+
+    return browser.wait_event("space_state", timeout=timeout, start=start, pred=pred)
+
+
+def request_row(pg, rid):
+    rows = pg.sql("SELECT status, attempts, coalesce(connection_id, ''), "
+                  "coalesce(result::text, '') FROM requests WHERE id = :'id'", id=rid)
+    assert rows, "request %s is not in the database" % rid
+    return dict(zip(("status", "attempts", "connection_id", "result"), rows[0]))
+
+
+def connection_row(pg, conn_id):
+    rows = pg.sql("SELECT node_id, disconnected_at IS NULL FROM app_connections "
+                  "WHERE id = :'id'", id=conn_id)
+    assert rows, "app connection %s is not in the database" % conn_id
+    return {"node_id": rows[0][0], "live": rows[0][1] == "t"}
+
+
+# ---------------------------------------------------------------------------
+# Tests
+
+
+def test_request_submitted_on_b_is_served_by_app_on_a(cluster):
+    """The app is on A; the user and their browser are on B. B sees the app,
+    accepts the request and A sends it to its app at once; the result is
+    read back on B, and B's browser gets request_update completed."""
+    pg = cluster.pg
+    a, b = cluster.node("a"), cluster.node("b")
+    # Both nodes heartbeat in table nodes.
+    wait_until("both nodes heartbeat in table nodes", lambda: len(pg.sql(
+        "SELECT id FROM nodes WHERE id IN (:'a', :'b') AND seen_at > now() - interval '3 s'",
+        a=a.node_id, b=b.node_id)) == 2, 5, context=cluster.context)
+
+    sid, name = a.site.create_space()
+    app = cluster.app(a, name, name="app@A")
+    conn = registered(app)["connection_id"]
+    assert connection_row(pg, conn) == {"node_id": a.node_id, "live": True}
+    wait_page(b, sid, True, cluster)
+
+    user = b.site.user()
+    browser = cluster.browser(b, user.cookie, name="browser@B")
+    latencies = []
+    for i in range(3):
+        t0 = time.monotonic()
+        code, body = b.site.submit(user, sid, "cross-node %d" % i)
+        assert code == 200 and body.get("success") is True, (
+            "submit on B for a space whose app is on A: %d %r\n%s"
+            % (code, body, cluster.context()))
+        rid = body["request_id"]
+        browser.send({"op": "emit", "event": "follow_request", "data": rid})
+        _, t_got = got_request(app, rid, timeout=5)
+        latencies.append(t_got - t0)
+        assert t_got - t0 < 3.0, "the app on A got request %s %.2f s after it was " \
+            "submitted on B (expected at once, over NOTIFY)" % (rid, t_got - t0)
+        row = request_row(pg, rid)
+        assert row["connection_id"] == conn, row
+        browser.wait_event("done", pred=lambda e: e["data"] == "follow_request")
+        mark = len(browser.events)
+        answer(app, rid, "answer %d from A" % i)
+        body = b.site.wait_status(rid, timeout=5, user=user)
+        assert body["status"] == "completed" and \
+            body["result"] == {"text_output": "answer %d from A" % i}, body
+        _, _, ev = browser.wait_event(
+            "request_update", timeout=3, start=mark,
+            pred=lambda e, r=rid: e["data"][0].get("request_id") == r and
+            e["data"][0].get("status") == "completed")
+        assert ev["data"][0].get("result") == {"text_output": "answer %d from A" % i}, ev
+    print("submit on B -> inference_request on A: %s" % ", ".join(
+        "%.3f s" % x for x in latencies))
+    # Nothing was sent twice.
+    for ev in app.events_named("inference_request"):
+        assert len(received(app, ev["data"]["request_id"])) == 1, ev
+    cluster.stop_all()
+
+
+def test_presence_and_max_apps_across_nodes(cluster):
+    """max_apps 1: an app on A shows as connected on B (space_state, page)
+    and takes the space's only slot for B too; when it leaves, B sees the
+    space free and an app can register there, which A sees in turn."""
+    pg = cluster.pg
+    a, b = cluster.node("a"), cluster.node("b")
+    sid, name = a.site.create_space(max_apps=1)
+    watcher_b = cluster.browser(b, name="watcher@B")
+    watcher_a = cluster.browser(a, name="watcher@A")
+    for w in (watcher_b, watcher_a):
+        w.send({"op": "emit", "event": "follow_space", "data": sid})
+        space_state(w, False, apps=0, space_id=sid)
+
+    mark_b = len(watcher_b.events)
+    x = cluster.app(a, name, name="X@A")
+    registered(x)
+    space_state(watcher_b, True, apps=1, start=mark_b, space_id=sid)
+    wait_page(b, sid, True, cluster)
+
+    y = cluster.app(b, name, name="Y@B")
+    _, _, ev = y.wait_event("register_response", timeout=10)
+    data = ev["data"]
+    assert data.get("success") is False and \
+        "already has a connected app" in data.get("message", "").lower(), (
+            "a second app on B for a max_apps=1 space whose app is on A: %r\n%s"
+            % (data, cluster.context()))
+    live = pg.sql("SELECT node_id FROM app_connections WHERE space_id = :'s' "
+                  "AND disconnected_at IS NULL", s=sid)
+    assert live == [[a.node_id]], live
+
+    mark_b, mark_a = len(watcher_b.events), len(watcher_a.events)
+    x.send({"op": "disconnect"})
+    x.wait_event("disconnect", timeout=5)
+    space_state(watcher_b, False, apps=0, start=mark_b, space_id=sid)
+    wait_page(b, sid, False, cluster)
+    user = a.site.user()
+    code, body = b.site.submit(user, sid, "nobody home")
+    assert code == 503 and "not connected" in body.get("error", "").lower(), (code, body)
+
+    z = cluster.app(b, name, name="Z@B")
+    z_conn = registered(z)["connection_id"]
+    assert connection_row(pg, z_conn) == {"node_id": b.node_id, "live": True}
+    space_state(watcher_a, True, apps=1, start=mark_a, space_id=sid)
+    wait_page(a, sid, True, cluster)
+    # And the other way round: submitted on A, served on B.
+    rid = a.site.submit_ok(user, sid, "from A to B")
+    got_request(z, rid, timeout=3)
+    answer(z, rid, "served on B")
+    body = a.site.wait_status(rid, timeout=5)
+    assert body["status"] == "completed" and body["result"] == {"text_output": "served on B"}
+    cluster.stop_all()
+
+
+def test_dead_node_requests_move_to_another_node(cluster):
+    """App X on A holds three requests; app Y on B registers (max_apps 2);
+    A is killed (SIGKILL, no goodbye). Once A's heartbeat is older than
+    --node-timeout, B's sweep marks X gone and requeues its requests, and
+    they reach Y on B, which answers: nothing is lost."""
+    pg = cluster.pg
+    a, b = cluster.node("a"), cluster.node("b")
+    sid, name = a.site.create_space(max_apps=2, timeout_seconds=60)
+    x = cluster.app(a, name, name="X@A")
+    x_conn = registered(x)["connection_id"]
+    user = a.site.user()
+    ids = [a.site.submit_ok(user, sid, "held by X %d" % i) for i in range(3)]
+    for rid in ids:
+        got_request(x, rid, timeout=5)
+    y = cluster.app(b, name, name="Y@B")
+    y_conn = registered(y)["connection_id"]
+    for rid in ids:
+        assert request_row(pg, rid)["connection_id"] == x_conn
+    assert not y.events_named("inference_request"), "Y got a request X holds"
+
+    harness.sigkill_server(a.server)
+    killed = time.monotonic()
+    arrivals = []
+    for rid in ids:
+        try:
+            _, t = got_request(y, rid, timeout=NODE_TIMEOUT + 8)
+        except AssertionError as e:
+            raise AssertionError("%s\nrequest row: %r\nnodes: %r\n%s" % (
+                e, request_row(pg, rid), pg.sql("SELECT id, now() - seen_at FROM nodes"),
+                cluster.context()))
+        arrivals.append(t - killed)
+    print("requests reached Y on B %s s after A was killed (node timeout %d s)"
+          % (", ".join("%.2f" % t for t in arrivals), NODE_TIMEOUT))
+    assert connection_row(pg, x_conn) == {"node_id": a.node_id, "live": False}
+    y.send({"op": "auto_answer", "on": True})
+    for rid in ids:
+        body = b.site.wait_status(rid, timeout=10)
+        assert body["status"] == "completed" and \
+            body["result"]["text_output"].startswith("answer to held by X"), body
+        row = request_row(pg, rid)
+        assert row["connection_id"] == y_conn and row["attempts"] == "2", row
+        assert len(received(y, rid)) == 1, "Y got %s more than once" % rid
+    assert connection_row(pg, y_conn) == {"node_id": b.node_id, "live": True}
+    cluster.stop_all()
+
+
+@pytest.mark.parametrize("how", ["sigterm", "sigkill"])
+def test_restart_of_one_node_leaves_the_other_alone(cluster, how):
+    """App Y on B holds a request; app X on A holds another. A restarts with
+    the same --node-id (after SIGTERM, or SIGKILL well within the node
+    timeout): X's request goes back to X when it reconnects, while Y's stays
+    processing on Y's live connection, untouched, and completes when Y
+    answers."""
+    pg = cluster.pg
+    a, b = cluster.node("a"), cluster.node("b")
+    sid_b, name_b = a.site.create_space(timeout_seconds=60)
+    sid_a, name_a = a.site.create_space(timeout_seconds=60)
+    y = cluster.app(b, name_b, name="Y@B")
+    y_conn = registered(y)["connection_id"]
+    x = cluster.app(a, name_a, name="X@A")
+    x_conn = registered(x)["connection_id"]
+    user = b.site.user()
+    r_b = b.site.submit_ok(user, sid_b, "held by Y")
+    got_request(y, r_b)
+    r_a = a.site.submit_ok(user, sid_a, "held by X")
+    got_request(x, r_a)
+    before = request_row(pg, r_b)
+    assert before["status"] == "processing" and before["connection_id"] == y_conn and \
+        before["attempts"] == "1", before
+
+    def y_untouched(when):
+        row = request_row(pg, r_b)
+        assert row == before, "%s: the request held by Y on B changed: %r -> %r\n%s" % (
+            when, before, row, cluster.context())
+        conn = connection_row(pg, y_conn)
+        assert conn == {"node_id": b.node_id, "live": True}, (
+            "%s: Y's connection on B: %r\n%s" % (when, conn, cluster.context()))
+
+    mark_x = len(x.events)
+    cluster.restart(a, how)
+    restarted = time.monotonic()
+    y_untouched("right after A restarted")
+    # X reconnects to A (same port) and is sent its request again: A's
+    # recovery of its own previous run is done by then.
+    i_reg, _, _ = x.wait_event("register_response", timeout=20, start=mark_x,
+                               pred=lambda e: e["data"].get("connection_id") != x_conn)
+    assert x.events[i_reg][1]["data"].get("success") is True, x.events[i_reg]
+    i_conn, _, _ = x.wait_event("connect", start=mark_x)
+    got_request(x, r_a, timeout=5, start=i_conn)
+    assert connection_row(pg, x_conn)["live"] is False
+    # For a while longer (past a node timeout since the restart) nothing
+    # happens to B's request or app.
+    while time.monotonic() < restarted + NODE_TIMEOUT + 1.5:
+        y_untouched("%.1f s after A restarted" % (time.monotonic() - restarted))
+        time.sleep(0.2)
+    assert len(received(y, r_b)) == 1, "Y was sent its request again"
+    assert not y.events_named("disconnect"), y.output()[-2000:]
+
+    answer(y, r_b, "Y answers after A's restart")
+    body = a.site.wait_status(r_b, timeout=5)
+    assert body["status"] == "completed" and \
+        body["result"] == {"text_output": "Y answers after A's restart"}, body
+    answer(x, r_a, "X answers after A's restart")
+    body = b.site.wait_status(r_a, timeout=5)
+    assert body["status"] == "completed" and \
+        body["result"] == {"text_output": "X answers after A's restart"}, body
+    assert request_row(pg, r_a)["attempts"] == "2"
+    cluster.stop_all()
+
+
+if __name__ == "__main__":
+    sys.exit(pytest.main(["-p", "no:cacheprovider", "-v", __file__]))

@@ -18,11 +18,14 @@
 #define HTTP_FILE_PIECE (128 * 1024)
 /* A new piece is read only while less than this is queued. */
 #define HTTP_FILE_WINDOW (256 * 1024)
+/* Pieces a stream owns and reuses: those queued within the window, and one being read. */
+#define HTTP_FILE_BUFS 3
 
 struct http_fstream {
 	uv_fs_t fs;
 	http_conn *conn; /* NULL once the connection is gone */
-	base_chunk *chunk;
+	base_chunk *bufs[HTTP_FILE_BUFS];
+	base_chunk *chunk; /* the one being read, among bufs */
 	uv_file fd;
 	uint64_t off, left;
 	uint8_t reading, keep_alive;
@@ -32,7 +35,8 @@ static void fstream_free(http_fstream *f)
 {
 	uv_fs_t req;
 
-	base_chunk_unref(f->chunk);
+	for (size_t i = 0; i < HTTP_FILE_BUFS; i++)
+		base_chunk_unref(f->bufs[i]);
 	/* A synchronous close of a regular file: nothing to wait for. */
 	uv_fs_close(NULL, &req, f->fd, NULL);
 	uv_fs_req_cleanup(&req);
@@ -64,15 +68,23 @@ static void pump(http_fstream *f)
 	    (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING)))
 		return;
 	n = f->left < HTTP_FILE_PIECE ? (size_t)f->left : HTTP_FILE_PIECE;
-	/* The last piece is reused once the socket has taken all of it. */
-	if (f->chunk != NULL && (f->chunk->refs != 1 || f->chunk->len < n)) {
-		base_chunk_unref(f->chunk);
-		f->chunk = NULL;
+	/*
+	 * A piece the socket has taken all of (only our reference left) is
+	 * reused: a stream allocates at most HTTP_FILE_BUFS pieces, however
+	 * long the file (sized for the first read: later ones are never larger).
+	 * When all are still queued, the next flush calls again.
+	 */
+	f->chunk = NULL;
+	for (size_t i = 0; i < HTTP_FILE_BUFS && f->chunk == NULL; i++) {
+		if (f->bufs[i] == NULL && (f->bufs[i] = base_chunk_new(n)) == NULL) {
+			http__conn_close(c);
+			return;
+		}
+		if (f->bufs[i]->refs == 1)
+			f->chunk = f->bufs[i];
 	}
-	if (f->chunk == NULL && (f->chunk = base_chunk_new(n)) == NULL) {
-		http__conn_close(c);
+	if (f->chunk == NULL)
 		return;
-	}
 	buf = uv_buf_init(f->chunk->data, (unsigned)n);
 	f->fs.data = f;
 	if (uv_fs_read(c->srv->loop, &f->fs, f->fd, &buf, 1, (int64_t)f->off, read_cb) != 0) {

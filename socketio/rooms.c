@@ -342,6 +342,116 @@ int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
 	return rc;
 }
 
+/* ---- join, leave, disconnect what a broadcast targets ------------------- */
+
+/*
+ * The local sockets b targets, each with a reference (freed by the caller
+ * with sio__socket_unref): gathered first, as disconnecting one runs user
+ * callbacks that may change the rooms being walked.
+ */
+static sio_socket **gather(const sio_bcast *b, size_t *n)
+{
+	sio_namespace *nsp = b->nsp;
+	size_t cap = 0, k = 0;
+	sio_socket **out = NULL;
+	base_list *pos;
+	nsp->bcast_epoch += 2;
+	if (nsp->bcast_epoch == 0)
+		nsp->bcast_epoch = 2;
+	uint32_t excluded = nsp->bcast_epoch, taken = nsp->bcast_epoch + 1;
+	for (unsigned i = 0; i < b->n_except; i++) {
+		sio_room *r = sio__room_find(nsp, b->except[i], strlen(b->except[i]));
+		for (pos = r ? r->members.next : NULL; r && pos != &r->members; pos = pos->next)
+			BASE_CONTAINER_OF(pos, sio_membership, room_link)->s->bcast_mark = excluded;
+	}
+	for (unsigned i = 0; i < (b->n_rooms ? b->n_rooms : 1); i++) {
+		base_list *head = &nsp->sockets;
+		int by_room = b->n_rooms > 0;
+		if (by_room) {
+			sio_room *r = sio__room_find(nsp, b->rooms[i], strlen(b->rooms[i]));
+			if (!r)
+				continue;
+			head = &r->members;
+		}
+		for (pos = head->next; pos != head; pos = pos->next) {
+			sio_socket *s = by_room
+			                    ? BASE_CONTAINER_OF(pos, sio_membership, room_link)->s
+			                    : BASE_CONTAINER_OF(pos, sio_socket, nsp_link);
+			if (s->bcast_mark == excluded || s->bcast_mark == taken ||
+			    s->state != SIO_SOCK_CONNECTED)
+				continue;
+			s->bcast_mark = taken;
+			if (k == cap) {
+				size_t ncap = cap ? cap * 2 : 16;
+				sio_socket **q = realloc(out, ncap * sizeof(*q));
+				if (!q)
+					break;
+				out = q;
+				cap = ncap;
+			}
+			s->refs++;
+			out[k++] = s;
+		}
+	}
+	*n = k;
+	return out;
+}
+
+static int apply_local(const sio_bcast *b, sio_sockets_op op, const char *room)
+{
+	size_t n;
+	sio_socket **all = gather(b, &n);
+	for (size_t i = 0; i < n; i++) {
+		sio_socket *s = all[i];
+		if (s->state == SIO_SOCK_CONNECTED) {
+			if (op == SIO_SOCKETS_JOIN)
+				sio_join(s, room);
+			else if (op == SIO_SOCKETS_LEAVE)
+				sio_leave(s, room);
+			else if (op == SIO_SOCKETS_DISCONNECT)
+				sio_disconnect(s);
+			else
+				sio_disconnect_all(s);
+		}
+		sio__socket_unref(s);
+	}
+	free(all);
+	return (int)n;
+}
+
+static int sockets_op(const sio_bcast *b, sio_sockets_op op, const char *room)
+{
+	sio_namespace *nsp = b->nsp;
+	/* The other nodes first: b's rooms may be ours to change below. */
+	if (!b->local && nsp->adapter.on_sockets)
+		nsp->adapter.on_sockets(nsp, b, op, room, nsp->adapter.ud);
+	return apply_local(b, op, room);
+}
+
+int sio_bcast_join(const sio_bcast *b, const char *room)
+{
+	return room ? sockets_op(b, SIO_SOCKETS_JOIN, room) : BASE_EINVAL;
+}
+
+int sio_bcast_leave(const sio_bcast *b, const char *room)
+{
+	return room ? sockets_op(b, SIO_SOCKETS_LEAVE, room) : BASE_EINVAL;
+}
+
+int sio_bcast_disconnect(const sio_bcast *b, int close)
+{
+	return sockets_op(b, close ? SIO_SOCKETS_CLOSE : SIO_SOCKETS_DISCONNECT, NULL);
+}
+
+int sio_adapter_sockets(const sio_bcast *b, sio_sockets_op op, const char *room)
+{
+	if ((op == SIO_SOCKETS_JOIN || op == SIO_SOCKETS_LEAVE) && !room)
+		return BASE_EINVAL;
+	if (op < SIO_SOCKETS_JOIN || op > SIO_SOCKETS_CLOSE)
+		return BASE_EINVAL;
+	return apply_local(b, op, room);
+}
+
 /* ---- adapter ----------------------------------------------------------- */
 
 void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter)

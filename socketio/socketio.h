@@ -229,6 +229,18 @@ int sio_bcast_except(sio_bcast *b, const char *room);
 int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
                    const base_slice *attachments, size_t n_attachments);
 
+/*
+ * The sockets a broadcast would reach (b's rooms, minus its except rooms)
+ * join a room, leave it, or are disconnected, as io.in(...).socketsJoin(),
+ * socketsLeave() and disconnectSockets() do in Node: here, and, unless
+ * b->local, on the other nodes through the adapter. Return the number of
+ * local sockets, or a negative error.
+ */
+int sio_bcast_join(const sio_bcast *b, const char *room);
+int sio_bcast_leave(const sio_bcast *b, const char *room);
+/** close: their whole connection goes (every namespace), not just this namespace. */
+int sio_bcast_disconnect(const sio_bcast *b, int close);
+
 /* ---- adapter: other nodes ---------------------------------------------- */
 
 /*
@@ -237,10 +249,20 @@ int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
  * (text form, attachments beside it), to send to the other nodes; what the
  * other nodes send is fed back with sio_adapter_deliver.
  */
+typedef enum {
+	SIO_SOCKETS_JOIN = 1,
+	SIO_SOCKETS_LEAVE,
+	SIO_SOCKETS_DISCONNECT, /* this namespace only */
+	SIO_SOCKETS_CLOSE,      /* the whole connection */
+} sio_sockets_op;
+
 typedef struct {
 	void (*on_broadcast)(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
 	                     const base_slice *attachments, size_t n_attachments, void *ud);
 	void *ud;
+	/* sio_bcast_join / leave / disconnect to pass on (room: NULL for disconnects); may be NULL. */
+	void (*on_sockets)(sio_namespace *nsp, const sio_bcast *b, sio_sockets_op op,
+	                   const char *room, void *ud);
 } sio_adapter;
 
 void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter);
@@ -251,5 +273,7 @@ void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter);
  */
 int sio_adapter_deliver(const sio_bcast *b, base_slice packet, const base_slice *attachments,
                         size_t n_attachments);
+/** Applies another node's join / leave / disconnect to the local sockets of b->nsp only. */
+int sio_adapter_sockets(const sio_bcast *b, sio_sockets_op op, const char *room);
 
 #endif

@@ -23,7 +23,15 @@
 #define CL_CLEANUP_MS 30000
 
 /* Message types of socket.io-adapter's ClusterAdapter. */
-enum { CL_HEARTBEAT_FIRST = 1, CL_HEARTBEAT = 2, CL_BROADCAST = 3, CL_ADAPTER_CLOSE = 13 };
+enum {
+	CL_HEARTBEAT_FIRST = 1,
+	CL_HEARTBEAT = 2,
+	CL_BROADCAST = 3,
+	CL_SOCKETS_JOIN = 4,
+	CL_SOCKETS_LEAVE = 5,
+	CL_DISCONNECT_SOCKETS = 6,
+	CL_ADAPTER_CLOSE = 13
+};
 
 typedef struct cl_out {
 	struct cl_out *next;
@@ -222,6 +230,54 @@ static json_t *rooms_array(const char *const *rooms, unsigned n)
 	return a;
 }
 
+/* {rooms, except, flags} as the Node adapter encodes a broadcast's options. */
+static json_t *opts_json(const sio_bcast *b)
+{
+	return json_pack("{s:o,s:o,s:o}", "rooms", rooms_array(b->rooms, b->n_rooms), "except",
+	                 rooms_array(b->except, b->n_except), "flags",
+	                 b->is_volatile ? json_pack("{s:b}", "volatile", 1) : json_object());
+}
+
+/* sio_bcast_join / leave / disconnect: as socketsJoin, socketsLeave, disconnectSockets. */
+static void on_sockets(sio_namespace *nsp, const sio_bcast *b, sio_sockets_op op, const char *room,
+                       void *ud)
+{
+	sp_cluster *c = ud;
+	const char *name = sio_namespace_name(nsp);
+	cl_nsp *cn = find_nsp(c, name);
+	json_t *data, *msg;
+	char *text;
+
+	if (c->closed || cn == NULL)
+		return;
+	if (op == SIO_SOCKETS_JOIN || op == SIO_SOCKETS_LEAVE)
+		data = json_pack("{s:o,s:[s]}", "opts", opts_json(b), "rooms", room);
+	else
+		data =
+		    json_pack("{s:o,s:b}", "opts", opts_json(b), "close", op == SIO_SOCKETS_CLOSE);
+	msg = json_pack("{s:s,s:s,s:i,s:o}", "uid", c->uid, "nsp", name, "type",
+	                op == SIO_SOCKETS_JOIN    ? CL_SOCKETS_JOIN
+	                : op == SIO_SOCKETS_LEAVE ? CL_SOCKETS_LEAVE
+	                                          : CL_DISCONNECT_SOCKETS,
+	                "data", data);
+	text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
+	if (text && strlen(text) < CL_NOTIFY_MAX) {
+		out_notify(c, cn->channel, text, strlen(text));
+	} else if (text) {
+		base_buf mp = BASE_BUF_INIT;
+
+		if (sio_msgpack_pack_json(&mp, (base_slice){text, strlen(text)}, NULL, 0) == 0)
+			out_attach(c, cn->channel, name, &mp);
+		else
+			c->st.dropped++;
+		base_buf_free(&mp);
+	} else {
+		c->st.dropped++;
+	}
+	free(text);
+	json_decref(msg);
+}
+
 static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
                          const base_slice *atts, size_t n_atts, void *ud)
 {
@@ -230,7 +286,7 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pack
 	cl_nsp *cn = find_nsp(c, name);
 	sio_packet p;
 	const char *err;
-	json_t *msg = NULL, *flags;
+	json_t *msg = NULL;
 	char *text = NULL;
 	base_buf mp = BASE_BUF_INIT;
 
@@ -240,12 +296,10 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pack
 		c->st.dropped++;
 		return;
 	}
-	flags = b->is_volatile ? json_pack("{s:b}", "volatile", 1) : json_object();
 	/* The packet's data goes in as JSON text first; binary is handled below. */
-	msg = json_pack("{s:s,s:s,s:i,s:{s:{s:i,s:n,s:s},s:{s:o,s:o,s:o}}}", "uid", c->uid, "nsp",
-	                name, "type", CL_BROADCAST, "data", "packet", "type", 2, "data", "nsp",
-	                name, "opts", "rooms", rooms_array(b->rooms, b->n_rooms), "except",
-	                rooms_array(b->except, b->n_except), "flags", flags);
+	msg = json_pack("{s:s,s:s,s:i,s:{s:{s:i,s:n,s:s},s:o}}", "uid", c->uid, "nsp", name, "type",
+	                CL_BROADCAST, "data", "packet", "type", 2, "data", "nsp", name, "opts",
+	                opts_json(b));
 	if (msg == NULL) {
 		c->st.dropped++;
 		return;
@@ -310,11 +364,33 @@ out:
 
 /* ---- in -------------------------------------------------------------------- */
 
+/* b from a message's {rooms, except, flags}; -1 when it has too many rooms. */
+static int bcast_from(sio_bcast *b, sio_namespace *nsp, json_t *opts)
+{
+	json_t *v;
+	size_t i;
+
+	sio_bcast_init(b, nsp);
+	b->local = 1; /* what comes from another node goes no further */
+	json_array_foreach(json_object_get(opts, "rooms"), i, v)
+	{
+		if (!json_is_string(v) || sio_bcast_to(b, json_string_value(v)) != 0)
+			return -1;
+	}
+	json_array_foreach(json_object_get(opts, "except"), i, v)
+	{
+		if (!json_is_string(v) || sio_bcast_except(b, json_string_value(v)) != 0)
+			return -1;
+	}
+	b->is_volatile = json_is_true(json_object_get(json_object_get(opts, "flags"), "volatile"));
+	return 0;
+}
+
 static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n_atts)
 {
-	json_t *data = json_object_get(msg, "data");
-	json_t *packet = json_object_get(data, "packet"), *opts = json_object_get(data, "opts");
-	json_t *pdata = json_object_get(packet, "data"), *v;
+	json_t *data = json_object_get(msg, "data"), *v;
+	json_t *packet = json_object_get(data, "packet");
+	json_t *pdata = json_object_get(packet, "data");
 	const char *name = json_string_value(json_object_get(msg, "nsp"));
 	cl_nsp *cn = name ? find_nsp(c, name) : NULL;
 	json_int_t type = json_integer_value(json_object_get(msg, "type"));
@@ -328,13 +404,39 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 		return; /* a namespace this node does not serve */
 	if (type == CL_HEARTBEAT_FIRST || type == CL_HEARTBEAT || type == CL_ADAPTER_CLOSE)
 		return; /* other nodes' liveness: we do not count nodes */
+	if (type == CL_SOCKETS_JOIN || type == CL_SOCKETS_LEAVE) {
+		if (bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
+			goto bad;
+		json_array_foreach(json_object_get(data, "rooms"), i, v)
+		{
+			if (json_is_string(v))
+				sio_adapter_sockets(&b,
+				                    type == CL_SOCKETS_JOIN ? SIO_SOCKETS_JOIN
+				                                            : SIO_SOCKETS_LEAVE,
+				                    json_string_value(v));
+		}
+		c->st.delivered++;
+		return;
+	}
+	if (type == CL_DISCONNECT_SOCKETS) {
+		if (bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
+			goto bad;
+		sio_adapter_sockets(&b,
+		                    json_is_true(json_object_get(data, "close"))
+		                        ? SIO_SOCKETS_CLOSE
+		                        : SIO_SOCKETS_DISCONNECT,
+		                    NULL);
+		c->st.delivered++;
+		return;
+	}
 	if (type != CL_BROADCAST || (ptype != 2 && ptype != 5) || !json_is_array(pdata)) {
 		c->st.ignored++;
 		if (!c->warned_kind++)
-			BASE_LOGI("cluster",
-			          "ignoring messages of type %lld from other nodes "
-			          "(only broadcasts are supported)",
-			          (long long)type);
+			BASE_LOGI(
+			    "cluster",
+			    "ignoring messages of type %lld from other nodes (fetchSockets and "
+			    "serverSideEmit are not supported)",
+			    (long long)type);
 		return;
 	}
 	if (json_object_get(data, "requestId") != NULL) {
@@ -344,19 +446,8 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 			                     "nodes (not supported)");
 		return;
 	}
-	sio_bcast_init(&b, cn->nsp);
-	b.local = 1;
-	json_array_foreach(json_object_get(opts, "rooms"), i, v)
-	{
-		if (!json_is_string(v) || sio_bcast_to(&b, json_string_value(v)) != 0)
-			goto bad;
-	}
-	json_array_foreach(json_object_get(opts, "except"), i, v)
-	{
-		if (!json_is_string(v) || sio_bcast_except(&b, json_string_value(v)) != 0)
-			goto bad;
-	}
-	b.is_volatile = json_is_true(json_object_get(json_object_get(opts, "flags"), "volatile"));
+	if (bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
+		goto bad;
 	text = json_dumps(pdata, JSON_COMPACT);
 	if (text == NULL)
 		goto bad;
@@ -374,7 +465,7 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 	goto out;
 bad:
 	c->st.dropped++;
-	BASE_LOGW("cluster", "dropped a broadcast from another node that could not be delivered "
+	BASE_LOGW("cluster", "dropped a message from another node that could not be applied "
 	                     "(too many rooms, or a malformed packet)");
 out:
 	free(text);
@@ -573,7 +664,7 @@ sp_cluster *sp_cluster_new(db_pool *db, uv_loop_t *loop)
 int sp_cluster_attach(sp_cluster *c, sio_namespace *nsp)
 {
 	cl_nsp *cn;
-	sio_adapter ad = {on_broadcast, c};
+	sio_adapter ad = {on_broadcast, c, on_sockets};
 
 	if (c->n_nsps == CL_MAX_NSPS)
 		return BASE_ELIMIT;

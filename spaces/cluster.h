@@ -15,10 +15,10 @@
  * at a time, queued ones batched into the next) and are delivered in the
  * order they arrived (one waiting for its attachment holds back the rest).
  *
- * Supported: broadcasts to everyone, to rooms, except rooms, volatile.
- * Not supported (ignored, counted): broadcasts with acknowledgements, remote
- * socketsJoin / socketsLeave / disconnectSockets, fetchSockets and
- * serverSideEmit. We send no heartbeats, so Node nodes do not count this
+ * Supported: broadcasts to everyone, to rooms, except rooms, volatile;
+ * socketsJoin / socketsLeave / disconnectSockets (sio_bcast_join, _leave,
+ * _disconnect) both ways. Not supported (ignored, counted): broadcasts with
+ * acknowledgements, fetchSockets and serverSideEmit. We send no heartbeats, so Node nodes do not count this
  * process among those whose answers they wait for.
  */
 #ifndef SPACES_CLUSTER_H

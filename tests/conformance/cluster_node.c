@@ -11,6 +11,12 @@
  *                        broadcasts opts.event (default "msg") with args to
  *                        opts.rooms except opts.except (volatile when
  *                        opts.volatile), the sender included; acks "sent"
+ *   "sjoin"(opts, room, ack), "sleave"(opts, room, ack)
+ *                        the sockets opts targets (rooms, except) join or
+ *                        leave room, on every node; acks their local count
+ *   "sdisconnect"(opts, close, ack)
+ *                        disconnects them (close: whole connections); acks
+ *                        the local count
  *   "stats"(ack)         acks {published, delivered, ignored, dropped}
  *   "ready"(ack)         acks whether the LISTENs are in place
  *
@@ -73,10 +79,30 @@ static void on_leave(const sio_event *ev, void *ud)
 	ack_json(ev, json_string("ok"));
 }
 
+/* b from {rooms, except, volatile}; room names point into opts. */
+static void bcast_from(sio_bcast *b, const sio_event *ev, json_t *opts)
+{
+	json_t *r;
+	size_t i;
+
+	sio_bcast_init(b, sio_socket_namespace(ev->socket));
+	json_array_foreach(json_object_get(opts, "rooms"), i, r)
+	{
+		if (json_is_string(r))
+			sio_bcast_to(b, json_string_value(r));
+	}
+	json_array_foreach(json_object_get(opts, "except"), i, r)
+	{
+		if (json_is_string(r))
+			sio_bcast_except(b, json_string_value(r));
+	}
+	b->is_volatile = json_is_true(json_object_get(opts, "volatile"));
+}
+
 static void on_bcast(const sio_event *ev, void *ud)
 {
 	(void)ud;
-	json_t *a = args_array(ev), *opts = json_array_get(a, 0), *r;
+	json_t *a = args_array(ev), *opts = json_array_get(a, 0);
 	base_buf args = BASE_BUF_INIT;
 	const char *event = json_string_value(json_object_get(opts, "event"));
 	sio_bcast b;
@@ -87,18 +113,7 @@ static void on_bcast(const sio_event *ev, void *ud)
 		ack_json(ev, json_string("bad options"));
 		return;
 	}
-	sio_bcast_init(&b, sio_socket_namespace(ev->socket));
-	json_array_foreach(json_object_get(opts, "rooms"), i, r)
-	{
-		if (json_is_string(r))
-			sio_bcast_to(&b, json_string_value(r));
-	}
-	json_array_foreach(json_object_get(opts, "except"), i, r)
-	{
-		if (json_is_string(r))
-			sio_bcast_except(&b, json_string_value(r));
-	}
-	b.is_volatile = json_is_true(json_object_get(opts, "volatile"));
+	bcast_from(&b, ev, opts);
 	/* Placeholders keep their numbers: opts carries no binary. */
 	for (i = 1; i < json_array_size(a); i++) {
 		char *t = json_dumps(json_array_get(a, i), JSON_COMPACT | JSON_ENCODE_ANY);
@@ -112,6 +127,32 @@ static void on_bcast(const sio_event *ev, void *ud)
 	base_buf_free(&args);
 	json_decref(a);
 	ack_json(ev, json_string("sent"));
+}
+
+static void on_sockets(const sio_event *ev, void *ud)
+{
+	const char *what = ud;
+	json_t *a = args_array(ev), *opts = json_array_get(a, 0), *arg = json_array_get(a, 1);
+	sio_bcast b;
+	int n;
+
+	if (!json_is_object(opts)) {
+		json_decref(a);
+		ack_json(ev, json_string("bad options"));
+		return;
+	}
+	bcast_from(&b, ev, opts);
+	if (strcmp(what, "join") == 0 && json_is_string(arg))
+		n = sio_bcast_join(&b, json_string_value(arg));
+	else if (strcmp(what, "leave") == 0 && json_is_string(arg))
+		n = sio_bcast_leave(&b, json_string_value(arg));
+	else if (strcmp(what, "disconnect") == 0)
+		n = sio_bcast_disconnect(&b, json_is_true(arg));
+	else
+		n = -1;
+	/* ev->socket is held during the call; disconnected by its own request, it gets no ack. */
+	ack_json(ev, json_integer(n));
+	json_decref(a);
 }
 
 static void on_stats(const sio_event *ev, void *ud)
@@ -179,6 +220,9 @@ int main(int argc, char **argv)
 		sio_on(nsp, "leave", on_leave, &n);
 		sio_on(nsp, "bcast", on_bcast, &n);
 		sio_on(nsp, "stats", on_stats, &n);
+		sio_on(nsp, "sjoin", on_sockets, "join");
+		sio_on(nsp, "sleave", on_sockets, "leave");
+		sio_on(nsp, "sdisconnect", on_sockets, "disconnect");
 		sio_on(nsp, "ready", on_ready, &n);
 	}
 	if (http_server_listen(http, "127.0.0.1", port) != 0) {

@@ -21,6 +21,10 @@
 //                                matches), restricted to opts.rooms (list) if
 //                                not empty, minus opts.except (list), volatile
 //                                if opts.volatile is true; then ack("sent").
+//   sjoin (opts, room, ack)      nsp.in(opts.rooms).except(opts.except)
+//   sleave (opts, room, ack)     .socketsJoin(room) / .socketsLeave(room) /
+//   sdisconnect (opts, close, ack)  .disconnectSockets(close); then ack(null)
+//                                (the C node acks how many local sockets)
 //   stats (ack)                  ack({}) (the C node acks its counters)
 //
 // SIGTERM and SIGINT close the server and the pool and exit with status 0.
@@ -102,6 +106,18 @@ function attachEvents(nsp) {
       op.emit(event, ...list);
       if (ack) ack("sent");
     });
+
+    for (const [name, fn] of [
+      ["sjoin", (op, arg) => op.socketsJoin(arg)],
+      ["sleave", (op, arg) => op.socketsLeave(arg)],
+      ["sdisconnect", (op, arg) => op.disconnectSockets(arg === true)],
+    ]) {
+      socket.on(name, (opts, arg, ack) => {
+        const o = opts && typeof opts === "object" ? opts : {};
+        fn(nsp.in(roomList(o.rooms)).except(roomList(o.except)), arg);
+        if (typeof ack === "function") ack(null);
+      });
+    }
 
     socket.on("stats", (ack) => {
       if (typeof ack === "function") ack({});

@@ -437,6 +437,87 @@ test("a volatile broadcast reaches idle clients on the other nodes", { timeout: 
   for (const c of allOn("/chat")) assert.equal(c.got("t-h").length, 0, `${c.name}: got "t-h"`);
 });
 
+/**
+ * Broadcasts `event` from sender to room until every client in receivers got
+ * one: another node's socketsJoin may still be on its way (publishers are
+ * not ordered with each other, and the Node adapter does not keep its own
+ * order).
+ */
+async function untilHeard(sender, room, event, receivers) {
+  const deadline = Date.now() + WAIT_MS;
+  while (!receivers.every((c) => c.got(event).length > 0)) {
+    if (Date.now() > deadline) {
+      const deaf = receivers.filter((c) => c.got(event).length === 0).map((c) => c.name);
+      throw new Error(`"${event}" to ${room} never reached ${deaf.join(", ")}`);
+    }
+    await sender.bcast({ event, rooms: [room] });
+    await h.sleep(100);
+  }
+}
+
+test("socketsJoin and socketsLeave from any node apply on every node", { timeout: 30000 }, async () => {
+  const members = nodes.map((n) => cl[n.name].a);
+  for (const c of members) assert.equal(await c.call("join", "j1"), "ok");
+
+  // From a C node: the sockets of j1 everywhere join j9.
+  const n = await cl.C1.c.call("sjoin", { rooms: ["j1"] }, "j9");
+  if (byName.C1.isC) assert.equal(n, 1, "C1 counts its own socket of j1");
+  await untilHeard(cl.N1.c, "j9", "j9-probe", members);
+  await cl.N1.c.bcast({ event: "t-j9", rooms: ["j9"] }, "j9");
+  await expectExactlyOnce("t-j9", members, (args, c) => assert.deepEqual(args, ["j9"], `${c.name}`));
+
+  // From the Node.js node: they join j10, and a C node reaches them there.
+  await cl.N1.c.call("sjoin", { rooms: ["j1"] }, "j10");
+  await untilHeard(cl.C2.c, "j10", "j10-probe", members);
+  await cl.C2.c.bcast({ event: "t-j10", rooms: ["j10"] }, "j10");
+  await expectExactlyOnce("t-j10", members, (args, c) => assert.deepEqual(args, ["j10"], `${c.name}`));
+
+  // socketsLeave from C2, then C2's broadcast to j9: its messages keep
+  // their order, so every node has applied the leave first. Nobody hears.
+  await cl.C2.c.call("sleave", { rooms: ["j1"] }, "j9");
+  await cl.C2.c.bcast({ event: "t-j9-left", rooms: ["j9"] }, "nobody");
+  await expectExactlyOnce("t-j9-left", []);
+  // except: the leave did not touch j10.
+  await cl.C2.c.bcast({ event: "t-j10-still", rooms: ["j10"] }, "still");
+  await expectExactlyOnce("t-j10-still", members);
+});
+
+function disconnected(c) {
+  return new Promise((resolve, reject) => {
+    if (!c.socket.connected) return resolve("already");
+    const timer = setTimeout(() => reject(new Error(`${c.name}: not disconnected within ${WAIT_MS} ms`)), WAIT_MS);
+    c.socket.once("disconnect", (reason) => {
+      clearTimeout(timer);
+      resolve(reason);
+    });
+  });
+}
+
+test("disconnectSockets from any node disconnects the targeted sockets on every node", { timeout: 30000 }, async () => {
+  const extra = (letter) =>
+    nodes.map((node) => {
+      const c = new Client(node, "/", letter);
+      clients.push(c);
+      return c;
+    });
+  for (const [sender, letter, close] of [
+    [() => cl.N1.c, "x", false],
+    [() => cl.C1.c, "y", true],
+  ]) {
+    const victims = extra(letter);
+    await Promise.all(victims.map((c) => c.connected()));
+    for (const c of victims) assert.equal(await c.call("join", `d-${letter}`), "ok");
+    // Wait until the room is known everywhere (joins are local: nothing to wait for),
+    // then disconnect it from one node.
+    const gone = victims.map(disconnected);
+    await sender().call("sdisconnect", { rooms: [`d-${letter}`] }, close);
+    const reasons = await Promise.all(gone);
+    for (const r of reasons) assert.match(String(r), /io server disconnect|transport close/);
+    // The others are still there.
+    for (const node of nodes) assert.ok(cl[node.name].a.socket.connected, `${node.name} a still connected`);
+  }
+});
+
 test("the C nodes count what they published and delivered, and dropped nothing", { timeout: 30000 }, async (t) => {
   const cNodes = nodes.filter((n) => n.isC);
   if (cNodes.length === 0) return t.skip("no C node (SPACES_CLUSTER_NODE=reference)");

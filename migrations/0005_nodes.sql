@@ -3,6 +3,8 @@
 -- dead: another node deletes its row, marks its apps disconnected and
 -- returns the requests they held to the queue.
 CREATE TABLE nodes (
-  id      text PRIMARY KEY,
-  seen_at timestamptz NOT NULL DEFAULT now()
+  id       text PRIMARY KEY,
+  seen_at  timestamptz NOT NULL DEFAULT now(),
+  instance text NOT NULL DEFAULT ''  -- random per process start: two live processes
+                                     -- with one id overwrite each other's
 );

@@ -155,6 +155,13 @@ static void beaten(const db_result *res, void *ud)
 		          "its %u app(s) are disconnected to register again",
 		          app->opts.node_id, app->opts.node_timeout_s, n);
 	}
+	/* Since our last heartbeat, another process wrote its own: it has our id. */
+	if (app->beats > 0 && !inserted && !db_isnull(res, 0, 3) &&
+	    strcmp(db_value(res, 0, 3), app->instance) != 0 && app->clashes++ % 30 == 0)
+		BASE_LOGE("spaces",
+		          "another process runs with --node-id %s: each process needs its own "
+		          "(they would take each other's apps for dead and requeue their requests)",
+		          app->opts.node_id);
 	app->beats++;
 	if (!db_isnull(res, 0, 2))
 		BASE_LOGW("spaces", "node(s) %s not seen for %u s: their apps are gone",
@@ -180,8 +187,10 @@ static void beaten(const db_result *res, void *ud)
 void sp__nodes_tick(sp_app *app)
 {
 	static const char sql[] =
-	    "WITH hb AS (INSERT INTO nodes (id, seen_at) VALUES ($1, now()) "
-	    "ON CONFLICT (id) DO UPDATE SET seen_at = now() RETURNING (xmax = 0) AS inserted), "
+	    "WITH prev AS (SELECT instance FROM nodes WHERE id = $1), "
+	    "hb AS (INSERT INTO nodes (id, seen_at, instance) VALUES ($1, now(), $3) "
+	    "ON CONFLICT (id) DO UPDATE SET seen_at = now(), instance = $3 "
+	    "RETURNING (xmax = 0) AS inserted), "
 	    "dead AS (DELETE FROM nodes WHERE id <> $1 "
 	    "AND seen_at < now() - make_interval(secs => $2::int) RETURNING id), "
 	    "c AS (UPDATE app_connections SET disconnected_at = now() "
@@ -190,14 +199,14 @@ void sp__nodes_tick(sp_app *app)
 	    "WHERE status = 'processing' AND connection_id IN (SELECT id FROM c) "
 	    "RETURNING space_id) "
 	    "SELECT (SELECT inserted FROM hb), (SELECT string_agg(DISTINCT space_id, ',') FROM r), "
-	    "(SELECT string_agg(id, ',') FROM dead)";
+	    "(SELECT string_agg(id, ',') FROM dead), (SELECT instance FROM prev)";
 	char timeout[16];
-	const char *params[2] = {app->opts.node_id, timeout};
+	const char *params[3] = {app->opts.node_id, timeout, app->instance};
 
 	if (!app->opts.node_id || app->closed || app->beating)
 		return;
 	snprintf(timeout, sizeof(timeout), "%u", app->opts.node_timeout_s);
-	if (db_query(app->db, sql, 2, params, beaten, app) == 0)
+	if (db_query(app->db, sql, 3, params, beaten, app) == 0)
 		app->beating = 1;
 }
 
@@ -211,6 +220,10 @@ int sp__nodes_start(sp_app *app)
 		return 0;
 	if (app->opts.node_timeout_s == 0)
 		app->opts.node_timeout_s = 10;
+	unsigned char r[8];
+	base_random_bytes(r, sizeof(r));
+	for (size_t i = 0; i < sizeof(r); i++)
+		snprintf(app->instance + 2 * i, 3, "%02x", r[i]);
 	app->cluster = sp_cluster_new(app->db, sio_server_loop(app->io));
 	if (app->cluster == NULL)
 		return BASE_ENOMEM;

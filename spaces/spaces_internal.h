@@ -45,6 +45,8 @@ struct sp_app {
 	struct sp_cluster *cluster; /* broadcasts of "/spaces" to and from the other nodes */
 	int beating;                /* a heartbeat query in flight */
 	int beats;                  /* heartbeats done */
+	int clashes;                /* heartbeats that found another process's instance */
+	char instance[17];          /* this process start's random id, in nodes.instance */
 	int presence_busy, presence_dirty;
 };
 

@@ -464,6 +464,24 @@ def test_restart_of_one_node_leaves_the_other_alone(cluster, how):
     assert body["status"] == "completed" and \
         body["result"] == {"text_output": "X answers after A's restart"}, body
     assert request_row(pg, r_a)["attempts"] == "2"
+    # A restart under the same id is not another process with that id.
+    for n in (a, b):
+        assert CLASH not in n.stderr(), n.stderr()[-2000:]
+    cluster.stop_all()
+
+
+CLASH = "another process runs with --node-id"
+
+
+def test_two_processes_with_one_node_id_are_reported(cluster):
+    """A misconfiguration that would make them requeue each other's
+    requests: both say so in their logs within a few heartbeats."""
+    a = cluster.node("a")
+    b = Node("b", a.node_id, cluster._start(a.node_id), cluster.pg)
+    cluster.nodes.append(b)
+    for n in (a, b):
+        wait_until("%s reports the shared --node-id" % n.label,
+                   lambda n=n: CLASH in n.stderr(), timeout=6, context=cluster.context)
     cluster.stop_all()
 
 

@@ -121,7 +121,8 @@ typedef struct {
 	size_t body_len;
 } resp_t;
 
-static cl_t *cl_open(void)
+/* A client socket; rcvbuf > 0: a receive buffer of that size (a small, fixed window). */
+static cl_t *cl_open_rcvbuf(int rcvbuf)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)H.port)};
 	struct timeval tv = {.tv_sec = 5};
@@ -131,11 +132,19 @@ static cl_t *cl_open(void)
 	c->len = 0;
 	c->fd = socket(AF_INET, SOCK_STREAM, 0);
 	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+	/* Before connect, so the window is agreed on that size and never grows. */
+	if (rcvbuf > 0)
+		setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
 		ck_fail(__LINE__, "connect");
 	return c;
+}
+
+static cl_t *cl_open(void)
+{
+	return cl_open_rcvbuf(0);
 }
 
 static void cl_close(cl_t *c)

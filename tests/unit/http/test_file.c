@@ -360,25 +360,6 @@ static http_conn *only_conn(void)
 
 /* ---- client helpers ------------------------------------------------------ */
 
-static cl_t *cl_open_rcvbuf(int rcvbuf)
-{
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)H.port)};
-	struct timeval tv = {.tv_sec = 5};
-	int one = 1;
-	cl_t *c = malloc(sizeof(*c));
-
-	c->len = 0;
-	c->fd = socket(AF_INET, SOCK_STREAM, 0);
-	inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-	/* Before connect, so the window is agreed on that size and never grows. */
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(c->fd, (struct sockaddr *)&sa, sizeof(sa)) != 0)
-		ck_fail(__LINE__, "connect");
-	return c;
-}
-
 __attribute__((format(printf, 2, 3))) static int cl_sendf(cl_t *c, const char *fmt, ...)
 {
 	char req[512];

@@ -630,6 +630,8 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
     # Hand-written companions of this report, kept across regenerations.
     for name, text in (("spaces_e2e.md", "End to end through the Spaces site (HTTP submit, app "
                         "over Socket.IO, status polling)"),
+                       ("cluster.md", "Broadcasts between server processes through PostgreSQL "
+                        "(ours and the Node.js postgres-adapter, `tests/bench/cluster_bench.js`)"),
                        ("profiles.md", "Profiles of the targets missed")):
         if os.path.exists(os.path.join(os.path.dirname(args.doc), "bench", name)):
             add(f"{text}: [docs/bench/{name}](bench/{name}).")

@@ -5,6 +5,8 @@
 CREATE TABLE nodes (
   id       text PRIMARY KEY,
   seen_at  timestamptz NOT NULL DEFAULT now(),
-  instance text NOT NULL DEFAULT ''  -- random per process start: two live processes
-                                     -- with one id overwrite each other's
+  instance text NOT NULL DEFAULT '', -- random per process start: two live processes
+                                      -- with one id overwrite each other's
+  up_since timestamptz NOT NULL DEFAULT now() -- start of its heartbeats without a gap:
+                                      -- it judges others only after a whole timeout
 );

@@ -7,7 +7,9 @@
  *   its row, marks its apps disconnected and returns the requests they held
  *   to the queue, and tells the nodes. A node that finds its own row gone
  *   was taken for dead (it lost the database for too long): it disconnects
- *   its apps, which register again, so nothing is held twice.
+ *   its apps, which register again, so nothing is held twice. Only a node
+ *   that has itself been beating without a gap for a whole timeout judges
+ *   the others, so the database being away for a while kills nobody.
  * - Presence: how many apps each space has on the other live nodes is read
  *   from app_connections after every change another node announces on the
  *   channel "spaces_changed" (payload: the space id), and every sweep.
@@ -187,12 +189,18 @@ static void beaten(const db_result *res, void *ud)
 void sp__nodes_tick(sp_app *app)
 {
 	static const char sql[] =
-	    "WITH prev AS (SELECT instance FROM nodes WHERE id = $1), "
-	    "hb AS (INSERT INTO nodes (id, seen_at, instance) VALUES ($1, now(), $3) "
-	    "ON CONFLICT (id) DO UPDATE SET seen_at = now(), instance = $3 "
+	    "WITH prev AS (SELECT instance, seen_at, up_since FROM nodes WHERE id = $1), "
+	    "hb AS (INSERT INTO nodes (id, seen_at, instance, up_since) VALUES ($1, now(), $3, "
+	    "now()) "
+	    "ON CONFLICT (id) DO UPDATE SET seen_at = now(), instance = $3, "
+	    "up_since = CASE WHEN nodes.seen_at > now() - interval '2500 ms' "
+	    "THEN nodes.up_since ELSE now() END "
 	    "RETURNING (xmax = 0) AS inserted), "
 	    "dead AS (DELETE FROM nodes WHERE id <> $1 "
-	    "AND seen_at < now() - make_interval(secs => $2::int) RETURNING id), "
+	    "AND seen_at < now() - make_interval(secs => $2::int) "
+	    "AND EXISTS (SELECT 1 FROM prev WHERE seen_at > now() - interval '2500 ms' "
+	    "AND up_since < now() - make_interval(secs => $2::int)) "
+	    "RETURNING id), "
 	    "c AS (UPDATE app_connections SET disconnected_at = now() "
 	    "WHERE disconnected_at IS NULL AND node_id IN (SELECT id FROM dead) RETURNING id), "
 	    "r AS (UPDATE requests SET status = 'queued', connection_id = NULL, updated_at = now() "
@@ -200,6 +208,14 @@ void sp__nodes_tick(sp_app *app)
 	    "RETURNING space_id) "
 	    "SELECT (SELECT inserted FROM hb), (SELECT string_agg(DISTINCT space_id, ',') FROM r), "
 	    "(SELECT string_agg(id, ',') FROM dead), (SELECT instance FROM prev)";
+	/*
+	 * Others are judged only by a node that has itself been beating without
+	 * a gap for a whole node timeout, as the database sees it when the
+	 * statement runs (it may have waited in the queue while the database was
+	 * away): silence is only seen by a node that was there to see it. After
+	 * an outage every row is old, and the others get a full timeout to come
+	 * back before anyone takes them for dead.
+	 */
 	char timeout[16];
 	const char *params[3] = {app->opts.node_id, timeout, app->instance};
 

@@ -473,6 +473,47 @@ def test_restart_of_one_node_leaves_the_other_alone(cluster, how):
 CLASH = "another process runs with --node-id"
 
 
+def test_database_outage_longer_than_the_node_timeout_kills_nobody(cluster):
+    """PostgreSQL is away for longer than --node-timeout: every node's
+    heartbeat is old when it comes back, but no node takes another for dead
+    (only a node whose own heartbeat is current judges): the apps stay
+    connected, their requests stay theirs and complete."""
+    pg = cluster.pg
+    a, b = cluster.node("a"), cluster.node("b")
+    sid_a, name_a = a.site.create_space(timeout_seconds=120)
+    sid_b, name_b = a.site.create_space(timeout_seconds=120)
+    x = cluster.app(a, name_a, name="X@A")
+    x_conn = registered(x)["connection_id"]
+    y = cluster.app(b, name_b, name="Y@B")
+    y_conn = registered(y)["connection_id"]
+    user = a.site.user()
+    r_a = a.site.submit_ok(user, sid_a, "held by X")
+    got_request(x, r_a)
+    r_b = b.site.submit_ok(user, sid_b, "held by Y")
+    got_request(y, r_b)
+    pg.stop()
+    time.sleep(NODE_TIMEOUT + 2)
+    pg.start()
+    # Both nodes write heartbeats again (and would have judged by now).
+    wait_until("both nodes beat again", lambda: len(pg.sql(
+        "SELECT id FROM nodes WHERE seen_at > now() - interval '1 second' "
+        "AND id IN (:'a', :'b')", a=a.node_id, b=b.node_id)) == 2,
+        timeout=20, context=cluster.context)
+    time.sleep(2.5)
+    for n in (a, b):
+        assert "taken for dead" not in n.stderr() and "not seen for" not in n.stderr(), \
+            cluster.context()
+    assert not x.events_named("disconnect") and not y.events_named("disconnect")
+    assert request_row(pg, r_a)["connection_id"] == x_conn
+    assert request_row(pg, r_b)["connection_id"] == y_conn
+    answer(x, r_a, "X after the outage")
+    answer(y, r_b, "Y after the outage")
+    for node, rid, text in ((b, r_a, "X after the outage"), (a, r_b, "Y after the outage")):
+        body = node.site.wait_status(rid, timeout=10)
+        assert body["status"] == "completed" and body["result"] == {"text_output": text}, body
+    cluster.stop_all()
+
+
 def test_two_processes_with_one_node_id_are_reported(cluster):
     """A misconfiguration that would make them requeue each other's
     requests: both say so in their logs within a few heartbeats."""

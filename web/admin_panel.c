@@ -177,12 +177,17 @@ static void panel_step(web_ctx *w)
 	    "s.enable_file_upload, s.rate_limit_seconds, s.timeout_seconds, s.max_apps, "
 	    "s.app_token_hash IS NOT NULL, (SELECT count(*) FROM requests r WHERE r.space_id = "
 	    "s.id AND r.status IN ('queued', 'processing')) FROM spaces s ORDER BY lower(s.name)";
-	static const char apps_sql[] = "SELECT s.id, s.name, c.id, coalesce(c.address, ''), " TS(
-	    "c.connected_at") ", "
-	                      "c.requests_served FROM app_connections c JOIN spaces s ON s.id = "
-	                      "c.space_id "
-	                      "WHERE c.disconnected_at IS NULL ORDER BY c.connected_at DESC LIMIT "
-	                      "500";
+	/* The address, and in cluster mode the process holding the app. */
+	static const char apps_sql[] =
+	    "SELECT s.id, s.name, c.id, coalesce(c.address, '') || "
+	    "CASE WHEN c.node_id <> '' THEN ' on ' || c.node_id "
+	    "ELSE '' END, " TS("c.connected_at") ", "
+	                                         "c.requests_served FROM app_connections c JOIN "
+	                                         "spaces s ON s.id = "
+	                                         "c.space_id "
+	                                         "WHERE c.disconnected_at IS NULL ORDER BY "
+	                                         "c.connected_at DESC LIMIT "
+	                                         "500";
 	static const char requests_sql[] = "SELECT r.id, s.name, r.username, r.status, " TS(
 	    "r.created_at") ", "
 	                    "EXTRACT(EPOCH FROM r.finished_at - r.created_at), "

@@ -267,6 +267,9 @@ def test_request_submitted_on_b_is_served_by_app_on_a(cluster):
     conn = registered(app)["connection_id"]
     assert connection_row(pg, conn) == {"node_id": a.node_id, "live": True}
     wait_page(b, sid, True, cluster)
+    # The admin page of either node names the process that holds the app.
+    html = b.site.admin().session.get(b.url + "/admin", timeout=10).text
+    assert conn in html and "on " + a.node_id in html, html[-3000:]
 
     user = b.site.user()
     browser = cluster.browser(b, user.cookie, name="browser@B")

@@ -313,9 +313,21 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	return 0;
 }
 
+/* 200 "ok" while a database connection is up; 503 otherwise, so that a load
+ * balancer sends users to a process that can serve them. */
 static void healthz(http_request *req, void *ud)
 {
-	(void)ud;
+	web_app *app = ud;
+	db_pool_stats st = {0};
+	static const char down[] = "database unreachable\n";
+
+	if (app->db)
+		db_pool_get_stats(app->db, &st);
+	if (st.connected == 0) {
+		http_respond(req, 503, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n",
+		             down, sizeof(down) - 1);
+		return;
+	}
 	http_respond(req, 200, "text/plain; charset=utf-8", "Cache-Control: no-store\r\n", "ok\n",
 	             3);
 }

@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.join(SOURCE, "tests", "lib"))
 
 import harness  # noqa: E402
 import pytest  # noqa: E402
+import requests  # noqa: E402
 
 PYTHON = harness.PYTHON
 CLIENTS = os.path.join(SOURCE, "tests", "clients")
@@ -248,8 +249,13 @@ def test_postgres_restart_under_load(cluster):
     pg.stop()
     time.sleep(1.5)
     server.assert_alive()
+    # A load balancer's health check sees that this process cannot serve.
+    r = requests.get(server.url + "/healthz", timeout=5)
+    assert r.status_code == 503 and r.text == "database unreachable\n", (r.status_code, r.text)
     pg.start()
     restarted_at = time.monotonic()
+    wait_until("/healthz says ok again", lambda: requests.get(
+        server.url + "/healthz", timeout=5).status_code == 200, 15)
     # The server finds the database again and serves new requests.
     probe = users[0]
 

@@ -92,8 +92,15 @@ static void drained(const db_result *res, void *ud)
 		int n = db_ntuples(res);
 		for (int i = 0; i < n; i++) {
 			const char *id = db_value(res, i, 0);
-			if (sp__send_request(d->conn, id, db_value(res, i, 1), db_value(res, i, 2)))
-				BASE_LOGW("spaces", "request %s: app gone before it was sent", id);
+			/* The app left while the query ran: its requeue may have run
+			 * first, so this one goes back to the queue by itself. */
+			if (sp__send_request(d->conn, id, db_value(res, i, 1),
+			                     db_value(res, i, 2))) {
+				BASE_LOGW("spaces",
+				          "request %s: app gone before it was sent; queued again",
+				          id);
+				sp__requeue_orphan(d->app, id, d->conn->id);
+			}
 		}
 		if (n > 0) {
 			BASE_LOGI("spaces", "%d queued request(s) sent to app %s", n, d->conn->id);

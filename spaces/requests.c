@@ -43,9 +43,22 @@ static void submit_done(submit_ctx *s, int status, const char *error, unsigned r
 
 static void requeue_orphan_done(const db_result *res, void *ud)
 {
-	sp_app *app = ud;
-	(void)res;
-	(void)app;
+	(void)ud;
+	if (!db_ok(res))
+		BASE_LOGE("spaces", "returning a request to the queue failed: %s", db_error(res));
+}
+
+void sp__requeue_orphan(sp_app *app, const char *request_id, const char *connection_id)
+{
+	/*
+	 * Back to the queue, unless another app has it already: the sweep's
+	 * drain gives it to the next app within a second.
+	 */
+	static const char sql[] = "UPDATE requests SET status = 'queued', connection_id = NULL, "
+	                          "updated_at = now() WHERE id::text = $1 AND connection_id = $2 "
+	                          "AND status = 'processing'";
+	const char *params[2] = {request_id, connection_id};
+	db_query(app->db, sql, 2, params, requeue_orphan_done, NULL);
 }
 
 static void inserted(const db_result *res, void *ud)
@@ -60,11 +73,7 @@ static void inserted(const db_result *res, void *ud)
 	if (sp__send_request(s->conn, s->request_id, s->username, s->payload)) {
 		/* The app left meanwhile: its requests were requeued before this one
 		 * existed, so requeue this one too and let the next app take it. */
-		static const char sql[] =
-		    "UPDATE requests SET status = 'queued', connection_id = NULL "
-		    "WHERE id::text = $1 AND status = 'processing'";
-		const char *params[1] = {s->request_id};
-		db_query(s->app->db, sql, 1, params, requeue_orphan_done, s->app);
+		sp__requeue_orphan(s->app, s->request_id, s->conn->id);
 	}
 	sp__space_changed(s->app, s->space_id);
 	submit_done(s, 200, NULL, 0);

@@ -81,6 +81,8 @@ void sp__space_state(sp_app *app, const char *space_id);
 
 /* requests.c */
 void sp__sweep_start(sp_app *app);
+/** A request written as held by connection_id, whose app was gone: back to the queue. */
+void sp__requeue_orphan(sp_app *app, const char *request_id, const char *connection_id);
 
 /* nodes.c (cluster mode; each does nothing with one process) */
 #define SP_NODES_CHANNEL "spaces_changed"

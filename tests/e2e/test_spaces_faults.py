@@ -367,3 +367,45 @@ def test_deadlines_survive_a_restart(cluster):
              ev[1]["data"]["request_id"] == expired]
     assert not again, "a request that timed out while the server was down was sent again"
     server.stop()
+
+
+def test_apps_that_leave_right_after_registering_strand_nothing(cluster):
+    """Queued requests go to an app as it registers; when the app leaves at
+    that moment, its requeue can run before they are written as its own.
+    Those must go back to the queue too, not wait for their deadline: after
+    apps that register and leave at once, a real app gets every request."""
+    import socketio
+
+    pg, children, servers = cluster
+    server = harness.start_spaces_server(pg.url)
+    servers.append(server)
+    site = harness.SpacesSite(server.url, pg)
+    sid, name = site.create_space(timeout_seconds=60, max_apps=3)
+    holder = child(children, [CONTROL_APP, "--control", "--host", server.url, "--space", name],
+                   "holder")
+    assert holder.wait_event("register_response")[2]["data"].get("success") is True
+    user = site.user()
+    ids = [site.submit_ok(user, sid, "r%d" % i) for i in range(30)]
+    for rid in ids:
+        holder.wait_event("inference_request", pred=lambda e, r=rid: e["data"]["request_id"] == r)
+    holder.send({"op": "disconnect"})
+    wait_until("the holder's requests are queued again",
+               lambda: set(statuses(pg, ids).values()) == {"queued"}, 10)
+
+    # Each is a chance for the race (about one run in three hits it with 12).
+    for i in range(25):
+        sio = socketio.Client(reconnection=False)
+        answered = threading.Event()
+        sio.on("register_response", lambda data, ev=answered: ev.set())
+        sio.connect(server.url, transports=["websocket"], wait_timeout=10)
+        sio.emit("register", {"space_name": name})
+        assert answered.wait(10), "no register_response"
+        sio.disconnect()
+
+    final = child(children, [CONTROL_APP, "--control", "--host", server.url, "--space", name],
+                  "final")
+    assert final.wait_event("register_response")[2]["data"].get("success") is True
+    final.send({"op": "auto_answer", "on": True})
+    wait_until("every request completed by the last app (not left to its deadline)",
+               lambda: set(statuses(pg, ids).values()) == {"completed"}, 10)
+    server.stop()

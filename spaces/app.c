@@ -83,7 +83,7 @@ static void startup_done(const db_result *res, void *ud)
 		char *list = strdup(db_value(res, 0, 1)), *save = NULL;
 		for (char *id = list ? strtok_r(list, ",", &save) : NULL; id;
 		     id = strtok_r(NULL, ",", &save))
-			sp__nodes_tell(app, id);
+			sp__nodes_tell_queued(app, id);
 		free(list);
 	}
 }

@@ -14,7 +14,9 @@
  *   from app_connections after every change another node announces on the
  *   channel "spaces_changed" (payload: the space id), and every sweep.
  * - Dispatch: a node that has an app of the announced space drains its
- *   queue (SKIP LOCKED: two nodes never take the same request).
+ *   queue (SKIP LOCKED: two nodes never take the same request); requests
+ *   queued for an app elsewhere are announced on "spaces_queued", which
+ *   does not make anyone read the presence again.
  * - Browsers: "/spaces" broadcasts go to the other nodes (cluster.c).
  */
 #include <stdlib.h>
@@ -31,6 +33,12 @@ void sp__nodes_tell(sp_app *app, const char *space_id)
 {
 	if (app->opts.node_id && !app->closed)
 		db_notify(app->db, SP_NODES_CHANNEL, space_id, NULL, NULL);
+}
+
+void sp__nodes_tell_queued(sp_app *app, const char *space_id)
+{
+	if (app->opts.node_id && !app->closed)
+		db_notify(app->db, SP_QUEUE_CHANNEL, space_id, NULL, NULL);
 }
 
 /* ---- presence ---------------------------------------------------------------- */
@@ -99,14 +107,19 @@ static void presence_refresh(sp_app *app)
 		app->presence_busy = 1;
 }
 
+/*
+ * Both channels: the node with an app of the space drains its queue; only
+ * a change of apps needs the presence read again (queued requests, the
+ * busy channel, do not).
+ */
 static void on_changed(const char *channel, const char *payload, void *ud)
 {
 	sp_app *app = ud;
 
-	(void)channel;
 	if (app->closed)
 		return;
-	presence_refresh(app);
+	if (payload == NULL || strcmp(channel, SP_NODES_CHANNEL) == 0)
+		presence_refresh(app);
 	if (payload == NULL) {
 		/* Listening again: what was announced meanwhile is read afresh. */
 		for (sp_space *sp = app->spaces; sp; sp = sp->next) {
@@ -247,6 +260,8 @@ int sp__nodes_start(sp_app *app)
 	if (rc == 0)
 		rc = db_listen(app->db, SP_NODES_CHANNEL, on_changed, app);
 	if (rc == 0)
+		rc = db_listen(app->db, SP_QUEUE_CHANNEL, on_changed, app);
+	if (rc == 0)
 		sp__nodes_tick(app);
 	return rc;
 }
@@ -256,6 +271,7 @@ void sp__nodes_stop(sp_app *app)
 	if (!app->opts.node_id)
 		return;
 	db_unlisten(app->db, SP_NODES_CHANNEL, on_changed, app);
+	db_unlisten(app->db, SP_QUEUE_CHANNEL, on_changed, app);
 	sp_cluster_free(app->cluster);
 	app->cluster = NULL;
 }

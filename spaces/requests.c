@@ -166,7 +166,7 @@ static void checked(const db_result *res, void *ud)
 		    "WITH w AS (INSERT INTO requests (id, space_id, user_id, username, status, "
 		    "payload, deadline_at) VALUES ($1, $2, $3, $4, 'queued', $5::jsonb, "
 		    "now() + make_interval(secs => $6::int)) RETURNING space_id) "
-		    "SELECT pg_notify('" SP_NODES_CHANNEL "', space_id) FROM w";
+		    "SELECT pg_notify('" SP_QUEUE_CHANNEL "', space_id) FROM w";
 		const char *qparams[6] = {s->request_id, s->space_id, s->user_id,
 		                          s->username,   s->payload,  s->timeout_s};
 		if (db_query(app->db, queued_sql, 6, qparams, queued, s))

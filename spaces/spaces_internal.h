@@ -85,12 +85,17 @@ void sp__sweep_start(sp_app *app);
 void sp__requeue_orphan(sp_app *app, const char *request_id, const char *connection_id);
 
 /* nodes.c (cluster mode; each does nothing with one process) */
+/* A space's apps changed (presence, and maybe requeued requests); payload: its id. */
 #define SP_NODES_CHANNEL "spaces_changed"
+/* A space has new queued requests, for whichever node has an app of it. */
+#define SP_QUEUE_CHANNEL "spaces_queued"
 /** Listens to the other nodes and starts the heartbeat. 0 or an error. */
 int sp__nodes_start(sp_app *app);
 void sp__nodes_stop(sp_app *app);
 /** Tells the other nodes that a space's apps or queue changed (after the change is written). */
 void sp__nodes_tell(sp_app *app, const char *space_id);
+/** Tells the other nodes that a space has queued requests (only its queue changed). */
+void sp__nodes_tell_queued(sp_app *app, const char *space_id);
 /** Every sweep: heartbeat, dead nodes' requests back to the queue, remote apps counted. */
 void sp__nodes_tick(sp_app *app);
 /** app_connections.node_id of this process ("" with one process). */

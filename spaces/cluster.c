@@ -35,8 +35,9 @@ enum {
 
 typedef struct cl_out {
 	struct cl_out *next;
-	int attach;       /* params: 0 {channel, json}; 1 {payload, channel, uid, nsp} */
-	const char *p[4]; /* into data */
+	int attach;       /* params: 0 {channel, json}; 1 {payload, channel, uid, nsp, type} */
+	const char *p[5]; /* into data */
+	char type[4];     /* attach: the message's type, for its notification */
 	size_t size;
 	char data[];
 } cl_out;
@@ -116,8 +117,7 @@ static void publish_next(sp_cluster *c)
 	static const char attach_sql[] =
 	    "WITH a AS (INSERT INTO " CL_TABLE " (payload) VALUES ($1::bytea) RETURNING id) "
 	    "SELECT pg_notify($2, json_build_object('uid', $3::text, 'nsp', $4::text, 'type', "
-	    "3, "
-	    "'attachmentId', a.id::text)::text) FROM a";
+	    "$5::int, 'attachmentId', a.id::text)::text) FROM a";
 	db_stmt st[CL_BATCH];
 	cl_out *batch[CL_BATCH];
 	unsigned n = 0;
@@ -132,7 +132,7 @@ static void publish_next(sp_cluster *c)
 		c->out_bytes -= o->size;
 		batch[n] = o;
 		st[n].sql = o->attach ? attach_sql : notify_sql;
-		st[n].nparams = o->attach ? 4 : 2;
+		st[n].nparams = o->attach ? 5 : 2;
 		st[n].params = o->p;
 		n++;
 	}
@@ -192,7 +192,8 @@ static void out_notify(sp_cluster *c, const char *channel, const char *json, siz
 }
 
 /* The message as msgpack in the attachments table, its id in the notification. */
-static void out_attach(sp_cluster *c, const char *channel, const char *nsp, const base_buf *mp)
+static void out_attach(sp_cluster *c, const char *channel, const char *nsp, int type,
+                       const base_buf *mp)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t cl = strlen(channel) + 1, ul = strlen(c->uid) + 1, nl = strlen(nsp) + 1;
@@ -218,6 +219,8 @@ static void out_attach(sp_cluster *c, const char *channel, const char *nsp, cons
 	o->p[1] = memcpy(p, channel, cl);
 	o->p[2] = memcpy(p + cl, c->uid, ul);
 	o->p[3] = memcpy(p + cl + ul, nsp, nl);
+	snprintf(o->type, sizeof(o->type), "%d", type);
+	o->p[4] = o->type;
 	enqueue(c, o);
 }
 
@@ -267,7 +270,8 @@ static void on_sockets(sio_namespace *nsp, const sio_bcast *b, sio_sockets_op op
 		base_buf mp = BASE_BUF_INIT;
 
 		if (sio_msgpack_pack_json(&mp, (base_slice){text, strlen(text)}, NULL, 0) == 0)
-			out_attach(c, cn->channel, name, &mp);
+			out_attach(c, cn->channel, name,
+			           (int)json_integer_value(json_object_get(msg, "type")), &mp);
 		else
 			c->st.dropped++;
 		base_buf_free(&mp);
@@ -353,7 +357,7 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pack
 			c->st.dropped++;
 			goto out;
 		}
-		out_attach(c, cn->channel, name, &whole);
+		out_attach(c, cn->channel, name, CL_BROADCAST, &whole);
 		base_buf_free(&whole);
 	}
 out:

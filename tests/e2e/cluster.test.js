@@ -480,6 +480,13 @@ test("socketsJoin and socketsLeave from any node apply on every node", { timeout
   // except: the leave did not touch j10.
   await cl.C2.c.bcast({ event: "t-j10-still", rooms: ["j10"] }, "still");
   await expectExactlyOnce("t-j10-still", members);
+
+  // A join whose message passes 8000 bytes (a long room name) goes through
+  // socket_io_attachments like a big broadcast.
+  const long = "L".repeat(9000);
+  for (const c of members) assert.equal(await c.call("join", long), "ok");
+  await cl.C1.c.call("sjoin", { rooms: [long] }, "j-long");
+  await untilHeard(cl.N1.c, "j-long", "j-long-probe", members);
 });
 
 function disconnected(c) {

@@ -359,16 +359,57 @@ void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void 
 
 /* ---- deadlines ------------------------------------------------------------ */
 
+static void waiting_found(const db_result *res, void *ud)
+{
+	sp_app *app = ud;
+	if (!db_ok(res)) {
+		BASE_LOGW("spaces", "looking for queued requests failed: %s", db_error(res));
+		return;
+	}
+	for (int i = 0; i < db_ntuples(res) && !app->closed; i++)
+		sp__drain(app, db_value(res, i, 0));
+}
+
+/*
+ * A safety net under the event-driven dispatch: requests that became queued
+ * while no drain could see them (start-up recovery racing a register, an app
+ * gone while its drain ran, a failed query) reach an app within a sweep. One
+ * query finds the spaces with apps here that have any; only those drain.
+ */
+static void drain_waiting(sp_app *app)
+{
+	static const char sql[] = "SELECT DISTINCT space_id FROM requests WHERE status = 'queued' "
+	                          "AND space_id = ANY($1::text[]) AND deadline_at > now()";
+	base_buf ids = BASE_BUF_INIT;
+	base_buf_append(&ids, "{", 1);
+	for (sp_space *sp = app->spaces; sp; sp = sp->next) {
+		if (!sp->n_apps)
+			continue;
+		if (ids.len > 1)
+			base_buf_append(&ids, ",", 1);
+		/* An array literal's element, quoted (ids are URL-safe, but still). */
+		base_buf_append(&ids, "\"", 1);
+		for (const char *c = sp->id; *c; c++) {
+			if (*c == '"' || *c == '\\')
+				base_buf_append(&ids, "\\", 1);
+			base_buf_append(&ids, c, 1);
+		}
+		base_buf_append(&ids, "\"", 1);
+	}
+	base_buf_append(&ids, "}", 1);
+	if (ids.data && ids.len > 2 && base_buf_append(&ids, "", 1) == 0) {
+		const char *params[1] = {ids.data};
+		db_query(app->db, sql, 1, params, waiting_found, app);
+	}
+	base_buf_free(&ids);
+}
+
 static void swept(const db_result *res, void *ud)
 {
 	sp_app *app = ud;
 	app->sweeping = 0;
-	/* A safety net under the event-driven dispatch: requests that became
-	 * queued while no drain could see them (start-up recovery racing a
-	 * register, a failed query) reach an app within a sweep. */
-	for (sp_space *sp = app->spaces; sp && !app->closed; sp = sp->next)
-		if (sp->n_apps)
-			sp__drain(app, sp->id);
+	if (!app->closed)
+		drain_waiting(app);
 	if (!db_ok(res)) {
 		BASE_LOGW("spaces", "deadline sweep failed: %s", db_error(res));
 		return;

@@ -409,3 +409,32 @@ def test_apps_that_leave_right_after_registering_strand_nothing(cluster):
     wait_until("every request completed by the last app (not left to its deadline)",
                lambda: set(statuses(pg, ids).values()) == {"completed"}, 10)
     server.stop()
+
+
+def test_a_request_queued_behind_the_servers_back_reaches_the_app_within_a_sweep(cluster):
+    """The sweep's safety net: a queued request no event announced (written
+    by another program, or left by a lost query) goes to a connected app of
+    its space within about a second; one for a space without an app here
+    stays queued."""
+    import uuid
+
+    pg, children, servers = cluster
+    server = harness.start_spaces_server(pg.url)
+    servers.append(server)
+    site = harness.SpacesSite(server.url, pg)
+    sid, name = site.create_space(timeout_seconds=60)
+    lonely, _ = site.create_space(timeout_seconds=60)
+    app = child(children, [CONTROL_APP, "--control", "--host", server.url, "--space", name],
+                "app")
+    assert app.wait_event("register_response")[2]["data"].get("success") is True
+    rid, other = str(uuid.uuid4()), str(uuid.uuid4())
+    pg.sql("INSERT INTO requests (id, space_id, username, status, payload, deadline_at) "
+           "VALUES (:'r', :'s', 'outsider', 'queued', '{\"prompt\": \"hi\"}', "
+           "now() + interval '60 seconds'), (:'o', :'l', 'outsider', 'queued', '{}', "
+           "now() + interval '60 seconds')", r=rid, s=sid, o=other, l=lonely)
+    t0 = time.monotonic()
+    app.wait_event("inference_request", timeout=5,
+                   pred=lambda e: e["data"]["request_id"] == rid)
+    assert time.monotonic() - t0 < 3.0
+    assert statuses(pg, [rid, other]) == {rid: "processing", other: "queued"}
+    server.stop()

@@ -141,28 +141,28 @@ void web__start(web_site *site, http_request *req, size_t size, const char *id_p
 
 /* ---- answers -------------------------------------------------------------- */
 
-void web__respond(web_ctx *w, int status, const char *content_type, const char *headers,
-                  const void *body, size_t len)
+/* The request, detached from w: it is answered before w (which may hold the answer's bytes) is freed. */
+static http_request *take_req(web_ctx *w)
 {
 	http_request *req = w->req;
 
-	/* Answer first: the arguments may live in w, which is freed after. */
 	w->req = NULL;
 	req->on_abort = NULL;
 	req->abort_ud = NULL;
-	http_respond(req, status, content_type, headers, body, len);
+	return req;
+}
+
+void web__respond(web_ctx *w, int status, const char *content_type, const char *headers,
+                  const void *body, size_t len)
+{
+	http_respond(take_req(w), status, content_type, headers, body, len);
 	web__ctx_free(w);
 }
 
 void web__respond_file(web_ctx *w, int status, const char *content_type, const char *headers,
                        uv_file fd, uint64_t offset, uint64_t len)
 {
-	http_request *req = w->req;
-
-	w->req = NULL;
-	req->on_abort = NULL;
-	req->abort_ud = NULL;
-	http_respond_file(req, status, content_type, headers, fd, offset, len);
+	http_respond_file(take_req(w), status, content_type, headers, fd, offset, len);
 	web__ctx_free(w);
 }
 

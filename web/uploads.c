@@ -347,11 +347,21 @@ typedef struct {
 	web_ctx base;
 	uv_fs_t fs;
 	uint64_t size;
+	/* What is sent once the file is open: status, range and header lines. */
+	int status;
+	uint64_t start, len;
+	const char *ctype;
+	base_buf headers;
 	char path[1024];
 	char content_type[128];
 	char name[128];
 	char token[64];
 } serve_ctx;
+
+static void serve_cleanup(web_ctx *w)
+{
+	base_buf_free(&((serve_ctx *)w)->headers);
+}
 
 /* Types a browser may show inline without running anything; others are downloads. */
 static const char *safe_type(const char *ct, int *inline_ok)
@@ -370,14 +380,6 @@ static const char *safe_type(const char *ct, int *inline_ok)
 	return "application/octet-stream";
 }
 
-static void close_fd(uv_file fd)
-{
-	uv_fs_t req;
-
-	uv_fs_close(NULL, &req, fd, NULL);
-	uv_fs_req_cleanup(&req);
-}
-
 /* 1 when an If-None-Match or If-Range value names etag. */
 static int etag_matches(const base_slice *v, const char *etag)
 {
@@ -387,87 +389,43 @@ static int etag_matches(const base_slice *v, const char *etag)
 	                     (v->len == 1 && v->base[0] == '*'));
 }
 
-/*
- * Sends the file, whole or the one byte range asked for (media players seek
- * with ranges), streamed from disk by the HTTP layer: memory stays bounded
- * whatever the file's size. Uploads never change, so their token is their
- * ETag.
- */
 static void file_opened(uv_fs_t *fs)
 {
 	serve_ctx *s = fs->data;
 	web_ctx *w = &s->base;
-	int fd = (int)fs->result, inline_ok, status = 200;
-	uint64_t start = 0, len = s->size;
-	char etag[80];
-	base_buf h = BASE_BUF_INIT;
+	int fd = (int)fs->result;
 
 	uv_fs_req_cleanup(fs);
 	if (web__gone(w)) {
-		if (fd >= 0)
-			close_fd(fd);
+		if (fd >= 0) {
+			uv_fs_t req;
+
+			uv_fs_close(NULL, &req, fd, NULL);
+			uv_fs_req_cleanup(&req);
+		}
 		return;
 	}
 	if (fd < 0) {
 		web__respond(w, 404, "text/plain; charset=utf-8", NULL, "Not Found\n", 10);
 		return;
 	}
-	snprintf(etag, sizeof(etag), "\"%s\"", s->token);
-	const char *ct = safe_type(s->content_type, &inline_ok);
-	base_buf_printf(&h,
-	                "Cache-Control: private, max-age=3600\r\n"
-	                "ETag: %s\r\n"
-	                "Accept-Ranges: bytes\r\n"
-	                "X-Content-Type-Options: nosniff\r\n"
-	                "Content-Security-Policy: default-src 'none'; sandbox\r\n"
-	                "Content-Disposition: %s; filename=\"%s\"\r\n",
-	                etag, inline_ok ? "inline" : "attachment", s->name);
-	if (etag_matches(http_header_get(w->req, "If-None-Match"), etag)) {
-		close_fd(fd);
-		if (web_buf_cstr(&h))
-			web__respond(w, 304, NULL, h.data, NULL, 0);
-		else
-			web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n",
-			             14);
-		base_buf_free(&h);
-		return;
-	}
-	const base_slice *range = http_header_get(w->req, "Range");
-	const base_slice *if_range = http_header_get(w->req, "If-Range");
-	int r = range && (!if_range || etag_matches(if_range, etag))
-	            ? http_parse_range(range, s->size, &start, &len)
-	            : 0;
-	if (r < 0) {
-		close_fd(fd);
-		base_buf_printf(&h, "Content-Range: bytes */%llu\r\n", (unsigned long long)s->size);
-		if (web_buf_cstr(&h))
-			web__respond(w, 416, "text/plain; charset=utf-8", h.data,
-			             "Range Not Satisfiable\n", 22);
-		else
-			web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n",
-			             14);
-		base_buf_free(&h);
-		return;
-	}
-	if (r > 0) {
-		status = 206;
-		base_buf_printf(&h, "Content-Range: bytes %llu-%llu/%llu\r\n",
-		                (unsigned long long)start, (unsigned long long)(start + len - 1),
-		                (unsigned long long)s->size);
-	}
-	if (!web_buf_cstr(&h)) {
-		close_fd(fd);
-		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
-		return;
-	}
-	web__respond_file(w, status, ct, h.data, fd, start, len);
-	base_buf_free(&h);
+	/* The HTTP layer streams it from disk: memory stays bounded whatever its size. */
+	web__respond_file(w, s->status, s->ctype, s->headers.data, fd, s->start, s->len);
 }
 
+/*
+ * Answers from the upload's row what needs no file (304, 416), and opens
+ * the file for the rest: the whole file, or the one byte range asked for
+ * (media players seek with ranges). Uploads never change, so their token
+ * is their ETag.
+ */
 static void upload_found(const db_result *res, void *ud)
 {
 	serve_ctx *s = ud;
 	web_ctx *w = &s->base;
+	base_buf *h = &s->headers;
+	char etag[80];
+	int inline_ok, r;
 
 	if (web__gone(w))
 		return;
@@ -487,6 +445,49 @@ static void upload_found(const db_result *res, void *ud)
 	snprintf(s->path, sizeof(s->path), "%s", path);
 	snprintf(s->content_type, sizeof(s->content_type), "%s", db_value(res, 0, 1));
 	s->size = size;
+	s->status = 200;
+	s->start = 0;
+	s->len = size;
+	s->ctype = safe_type(s->content_type, &inline_ok);
+	snprintf(etag, sizeof(etag), "\"%s\"", s->token);
+	base_buf_printf(h,
+	                "Cache-Control: private, max-age=3600\r\n"
+	                "ETag: %s\r\n"
+	                "Accept-Ranges: bytes\r\n"
+	                "X-Content-Type-Options: nosniff\r\n"
+	                "Content-Security-Policy: default-src 'none'; sandbox\r\n"
+	                "Content-Disposition: %s; filename=\"%s\"\r\n",
+	                etag, inline_ok ? "inline" : "attachment", s->name);
+	const base_slice *range = http_header_get(w->req, "Range");
+	const base_slice *if_range = http_header_get(w->req, "If-Range");
+	if (etag_matches(http_header_get(w->req, "If-None-Match"), etag)) {
+		r = 304;
+	} else if (range && (!if_range || etag_matches(if_range, etag))) {
+		r = http_parse_range(range, size, &s->start, &s->len);
+		if (r < 0)
+			base_buf_printf(h, "Content-Range: bytes */%llu\r\n", size);
+		else if (r > 0)
+			base_buf_printf(h, "Content-Range: bytes %llu-%llu/%llu\r\n",
+			                (unsigned long long)s->start,
+			                (unsigned long long)(s->start + s->len - 1), size);
+		r = r < 0 ? 416 : r > 0 ? 206 : 200;
+	} else {
+		r = 200;
+	}
+	if (!web_buf_cstr(h)) {
+		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
+		return;
+	}
+	if (r == 304) {
+		web__respond(w, 304, NULL, h->data, NULL, 0);
+		return;
+	}
+	if (r == 416) {
+		web__respond(w, 416, "text/plain; charset=utf-8", h->data,
+		             "Range Not Satisfiable\n", 22);
+		return;
+	}
+	s->status = r;
 	s->fs.data = s;
 	if (uv_fs_open(w->site->loop, &s->fs, s->path, O_RDONLY, 0, file_opened))
 		web__respond(w, 404, "text/plain; charset=utf-8", NULL, "Not Found\n", 10);
@@ -506,6 +507,7 @@ static void upload_route(http_request *req, void *ud)
 	serve_ctx *s = (serve_ctx *)web__ctx_new(site, req, sizeof(serve_ctx));
 	if (!s)
 		return;
+	s->base.cleanup = serve_cleanup;
 	size_t tl = slash ? (size_t)(slash - rest.base) : 0;
 	size_t nl = slash ? rest.len - tl - 1 : 0;
 	int ok = tl >= 16 && tl < sizeof(s->token) && nl > 0 && nl < sizeof(s->name);

@@ -171,16 +171,7 @@ def cluster(pg):
 # Helpers
 
 
-def wait_until(what, fn, timeout, interval=0.1, context=None):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("%s: not within %.1f s\n%s"
-                                 % (what, timeout, context() if context else ""))
-        time.sleep(interval)
+wait_until = harness.wait_until
 
 
 def registered(app, timeout=10.0, start=0):
@@ -406,6 +397,25 @@ def test_dead_node_requests_move_to_another_node(cluster):
     cluster.stop_all()
 
 
+class Held:
+    """Two nodes A and B, each with an app (X on A, Y on B) of a space of
+    its own, each app holding one unanswered request (r_a, r_b)."""
+
+    def __init__(self, cluster, timeout_seconds):
+        self.a, self.b = cluster.node("a"), cluster.node("b")
+        self.sid_a, name_a = self.a.site.create_space(timeout_seconds=timeout_seconds)
+        self.sid_b, name_b = self.a.site.create_space(timeout_seconds=timeout_seconds)
+        self.x = cluster.app(self.a, name_a, name="X@A")
+        self.x_conn = registered(self.x)["connection_id"]
+        self.y = cluster.app(self.b, name_b, name="Y@B")
+        self.y_conn = registered(self.y)["connection_id"]
+        user = self.b.site.user()
+        self.r_a = self.a.site.submit_ok(user, self.sid_a, "held by X")
+        got_request(self.x, self.r_a)
+        self.r_b = self.b.site.submit_ok(user, self.sid_b, "held by Y")
+        got_request(self.y, self.r_b)
+
+
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_restart_of_one_node_leaves_the_other_alone(cluster, how):
     """App Y on B holds a request; app X on A holds another. A restarts with
@@ -414,18 +424,9 @@ def test_restart_of_one_node_leaves_the_other_alone(cluster, how):
     processing on Y's live connection, untouched, and completes when Y
     answers."""
     pg = cluster.pg
-    a, b = cluster.node("a"), cluster.node("b")
-    sid_b, name_b = a.site.create_space(timeout_seconds=60)
-    sid_a, name_a = a.site.create_space(timeout_seconds=60)
-    y = cluster.app(b, name_b, name="Y@B")
-    y_conn = registered(y)["connection_id"]
-    x = cluster.app(a, name_a, name="X@A")
-    x_conn = registered(x)["connection_id"]
-    user = b.site.user()
-    r_b = b.site.submit_ok(user, sid_b, "held by Y")
-    got_request(y, r_b)
-    r_a = a.site.submit_ok(user, sid_a, "held by X")
-    got_request(x, r_a)
+    held = Held(cluster, 60)
+    a, b, x, y = held.a, held.b, held.x, held.y
+    x_conn, y_conn, r_a, r_b = held.x_conn, held.y_conn, held.r_a, held.r_b
     before = request_row(pg, r_b)
     assert before["status"] == "processing" and before["connection_id"] == y_conn and \
         before["attempts"] == "1", before
@@ -479,21 +480,13 @@ CLASH = "another process runs with --node-id"
 def test_database_outage_longer_than_the_node_timeout_kills_nobody(cluster):
     """PostgreSQL is away for longer than --node-timeout: every node's
     heartbeat is old when it comes back, but no node takes another for dead
-    (only a node whose own heartbeat is current judges): the apps stay
-    connected, their requests stay theirs and complete."""
+    (a node judges others only after beating without a gap for a whole
+    timeout itself): the apps stay connected, their requests stay theirs and
+    complete."""
     pg = cluster.pg
-    a, b = cluster.node("a"), cluster.node("b")
-    sid_a, name_a = a.site.create_space(timeout_seconds=120)
-    sid_b, name_b = a.site.create_space(timeout_seconds=120)
-    x = cluster.app(a, name_a, name="X@A")
-    x_conn = registered(x)["connection_id"]
-    y = cluster.app(b, name_b, name="Y@B")
-    y_conn = registered(y)["connection_id"]
-    user = a.site.user()
-    r_a = a.site.submit_ok(user, sid_a, "held by X")
-    got_request(x, r_a)
-    r_b = b.site.submit_ok(user, sid_b, "held by Y")
-    got_request(y, r_b)
+    held = Held(cluster, 120)
+    a, b, x, y = held.a, held.b, held.x, held.y
+    x_conn, y_conn, r_a, r_b = held.x_conn, held.y_conn, held.r_a, held.r_b
     pg.stop()
     time.sleep(NODE_TIMEOUT + 2)
     pg.start()

@@ -67,15 +67,7 @@ def statuses(pg, ids):
     return {r[0]: r[1] for r in rows}
 
 
-def wait_until(what, fn, timeout, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("%s: not within %.1f s" % (what, timeout))
-        time.sleep(interval)
+wait_until = harness.wait_until
 
 
 def wait_all(pg, ids, ok_statuses, timeout, what, context=None):

@@ -385,6 +385,20 @@ def spaces_server_has_database():
     return "--database-url" in (out.stdout + out.stderr)
 
 
+def wait_until(what, fn, timeout, interval=0.1, context=None):
+    """Polls fn until it returns something true (returned), or fails after
+    timeout seconds saying what was awaited, with context() when given."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("%s: not within %.1f s\n%s"
+                                 % (what, timeout, context() if context else ""))
+        time.sleep(interval)
+
+
 def start_spaces_server(database_url, port=None, extra_args=(), env=None,
                         ready_timeout=30.0):
     """spaces-server --listen 127.0.0.1:P --database-url URL, ready once it

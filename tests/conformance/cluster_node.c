@@ -30,6 +30,7 @@
 
 #include "cluster.h"
 #include "server_main.h"
+#include "sio_test_args.h"
 #include "socketio.h"
 
 typedef struct {
@@ -38,24 +39,10 @@ typedef struct {
 	sp_cluster *cluster;
 } node;
 
-/* The event's arguments as a JSON array (NULL when not valid). */
-static json_t *args_array(const sio_event *ev)
+/* Acks with v and drops it. */
+static void ack_new(const sio_event *ev, json_t *v)
 {
-	base_buf b = BASE_BUF_INIT;
-	base_buf_append(&b, "[", 1);
-	base_buf_append(&b, ev->args.base, ev->args.len);
-	base_buf_append(&b, "]", 1);
-	json_t *arr = json_loadb(b.data, b.len, 0, NULL);
-	base_buf_free(&b);
-	return json_is_array(arr) ? arr : (json_decref(arr), NULL);
-}
-
-static void ack_json(const sio_event *ev, json_t *v)
-{
-	char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (t && ev->ack_id >= 0)
-		sio_ack(ev->socket, ev->ack_id, (base_slice){t, strlen(t)}, NULL, 0);
-	free(t);
+	ack_json(ev, v);
 	json_decref(v);
 }
 
@@ -66,7 +53,7 @@ static void on_join(const sio_event *ev, void *ud)
 	if (json_is_string(json_array_get(a, 0)))
 		sio_join(ev->socket, json_string_value(json_array_get(a, 0)));
 	json_decref(a);
-	ack_json(ev, json_string("ok"));
+	ack_new(ev, json_string("ok"));
 }
 
 static void on_leave(const sio_event *ev, void *ud)
@@ -76,7 +63,7 @@ static void on_leave(const sio_event *ev, void *ud)
 	if (json_is_string(json_array_get(a, 0)))
 		sio_leave(ev->socket, json_string_value(json_array_get(a, 0)));
 	json_decref(a);
-	ack_json(ev, json_string("ok"));
+	ack_new(ev, json_string("ok"));
 }
 
 /* b from {rooms, except, volatile}; room names point into opts. */
@@ -106,27 +93,20 @@ static void on_bcast(const sio_event *ev, void *ud)
 	base_buf args = BASE_BUF_INIT;
 	const char *event = json_string_value(json_object_get(opts, "event"));
 	sio_bcast b;
-	size_t i;
 
 	if (!json_is_object(opts)) {
 		json_decref(a);
-		ack_json(ev, json_string("bad options"));
+		ack_new(ev, json_string("bad options"));
 		return;
 	}
 	bcast_from(&b, ev, opts);
 	/* Placeholders keep their numbers: opts carries no binary. */
-	for (i = 1; i < json_array_size(a); i++) {
-		char *t = json_dumps(json_array_get(a, i), JSON_COMPACT | JSON_ENCODE_ANY);
-		if (i > 1)
-			base_buf_append(&args, ",", 1);
-		base_buf_append_str(&args, t ? t : "null");
-		free(t);
-	}
+	args_text(a, 1, json_array_size(a), &args);
 	sio_bcast_emit(&b, event ? event : "msg", (base_slice){args.data, args.len},
 	               ev->attachments, ev->n_attachments);
 	base_buf_free(&args);
 	json_decref(a);
-	ack_json(ev, json_string("sent"));
+	ack_new(ev, json_string("sent"));
 }
 
 static void on_sockets(const sio_event *ev, void *ud)
@@ -138,7 +118,7 @@ static void on_sockets(const sio_event *ev, void *ud)
 
 	if (!json_is_object(opts)) {
 		json_decref(a);
-		ack_json(ev, json_string("bad options"));
+		ack_new(ev, json_string("bad options"));
 		return;
 	}
 	bcast_from(&b, ev, opts);
@@ -151,7 +131,7 @@ static void on_sockets(const sio_event *ev, void *ud)
 	else
 		n = -1;
 	/* ev->socket is held during the call; disconnected by its own request, it gets no ack. */
-	ack_json(ev, json_integer(n));
+	ack_new(ev, json_integer(n));
 	json_decref(a);
 }
 
@@ -161,16 +141,16 @@ static void on_stats(const sio_event *ev, void *ud)
 	sp_cluster_stats st;
 
 	sp_cluster_stats_get(n->cluster, &st);
-	ack_json(ev, json_pack("{s:I,s:I,s:I,s:I}", "published", (json_int_t)st.published,
-	                       "delivered", (json_int_t)st.delivered, "ignored",
-	                       (json_int_t)st.ignored, "dropped", (json_int_t)st.dropped));
+	ack_new(ev, json_pack("{s:I,s:I,s:I,s:I}", "published", (json_int_t)st.published,
+	                      "delivered", (json_int_t)st.delivered, "ignored",
+	                      (json_int_t)st.ignored, "dropped", (json_int_t)st.dropped));
 }
 
 static void on_ready(const sio_event *ev, void *ud)
 {
 	node *n = ud;
 
-	ack_json(ev, json_boolean(sp_cluster_ready(n->cluster)));
+	ack_new(ev, json_boolean(sp_cluster_ready(n->cluster)));
 }
 
 static void stop(void *ud)

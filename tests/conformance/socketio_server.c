@@ -32,6 +32,7 @@
 #include <jansson.h>
 
 #include "server_main.h"
+#include "sio_test_args.h"
 #include "socketio.h"
 
 static http_server *g_http;
@@ -58,42 +59,10 @@ static void on_message_with_ack(const sio_event *ev, void *ud)
 
 /* ---- EXTRA ------------------------------------------------------------- */
 
-/* The event's arguments as a JSON array (NULL when not valid). */
-static json_t *args_array(const sio_event *ev)
-{
-	base_buf b = BASE_BUF_INIT;
-	base_buf_append(&b, "[", 1);
-	base_buf_append(&b, ev->args.base, ev->args.len);
-	base_buf_append(&b, "]", 1);
-	json_t *arr = json_loadb(b.data, b.len, 0, NULL);
-	base_buf_free(&b);
-	return json_is_array(arr) ? arr : (json_decref(arr), NULL);
-}
-
-/* Elements from..end of arr as JSON text without brackets, into out. */
-static void args_text(json_t *arr, size_t from, size_t end, base_buf *out)
-{
-	for (size_t i = from; i < end; i++) {
-		char *t = json_dumps(json_array_get(arr, i), JSON_COMPACT | JSON_ENCODE_ANY);
-		if (i > from)
-			base_buf_append(out, ",", 1);
-		base_buf_append_str(out, t ? t : "null");
-		free(t);
-	}
-}
-
 static void ack_empty(const sio_event *ev)
 {
 	if (ev->ack_id >= 0)
 		sio_ack(ev->socket, ev->ack_id, BASE_SLICE_LIT(""), NULL, 0);
-}
-
-static void ack_json(const sio_event *ev, json_t *v)
-{
-	char *t = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
-	if (t && ev->ack_id >= 0)
-		sio_ack(ev->socket, ev->ack_id, (base_slice){t, strlen(t)}, NULL, 0);
-	free(t);
 }
 
 static void on_join(const sio_event *ev, void *ud)

@@ -449,7 +449,7 @@ int http__out_chunk(http_conn *c, base_chunk *chunk, size_t offset, size_t len)
 	if (len == 0)
 		return 0;
 	/* A file's pieces are bounded by its window, not by max_output_bytes. */
-	if (!http__fstream_active(c) && out_full(c, len)) {
+	if (out_full(c, len) && !http__fstream_active(c)) {
 		http__conn_close(c);
 		return HTTP_EQUEUE_FULL;
 	}

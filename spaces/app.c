@@ -12,6 +12,8 @@ void sp_options_default(sp_options *o)
 	o->default_timeout_s = 120;
 	o->sweep_interval_ms = 1000;
 	o->node_timeout_s = 10;
+	o->data_dir = "var/data";
+	o->journal_max_bytes = 256ull << 20;
 }
 
 sp_space *sp__space_get(sp_app *app, const char *id, int create)
@@ -99,10 +101,27 @@ sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
 		app->opts = *opts;
 	else
 		sp_options_default(&app->opts);
-	/* The apps of an earlier run are gone: what they held goes back to the queue. */
+	/* Results the earlier run took and could not write are taken back first. */
+	if (sp__results_open(app)) {
+		sp__results_free(app);
+		free(app);
+		return NULL;
+	}
+	base_buf answered = BASE_BUF_INIT;
+	if (sp__pending_ids(app, NULL, &answered)) {
+		base_buf_free(&answered);
+		sp__results_free(app);
+		free(app);
+		return NULL;
+	}
+	/*
+	 * The apps of an earlier run are gone: what they held goes back to the
+	 * queue, except the requests whose result the journal has.
+	 */
 	static const char recover[] =
 	    "WITH r AS (UPDATE requests SET status = 'queued', connection_id = NULL, "
-	    "updated_at = now() WHERE status = 'processing' RETURNING 1), "
+	    "updated_at = now() WHERE status = 'processing' AND NOT (id = ANY($1::text[])) "
+	    "RETURNING 1), "
 	    "c AS (UPDATE app_connections SET disconnected_at = now() "
 	    "WHERE disconnected_at IS NULL RETURNING 1) "
 	    "SELECT count(*) FROM r";
@@ -112,14 +131,16 @@ sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
 	    "WHERE disconnected_at IS NULL AND node_id = $1 RETURNING id), "
 	    "r AS (UPDATE requests SET status = 'queued', connection_id = NULL, updated_at = now() "
 	    "WHERE status = 'processing' AND connection_id IN (SELECT id FROM c) "
-	    "RETURNING space_id) "
+	    "AND NOT (id = ANY($2::text[])) RETURNING space_id) "
 	    "SELECT count(*), string_agg(DISTINCT space_id, ',') FROM r";
 	if (app->opts.node_id) {
-		const char *params[1] = {app->opts.node_id};
-		db_query(db, recover_node, 1, params, startup_done, app);
+		const char *params[2] = {app->opts.node_id, answered.data};
+		db_query(db, recover_node, 2, params, startup_done, app);
 	} else {
-		db_query(db, recover, 0, NULL, startup_done, app);
+		const char *params[1] = {answered.data};
+		db_query(db, recover, 1, params, startup_done, app);
 	}
+	base_buf_free(&answered);
 	sp__apps_init(app);
 	sp__browser_init(app);
 	sp__sweep_start(app);
@@ -155,5 +176,6 @@ void sp_app_free(sp_app *app)
 		}
 		free(sp);
 	}
+	sp__results_free(app);
 	free(app);
 }

@@ -62,6 +62,9 @@ int sp__send_request(sp_conn *c, const char *request_id, const char *username,
 {
 	if (!c->s)
 		return SIO_ENOT_CONNECTED;
+	/* Known as its own before it is sent: its result is taken only from it. */
+	if (sp__held_add(c, request_id))
+		return BASE_ENOMEM;
 	base_buf b = BASE_BUF_INIT;
 	base_buf_append_str(&b, "{\"request_id\":");
 	sio_json_append_string(&b, request_id, strlen(request_id));
@@ -74,6 +77,8 @@ int sp__send_request(sp_conn *c, const char *request_id, const char *username,
 	base_buf_free(&b);
 	if (rc == 0)
 		c->inflight++;
+	else
+		sp__held_expired(c->app, request_id); /* it lets go again */
 	return rc;
 }
 
@@ -316,134 +321,25 @@ static void on_register(const sio_event *ev, void *ud)
 
 /* ---- inference_result / inference_progress -------------------------------- */
 
-typedef struct {
-	sp_app *app;
-	sp_conn *conn;
-	char request_id[64];
-} result_ctx;
-
-static void result_recorded(const db_result *res, void *ud)
-{
-	result_ctx *r = ud;
-	if (!db_ok(res)) {
-		BASE_LOGE("spaces", "recording the result of %s failed: %s", r->request_id,
-		          db_error(res));
-	} else if (db_ntuples(res) != 1) {
-		BASE_LOGW("spaces", "result for unknown or finished request %s ignored (from %s)",
-		          r->request_id, r->conn->id);
-	} else {
-		if (r->conn->inflight)
-			r->conn->inflight--;
-		r->conn->served++;
-		if (!r->conn->s) /* disconnected meanwhile: its last flush is done */
-			sp__flush_served(r->app, r->conn);
-		/* user_id, space_id, status, result, updated_at */
-		sp__request_update(r->app, db_value(res, 0, 0), r->request_id, db_value(res, 0, 2),
-		                   "100", NULL, db_value(res, 0, 3), db_value(res, 0, 4));
-		sp__space_changed(r->app, db_value(res, 0, 1));
-	}
-	sp__conn_unref(r->conn);
-	free(r);
-}
-
+/* Both are taken in results.c: from the connection that holds the request only. */
 static void on_result(const sio_event *ev, void *ud)
 {
-	sp_app *app = ud;
 	sp_conn *c = sio_socket_data(ev->socket);
-	json_t *args = event_args(ev), *obj = json_array_get(args, 0);
-	const char *id = json_string_value(json_object_get(obj, "request_id"));
-	const char *status = json_string_value(json_object_get(obj, "status"));
-	json_t *success = json_object_get(obj, "success");
-	if (!c || !c->space || !id || strlen(id) >= 64) {
+	json_t *args = event_args(ev);
+	if (c)
+		sp__result_take(c, json_array_get(args, 0));
+	else
 		BASE_LOGW("spaces",
 		          "inference_result without a request_id or registration ignored");
-		goto out;
-	}
-	/* The older clients send success: true|false instead of a status. */
-	if (status && strcmp(status, "completed") && strcmp(status, "failed"))
-		status = "failed"; /* "error" and anything unknown */
-	else if (!status && json_is_boolean(success))
-		status = json_is_true(success) ? "completed" : "failed";
-	else if (!status)
-		status = "completed";
-	json_t *result = json_object_get(obj, "result");
-	char *result_text =
-	    result ? json_dumps(result, JSON_COMPACT | JSON_ENCODE_ANY | JSON_REAL_PRECISION(15))
-	           : strdup("null");
-	result_ctx *r = calloc(1, sizeof(*r));
-	if (!r || !result_text) {
-		free(r);
-		free(result_text);
-		goto out;
-	}
-	r->app = app;
-	r->conn = c;
-	c->refs++;
-	snprintf(r->request_id, sizeof(r->request_id), "%s", id);
-	static const char sql[] =
-	    "WITH u AS (UPDATE requests SET status = $3, result = $4::jsonb, "
-	    "progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END, "
-	    "finished_at = now(), updated_at = now() "
-	    "WHERE id::text = $1 AND connection_id = $2 AND status = 'processing' "
-	    "RETURNING user_id, space_id, status, result, updated_at) "
-	    "SELECT user_id::text, space_id::text, status, result::text, "
-	    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') FROM u";
-	const char *params[4] = {id, c->id, status, result_text};
-	if (db_query(app->db, sql, 4, params, result_recorded, r)) {
-		sp__conn_unref(c);
-		free(r);
-	}
-	free(result_text);
-out:
 	json_decref(args);
-}
-
-typedef struct {
-	sp_app *app;
-	char request_id[64];
-	char progress[16];
-	char *message;
-} progress_ctx;
-
-static void progress_recorded(const db_result *res, void *ud)
-{
-	progress_ctx *p = ud;
-	if (db_ok(res) && db_ntuples(res) == 1)
-		sp__request_update(p->app, db_value(res, 0, 0), p->request_id, "processing",
-		                   p->progress, p->message, NULL, db_value(res, 0, 1));
-	free(p->message);
-	free(p);
 }
 
 static void on_progress(const sio_event *ev, void *ud)
 {
-	sp_app *app = ud;
 	sp_conn *c = sio_socket_data(ev->socket);
-	json_t *args = event_args(ev), *obj = json_array_get(args, 0);
-	const char *id = json_string_value(json_object_get(obj, "request_id"));
-	json_t *pv = json_object_get(obj, "progress");
-	const char *message = json_string_value(json_object_get(obj, "message"));
-	progress_ctx *p;
-	if (!c || !c->space || !id || strlen(id) >= 64 || !json_is_number(pv) ||
-	    !(p = calloc(1, sizeof(*p))))
-		goto out;
-	double v = json_number_value(pv);
-	v = v < 0 ? 0 : v > 100 ? 100 : v;
-	p->app = app;
-	snprintf(p->request_id, sizeof(p->request_id), "%s", id);
-	snprintf(p->progress, sizeof(p->progress), "%d", (int)v);
-	p->message = message ? strndup(message, 500) : NULL;
-	static const char sql[] =
-	    "UPDATE requests SET progress = $3, progress_message = $4, updated_at = now() "
-	    "WHERE id::text = $1 AND connection_id = $2 AND status = 'processing' "
-	    "RETURNING user_id::text, "
-	    "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')";
-	const char *params[4] = {id, c->id, p->progress, p->message};
-	if (db_query(app->db, sql, 4, params, progress_recorded, p)) {
-		free(p->message);
-		free(p);
-	}
-out:
+	json_t *args = event_args(ev);
+	if (c)
+		sp__progress_take(c, json_array_get(args, 0));
 	json_decref(args);
 }
 
@@ -461,6 +357,7 @@ static void on_connection(sio_socket *s, void *ud)
 	c->s = s;
 	c->refs = 1;
 	base_list_init(&c->link);
+	base_list_init(&c->held);
 	base_uuid4(c->id);
 	sio_socket_set_data(s, c);
 }
@@ -495,6 +392,7 @@ static void on_disconnect(sio_socket *s, const char *reason, void *ud)
 		return;
 	sio_socket_set_data(s, NULL);
 	c->s = NULL;
+	sp__held_drop_conn(c);
 	if (c->space) {
 		sp_space *sp = c->space;
 		base_list_remove(&c->link);
@@ -506,20 +404,26 @@ static void on_disconnect(sio_socket *s, const char *reason, void *ud)
 		if (q) {
 			q->app = app;
 			snprintf(q->space_id, sizeof(q->space_id), "%s", sp->id);
+			/* Those whose result it sent stay: their result is being written. */
 			static const char sql[] =
 			    "WITH r AS (UPDATE requests SET status = 'queued', connection_id = "
 			    "NULL, "
 			    "updated_at = now() WHERE connection_id = $1 AND status = 'processing' "
+			    "AND NOT (id = ANY($3::text[])) "
 			    "RETURNING 1), c AS (UPDATE app_connections SET disconnected_at = "
 			    "now(), requests_served = requests_served + $2::int "
 			    "WHERE id = $1 RETURNING 1) SELECT count(*) FROM r";
 			char served[16];
 			snprintf(served, sizeof(served), "%u", c->served);
-			const char *params[2] = {c->id, served};
-			if (db_query(app->db, sql, 2, params, requeued, q))
+			base_buf keep = BASE_BUF_INIT;
+			const char *params[3] = {c->id, served, NULL};
+			if (sp__pending_ids(app, c, &keep) == 0)
+				params[2] = keep.data;
+			if (!params[2] || db_query(app->db, sql, 3, params, requeued, q))
 				free(q);
 			else
 				c->served = 0;
+			base_buf_free(&keep);
 		}
 	}
 	sp__conn_unref(c);

@@ -417,18 +417,8 @@ static void swept(const db_result *res, void *ud)
 	int n = db_ntuples(res);
 	for (int i = 0; i < n; i++) {
 		/* id, user_id, space_id, connection_id, result, updated_at */
-		const char *conn_id = db_isnull(res, i, 3) ? NULL : db_value(res, i, 3);
-		sp_conn *holder = NULL;
-		for (sp_space *sp = app->spaces; sp && conn_id && !holder; sp = sp->next) {
-			base_list *pos;
-			for (pos = sp->apps.next; pos != &sp->apps; pos = pos->next) {
-				sp_conn *c = BASE_CONTAINER_OF(pos, sp_conn, link);
-				if (strcmp(c->id, conn_id) == 0)
-					holder = c;
-			}
-		}
-		if (holder && holder->inflight)
-			holder->inflight--;
+		if (sp__held_expired(app, db_value(res, i, 0)))
+			continue; /* its result, taken meanwhile, is being written over it */
 		BASE_LOGI("spaces", "request %s timed out", db_value(res, i, 0));
 		sp__request_update(app, db_value(res, i, 1), db_value(res, i, 0), "failed", NULL,
 		                   NULL, db_value(res, i, 4), db_value(res, i, 5));
@@ -469,19 +459,27 @@ static void sweep_tick(uv_timer_t *t)
 		}
 	}
 	sp__nodes_tick(app);
-	if (app->sweeping)
+	sp__results_tick(app);
+	/* Not while the database is away: a sweep waiting for it would not know
+	 * of the results taken meanwhile. */
+	if (app->sweeping || !sp__db_up(app))
 		return;
-	app->sweeping = 1;
+	/* A request whose result waits to be written has been answered. */
 	static const char sql[] =
 	    "UPDATE requests SET status = 'failed', finished_at = now(), updated_at = now(), "
 	    "result = jsonb_build_object('error', 'Request timed out after ' || "
 	    "round(EXTRACT(EPOCH FROM deadline_at - created_at))::int || ' seconds', "
 	    "'reason', 'timeout') "
 	    "WHERE status IN ('queued', 'processing') AND deadline_at <= now() "
+	    "AND NOT (id = ANY($1::text[])) "
 	    "RETURNING id::text, user_id::text, space_id::text, connection_id, "
 	    "result::text, " SP_TIME_SQL("updated_at");
-	if (db_query(app->db, sql, 0, NULL, swept, app))
-		app->sweeping = 0;
+	base_buf answered = BASE_BUF_INIT;
+	if (sp__pending_ids(app, NULL, &answered) == 0) {
+		const char *params[1] = {answered.data};
+		app->sweeping = db_query(app->db, sql, 1, params, swept, app) == 0;
+	}
+	base_buf_free(&answered);
 }
 
 void sp__sweep_start(sp_app *app)

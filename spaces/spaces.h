@@ -33,6 +33,15 @@ typedef struct {
 	 */
 	const char *node_id;
 	unsigned node_timeout_s; /* (10) */
+	/*
+	 * Where the results journal lives (results.journal, created with the
+	 * directory): results not yet in PostgreSQL, kept across its outages
+	 * and the server's crashes. One directory per process. ("var/data")
+	 */
+	const char *data_dir;
+	/* Results not yet written may take this much of the journal; past it
+	 * new results are refused, with an error logged (256 MiB). */
+	uint64_t journal_max_bytes;
 	/* Called when a space's live state changed (apps connected, queue). */
 	void (*on_space_changed)(const char *space_id, void *ud);
 	void *ud;
@@ -42,8 +51,10 @@ void sp_options_default(sp_options *o);
 
 /**
  * Creates the application on io (namespaces "/" and "/spaces") with its
- * state in db. Requests left "processing" by an earlier run go back to
- * "queued" (their apps are gone). Returns NULL on ENOMEM.
+ * state in db. The results journal of opts->data_dir is read and its
+ * results written again; requests left "processing" by an earlier run
+ * without one go back to "queued" (their apps are gone). Returns NULL on
+ * ENOMEM or when the journal cannot be opened (logged).
  */
 sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts);
 /**

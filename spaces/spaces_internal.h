@@ -17,6 +17,7 @@ typedef struct sp_conn {
 	char id[37];            /* connection_id, a UUID */
 	unsigned inflight;      /* requests sent and not answered */
 	unsigned served;        /* results recorded, not yet added to requests_served */
+	base_list held;         /* the sp_req it was sent and has not answered (results.c) */
 	int registering;
 	int refs;
 } sp_conn;
@@ -48,6 +49,7 @@ struct sp_app {
 	int clashes;                /* heartbeats that found another process's instance */
 	char instance[17];          /* this process start's random id, in nodes.instance */
 	int presence_busy, presence_dirty;
+	struct sp_results *results; /* requests held by apps here, results to write (results.c) */
 };
 
 /* app.c */
@@ -83,6 +85,62 @@ void sp__space_state(sp_app *app, const char *space_id);
 void sp__sweep_start(sp_app *app);
 /** A request written as held by connection_id, whose app was gone: back to the queue. */
 void sp__requeue_orphan(sp_app *app, const char *request_id, const char *connection_id);
+
+/* journal.c: results kept on disk until PostgreSQL has them (see the file). */
+typedef struct sp_journal sp_journal;
+typedef struct sp_jrec sp_jrec;
+/** One record found at start-up: its JSON (json_len bytes, not NUL-terminated). */
+typedef void (*sp_journal_replay_cb)(sp_jrec *rec, const char *json, size_t json_len, void *ud);
+/**
+ * Opens (creating) dir/results.journal, locked against other processes, and
+ * hands every record in it to cb, in order, before it returns (at start-up:
+ * this reads the file synchronously). The records stay in the journal until
+ * released. Returns 0, or an error (logged: the directory cannot be made,
+ * another process holds it, the file cannot be read).
+ */
+int sp_journal_open(uv_loop_t *loop, const char *dir, uint64_t max_bytes, sp_journal_replay_cb cb,
+                    void *ud, sp_journal **out);
+/**
+ * Appends a record (one JSON object without newlines), flushed to the disk
+ * off the loop with others. Returns 0 and the record, BASE_ELIMIT when the
+ * records not yet released would pass max_bytes, BASE_ECLOSED after a
+ * failed write, BASE_ENOMEM.
+ */
+int sp_journal_add(sp_journal *j, const char *json, size_t len, sp_jrec **rec);
+/** The record is in PostgreSQL (or given up): it leaves the journal. NULL is allowed. */
+void sp_journal_release(sp_journal *j, sp_jrec *rec);
+/** Bytes of the records not released. */
+uint64_t sp_journal_held_bytes(const sp_journal *j);
+/** Closes the journal, first appending what is queued; safe with an operation running. */
+void sp_journal_free(sp_journal *j);
+
+/* results.c: what apps of this process hold, their results and progress. */
+/** Opens the journal (opts.data_dir) and takes back its results. 0 or an error (logged). */
+int sp__results_open(sp_app *app);
+void sp__results_free(sp_app *app);
+/** c was sent request_id. 0 or BASE_ENOMEM. */
+int sp__held_add(sp_conn *c, const char *request_id);
+/** c is gone: it holds nothing any more. */
+void sp__held_drop_conn(sp_conn *c);
+/**
+ * The deadline sweep failed request_id: whoever held it does no longer.
+ * Returns 1 when a result of it waits to be written (the sweep raced it:
+ * the write puts it right, so nobody is told of the timeout).
+ */
+int sp__held_expired(sp_app *app, const char *request_id);
+/**
+ * The ids of the requests whose result waits to be written (of connection
+ * only, or all when NULL) as a PostgreSQL array literal, NUL-terminated.
+ * 0 or BASE_ENOMEM.
+ */
+int sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out);
+/** inference_result / inference_progress from c (the event's first argument). */
+void sp__result_take(sp_conn *c, json_t *obj);
+void sp__progress_take(sp_conn *c, json_t *obj);
+/** Every sweep: results and progress that could not be written are tried again. */
+void sp__results_tick(sp_app *app);
+/** 1 while the pool has a connection up. */
+int sp__db_up(const sp_app *app);
 
 /* nodes.c (cluster mode; each does nothing with one process) */
 /* A space's apps changed (presence, and maybe requeued requests); payload: its id. */

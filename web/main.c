@@ -74,6 +74,11 @@ static void usage(FILE *f)
 	       "      --request-timeout S    timeout of a request when its space sets none\n"
 	       "                             (default 120)\n"
 	       "      --upload-dir DIR       where uploaded files are kept (default var/uploads)\n"
+	       "      --data-dir DIR         where the results journal is kept: results not yet\n"
+	       "                             in PostgreSQL (default var/data, or SPACES_DATA_DIR;\n"
+	       "                             one directory per process)\n"
+	       "      --journal-max-bytes N  results waiting in the journal at most; past it new\n"
+	       "                             results are refused (default 268435456)\n"
 	       "      --public-url URL       the site's address as browsers see it, e.g.\n"
 	       "                             https://spaces.example.org (links given to apps,\n"
 	       "                             CSRF origin check; default: each request's Host)\n"
@@ -161,6 +166,8 @@ enum {
 	OPT_TRUST_PROXY,
 	OPT_NODE_ID,
 	OPT_NODE_TIMEOUT,
+	OPT_DATA_DIR,
+	OPT_JOURNAL_MAX,
 };
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
@@ -174,6 +181,8 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"no-prepared-statements", no_argument, NULL, OPT_NO_PREPARE},
 	    {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
 	    {"upload-dir", required_argument, NULL, OPT_UPLOAD_DIR},
+	    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
+	    {"journal-max-bytes", required_argument, NULL, OPT_JOURNAL_MAX},
 	    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
 	    {"secure-cookies", no_argument, NULL, OPT_SECURE_COOKIES},
 	    {"trust-proxy", required_argument, NULL, OPT_TRUST_PROXY},
@@ -201,6 +210,24 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			break;
 		case OPT_UPLOAD_DIR:
 			cfg->web.upload_dir = optarg;
+			break;
+		case OPT_DATA_DIR:
+			if (!*optarg) {
+				fprintf(stderr, "spaces-server: --data-dir needs a directory\n");
+				return -1;
+			}
+			cfg->sp.data_dir = optarg;
+			break;
+		case OPT_JOURNAL_MAX:
+			if (parse_uint("journal-max-bytes", optarg, 1ul << 40, &v))
+				return -1;
+			if (v < 65536) {
+				fprintf(stderr,
+				        "spaces-server: --journal-max-bytes must be at least "
+				        "65536\n");
+				return -1;
+			}
+			cfg->sp.journal_max_bytes = v;
 			break;
 		case OPT_PUBLIC_URL:
 			cfg->web.public_url = optarg;
@@ -400,6 +427,8 @@ int main(int argc, char **argv)
 	web_options_default(&cfg.web);
 	cfg.web.client_dist_dir = SPACES_CLIENT_DIST_DIR;
 	cfg.web.upload_dir = "var/uploads";
+	if (getenv("SPACES_DATA_DIR") && *getenv("SPACES_DATA_DIR"))
+		cfg.sp.data_dir = getenv("SPACES_DATA_DIR");
 
 	if (argc > 1 && strcmp(argv[1], "user") == 0)
 		return web_cli_user_add(argc - 1, argv + 1);
@@ -470,7 +499,7 @@ int main(int argc, char **argv)
 	}
 	app.sp = sp_app_new(app.io, app.db, &cfg.sp);
 	if (!app.sp) {
-		BASE_LOGE("main", "out of memory");
+		BASE_LOGE("main", "the application could not start (see above)");
 		return 1;
 	}
 	app.site = web_site_new(app.http, app.io, app.sp, app.db, &cfg.web);

@@ -170,7 +170,7 @@ async function startServer(databaseUrl, uploadDir) {
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await h.freePort();
     const args = [...argv.slice(1), "--listen", `127.0.0.1:${port}`, "--database-url", databaseUrl,
-      "--upload-dir", uploadDir];
+      "--upload-dir", uploadDir, "--data-dir", `${uploadDir}-data`];
     const child = track(spawn(argv[0], args, { cwd: h.SOURCE_DIR, stdio: ["ignore", "pipe", "pipe"] }));
     const server = new Server(port, child);
     const deadline = Date.now() + 30000;

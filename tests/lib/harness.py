@@ -399,10 +399,41 @@ def wait_until(what, fn, timeout, interval=0.1, context=None):
         time.sleep(interval)
 
 
+_DATA_DIRS = None
+_HAS_DATA_DIR = None
+
+
+def spaces_data_dir():
+    """A fresh directory for one server's --data-dir (its results journal:
+    one per process), removed when the test process exits."""
+    global _DATA_DIRS
+    if _DATA_DIRS is None:
+        import atexit
+
+        _DATA_DIRS = tempfile.mkdtemp(prefix="spaces-data-")
+        atexit.register(shutil.rmtree, _DATA_DIRS, True)
+    return tempfile.mkdtemp(dir=_DATA_DIRS)
+
+
+def spaces_server_has_data_dir():
+    global _HAS_DATA_DIR
+    if _HAS_DATA_DIR is None:
+        try:
+            out = subprocess.run(spaces_server_command() + ["--help"], capture_output=True,
+                                 text=True, timeout=10)
+            _HAS_DATA_DIR = "--data-dir" in out.stdout + out.stderr
+        except (OSError, subprocess.TimeoutExpired):
+            _HAS_DATA_DIR = False
+    return _HAS_DATA_DIR
+
+
 def start_spaces_server(database_url, port=None, extra_args=(), env=None,
-                        ready_timeout=30.0):
+                        ready_timeout=30.0, data_dir=None):
     """spaces-server --listen 127.0.0.1:P --database-url URL, ready once it
-    answers HTTP (GET /healthz; migrations are applied before it listens)."""
+    answers HTTP (GET /healthz; migrations are applied before it listens).
+    Each server gets a fresh --data-dir unless ``data_dir`` is given (a
+    restarted server given its predecessor's ``server.data_dir`` finds the
+    results it journaled); ``server.data_dir`` says which."""
     import urllib.error
     import urllib.request
 
@@ -415,14 +446,20 @@ def start_spaces_server(database_url, port=None, extra_args=(), env=None,
         except Exception:
             return False
 
-    return start_server_ex(
-        spaces_server_command() + ["--database-url", database_url] + list(extra_args),
+    extra = list(extra_args)
+    if spaces_server_has_data_dir() and "--data-dir" not in extra:
+        data_dir = data_dir or spaces_data_dir()
+        extra += ["--data-dir", data_dir]
+    server = start_server_ex(
+        spaces_server_command() + ["--database-url", database_url] + extra,
         port=port,
         port_args=lambda p: ["--listen", "127.0.0.1:%d" % p],
         ready_timeout=ready_timeout,
         env=env,
         ready_check=answers_http,
     )
+    server.data_dir = data_dir
+    return server
 
 
 class PgCluster:

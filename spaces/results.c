@@ -290,6 +290,10 @@ static void result_recorded(const db_result *res, void *ud)
 		}
 		BASE_LOGE("spaces", "the result of %s cannot be written (%s): given up", e->id,
 		          db_error(res));
+	} else if (db_ntuples(res) != 1 && !e->r_conn) {
+		/* Taken back from the journal: most often written before a crash. */
+		BASE_LOGI("spaces", "journaled result of %s: already written, or its request ended",
+		          e->id);
 	} else if (db_ntuples(res) != 1) {
 		BASE_LOGW("spaces", "result for unknown or finished request %s ignored (from %s)",
 		          e->id, e->r_conn_id);

@@ -325,3 +325,35 @@ def test_results_survive_a_server_crash_while_postgres_is_down(env):
              if ev.get("event") == "inference_request"]
     assert not set(again) & set(ids), "answered requests sent again: %r" % again
     server.stop()
+
+
+def test_a_full_journal_refuses_results_and_says_so(env):
+    """Results waiting for the database fill the journal up to
+    --journal-max-bytes: the next ones are refused with an error in the log
+    (never dropped silently), the ones taken are still written."""
+    pg, children, servers = env
+    server = start(pg, servers, extra_args=["--journal-max-bytes", "65536"])
+    log_finishes(pg)
+    site = harness.SpacesSite(server.url, pg)
+    sid, name = site.create_space(timeout_seconds=60)
+    app = app_process(children, server, name)
+    user = site.user()
+    ids = [site.submit_ok(user, sid, "r%d" % i) for i in range(6)]
+    for rid in ids:
+        app.wait_event("inference_request", pred=lambda e, r=rid: e["data"]["request_id"] == r)
+    pg.stop()
+    mark = len(app.events)
+    for rid in ids:  # about 15 KB each: four fit in 64 KiB
+        result = dict(answer_for(rid), padding="x" * 15000)
+        app.send({"op": "result", "request_id": rid, "result": result})
+    app.send({"op": "ping"})
+    app.wait_event("done", start=mark, pred=lambda e: e["data"]["op"] == "ping")
+    wait_until("two results refused, with an error logged",
+               lambda: server.stderr().count("the results journal is full") == 2, 10,
+               context=lambda: server.stderr()[-3000:])
+    pg.start()
+    check_all_completed_once(pg, ids[:4], 30, lambda: server.stderr()[-5000:])
+    rows = pg.sql("SELECT status FROM requests WHERE id = ANY(:'ids')",
+                  ids="{%s}" % ",".join(ids[4:]))
+    assert rows == [["processing"], ["processing"]], rows
+    server.stop()

@@ -248,12 +248,39 @@ unsigned http_server_connections(const http_server *s)
 static void reject_closed(uv_handle_t *h);
 static void conn_new(http_server *s);
 
+/* How often a run of accept errors is logged. */
+#define HTTP_ACCEPT_LOG_MS 10000
+
+/*
+ * Accepting failed, typically EMFILE or ENFILE: out of file descriptors.
+ * libuv has already accepted and closed the waiting connections with the
+ * descriptor it keeps in reserve for this, so the clients see their
+ * connection closed rather than hanging in the backlog; accepting resumes
+ * by itself once descriptors are free again. It can happen once per
+ * connection attempt, so it is logged once per HTTP_ACCEPT_LOG_MS with the
+ * number of errors since the last line.
+ */
+static void accept_error(http_server *s, int status)
+{
+	uint64_t now = uv_now(s->loop);
+
+	s->accept_errs++;
+	if (s->accept_err_logged != 0 && now - s->accept_err_logged < HTTP_ACCEPT_LOG_MS)
+		return;
+	BASE_LOGW("http",
+	          "accept: %s (%u time%s since the last report; %u connections open): "
+	          "connections are being refused",
+	          uv_strerror(status), s->accept_errs, s->accept_errs == 1 ? "" : "s", s->n_conns);
+	s->accept_errs = 0;
+	s->accept_err_logged = now ? now : 1;
+}
+
 static void on_connection(uv_stream_t *ls, int status)
 {
 	http_server *s = BASE_CONTAINER_OF(ls, http_server, listener);
 
 	if (status < 0) {
-		BASE_LOGW("http", "accept: %s", uv_strerror(status));
+		accept_error(s, status);
 		return;
 	}
 	if (s->closing)
@@ -439,6 +466,9 @@ void http_server_free(http_server *s)
 	for (size_t i = 0; i < s->n_routes; i++)
 		free(s->routes[i].path);
 	free(s->routes);
+	for (size_t i = 0; i < s->n_limits; i++)
+		free(s->limits[i].path);
+	free(s->limits);
 	free(s->rbuf);
 	free(s);
 }

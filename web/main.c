@@ -380,7 +380,7 @@ static void warn_fd_limit(const web_config *cfg)
  * a trim runs only once much more was in use at some tick than is now.
  */
 #define TRIM_CHECK_MS 2000
-#define TRIM_MIN_FREED ((size_t)32 << 20)
+#define TRIM_MIN_FREED ((size_t)4 << 20)
 
 static size_t heap_in_use(void)
 {

@@ -167,7 +167,9 @@ typedef struct {
 
 struct http_server {
 	uv_loop_t *loop;
-	uv_tcp_t listener;
+	uv_poll_t listener; /* on listen_fd */
+	int listen_fd;      /* -1 until http_server_listen */
+	int reserve_fd;     /* kept open to be given up on EMFILE (server.c) */
 	uv_timer_t timer;
 	uv_prepare_t prepare;
 	http_limits lim;
@@ -183,8 +185,7 @@ struct http_server {
 	http_rx *rx_free;
 	unsigned n_rx_free;
 	unsigned n_conns;
-	unsigned n_rejected; /* over max_connections, being closed */
-	unsigned aux_open;   /* timer and prepare handles not yet closed */
+	unsigned aux_open; /* timer and prepare handles not yet closed */
 	int port;
 	int closing; /* http_server_close called */
 	int listener_open;
@@ -194,8 +195,10 @@ struct http_server {
 	char *rbuf;
 	size_t held; /* input held by all connections (lim.max_input_bytes) */
 	/* Accept errors (EMFILE: out of file descriptors) are logged at most once a while. */
-	uint64_t accept_err_logged;               /* loop time of the last log line; 0 when none */
-	unsigned accept_errs;                     /* errors since that line */
+	uint64_t accept_err_logged; /* loop time of the last log line; 0 when none */
+	unsigned accept_errs;       /* errors since that line */
+	unsigned accept_dropped;    /* connections closed unserved since that line */
+	int accept_paused;          /* accepting stopped a moment (no reserve descriptor) */
 	http_proxy_net proxies[HTTP_MAX_PROXIES]; /* http_server_trust_proxies */
 	size_t n_proxies;
 };

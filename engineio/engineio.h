@@ -77,6 +77,15 @@ typedef struct {
 	int cors_credentials;    /* 1: Access-Control-Allow-Credentials: true */
 	const char *cookie_name; /* NULL: no cookie; else e.g. "io", set on the handshake */
 	size_t max_buffered;     /* bytes queued for one socket before it is dropped (16 MiB) */
+	/*
+	 * Admission of new sessions. A handshake refused by either answers
+	 * 403 {"code":4,"message":"Too many sessions"} (or "Too many
+	 * handshakes"), the reference server's answer to a handshake its
+	 * allowRequest refuses; clients retry later.
+	 */
+	size_t max_sessions;      /* sessions open at once; 0: no limit (0) */
+	unsigned handshake_rate;  /* handshakes per second per client address; 0: no limit (0) */
+	unsigned handshake_burst; /* ... of which this many at once (0: handshake_rate) */
 } eio_options;
 
 /** Fills o with the defaults above. */

@@ -57,6 +57,8 @@ struct eio_socket {
 	char remote[48];
 };
 
+typedef struct eio_rate_slot eio_rate_slot;
+
 struct eio_server {
 	http_server *http;
 	eio_options opts;
@@ -69,6 +71,10 @@ struct eio_server {
 	base_timeq upgrade_q; /* duration upgrade_timeout */
 	base_timeq linger_q;  /* a closed polling socket waits here to hand over its close packet */
 	int closing;          /* timer handles still closing in eio_server_free */
+	eio_rate_slot *rate;  /* handshake buckets per address (admission.c), NULL until used */
+	int walking;          /* >0 while a loop walks the sid table: it must not shrink */
+	size_t refused;       /* handshakes refused since the last log line */
+	uint64_t refused_logged;
 	char open_tail_polling[160]; /* open packet JSON after the sid, for each transport */
 	char open_tail_ws[160];
 };
@@ -86,6 +92,18 @@ void eio__cors_headers(eio_server *srv, const http_request *req, base_buf *b);
  * of memory.
  */
 eio_socket *eio__handshake(eio_server *srv, eio_transport t, http_request *req);
+
+/** Answers an error with a message of its own instead of the standard one. */
+void eio__respond_error_msg(eio_server *srv, http_request *req, eio_error_code code,
+                            const char *message);
+
+/* admission.c */
+/**
+ * Whether a handshake may open a session (max_sessions, handshake_rate):
+ * NULL when it may (a token is taken), else why not (logged, rate limited).
+ */
+const char *eio__admit(eio_server *srv, const http_request *req);
+void eio__admission_free(eio_server *srv);
 
 /* socket.c */
 /** Handles one decoded packet from the client (any transport). */

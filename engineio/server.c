@@ -89,6 +89,31 @@ static int table_insert(eio_server *srv, eio_socket *s)
 	return 0;
 }
 
+/*
+ * Halves the table once it is an eighth full: after a spike of sessions
+ * the table gives its memory back as they go, and a table that shrinks at
+ * an eighth and grows at one never flaps between the two.
+ */
+static void table_shrink(eio_server *srv)
+{
+	size_t nsize = srv->table_size / 2;
+	eio_socket **nt = calloc(nsize, sizeof(*nt));
+	if (!nt)
+		return; /* the larger table still works */
+	for (size_t i = 0; i < srv->table_size; i++) {
+		eio_socket *s = srv->table[i], *next;
+		for (; s; s = next) {
+			next = s->hnext;
+			size_t b = sid_hash(s->sid, EIO_SID_LEN) & (nsize - 1);
+			s->hnext = nt[b];
+			nt[b] = s;
+		}
+	}
+	free(srv->table);
+	srv->table = nt;
+	srv->table_size = nsize;
+}
+
 void eio__unlink(eio_server *srv, eio_socket *s)
 {
 	if (!srv->table_size)
@@ -99,6 +124,9 @@ void eio__unlink(eio_server *srv, eio_socket *s)
 			*pp = s->hnext;
 			s->hnext = NULL;
 			srv->n_clients--;
+			if (srv->table_size > 1024 && srv->n_clients < srv->table_size / 8 &&
+			    !srv->walking)
+				table_shrink(srv);
 			return;
 		}
 	}
@@ -128,9 +156,17 @@ void eio__cors_headers(eio_server *srv, const http_request *req, base_buf *b)
 
 void eio__respond_error(eio_server *srv, http_request *req, eio_error_code code)
 {
-	char body[96];
+	eio__respond_error_msg(srv, req, code, NULL);
+}
+
+void eio__respond_error_msg(eio_server *srv, http_request *req, eio_error_code code,
+                            const char *message)
+{
+	char body[128];
 	int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", (int)code,
-	                 eio_error_messages[code]);
+	                 message ? message : eio_error_messages[code]);
+	if (n < 0 || (size_t)n >= sizeof(body))
+		n = 0;
 	base_buf h = BASE_BUF_INIT;
 	eio__cors_headers(srv, req, &h);
 	base_buf_append(&h, "", 1);
@@ -290,6 +326,11 @@ static void on_request(http_request *req, void *ud)
 		eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
 		return;
 	}
+	const char *refused = eio__admit(srv, req);
+	if (refused) {
+		eio__respond_error_msg(srv, req, EIO_ERR_FORBIDDEN, refused);
+		return;
+	}
 	if (srv->cb.allow_request && srv->cb.allow_request(req, srv->cb.ud)) {
 		eio__respond_error(srv, req, EIO_ERR_FORBIDDEN);
 		return;
@@ -322,6 +363,8 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 		eio_options_default(&srv->opts);
 	if (cb)
 		srv->cb = *cb;
+	if (srv->opts.handshake_rate && !srv->opts.handshake_burst)
+		srv->opts.handshake_burst = srv->opts.handshake_rate;
 	uv_loop_t *loop = http_server_loop(http);
 	base_timeq_init(loop, &srv->ping_q, srv->opts.ping_interval_ms, eio__ping_expired);
 	base_timeq_init(loop, &srv->pong_q, srv->opts.ping_timeout_ms, eio__pong_expired);
@@ -338,7 +381,10 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 	/* Route "/engine.io/" and "/engine.io" alike. */
 	const char *path = srv->opts.path;
 	size_t plen = strlen(path);
-	if (http_route(http, HTTP_M_OTHER, path, 0, on_request, srv)) {
+	/* A polling POST carries at most maxPayload: anything larger is refused
+	 * (413) from its headers, before its body is read. */
+	if (http_route(http, HTTP_M_OTHER, path, 0, on_request, srv) ||
+	    http_body_limit(http, path, 0, srv->opts.max_payload)) {
 		eio_server_free(srv);
 		return NULL;
 	}
@@ -346,6 +392,8 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 		char *alt = strndup(path, plen - 1);
 		int rc =
 		    alt ? http_route(http, HTTP_M_OTHER, alt, 0, on_request, srv) : BASE_ENOMEM;
+		if (!rc)
+			rc = http_body_limit(http, alt, 0, srv->opts.max_payload);
 		free(alt);
 		if (rc) {
 			eio_server_free(srv);
@@ -357,6 +405,7 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 
 void eio_server_close_all(eio_server *srv)
 {
+	srv->walking++; /* the table must not move under this loop */
 	for (size_t i = 0; i < srv->table_size; i++) {
 		eio_socket *s = srv->table[i], *next;
 		for (; s; s = next) {
@@ -367,6 +416,7 @@ void eio_server_close_all(eio_server *srv)
 			}
 		}
 	}
+	srv->walking--;
 }
 
 /* The timers are embedded in srv: it is freed when the last one has closed. */
@@ -375,6 +425,7 @@ static void timeq_closed(uv_handle_t *h)
 	base_timeq *q = BASE_CONTAINER_OF((uv_timer_t *)h, base_timeq, timer);
 	eio_server *srv = q->data;
 	if (--srv->closing == 0) {
+		eio__admission_free(srv);
 		free(srv->table);
 		free(srv);
 	}
@@ -386,6 +437,7 @@ void eio_server_free(eio_server *srv)
 		return;
 	eio_server_close_all(srv);
 	/* Sockets still lingering (closed, waiting for a last GET) go now. */
+	srv->walking++;
 	for (size_t i = 0; i < srv->table_size; i++) {
 		while (srv->table[i])
 			eio__socket_destroy(srv->table[i]);

@@ -83,10 +83,16 @@ void eio__ws_handshake(eio_server *srv, http_request *req)
 void eio__ws_upgrade(eio_socket *s, http_request *req)
 {
 	eio_server *srv = s->srv;
-	if (s->state != EIO_S_OPEN || s->transport != EIO_T_POLLING || s->upgrade != EIO_UP_NONE ||
-	    !srv->opts.allow_upgrades) {
-		/* Already upgraded, upgrading, or closing: refused. */
+	if (!srv->opts.allow_upgrades) {
 		eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
+		return;
+	}
+	if (s->state != EIO_S_OPEN || s->transport != EIO_T_POLLING || s->upgrade != EIO_UP_NONE) {
+		/* Already upgraded, upgrading, or closing: as the reference server
+		 * does, the WebSocket opens and is closed at once (no status code). */
+		http_ws *ws = http_ws_accept(req, &ws_callbacks, NULL, NULL);
+		if (ws)
+			http_ws_close(ws, HTTP_WS_CLOSE_NO_STATUS, NULL);
 		return;
 	}
 	s->probe = http_ws_accept(req, &ws_callbacks, s, NULL);

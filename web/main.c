@@ -10,6 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#ifdef __SANITIZE_ADDRESS__
+/* From the sanitizer runtime (sanitizer/allocator_interface.h, which gcc does not ship). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+void __sanitizer_purge_allocator(void);
+#endif
 
 #include "db/db.h"
 #include "socketio.h"
@@ -37,6 +43,7 @@ typedef struct {
 	const char *trust_proxy;
 	unsigned db_pool_size;
 	int db_no_prepare;
+	int max_sessions_set;
 	web_options web;
 } web_config;
 
@@ -48,6 +55,8 @@ typedef struct {
 	sp_app *sp;
 	web_site *site;
 	uv_signal_t sigterm, sigint;
+	uv_timer_t trim;
+	size_t trim_peak; /* bytes in use at the highest tick since the last trim */
 	int stopping;
 } web_app;
 
@@ -99,6 +108,14 @@ static void usage(FILE *f)
 	       "      --max-payload BYTES    largest Engine.IO message or polling body\n"
 	       "                             (default 1000000)\n"
 	       "      --max-connections N    open connections at once (default 100000)\n"
+	       "      --max-sessions N       Engine.IO sessions at once (default: the value\n"
+	       "                             of --max-connections); over it, handshakes get\n"
+	       "                             403 \"Too many sessions\"\n"
+	       "      --handshake-rate N     Engine.IO handshakes per second per client\n"
+	       "                             address, in bursts of up to 2N (default 100;\n"
+	       "                             0: no limit); over it: 403 \"Too many handshakes\"\n"
+	       "      --body-timeout S       a request body must arrive within S seconds\n"
+	       "                             of its headers, else 408 (default 30)\n"
 	       "      --max-input BYTES      input all connections may hold in memory at once\n"
 	       "                             (bodies, unfinished messages); over it, the one\n"
 	       "                             that grows gets 503 (default 1073741824)\n"
@@ -168,6 +185,9 @@ enum {
 	OPT_NODE_TIMEOUT,
 	OPT_DATA_DIR,
 	OPT_JOURNAL_MAX,
+	OPT_MAX_SESSIONS,
+	OPT_HANDSHAKE_RATE,
+	OPT_BODY_TIMEOUT,
 };
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
@@ -193,6 +213,9 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
 	    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
 	    {"max-input", required_argument, NULL, OPT_MAX_INPUT},
+	    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
+	    {"handshake-rate", required_argument, NULL, OPT_HANDSHAKE_RATE},
+	    {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
 	    {"log-level", required_argument, NULL, OPT_LOG},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -306,6 +329,29 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 				return -1;
 			cfg->limits.max_connections = (unsigned)v;
 			break;
+		case OPT_MAX_SESSIONS:
+			if (parse_uint("max-sessions", optarg, 10000000, &v) || v == 0) {
+				fprintf(stderr,
+				        "spaces-server: --max-sessions must be at least 1\n");
+				return -1;
+			}
+			cfg->sio.eio.max_sessions = v;
+			cfg->max_sessions_set = 1;
+			break;
+		case OPT_HANDSHAKE_RATE:
+			if (parse_uint("handshake-rate", optarg, 1000000, &v))
+				return -1;
+			cfg->sio.eio.handshake_rate = (unsigned)v;
+			cfg->sio.eio.handshake_burst = (unsigned)v * 2;
+			break;
+		case OPT_BODY_TIMEOUT:
+			if (parse_uint("body-timeout", optarg, 3600, &v) || v == 0) {
+				fprintf(stderr,
+				        "spaces-server: --body-timeout must be 1 to 3600\n");
+				return -1;
+			}
+			cfg->limits.body_timeout_ms = (unsigned)v * 1000;
+			break;
 		case OPT_MAX_INPUT:
 			if (parse_uint("max-input", optarg, (unsigned long)SIZE_MAX / 2, &v))
 				return -1;
@@ -340,6 +386,57 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	return 0;
 }
 
+/* A connection needs a file descriptor: more connections than descriptors
+ * end in EMFILE on accept (logged and survived, but refused). */
+static void warn_fd_limit(const web_config *cfg)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)cfg->limits.max_connections + 64)
+		BASE_LOGW("main",
+		          "--max-connections is %u but only %llu file descriptors may be open "
+		          "(ulimit -n): connections past that are refused",
+		          cfg->limits.max_connections, (unsigned long long)rl.rlim_cur);
+}
+
+/*
+ * Gives memory back to the system after a spike (thousands of sessions that
+ * came and went): freed memory stays in the allocator otherwise, and the
+ * process keeps its peak size for good. Checked every few seconds, cheaply;
+ * a trim runs only once much more was in use at some tick than is now.
+ */
+#define TRIM_CHECK_MS 2000
+#define TRIM_MIN_FREED ((size_t)4 << 20)
+
+static size_t heap_in_use(void)
+{
+#ifdef __SANITIZE_ADDRESS__
+	return __sanitizer_get_current_allocated_bytes();
+#else
+	return mallinfo2().uordblks;
+#endif
+}
+
+static void trim_tick(uv_timer_t *t)
+{
+	web_app *app = t->data;
+	size_t used = heap_in_use();
+
+	if (used > app->trim_peak)
+		app->trim_peak = used;
+	if (app->trim_peak - used < TRIM_MIN_FREED)
+		return;
+#ifdef __SANITIZE_ADDRESS__
+	/* The sanitizer's allocator keeps freed memory in its quarantine. */
+	__sanitizer_purge_allocator();
+#endif
+	malloc_trim(0);
+	BASE_LOGD("main", "gave memory back to the system: %zu bytes in use, %zu at the peak", used,
+	          app->trim_peak);
+	app->trim_peak = used;
+}
+
 /* 200 "ok" while a database connection is up; 503 otherwise, so that a load
  * balancer sends users to a process that can serve them. */
 static void healthz(http_request *req, void *ud)
@@ -369,6 +466,7 @@ static void on_db_closed(db_pool *pool, void *ud)
 	app->sp = NULL;
 	uv_close((uv_handle_t *)&app->sigterm, NULL);
 	uv_close((uv_handle_t *)&app->sigint, NULL);
+	uv_close((uv_handle_t *)&app->trim, NULL);
 }
 
 static void on_http_closed(void *ud)
@@ -420,6 +518,8 @@ int main(int argc, char **argv)
 	http_limits_default(&cfg.limits);
 	/* A submission with files is up to 76 MiB: a dozen at once in full. */
 	cfg.limits.max_input_bytes = (size_t)1 << 30;
+	cfg.sio.eio.handshake_rate = 100;
+	cfg.sio.eio.handshake_burst = 200;
 	sp_options_default(&cfg.sp);
 	cfg.database_url = getenv("DATABASE_URL");
 	cfg.migrations_dir = SPACES_MIGRATIONS_DIR;
@@ -455,12 +555,13 @@ int main(int argc, char **argv)
 		return 1;
 	if (migrate_only)
 		return 0;
-	/* A WebSocket message may carry a whole Engine.IO packet. */
+	/* A WebSocket message may carry a whole Engine.IO packet. Request bodies
+	 * are bounded per route (the site's forms, its submissions, Engine.IO's
+	 * maxPayload: http_body_limit), not by one size for all. */
 	cfg.limits.ws_max_message = cfg.sio.eio.max_payload;
-	if (cfg.limits.max_body_bytes < cfg.sio.eio.max_payload)
-		cfg.limits.max_body_bytes = cfg.sio.eio.max_payload;
-	if (cfg.limits.max_body_bytes < web_max_body_bytes(&cfg.web))
-		cfg.limits.max_body_bytes = web_max_body_bytes(&cfg.web);
+	if (!cfg.max_sessions_set)
+		cfg.sio.eio.max_sessions = cfg.limits.max_connections;
+	warn_fd_limit(&cfg);
 
 	web_app app;
 	memset(&app, 0, sizeof(app));
@@ -518,6 +619,10 @@ int main(int argc, char **argv)
 	app.sigterm.data = app.sigint.data = &app;
 	uv_signal_start(&app.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&app.sigint, on_signal, SIGINT);
+	uv_timer_init(app.loop, &app.trim);
+	app.trim.data = &app;
+	uv_timer_start(&app.trim, trim_tick, TRIM_CHECK_MS, TRIM_CHECK_MS);
+	uv_unref((uv_handle_t *)&app.trim);
 	signal(SIGPIPE, SIG_IGN);
 
 	BASE_LOGI("main", "spaces-server %s listening on http://%s:%d/ (Socket.IO at %s)",

@@ -51,6 +51,25 @@ size_t web_max_body_bytes(const web_options *o)
 	return 3 * o->max_file_bytes + (1u << 20);
 }
 
+/*
+ * Request bodies, by route class, decided from the path before the body is
+ * read (a larger Content-Length is answered 413 at once): login, register,
+ * logout and every route without a class of its own take a small form; the
+ * admin forms a space's description (20000 bytes, percent-encoded); a
+ * submission its files. The Engine.IO paths have their own (maxPayload).
+ */
+static int body_limits(web_site *site)
+{
+	int rc = http_body_limit(site->http, "/", 1, WEB_FORM_MAX_BODY);
+
+	if (!rc)
+		rc = http_body_limit(site->http, "/admin/", 1, WEB_ADMIN_FORM_MAX_BODY);
+	if (!rc)
+		rc = http_body_limit(site->http, "/websockets/submit/", 1,
+		                     web_max_body_bytes(&site->opts));
+	return rc;
+}
+
 /* ---- contexts ------------------------------------------------------------- */
 
 static void ctx_abort(http_request *req, void *ud)
@@ -415,6 +434,8 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 		          strerror(errno));
 		goto fail;
 	}
+	if (body_limits(site))
+		goto fail;
 	web__static_init(site);
 	web__session_routes(site);
 	web__auth_routes(site);

@@ -16,6 +16,9 @@
 #define WEB_FORM_MAX_FILES 8
 #define WEB_ID_MAX 64
 #define WEB_UPLOADS_MAX 3 /* files per submission: audio, video, other */
+/* Request bodies of forms (login, register, ...) and of the admin forms (site.c). */
+#define WEB_FORM_MAX_BODY (16 * 1024)
+#define WEB_ADMIN_FORM_MAX_BODY (256 * 1024)
 
 /* ---- template.c: HTML that escapes by default --------------------------- */
 

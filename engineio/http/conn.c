@@ -214,12 +214,30 @@ static void after_input(http_conn *c)
 	}
 }
 
+/*
+ * The capacity of `in` for n kept bytes of a frame that will be want bytes
+ * long (0: unknown), given its capacity now. It grows with what arrives
+ * (doubling, and enough room to read straight into it) and never past want:
+ * a frame header announcing a megabyte costs what has been received, not a
+ * megabyte.
+ */
+static size_t in_room(size_t n, size_t cap, size_t want)
+{
+	size_t room = n + HTTP_DIRECT_READ_MIN;
+
+	if (room < 2 * cap)
+		room = 2 * cap;
+	if (want < n)
+		want = n;
+	return room < want ? room : want;
+}
+
 void http__conn_input_shared(http_conn *c, char *buf, size_t len)
 {
 	size_t want, keep = conn_input(c, buf, len, 0, &want);
 
 	if (keep < len && !(c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))) {
-		size_t n = len - keep, cap = want > n ? want : n;
+		size_t n = len - keep, cap = in_room(n, 0, want);
 
 		c->in = malloc(cap);
 		if (c->in == NULL) {
@@ -252,7 +270,8 @@ void http__conn_input_owned(http_conn *c, size_t old_len)
 		if (keep > 0)
 			memmove(buf, buf + keep, n);
 		if (want > cap && want <= UINT32_MAX) {
-			char *q = realloc(buf, want);
+			size_t ncap = in_room(n, cap, want);
+			char *q = realloc(buf, ncap);
 
 			if (q == NULL) {
 				free(buf);
@@ -260,7 +279,7 @@ void http__conn_input_owned(http_conn *c, size_t old_len)
 				return;
 			}
 			buf = q;
-			cap = want;
+			cap = ncap;
 		}
 		c->in = buf;
 		c->in_len = (uint32_t)n;

@@ -33,18 +33,22 @@ const char *http_strerror(int err);
 /* ---- limits ------------------------------------------------------------ */
 
 typedef struct {
-	size_t max_header_bytes;    /* request line + headers; over it: 431 and close (16 KiB) */
-	size_t max_body_bytes;      /* over it: 413 and close (1 MiB) */
+	size_t max_header_bytes; /* request line + headers; over it: 431 and close (16 KiB) */
+	size_t
+	    max_body_bytes; /* without a matching http_body_limit: over it, 413 and close (1 MiB) */
 	unsigned header_timeout_ms; /* request line and headers must arrive within (10 s) */
-	unsigned body_timeout_ms;   /* the body must arrive within, after the headers (30 s) */
-	unsigned idle_timeout_ms;   /* keep-alive connection with no request in progress (60 s) */
-	unsigned max_connections;   /* accepted at once, HTTP and WebSocket together (100000) */
-	size_t ws_max_message;      /* WebSocket message size; over it: close 1009 (1 MiB) */
+	unsigned
+	    body_timeout_ms; /* the body must arrive within, after the headers; else 408 (30 s) */
+	unsigned idle_timeout_ms; /* keep-alive connection with no request in progress (60 s) */
+	unsigned max_connections; /* accepted at once, HTTP and WebSocket together (100000) */
+	size_t ws_max_message;    /* WebSocket message size; over it: close 1009 (1 MiB) */
 	size_t
 	    max_output_bytes; /* queued, unwritten bytes per connection before it is dropped (16 MiB) */
 	/*
 	 * Input held in memory by all connections together: incomplete requests
-	 * and frames, request bodies, fragmented messages. A connection whose
+	 * and frames, request bodies, fragmented messages. Only bytes that have
+	 * arrived count: buffers grow with what the peer sends, never with what
+	 * it announces (a Content-Length or a frame length). A connection whose
 	 * buffers grow past it is refused: 503 and close, or WebSocket close
 	 * 1013 "try again later" (256 MiB). Keeps many slow uploads from
 	 * exhausting memory, whatever max_body_bytes allows each.
@@ -155,6 +159,20 @@ typedef void (*http_handler_fn)(http_request *req, void *ud);
  */
 int http_route(http_server *s, http_method method, const char *path, int prefix, http_handler_fn fn,
                void *ud);
+
+/**
+ * Requests whose path equals path (or starts with it when prefix is 1) may
+ * carry at most max_bytes of body, whatever their method; the longest
+ * matching path wins, so the order of calls does not matter, and requests
+ * matching none get lim.max_body_bytes. The limit is decided from the
+ * request line and headers: a Content-Length over it is answered 413 (and
+ * the connection closed) before any of the body is read; a chunked body is
+ * refused as soon as it passes it. The same path given again replaces its
+ * limit. Returns 0 or BASE_ENOMEM.
+ */
+int http_body_limit(http_server *s, const char *path, int prefix, size_t max_bytes);
+/** The body limit of requests to path (the rule http_body_limit chose, or the default). */
+size_t http_body_limit_for(const http_server *s, const char *path, size_t len);
 
 /**
  * Sends a complete response and ends the request (req is invalid afterwards).

@@ -117,6 +117,7 @@ struct http_rx {
 	uint32_t url_off, url_len;
 	uint32_t span_end; /* end of the last header byte, from start */
 	uint64_t body_total;
+	size_t max_body;   /* this request's body limit, from its path (http_body_limit) */
 	const char *piece; /* the body, in place, while it is one piece */
 	size_t piece_len;
 	base_buf body;         /* the body, when it had to be copied */
@@ -156,9 +157,19 @@ typedef struct {
 	void *ud;
 } http_route_entry;
 
+/* A body limit for a path or a prefix of paths (http_body_limit). */
+typedef struct {
+	int prefix;
+	char *path;
+	size_t len;
+	size_t max;
+} http_limit_entry;
+
 struct http_server {
 	uv_loop_t *loop;
-	uv_tcp_t listener;
+	uv_poll_t listener; /* on listen_fd */
+	int listen_fd;      /* -1 until http_server_listen */
+	int reserve_fd;     /* kept open to be given up on EMFILE (server.c) */
 	uv_timer_t timer;
 	uv_prepare_t prepare;
 	http_limits lim;
@@ -169,11 +180,12 @@ struct http_server {
 	base_list pending; /* connections with output to flush or input to resume */
 	http_route_entry *routes;
 	size_t n_routes;
+	http_limit_entry *limits;
+	size_t n_limits;
 	http_rx *rx_free;
 	unsigned n_rx_free;
 	unsigned n_conns;
-	unsigned n_rejected; /* over max_connections, being closed */
-	unsigned aux_open;   /* timer and prepare handles not yet closed */
+	unsigned aux_open; /* timer and prepare handles not yet closed */
 	int port;
 	int closing; /* http_server_close called */
 	int listener_open;
@@ -182,6 +194,11 @@ struct http_server {
 	void *close_ud;
 	char *rbuf;
 	size_t held; /* input held by all connections (lim.max_input_bytes) */
+	/* Accept errors (EMFILE: out of file descriptors) are logged at most once a while. */
+	uint64_t accept_err_logged; /* loop time of the last log line; 0 when none */
+	unsigned accept_errs;       /* errors since that line */
+	unsigned accept_dropped;    /* connections closed unserved since that line */
+	int accept_paused;          /* accepting stopped a moment (no reserve descriptor) */
 	http_proxy_net proxies[HTTP_MAX_PROXIES]; /* http_server_trust_proxies */
 	size_t n_proxies;
 };

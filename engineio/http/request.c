@@ -242,7 +242,9 @@ static int on_headers_complete(llhttp_t *p)
 		                       req->remote_addr, sizeof(req->remote_addr));
 	req->keep_alive = llhttp_should_keep_alive(p);
 	rx->headers_done = 1;
-	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->srv->lim.max_body_bytes) {
+	/* Decided before any of the body is read: a body over it is never received. */
+	rx->max_body = http_body_limit_for(c->srv, req->path.base, req->path.len);
+	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > rx->max_body) {
 		rx->err = 413;
 		return -1;
 	}
@@ -258,19 +260,18 @@ static int on_headers_complete(llhttp_t *p)
 	return 0;
 }
 
-/* Moves a body still lying in the read buffer into the request's own buffer. */
+/*
+ * Moves a body still lying in the read buffer into the request's own buffer.
+ * The buffer is sized for what has arrived, never for what Content-Length
+ * announces: a client that announces a large body and sends two bytes holds
+ * two bytes (and counts that much against max_input_bytes); it grows by
+ * doubling as the rest arrives.
+ */
 static int rx_keep_piece(http_rx *rx)
 {
-	size_t hint;
-
 	if (rx->piece == NULL)
 		return 0;
-	/* Size it once for the whole announced body (llhttp counts down what is left). */
-	hint = rx->piece_len;
-	if (!rx->complete && rx->parser.content_length <= rx->conn->srv->lim.max_body_bytes)
-		hint += (size_t)rx->parser.content_length;
-	if (base_buf_reserve(&rx->body, hint) != 0 ||
-	    base_buf_append(&rx->body, rx->piece, rx->piece_len) != 0)
+	if (base_buf_append(&rx->body, rx->piece, rx->piece_len) != 0)
 		return BASE_ENOMEM;
 	rx->piece = NULL;
 	rx->piece_len = 0;
@@ -282,7 +283,7 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 	http_rx *rx = p->data;
 
 	rx->body_total += len;
-	if (rx->body_total > rx->conn->srv->lim.max_body_bytes) {
+	if (rx->body_total > rx->max_body) {
 		rx->err = 413;
 		return -1;
 	}

@@ -26,6 +26,50 @@ int http_route(http_server *s, http_method method, const char *path, int prefix,
 	return 0;
 }
 
+int http_body_limit(http_server *s, const char *path, int prefix, size_t max_bytes)
+{
+	size_t len = strlen(path);
+	http_limit_entry *l;
+	char *copy;
+
+	for (size_t i = 0; i < s->n_limits; i++) {
+		l = &s->limits[i];
+		if (l->prefix == !!prefix && l->len == len && memcmp(l->path, path, len) == 0) {
+			l->max = max_bytes;
+			return 0;
+		}
+	}
+	l = realloc(s->limits, (s->n_limits + 1) * sizeof(*l));
+	if (l == NULL)
+		return BASE_ENOMEM;
+	s->limits = l;
+	copy = malloc(len + 1);
+	if (copy == NULL)
+		return BASE_ENOMEM;
+	memcpy(copy, path, len + 1);
+	l[s->n_limits] = (http_limit_entry){!!prefix, copy, len, max_bytes};
+	s->n_limits++;
+	return 0;
+}
+
+size_t http_body_limit_for(const http_server *s, const char *path, size_t len)
+{
+	const http_limit_entry *best = NULL;
+
+	/* An exact path is more specific than a prefix of the same length. */
+	for (size_t i = 0; i < s->n_limits; i++) {
+		const http_limit_entry *l = &s->limits[i];
+
+		if (l->prefix ? len < l->len : len != l->len)
+			continue;
+		if (memcmp(path, l->path, l->len) != 0)
+			continue;
+		if (best == NULL || l->len > best->len || (l->len == best->len && !l->prefix))
+			best = l;
+	}
+	return best != NULL ? best->max : s->lim.max_body_bytes;
+}
+
 static int method_matches(http_method route, http_method m)
 {
 	/* A GET route answers HEAD too; respond() leaves the body out. */

@@ -7,14 +7,19 @@
  * the tail keeps each list sorted by deadline, and one uv_timer set for the
  * earliest head serves every connection of the server.
  */
+#define _GNU_SOURCE /* accept4 */
 #include "http_internal.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <sys/socket.h>
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define HTTP_BACKLOG 1024
 
@@ -194,7 +199,7 @@ http_server *http_server_new(uv_loop_t *loop, const http_limits *lim)
 		return NULL;
 	ignore_sigpipe();
 	s->rbuf = malloc(HTTP_RBUF_SIZE);
-	if (s->rbuf == NULL || uv_tcp_init(loop, &s->listener) != 0) {
+	if (s->rbuf == NULL) {
 		free(s->rbuf);
 		free(s);
 		return NULL;
@@ -211,7 +216,8 @@ http_server *http_server_new(uv_loop_t *loop, const http_limits *lim)
 		s->lim.ws_max_message = 1u << 30;
 	if (s->lim.max_header_bytes < 64)
 		s->lim.max_header_bytes = 64;
-	s->listener_open = 1;
+	s->listen_fd = -1;
+	s->reserve_fd = -1;
 	uv_timer_init(loop, &s->timer);
 	uv_prepare_init(loop, &s->prepare);
 	uv_prepare_start(&s->prepare, prepare_cb);
@@ -245,37 +251,127 @@ unsigned http_server_connections(const http_server *s)
 	return s->n_conns;
 }
 
-static void reject_closed(uv_handle_t *h);
-static void conn_new(http_server *s);
+static void conn_new(http_server *s, int fd);
 
-static void on_connection(uv_stream_t *ls, int status)
+/* How often a run of accept errors is logged. */
+#define HTTP_ACCEPT_LOG_MS 10000
+/* Connections accepted per loop turn, so that a flood of them cannot starve the rest. */
+#define HTTP_ACCEPT_BATCH 256
+/* With no descriptor in reserve, accepting pauses this long rather than spin. */
+#define HTTP_ACCEPT_PAUSE_MS 100
+
+static void accept_cb(uv_poll_t *p, int status, int events);
+
+/* Logged once per HTTP_ACCEPT_LOG_MS, with the number of errors since the last line. */
+static void accept_error(http_server *s, int err, unsigned dropped)
 {
-	http_server *s = BASE_CONTAINER_OF(ls, http_server, listener);
+	uint64_t now = uv_now(s->loop);
 
-	if (status < 0) {
-		BASE_LOGW("http", "accept: %s", uv_strerror(status));
+	s->accept_errs++;
+	s->accept_dropped += dropped;
+	if (s->accept_err_logged != 0 && now - s->accept_err_logged < HTTP_ACCEPT_LOG_MS)
 		return;
-	}
-	if (s->closing)
-		return;
-	if (s->n_conns >= s->lim.max_connections) {
-		/* Take it off the backlog and close it at once: cheaper than a 503. */
-		uv_tcp_t *t = malloc(sizeof(*t));
-
-		if (t == NULL || uv_tcp_init(s->loop, t) != 0) {
-			free(t);
-			return;
-		}
-		t->data = s;
-		uv_accept(ls, (uv_stream_t *)t);
-		s->n_rejected++;
-		uv_close((uv_handle_t *)t, reject_closed);
-		return;
-	}
-	conn_new(s);
+	BASE_LOGW("http",
+	          "accept: %s (%u time%s since the last report, %u connection%s closed "
+	          "unserved; %u open)",
+	          uv_strerror(err), s->accept_errs, s->accept_errs == 1 ? "" : "s",
+	          s->accept_dropped, s->accept_dropped == 1 ? "" : "s", s->n_conns);
+	s->accept_errs = 0;
+	s->accept_dropped = 0;
+	s->accept_err_logged = now ? now : 1;
 }
 
-static void conn_new(http_server *s)
+static void reserve_open(http_server *s)
+{
+	if (s->reserve_fd < 0)
+		s->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
+
+static void accept_resume(uv_timer_t *t)
+{
+	http_server *s = t->data;
+
+	uv_close((uv_handle_t *)t, (uv_close_cb)free);
+	s->accept_paused = 0;
+	if (!s->closing && s->listener_open)
+		uv_poll_start(&s->listener, UV_READABLE, accept_cb);
+}
+
+/*
+ * Out of file descriptors (EMFILE, ENFILE): the waiting connections cannot
+ * be accepted, and left in the backlog they would wake the loop again at
+ * once, forever. The descriptor kept in reserve is given up for a moment
+ * to take them off the backlog and close them (their clients see the
+ * connection closed rather than hanging), then taken back. With no reserve
+ * (something else took it), accepting pauses briefly instead.
+ */
+static void out_of_descriptors(http_server *s, int err)
+{
+	unsigned dropped = 0;
+	uv_timer_t *t;
+
+	if (s->reserve_fd >= 0) {
+		close(s->reserve_fd);
+		s->reserve_fd = -1;
+		for (;;) {
+			int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+			if (fd < 0) {
+				if (errno == EINTR || errno == ECONNABORTED)
+					continue;
+				break;
+			}
+			close(fd);
+			dropped++;
+		}
+		reserve_open(s);
+	}
+	accept_error(s, err, dropped);
+	if (s->reserve_fd >= 0 || s->accept_paused)
+		return;
+	t = malloc(sizeof(*t));
+	if (t == NULL || uv_timer_init(s->loop, t) != 0) {
+		free(t);
+		return;
+	}
+	t->data = s;
+	uv_unref((uv_handle_t *)t);
+	uv_poll_stop(&s->listener);
+	s->accept_paused = 1;
+	uv_timer_start(t, accept_resume, HTTP_ACCEPT_PAUSE_MS, 0);
+}
+
+static void accept_cb(uv_poll_t *p, int status, int events)
+{
+	http_server *s = BASE_CONTAINER_OF(p, http_server, listener);
+
+	(void)events;
+	if (status < 0 || s->closing)
+		return;
+	for (unsigned n = 0; n < HTTP_ACCEPT_BATCH; n++) {
+		int fd = accept4(s->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			int e = errno;
+
+			if (e == EINTR || e == ECONNABORTED || e == EPROTO)
+				continue;
+			if (e == EMFILE || e == ENFILE)
+				out_of_descriptors(s, -e);
+			else if (e != EAGAIN && e != EWOULDBLOCK)
+				accept_error(s, -e, 0);
+			return;
+		}
+		if (s->n_conns >= s->lim.max_connections) {
+			/* Closed at once: cheaper than a 503. */
+			close(fd);
+			continue;
+		}
+		conn_new(s, fd);
+	}
+}
+
+static void conn_new(http_server *s, int fd)
 {
 	http_conn *c = calloc(1, sizeof(*c));
 	struct sockaddr_storage ss;
@@ -283,6 +379,7 @@ static void conn_new(http_server *s)
 
 	if (c == NULL || uv_tcp_init(s->loop, &c->tcp) != 0) {
 		free(c);
+		close(fd);
 		return;
 	}
 	c->srv = s;
@@ -290,7 +387,8 @@ static void conn_new(http_server *s)
 	base_list_init(&c->plink);
 	base_list_insert_tail(&s->conns, &c->link);
 	s->n_conns++;
-	if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+	if (uv_tcp_open(&c->tcp, fd) != 0) {
+		close(fd);
 		http__conn_close(c);
 		return;
 	}
@@ -320,34 +418,55 @@ static void conn_new(http_server *s)
 	http__tq_set(c, HTTP_T_HEADER);
 }
 
+/*
+ * The listening socket is ours, watched with a uv_poll_t rather than
+ * uv_listen: libuv's own accept loop handles EMFILE silently (and spins
+ * when its reserve descriptor is gone), where we want to log it and pause.
+ */
 int http_server_listen(http_server *s, const char *host, int port)
 {
 	struct sockaddr_storage ss;
-	int len = sizeof(ss);
-	int rc;
+	socklen_t len;
+	int fd = -1, one = 1, rc;
 
 	if (s->closing)
 		return BASE_ECLOSED;
+	if (s->listener_open)
+		return BASE_EINVAL;
 	if (strchr(host, ':') != NULL)
 		rc = uv_ip6_addr(host, port, (struct sockaddr_in6 *)&ss);
 	else
 		rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&ss);
 	if (rc != 0)
 		return rc;
-	rc = uv_tcp_bind(&s->listener, (const struct sockaddr *)&ss, 0);
-	if (rc != 0)
-		return rc;
-	rc = uv_listen((uv_stream_t *)&s->listener, HTTP_BACKLOG, on_connection);
-	if (rc != 0)
-		return rc;
-	rc = uv_tcp_getsockname(&s->listener, (struct sockaddr *)&ss, &len);
-	if (rc != 0)
-		return rc;
+	len = ss.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+	    bind(fd, (const struct sockaddr *)&ss, len) != 0 || listen(fd, HTTP_BACKLOG) != 0) {
+		rc = -errno;
+		goto fail;
+	}
+	len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) != 0) {
+		rc = -errno;
+		goto fail;
+	}
 	if (ss.ss_family == AF_INET6)
 		s->port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
 	else
 		s->port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-	return 0;
+	rc = uv_poll_init_socket(s->loop, &s->listener, fd);
+	if (rc != 0)
+		goto fail;
+	s->listen_fd = fd;
+	s->listener_open = 1;
+	reserve_open(s);
+	return uv_poll_start(&s->listener, UV_READABLE, accept_cb);
+fail:
+	close(fd);
+	return rc;
 }
 
 /* ---- closing ------------------------------------------------------------- */
@@ -366,7 +485,7 @@ static void aux_closed(uv_handle_t *h)
 /* Called whenever something closes: finishes the server once nothing is left. */
 static void maybe_finish(http_server *s)
 {
-	if (!s->closing || s->listener_open || s->n_conns > 0 || s->n_rejected > 0 ||
+	if (!s->closing || s->listener_open || s->n_conns > 0 ||
 	    uv_is_closing((uv_handle_t *)&s->timer))
 		return;
 	uv_timer_stop(&s->timer);
@@ -381,19 +500,15 @@ void http__server_conn_gone(http_server *s)
 	maybe_finish(s);
 }
 
-static void reject_closed(uv_handle_t *h)
-{
-	http_server *s = h->data;
-
-	free(h);
-	s->n_rejected--;
-	maybe_finish(s);
-}
-
 static void listener_closed(uv_handle_t *h)
 {
 	http_server *s = BASE_CONTAINER_OF(h, http_server, listener);
 
+	close(s->listen_fd);
+	s->listen_fd = -1;
+	if (s->reserve_fd >= 0)
+		close(s->reserve_fd);
+	s->reserve_fd = -1;
 	s->listener_open = 0;
 	maybe_finish(s);
 }
@@ -407,7 +522,8 @@ void http_server_close(http_server *s, void (*cb)(void *ud), void *ud)
 	s->closing = 1;
 	s->close_cb = cb;
 	s->close_ud = ud;
-	uv_close((uv_handle_t *)&s->listener, listener_closed);
+	if (s->listener_open)
+		uv_close((uv_handle_t *)&s->listener, listener_closed);
 	base_list_foreach_safe(pos, tmp, &s->conns)
 	{
 		http_conn *c = BASE_CONTAINER_OF(pos, http_conn, link);
@@ -439,6 +555,9 @@ void http_server_free(http_server *s)
 	for (size_t i = 0; i < s->n_routes; i++)
 		free(s->routes[i].path);
 	free(s->routes);
+	for (size_t i = 0; i < s->n_limits; i++)
+		free(s->limits[i].path);
+	free(s->limits);
 	free(s->rbuf);
 	free(s);
 }

@@ -619,38 +619,125 @@ static void c_header_too_large(void)
 static void c_input_budget(void)
 {
 	static char body[BUDGET_BODY];
-	cl_t *a = cl_open(), *b;
+	static const char head[] = "POST /echo HTTP/1.1\r\nContent-Length: 900000\r\n\r\n";
+	cl_t *a = cl_open(), *b = cl_open(), *c, *d;
 	resp_t r;
 
 	memset(body, 'b', sizeof(body));
-	/* a: its body announced and begun (the server reserves room for all of it). */
-	CK(cl_sends(a, "POST /echo HTTP/1.1\r\nContent-Length: 900000\r\n\r\n") == 0);
+	/*
+	 * a and b: bodies announced and begun. Only what has arrived counts
+	 * against the budget, not what Content-Length announces: both together
+	 * announce more than it, and neither is refused.
+	 */
+	CK(cl_sends(a, head) == 0);
 	CK(cl_send(a, body, 1000) == 0);
-	usleep(200 * 1000);
-	/* b: the same would take the server past its budget: refused. */
-	b = cl_open();
-	CK(cl_sends(b, "POST /echo HTTP/1.1\r\nContent-Length: 900000\r\n\r\n") == 0);
+	CK(cl_sends(b, head) == 0);
 	CK(cl_send(b, body, 1000) == 0);
-	CK(cl_response(b, &r) == 0);
-	CK(r.status == 503);
-	resp_free(&r);
-	CK(cl_wait_close(b));
-	cl_close(b);
-	/* a is not hurt: it finishes and gets its echo. */
+	usleep(200 * 1000);
 	CK(cl_send(a, body + 1000, BUDGET_BODY - 1000) == 0);
 	CK(cl_response(a, &r) == 0);
 	CK(r.status == 200);
 	CK(r.body_len == 5 + BUDGET_BODY);
 	resp_free(&r);
 	cl_close(a);
-	/* With a's body gone, the next big upload fits again. */
-	b = cl_open();
-	CK(cl_sends(b, "POST /echo HTTP/1.1\r\nContent-Length: 900000\r\n\r\n") == 0);
-	CK(cl_send(b, body, BUDGET_BODY) == 0);
+	CK(cl_send(b, body + 1000, BUDGET_BODY - 1000) == 0);
 	CK(cl_response(b, &r) == 0);
 	CK(r.status == 200);
 	resp_free(&r);
 	cl_close(b);
+	/* c and d: bodies that have arrived in large part: together over the
+	 * budget, so the one that grows past it is refused. */
+	c = cl_open();
+	CK(cl_sends(c, head) == 0);
+	CK(cl_send(c, body, 700000) == 0);
+	usleep(200 * 1000);
+	d = cl_open();
+	CK(cl_sends(d, head) == 0);
+	CK(cl_send(d, body, 700000) == 0);
+	CK(cl_response(d, &r) == 0);
+	CK(r.status == 503);
+	resp_free(&r);
+	CK(cl_wait_close(d));
+	cl_close(d);
+	/* c is not hurt: it finishes and gets its echo. */
+	CK(cl_send(c, body + 700000, BUDGET_BODY - 700000) == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200);
+	CK(r.body_len == 5 + BUDGET_BODY);
+	resp_free(&r);
+	cl_close(c);
+}
+
+/* Per-path body limits: a Content-Length over them gets 413 before any body is sent. */
+static int setup_body_limits(void **state)
+{
+	(void)state;
+	setup_with(NULL);
+	assert_int_equal(http_body_limit(H.srv, "/", 1, 50), 0);
+	assert_int_equal(http_body_limit(H.srv, "/echo", 0, 2000), 0);
+	assert_int_equal(http_body_limit(H.srv, "/p/", 1, 5000), 0);
+	assert_int_equal(http_body_limit(H.srv, "/p/", 1, 10), 0); /* replaces */
+	return 0;
+}
+
+static void expect_413_from_headers(const char *head)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+
+	/* Only the head: the answer must come without the body. */
+	CK(cl_sends(c, head) == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 413);
+	resp_free(&r);
+	CK(cl_wait_close(c));
+	cl_close(c);
+}
+
+static void c_body_limits(void)
+{
+	static char body[1501];
+
+	memset(body, 'e', 1500);
+	expect_413_from_headers("POST /echo HTTP/1.1\r\nContent-Length: 2001\r\n\r\n");
+	expect_413_from_headers("POST /p/x HTTP/1.1\r\nContent-Length: 11\r\n\r\n");
+	expect_413_from_headers("POST /nowhere HTTP/1.1\r\nContent-Length: 51\r\n\r\n");
+	expect_413_from_headers("POST /echox HTTP/1.1\r\nContent-Length: 51\r\n\r\n");
+	expect_simple("POST /nowhere HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", 404, NULL);
+	{
+		cl_t *c = cl_open();
+		resp_t r;
+
+		CK(cl_sends(c, "POST /echo HTTP/1.1\r\nContent-Length: 1500\r\n\r\n") == 0);
+		CK(cl_send(c, body, 1500) == 0);
+		CK(cl_response(c, &r) == 0);
+		CK(r.status == 200);
+		CK(r.body_len == 5 + 1500);
+		resp_free(&r);
+		cl_close(c);
+	}
+	/* A chunked body is refused once it passes the limit. */
+	{
+		cl_t *c = cl_open();
+		resp_t r;
+
+		CK(cl_sends(c, "POST /p/y HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		               "8\r\n01234567\r\n8\r\n01234567\r\n") == 0);
+		CK(cl_response(c, &r) == 0);
+		CK(r.status == 413);
+		resp_free(&r);
+		cl_close(c);
+	}
+}
+
+static void test_body_limits(void **state)
+{
+	(void)state;
+	run_client(c_body_limits);
+	assert_int_equal(http_body_limit_for(H.srv, "/echo", 5), 2000);
+	assert_int_equal(http_body_limit_for(H.srv, "/echo/", 6), 50);
+	assert_int_equal(http_body_limit_for(H.srv, "/p/", 3), 10);
+	assert_int_equal(http_body_limit_for(H.srv, "/p", 2), 50);
 }
 
 static void test_input_budget(void **state)
@@ -938,6 +1025,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_forwarded_untrusted, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_forwarded_trusted, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_input_budget, setup_input_budget, teardown),
+	    cmocka_unit_test_setup_teardown(test_body_limits, setup_body_limits, teardown),
 	    cmocka_unit_test_setup_teardown(test_not_found, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_keep_alive, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_pipelining, setup_default, teardown),

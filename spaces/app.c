@@ -12,6 +12,7 @@ void sp_options_default(sp_options *o)
 	o->default_timeout_s = 120;
 	o->sweep_interval_ms = 1000;
 	o->node_timeout_s = 10;
+	o->register_max_failures = 10;
 }
 
 sp_space *sp__space_get(sp_app *app, const char *id, int create)

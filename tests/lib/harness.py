@@ -400,9 +400,14 @@ def wait_until(what, fn, timeout, interval=0.1, context=None):
 
 
 def start_spaces_server(database_url, port=None, extra_args=(), env=None,
-                        ready_timeout=30.0):
+                        ready_timeout=30.0, legacy_open_spaces=True):
     """spaces-server --listen 127.0.0.1:P --database-url URL, ready once it
-    answers HTTP (GET /healthz; migrations are applied before it listens)."""
+    answers HTTP (GET /healthz; migrations are applied before it listens).
+
+    With ``legacy_open_spaces`` (the default) the server runs with
+    --legacy-open-spaces: spaces created through the site take any app that
+    knows their name, as most tests (and the old clients) expect. Tests of
+    app tokens pass ``legacy_open_spaces=False``."""
     import urllib.error
     import urllib.request
 
@@ -416,7 +421,8 @@ def start_spaces_server(database_url, port=None, extra_args=(), env=None,
             return False
 
     return start_server_ex(
-        spaces_server_command() + ["--database-url", database_url] + list(extra_args),
+        spaces_server_command() + ["--database-url", database_url]
+        + (["--legacy-open-spaces"] if legacy_open_spaces else []) + list(extra_args),
         port=port,
         port_args=lambda p: ["--listen", "127.0.0.1:%d" % p],
         ready_timeout=ready_timeout,
@@ -773,7 +779,10 @@ class SpacesSite:
                      enable_audio=False, enable_video=False, enable_file_upload=False,
                      rate_limit_seconds=0, timeout_seconds=None, max_apps=None, token=None,
                      description="A test space"):
-        """Creates a space; returns (space_id as a string, name)."""
+        """Creates a space; returns (space_id as a string, name). Its app
+        access is what the server gives new spaces ('open' under
+        --legacy-open-spaces, else 'token' with a generated token); with
+        ``token``, 'token' with that token."""
         import hashlib
 
         name = name or self.unique("Space")
@@ -814,8 +823,9 @@ class SpacesSite:
             sets.append("max_apps = :'ma'")
             params["ma"] = str(max_apps)
         if token is not None:
-            sets.append("app_token_hash = :'th'")
+            sets.append("app_token_hash = :'th', app_token = :'tk', app_access = 'token'")
             params["th"] = hashlib.sha256(token.encode()).hexdigest()
+            params["tk"] = token
         if sets:
             self.pg.sql("UPDATE spaces SET %s WHERE id::text = :'id'" % ", ".join(sets),
                         **params)

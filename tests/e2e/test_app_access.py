@@ -201,14 +201,16 @@ def test_new_space_is_token_and_impostor_is_refused(env):
     row = env.pg.sql("SELECT app_access, app_token IS NOT NULL, app_token_hash IS NOT NULL "
                      "FROM spaces WHERE id = :'i'", i=sid)
     assert row == [["token", "t", "t"]], row
-    refused(env.control_app(name, name="impostor"), "requires an app token")
-    refused(env.control_app(name, "--token", "guess", name="guess"), "invalid app token")
-    refused(env.control_app(name, host=env.server.url + "/?token=guess", name="guess-url"),
-            "invalid app token")
+    impostors = [(env.control_app(name, name="impostor"), "requires an app token"),
+                 (env.control_app(name, "--token=guess", name="guess"), "invalid app token"),
+                 (env.control_app(name, host=env.server.url + "/?token=guess", name="guess-url"),
+                  "invalid app token")]
+    for app, why in impostors:
+        refused(app, why)
     in_log(env.server, r"app 127\.0\.0\.1\S* refused: Space \"%s\" requires an app token"
            % re.escape(name))
     token = env.token_of(sid)
-    assert registered(env.control_app(name, "--token", token, name="auth"))["space_id"] == sid
+    assert registered(env.control_app(name, "--token=" + token, name="auth"))["space_id"] == sid
     by_url = env.control_app(name, host=env.server.url + "/?token=" + token, name="url")
     assert registered(by_url)["space_id"] == sid
     # The unmodified mock_app.py's command line: the token in its --host URL.
@@ -253,7 +255,7 @@ def test_regenerating_twice_disconnects_the_old_token_app(env):
     to the queue and reaches the real app."""
     sid, name = env.new_space()  # max_apps 1
     old = env.token_of(sid)
-    impostor = env.control_app(name, "--token", old, name="old-token")
+    impostor = env.control_app(name, "--token=" + old, name="old-token")
     registered(impostor)
     user = env.site.user()
     rid = env.site.submit_ok(user, sid, "held by the old app")
@@ -267,8 +269,8 @@ def test_regenerating_twice_disconnects_the_old_token_app(env):
            r"token of space \"%s\" was replaced" % (re.escape(name), re.escape(name)))
     harness.wait_until("request back in the queue",
                        lambda: env.site.request_row(rid)["status"] == "queued", 10)
-    refused(env.control_app(name, "--token", old, name="old-again"), "invalid app token")
-    real = env.control_app(name, "--token", new, "--auto-answer", name="real")
+    refused(env.control_app(name, "--token=" + old, name="old-again"), "invalid app token")
+    real = env.control_app(name, "--token=" + new, "--auto-answer", name="real")
     registered(real)
     request_of(real, rid)
     body = env.site.wait_status(rid, timeout=20)
@@ -277,7 +279,7 @@ def test_regenerating_twice_disconnects_the_old_token_app(env):
 
 def test_deleting_a_space_disconnects_its_apps(env):
     sid, name = env.new_space()
-    app = env.control_app(name, "--token", env.token_of(sid), name="app")
+    app = env.control_app(name, "--token=" + env.token_of(sid), name="app")
     conn = registered(app)["connection_id"]
     env.delete(sid)
     kicked(app, "deleted")
@@ -302,7 +304,7 @@ def test_open_to_token_disconnects_tokenless_apps(env):
     assert 'value="require"' in row.group(0)
     tokenless = env.control_app(name, name="tokenless")
     registered(tokenless)
-    with_token = env.control_app(name, "--token", token, "--auto-answer", name="with-token")
+    with_token = env.control_app(name, "--token=" + token, "--auto-answer", name="with-token")
     registered(with_token)
     # Hold a request on the tokenless app.
     user = env.site.user()
@@ -344,11 +346,12 @@ def test_failed_registers_are_rate_limited_per_address(pg):
     try:
         sid, name = e.new_space()
         token = e.token_of(sid)
-        for i in range(3):
-            refused(e.control_app(name, "--token", "wrong%d" % i, name="wrong%d" % i),
-                    "invalid app token")
+        wrong = [e.control_app(name, "--token=wrong%d" % i, name="wrong%d" % i)
+                 for i in range(3)]
+        for app in wrong:
+            refused(app, "invalid app token")
         # Past the limit even the right token is refused, without being looked at.
-        refused(e.control_app(name, "--token", token, name="limited"),
+        refused(e.control_app(name, "--token=" + token, name="limited"),
                 "too many failed registrations")
         in_log(server, r"3 failed app registrations from 127\.0\.0\.1")
         e.close_children()
@@ -402,7 +405,7 @@ def test_cluster_regenerate_disconnects_apps_on_every_node(pg):
         ea, eb = Env(pg, a), Env(pg, b)
         sid, name = ea.new_space()
         old = ea.token_of(sid)
-        on_b = eb.control_app(name, "--token", old, name="on-b")
+        on_b = eb.control_app(name, "--token=" + old, name="on-b")
         registered(on_b)
         user = ea.site.user()
         harness.wait_until("node A sees the app of node B",
@@ -413,7 +416,7 @@ def test_cluster_regenerate_disconnects_apps_on_every_node(pg):
         kicked(on_b, "replaced")
         in_log(b, r"of space \"%s\" disconnected: the app token of space" % re.escape(name))
         new = ea.token_of(sid)
-        real = ea.control_app(name, "--token", new, "--auto-answer", name="real-on-a")
+        real = ea.control_app(name, "--token=" + new, "--auto-answer", name="real-on-a")
         registered(real)
         body = ea.site.wait_status(rows[0][0], timeout=30)
         assert body["status"] == "completed", body

@@ -248,6 +248,67 @@ def test_connect_snippet_is_the_exact_command_and_works(env):
     assert body["status"] == "completed", body
 
 
+COPY_SCRIPT = r"""
+// node - URL COOKIE: opens URL in headless Chromium as the session COOKIE,
+// clicks the copy button of the "Connect an app" command, prints what the
+// clipboard then holds.
+const path = require("node:path");
+const { chromium } = require(path.join(process.cwd(), "node_modules", "playwright-core"));
+(async () => {
+  const [url, cookie] = process.argv.slice(2);
+  const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", headless: true,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--no-first-run"] });
+  try {
+    const origin = new URL(url).origin;
+    const ctx = await browser.newContext();
+    await ctx.grantPermissions(["clipboard-read", "clipboard-write"], { origin });
+    await ctx.addCookies([{ name: "spaces_session", value: cookie, url: origin }]);
+    const page = await ctx.newPage();
+    const errors = [];
+    page.on("pageerror", (e) => errors.push(String(e)));
+    // Script errors and CSP refusals count; a missing favicon does not.
+    page.on("console", (m) => {
+      if (m.type() === "error" && !/^Failed to load resource/.test(m.text())) errors.push(m.text());
+    });
+    await page.goto(url);
+    await page.click("button[data-copy=connect-cmd]");
+    await page.waitForSelector("button[data-copy=connect-cmd][data-copied]", { timeout: 10000 });
+    const out = await page.evaluate(async () => ({
+      copied: document.querySelector("button[data-copy=connect-cmd]").getAttribute("data-copied"),
+      note: document.querySelector(".copy-note").textContent,
+      shown: document.getElementById("connect-cmd").textContent,
+      clipboard: await navigator.clipboard.readText(),
+    }));
+    out.errors = errors;
+    console.log(JSON.stringify(out));
+  } finally {
+    await browser.close();
+  }
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def test_copy_button_in_chromium(env):
+    """The copy button (spaces.js, under the page's strict CSP) puts the
+    exact command line on the clipboard."""
+    import json
+    import subprocess
+
+    sid, name = env.new_space()
+    cmd = env.command(env.edit_page(sid))
+    out = subprocess.run(["timeout", "-k", "5", "90", harness.node_executable(), "-",
+                          env.server.url + "/admin/space/edit/" + sid, env.site.admin().cookie],
+                         input=COPY_SCRIPT, cwd=os.path.join(SOURCE, "tests"),
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got["shown"] == cmd, got
+    assert got["copied"] == "1" and got["note"] == "Copied.", got
+    assert got["clipboard"] == cmd, got
+    assert not got["errors"], got
+
+
 def test_regenerating_twice_disconnects_the_old_token_app(env):
     """Today regenerating (twice) leaves the app of the old token connected,
     and the real app with the new token is refused with "Space already has

@@ -16,13 +16,21 @@ export DATABASE_URL=${DATABASE_URL:-$url}
 admins=$(psql "$DATABASE_URL" -tAc "SELECT count(*) FROM users WHERE is_admin")
 if [ "$admins" = 0 ]; then
   echo admin123 | "$dir/spaces-server" user add admin --admin --database-url "$DATABASE_URL" >/dev/null
-  cat <<'MSG'
+  admin_line='*  DEVELOPMENT ADMIN CREATED: user "admin", password "admin123".     *'
+else
+  admin_line='*  DEVELOPMENT MODE, local database under var/.                      *'
+fi
+# Development mode: new spaces are open (--legacy-open-spaces), so that the
+# unmodified clients and the old test plan register their apps by name alone.
+cat <<MSG
 **********************************************************************
-*  DEVELOPMENT ADMIN CREATED: user "admin", password "admin123".     *
-*  This is for the local database under var/ only. Never use it in   *
-*  production: create real admins with `spaces-server user add`.     *
+$admin_line
+*  LEGACY OPEN SPACES (--legacy-open-spaces): new spaces take any app *
+*  that knows their name, as the old site did.                        *
+*  This is for the local database under var/ only. Never use either  *
+*  in production: create real admins with \`spaces-server user add\`, *
+*  and start without --legacy-open-spaces (new spaces need a token).  *
 **********************************************************************
 MSG
-fi
 exec "$dir/spaces-server" --listen "${SPACES_LISTEN:-127.0.0.1:5001}" --database-url "$DATABASE_URL" \
-  --upload-dir var/uploads
+  --upload-dir var/uploads --legacy-open-spaces

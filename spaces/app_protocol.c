@@ -55,6 +55,72 @@ static void register_fail(sp_conn *c, const char *message, int disconnect)
 		sio_disconnect(c->s);
 }
 
+/*
+ * Failed registrations per client address: a few slots, each counting the
+ * failures of one address for a minute. A full table reuses the slot whose
+ * minute began first, so the table stays small whatever the addresses.
+ */
+#define FAIL_WINDOW_MS 60000
+
+static struct sp_fail_slot *fail_slot(sp_app *app, const char *addr, int take)
+{
+	uint64_t now = uv_now(sio_server_loop(app->io));
+	struct sp_fail_slot *oldest = NULL;
+
+	for (size_t i = 0; i < BASE_ARRAY_SIZE(app->fails); i++) {
+		struct sp_fail_slot *f = &app->fails[i];
+
+		if (f->n && now - f->since >= FAIL_WINDOW_MS)
+			f->n = 0; /* its minute is over */
+		if (f->n && strcmp(f->addr, addr) == 0)
+			return f;
+		if (!oldest || (oldest->n && (!f->n || f->since < oldest->since)))
+			oldest = f;
+	}
+	if (!take)
+		return NULL;
+	snprintf(oldest->addr, sizeof(oldest->addr), "%s", addr);
+	oldest->since = now;
+	oldest->n = 0;
+	return oldest;
+}
+
+/* Seconds until addr may try again, or 0 when it may now. */
+static unsigned register_blocked(sp_app *app, const char *addr)
+{
+	unsigned max = app->opts.register_max_failures;
+	struct sp_fail_slot *f = max ? fail_slot(app, addr, 0) : NULL;
+
+	if (!f || f->n < max)
+		return 0;
+	uint64_t left = FAIL_WINDOW_MS - (uv_now(sio_server_loop(app->io)) - f->since);
+	return (unsigned)((left + 999) / 1000);
+}
+
+static void register_failed(sp_app *app, const char *addr)
+{
+	struct sp_fail_slot *f = app->opts.register_max_failures ? fail_slot(app, addr, 1) : NULL;
+
+	if (f && ++f->n == app->opts.register_max_failures)
+		BASE_LOGW("spaces",
+		          "%u failed app registrations from %s within a minute: its registrations "
+		          "are refused for the rest of the minute",
+		          f->n, addr);
+}
+
+/* Disconnects a registered app that its space no longer admits, saying why. */
+static void kick(sp_conn *c, const char *reason)
+{
+	if (!c->s)
+		return;
+	BASE_LOGW("spaces", "app %s (%s) of space \"%s\" disconnected: %s", c->id,
+	          sio_handshake_address(c->s), c->space ? c->space->name : "?", reason);
+	json_t *r = json_pack("{s:b,s:s}", "success", 0, "message", reason);
+	emit_json(c->s, "register_response", r);
+	json_decref(r);
+	sio_disconnect(c->s);
+}
+
 /* ---- inference_request --------------------------------------------------- */
 
 int sp__send_request(sp_conn *c, const char *request_id, const char *username,
@@ -165,6 +231,15 @@ static void registered(const db_result *res, void *ud)
 			c->space = NULL;
 		}
 		register_fail(c, "Server error, please retry", 1);
+	} else if (db_ntuples(res) != 1) {
+		/* The space's access changed (or it went) between the look-up and now. */
+		if (c->space) {
+			base_list_remove(&c->link);
+			c->space->n_apps--;
+			c->space = NULL;
+		}
+		register_fail(c, "The space's app access changed meanwhile: please register again",
+		              1);
 	} else if (c->s) {
 		char msg[400];
 		snprintf(msg, sizeof(msg), "Successfully connected to space \"%s\"",
@@ -178,6 +253,10 @@ static void registered(const db_result *res, void *ud)
 		sp__space_changed(app, r->space_id);
 		sp__nodes_tell(app, r->space_id);
 		sp__drain(app, r->space_id);
+		if (c->recheck) {
+			c->recheck = 0;
+			sp__access_check(app, r->space_id);
+		}
 	}
 	sp__conn_unref(c);
 	free(r);
@@ -210,8 +289,10 @@ static int token_matches(const char *token, const char *stored_hex)
 	char hex[crypto_hash_sha256_BYTES * 2 + 1];
 	crypto_hash_sha256(h, (const unsigned char *)token, strlen(token));
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	return strlen(stored_hex) == strlen(hex) &&
-	       sodium_memcmp(hex, stored_hex, strlen(hex)) == 0;
+	int same =
+	    strlen(stored_hex) == strlen(hex) && sodium_memcmp(hex, stored_hex, strlen(hex)) == 0;
+	sodium_memzero(h, sizeof(h));
+	return same;
 }
 
 static void space_found(const db_result *res, void *ud)
@@ -241,15 +322,29 @@ static void space_found(const db_result *res, void *ud)
 	}
 	const char *space_id = db_value(res, 0, 0);
 	unsigned max_apps = (unsigned)strtoul(db_value(res, 0, 2), NULL, 10);
-	if (!db_isnull(res, 0, 3)) {
-		char token[256];
-		if (!app_token(c->s, token, sizeof(token)) ||
-		    !token_matches(token, db_value(res, 0, 3))) {
-			c->registering = 0;
-			register_fail(c, "Invalid or missing app token for this space", 1);
-			goto out;
-		}
+	const char *stored = db_isnull(res, 0, 3) ? NULL : db_value(res, 0, 3);
+	int open = strcmp(db_value(res, 0, 4), "open") == 0;
+	char token[256];
+	int given = app_token(c->s, token, sizeof(token));
+	/* Hashed whatever the space, so that an answer takes the same time. */
+	int match = given && token_matches(token, stored ? stored : "");
+	sodium_memzero(token, sizeof(token));
+	/* An open space takes any app; a token space only one with its token. */
+	if (!open && !match) {
+		char msg[400];
+		c->registering = 0;
+		register_failed(app, sio_handshake_address(c->s));
+		if (given)
+			snprintf(msg, sizeof(msg), "Invalid app token for space \"%s\"", name);
+		else
+			snprintf(msg, sizeof(msg),
+			         "Space \"%s\" requires an app token: add ?token=<token> to the "
+			         "server URL, or give token in the Socket.IO auth",
+			         name);
+		register_fail(c, msg, 1);
+		goto out;
 	}
+	snprintf(c->token_hash, sizeof(c->token_hash), "%s", match ? stored : "");
 	sp_space *sp = sp__space_get(app, space_id, 1);
 	if (!sp) {
 		c->registering = 0;
@@ -268,12 +363,19 @@ static void space_found(const db_result *res, void *ud)
 	sp->n_apps++;
 	c->space = sp;
 	snprintf(r->space_id, sizeof(r->space_id), "%s", space_id);
+	/* Only while the space still admits it: an admin may have changed its
+	 * access since the look-up (sp_space_access_changed covers the rest). */
 	static const char sql[] =
 	    "INSERT INTO app_connections (id, space_id, sid, address, node_id) "
-	    "VALUES ($1, $2, $3, $4, $5)";
-	const char *params[5] = {c->id, space_id, sio_socket_id(c->s), sio_handshake_address(c->s),
-	                         sp__node_id(app)};
-	if (db_query(app->db, sql, 5, params, registered, r) == 0)
+	    "SELECT $1, $2, $3, $4, $5 FROM spaces WHERE id = $2 "
+	    "AND (app_access = 'open' OR app_token_hash = $6) RETURNING 1";
+	const char *params[6] = {c->id,
+	                         space_id,
+	                         sio_socket_id(c->s),
+	                         sio_handshake_address(c->s),
+	                         sp__node_id(app),
+	                         c->token_hash[0] ? c->token_hash : NULL};
+	if (db_query(app->db, sql, 6, params, registered, r) == 0)
 		return; /* r and the reference go to registered() */
 	c->registering = 0;
 	register_fail(c, "Server error, please retry", 1);
@@ -286,6 +388,7 @@ static void on_register(const sio_event *ev, void *ud)
 {
 	sp_app *app = ud;
 	sp_conn *c = sio_socket_data(ev->socket);
+	unsigned wait;
 	if (!c)
 		return;
 	json_t *args = event_args(ev);
@@ -297,6 +400,11 @@ static void on_register(const sio_event *ev, void *ud)
 		register_fail(c, "This connection is already registered", 0);
 	} else if (strlen(name) > 200) {
 		register_fail(c, "space_name is too long", 1);
+	} else if ((wait = register_blocked(app, sio_handshake_address(ev->socket))) != 0) {
+		char msg[160];
+		snprintf(msg, sizeof(msg),
+		         "Too many failed registrations from this address: retry in %u s", wait);
+		register_fail(c, msg, 1);
 	} else {
 		register_ctx *r = calloc(1, sizeof(*r));
 		if (r) {
@@ -305,7 +413,7 @@ static void on_register(const sio_event *ev, void *ud)
 			c->registering = 1;
 			snprintf(r->space_id, sizeof(r->space_id), "%s", name);
 			static const char sql[] =
-			    "SELECT id::text, card_type, max_apps, app_token_hash "
+			    "SELECT id::text, card_type, max_apps, app_token_hash, app_access "
 			    "FROM spaces WHERE name = $1";
 			const char *params[1] = {name};
 			if (db_query(app->db, sql, 1, params, space_found, r)) {
@@ -317,6 +425,86 @@ static void on_register(const sio_event *ev, void *ud)
 		}
 	}
 	json_decref(args);
+}
+
+/* ---- access changes ------------------------------------------------------- */
+
+typedef struct {
+	sp_app *app;
+	char space_id[SP_ID_MAX];
+} access_ctx;
+
+static void access_read(const db_result *res, void *ud)
+{
+	access_ctx *a = ud;
+	sp_app *app = a->app;
+	sp_space *sp = app->closed ? NULL : sp__space_get(app, a->space_id, 0);
+	base_list *pos, *tmp;
+
+	if (!db_ok(res)) {
+		BASE_LOGE("spaces", "reading the access of space %s failed: %s", a->space_id,
+		          db_error(res));
+		goto out;
+	}
+	if (!sp)
+		goto out;
+	int gone = db_ntuples(res) != 1;
+	int open = !gone && strcmp(db_value(res, 0, 0), "open") == 0;
+	const char *hash = gone || db_isnull(res, 0, 1) ? "" : db_value(res, 0, 1);
+	base_list_foreach_safe(pos, tmp, &sp->apps)
+	{
+		sp_conn *c = BASE_CONTAINER_OF(pos, sp_conn, link);
+		char reason[400];
+
+		if (!c->s)
+			continue;
+		/* Its row is being written: checked again once it is (registered()). */
+		if (c->registering) {
+			c->recheck = 1;
+			continue;
+		}
+		if (gone) {
+			snprintf(reason, sizeof(reason), "space \"%s\" was deleted", sp->name);
+		} else if (open || (c->token_hash[0] && strlen(hash) == strlen(c->token_hash) &&
+		                    sodium_memcmp(hash, c->token_hash, strlen(hash)) == 0)) {
+			continue; /* still admitted */
+		} else if (c->token_hash[0]) {
+			snprintf(reason, sizeof(reason),
+			         "the app token of space \"%s\" was replaced: connect again with "
+			         "the new token",
+			         sp->name);
+		} else {
+			snprintf(reason, sizeof(reason),
+			         "space \"%s\" now requires an app token: connect again with "
+			         "?token=<token> on the server URL",
+			         sp->name);
+		}
+		kick(c, reason);
+	}
+out:
+	free(a);
+}
+
+void sp__access_check(sp_app *app, const char *space_id)
+{
+	static const char sql[] = "SELECT app_access, app_token_hash FROM spaces WHERE id = $1";
+	access_ctx *a;
+
+	if (app->closed || !sp__space_get(app, space_id, 0) || !(a = calloc(1, sizeof(*a))))
+		return;
+	a->app = app;
+	snprintf(a->space_id, sizeof(a->space_id), "%s", space_id);
+	const char *params[1] = {a->space_id};
+	if (db_query(app->db, sql, 1, params, access_read, a)) {
+		BASE_LOGE("spaces", "cannot check the apps of space %s: database busy", space_id);
+		free(a);
+	}
+}
+
+void sp_space_access_changed(sp_app *app, const char *space_id)
+{
+	sp__access_check(app, space_id);
+	sp__nodes_tell_access(app, space_id);
 }
 
 /* ---- inference_result / inference_progress -------------------------------- */

@@ -17,6 +17,9 @@
  *   queue (SKIP LOCKED: two nodes never take the same request); requests
  *   queued for an app elsewhere are announced on "spaces_queued", which
  *   does not make anyone read the presence again.
+ * - Access: a change of who may register for a space is announced on
+ *   "spaces_access" (payload: the space id); each node reads the space
+ *   again and disconnects its own apps that no longer qualify.
  * - Browsers: "/spaces" broadcasts go to the other nodes (cluster.c).
  */
 #include <stdlib.h>
@@ -33,6 +36,12 @@ void sp__nodes_tell(sp_app *app, const char *space_id)
 {
 	if (app->opts.node_id && !app->closed)
 		db_notify(app->db, SP_NODES_CHANNEL, space_id, NULL, NULL);
+}
+
+void sp__nodes_tell_access(sp_app *app, const char *space_id)
+{
+	if (app->opts.node_id && !app->closed)
+		db_notify(app->db, SP_ACCESS_CHANNEL, space_id, NULL, NULL);
 }
 
 void sp__nodes_tell_queued(sp_app *app, const char *space_id)
@@ -131,6 +140,29 @@ static void on_changed(const char *channel, const char *payload, void *ud)
 
 		if (sp && sp->n_apps)
 			sp__drain(app, sp->id);
+	}
+}
+
+/*
+ * A space's access changed on some node (maybe this one, which has checked
+ * its apps already: checking again finds nothing more to do). Listening
+ * again after a lost connection, every space with apps here is checked, in
+ * case a change was announced meanwhile.
+ */
+static void on_access(const char *channel, const char *payload, void *ud)
+{
+	sp_app *app = ud;
+
+	(void)channel;
+	if (app->closed)
+		return;
+	if (payload != NULL) {
+		sp__access_check(app, payload);
+		return;
+	}
+	for (sp_space *sp = app->spaces; sp; sp = sp->next) {
+		if (sp->n_apps)
+			sp__access_check(app, sp->id);
 	}
 }
 
@@ -262,6 +294,8 @@ int sp__nodes_start(sp_app *app)
 	if (rc == 0)
 		rc = db_listen(app->db, SP_QUEUE_CHANNEL, on_changed, app);
 	if (rc == 0)
+		rc = db_listen(app->db, SP_ACCESS_CHANNEL, on_access, app);
+	if (rc == 0)
 		sp__nodes_tick(app);
 	return rc;
 }
@@ -272,6 +306,7 @@ void sp__nodes_stop(sp_app *app)
 		return;
 	db_unlisten(app->db, SP_NODES_CHANNEL, on_changed, app);
 	db_unlisten(app->db, SP_QUEUE_CHANNEL, on_changed, app);
+	db_unlisten(app->db, SP_ACCESS_CHANNEL, on_access, app);
 	sp_cluster_free(app->cluster);
 	app->cluster = NULL;
 }

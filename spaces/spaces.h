@@ -42,6 +42,12 @@ typedef struct {
 	/* Results not yet written may take this much of the journal; past it
 	 * new results are refused, with an error logged (256 MiB). */
 	uint64_t journal_max_bytes;
+	 * Registrations refused for a missing or wrong app token allowed per
+	 * client address per minute; past it, that address's registrations are
+	 * refused without looking at the token until the minute is over.
+	 * 0: no limit. (10)
+	 */
+	unsigned register_max_failures;
 	/* Called when a space's live state changed (apps connected, queue). */
 	void (*on_space_changed)(const char *space_id, void *ud);
 	void *ud;
@@ -70,6 +76,15 @@ void sp_app_free(sp_app *app);
 
 /** Number of apps connected (and registered) for a space: in this process, or in cluster mode on every live node. */
 unsigned sp_space_apps(const sp_app *app, const char *space_id);
+
+/**
+ * Who may register as a space's app changed (its access mode or token was
+ * changed, or the space was deleted): the space is read again, and the apps
+ * that no longer qualify are told why and disconnected (their requests go
+ * back to the queue). In cluster mode every node does the same for its own
+ * apps. Call it after the change is committed.
+ */
+void sp_space_access_changed(sp_app *app, const char *space_id);
 
 /* ---- submitting requests ------------------------------------------------ */
 

@@ -19,7 +19,10 @@ typedef struct sp_conn {
 	unsigned served;        /* results recorded, not yet added to requests_served */
 	base_list held;         /* the sp_req it was sent and has not answered (results.c) */
 	int registering;
+	int recheck; /* its access changed while it was registering: check again once done */
 	int refs;
+	/* SHA-256 (hex) of the space's token it registered with; "" without one. */
+	char token_hash[65];
 } sp_conn;
 
 /* A space with apps connected in this process (or, in cluster mode, on other nodes). */
@@ -50,6 +53,12 @@ struct sp_app {
 	char instance[17];          /* this process start's random id, in nodes.instance */
 	int presence_busy, presence_dirty;
 	struct sp_results *results; /* requests held by apps here, results to write (results.c) */
+	/* Failed registrations per client address (register_max_failures). */
+	struct sp_fail_slot {
+		char addr[64];
+		uint64_t since; /* loop time (ms) of the first failure of its minute */
+		unsigned n;
+	} fails[256];
 };
 
 /* app.c */
@@ -72,6 +81,8 @@ int sp__send_request(sp_conn *c, const char *request_id, const char *username,
                      const char *payload_json);
 /** Moves the queued requests of a space to its apps (after a register or a disconnect). */
 void sp__drain(sp_app *app, const char *space_id);
+/** Reads a space's access again and disconnects the apps of this process it no longer admits. */
+void sp__access_check(sp_app *app, const char *space_id);
 
 /* browser.c */
 void sp__browser_init(sp_app *app);
@@ -147,11 +158,15 @@ int sp__db_up(const sp_app *app);
 #define SP_NODES_CHANNEL "spaces_changed"
 /* A space has new queued requests, for whichever node has an app of it. */
 #define SP_QUEUE_CHANNEL "spaces_queued"
+/* Who may register for a space changed; payload: its id (sp_space_access_changed). */
+#define SP_ACCESS_CHANNEL "spaces_access"
 /** Listens to the other nodes and starts the heartbeat. 0 or an error. */
 int sp__nodes_start(sp_app *app);
 void sp__nodes_stop(sp_app *app);
 /** Tells the other nodes that a space's apps or queue changed (after the change is written). */
 void sp__nodes_tell(sp_app *app, const char *space_id);
+/** Tells the other nodes that a space's access changed. */
+void sp__nodes_tell_access(sp_app *app, const char *space_id);
 /** Tells the other nodes that a space has queued requests (only its queue changed). */
 void sp__nodes_tell_queued(sp_app *app, const char *space_id);
 /** Every sweep: heartbeat, dead nodes' requests back to the queue, remote apps counted. */

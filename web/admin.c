@@ -6,9 +6,19 @@
  *   POST /admin/space/add              creates; 302 /admin/space/edit/<id>
  *   GET  /admin/space/edit/<id>        the form filled in
  *   POST /admin/space/edit/<id>        saves; 302 back to the form
- *   POST /admin/space/token/<id>       action=generate (shown once) | clear
+ *   POST /admin/space/token/<id>       app access: action=generate (a new token;
+ *                                      apps with the old one are disconnected) |
+ *                                      require (token mode, a token made if none) |
+ *                                      open (any app) | clear (open, token removed);
+ *                                      302 /admin/space/edit/<id>
  *   GET  /admin/space/delete/<id>      asks to confirm
- *   POST /admin/space/delete/<id>      deletes; 302 /admin
+ *   POST /admin/space/delete/<id>      deletes, disconnects its apps; 302 /admin
+ *
+ * A space's access mode is 'token' (only an app giving the space's token
+ * may register) or 'open' (any app that knows the name, as the old site
+ * allowed). New spaces are 'token' with a generated token, unless the
+ * server runs with --legacy-open-spaces. Every change of access is handed
+ * to the Spaces layer, which disconnects the apps no longer admitted.
  *
  * Everyone but admins is sent to /login (302) before anything is read or
  * changed.
@@ -27,6 +37,9 @@ typedef struct {
 	int enable[4]; /* prompt, audio, video, file upload */
 	char rate[16], timeout[16], max_apps[16];
 	int has_token;
+	int access_known;  /* the three below come from the database (not a form) */
+	int open;          /* app access 'open' */
+	const char *token; /* the token when it is known, else NULL */
 } space_fields;
 
 static const char *const enable_fields[4] = {"ws_enable_prompt", "ws_enable_audio",
@@ -159,6 +172,55 @@ static void space_form(base_buf *b, const web_ctx *w, const char *action, const 
 	         s->max_apps[0] ? s->max_apps : "1", button);
 }
 
+/* s in single quotes for a POSIX shell ('\'' for each quote). */
+static void shell_quote(base_buf *b, const char *s)
+{
+	base_buf_append(b, "'", 1);
+	for (; *s; s++) {
+		if (*s == '\'')
+			base_buf_append_str(b, "'\\''");
+		else
+			base_buf_append(b, s, 1);
+	}
+	base_buf_append(b, "'", 1);
+}
+
+void web__connect_command(base_buf *b, const web_ctx *w, const char *name, int open, int has_token,
+                          const char *token)
+{
+	base_buf url = BASE_BUF_INIT, cmd = BASE_BUF_INIT;
+	int need = !open || has_token;
+
+	/* python-engineio keeps the query string of the URL on its handshake. */
+	web__base_url(&url, w);
+	if (need) {
+		base_buf_append_str(&url, "/?token=");
+		base_buf_append_str(&url, token && *token ? token : "TOKEN");
+	}
+	base_buf_append(&url, "", 1);
+	base_buf_append_str(&cmd, "python3 mock_app.py --host ");
+	shell_quote(&cmd, url.data ? url.data : "");
+	base_buf_append_str(&cmd, " --spaces ");
+	shell_quote(&cmd, name);
+	base_buf_append(&cmd, "", 1);
+	web_html(b,
+	         "<h2>Connect an app</h2>\n<div class=\"panel connect\">\n"
+	         "<pre id=\"connect-cmd\" class=\"cmd\">%s</pre>\n"
+	         "<button type=\"button\" class=\"copy secondary\" data-copy=\"connect-cmd\">"
+	         "Copy</button> <span class=\"copy-note muted\" role=\"status\"></span>\n",
+	         cmd.data ? cmd.data : "");
+	if (need && !(token && *token))
+		web_html(b, "<p class=\"muted\">The token was set before it could be shown here: "
+		            "generate a new one to see the full command line (apps using the "
+		            "current one are then disconnected).</p>\n");
+	else if (need)
+		web_html(b, "<p class=\"muted\">Keep the token secret: whoever has it can serve "
+		            "this space's requests.</p>\n");
+	web_html(b, "</div>\n");
+	base_buf_free(&url);
+	base_buf_free(&cmd);
+}
+
 static void form_page(web_ctx *w, int status, const char *title, const char *action,
                       const space_fields *s, const char *error, const char *notice)
 {
@@ -249,14 +311,27 @@ static void add_post_step(web_ctx *w)
 		return;
 	}
 	snprintf(c->name, sizeof(c->name), "%s", s.name);
+	/* Token mode with a fresh token, unless the site runs for old clients. */
 	static const char sql[] =
 	    "INSERT INTO spaces (name, description, cover, cover_type, card_type, enable_prompt, "
 	    "enable_audio, enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, "
-	    "max_apps) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id";
-	const char *params[SPACE_PARAMS];
+	    "max_apps, app_access, app_token, app_token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, "
+	    "$8, $9, $10, $11, $12, $13, $14, $15) RETURNING id";
+	const char *params[SPACE_PARAMS + 3];
+	char token[64], hash[65];
+	int open = w->site->opts.legacy_open_spaces;
 	space_params(&s, params);
-	if (db_query(w->site->db, sql, SPACE_PARAMS, params, space_inserted, c))
+	if (!open) {
+		base_random_id(token, 32);
+		web_sha256_hex(token, strlen(token), hash);
+	}
+	params[SPACE_PARAMS] = open ? "open" : "token";
+	params[SPACE_PARAMS + 1] = open ? NULL : token;
+	params[SPACE_PARAMS + 2] = open ? NULL : hash;
+	if (db_query(w->site->db, sql, SPACE_PARAMS + 3, params, space_inserted, c))
 		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (!open)
+		sodium_memzero(token, sizeof(token));
 }
 
 static void add_route(http_request *req, void *ud)
@@ -270,7 +345,7 @@ static void add_route(http_request *req, void *ud)
 #define SPACE_COLUMNS                                                                        \
 	"id, name, description, cover, cover_type, card_type, enable_prompt, enable_audio, " \
 	"enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, max_apps, "  \
-	"app_token_hash IS NOT NULL"
+	"app_token_hash IS NOT NULL, app_access, app_token"
 
 static void fields_from_row(const db_result *res, space_fields *s)
 {
@@ -286,19 +361,19 @@ static void fields_from_row(const db_result *res, space_fields *s)
 	snprintf(s->timeout, sizeof(s->timeout), "%s", db_value(res, 0, 11));
 	snprintf(s->max_apps, sizeof(s->max_apps), "%s", db_value(res, 0, 12));
 	s->has_token = strcmp(db_value(res, 0, 13), "t") == 0;
+	s->access_known = 1;
+	s->open = strcmp(db_value(res, 0, 14), "open") == 0;
+	s->token = db_isnull(res, 0, 15) ? NULL : db_value(res, 0, 15);
 }
 
-/* The edit page: the form, the app token, how to connect an app, delete. */
+/* The edit page: the form, the app access, how to connect an app, delete. */
 static void edit_page(web_ctx *w, int status, const char *id, const space_fields *s,
-                      const char *error, const char *notice, const char *new_token)
+                      const char *error, const char *notice)
 {
 	base_buf b = BASE_BUF_INIT;
-	base_buf url = BASE_BUF_INIT;
 	char action[128];
 
 	snprintf(action, sizeof(action), "/admin/space/edit/%s", id);
-	web__base_url(&url, w);
-	base_buf_append(&url, "", 1);
 	web_html(&b,
 	         "<section>\n<p><a href=\"/admin\">← Admin</a> · <a href=\"/ai_project/%s\">"
 	         "Open the space page</a></p>\n<h1>Edit space</h1>\n<p>Space id <code>%s</code> · ",
@@ -311,34 +386,35 @@ static void edit_page(web_ctx *w, int status, const char *id, const space_fields
 		web_html(&b, "<p class=\"notice\">%s</p>\n", notice);
 	space_form(&b, w, action, s, "Save");
 
-	web_html(&b, "<h2>App token</h2>\n<div class=\"panel\">\n");
-	if (new_token) {
+	if (!s->access_known)
+		goto danger;
+	web_html(&b, "<h2>App access</h2>\n<div class=\"panel\">\n");
+	if (s->open)
 		web_html(&b,
-		         "<p class=\"notice\">The new app token, shown only this once:</p>\n"
-		         "<pre class=\"token\">%s</pre>\n"
-		         "<p>Apps give it as <code>?token=…</code> on their server URL, or as "
-		         "<code>token</code> in their Socket.IO auth.</p>\n",
-		         new_token);
-	} else {
-		web_html(&b, "<p>%s</p>\n",
-		         s->has_token ? "Apps must give this space's token to register."
-		                      : "No token: any app that knows the name may register.");
-	}
+		         "<p><span class=\"badge open\" data-access=\"open\">Open</span> Any app "
+		         "that knows the name may register, receive the users' requests and "
+		         "answer them.</p>\n");
+	else
+		web_html(&b, "<p><span class=\"badge on\" data-access=\"token\">Token</span> Only "
+		             "an app that gives this space's token may register.</p>\n");
 	web_html(&b, "<form method=\"post\" action=\"/admin/space/token/%s\" class=\"inline\">\n",
 	         id);
 	web__csrf_input(&b, w);
-	web_html(&b, "<button name=\"action\" value=\"generate\" type=\"submit\">%s</button>\n",
-	         s->has_token || new_token ? "Generate a new token" : "Require a token");
-	if (s->has_token || new_token)
-		web_html(&b, "<button name=\"action\" value=\"clear\" type=\"submit\" "
-		             "class=\"secondary\">Remove the token</button>\n");
-	web_html(&b, "</form>\n</div>\n");
-
+	if (s->open)
+		web_html(&b, "<button name=\"action\" value=\"require\" type=\"submit\">Require a "
+		             "token</button>\n");
 	web_html(&b,
-	         "<h2>Connect an app</h2>\n<pre class=\"panel\">python mock_app.py --host "
-	         "%s%s --spaces \"%s\"</pre>\n",
-	         url.data ? url.data : "", new_token || s->has_token ? "/?token=TOKEN" : "",
-	         s->name);
+	         "<button name=\"action\" value=\"generate\" type=\"submit\"%R>Generate a new "
+	         "token</button>\n",
+	         s->open ? " class=\"secondary\"" : "");
+	if (!s->open)
+		web_html(&b, "<button name=\"action\" value=\"open\" type=\"submit\" "
+		             "class=\"secondary\">Let any app register</button>\n");
+	web_html(&b, "</form>\n<p class=\"muted\">A new token disconnects the apps that use the "
+	             "old one; requiring a token disconnects the apps that registered without "
+	             "it. Their requests go back to the queue.</p>\n</div>\n");
+	web__connect_command(&b, w, s->name, s->open, s->has_token, s->token);
+danger:
 	web_html(&b,
 	         "<h2>Danger zone</h2>\n<p><a class=\"danger\" href=\"/admin/space/delete/%s\">"
 	         "Delete this space…</a></p>\n</section>\n"
@@ -347,7 +423,6 @@ static void edit_page(web_ctx *w, int status, const char *id, const space_fields
 	         id);
 	web__page(w, status, "Edit space", &b, NULL);
 	base_buf_free(&b);
-	base_buf_free(&url);
 }
 
 static void edit_loaded(const db_result *res, void *ud)
@@ -368,7 +443,7 @@ static void edit_loaded(const db_result *res, void *ud)
 	}
 	fields_from_row(res, &s);
 	int was_saved = base_query_get(w->req->query, "saved", &saved);
-	edit_page(w, 200, db_value(res, 0, 0), &s, NULL, was_saved ? "Saved." : NULL, NULL);
+	edit_page(w, 200, db_value(res, 0, 0), &s, NULL, was_saved ? "Saved." : NULL);
 }
 
 static void edit_get_step(web_ctx *w)
@@ -405,7 +480,7 @@ static void space_updated(const db_result *res, void *ud)
 			         "A space named \"%s\" already exists: choose another "
 			         "name.",
 			         c->name);
-			edit_page(w, 409, w->id, &s, msg, NULL, NULL);
+			edit_page(w, 409, w->id, &s, msg, NULL);
 			return;
 		}
 		web__server_error(w, "saving a space", res);
@@ -436,7 +511,7 @@ static void edit_post_step(web_ctx *w)
 	if (err) {
 		if (w->form_rc)
 			read_space_form(&w->form, &s);
-		edit_page(w, 400, w->id, &s, err, NULL, NULL);
+		edit_page(w, 400, w->id, &s, err, NULL);
 		return;
 	}
 	snprintf(c->name, sizeof(c->name), "%s", s.name);
@@ -458,11 +533,12 @@ static void edit_route(http_request *req, void *ud)
 	           req->method == HTTP_M_POST ? edit_post_step : edit_get_step);
 }
 
-/* ---- app token ------------------------------------------------------------------------- */
+/* ---- app access ------------------------------------------------------------------------ */
 
 typedef struct {
 	web_ctx base;
 	char token[64];
+	char action[16];
 } token_ctx;
 
 static void token_cleanup(web_ctx *w)
@@ -476,28 +552,24 @@ static void token_saved(const db_result *res, void *ud)
 {
 	token_ctx *t = ud;
 	web_ctx *w = &t->base;
-	space_fields s;
 	char loc[128];
 
 	if (web__gone(w))
 		return;
 	if (!db_ok(res)) {
-		web__server_error(w, "saving an app token", res);
+		web__server_error(w, "changing the app access of a space", res);
 		return;
 	}
 	if (db_ntuples(res) != 1) {
 		web__message_page(w, 404, "Space not found", "There is no such space.");
 		return;
 	}
-	BASE_LOGI("web", "app token of space %s %s by %s", w->id,
-	          t->token[0] ? "replaced" : "removed", w->sess.username);
-	if (!t->token[0]) {
-		snprintf(loc, sizeof(loc), "/admin/space/edit/%s?saved=1", w->id);
-		web__redirect(w, loc, NULL);
-		return;
-	}
-	fields_from_row(res, &s);
-	edit_page(w, 200, w->id, &s, NULL, NULL, t->token);
+	BASE_LOGI("web", "app access of space %s: %s by %s (now %s)", w->id, t->action,
+	          w->sess.username, db_value(res, 0, 0));
+	/* The apps no longer admitted are disconnected, on every node. */
+	sp_space_access_changed(w->site->sp, w->id);
+	snprintf(loc, sizeof(loc), "/admin/space/edit/%s?saved=1", w->id);
+	web__redirect(w, loc, NULL);
 }
 
 static void token_step(web_ctx *w)
@@ -514,19 +586,37 @@ static void token_step(web_ctx *w)
 		return;
 	}
 	action = web_form_get(&w->form, "action");
-	if (!action || (strcmp(action, "generate") != 0 && strcmp(action, "clear") != 0)) {
+	if (!action || (strcmp(action, "generate") != 0 && strcmp(action, "require") != 0 &&
+	                strcmp(action, "open") != 0 && strcmp(action, "clear") != 0)) {
 		web__message_page(w, 400, "Bad request", "Unknown action.");
 		return;
 	}
-	if (strcmp(action, "generate") == 0) {
-		base_random_id(t->token, 32);
-		web_sha256_hex(t->token, strlen(t->token), hash);
-	}
-	static const char sql[] = "UPDATE spaces SET app_token_hash = $2 WHERE id = $1 "
-	                          "RETURNING " SPACE_COLUMNS;
-	const char *params[2] = {w->id, t->token[0] ? hash : NULL};
-	if (db_query(w->site->db, sql, 2, params, token_saved, t))
+	snprintf(t->action, sizeof(t->action), "%s", action);
+	base_random_id(t->token, 32);
+	web_sha256_hex(t->token, strlen(t->token), hash);
+	/* $2, $3: a new token and its hash, used by generate, and by require
+	 * when the space has no token yet. */
+	static const char generate_sql[] =
+	    "UPDATE spaces SET app_access = 'token', app_token = $2, app_token_hash = $3 "
+	    "WHERE id = $1 RETURNING app_access";
+	static const char require_sql[] =
+	    "UPDATE spaces SET app_access = 'token', "
+	    "app_token = CASE WHEN app_token_hash IS NULL THEN $2 ELSE app_token END, "
+	    "app_token_hash = coalesce(app_token_hash, $3) WHERE id = $1 RETURNING app_access";
+	static const char open_sql[] =
+	    "UPDATE spaces SET app_access = 'open' WHERE id = $1 RETURNING app_access";
+	static const char clear_sql[] =
+	    "UPDATE spaces SET app_access = 'open', app_token = NULL, app_token_hash = NULL "
+	    "WHERE id = $1 RETURNING app_access";
+	const char *sql = strcmp(action, "generate") == 0  ? generate_sql
+	                  : strcmp(action, "require") == 0 ? require_sql
+	                  : strcmp(action, "open") == 0    ? open_sql
+	                                                   : clear_sql;
+	const char *params[3] = {w->id, t->token, hash};
+	int n = sql == generate_sql || sql == require_sql ? 3 : 1;
+	if (db_query(w->site->db, sql, n, params, token_saved, t))
 		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	sodium_memzero(hash, sizeof(hash));
 }
 
 static void token_route(http_request *req, void *ud)
@@ -551,12 +641,13 @@ static void delete_loaded(const db_result *res, void *ud)
 		web__message_page(w, 404, "Space not found", "There is no such space.");
 		return;
 	}
-	web_html(&b,
-	         "<section class=\"panel narrow\">\n<h1>Delete space</h1>\n"
-	         "<p>Delete the space <strong>%s</strong> and its %s request(s)? Connected apps "
-	         "stay connected until they leave; this cannot be undone.</p>\n"
-	         "<form method=\"post\" action=\"/admin/space/delete/%s\" class=\"inline\">\n",
-	         db_value(res, 0, 0), db_value(res, 0, 1), w->id);
+	web_html(
+	    &b,
+	    "<section class=\"panel narrow\">\n<h1>Delete space</h1>\n"
+	    "<p>Delete the space <strong>%s</strong> and its %s request(s)? Its connected apps "
+	    "are disconnected; this cannot be undone.</p>\n"
+	    "<form method=\"post\" action=\"/admin/space/delete/%s\" class=\"inline\">\n",
+	    db_value(res, 0, 0), db_value(res, 0, 1), w->id);
 	web__csrf_input(&b, w);
 	web_html(&b,
 	         "<button type=\"submit\" class=\"danger\">Delete</button>\n"
@@ -582,6 +673,7 @@ static void deleted(const db_result *res, void *ud)
 	}
 	BASE_LOGI("web", "space '%s' (%s) deleted by %s", db_value(res, 0, 0), w->id,
 	          w->sess.username);
+	sp_space_access_changed(w->site->sp, w->id); /* its apps are disconnected */
 	web__redirect(w, "/admin", NULL);
 }
 

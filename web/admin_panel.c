@@ -17,14 +17,30 @@ static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
 	         "<th>Inputs</th><th>Open requests</th><th>Limits</th><th></th></tr></thead>\n"
 	         "<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
-		/* id, name, card_type, 4 enables, rate, timeout, max_apps, token, open */
+		/* id, name, card_type, 4 enables, rate, timeout, max_apps, open access,
+		 * open requests */
 		const char *id = db_value(r, i, 0);
+		int open = strcmp(db_value(r, i, 10), "t") == 0;
 
 		web_html(b,
-		         "<tr><td><a href=\"/ai_project/%s\">%s</a></td><td><code>%s</code></td>"
+		         "<tr%R><td><a href=\"/ai_project/%s\">%s</a></td><td><code>%s</code></td>"
 		         "<td>%s</td><td>",
-		         id, db_value(r, i, 1), id, db_value(r, i, 2));
+		         open ? " class=\"open-access\"" : "", id, db_value(r, i, 1), id,
+		         db_value(r, i, 2));
 		web__live_badge(b, w, id);
+		/* An open space takes any app that knows its name: said, and undone in one click. */
+		if (open) {
+			web_html(
+			    b,
+			    " <span class=\"badge open\" data-access=\"open\" title=\"Any app that "
+			    "knows the name may register\">Open to any app</span>"
+			    "<form method=\"post\" action=\"/admin/space/token/%s\" "
+			    "class=\"inline\">",
+			    id);
+			web__csrf_input(b, w);
+			web_html(b, "<button name=\"action\" value=\"require\" type=\"submit\" "
+			            "class=\"small\">Require a token</button></form>");
+		}
 		web_html(b, "</td><td>");
 		for (int k = 0; k < 4; k++) {
 			if (strcmp(db_value(r, i, 3 + k), "t") == 0)
@@ -34,8 +50,7 @@ static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
 		         "</td><td>%s</td><td>%s s between requests, %s s timeout, %s app(s)%R</td>"
 		         "<td><a href=\"/admin/space/edit/%s\">Edit</a></td></tr>\n",
 		         db_value(r, i, 11), db_value(r, i, 7), db_value(r, i, 8),
-		         db_value(r, i, 9), strcmp(db_value(r, i, 10), "t") == 0 ? ", token" : "",
-		         id);
+		         db_value(r, i, 9), open ? "" : ", token", id);
 	}
 	web_html(b, "</tbody>\n</table>\n");
 }
@@ -175,7 +190,7 @@ static void panel_step(web_ctx *w)
 	static const char spaces_sql[] =
 	    "SELECT s.id, s.name, s.card_type, s.enable_prompt, s.enable_audio, s.enable_video, "
 	    "s.enable_file_upload, s.rate_limit_seconds, s.timeout_seconds, s.max_apps, "
-	    "s.app_token_hash IS NOT NULL, (SELECT count(*) FROM requests r WHERE r.space_id = "
+	    "s.app_access = 'open', (SELECT count(*) FROM requests r WHERE r.space_id = "
 	    "s.id AND r.status IN ('queued', 'processing')) FROM spaces s ORDER BY lower(s.name)";
 	/* The address, and in cluster mode the process holding the app. */
 	static const char apps_sql[] =

@@ -95,6 +95,14 @@ static void usage(FILE *f)
 	       "      --trust-proxy LIST     reverse proxies whose X-Forwarded-For names the\n"
 	       "                             client: addresses or CIDR prefixes, comma-separated,\n"
 	       "                             e.g. 127.0.0.1 behind a local nginx (default: none)\n"
+	       "      --legacy-open-spaces   new spaces take any app that knows their name, as\n"
+	       "                             the old site did (for unmodified clients and the\n"
+	       "                             old test plan; `make run` sets it). Default: a\n"
+	       "                             new space takes only apps giving its token\n"
+	       "      --app-register-failures N  registrations refused for a missing or\n"
+	       "                             wrong app token allowed per client address per\n"
+	       "                             minute, then refused outright (default 10; 0: no\n"
+	       "                             limit)\n"
 	       "      --node-id NAME         run as one of several processes sharing the\n"
 	       "                             database (behind a load balancer with sticky\n"
 	       "                             sessions): NAME unique per process and kept\n"
@@ -188,6 +196,8 @@ enum {
 	OPT_MAX_SESSIONS,
 	OPT_HANDSHAKE_RATE,
 	OPT_BODY_TIMEOUT,
+	OPT_LEGACY_OPEN,
+	OPT_REGISTER_FAILURES,
 };
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
@@ -206,6 +216,8 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
 	    {"secure-cookies", no_argument, NULL, OPT_SECURE_COOKIES},
 	    {"trust-proxy", required_argument, NULL, OPT_TRUST_PROXY},
+	    {"legacy-open-spaces", no_argument, NULL, OPT_LEGACY_OPEN},
+	    {"app-register-failures", required_argument, NULL, OPT_REGISTER_FAILURES},
 	    {"node-id", required_argument, NULL, OPT_NODE_ID},
 	    {"node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT},
 	    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
@@ -283,6 +295,14 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 				return -1;
 			}
 			cfg->sp.node_timeout_s = (unsigned)v;
+			break;
+		case OPT_LEGACY_OPEN:
+			cfg->web.legacy_open_spaces = 1;
+			break;
+		case OPT_REGISTER_FAILURES:
+			if (parse_uint("app-register-failures", optarg, 1000000, &v))
+				return -1;
+			cfg->sp.register_max_failures = (unsigned)v;
 			break;
 		case OPT_SECURE_COOKIES:
 			cfg->web.secure_cookies = 1;
@@ -579,6 +599,9 @@ int main(int argc, char **argv)
 		    cfg.trust_proxy);
 		return 2;
 	}
+	if (cfg.web.legacy_open_spaces)
+		BASE_LOGW("main", "--legacy-open-spaces: new spaces take any app that knows their "
+		                  "name (development and old clients only)");
 	if (cfg.trust_proxy && cfg.trust_proxy[0])
 		BASE_LOGI("main", "client addresses from X-Forwarded-For when the peer is %s",
 		          cfg.trust_proxy);

@@ -192,7 +192,8 @@ static void space_loaded(const db_result *res, void *ud)
 		return;
 	}
 	/* id, name, description, cover, card_type, enable_prompt, enable_audio,
-	 * enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds */
+	 * enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds,
+	 * app_access, has a token, app_token (shown to admins only) */
 	const char *id = db_value(sp, 0, 0);
 	int ws = strcmp(db_value(sp, 0, 4), "websockets") == 0;
 	unsigned apps = sp_space_apps(w->site->sp, id);
@@ -244,6 +245,11 @@ static void space_loaded(const db_result *res, void *ud)
 		                "back.");
 	}
 
+	if (w->sess.is_admin)
+		web__connect_command(&b, w, db_value(sp, 0, 1),
+		                     strcmp(db_value(sp, 0, 11), "open") == 0,
+		                     strcmp(db_value(sp, 0, 12), "t") == 0,
+		                     db_isnull(sp, 0, 13) ? NULL : db_value(sp, 0, 13));
 	web_html(&b, "<h2>Your requests</h2>\n<ul id=\"requests\" class=\"reqs\">\n");
 	if (db_tx_count(res) > 1) {
 		const db_result *rq = db_tx_result(res, 1);
@@ -267,7 +273,8 @@ static void space_step(web_ctx *w)
 {
 	static const char space_sql[] =
 	    "SELECT id, name, description, cover, card_type, enable_prompt, enable_audio, "
-	    "enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds "
+	    "enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, "
+	    "app_access, app_token_hash IS NOT NULL, app_token "
 	    "FROM spaces WHERE id = $1";
 	static const char reqs_sql[] =
 	    "SELECT id, status, progress, payload->>'prompt', result::text, "

@@ -44,6 +44,10 @@ typedef struct {
 	unsigned login_window_s; /* (300) */
 	/* Lifetime of a session. (30 days) */
 	unsigned session_ttl_s;
+	/* New spaces are 'open' (any app that knows the name may register)
+	 * instead of 'token' with a generated token: a compatibility switch for
+	 * development and the old test plan. (0) */
+	int legacy_open_spaces;
 } web_options;
 
 /** Fills o with the defaults given above. */

@@ -269,6 +269,14 @@ int web__require_admin(web_ctx *w);
 base_slice web__host(const web_ctx *w);
 /** The base URL of the site ("http://host"), no trailing slash, appended to out. */
 int web__base_url(base_buf *out, const web_ctx *w);
+/**
+ * admin.c: the "Connect an app" section of a space (admins only: it shows
+ * the token): the exact command line that starts mock_app.py for it, with
+ * ?token= on its --host URL unless the space is open without a token, and
+ * a copy button (spaces.js). token NULL: not known (a placeholder).
+ */
+void web__connect_command(base_buf *b, const web_ctx *w, const char *name, int open, int has_token,
+                          const char *token);
 
 /* ---- the parts of the site and their routes ------------------------------ */
 

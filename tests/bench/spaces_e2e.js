@@ -211,7 +211,7 @@ async function main() {
   const base = `http://127.0.0.1:${port}`;
   execFileSync(SERVER, ["user", "add", "admin", "--admin", "--database-url", url], { input: "benchpass123\n" });
   server = spawn(SERVER, ["--listen", `127.0.0.1:${port}`, "--database-url", url,
-    "--upload-dir", path.join(tmp, "uploads"), "--data-dir", path.join(tmp, "data"), "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
+    "--upload-dir", path.join(tmp, "uploads"), "--data-dir", path.join(tmp, "data"), "--log-level", "warn", "--legacy-open-spaces"], { stdio: ["ignore", "inherit", "inherit"] });
   let app;
   try {
     await waitUp(base);

@@ -169,8 +169,10 @@ async function startServer(databaseUrl, uploadDir) {
   let lastError;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await h.freePort();
+    // The seed plan's apps register by name alone (mock_app.py --spaces NAME), as
+    // the old site allowed: its spaces are open, as under `make run`.
     const args = [...argv.slice(1), "--listen", `127.0.0.1:${port}`, "--database-url", databaseUrl,
-      "--upload-dir", uploadDir, "--data-dir", `${uploadDir}-data`];
+      "--upload-dir", uploadDir, "--data-dir", `${uploadDir}-data`, "--legacy-open-spaces"];
     const child = track(spawn(argv[0], args, { cwd: h.SOURCE_DIR, stdio: ["ignore", "pipe", "pipe"] }));
     const server = new Server(port, child);
     const deadline = Date.now() + 30000;

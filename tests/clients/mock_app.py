@@ -5,8 +5,11 @@ registers for a space, keeps its own queue of inference requests, works on
 them one at a time (reporting progress at 25/50/75 %) and sends each result
 back.
 
-    /usr/bin/python3 mock_app.py --host http://localhost:5001 --space "My Space"
-    /usr/bin/python3 mock_app.py --host "http://localhost:5001/?token=SECRET" --space S
+    /usr/bin/python3 mock_app.py --host http://localhost:5001 --spaces "My Space"
+    /usr/bin/python3 mock_app.py --host "http://localhost:5001/?token=SECRET" --spaces S
+
+The flags of the original mock_app.py (--host, --spaces, --verbose) work as
+they do there; --space is the same as --spaces.
 
 Test knobs: --delay (seconds of work per request), --fail-rate (share of
 requests answered with status "failed"), --no-answer (receive requests but
@@ -249,7 +252,9 @@ def main():
     p = argparse.ArgumentParser(description="Mock inference app for Spaces")
     p.add_argument("--host", default="http://localhost:5001",
                    help="website URL; may carry ?token=... for a space with an app token")
-    p.add_argument("--space", required=True, help="exact name of the space")
+    # --spaces is the original mock_app.py's flag; --space is kept for older callers.
+    p.add_argument("--spaces", "--space", dest="space", required=True,
+                   help="exact name of the space")
     p.add_argument("--token", default=None, help="app token, sent in the Socket.IO auth")
     p.add_argument("--delay", type=float, default=2.0, help="seconds of work per request")
     p.add_argument("--fail-rate", type=float, default=0.0,
@@ -259,6 +264,8 @@ def main():
                    help='answer with the older {"success": true|false} form')
     p.add_argument("--transports", default="websocket,polling")
     p.add_argument("--debug", action="store_true", help="log Socket.IO and Engine.IO traffic")
+    p.add_argument("--verbose", action="store_true",
+                   help="accepted as the original mock_app.py does (its output is always full)")
     args = p.parse_args()
 
     app = MockApp(args)

@@ -381,19 +381,23 @@ def test_edit_token_delete(site):
     r = s.post(site.url + "/admin/space/edit/" + space_id, timeout=10,
                data={"name": new, "ws_timeout_seconds": "-3"})
     assert r.status_code == 400 and "timeout" in r.text
-    # An app token is shown once and stored hashed.
+    # A new app token: the space takes only apps giving it; the admin's
+    # edit page shows it in the command line that connects an app; the
+    # database keeps its hash for the check.
     r = s.post(site.url + "/admin/space/token/" + space_id, data={"action": "generate"},
-               timeout=10)
-    assert r.status_code == 200
-    token = re.search(r'<pre class="token">([A-Za-z0-9_-]+)</pre>', r.text).group(1)
-    stored = site.pg.sql("SELECT app_token_hash FROM spaces WHERE id = :'i'", i=space_id)
-    assert stored == [[hashlib.sha256(token.encode()).hexdigest()]]
-    assert token not in s.get(site.url + "/admin/space/edit/" + space_id, timeout=10).text
+               allow_redirects=False, timeout=10)
+    assert r.status_code == 302
+    assert r.headers["Location"].startswith("/admin/space/edit/" + space_id)
+    page = s.get(site.url + "/admin/space/edit/" + space_id, timeout=10).text
+    token = re.search(r'\?token=([A-Za-z0-9_-]+)', page).group(1)
+    stored = site.pg.sql("SELECT app_token_hash, app_access FROM spaces WHERE id = :'i'",
+                         i=space_id)
+    assert stored == [[hashlib.sha256(token.encode()).hexdigest(), "token"]]
     r = s.post(site.url + "/admin/space/token/" + space_id, data={"action": "clear"},
                allow_redirects=False, timeout=10)
     assert r.status_code == 302
-    assert site.pg.sql("SELECT app_token_hash IS NULL FROM spaces WHERE id = :'i'",
-                       i=space_id) == [["t"]]
+    assert site.pg.sql("SELECT app_token_hash IS NULL, app_token IS NULL, app_access "
+                       "FROM spaces WHERE id = :'i'", i=space_id) == [["t", "t", "open"]]
     # Delete asks first (GET), then deletes (POST).
     r = s.get(site.url + "/admin/space/delete/" + space_id, timeout=10)
     assert r.status_code == 200 and 'method="post"' in r.text

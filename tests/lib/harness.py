@@ -428,12 +428,17 @@ def spaces_server_has_data_dir():
 
 
 def start_spaces_server(database_url, port=None, extra_args=(), env=None,
-                        ready_timeout=30.0, data_dir=None):
+                        ready_timeout=30.0, data_dir=None, legacy_open_spaces=True):
     """spaces-server --listen 127.0.0.1:P --database-url URL, ready once it
     answers HTTP (GET /healthz; migrations are applied before it listens).
     Each server gets a fresh --data-dir unless ``data_dir`` is given (a
     restarted server given its predecessor's ``server.data_dir`` finds the
-    results it journaled); ``server.data_dir`` says which."""
+    results it journaled); ``server.data_dir`` says which.
+
+    With ``legacy_open_spaces`` (the default) the server runs with
+    --legacy-open-spaces: spaces created through the site take any app that
+    knows their name, as most tests (and the old clients) expect. Tests of
+    app tokens pass ``legacy_open_spaces=False``."""
     import urllib.error
     import urllib.request
 
@@ -446,7 +451,7 @@ def start_spaces_server(database_url, port=None, extra_args=(), env=None,
         except Exception:
             return False
 
-    extra = list(extra_args)
+    extra = (["--legacy-open-spaces"] if legacy_open_spaces else []) + list(extra_args)
     if spaces_server_has_data_dir() and "--data-dir" not in extra:
         data_dir = data_dir or spaces_data_dir()
         extra += ["--data-dir", data_dir]
@@ -810,7 +815,10 @@ class SpacesSite:
                      enable_audio=False, enable_video=False, enable_file_upload=False,
                      rate_limit_seconds=0, timeout_seconds=None, max_apps=None, token=None,
                      description="A test space"):
-        """Creates a space; returns (space_id as a string, name)."""
+        """Creates a space; returns (space_id as a string, name). Its app
+        access is what the server gives new spaces ('open' under
+        --legacy-open-spaces, else 'token' with a generated token); with
+        ``token``, 'token' with that token."""
         import hashlib
 
         name = name or self.unique("Space")
@@ -851,8 +859,9 @@ class SpacesSite:
             sets.append("max_apps = :'ma'")
             params["ma"] = str(max_apps)
         if token is not None:
-            sets.append("app_token_hash = :'th'")
+            sets.append("app_token_hash = :'th', app_token = :'tk', app_access = 'token'")
             params["th"] = hashlib.sha256(token.encode()).hexdigest()
+            params["tk"] = token
         if sets:
             self.pg.sql("UPDATE spaces SET %s WHERE id::text = :'id'" % ", ".join(sets),
                         **params)

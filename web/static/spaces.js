@@ -3,6 +3,8 @@
  *
  * - Every element with data-live-space="<id>" is a badge kept at
  *   "Connected" / "Not connected" (follow_space, space_state).
+ * - Buttons with data-copy="<id>" copy that element's text (the command
+ *   line that connects an app, on the admin pages).
  * - On a space page, the submit form is sent with fetch, disabled while no
  *   app is connected, and each request this tab submitted is followed
  *   (follow_request, request_update) until it completes or fails.
@@ -231,6 +233,40 @@
       .catch(function () { showError("The server could not be reached. Please try again."); })
       .then(function () { if (button) button.disabled = false; });
   }
+
+  /* ---- copy buttons -------------------------------------------------------- */
+
+  /* <button data-copy="ID"> copies the text of the element ID (the command
+   * line that connects an app); a .copy-note beside it says how it went. */
+  function copyText(ev) {
+    var btn = ev.currentTarget;
+    var src = document.getElementById(btn.getAttribute("data-copy"));
+    var note = btn.parentNode ? btn.parentNode.querySelector(".copy-note") : null;
+    var text = src ? src.textContent : "";
+    function done(ok) {
+      btn.setAttribute("data-copied", ok ? "1" : "0");
+      if (note) note.textContent = ok ? "Copied." : "Select the command and copy it by hand.";
+    }
+    function fallback() {
+      var ok = false;
+      if (src && window.getSelection) {
+        var range = document.createRange();
+        range.selectNodeContents(src);
+        var sel = window.getSelection();
+        sel.removeAllRanges();
+        sel.addRange(range);
+        try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      }
+      done(ok);
+    }
+    if (navigator.clipboard && navigator.clipboard.writeText) {
+      navigator.clipboard.writeText(text).then(function () { done(true); }, fallback);
+    } else {
+      fallback();
+    }
+  }
+  var copyButtons = document.querySelectorAll("button[data-copy]");
+  for (var k = 0; k < copyButtons.length; k++) copyButtons[k].addEventListener("click", copyText);
 
   /* ---- start --------------------------------------------------------------- */
 

@@ -26,7 +26,6 @@
  */
 #define WEB_PAGE_HEADERS                                                                     \
 	"Cache-Control: no-store\r\n"                                                        \
-	"X-Content-Type-Options: nosniff\r\n"                                                \
 	"X-Frame-Options: DENY\r\n"                                                          \
 	"Referrer-Policy: same-origin\r\n"                                                   \
 	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; " \
@@ -200,7 +199,7 @@ void web__json(web_ctx *w, int status, json_t *body)
 		return;
 	}
 	web__respond(w, status, "application/json",
-	             "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n", text,
+	             "Cache-Control: no-store\r\n", text,
 	             strlen(text));
 	free(text);
 }

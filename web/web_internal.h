@@ -77,6 +77,16 @@ const char *web_form_get(const web_form *f, const char *name);
 const web_file *web_form_file(const web_form *f, const char *name);
 /** 1 when a Content-Type header value's media type is type (case-insensitive). */
 int web_media_type_is(base_slice header, const char *type);
+/**
+ * mediatype.c: parses a Content-Type value strictly: exactly one
+ * type/subtype of token characters, then ";name=value" parameters (token
+ * or quoted string). Writes it to out normalised (type, subtype and
+ * parameter names lowercase, no spaces). Returns 0, or -1 for a list,
+ * garbage, or when it does not fit in cap.
+ */
+int web_media_type_parse(const char *s, char *out, size_t cap);
+/** 1 when a normalised media type may be shown inline (a few audio, video, image types). */
+int web_media_type_inline(const char *type);
 
 typedef struct {
 	base_slice name;

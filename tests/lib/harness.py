@@ -415,8 +415,11 @@ def start_spaces_server(database_url, port=None, extra_args=(), env=None,
         except Exception:
             return False
 
+    # Tests register many users from 127.0.0.1: no registration limit unless
+    # a test gives one (a later --register-limit in extra_args wins).
     return start_server_ex(
-        spaces_server_command() + ["--database-url", database_url] + list(extra_args),
+        spaces_server_command() + ["--database-url", database_url, "--register-limit", "0"]
+        + list(extra_args),
         port=port,
         port_args=lambda p: ["--listen", "127.0.0.1:%d" % p],
         ready_timeout=ready_timeout,

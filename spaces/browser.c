@@ -301,8 +301,7 @@ static void close_local(sp_app *app, const char *room, const char *except)
 		BASE_LOGI("spaces", "closed %d browser socket(s) of %s", n, room);
 }
 
-static void close_everywhere(sp_app *app, const char *room, const char *except,
-                             const char *payload)
+static void close_everywhere(sp_app *app, const char *room, const char *except, const char *payload)
 {
 	if (app->closed)
 		return;
@@ -377,8 +376,9 @@ void sp__browser_close(sp_app *app)
 void sp__browser_init(sp_app *app)
 {
 	if (db_listen(app->db, SP_CLOSE_CHANNEL, on_close_notify, app) != 0)
-		BASE_LOGE("spaces", "cannot listen to %s: sessions ended by other processes "
-		                    "keep their sockets",
+		BASE_LOGE("spaces",
+		          "cannot listen to %s: sessions ended by other processes "
+		          "keep their sockets",
 		          SP_CLOSE_CHANNEL);
 	app->browser_nsp = sio_of(app->io, "/spaces");
 	sio_use(app->browser_nsp, authenticate, app);

@@ -58,8 +58,8 @@ static void sessions_counted(const db_result *res, void *ud)
 
 	if (web__gone(w))
 		return;
-	account_page(w, 200, NULL, NULL, db_ok(res) && db_ntuples(res) == 1 ? db_value(res, 0, 0)
-	                                                                    : NULL);
+	account_page(w, 200, NULL, NULL,
+	             db_ok(res) && db_ntuples(res) == 1 ? db_value(res, 0, 0) : NULL);
 }
 
 static void account_get_step(web_ctx *w)
@@ -149,8 +149,8 @@ static void passwd_work(web_hash_job *j)
 {
 	passwd_ctx *p = BASE_CONTAINER_OF(j, passwd_ctx, job);
 
-	p->verified = p->old_hash[0] && crypto_pwhash_str_verify(p->old_hash, p->current,
-	                                                         strlen(p->current)) == 0;
+	p->verified = p->old_hash[0] &&
+	              crypto_pwhash_str_verify(p->old_hash, p->current, strlen(p->current)) == 0;
 	if (p->verified)
 		p->hash_rc = crypto_pwhash_str(p->new_hash, p->fresh, strlen(p->fresh),
 		                               crypto_pwhash_OPSLIMIT_INTERACTIVE,
@@ -172,8 +172,9 @@ static void passwd_saved(const db_result *res, void *ud)
 	sp_browser_disconnect_user(w->site->sp, w->sess.user_id, w->sess.token_hash);
 	BASE_LOGI("web", "user '%s' changed their password from %s", w->sess.username,
 	          w->req->remote_addr);
-	account_page(w, 200, NULL, "Your password has been changed. Your other sessions have been "
-	                           "logged out.",
+	account_page(w, 200, NULL,
+	             "Your password has been changed. Your other sessions have been "
+	             "logged out.",
 	             "1");
 }
 

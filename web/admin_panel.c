@@ -115,7 +115,8 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 	         closed ? "closed" : "open",
 	         closed_by_flag ? " (by the server's --registration closed)" : "");
 	if (!closed_by_flag) {
-		web_html(b, "<form method=\"post\" action=\"/admin/registration\" class=\"inline\">\n");
+		web_html(
+		    b, "<form method=\"post\" action=\"/admin/registration\" class=\"inline\">\n");
 		web__csrf_input(b, w);
 		web_html(b,
 		         "<input type=\"hidden\" name=\"state\" value=\"%s\">\n"
@@ -130,15 +131,18 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 		int disabled = strcmp(db_value(r, i, 4), "t") == 0;
 		const char *id = db_value(r, i, 3);
 
-		web_html(b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>", db_value(r, i, 0),
-		         strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user", db_value(r, i, 2),
-		         disabled ? "disabled" : "active");
+		web_html(b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>",
+		         db_value(r, i, 0), strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user",
+		         db_value(r, i, 2), disabled ? "disabled" : "active");
 		if (strcmp(id, w->sess.user_id) != 0) {
-			web_html(b, "<form method=\"post\" action=\"/admin/user/%s/%s\" class=\"inline\">",
-			         disabled ? "enable" : "disable", id);
+			web_html(
+			    b,
+			    "<form method=\"post\" action=\"/admin/user/%s/%s\" class=\"inline\">",
+			    disabled ? "enable" : "disable", id);
 			web__csrf_input(b, w);
 			web_html(b, "<button type=\"submit\" class=\"%s\">%s</button></form>",
-			         disabled ? "secondary" : "danger", disabled ? "Enable" : "Disable");
+			         disabled ? "secondary" : "danger",
+			         disabled ? "Enable" : "Disable");
 		}
 		web_html(b, "</td></tr>\n");
 	}

@@ -65,9 +65,9 @@ static void user_step(web_ctx *w)
 	static const char end_sessions[] = "DELETE FROM sessions WHERE user_id = $1::bigint";
 	static const char nothing[] = "SELECT 1";
 	const char *params[1] = {w->id};
-	db_stmt st[2] = {{u->disable ? disable_sql : enable_sql, 1, params},
-	                 {u->disable ? end_sessions : nothing, u->disable ? 1 : 0,
-	                  u->disable ? params : NULL}};
+	db_stmt st[2] = {
+	    {u->disable ? disable_sql : enable_sql, 1, params},
+	    {u->disable ? end_sessions : nothing, u->disable ? 1 : 0, u->disable ? params : NULL}};
 	if (db_query_tx(w->site->db, st, 2, user_changed, u))
 		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
 }

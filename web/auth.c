@@ -355,10 +355,12 @@ static void login_post_step(web_ctx *w)
 	/* Counted now, before anything else can run: parallel attempts cannot
 	 * all pass a check that none of them has been counted in yet. */
 	if (!web_limiter_take(w->site->login_limiter, addr, now, &wait)) {
-		BASE_LOGI("web", "login for '%s' from %s refused: too many failures from the address",
+		BASE_LOGI("web",
+		          "login for '%s' from %s refused: too many failures from the address",
 		          l->username, addr);
 		snprintf(msg, sizeof(msg),
-		         "Too many failed logins from your address. Try again in %u seconds.", wait);
+		         "Too many failed logins from your address. Try again in %u seconds.",
+		         wait);
 		refusal_page(w, 429, "Log in", msg, wait);
 		return;
 	}
@@ -370,7 +372,8 @@ static void login_post_step(web_ctx *w)
 	account_key(user, l->account, sizeof(l->account));
 	if (!web_limiter_take(w->site->account_limiter, l->account, now, &wait)) {
 		web_limiter_refund(w->site->login_limiter, addr, now);
-		BASE_LOGI("web", "login for '%s' from %s delayed: too many failures for the account",
+		BASE_LOGI("web",
+		          "login for '%s' from %s delayed: too many failures for the account",
 		          l->username, addr);
 		snprintf(msg, sizeof(msg),
 		         "Too many failed logins for this account: it is slowed down for a "

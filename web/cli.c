@@ -278,8 +278,9 @@ int web_cli_user(int argc, char **argv)
 	    "WHERE lower(username) = lower($1) RETURNING id::text";
 	static const char enable_sql[] = "UPDATE users SET disabled_at = NULL "
 	                                 "WHERE lower(username) = lower($1) RETURNING id::text";
-	static const char end_sessions[] = "DELETE FROM sessions WHERE user_id = "
-	                                   "(SELECT id FROM users WHERE lower(username) = lower($1))";
+	static const char end_sessions[] =
+	    "DELETE FROM sessions WHERE user_id = "
+	    "(SELECT id FROM users WHERE lower(username) = lower($1))";
 	/* Sent at commit: every running server closes the user's live sockets. */
 	static const char notify[] = "SELECT pg_notify($2, 'user ' || id::text) FROM users "
 	                             "WHERE lower(username) = lower($1)";

@@ -166,8 +166,8 @@ int web_origins_check(const char *list)
 		size_t n = comma ? (size_t)(comma - p) : strlen(p);
 		base_slice item = {p, n}, ls, la;
 
-		if (origin_authority(item, &ls, &la) || !(base_slice_caseeq(ls, "http") ||
-		                                          base_slice_caseeq(ls, "https")))
+		if (origin_authority(item, &ls, &la) ||
+		    !(base_slice_caseeq(ls, "http") || base_slice_caseeq(ls, "https")))
 			return -1;
 		for (size_t i = 0; i < la.len; i++) {
 			unsigned char c = (unsigned char)la.base[i];

@@ -330,8 +330,9 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			break;
 		case OPT_REGISTRATION:
 			if (strcmp(optarg, "open") != 0 && strcmp(optarg, "closed") != 0) {
-				fprintf(stderr, "spaces-server: --registration is open or closed, "
-				                "not '%s'\n",
+				fprintf(stderr,
+				        "spaces-server: --registration is open or closed, "
+				        "not '%s'\n",
 				        optarg);
 				return -1;
 			}
@@ -359,15 +360,17 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			break;
 		case OPT_PASSWORD_POLICY:
 			if (strcmp(optarg, "standard") != 0 && strcmp(optarg, "relaxed") != 0) {
-				fprintf(stderr, "spaces-server: --password-policy is standard or "
-				                "relaxed, not '%s'\n",
+				fprintf(stderr,
+				        "spaces-server: --password-policy is standard or "
+				        "relaxed, not '%s'\n",
 				        optarg);
 				return -1;
 			}
 			cfg->web.password_common_check = strcmp(optarg, "standard") == 0;
 			break;
 		case OPT_UPLOAD_QUOTA:
-			if (parse_bytes("upload-quota-per-day", optarg, &cfg->web.upload_quota_per_day))
+			if (parse_bytes("upload-quota-per-day", optarg,
+			                &cfg->web.upload_quota_per_day))
 				return -1;
 			break;
 		case OPT_UPLOAD_BUDGET:

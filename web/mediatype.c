@@ -102,11 +102,11 @@ int web_media_type_parse(const char *s, char *out, size_t cap)
 int web_media_type_inline(const char *type)
 {
 	static const char *const ok[] = {
-	    "audio/mpeg", "audio/mp3",  "audio/wav",  "audio/x-wav",     "audio/wave",
-	    "audio/ogg",  "audio/webm", "audio/flac", "audio/x-flac",    "audio/aac",
-	    "audio/mp4",  "audio/x-m4a", "audio/opus", "video/mp4",      "video/webm",
-	    "video/ogg",  "video/quicktime", "image/png", "image/jpeg",   "image/gif",
-	    "image/webp", "image/avif", "image/bmp",
+	    "audio/mpeg", "audio/mp3",       "audio/wav",  "audio/x-wav",  "audio/wave",
+	    "audio/ogg",  "audio/webm",      "audio/flac", "audio/x-flac", "audio/aac",
+	    "audio/mp4",  "audio/x-m4a",     "audio/opus", "video/mp4",    "video/webm",
+	    "video/ogg",  "video/quicktime", "image/png",  "image/jpeg",   "image/gif",
+	    "image/webp", "image/avif",      "image/bmp",
 	};
 	size_t n = strcspn(type, ";");
 

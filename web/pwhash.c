@@ -19,8 +19,8 @@
 #include "web_internal.h"
 
 #define GATE_BUCKETS 256
-#define GATE_QUEUE_MAX 3     /* waiting hashes per address, besides the running one */
-#define GATE_TOTAL_MAX 512   /* running and waiting hashes of all addresses */
+#define GATE_QUEUE_MAX 3   /* waiting hashes per address, besides the running one */
+#define GATE_TOTAL_MAX 512 /* running and waiting hashes of all addresses */
 
 typedef struct gate_entry {
 	struct gate_entry *next; /* in its bucket */

@@ -84,7 +84,10 @@ void web__with_session(web_ctx *w, web_step next)
 	char idle[16], step[16];
 	unsigned idle_s = w->site->opts.session_idle_s;
 	snprintf(idle, sizeof(idle), "%u", idle_s);
-	snprintf(step, sizeof(step), "%u", idle_s / 10 < 1 ? 1 : idle_s / 10 > 300 ? 300 : idle_s / 10);
+	snprintf(step, sizeof(step), "%u",
+	         idle_s / 10 < 1     ? 1
+	         : idle_s / 10 > 300 ? 300
+	                             : idle_s / 10);
 	const char *params[3] = {w->sess.token_hash, idle, step};
 	int rc = db_query_flags(w->site->db, DB_RETRY, sql, 3, params, session_found, w);
 	if (rc) {

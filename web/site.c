@@ -198,8 +198,7 @@ void web__json(web_ctx *w, int status, json_t *body)
 		             sizeof(oom) - 1);
 		return;
 	}
-	web__respond(w, status, "application/json",
-	             "Cache-Control: no-store\r\n", text,
+	web__respond(w, status, "application/json", "Cache-Control: no-store\r\n", text,
 	             strlen(text));
 	free(text);
 }

@@ -282,7 +282,8 @@ static void space_checked(const db_result *res, void *ud)
 		if (!web_text_ok(u->filename, strlen(u->filename), sizeof(u->filename), 0))
 			snprintf(u->filename, sizeof(u->filename), "file");
 		if (!f->content_type[0]) {
-			snprintf(u->content_type, sizeof(u->content_type), "application/octet-stream");
+			snprintf(u->content_type, sizeof(u->content_type),
+			         "application/octet-stream");
 		} else if (web_media_type_parse(f->content_type, u->content_type,
 		                                sizeof(u->content_type))) {
 			snprintf(msg, sizeof(msg),

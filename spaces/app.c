@@ -158,6 +158,7 @@ void sp_app_close(sp_app *app)
 	/* From now on nothing is sent to sockets: the Socket.IO server is going
 	 * away, while answers of queries already made may still arrive. */
 	sp__nodes_stop(app);
+	sp__browser_close(app);
 	app->closed = 1;
 	uv_close((uv_handle_t *)&app->sweep, NULL);
 }

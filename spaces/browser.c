@@ -3,7 +3,11 @@
  * app connected?) and their own requests (status, progress, result) live.
  *
  * A browser is known by the site's session cookie on the Socket.IO
- * handshake; without one it may follow spaces but no requests.
+ * handshake; without one it may follow spaces but no requests. A page of
+ * another origin cannot connect at all (sp_options.browser_origin_ok),
+ * since the cookie would come along with it. A browser's sockets are in
+ * the rooms of its user and of its session, so that logging out, a new
+ * password or a disabled account closes them at once, on every node.
  *
  *   client → server: follow_space(space_id), follow_request(request_id)
  *   server → client: space_state {space_id, connected, apps}
@@ -16,9 +20,12 @@
 #include "spaces_internal.h"
 
 #define SP_SESSION_COOKIE "spaces_session"
+/* Payloads: "session <token hash>" or "user <id> [<token hash of a session kept>]". */
+#define SP_CLOSE_CHANNEL SP_BROWSER_CLOSE_CHANNEL
 
 typedef struct {
 	char user_id[32]; /* empty when anonymous */
+	char session[80]; /* "session:<token hash>" when signed in */
 	int is_admin;
 	int refs;
 	sio_socket *s; /* NULL once disconnected */
@@ -61,6 +68,8 @@ static void session_found(const db_result *res, void *ud)
 	if (db_ok(res) && db_ntuples(res) == 1) {
 		snprintf(b->user_id, sizeof(b->user_id), "%s", db_value(res, 0, 0));
 		b->is_admin = strcmp(db_value(res, 0, 1), "t") == 0;
+	} else {
+		b->session[0] = 0;
 	}
 	if (!sio_socket_alive(s)) {
 		/* Gone while we looked: no on_disconnect will come for it. */
@@ -75,6 +84,17 @@ static void session_found(const db_result *res, void *ud)
 static void authenticate(sio_socket *s, void *ud)
 {
 	sp_app *app = ud;
+	if (app->opts.browser_origin_ok &&
+	    !app->opts.browser_origin_ok(sio_handshake_header(s, "origin"),
+	                                 sio_handshake_header(s, "sec-fetch-site"),
+	                                 sio_handshake_header(s, "host"), app->opts.ud)) {
+		const base_slice *o = sio_handshake_header(s, "origin");
+		BASE_LOGW("spaces", "/spaces connection from %s refused: origin %.*s not allowed",
+		          sio_handshake_address(s), o ? (int)BASE_MIN(o->len, 200) : 4,
+		          o ? o->base : "none");
+		sio_refuse(s, "Origin not allowed", NULL);
+		return;
+	}
 	sp_browser *b = calloc(1, sizeof(*b));
 	if (!b) {
 		sio_refuse(s, "Server busy", NULL);
@@ -93,9 +113,12 @@ static void authenticate(sio_socket *s, void *ud)
 	char hex[crypto_hash_sha256_BYTES * 2 + 1];
 	crypto_hash_sha256(h, (const unsigned char *)token, strlen(token));
 	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	static const char sql[] = "SELECT u.id::text, u.is_admin FROM sessions s "
-	                          "JOIN users u ON u.id = s.user_id "
-	                          "WHERE s.token_hash = $1 AND s.expires_at > now()";
+	snprintf(b->session, sizeof(b->session), "session:%s", hex);
+	static const char sql[] =
+	    "SELECT u.id::text, u.is_admin FROM sessions s "
+	    "JOIN users u ON u.id = s.user_id "
+	    "WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL "
+	    "AND (s.idle_expires_at IS NULL OR s.idle_expires_at > now())";
 	const char *params[1] = {hex};
 	b->refs++;
 	if (db_query(app->db, sql, 1, params, session_found, b)) {
@@ -112,6 +135,8 @@ static void on_connection(sio_socket *s, void *ud)
 		char room[48];
 		snprintf(room, sizeof(room), "user:%s", b->user_id);
 		sio_join(s, room);
+		if (b->session[0])
+			sio_join(s, b->session);
 	}
 }
 
@@ -260,8 +285,101 @@ void sp__request_update(sp_app *app, const char *user_id, const char *request_id
 	free(text);
 }
 
+/* ---- closing a session's or a user's sockets ---------------------------- */
+
+/* Disconnects this process's sockets of the room, except those of the room except. */
+static void close_local(sp_app *app, const char *room, const char *except)
+{
+	sio_bcast b;
+	sio_bcast_init(&b, app->browser_nsp);
+	sio_bcast_to(&b, room);
+	if (except && *except)
+		sio_bcast_except(&b, except);
+	b.local = 1; /* every node hears the notification below and closes its own */
+	int n = sio_bcast_disconnect(&b, 0);
+	if (n > 0)
+		BASE_LOGI("spaces", "closed %d browser socket(s) of %s", n, room);
+}
+
+static void close_everywhere(sp_app *app, const char *room, const char *except, const char *payload)
+{
+	if (app->closed)
+		return;
+	close_local(app, room, except);
+	db_notify(app->db, SP_CLOSE_CHANNEL, payload, NULL, NULL);
+}
+
+/* A token hash or a user id: what may go into a room name and a payload. */
+static int close_arg_ok(const char *s, size_t max)
+{
+	size_t n = s ? strlen(s) : 0;
+	if (n == 0 || n > max)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
+			return 0;
+	}
+	return 1;
+}
+
+void sp_browser_disconnect_session(sp_app *app, const char *token_hash)
+{
+	char room[80], payload[96];
+	if (!close_arg_ok(token_hash, 64))
+		return;
+	snprintf(room, sizeof(room), "session:%s", token_hash);
+	snprintf(payload, sizeof(payload), "session %s", token_hash);
+	close_everywhere(app, room, NULL, payload);
+}
+
+void sp_browser_disconnect_user(sp_app *app, const char *user_id, const char *keep_token_hash)
+{
+	char room[48], except[80] = "", payload[128];
+	if (!close_arg_ok(user_id, 20))
+		return;
+	if (keep_token_hash && !close_arg_ok(keep_token_hash, 64))
+		keep_token_hash = NULL;
+	snprintf(room, sizeof(room), "user:%s", user_id);
+	if (keep_token_hash)
+		snprintf(except, sizeof(except), "session:%s", keep_token_hash);
+	snprintf(payload, sizeof(payload), "user %s %s", user_id,
+	         keep_token_hash ? keep_token_hash : "");
+	close_everywhere(app, room, except, payload);
+}
+
+/* Another process (a node, or `spaces-server user ...`) asks: close ours too. */
+static void on_close_notify(const char *channel, const char *payload, void *ud)
+{
+	sp_app *app = ud;
+	char kind[16] = "", a[80] = "", b[80] = "", room[96], except[96] = "";
+	(void)channel;
+	if (app->closed || !payload || sscanf(payload, "%15s %79s %79s", kind, a, b) < 2)
+		return;
+	if (strcmp(kind, "session") == 0 && close_arg_ok(a, 64)) {
+		snprintf(room, sizeof(room), "session:%s", a);
+	} else if (strcmp(kind, "user") == 0 && close_arg_ok(a, 20)) {
+		snprintf(room, sizeof(room), "user:%s", a);
+		if (close_arg_ok(b, 64))
+			snprintf(except, sizeof(except), "session:%s", b);
+	} else {
+		return;
+	}
+	close_local(app, room, except);
+}
+
+void sp__browser_close(sp_app *app)
+{
+	db_unlisten(app->db, SP_CLOSE_CHANNEL, on_close_notify, app);
+}
+
 void sp__browser_init(sp_app *app)
 {
+	if (db_listen(app->db, SP_CLOSE_CHANNEL, on_close_notify, app) != 0)
+		BASE_LOGE("spaces",
+		          "cannot listen to %s: sessions ended by other processes "
+		          "keep their sockets",
+		          SP_CLOSE_CHANNEL);
 	app->browser_nsp = sio_of(app->io, "/spaces");
 	sio_use(app->browser_nsp, authenticate, app);
 	sio_on_connection(app->browser_nsp, on_connection, app);

@@ -51,6 +51,14 @@ typedef struct {
 	/* Called when a space's live state changed (apps connected, queue). */
 	void (*on_space_changed)(const char *space_id, void *ud);
 	void *ud;
+	/*
+	 * Whether a browser socket may connect to "/spaces", from the headers
+	 * of its handshake (each NULL when absent): 0 refuses it (CONNECT_ERROR
+	 * "Origin not allowed"). It carries the user's cookie, so a page of
+	 * another origin must not connect. NULL: every origin. Called with ud.
+	 */
+	int (*browser_origin_ok)(const base_slice *origin, const base_slice *fetch_site,
+	                         const base_slice *host, void *ud);
 } sp_options;
 
 void sp_options_default(sp_options *o);
@@ -85,6 +93,19 @@ unsigned sp_space_apps(const sp_app *app, const char *space_id);
  * apps. Call it after the change is committed.
  */
 void sp_space_access_changed(sp_app *app, const char *space_id);
+/* ---- browsers ----------------------------------------------------------- */
+
+/**
+ * Disconnects at once the "/spaces" sockets of a session (token_hash: the
+ * lowercase hex SHA-256 of its cookie token, as in sessions.token_hash),
+ * or of a user (decimal id) but those of the session keep_token_hash (may
+ * be NULL), here and, through a notification on the database, in every
+ * other process sharing it. Call it once the session rows are gone.
+ */
+void sp_browser_disconnect_session(sp_app *app, const char *token_hash);
+void sp_browser_disconnect_user(sp_app *app, const char *user_id, const char *keep_token_hash);
+/** The notification channel of those closes, for processes without an sp_app. */
+#define SP_BROWSER_CLOSE_CHANNEL "spaces_browser_close"
 
 /* ---- submitting requests ------------------------------------------------ */
 

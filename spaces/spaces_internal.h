@@ -86,6 +86,8 @@ void sp__access_check(sp_app *app, const char *space_id);
 
 /* browser.c */
 void sp__browser_init(sp_app *app);
+/** Stops listening for other processes' requests to close sockets. */
+void sp__browser_close(sp_app *app);
 /** Tells the browsers of a user (and followers of the request) its new state. */
 void sp__request_update(sp_app *app, const char *user_id, const char *request_id,
                         const char *status, const char *progress, const char *message,

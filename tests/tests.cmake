@@ -28,6 +28,10 @@ spaces_script_test(e2e_spaces_cluster 300 /usr/bin/python3 -m pytest -p no:cache
 # App access (issue 11): token and open spaces, impostors, token changes, deletes.
 spaces_script_test(e2e_app_access 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
 spaces_script_test(e2e_web_routes 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_web_routes.py)
+# Accounts, sessions and uploads (issue 11): limits before the hash, password
+# policy, registration limits, logout/password change/disable closing sockets,
+# the Origin of /spaces, media types, upload quota and disk budget.
+spaces_script_test(e2e_accounts 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_accounts.py)
 spaces_script_test(e2e_example_chat 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/example_chat.test.js)
 spaces_script_test(ci_release_build 600 ${CMAKE_SOURCE_DIR}/tests/ci/test_release_build.sh)
 spaces_script_test(e2e_socketio_extras 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_extras.test.js)

@@ -119,13 +119,47 @@ static void panel_requests(base_buf *b, const db_result *r, const char *space, c
 	web_html(b, "</tbody>\n</table>\n");
 }
 
-static void panel_users(base_buf *b, const db_result *r)
+/* The users, each with a button to disable (or enable) it, and the registration switch. */
+static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const db_result *reg)
 {
-	web_html(b, "<h2>Users</h2>\n<table>\n<thead><tr><th>Name</th><th>Role</th><th>Since</th>"
-	            "</tr></thead>\n<tbody>\n");
+	int closed_by_flag = w->site->opts.registration_closed;
+	int closed = closed_by_flag || (db_ntuples(reg) == 1 && !db_isnull(reg, 0, 0) &&
+	                                strcmp(db_value(reg, 0, 0), "closed") == 0);
+
+	web_html(b, "<h2 id=\"users\">Users</h2>\n<p>Registration is <strong>%s</strong>%s.</p>\n",
+	         closed ? "closed" : "open",
+	         closed_by_flag ? " (by the server's --registration closed)" : "");
+	if (!closed_by_flag) {
+		web_html(
+		    b, "<form method=\"post\" action=\"/admin/registration\" class=\"inline\">\n");
+		web__csrf_input(b, w);
+		web_html(b,
+		         "<input type=\"hidden\" name=\"state\" value=\"%s\">\n"
+		         "<button type=\"submit\" class=\"secondary\">%s registration</button>\n"
+		         "</form>\n",
+		         closed ? "open" : "closed", closed ? "Open" : "Close");
+	}
+	web_html(b, "<table>\n<thead><tr><th>Name</th><th>Role</th><th>Since</th><th>State</th>"
+	            "<th></th></tr></thead>\n<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
-		web_html(b, "<tr><td>%s</td><td>%s</td><td>%s</td></tr>\n", db_value(r, i, 0),
-		         strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user", db_value(r, i, 2));
+		/* username, is_admin, created, id, disabled */
+		int disabled = strcmp(db_value(r, i, 4), "t") == 0;
+		const char *id = db_value(r, i, 3);
+
+		web_html(b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>",
+		         db_value(r, i, 0), strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user",
+		         db_value(r, i, 2), disabled ? "disabled" : "active");
+		if (strcmp(id, w->sess.user_id) != 0) {
+			web_html(
+			    b,
+			    "<form method=\"post\" action=\"/admin/user/%s/%s\" class=\"inline\">",
+			    disabled ? "enable" : "disable", id);
+			web__csrf_input(b, w);
+			web_html(b, "<button type=\"submit\" class=\"%s\">%s</button></form>",
+			         disabled ? "secondary" : "danger",
+			         disabled ? "Enable" : "Disable");
+		}
+		web_html(b, "</td></tr>\n");
 	}
 	web_html(b, "</tbody>\n</table>\n");
 }
@@ -145,7 +179,7 @@ static void panel_loaded(const db_result *res, void *ud)
 
 	if (web__gone(w))
 		return;
-	if (!db_ok(res) || db_tx_count(res) != 4) {
+	if (!db_ok(res) || db_tx_count(res) != 5) {
 		web__server_error(w, "loading the admin panel", res);
 		return;
 	}
@@ -153,7 +187,7 @@ static void panel_loaded(const db_result *res, void *ud)
 	panel_spaces(&b, w, db_tx_result(res, 0));
 	panel_apps(&b, db_tx_result(res, 1));
 	panel_requests(&b, db_tx_result(res, 2), p->space, p->status, p->user);
-	panel_users(&b, db_tx_result(res, 3));
+	panel_users(&b, w, db_tx_result(res, 3), db_tx_result(res, 4));
 	web_html(&b, "</section>\n<script src=\"/socket.io/socket.io.js\"></script>\n"
 	             "<script src=\"/static/spaces.js\"></script>\n");
 	web__page(w, 200, "Admin", &b, NULL);
@@ -211,14 +245,17 @@ static void panel_step(web_ctx *w)
 	                    "FROM requests r JOIN spaces s ON s.id = r.space_id "
 	                    "WHERE ($1 = '' OR r.space_id = $1) AND ($2 = '' OR r.status = $2) "
 	                    "AND ($3 = '' OR r.username = $3) ORDER BY r.created_at DESC LIMIT 100";
-	static const char users_sql[] =
-	    "SELECT username, is_admin, " TS("created_at") " FROM users ORDER BY id LIMIT 1000";
+	static const char users_sql[] = "SELECT username, is_admin, " TS(
+	    "created_at") ", id::text, disabled_at IS NOT NULL FROM users ORDER BY id LIMIT 1000";
+	static const char registration_sql[] =
+	    "SELECT value FROM site_settings WHERE name = 'registration'";
 	const char *rp[3] = {p->space, p->status, p->user};
-	db_stmt st[4] = {{spaces_sql, 0, NULL},
+	db_stmt st[5] = {{spaces_sql, 0, NULL},
 	                 {apps_sql, 0, NULL},
 	                 {requests_sql, 3, rp},
-	                 {users_sql, 0, NULL}};
-	if (db_query_tx(w->site->db, st, 4, panel_loaded, p))
+	                 {users_sql, 0, NULL},
+	                 {registration_sql, 0, NULL}};
+	if (db_query_tx(w->site->db, st, 5, panel_loaded, p))
 		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
 }
 

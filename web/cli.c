@@ -1,5 +1,6 @@
 /*
- * cli.c: `spaces-server user add NAME [--admin] --database-url URL`.
+ * cli.c: `spaces-server user add NAME [--admin] --database-url URL`, and
+ * `user passwd NAME`, `user disable NAME`, `user enable NAME`.
  *
  * A command, run before any server loop: it may block. The migrations are
  * applied first (db_migrate), so a fresh database can get its first admin
@@ -23,13 +24,23 @@ static void cli_usage(FILE *f)
 {
 	fprintf(f, "Usage: spaces-server user add NAME [--admin] --database-url URL "
 	           "[--migrations DIR]\n"
+	           "       spaces-server user passwd NAME --database-url URL\n"
+	           "       spaces-server user disable NAME --database-url URL\n"
+	           "       spaces-server user enable NAME --database-url URL\n"
 	           "\n"
-	           "Creates a user of the website (an administrator with --admin).\n"
+	           "add:     creates a user of the website (an administrator with --admin).\n"
+	           "passwd:  gives a user a new password; their sessions end.\n"
+	           "disable: the user cannot log in any more; their sessions end.\n"
+	           "enable:  the user can log in again.\n"
+	           "Running servers close the live pages of ended sessions at once.\n"
+	           "\n"
 	           "The password is the first line of standard input when it is not a\n"
-	           "terminal; otherwise it is asked for twice, without echo.\n"
+	           "terminal; otherwise it is asked for twice, without echo. A weak\n"
+	           "password is accepted with a warning.\n"
 	           "The database URL may also come from DATABASE_URL.\n"
 	           "\n"
-	           "Exit status: 0 created, 1 failed, 2 bad usage, 3 the name is taken.\n");
+	           "Exit status: 0 done, 1 failed, 2 bad usage, 3 the name is taken (add),\n"
+	           "4 no such user.\n");
 }
 
 /* Reads one line without its newline. Returns its length, or -1 at EOF or when too long. */
@@ -104,7 +115,7 @@ typedef struct {
 	int rc;
 	char error[512];
 	char user_id[32];
-} insert_state;
+} cli_state;
 
 static void pool_closed(db_pool *pool, void *ud)
 {
@@ -112,22 +123,25 @@ static void pool_closed(db_pool *pool, void *ud)
 	(void)ud;
 }
 
-static void inserted(const db_result *res, void *ud)
+static void answered(const db_result *res, void *ud)
 {
-	insert_state *st = ud;
+	cli_state *st = ud;
 
 	if (db_ok(res)) {
-		st->rc = 0;
-		snprintf(st->user_id, sizeof(st->user_id), "%s", db_value(res, 0, 0));
+		const db_result *first = db_tx_count(res) > 0 ? db_tx_result(res, 0) : res;
+
+		st->rc = db_ntuples(first) == 1 ? 0 : 4;
+		if (st->rc == 0)
+			snprintf(st->user_id, sizeof(st->user_id), "%s", db_value(first, 0, 0));
 	} else {
-		st->rc = strcmp(db_sqlstate(res), "23505") == 0 ? 2 : 1;
+		st->rc = strcmp(db_sqlstate(res), "23505") == 0 ? 3 : 1;
 		snprintf(st->error, sizeof(st->error), "%s", db_error(res) ? db_error(res) : "");
 	}
 	db_pool_close(st->pool, pool_closed, st);
 }
 
-static int insert_user(const char *url, const char *name, const char *hash, int admin,
-                       insert_state *st)
+/* Runs the statements in one transaction on a loop of its own; st->rc: 0, 1, 3 taken, 4 no row. */
+static int run_tx(const char *url, const db_stmt *stmts, unsigned n, cli_state *st)
 {
 	uv_loop_t loop;
 	db_options o;
@@ -145,10 +159,7 @@ static int insert_user(const char *url, const char *name, const char *hash, int 
 		uv_loop_close(&loop);
 		return -1;
 	}
-	static const char sql[] = "INSERT INTO users (username, password_hash, is_admin) "
-	                          "VALUES ($1, $2, $3) RETURNING id::text";
-	const char *params[3] = {name, hash, admin ? "t" : "f"};
-	int rc = db_query(st->pool, sql, 3, params, inserted, st);
+	int rc = db_query_tx(st->pool, stmts, n, answered, st);
 	if (rc) {
 		snprintf(st->error, sizeof(st->error), "%s", db_strerror(rc));
 		db_pool_close(st->pool, pool_closed, st);
@@ -159,22 +170,49 @@ static int insert_user(const char *url, const char *name, const char *hash, int 
 	return 0;
 }
 
-int web_cli_user_add(int argc, char **argv)
+/* A weak password is the operator's choice here; say so, do not refuse. */
+static void warn_weak(const char *name, const char *pw)
+{
+	const char *why = web_password_problem(name, pw, 1);
+
+	if (why)
+		fprintf(stderr, "spaces-server: warning: weak password (%s); accepted anyway\n",
+		        why);
+}
+
+enum { CMD_ADD, CMD_PASSWD, CMD_DISABLE, CMD_ENABLE };
+
+int web_cli_user(int argc, char **argv)
 {
 	const char *name = NULL, *url = getenv("DATABASE_URL"), *migrations = WEB_MIGRATIONS_DIR;
-	int admin = 0, status = 1;
-	char pw[WEB_PASSWORD_MAX + 2];
-	char hash[crypto_pwhash_STRBYTES];
+	int admin = 0, status = 1, cmd;
+	char pw[WEB_PASSWORD_MAX + 2] = "";
+	char hash[crypto_pwhash_STRBYTES] = "";
 	char err[512];
 
-	if (argc < 2 || strcmp(argv[1], "add") != 0) {
+	if (argc < 2) {
+		cli_usage(stderr);
+		return 2;
+	}
+	if (strcmp(argv[1], "add") == 0)
+		cmd = CMD_ADD;
+	else if (strcmp(argv[1], "passwd") == 0)
+		cmd = CMD_PASSWD;
+	else if (strcmp(argv[1], "disable") == 0)
+		cmd = CMD_DISABLE;
+	else if (strcmp(argv[1], "enable") == 0)
+		cmd = CMD_ENABLE;
+	else if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+		cli_usage(stdout);
+		return 0;
+	} else {
 		cli_usage(stderr);
 		return 2;
 	}
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (strcmp(a, "--admin") == 0) {
+		if (strcmp(a, "--admin") == 0 && cmd == CMD_ADD) {
 			admin = 1;
 		} else if (strcmp(a, "--database-url") == 0 && i + 1 < argc) {
 			url = argv[++i];
@@ -208,35 +246,100 @@ int web_cli_user_add(int argc, char **argv)
 		fprintf(stderr, "spaces-server: libsodium failed to start\n");
 		return 1;
 	}
-	if (read_password(name, pw, sizeof(pw)))
-		goto out;
-	if (strlen(pw) > WEB_PASSWORD_MAX) {
-		fprintf(stderr, "spaces-server: the password is too long (at most %d bytes)\n",
-		        WEB_PASSWORD_MAX);
-		goto out;
+	if (cmd == CMD_ADD || cmd == CMD_PASSWD) {
+		if (read_password(name, pw, sizeof(pw)))
+			goto out;
+		if (strlen(pw) > WEB_PASSWORD_MAX) {
+			fprintf(stderr,
+			        "spaces-server: the password is too long (at most %d bytes)\n",
+			        WEB_PASSWORD_MAX);
+			goto out;
+		}
+		warn_weak(name, pw);
 	}
 	int n = db_migrate(url, migrations, err, sizeof(err));
 	if (n < 0) {
 		fprintf(stderr, "spaces-server: database: %s (%s)\n", db_strerror(n), err);
 		goto out;
 	}
-	if (crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	if ((cmd == CMD_ADD || cmd == CMD_PASSWD) &&
+	    crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
 	                      crypto_pwhash_MEMLIMIT_INTERACTIVE)) {
 		fprintf(stderr, "spaces-server: out of memory hashing the password\n");
 		goto out;
 	}
-	insert_state st;
-	memset(&st, 0, sizeof(st));
-	if (insert_user(url, name, hash, admin, &st) || st.rc) {
-		if (st.rc == 2) {
+
+	static const char add_sql[] = "INSERT INTO users (username, password_hash, is_admin) "
+	                              "VALUES ($1, $2, $3) RETURNING id::text";
+	static const char passwd_sql[] = "UPDATE users SET password_hash = $2 "
+	                                 "WHERE lower(username) = lower($1) RETURNING id::text";
+	static const char disable_sql[] =
+	    "UPDATE users SET disabled_at = coalesce(disabled_at, now()) "
+	    "WHERE lower(username) = lower($1) RETURNING id::text";
+	static const char enable_sql[] = "UPDATE users SET disabled_at = NULL "
+	                                 "WHERE lower(username) = lower($1) RETURNING id::text";
+	static const char end_sessions[] =
+	    "DELETE FROM sessions WHERE user_id = "
+	    "(SELECT id FROM users WHERE lower(username) = lower($1))";
+	/* Sent at commit: every running server closes the user's live sockets. */
+	static const char notify[] = "SELECT pg_notify($2, 'user ' || id::text) FROM users "
+	                             "WHERE lower(username) = lower($1)";
+	const char *p_add[3] = {name, hash, admin ? "t" : "f"};
+	const char *p_pw[2] = {name, hash};
+	const char *p_name[1] = {name};
+	const char *p_notify[2] = {name, SP_BROWSER_CLOSE_CHANNEL};
+	db_stmt st[3];
+	unsigned n_st = 1;
+	switch (cmd) {
+	case CMD_ADD:
+		st[0] = (db_stmt){add_sql, 3, p_add};
+		break;
+	case CMD_PASSWD:
+		st[0] = (db_stmt){passwd_sql, 2, p_pw};
+		break;
+	case CMD_DISABLE:
+		st[0] = (db_stmt){disable_sql, 1, p_name};
+		break;
+	default:
+		st[0] = (db_stmt){enable_sql, 1, p_name};
+		break;
+	}
+	if (cmd == CMD_PASSWD || cmd == CMD_DISABLE) {
+		st[1] = (db_stmt){end_sessions, 1, p_name};
+		st[2] = (db_stmt){notify, 2, p_notify};
+		n_st = 3;
+	}
+	cli_state cs;
+	memset(&cs, 0, sizeof(cs));
+	if (run_tx(url, st, n_st, &cs) || cs.rc) {
+		if (cs.rc == 3) {
 			fprintf(stderr, "spaces-server: a user named '%s' already exists\n", name);
 			status = 3;
+		} else if (cs.rc == 4) {
+			fprintf(stderr, "spaces-server: there is no user named '%s'\n", name);
+			status = 4;
 		} else {
-			fprintf(stderr, "spaces-server: cannot create the user: %s\n", st.error);
+			fprintf(stderr, "spaces-server: cannot %s the user: %s\n",
+			        cmd == CMD_ADD ? "create" : "change", cs.error);
 		}
 		goto out;
 	}
-	printf("Created %s '%s' (id %s).\n", admin ? "administrator" : "user", name, st.user_id);
+	switch (cmd) {
+	case CMD_ADD:
+		printf("Created %s '%s' (id %s).\n", admin ? "administrator" : "user", name,
+		       cs.user_id);
+		break;
+	case CMD_PASSWD:
+		printf("New password for '%s' (id %s); their sessions have ended.\n", name,
+		       cs.user_id);
+		break;
+	case CMD_DISABLE:
+		printf("Disabled '%s' (id %s); their sessions have ended.\n", name, cs.user_id);
+		break;
+	default:
+		printf("Enabled '%s' (id %s).\n", name, cs.user_id);
+		break;
+	}
 	status = 0;
 out:
 	sodium_memzero(pw, sizeof(pw));

@@ -117,3 +117,67 @@ int web_csrf_token_ok(const char *expected, const char *given)
 		return 0;
 	return sodium_memcmp(expected, given, n) == 0;
 }
+
+/* 1 when origin is one of the comma-separated list's origins (scheme and authority). */
+static int origin_listed(base_slice origin, const char *list)
+{
+	base_slice scheme, auth;
+
+	if (!list || origin_authority(origin, &scheme, &auth))
+		return 0;
+	auth = strip_default_port(scheme, auth);
+	for (const char *p = list; *p;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		base_slice item = {p, n}, ls, la;
+
+		while (item.len && (item.base[0] == ' ')) {
+			item.base++;
+			item.len--;
+		}
+		while (item.len && item.base[item.len - 1] == ' ')
+			item.len--;
+		if (origin_authority(item, &ls, &la) == 0 && slice_caseeq2(ls, scheme) &&
+		    slice_caseeq2(strip_default_port(ls, la), auth))
+			return 1;
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}
+
+int web_browser_origin_ok(const base_slice *origin, const base_slice *fetch_site,
+                          const base_slice *host, void *ud)
+{
+	const web_options *o = ud;
+
+	if (origin && o && origin_listed(*origin, o->allowed_origins))
+		return 1;
+	return web_csrf_origin_ok(origin, fetch_site, host, o ? o->public_url : NULL);
+}
+
+int web_origins_check(const char *list)
+{
+	if (!list || !*list)
+		return -1;
+	for (const char *p = list; *p;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		base_slice item = {p, n}, ls, la;
+
+		if (origin_authority(item, &ls, &la) ||
+		    !(base_slice_caseeq(ls, "http") || base_slice_caseeq(ls, "https")))
+			return -1;
+		for (size_t i = 0; i < la.len; i++) {
+			unsigned char c = (unsigned char)la.base[i];
+
+			if (c <= ' ' || c >= 0x7f || c == '/' || c == '@')
+				return -1;
+		}
+		p += n;
+		if (*p == ',')
+			p++;
+	}
+	return 0;
+}

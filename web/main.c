@@ -67,6 +67,8 @@ static void usage(FILE *f)
 	       "       spaces-server migrate [OPTIONS]    apply the migrations and exit\n"
 	       "       spaces-server user add NAME [--admin] [--database-url URL]\n"
 	       "                                          create a user (password on stdin)\n"
+	       "       spaces-server user passwd|disable|enable NAME [--database-url URL]\n"
+	       "                                          change a user (see user --help)\n"
 	       "\n"
 	       "The Spaces website and its Socket.IO server.\n"
 	       "\n"
@@ -92,6 +94,30 @@ static void usage(FILE *f)
 	       "                             https://spaces.example.org (links given to apps,\n"
 	       "                             CSRF origin check; default: each request's Host)\n"
 	       "      --secure-cookies       mark cookies Secure (the site is served over HTTPS)\n"
+	       "      --allowed-origins LIST other origins whose pages may open the live\n"
+	       "                             namespace /spaces, comma-separated, e.g.\n"
+	       "                             https://app.example.org (default: only the site's)\n"
+	       "      --session-lifetime S   a session ends S seconds after login (default\n"
+	       "                             604800, 7 days)\n"
+	       "      --session-idle-timeout S  a session unused for S seconds ends; 0: never\n"
+	       "                             (default 86400)\n"
+	       "      --registration open|closed  whether anyone may register (default open;\n"
+	       "                             admins may also close it in /admin)\n"
+	       "      --register-limit N     registrations per client address per hour; 0: no\n"
+	       "                             limit (default 10)\n"
+	       "      --login-limit N        failed logins per client address per 5 minutes,\n"
+	       "                             then 429; 0: no limit (default 10)\n"
+	       "      --login-account-limit N  failed logins per account per 5 minutes, then\n"
+	       "                             the account is slowed down (default 10)\n"
+	       "      --login-account-pace S  a slowed-down account gets one attempt every S\n"
+	       "                             seconds (default 10)\n"
+	       "      --password-policy standard|relaxed  new passwords: at least 8 characters,\n"
+	       "                             not the user name, and (standard) not a common\n"
+	       "                             password (default standard)\n"
+	       "      --upload-quota-per-day BYTES  bytes each user may upload per day, then\n"
+	       "                             413; 0: no quota (default 1G; K, M, G suffixes)\n"
+	       "      --upload-disk-budget BYTES  bytes all stored uploads may take, then 507;\n"
+	       "                             0: no budget (default 20G)\n"
 	       "      --trust-proxy LIST     reverse proxies whose X-Forwarded-For names the\n"
 	       "                             client: addresses or CIDR prefixes, comma-separated,\n"
 	       "                             e.g. 127.0.0.1 behind a local nginx (default: none)\n"
@@ -160,6 +186,32 @@ static int parse_listen(const char *arg, web_config *cfg)
 	return 0;
 }
 
+/* A byte count with an optional K, M or G suffix (powers of 1024). */
+static int parse_bytes(const char *name, const char *arg, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(arg, &end, 10);
+	unsigned shift = 0;
+	if (*end == 'K' || *end == 'k')
+		shift = 10;
+	else if (*end == 'M' || *end == 'm')
+		shift = 20;
+	else if (*end == 'G' || *end == 'g')
+		shift = 30;
+	if (shift)
+		end++;
+	if (errno || *end || end == arg || arg[0] == '-' || v > (1ull << 50) >> shift) {
+		fprintf(stderr,
+		        "spaces-server: invalid value for --%s: '%s' (bytes, with an optional "
+		        "K, M or G)\n",
+		        name, arg);
+		return -1;
+	}
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
 static int parse_uint(const char *name, const char *arg, unsigned long max, unsigned long *out)
 {
 	char *end;
@@ -198,6 +250,17 @@ enum {
 	OPT_BODY_TIMEOUT,
 	OPT_LEGACY_OPEN,
 	OPT_REGISTER_FAILURES,
+	OPT_ALLOWED_ORIGINS,
+	OPT_SESSION_LIFETIME,
+	OPT_SESSION_IDLE,
+	OPT_REGISTRATION,
+	OPT_REGISTER_LIMIT,
+	OPT_LOGIN_LIMIT,
+	OPT_LOGIN_ACCOUNT_LIMIT,
+	OPT_LOGIN_ACCOUNT_PACE,
+	OPT_PASSWORD_POLICY,
+	OPT_UPLOAD_QUOTA,
+	OPT_UPLOAD_BUDGET,
 };
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
@@ -220,6 +283,17 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"app-register-failures", required_argument, NULL, OPT_REGISTER_FAILURES},
 	    {"node-id", required_argument, NULL, OPT_NODE_ID},
 	    {"node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT},
+	    {"allowed-origins", required_argument, NULL, OPT_ALLOWED_ORIGINS},
+	    {"session-lifetime", required_argument, NULL, OPT_SESSION_LIFETIME},
+	    {"session-idle-timeout", required_argument, NULL, OPT_SESSION_IDLE},
+	    {"registration", required_argument, NULL, OPT_REGISTRATION},
+	    {"register-limit", required_argument, NULL, OPT_REGISTER_LIMIT},
+	    {"login-limit", required_argument, NULL, OPT_LOGIN_LIMIT},
+	    {"login-account-limit", required_argument, NULL, OPT_LOGIN_ACCOUNT_LIMIT},
+	    {"login-account-pace", required_argument, NULL, OPT_LOGIN_ACCOUNT_PACE},
+	    {"password-policy", required_argument, NULL, OPT_PASSWORD_POLICY},
+	    {"upload-quota-per-day", required_argument, NULL, OPT_UPLOAD_QUOTA},
+	    {"upload-disk-budget", required_argument, NULL, OPT_UPLOAD_BUDGET},
 	    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
 	    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
@@ -303,6 +377,75 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			if (parse_uint("app-register-failures", optarg, 1000000, &v))
 				return -1;
 			cfg->sp.register_max_failures = (unsigned)v;
+			break;
+		case OPT_ALLOWED_ORIGINS:
+			if (web_origins_check(optarg)) {
+				fprintf(stderr,
+				        "spaces-server: invalid --allowed-origins '%s': origins "
+				        "like https://host[:port], comma-separated\n",
+				        optarg);
+				return -1;
+			}
+			cfg->web.allowed_origins = optarg;
+			break;
+		case OPT_SESSION_LIFETIME:
+			if (parse_uint("session-lifetime", optarg, 366ul * 86400, &v) || v == 0)
+				return -1;
+			cfg->web.session_ttl_s = (unsigned)v;
+			break;
+		case OPT_SESSION_IDLE:
+			if (parse_uint("session-idle-timeout", optarg, 366ul * 86400, &v))
+				return -1;
+			cfg->web.session_idle_s = (unsigned)v;
+			break;
+		case OPT_REGISTRATION:
+			if (strcmp(optarg, "open") != 0 && strcmp(optarg, "closed") != 0) {
+				fprintf(stderr,
+				        "spaces-server: --registration is open or closed, "
+				        "not '%s'\n",
+				        optarg);
+				return -1;
+			}
+			cfg->web.registration_closed = strcmp(optarg, "closed") == 0;
+			break;
+		case OPT_REGISTER_LIMIT:
+			if (parse_uint("register-limit", optarg, 1000000, &v))
+				return -1;
+			cfg->web.register_max = (unsigned)v;
+			break;
+		case OPT_LOGIN_LIMIT:
+			if (parse_uint("login-limit", optarg, 1000000, &v))
+				return -1;
+			cfg->web.login_max_failures = (unsigned)v;
+			break;
+		case OPT_LOGIN_ACCOUNT_LIMIT:
+			if (parse_uint("login-account-limit", optarg, 1000000, &v))
+				return -1;
+			cfg->web.login_account_max_failures = (unsigned)v;
+			break;
+		case OPT_LOGIN_ACCOUNT_PACE:
+			if (parse_uint("login-account-pace", optarg, 3600, &v))
+				return -1;
+			cfg->web.login_account_pace_s = (unsigned)v;
+			break;
+		case OPT_PASSWORD_POLICY:
+			if (strcmp(optarg, "standard") != 0 && strcmp(optarg, "relaxed") != 0) {
+				fprintf(stderr,
+				        "spaces-server: --password-policy is standard or "
+				        "relaxed, not '%s'\n",
+				        optarg);
+				return -1;
+			}
+			cfg->web.password_common_check = strcmp(optarg, "standard") == 0;
+			break;
+		case OPT_UPLOAD_QUOTA:
+			if (parse_bytes("upload-quota-per-day", optarg,
+			                &cfg->web.upload_quota_per_day))
+				return -1;
+			break;
+		case OPT_UPLOAD_BUDGET:
+			if (parse_bytes("upload-disk-budget", optarg, &cfg->web.upload_disk_budget))
+				return -1;
 			break;
 		case OPT_SECURE_COOKIES:
 			cfg->web.secure_cookies = 1;
@@ -551,7 +694,7 @@ int main(int argc, char **argv)
 		cfg.sp.data_dir = getenv("SPACES_DATA_DIR");
 
 	if (argc > 1 && strcmp(argv[1], "user") == 0)
-		return web_cli_user_add(argc - 1, argv + 1);
+		return web_cli_user(argc - 1, argv + 1);
 	int migrate_only = argc > 1 && strcmp(argv[1], "migrate") == 0;
 	if (migrate_only) {
 		argc--;
@@ -621,6 +764,9 @@ int main(int argc, char **argv)
 		BASE_LOGE("main", "out of memory");
 		return 1;
 	}
+	/* Pages of other origins must not open /spaces with the user's cookie. */
+	cfg.sp.browser_origin_ok = web_browser_origin_ok;
+	cfg.sp.ud = &cfg.web;
 	app.sp = sp_app_new(app.io, app.db, &cfg.sp);
 	if (!app.sp) {
 		BASE_LOGE("main", "the application could not start (see above)");

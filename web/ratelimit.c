@@ -1,5 +1,17 @@
 /*
- * ratelimit.c: failed logins counted per client address in fixed windows.
+ * ratelimit.c: attempts counted per key (a client address, an account) in
+ * fixed windows.
+ *
+ * An attempt is taken (web_limiter_take) before the work it guards starts,
+ * on the loop, in one synchronous step: two hundred parallel requests
+ * cannot all pass a check made before any of them is counted. A guarded
+ * attempt that turns out well (a correct password) is given back
+ * (web_limiter_refund), so only failures use the budget up.
+ *
+ * With a pace, a key over its budget is not shut out for the rest of the
+ * window: one more attempt is let through every pace seconds. That is the
+ * account's limiter: an attacker guessing one account's password gets one
+ * guess per pace, and cannot lock the real user out for long.
  *
  * The table has a fixed size, so an attacker rotating addresses cannot make
  * it grow: when the few slots an address may use are all taken, the one
@@ -14,14 +26,16 @@
 #define LIM_PROBE 8
 
 typedef struct {
-	char key[48];
+	char key[WEB_LIMITER_KEY_MAX];
 	uint64_t start_ms;
+	uint64_t next_ms; /* with a pace: when the next attempt over the budget may go */
 	unsigned count;
 } lim_slot;
 
 struct web_limiter {
 	unsigned max;
 	uint64_t window_ms;
+	uint64_t pace_ms;
 	lim_slot slots[LIM_SLOTS];
 };
 
@@ -34,6 +48,12 @@ web_limiter *web_limiter_new(unsigned max_failures, unsigned window_s)
 	l->max = max_failures;
 	l->window_ms = (uint64_t)window_s * 1000;
 	return l;
+}
+
+void web_limiter_set_pace(web_limiter *l, unsigned pace_s)
+{
+	if (l)
+		l->pace_ms = (uint64_t)pace_s * 1000;
 }
 
 void web_limiter_free(web_limiter *l)
@@ -67,6 +87,7 @@ static lim_slot *slot_for(web_limiter *l, const char *key, uint64_t now_ms, int 
 		if (s->key[0] && strcmp(s->key, key) == 0) {
 			if (!live(l, s, now_ms)) {
 				s->start_ms = now_ms;
+				s->next_ms = 0;
 				s->count = 0;
 			}
 			return s;
@@ -79,6 +100,7 @@ static lim_slot *slot_for(web_limiter *l, const char *key, uint64_t now_ms, int 
 		return NULL;
 	snprintf(victim->key, sizeof(victim->key), "%s", key);
 	victim->start_ms = now_ms;
+	victim->next_ms = 0;
 	victim->count = 0;
 	return victim;
 }
@@ -104,4 +126,42 @@ void web_limiter_fail(web_limiter *l, const char *key, uint64_t now_ms)
 		return;
 	lim_slot *s = slot_for(l, key, now_ms, 1);
 	s->count++;
+}
+
+static unsigned seconds_until(uint64_t t_ms, uint64_t now_ms)
+{
+	return t_ms > now_ms ? (unsigned)((t_ms - now_ms + 999) / 1000) : 1;
+}
+
+int web_limiter_take(web_limiter *l, const char *key, uint64_t now_ms, unsigned *retry_after_s)
+{
+	if (!l || l->max == 0)
+		return 1;
+	lim_slot *s = slot_for(l, key, now_ms, 1);
+	if (s->count < l->max) {
+		if (++s->count == l->max && l->pace_ms)
+			s->next_ms = now_ms + l->pace_ms;
+		return 1;
+	}
+	uint64_t end = s->start_ms + l->window_ms;
+	if (l->pace_ms && now_ms >= s->next_ms) {
+		s->count++;
+		s->next_ms = now_ms + l->pace_ms;
+		return 1;
+	}
+	if (retry_after_s) {
+		uint64_t at = l->pace_ms && s->next_ms < end ? s->next_ms : end;
+
+		*retry_after_s = seconds_until(at, now_ms);
+	}
+	return 0;
+}
+
+void web_limiter_refund(web_limiter *l, const char *key, uint64_t now_ms)
+{
+	if (!l || l->max == 0)
+		return;
+	lim_slot *s = slot_for(l, key, now_ms, 0);
+	if (s && s->count > 0)
+		s->count--;
 }

@@ -2,6 +2,12 @@
  * session.c: sessions. The cookie holds a random token; the database holds
  * only its SHA-256 (sessions.token_hash), so a leaked table opens no
  * session. Each session has its own CSRF token for our forms.
+ *
+ * A session ends at its lifetime (session_ttl_s), or earlier when unused for
+ * session_idle_s: idle_expires_at is pushed forward as the session is used,
+ * at most once per a tenth of the idle timeout, so that most requests only
+ * read. Logging out is a POST carrying the session's CSRF token (GET
+ * /logout only shows the button); it closes the session's live sockets.
  */
 #include <stdio.h>
 #include <sodium.h>
@@ -64,11 +70,26 @@ void web__with_session(web_ctx *w, web_step next)
 	}
 	web_sha256_hex(token, strlen(token), w->sess.token_hash);
 	sodium_memzero(token, sizeof(token));
-	static const char sql[] = "SELECT u.id::text, u.username, u.is_admin, s.csrf_token "
-	                          "FROM sessions s JOIN users u ON u.id = s.user_id "
-	                          "WHERE s.token_hash = $1 AND s.expires_at > now()";
-	const char *params[1] = {w->sess.token_hash};
-	int rc = db_query_flags(w->site->db, DB_RETRY, sql, 1, params, session_found, w);
+	static const char sql[] =
+	    "WITH s AS (SELECT u.id::text AS uid, u.username, u.is_admin, s.csrf_token "
+	    "FROM sessions s JOIN users u ON u.id = s.user_id "
+	    "WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL "
+	    "AND (s.idle_expires_at IS NULL OR s.idle_expires_at > now())), "
+	    "t AS (UPDATE sessions SET idle_expires_at = "
+	    "LEAST(expires_at, now() + make_interval(secs => $2::int)) "
+	    "WHERE token_hash = $1 AND $2::int > 0 AND EXISTS (SELECT 1 FROM s) "
+	    "AND (idle_expires_at IS NULL OR "
+	    "idle_expires_at < now() + make_interval(secs => $2::int - $3::int))) "
+	    "SELECT uid, username, is_admin, csrf_token FROM s";
+	char idle[16], step[16];
+	unsigned idle_s = w->site->opts.session_idle_s;
+	snprintf(idle, sizeof(idle), "%u", idle_s);
+	snprintf(step, sizeof(step), "%u",
+	         idle_s / 10 < 1     ? 1
+	         : idle_s / 10 > 300 ? 300
+	                             : idle_s / 10);
+	const char *params[3] = {w->sess.token_hash, idle, step};
+	int rc = db_query_flags(w->site->db, DB_RETRY, sql, 3, params, session_found, w);
 	if (rc) {
 		BASE_LOGW("web", "session lookup not queued: %s", db_strerror(rc));
 		if (w->json)
@@ -110,7 +131,7 @@ static void session_created(const db_result *res, void *ud)
 void web__session_create(web_ctx *w, const char *user_id, const char *location)
 {
 	create_ctx *c = calloc(1, sizeof(*c));
-	char token[TOKEN_MAX], csrf[48], hash[65], ttl[16];
+	char token[TOKEN_MAX], csrf[48], hash[65], ttl[16], idle[16];
 	base_buf line = BASE_BUF_INIT;
 
 	if (!c) {
@@ -122,6 +143,7 @@ void web__session_create(web_ctx *w, const char *user_id, const char *location)
 	base_random_id(csrf, 24);
 	web_sha256_hex(token, strlen(token), hash);
 	snprintf(ttl, sizeof(ttl), "%u", w->site->opts.session_ttl_s);
+	snprintf(idle, sizeof(idle), "%u", w->site->opts.session_idle_s);
 	snprintf(c->location, sizeof(c->location), "%s", location);
 	web_cookie_set_line(&line, WEB_SESSION_COOKIE, token, (long)w->site->opts.session_ttl_s,
 	                    w->site->opts.secure_cookies);
@@ -137,10 +159,12 @@ void web__session_create(web_ctx *w, const char *user_id, const char *location)
 	sodium_memzero(token, sizeof(token));
 
 	static const char sql[] =
-	    "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at) "
-	    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::int))";
-	const char *params[4] = {hash, user_id, csrf, ttl};
-	int rc = db_query(w->site->db, sql, 4, params, session_created, c);
+	    "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, idle_expires_at) "
+	    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::int), "
+	    "CASE WHEN $5::int > 0 THEN now() + make_interval(secs => LEAST($4::int, $5::int)) "
+	    "END)";
+	const char *params[5] = {hash, user_id, csrf, ttl, idle};
+	int rc = db_query(w->site->db, sql, 5, params, session_created, c);
 	if (rc) {
 		free(c);
 		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
@@ -158,13 +182,21 @@ static void logged_out(const db_result *res, void *ud)
 		return;
 	if (res && !db_ok(res))
 		BASE_LOGW("web", "deleting a session failed: %s", db_error(res));
+	else if (res && db_ok(res) && w->sess.token_hash[0])
+		/* Its live sockets (the space pages open in other tabs) go too. */
+		sp_browser_disconnect_session(w->site->sp, w->sess.token_hash);
+	if (w->sess.ok)
+		BASE_LOGI("web", "user '%s' logged out from %s", w->sess.username,
+		          w->req->remote_addr);
 	web_cookie_set_line(&line, WEB_SESSION_COOKIE, "", 0, w->site->opts.secure_cookies);
 	web__redirect(w, "/login", web_buf_cstr(&line));
 	base_buf_free(&line);
 }
 
-static void logout_step(web_ctx *w)
+static void logout_post_step(web_ctx *w)
 {
+	if (!web__csrf_ok(w, 0))
+		return;
 	if (!w->sess.token_hash[0]) {
 		/* No cookie at all: nothing to forget, clear it anyway. */
 		logged_out(NULL, w);
@@ -173,16 +205,42 @@ static void logout_step(web_ctx *w)
 	static const char sql[] = "DELETE FROM sessions WHERE token_hash = $1";
 	const char *params[1] = {w->sess.token_hash};
 	if (db_query(w->site->db, sql, 1, params, logged_out, w))
-		logged_out(NULL, w);
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
 }
 
-static void logout_route(http_request *req, void *ud)
+/* GET /logout changes nothing (a link or an image on another site could
+ * follow it): it shows the button that POSTs, with the session's token. */
+static void logout_get_step(web_ctx *w)
 {
-	web__start(ud, req, sizeof(web_ctx), NULL, 0, logout_step);
+	base_buf b = BASE_BUF_INIT;
+
+	if (!w->sess.ok) {
+		web__redirect(w, "/login", NULL);
+		return;
+	}
+	web_html(&b,
+	         "<section class=\"panel narrow\">\n<h1>Log out</h1>\n"
+	         "<p>Log out <strong>%s</strong> from this browser?</p>\n"
+	         "<form method=\"post\" action=\"/logout\" class=\"stack\">\n",
+	         w->sess.username);
+	web__csrf_input(&b, w);
+	web_html(&b, "<button type=\"submit\">Log out</button>\n</form>\n</section>\n");
+	web__page(w, 200, "Log out", &b, NULL);
+	base_buf_free(&b);
+}
+
+static void logout_get(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(web_ctx), NULL, 0, logout_get_step);
+}
+
+static void logout_post(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(web_ctx), NULL, 0, logout_post_step);
 }
 
 void web__session_routes(web_site *site)
 {
-	http_route(site->http, HTTP_M_GET, "/logout", 0, logout_route, site);
-	http_route(site->http, HTTP_M_POST, "/logout", 0, logout_route, site);
+	http_route(site->http, HTTP_M_GET, "/logout", 0, logout_get, site);
+	http_route(site->http, HTTP_M_POST, "/logout", 0, logout_post, site);
 }

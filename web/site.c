@@ -26,7 +26,6 @@
  */
 #define WEB_PAGE_HEADERS                                                                     \
 	"Cache-Control: no-store\r\n"                                                        \
-	"X-Content-Type-Options: nosniff\r\n"                                                \
 	"X-Frame-Options: DENY\r\n"                                                          \
 	"Referrer-Policy: same-origin\r\n"                                                   \
 	"Content-Security-Policy: default-src 'self'; script-src 'self'; style-src 'self'; " \
@@ -43,7 +42,15 @@ void web_options_default(web_options *o)
 	o->upload_retention_s = 7 * 24 * 3600;
 	o->login_max_failures = 10;
 	o->login_window_s = 300;
-	o->session_ttl_s = 30 * 24 * 3600;
+	o->login_account_max_failures = 10;
+	o->login_account_pace_s = 10;
+	o->register_max = 10;
+	o->register_window_s = 3600;
+	o->password_common_check = 1;
+	o->session_ttl_s = 7 * 24 * 3600;
+	o->session_idle_s = 24 * 3600;
+	o->upload_quota_per_day = (uint64_t)1 << 30;
+	o->upload_disk_budget = (uint64_t)20 << 30;
 }
 
 size_t web_max_body_bytes(const web_options *o)
@@ -210,8 +217,7 @@ void web__json(web_ctx *w, int status, json_t *body)
 		             sizeof(oom) - 1);
 		return;
 	}
-	web__respond(w, status, "application/json",
-	             "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n", text,
+	web__respond(w, status, "application/json", "Cache-Control: no-store\r\n", text,
 	             strlen(text));
 	free(text);
 }
@@ -233,9 +239,13 @@ static void layout_head(base_buf *b, const web_ctx *w, const char *title)
 	         title);
 	if (w->sess.ok) {
 		web_html(b, "<span class=\"who\">%s</span>\n", w->sess.username);
+		web_html(b, "<a href=\"/account\">Account</a>\n");
 		if (w->sess.is_admin)
 			web_html(b, "<a href=\"/admin\">Admin</a>\n");
-		web_html(b, "<a href=\"/logout\">Log out</a>\n");
+		/* Logging out changes state: a POST with the session's token. */
+		web_html(b, "<form method=\"post\" action=\"/logout\" class=\"inline\">\n");
+		web__csrf_input(b, w);
+		web_html(b, "<button type=\"submit\" class=\"link\">Log out</button>\n</form>\n");
 	} else {
 		web_html(b, "<a href=\"/login\">Log in</a>\n<a href=\"/register\">Register</a>\n");
 	}
@@ -332,6 +342,20 @@ int web__require_admin(web_ctx *w)
 {
 	if (w->sess.ok && w->sess.is_admin)
 		return 1;
+	if (w->sess.ok) {
+		/* Signed in, but not an admin: the login form would not help. */
+		base_buf b = BASE_BUF_INIT;
+
+		web_html(&b,
+		         "<section class=\"panel\">\n<h1>Admins only</h1>\n<p>You are signed in "
+		         "as <strong>%s</strong>, who is not an administrator, so this page "
+		         "is not open to you (403).</p>\n<p><a href=\"/\">Back to the spaces</a>"
+		         "</p>\n</section>\n",
+		         w->sess.username);
+		web__page(w, 403, "Forbidden", &b, NULL);
+		base_buf_free(&b);
+		return 0;
+	}
 	web__redirect(w, "/login", NULL);
 	return 0;
 }
@@ -422,7 +446,12 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	site->opts.upload_dir = site->upload_dir;
 	site->opts.public_url = site->public_url;
 	site->login_limiter = web_limiter_new(o->login_max_failures, o->login_window_s);
+	site->account_limiter = web_limiter_new(o->login_account_max_failures, o->login_window_s);
+	web_limiter_set_pace(site->account_limiter, o->login_account_pace_s);
+	site->register_limiter = web_limiter_new(o->register_max, o->register_window_s);
+	site->hash_gate = web__hash_gate_new();
 	if (!site->client_dist_dir || !site->upload_dir || !site->login_limiter ||
+	    !site->account_limiter || !site->register_limiter || !site->hash_gate ||
 	    (o->static_dir && !site->static_dir) || (o->public_url && !site->public_url))
 		goto fail;
 	if (strlen(site->upload_dir) > 700) {
@@ -442,6 +471,8 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	web__page_routes(site);
 	web__admin_routes(site);
 	web__admin_panel_routes(site);
+	web__admin_users_routes(site);
+	web__account_routes(site);
 	web__submit_routes(site);
 	web__upload_routes(site);
 
@@ -453,6 +484,9 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	return site;
 fail:
 	web_limiter_free(site->login_limiter);
+	web_limiter_free(site->account_limiter);
+	web_limiter_free(site->register_limiter);
+	web__hash_gate_free(site->hash_gate);
 	free(site->client_dist_dir);
 	free(site->static_dir);
 	free(site->upload_dir);
@@ -465,6 +499,9 @@ static void site_destroy(web_site *site)
 {
 	web__static_free(site);
 	web_limiter_free(site->login_limiter);
+	web_limiter_free(site->account_limiter);
+	web_limiter_free(site->register_limiter);
+	web__hash_gate_free(site->hash_gate);
 	free(site->client_dist_dir);
 	free(site->static_dir);
 	free(site->upload_dir);

@@ -134,7 +134,7 @@ static void serve(http_request *req, void *ud)
 		}
 	}
 	base_buf_printf(&h,
-	                "ETag: %s\r\nCache-Control: %s\r\nX-Content-Type-Options: nosniff\r\n"
+	                "ETag: %s\r\nCache-Control: %s\r\n"
 	                "Access-Control-Allow-Origin: *\r\n%s",
 	                f->etag, f->cache_control, f->gz ? "Vary: Accept-Encoding\r\n" : "");
 	if (!web_buf_cstr(&h)) {

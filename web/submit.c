@@ -23,6 +23,7 @@ typedef struct {
 	int enable[4]; /* prompt, audio, video, other file */
 	web_upload ups[N_FILE_FIELDS];
 	size_t n_ups;
+	uint64_t bytes; /* of the files */
 	int stored;
 } submit_ctx;
 
@@ -125,6 +126,76 @@ static void files_stored(web_ctx *w, int rc)
 	do_submit(s);
 }
 
+/* ---- room for the files: the user's daily quota, the disk budget ------------- */
+
+static void room_checked(const db_result *res, void *ud)
+{
+	submit_ctx *s = ud;
+	web_ctx *w = &s->base;
+	const web_options *o = &w->site->opts;
+	char msg[200];
+
+	if (web__gone(w))
+		return;
+	if (!db_ok(res) || db_ntuples(res) != 1) {
+		web__server_error(w, "checking the upload quota", res);
+		return;
+	}
+	uint64_t user_day = strtoull(db_value(res, 0, 0), NULL, 10);
+	uint64_t all = strtoull(db_value(res, 0, 1), NULL, 10);
+	if (o->upload_quota_per_day && user_day + s->bytes > o->upload_quota_per_day) {
+		BASE_LOGW("web",
+		          "upload of %llu bytes by '%s' refused: daily quota (%llu of %llu bytes "
+		          "used)",
+		          (unsigned long long)s->bytes, w->sess.username,
+		          (unsigned long long)user_day,
+		          (unsigned long long)o->upload_quota_per_day);
+		snprintf(msg, sizeof(msg),
+		         "Upload quota exceeded: you may upload %llu MB per day and have used "
+		         "%llu MB. Try again later.",
+		         (unsigned long long)(o->upload_quota_per_day >> 20),
+		         (unsigned long long)(user_day >> 20));
+		web__json_error(w, 413, msg);
+		return;
+	}
+	if (o->upload_disk_budget && all + s->bytes > o->upload_disk_budget) {
+		BASE_LOGE("web",
+		          "upload of %llu bytes by '%s' refused: the upload directory's budget "
+		          "is used up (%llu of %llu bytes)",
+		          (unsigned long long)s->bytes, w->sess.username, (unsigned long long)all,
+		          (unsigned long long)o->upload_disk_budget);
+		web__json_error(w, 507,
+		                "The server has no room for more uploads right now. Please try "
+		                "again later.");
+		return;
+	}
+	web__uploads_store(w, s->ups, s->n_ups, files_stored);
+}
+
+/*
+ * Before any byte is written: the files must fit in the user's quota of
+ * the last 24 hours and in the disk budget of all stored uploads. (Two
+ * submissions of one user at the same moment may each pass: the overshoot
+ * is at most their files.)
+ */
+static void check_room(submit_ctx *s)
+{
+	web_ctx *w = &s->base;
+	const web_options *o = &w->site->opts;
+
+	if (!o->upload_quota_per_day && !o->upload_disk_budget) {
+		web__uploads_store(w, s->ups, s->n_ups, files_stored);
+		return;
+	}
+	static const char sql[] =
+	    "SELECT (SELECT coalesce(sum(size), 0) FROM uploads WHERE user_id = $1 "
+	    "AND created_at > now() - interval '1 day')::text, "
+	    "(CASE WHEN $2 THEN (SELECT coalesce(sum(size), 0) FROM uploads) ELSE 0 END)::text";
+	const char *params[2] = {w->sess.user_id, o->upload_disk_budget ? "t" : "f"};
+	if (db_query_flags(w->site->db, DB_RETRY, sql, 2, params, room_checked, s))
+		web__json_error(w, 503, "Server busy, please retry");
+}
+
 /* 1 when an audio URL is an absolute http(s) URL without spaces or quotes. */
 static int url_ok(const char *u)
 {
@@ -210,17 +281,25 @@ static void space_checked(const db_result *res, void *ud)
 		snprintf(u->filename, sizeof(u->filename), "%s", f->filename);
 		if (!web_text_ok(u->filename, strlen(u->filename), sizeof(u->filename), 0))
 			snprintf(u->filename, sizeof(u->filename), "file");
-		snprintf(u->content_type, sizeof(u->content_type), "%s",
-		         f->content_type[0] &&
-		                 web_text_ok(f->content_type, strlen(f->content_type), 100, 0)
-		             ? f->content_type
-		             : "application/octet-stream");
+		if (!f->content_type[0]) {
+			snprintf(u->content_type, sizeof(u->content_type),
+			         "application/octet-stream");
+		} else if (web_media_type_parse(f->content_type, u->content_type,
+		                                sizeof(u->content_type))) {
+			snprintf(msg, sizeof(msg),
+			         "The file %s has an invalid media type (Content-Type): give one "
+			         "type, like audio/mpeg",
+			         file_fields[i]);
+			web__json_error(w, 400, msg);
+			return;
+		}
 		u->data = f->data;
+		s->bytes += f->data.len;
 	}
 	/* The rate limit is checked again by sp_submit; checking it here too
 	 * would cost a query for the rare refused request. Files first, then. */
 	if (s->n_ups) {
-		web__uploads_store(w, s->ups, s->n_ups, files_stored);
+		check_room(s);
 		return;
 	}
 	do_submit(s);

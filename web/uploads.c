@@ -175,10 +175,12 @@ static void record(store_job *j)
 {
 	web_site *site = j->w->site;
 	db_stmt st[WEB_UPLOADS_MAX];
-	const char *params[WEB_UPLOADS_MAX][5];
+	const char *params[WEB_UPLOADS_MAX][6];
 	char sizes[WEB_UPLOADS_MAX][24];
-	static const char sql[] = "INSERT INTO uploads (token, filename, content_type, size, path) "
-	                          "VALUES ($1, $2, $3, $4, $5)";
+	const char *user = j->w->sess.user_id[0] ? j->w->sess.user_id : NULL;
+	static const char sql[] =
+	    "INSERT INTO uploads (token, filename, content_type, size, path, user_id) "
+	    "VALUES ($1, $2, $3, $4, $5, $6)";
 
 	for (size_t i = 0; i < j->n; i++) {
 		snprintf(sizes[i], sizeof(sizes[i]), "%zu", j->ups[i].data.len);
@@ -187,7 +189,8 @@ static void record(store_job *j)
 		params[i][2] = j->ups[i].content_type;
 		params[i][3] = sizes[i];
 		params[i][4] = j->ups[i].path;
-		st[i] = (db_stmt){sql, 5, params[i]};
+		params[i][5] = user;
+		st[i] = (db_stmt){sql, 6, params[i]};
 	}
 	if (db_query_tx(site->db, st, (unsigned)j->n, recorded, j))
 		store_end(j, -1);
@@ -363,18 +366,20 @@ static void serve_cleanup(web_ctx *w)
 	base_buf_free(&((serve_ctx *)w)->headers);
 }
 
-/* Types a browser may show inline without running anything; others are downloads. */
-static const char *safe_type(const char *ct, int *inline_ok)
+/*
+ * Types a browser may show inline without running anything; the others
+ * are downloads. The stored type is read again strictly: rows written
+ * before uploads were checked may hold anything.
+ */
+static const char *safe_type(serve_ctx *s, int *inline_ok)
 {
-	static const char *const prefixes[] = {"audio/",          "video/",    "image/png",
-	                                       "image/jpeg",      "image/gif", "image/webp",
-	                                       "application/pdf", "text/plain"};
+	char norm[128];
 
-	for (size_t i = 0; i < BASE_ARRAY_SIZE(prefixes); i++) {
-		if (strncmp(ct, prefixes[i], strlen(prefixes[i])) == 0) {
-			*inline_ok = 1;
-			return ct;
-		}
+	if (web_media_type_parse(s->content_type, norm, sizeof(norm)) == 0 &&
+	    web_media_type_inline(norm)) {
+		snprintf(s->content_type, sizeof(s->content_type), "%s", norm);
+		*inline_ok = 1;
+		return s->content_type;
 	}
 	*inline_ok = 0;
 	return "application/octet-stream";
@@ -448,13 +453,12 @@ static void upload_found(const db_result *res, void *ud)
 	s->status = 200;
 	s->start = 0;
 	s->len = size;
-	s->ctype = safe_type(s->content_type, &inline_ok);
+	s->ctype = safe_type(s, &inline_ok);
 	snprintf(etag, sizeof(etag), "\"%s\"", s->token);
 	base_buf_printf(h,
 	                "Cache-Control: private, max-age=3600\r\n"
 	                "ETag: %s\r\n"
 	                "Accept-Ranges: bytes\r\n"
-	                "X-Content-Type-Options: nosniff\r\n"
 	                "Content-Security-Policy: default-src 'none'; sandbox\r\n"
 	                "Content-Disposition: %s; filename=\"%s\"\r\n",
 	                etag, inline_ok ? "inline" : "attachment", s->name);

@@ -42,16 +42,52 @@ typedef struct {
 	/* Failed logins allowed per client address per window; 0 disables. (10) */
 	unsigned login_max_failures;
 	unsigned login_window_s; /* (300) */
-	/* Lifetime of a session. (30 days) */
+	/*
+	 * Failed logins allowed per account (user name) per login window; over
+	 * it the account is paced, not locked: one more attempt every
+	 * login_account_pace_s seconds. 0 disables. (10, 10 s)
+	 */
+	unsigned login_account_max_failures;
+	unsigned login_account_pace_s;
+	/* Registrations per client address per window; 0 disables. (10 per hour) */
+	unsigned register_max;
+	unsigned register_window_s;
+	/* Registration closed by configuration (admins may also close it). (0) */
+	int registration_closed;
+	/* The password policy refuses the most common passwords. (1) */
+	int password_common_check;
+	/* Lifetime of a session. (7 days) */
 	unsigned session_ttl_s;
 	/* New spaces are 'open' (any app that knows the name may register)
 	 * instead of 'token' with a generated token: a compatibility switch for
 	 * development and the old test plan. (0) */
 	int legacy_open_spaces;
+	/* A session unused this long ends; 0: no idle timeout. (24 hours) */
+	unsigned session_idle_s;
+	/* Bytes a user may upload per day (24 hours); 0: no quota. (1 GiB) */
+	uint64_t upload_quota_per_day;
+	/* Bytes all stored uploads may take together; 0: no budget. (20 GiB) */
+	uint64_t upload_disk_budget;
+	/* Other origins whose pages may open the browser namespace "/spaces",
+	 * comma-separated ("https://a.example,http://b.example:8080"); the
+	 * site's own (the Host, public_url) always may. (NULL) */
+	const char *allowed_origins;
 } web_options;
 
 /** Fills o with the defaults given above. */
 void web_options_default(web_options *o);
+
+/**
+ * The Origin check of the browser namespace (sp_options.browser_origin_ok),
+ * with ud the web_options (its public_url and allowed_origins): 1 when the
+ * handshake has no Origin (not a browser page), or an Origin that is the
+ * site's own (Host or public_url, and Sec-Fetch-Site not cross-site) or
+ * one of allowed_origins.
+ */
+int web_browser_origin_ok(const base_slice *origin, const base_slice *fetch_site,
+                          const base_slice *host, void *ud);
+/** 0 when list is a valid --allowed-origins value (scheme://host[:port], comma-separated). */
+int web_origins_check(const char *list);
 
 /**
  * The request body size the site needs (three files of max_file_bytes and
@@ -90,10 +126,17 @@ void web_site_free(web_site *site);
  * `spaces-server user add NAME [--admin] --database-url URL [--migrations DIR]`:
  * argv[0] is "user". Creates a user (an admin with --admin), applying the
  * migrations first. The password is the first line of standard input when
- * that is not a terminal, else it is asked twice without echo. Prints what
- * it did; returns the process exit status: 0 created, 1 failed, 2 bad usage,
- * 3 a user of that name (in any letter case) exists already.
+ * that is not a terminal, else it is asked twice without echo (a weak one
+ * is accepted with a warning). Prints what it did; returns the process
+ * exit status: 0 created, 1 failed, 2 bad usage, 3 a user of that name (in
+ * any letter case) exists already.
+ *
+ * Also `user passwd NAME` (a new password, read the same way; every session
+ * of the user ends), `user disable NAME` and `user enable NAME` (a disabled
+ * user cannot log in; their sessions end). Running servers close the
+ * user's live sockets at once (a notification on the database). Exit
+ * status 4: no such user.
  */
-int web_cli_user_add(int argc, char **argv);
+int web_cli_user(int argc, char **argv);
 
 #endif

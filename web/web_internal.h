@@ -11,6 +11,7 @@
 #define WEB_SESSION_COOKIE "spaces_session"
 #define WEB_USERNAME_MAX 64
 #define WEB_PASSWORD_MAX 1024
+#define WEB_PASSWORD_MIN 8 /* characters */
 #define WEB_SPACE_NAME_MAX 200
 #define WEB_FORM_MAX_FIELDS 64
 #define WEB_FORM_MAX_FILES 8
@@ -79,6 +80,16 @@ const char *web_form_get(const web_form *f, const char *name);
 const web_file *web_form_file(const web_form *f, const char *name);
 /** 1 when a Content-Type header value's media type is type (case-insensitive). */
 int web_media_type_is(base_slice header, const char *type);
+/**
+ * mediatype.c: parses a Content-Type value strictly: exactly one
+ * type/subtype of token characters, then ";name=value" parameters (token
+ * or quoted string). Writes it to out normalised (type, subtype and
+ * parameter names lowercase, no spaces). Returns 0, or -1 for a list,
+ * garbage, or when it does not fit in cap.
+ */
+int web_media_type_parse(const char *s, char *out, size_t cap);
+/** 1 when a normalised media type may be shown inline (a few audio, video, image types). */
+int web_media_type_inline(const char *type);
 
 typedef struct {
 	base_slice name;
@@ -129,12 +140,37 @@ int web_csrf_token_ok(const char *expected, const char *given);
 
 typedef struct web_limiter web_limiter;
 
+#define WEB_LIMITER_KEY_MAX 80 /* longer keys are cut */
+
 /** Allows max_failures per key per window (fixed windows). max 0 disables. */
 web_limiter *web_limiter_new(unsigned max_failures, unsigned window_s);
+/**
+ * Over its budget, a key still gets one attempt every pace_s seconds
+ * (web_limiter_take) instead of waiting for the window's end. 0: no pace.
+ */
+void web_limiter_set_pace(web_limiter *l, unsigned pace_s);
 void web_limiter_free(web_limiter *l);
+/**
+ * Takes one attempt for key before the guarded work starts: 1 when it may
+ * go (counted), 0 when refused, with *retry_after_s the wait (seconds).
+ */
+int web_limiter_take(web_limiter *l, const char *key, uint64_t now_ms, unsigned *retry_after_s);
+/** Gives back an attempt taken that did not fail (a correct password). */
+void web_limiter_refund(web_limiter *l, const char *key, uint64_t now_ms);
 /** 1 when key has used up its failures; *retry_after_s gets the wait. */
 int web_limiter_blocked(web_limiter *l, const char *key, uint64_t now_ms, unsigned *retry_after_s);
 void web_limiter_fail(web_limiter *l, const char *key, uint64_t now_ms);
+
+/* ---- password.c: the password policy ------------------------------------- */
+
+/**
+ * NULL when password may be a new password of username, else the reason as
+ * a sentence: empty, too long, shorter than WEB_PASSWORD_MIN characters,
+ * the user name (any letter case), or (check_common) a common password.
+ */
+const char *web_password_problem(const char *username, const char *password, int check_common);
+/** 1 when password (any letter case) is in web/common-passwords.txt. */
+int web_password_is_common(const char *password);
 
 /* ---- validation (validate.c) --------------------------------------------- */
 
@@ -156,6 +192,7 @@ void web_sha256_hex(const char *s, size_t len, char out[65]);
 /* ---- the site (site.c) ---------------------------------------------------- */
 
 typedef struct web_static_file web_static_file;
+typedef struct web_hash_gate web_hash_gate;
 
 struct web_site {
 	http_server *http;
@@ -166,7 +203,10 @@ struct web_site {
 	web_options opts; /* strings point into the copies below */
 	char *client_dist_dir, *static_dir, *upload_dir, *public_url;
 	web_static_file *static_files;
-	web_limiter *login_limiter;
+	web_limiter *login_limiter;   /* failed logins per address */
+	web_limiter *account_limiter; /* failed logins per account, paced */
+	web_limiter *register_limiter;
+	web_hash_gate *hash_gate;
 	uv_timer_t cleanup;
 	int cleaning;
 	int closed;
@@ -263,7 +303,7 @@ void web__server_error(web_ctx *w, const char *what, const db_result *res);
 int web__csrf_ok(web_ctx *w, int json);
 /** The hidden csrf_token input of our forms (empty without a session). */
 int web__csrf_input(base_buf *out, const web_ctx *w);
-/** Non-admins are sent to /login (302). Returns 1 when w is an admin's. */
+/** Anonymous users are sent to /login (302), signed-in non-admins get a 403 page. Returns 1 when w is an admin's. */
 int web__require_admin(web_ctx *w);
 /** The request's Host, or "localhost". Valid while the request is. */
 base_slice web__host(const web_ctx *w);
@@ -277,6 +317,32 @@ int web__base_url(base_buf *out, const web_ctx *w);
  */
 void web__connect_command(base_buf *b, const web_ctx *w, const char *name, int open, int has_token,
                           const char *token);
+
+/* ---- pwhash.c: password hashing, one at a time per client address -------- */
+
+typedef struct web_hash_job web_hash_job;
+struct web_hash_job {
+	/* Set by the caller: work runs on the threadpool and may touch only
+	 * the job's own data; done runs on the loop (status: 0, or a libuv
+	 * error when the work did not run). */
+	void (*work)(web_hash_job *j);
+	void (*done)(web_hash_job *j, int status);
+	/* Private. */
+	web_site *site;
+	uv_work_t uv;
+	base_list link;
+	char addr[48];
+};
+
+web_hash_gate *web__hash_gate_new(void);
+void web__hash_gate_free(web_hash_gate *g);
+/**
+ * Runs j's work on the threadpool now, or after the hash of the same
+ * address (addr) in flight. Returns 0 (done will be called), BASE_ELIMIT
+ * when the address has too many hashes waiting (answer 429), BASE_ENOMEM
+ * when the server is too busy (503). j must stay put until done.
+ */
+int web__hash_run(web_site *site, web_hash_job *j, const char *addr);
 
 /* ---- the parts of the site and their routes ------------------------------ */
 
@@ -298,9 +364,12 @@ void web__format_duration(base_buf *b, double s);
 /** A request as a card of the space page (spaces.js keeps it live). */
 void web__request_card(base_buf *b, const char *id, const char *status, int progress,
                        const char *prompt, const char *result_json, const char *created_at);
-/* admin.c, admin_panel.c */
+/* admin.c, admin_panel.c, admin_users.c */
 void web__admin_routes(web_site *site);
 void web__admin_panel_routes(web_site *site);
+void web__admin_users_routes(web_site *site);
+/* account.c */
+void web__account_routes(web_site *site);
 /** Labels of the four inputs a space may enable: prompt, audio, video, file. */
 extern const char *const web__input_labels[4];
 /* submit.c */

@@ -421,7 +421,7 @@ void http__request_end(http_conn *c, int keep_alive)
 void http__send_error(http_conn *c, int status)
 {
 	const char *text = http_status_text(status);
-	char head[256];
+	char head[320];
 	int n;
 
 	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
@@ -437,7 +437,7 @@ void http__send_error(http_conn *c, int status)
 	}
 	n = snprintf(head, sizeof(head),
 	             "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
-	             "Connection: close\r\n\r\n%s\n",
+	             "X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n%s\n",
 	             status, text, strlen(text) + 1, text);
 	if (n > 0 && (size_t)n < sizeof(head))
 		http__out_write(c, head, (size_t)n, NULL, 0);

@@ -121,6 +121,9 @@ static char *put_str(char *p, const char *s)
 	return put(p, s, strlen(s));
 }
 
+/* On every answer: a browser must never guess a type other than the one given. */
+#define NOSNIFF "X-Content-Type-Options: nosniff\r\n"
+
 static char *put_u64(char *p, uint64_t v)
 {
 	char tmp[20];
@@ -172,7 +175,7 @@ static int respond_begin(http_request *req, int status, const char *ctype, const
 	keep_alive = keep_alive && !c->srv->closing;
 
 	cap = 9 + 3 + 1 + strlen(text) + 2 + (ctype ? 14 + strlen(ctype) + 2 : 0) + 16 + 20 + 2 +
-	      24 + (extra ? strlen(extra) : 0) + 2;
+	      24 + sizeof(NOSNIFF) + (extra ? strlen(extra) : 0) + 2;
 	head = cap <= sizeof(stack) ? stack : malloc(cap);
 	if (head == NULL) {
 		http__request_end(c, 0);
@@ -195,6 +198,7 @@ static int respond_begin(http_request *req, int status, const char *ctype, const
 	}
 	p = keep_alive ? put(p, "Connection: keep-alive\r\n", 24)
 	               : put(p, "Connection: close\r\n", 19);
+	p = put(p, NOSNIFF, sizeof(NOSNIFF) - 1);
 	if (extra != NULL)
 		p = put_str(p, extra);
 	p = put(p, "\r\n", 2);

@@ -257,13 +257,14 @@ def test_passwords_are_argon2id(site):
 def test_register_errors(site):
     taken = site.register()
     for data, word in [
-        ({"username": taken, "password": "a", "confirm_password": "a"}, "taken"),
-        ({"username": taken.upper(), "password": "a"}, "taken"),
-        ({"username": "bad name!", "password": "a"}, "letters, digits and underscores"),
-        ({"username": "x" * 65, "password": "a"}, "letters, digits and underscores"),
-        ({"username": "", "password": "a"}, "choose a username"),
+        ({"username": taken, "password": PASSWORD, "confirm_password": PASSWORD}, "taken"),
+        ({"username": taken.upper(), "password": PASSWORD}, "taken"),
+        ({"username": "bad name!", "password": PASSWORD}, "letters, digits and underscores"),
+        ({"username": "x" * 65, "password": PASSWORD}, "letters, digits and underscores"),
+        ({"username": "", "password": PASSWORD}, "choose a username"),
         ({"username": site.unique("u"), "password": ""}, "choose a password"),
-        ({"username": site.unique("u"), "password": "a", "confirm_password": "b"},
+        ({"username": site.unique("u"), "password": "a"}, "at least 8 characters"),
+        ({"username": site.unique("u"), "password": PASSWORD, "confirm_password": "b"},
          "do not match"),
     ]:
         r = requests.post(site.url + "/register", data=data, allow_redirects=False, timeout=20)
@@ -279,7 +280,11 @@ def test_register_page(site):
 def test_logout(site):
     s = site.login(site.add_user(admin=True))
     assert s.get(site.url + "/admin", allow_redirects=False, timeout=10).status_code == 200
+    # GET only shows the button (a cross-site link must not log anybody out).
     r = s.get(site.url + "/logout", allow_redirects=False, timeout=10)
+    assert r.status_code == 200 and 'action="/logout"' in r.text
+    assert s.get(site.url + "/admin", allow_redirects=False, timeout=10).status_code == 200
+    r = s.post(site.url + "/logout", allow_redirects=False, timeout=10)
     assert r.status_code == 302 and r.headers["Location"] == "/login"
     assert "Max-Age=0" in r.headers["Set-Cookie"]
     r = s.get(site.url + "/admin", allow_redirects=False, timeout=10)
@@ -308,21 +313,24 @@ def test_admin_only(site):
     anon = requests.Session()
     user = site.user()
     name = site.unique("Sneaky")
-    for s in (anon, user):
+    # Anonymous: to the login form. Signed in but not an admin: 403, saying so.
+    for s, code in ((anon, 302), (user, 403)):
         r = s.get(site.url + "/admin", allow_redirects=False, timeout=10)
-        assert r.status_code == 302 and r.headers["Location"] == "/login"
+        assert r.status_code == code
+        assert code == 403 or r.headers["Location"] == "/login"
         r = s.post(site.url + "/admin/space/add", allow_redirects=False, timeout=10,
                    data={"name": name, "card_type": "websockets"})
-        assert r.status_code == 302 and r.headers["Location"] == "/login"
+        assert r.status_code == code
+    assert "not an administrator" in user.get(site.url + "/admin", timeout=10).text
     assert site.pg.sql("SELECT count(*) FROM spaces WHERE name = :'n'", n=name) == [["0"]]
     space_id, _ = site.add_space()
     for path in ("/admin/space/edit/" + space_id, "/admin/space/delete/" + space_id,
                  "/admin/space/add"):
         r = user.get(site.url + path, allow_redirects=False, timeout=10)
-        assert r.status_code == 302 and r.headers["Location"] == "/login", path
+        assert r.status_code == 403, path
     r = user.post(site.url + "/admin/space/delete/" + space_id, allow_redirects=False,
                   timeout=10)
-    assert r.status_code == 302
+    assert r.status_code == 403
     assert site.pg.sql("SELECT count(*) FROM spaces WHERE id = :'i'", i=space_id) == [["1"]]
 
 
@@ -795,11 +803,16 @@ def test_login_rate_limit_behind_proxy(site):
         assert codes[:10] == [200] * 10 and codes[10] == 429
         # Spoofed entries before the real one change nothing.
         assert attempt("198.51.100.1, 203.0.113.5").status_code == 429
-        # Another client behind the same proxy still gets to try.
-        assert attempt("203.0.113.6").status_code == 200
+        # Another client behind the same proxy still gets to try (another
+        # account: "nobody" itself is now slowed down, whoever asks).
+        r = requests.post(url + "/login", data={"username": "somebody", "password": "x"},
+                          headers={"X-Forwarded-For": "203.0.113.6"}, allow_redirects=False,
+                          timeout=20)
+        assert r.status_code == 200
+        assert attempt("203.0.113.6").status_code == 429
         # The failed logins were logged with the client's address.
         deadline = time.time() + 10
-        while "failed login for 'nobody' from 203.0.113.6" not in server.stderr():
+        while "failed login for 'somebody' from 203.0.113.6" not in server.stderr():
             assert time.time() < deadline, "no log line with the client's address"
             time.sleep(0.1)
     finally:

@@ -451,7 +451,10 @@ def start_spaces_server(database_url, port=None, extra_args=(), env=None,
         except Exception:
             return False
 
-    extra = (["--legacy-open-spaces"] if legacy_open_spaces else []) + list(extra_args)
+    # Tests register many users from 127.0.0.1: no registration limit unless
+    # a test gives one (a later --register-limit in extra_args wins).
+    extra = (["--register-limit", "0"] + (["--legacy-open-spaces"] if legacy_open_spaces else [])
+             + list(extra_args))
     if spaces_server_has_data_dir() and "--data-dir" not in extra:
         data_dir = data_dir or spaces_data_dir()
         extra += ["--data-dir", data_dir]

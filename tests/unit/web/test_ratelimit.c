@@ -56,12 +56,51 @@ static void test_bounded_under_address_rotation(void **state)
 	web_limiter_free(l);
 }
 
+/* Taken before the work: the max-th take passes, the next one does not, a refund gives one back. */
+static void test_take_and_refund(void **state)
+{
+	web_limiter *l = web_limiter_new(3, 60);
+	unsigned wait = 0;
+
+	for (int i = 0; i < 3; i++)
+		assert_true(web_limiter_take(l, "10.0.0.1", 1000, &wait));
+	assert_false(web_limiter_take(l, "10.0.0.1", 1000, &wait));
+	assert_int_equal(wait, 60);
+	web_limiter_refund(l, "10.0.0.1", 2000);
+	assert_true(web_limiter_take(l, "10.0.0.1", 2000, &wait));
+	assert_false(web_limiter_take(l, "10.0.0.1", 2000, &wait));
+	assert_true(web_limiter_blocked(l, "10.0.0.1", 2000, NULL));
+	assert_true(web_limiter_take(l, "10.0.0.1", 61000, &wait)); /* a new window */
+	web_limiter_free(l);
+}
+
+/* With a pace, a key over its budget gets one attempt per pace, not none until the window ends. */
+static void test_pace(void **state)
+{
+	web_limiter *l = web_limiter_new(2, 300);
+	unsigned wait = 0;
+
+	web_limiter_set_pace(l, 10);
+	assert_true(web_limiter_take(l, "acct:bob", 1000, &wait));
+	assert_true(web_limiter_take(l, "acct:bob", 1000, &wait));
+	assert_false(web_limiter_take(l, "acct:bob", 1000, &wait));
+	assert_int_equal(wait, 10);
+	assert_false(web_limiter_take(l, "acct:bob", 6000, &wait));
+	assert_int_equal(wait, 5);
+	assert_true(web_limiter_take(l, "acct:bob", 11000, &wait));
+	assert_false(web_limiter_take(l, "acct:bob", 11000, &wait));
+	assert_int_equal(wait, 10);
+	web_limiter_free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_blocks_after_max_then_expires),
 	    cmocka_unit_test(test_disabled),
 	    cmocka_unit_test(test_bounded_under_address_rotation),
+	    cmocka_unit_test(test_take_and_refund),
+	    cmocka_unit_test(test_pace),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -34,3 +34,6 @@ spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/clu
 # WebDriver BiDi); screenshots in ${CMAKE_BINARY_DIR}/artifacts/browser/.
 spaces_script_test(browser_seed_plan 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/seed_plan.test.js)
 spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/firefox.test.js)
+# The test-results document (issue 15): `make report QUICK=1` into a temporary
+# directory, checked for every section filled and no template blank left.
+spaces_script_test(report_quick 600 ${CMAKE_SOURCE_DIR}/tests/report/test_report_quick.sh)

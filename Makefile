@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBUG_DIR ?= build/debug
 RELEASE_DIR ?= build/release
 
-.PHONY: all deps build release test run bench bench-quick format check-format clean
+.PHONY: all deps build release test run bench bench-quick report format check-format clean
 
 all: build
 
@@ -29,6 +29,10 @@ bench: release
 
 bench-quick: release
 	@tests/bench/run.sh quick
+
+# The seed test plan run for real: docs/TEST_RESULTS.md (QUICK=1: the short mode CI runs).
+report: release
+	@tests/report/run.sh $(if $(QUICK),--quick)
 
 format:
 	@ci/format.sh fix

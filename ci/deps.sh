@@ -11,6 +11,7 @@ DEB_PKGS=(
   libcmocka-dev python3-socketio python3-engineio python3-requests
   python3-websocket python3-aiohttp python3-msgpack python3-pytest
   curl procps psmisc iproute2 gnuplot-nox chromium firefox-esr liburing-dev
+  webkit2gtk-driver xvfb xauth python3-markdown
 )
 
 missing=()

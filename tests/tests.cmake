@@ -45,3 +45,6 @@ spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/bro
 # another user loads a space page; it asserts page latency, so it runs alone.
 spaces_script_test(e2e_spaces_flood 240 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_flood.py)
 set_tests_properties(e2e_spaces_flood PROPERTIES RUN_SERIAL TRUE)
+# The test-results document (issue 15): `make report QUICK=1` into a temporary
+# directory, checked for every section filled and no template blank left.
+spaces_script_test(report_quick 600 ${CMAKE_SOURCE_DIR}/tests/report/test_report_quick.sh)

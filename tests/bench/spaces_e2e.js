@@ -13,7 +13,7 @@
 // (a request never completed is "lost" and fails the run).
 //
 //   node tests/bench/spaces_e2e.js [--server build/release/spaces-server]
-//        [--levels 1,10,50,500] [--requests 500] [--follow poll|push]
+//        [--levels 1,10,50,500] [--requests 500] [--follow poll|push] [--users 50]
 //
 // Starts its own PostgreSQL cluster (ci/pg.sh) and server; prints one RESULT
 // line per level and a table.
@@ -36,6 +36,7 @@ const SERVER = arg("--server", path.join(ROOT, "build", "release", "spaces-serve
 const LEVELS = arg("--levels", "1,10,50,500").split(",").map(Number);
 const REQUESTS = Number(arg("--requests", "500"));
 const FOLLOW = arg("--follow", "poll");
+const USERS = Number(arg("--users", "50")); // accounts the concurrent users take turns with
 if (FOLLOW !== "poll" && FOLLOW !== "push") {
   console.error("spaces_e2e: --follow is poll or push");
   process.exit(2);
@@ -187,7 +188,9 @@ async function runLevel(base, spaceId, cookies, pushes, concurrency, total) {
   await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
   const secs = (performance.now() - t0) / 1000;
   lat.sort((a, b) => a - b);
-  return { concurrency, total, completed, lost, rate: completed / secs, p50: pct(lat, 50), p99: pct(lat, 99) };
+  const avg = lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : NaN;
+  return { concurrency, total, completed, lost, secs, rate: completed / secs, avg, p50: pct(lat, 50), p95: pct(lat, 95),
+    p99: pct(lat, 99), max: lat.length ? lat[lat.length - 1] : NaN };
 }
 
 async function main() {
@@ -235,7 +238,7 @@ async function main() {
     });
 
     const cookies = [];
-    for (let i = 0; i < 50; i++) cookies.push(await login(base, `bench_user_${i}`, "benchpass123"));
+    for (let i = 0; i < USERS; i++) cookies.push(await login(base, `bench_user_${i}`, "benchpass123"));
     const pushes = [];
     if (FOLLOW === "push") {
       for (const c of cookies) pushes.push(pushFollower(base, c));
@@ -246,7 +249,8 @@ async function main() {
       const r = await runLevel(base, spaceId, cookies, pushes, level, REQUESTS);
       results.push(r);
       console.log(`RESULT scenario=spaces_e2e follow=${FOLLOW} concurrency=${r.concurrency} requests=${r.total} completed=${r.completed} ` +
-        `lost=${r.lost} rate=${r.rate.toFixed(1)} p50_ms=${r.p50.toFixed(1)} p99_ms=${r.p99.toFixed(1)}`);
+        `lost=${r.lost} rate=${r.rate.toFixed(1)} p50_ms=${r.p50.toFixed(1)} p99_ms=${r.p99.toFixed(1)} ` +
+        `avg_ms=${r.avg.toFixed(1)} p95_ms=${r.p95.toFixed(1)} max_ms=${r.max.toFixed(1)} secs=${r.secs.toFixed(2)}`);
     }
     console.log("\n| concurrent users | completed / requests | requests/s | p50 | p99 |");
     console.log("| --- | --- | --- | --- | --- |");

@@ -80,4 +80,6 @@ function firefoxDriver() {
   };
 }
 
-defineSeedPlan(firefoxDriver());
+module.exports = { firefoxDriver };
+
+if (require.main === module) defineSeedPlan(firefoxDriver());

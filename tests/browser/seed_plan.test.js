@@ -882,6 +882,7 @@ function chromiumDriver() {
   };
 }
 
-module.exports = { defineSeedPlan };
+// The report (tests/report/plan.js) reuses the pieces.
+module.exports = { defineSeedPlan, chromiumDriver, MockApp, startServer, dom, until, cspRecorder };
 
 if (require.main === module) defineSeedPlan(chromiumDriver());

@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBUG_DIR ?= build/debug
 RELEASE_DIR ?= build/release
 
-.PHONY: all deps build release test run bench bench-quick format check-format clean
+.PHONY: all deps build release test run bench bench-quick bench-scale format check-format clean
 
 all: build
 
@@ -29,6 +29,10 @@ bench: release
 
 bench-quick: release
 	@tests/bench/run.sh quick
+
+# 100,000 connections over a cluster of processes, ours beside Node's (tests/bench/scale.py).
+bench-scale: release
+	@/usr/bin/python3 tests/bench/scale.py --write-docs
 
 format:
 	@ci/format.sh fix

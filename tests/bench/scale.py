@@ -411,6 +411,35 @@ def floor(a, plan, conns):
     return {"procs": k, "p50_ms": max(p50), "p99_ms": max(p99)}
 
 
+# ---- Spaces at scale ----
+
+def spaces_at_scale(a, plan, workdir):
+    """tests/bench/spaces_scale.js over as many spaces-server nodes."""
+    server = os.path.join(a.build_dir, "spaces-server")
+    if not os.access(server, os.X_OK):
+        log(f"{server} is missing: no Spaces at scale")
+        return None
+    nodes = max(plan["nodes"], math.ceil(a.spaces_browsers / (plan["per_proc"] - 1000)))
+    out = os.path.join(workdir, "spaces.json")
+    argv = ["node", os.path.join(ROOT, "tests", "bench", "spaces_scale.js"),
+            "--server", server, "--browsers", str(a.spaces_browsers), "--nodes", str(nodes),
+            "--users", str(a.spaces_users), "--requests", str(a.spaces_requests),
+            "--per-process", str(plan["per_proc"] - 1000), "--json", out]
+    log(f"Spaces at scale: {a.spaces_browsers} browsers over {nodes} nodes")
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                       timeout=1200)
+    table = r.stdout[r.stdout.find("| Spaces at scale"):].strip()
+    try:
+        with open(out) as f:
+            res = json.load(f)
+    except (OSError, ValueError):
+        log(f"spaces_scale.js failed (status {r.returncode}): {r.stdout[-500:]}")
+        return None
+    res["table"] = table
+    res["ok"] = res.get("ok") and r.returncode == 0
+    return res
+
+
 # ---- Output ----
 
 def median_of(rounds, key):
@@ -544,6 +573,10 @@ def parse():
     p.add_argument("--connect-timeout", type=float, default=600)
     p.add_argument("--bcast-timeout", type=float, default=30)
     p.add_argument("--no-floor", action="store_true")
+    p.add_argument("--spaces-browsers", type=int, default=20000,
+                   help="Spaces at scale (tests/bench/spaces_scale.js): browser sockets, 0: skip")
+    p.add_argument("--spaces-users", type=int, default=100)
+    p.add_argument("--spaces-requests", type=int, default=500)
     p.add_argument("--budget-min", type=float, default=27,
                    help="no further round once the next would end past this (minutes)")
     p.add_argument("--check", action="store_true",
@@ -584,7 +617,8 @@ def make_plan(a):
     for gid in range(a.conns):
         if (gid // nodes) % a.room_every == 0:
             members += 1
-    return {"nofile_soft": soft, "nofile_hard": hard, "nodes": nodes, "gens": gens,
+    return {"nofile_soft": soft, "nofile_hard": hard, "per_proc": per_proc, "nodes": nodes,
+            "gens": gens,
             "per_gen": per_gen, "floor_procs": floor_procs, "sources": sources,
             "members": members, "ports_per_source": hi - lo}
 
@@ -626,6 +660,10 @@ def main():
         floors = None
         if not a.no_floor and not a.check and os.access(a.floor, os.X_OK):
             floors = floor(a, plan, a.conns)
+        spaces = None
+        if a.spaces_browsers and not a.check:
+            spaces = spaces_at_scale(a, plan, workdir)
+            ok = ok and bool(spaces and spaces.get("ok"))
     finally:
         subprocess.run([os.path.join(ROOT, "ci", "pg.sh"), "stop", pgdir],
                        capture_output=True)
@@ -633,7 +671,7 @@ def main():
     s = summary(results, floors)
     with open(os.path.join(a.out, "scale.json"), "w") as f:
         json.dump({"plan": plan, "conns": a.conns, "rounds": results, "summary": s,
-                   "elapsed_s": elapsed}, f, indent=1)
+                   "spaces": spaces, "elapsed_s": elapsed}, f, indent=1)
     if a.check:
         for kind in kinds:
             for r in results[kind]:
@@ -646,9 +684,12 @@ def main():
         print(f"\n{a.conns} connections over {plan['nodes']} nodes, {plan['gens']} load "
               f"generators, {s[kinds[0]]['rounds']} round(s), {elapsed / 60:.1f} min\n")
         print(t)
+        if spaces:
+            print("\n" + spaces["table"])
         if a.write_docs:
             made = plot(results, a.out)
-            write_doc(a, plan, s, t, made, elapsed)
+            write_doc(a, plan, s, t + ("\n\n" + spaces["table"] if spaces else ""), made,
+                      elapsed)
     if ok:
         shutil.rmtree(workdir, ignore_errors=True)
     else:

@@ -426,8 +426,8 @@ def spaces_at_scale(a, plan, workdir):
             "--users", str(a.spaces_users), "--requests", str(a.spaces_requests),
             "--per-process", str(plan["per_proc"] - 1000), "--json", out]
     log(f"Spaces at scale: {a.spaces_browsers} browsers over {nodes} nodes")
-    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                       timeout=1200)
+    with open(os.path.join(workdir, "spaces_scale.log"), "w") as err:
+        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, text=True, timeout=1200)
     table = r.stdout[r.stdout.find("| Spaces at scale"):].strip()
     try:
         with open(out) as f:
@@ -575,9 +575,9 @@ def parse():
     p.add_argument("--no-floor", action="store_true")
     p.add_argument("--spaces-browsers", type=int, default=20000,
                    help="Spaces at scale (tests/bench/spaces_scale.js): browser sockets, 0: skip")
-    p.add_argument("--spaces-users", type=int, default=100)
+    p.add_argument("--spaces-users", type=int, default=20)
     p.add_argument("--spaces-requests", type=int, default=500)
-    p.add_argument("--budget-min", type=float, default=27,
+    p.add_argument("--budget-min", type=float, default=20,
                    help="no further round once the next would end past this (minutes)")
     p.add_argument("--check", action="store_true",
                    help="correctness only (the CI test): no figures printed")
@@ -697,16 +697,39 @@ def main():
     return 0 if ok else 1
 
 
+BEGIN = "<!-- bench-scale: begin (tests/bench/scale.py writes this part) -->"
+END = "<!-- bench-scale: end -->"
+
+
 def write_doc(a, plan, s, t, made, elapsed):
+    """docs/bench/scale-table.md, and the same in docs/BENCHMARKS.md between markers."""
     path = os.path.join(ROOT, "docs", "bench", "scale-table.md")
+    rounds = s[next(k for k in s if k != "floor")]["rounds"]
+    body = (f"Run {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: {a.conns} connections "
+            f"over {plan['nodes']} nodes and {plan['gens']} load generators (open-file limit "
+            f"{plan['nofile_hard']} per process), {rounds} round(s) per server, "
+            f"{a.broadcasts} broadcasts per room and round, {elapsed / 60:.1f} min in all "
+            f"(`make bench-scale`; method and causes: [docs/bench/scale.md](bench/scale.md)).\n\n"
+            + t + "\n")
     with open(path, "w") as f:
-        f.write(f"<!-- written by tests/bench/scale.py ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}) -->\n")
-        f.write(f"{a.conns} connections over {plan['nodes']} nodes and {plan['gens']} load "
-                f"generators, open-file limit {plan['nofile_hard']}, "
-                f"{s[next(k for k in s if k != 'floor')]['rounds']} round(s), "
-                f"{a.broadcasts} broadcasts per room and round, {elapsed / 60:.1f} min in all.\n\n")
-        f.write(t + "\n")
-    log(f"wrote {path}" + (f" and {', '.join(made)}" if made else ""))
+        f.write(body)
+    doc = os.path.join(ROOT, "docs", "BENCHMARKS.md")
+    section = (f"{BEGIN}\n## 100,000 connections over a cluster of processes\n\n{body}\n"
+               "![server RSS against connections](bench/scale-rss.png)\n"
+               "![broadcast latency against receivers](bench/scale-broadcast.png)\n"
+               f"{END}")
+    try:
+        with open(doc) as f:
+            text = f.read()
+    except OSError:
+        text = ""
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + section + "\n"
+    with open(doc, "w") as f:
+        f.write(text)
+    log(f"wrote {path} and its section of {doc}" + (f", {', '.join(made)}" if made else ""))
 
 
 if __name__ == "__main__":

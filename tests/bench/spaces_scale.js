@@ -158,22 +158,29 @@ async function main() {
     }
     for (const b of bases) await waitUp(b);
     const admin = await login(bases[0], "admin", "benchpass123");
+    const tSetup = now();
     const spaceIds = [];
     const names = [];
-    for (let i = 0; i < SPACES; i++) {
+    // 8 at a time over the nodes.
+    async function addSpace(i) {
       const name = `Scale${i}`;
-      const add = await form(bases[0] + "/admin/space/add", {
+      const add = await form(bases[i % NODES] + "/admin/space/add", {
         name, description: "scale", cover: "", cover_type: "gradient",
         card_type: "websockets", ws_enable_prompt: "on", ws_rate_limit_seconds: "0",
       }, admin);
       const id = (add.headers.get("location") || "").split("/edit/")[1];
       if (!id) throw new Error(`space add ${name}: ${add.status}`);
-      spaceIds.push(id);
-      names.push(name);
+      spaceIds[i] = id;
+      names[i] = name;
     }
-    log(`${SPACES} spaces created`);
-    const cookies = [];
-    for (let u = 0; u < USERS; u++) cookies.push(await login(bases[u % NODES], `scale_user_${u}`, "benchpass123"));
+    let nextSpace = 0;
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      while (nextSpace < SPACES) await addSpace(nextSpace++);
+    }));
+    log(`${SPACES} spaces created in ${((now() - tSetup) / 1000).toFixed(1)} s`);
+    const cookies = await Promise.all(Array.from({ length: USERS }, (_, u) =>
+      login(bases[u % NODES], `scale_user_${u}`, "benchpass123")));
+    log(`${USERS} users logged in`);
 
     // Browsers: socket j is user j % USERS's, on node j % NODES, following space j % SPACES.
     const appSpace = new Set();
@@ -280,6 +287,8 @@ async function main() {
         d.user = user;
         d.t0 = start;
         for (let i = 0; i < 3000 && d.arrivals.length < perUser[user]; i++) await sleep(10);
+        if (d.arrivals.length < perUser[user])
+          log(`request ${n} (${body.request_id}, user ${user}, space ${sp}): ${d.arrivals.length} of ${perUser[user]} sockets got it`);
       }
     }
     await Promise.all(Array.from({ length: CONCURRENCY }, worker));

@@ -3,7 +3,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBUG_DIR ?= build/debug
 RELEASE_DIR ?= build/release
 
-.PHONY: all deps build release test run bench bench-quick report format check-format clean
+.PHONY: all deps build release test run bench bench-quick bench-scale report format check-format clean
 
 all: build
 
@@ -33,6 +33,10 @@ bench-quick: release
 # The seed test plan run for real: docs/TEST_RESULTS.md (QUICK=1: the short mode CI runs).
 report: release
 	@tests/report/run.sh $(if $(QUICK),--quick)
+
+# 100,000 connections over a cluster of processes, ours beside Node's (tests/bench/scale.py).
+bench-scale: release
+	@/usr/bin/python3 tests/bench/scale.py --write-docs
 
 format:
 	@ci/format.sh fix

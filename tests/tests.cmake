@@ -48,3 +48,12 @@ set_tests_properties(e2e_spaces_flood PROPERTIES RUN_SERIAL TRUE)
 # The test-results document (issue 15): `make report QUICK=1` into a temporary
 # directory, checked for every section filled and no template blank left.
 spaces_script_test(report_quick 600 ${CMAKE_SOURCE_DIR}/tests/report/test_report_quick.sh)
+# A cluster of our nodes under many connections (tests/bench/scale.py, the small
+# version of make bench-scale): 10,000 connections over 3 cluster-node processes
+# on one PostgreSQL, broadcasts across them; correctness only (all connected,
+# every broadcast received exactly once), never timings.
+if(TARGET bench-loadgen AND TARGET cluster-node)
+  spaces_script_test(bench_scale_small 240 /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/bench/scale.py
+    --check --conns 10000 --nodes 3 --servers ours --rounds 1 --idle 2 --settle 1 --broadcasts 3
+    --build-dir ${CMAKE_BINARY_DIR} --out ${CMAKE_BINARY_DIR}/bench-scale-small)
+endif()

@@ -113,6 +113,8 @@ void lg_on_gone(lg *g, lg_conn *c, const char *why)
 		g->outstanding -= c->outstanding;
 		c->outstanding = 0;
 		lg_fail(g, "connection %u dropped while %s: %s", c->id, phase_names[g->phase], why);
+		if (g->cfg.scenario == LG_CLUSTER)
+			fprintf(stderr, "loadgen: %s\n", g->fail);
 		return;
 	}
 	g->connecting--;
@@ -145,6 +147,13 @@ static void start_run(lg *g, uint64_t now)
 static void connected(lg *g, uint64_t now)
 {
 	cpu_take(g, g->t0, g->t_conn_done);
+	if (g->cfg.scenario == LG_CLUSTER) {
+		/* Failures included: the driver counts them and goes on. */
+		g->phase = LG_PH_RUN;
+		g->t_phase = now;
+		lg_cluster_connected(g);
+		return;
+	}
 	if (g->failed) {
 		finish(g);
 		return;
@@ -197,7 +206,7 @@ static void on_tick(uv_timer_t *t)
 		finish(g);
 		return;
 	}
-	if (g->dropped && g->phase != LG_PH_CONNECTING) {
+	if (g->dropped && g->phase != LG_PH_CONNECTING && g->cfg.scenario != LG_CLUSTER) {
 		/* A connection the server dropped fails the run; no point going on. */
 		finish(g);
 		return;
@@ -213,6 +222,8 @@ static void on_tick(uv_timer_t *t)
 			start_run(g, now);
 		return;
 	case LG_PH_RUN:
+		if (g->cfg.scenario == LG_CLUSTER)
+			return; /* driven by the commands on stdin */
 		if (g->cfg.scenario == LG_IDLE) {
 			if (g->rss_after == 0 && now - g->t_phase >= ns_of(g->cfg.settle)) {
 				g->rss_after =
@@ -381,7 +392,7 @@ static int setup(lg *g)
 	int bc = cf->scenario == LG_BROADCAST;
 	int windowed =
 	    cf->scenario == LG_ECHO || cf->scenario == LG_ACK || cf->scenario == LG_BINARY;
-	g->nconns = cf->conns + (bc ? 1 : 0);
+	g->nconns = cf->conns + (bc || (cf->scenario == LG_CLUSTER && cf->sender) ? 1 : 0);
 
 	uint64_t want = (uint64_t)g->nconns + 1024;
 	uint64_t have = lg_raise_nofile(want);

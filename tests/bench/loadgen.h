@@ -65,6 +65,7 @@ typedef enum {
 	LG_ACK,
 	LG_BROADCAST,
 	LG_BINARY,
+	LG_CLUSTER, /* driven from stdin by tests/bench/scale.py (loadgen_cluster.c) */
 } lg_scenario;
 
 typedef enum {
@@ -100,6 +101,12 @@ typedef struct {
 	int raw;      /* 1: our own minimal WebSocket client instead of lws (loadgen_raw.c) */
 	unsigned rxbuf;
 	int verbose;
+	/* --ports: connection (id_base + id) goes to ports[(id_base + id) % nports] */
+	int nports;
+	int ports[64];
+	uint32_t id_base;    /* --id-base: this process's first global connection number */
+	uint32_t room_every; /* cluster: 1 in room_every per node joins the small room */
+	int sender;          /* cluster: one more connection, to ports[0], sends broadcasts */
 } lg_config;
 
 typedef struct {
@@ -130,6 +137,9 @@ typedef struct {
 	uint8_t state;
 	uint8_t send_connect; /* "40" owed */
 	uint8_t send_join;    /* join(room) owed */
+	uint8_t send_join2;   /* cluster: join of the small room owed */
+	uint8_t joined2;
+	uint8_t send_bcast;   /* cluster sender: broadcast-room owed */
 	uint8_t send_probe;   /* --upgrade: "2probe" owed */
 	uint8_t send_upgrade; /* --upgrade: "5" owed */
 	uint8_t joined;
@@ -198,6 +208,21 @@ struct lg {
 
 	long rss_before, rss_after, rss_client;
 	char fail[256];
+
+	/* cluster (loadgen_cluster.c) */
+	uv_pipe_t ctl; /* commands on stdin */
+	char ctlbuf[512];
+	size_t ctllen;
+	int ctl_open;
+	uint32_t members;   /* receivers in the small room */
+	uint32_t join_want; /* joins asked for (both rooms) */
+	int joined_said;    /* "JOINED" printed */
+	uint64_t cl_b;      /* the broadcast expected now */
+	uint32_t cl_expect; /* how many receivers here get it */
+	uint32_t cl_got;    /* how many have it */
+	uint64_t cl_first, cl_last;
+	uint64_t cl_send_b; /* sender: the broadcast to send */
+	char cl_room[32];
 };
 
 /* ---- libwebsockets glue (loadgen_lws.c) ---- */
@@ -242,6 +267,21 @@ int lg_conn_write(lg_conn *c);
 void lg_flush(lg *g);
 /** Whether c may issue a new request now. */
 int lg_conn_can_send(const lg_conn *c);
+
+/* ---- Cluster scenario (loadgen_cluster.c) ---- */
+
+/** The server port of connection c (--ports round robin, or --port). */
+int lg_conn_port(const lg *g, const lg_conn *c);
+/** Whether receiver c joins the small room ("r1k"). */
+int lg_cluster_member(const lg *g, const lg_conn *c);
+/** All connections are up: says so on stdout and starts reading commands. */
+void lg_cluster_connected(lg *g);
+/** A join was acknowledged. */
+void lg_cluster_joined(lg *g);
+/** A tick(B, T) arrived on c. */
+void lg_cluster_tick(lg_conn *c, uint64_t b);
+/** Sender: appends the owed broadcast-room text to out, returns its length. */
+size_t lg_cluster_bcast_text(lg *g, char *out, size_t cap);
 
 /* ---- Options (loadgen_opts.c) ---- */
 

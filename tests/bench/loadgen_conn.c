@@ -23,6 +23,7 @@
 #include "loadgen.h"
 
 #define LG_ROOM "bench"
+#define LG_ROOM2 "r1k" /* cluster: the small room */
 
 /* ---- Small parsing helpers over [p, end) ---- */
 
@@ -154,7 +155,7 @@ static int broadcaster_can_send(const lg_conn *c)
 static int has_pending(const lg_conn *c)
 {
 	if (c->pongs || c->send_probe || c->send_upgrade || c->send_connect || c->send_join ||
-	    c->bin_tx)
+	    c->send_join2 || c->send_bcast || c->bin_tx)
 		return 1;
 	if (c->lg->cfg.scenario == LG_BROADCAST)
 		return broadcaster_can_send(c);
@@ -269,6 +270,12 @@ static int write_one(lg_conn *c)
 	} else if (c->send_join) {
 		c->send_join = 0;
 		n = (size_t)sprintf((char *)p, "420[\"join\",\"" LG_ROOM "\"]");
+	} else if (c->send_join2) {
+		c->send_join2 = 0;
+		n = (size_t)sprintf((char *)p, "421[\"join\",\"" LG_ROOM2 "\"]");
+	} else if (c->send_bcast) {
+		c->send_bcast = 0;
+		n = lg_cluster_bcast_text(g, (char *)p, 256);
 	} else if (c->bin_tx) {
 		c->bin_tx = 0;
 		attachment_head(c, c->bin_tx_seq, p);
@@ -322,6 +329,16 @@ static int write_batch(lg_conn *c)
 		c->send_join = 0;
 		int n = sprintf(tmp, "420[\"join\",\"" LG_ROOM "\"]");
 		o += frame_append(g, o, 1, tmp, (size_t)n, NULL, 0);
+	}
+	if (c->send_join2) {
+		c->send_join2 = 0;
+		int n = sprintf(tmp, "421[\"join\",\"" LG_ROOM2 "\"]");
+		o += frame_append(g, o, 1, tmp, (size_t)n, NULL, 0);
+	}
+	if (c->send_bcast) {
+		c->send_bcast = 0;
+		size_t n = lg_cluster_bcast_text(g, tmp, sizeof(tmp));
+		o += frame_append(g, o, 1, tmp, n, NULL, 0);
 	}
 	int is_bc = g->cfg.scenario == LG_BROADCAST;
 	while ((size_t)(o - base) < budget &&
@@ -504,11 +521,27 @@ static void on_sio_data(lg_conn *c, char type, const char *p, const char *end)
 	if (expect(&p, end, '['))
 		goto bad;
 	if (type == '3' || type == '6') {
-		/* An ack: join's is id 0 and empty; the ack scenario's is [C,S]. */
-		if (g->cfg.scenario == LG_BROADCAST && has_id && id == 0) {
+		/*
+		 * An ack: join's is id 0 (cluster: 1 for the small room), its
+		 * arguments ignored; the ack scenario's is [C,S].
+		 */
+		if (g->cfg.scenario == LG_CLUSTER && has_id && id == 1) {
+			if (!c->joined2) {
+				c->joined2 = 1;
+				g->joined++;
+				lg_cluster_joined(g);
+			} else {
+				g->dup++;
+			}
+			return;
+		}
+		if ((g->cfg.scenario == LG_BROADCAST || g->cfg.scenario == LG_CLUSTER) && has_id &&
+		    id == 0) {
 			if (!c->joined) {
 				c->joined = 1;
 				lg_on_joined(g, c);
+				if (g->cfg.scenario == LG_CLUSTER)
+					lg_cluster_joined(g);
 			} else {
 				g->dup++;
 			}
@@ -539,6 +572,12 @@ static void on_sio_data(lg_conn *c, char type, const char *p, const char *end)
 		if (g->cfg.scenario != LG_ECHO)
 			goto bad;
 		reply(c, a, b);
+		return;
+	}
+	if (name_is(name, nlen, "tick") && g->cfg.scenario == LG_CLUSTER) {
+		if (expect(&p, end, ',') || parse_u64(&p, end, &b))
+			goto bad;
+		lg_cluster_tick(c, b);
 		return;
 	}
 	if (name_is(name, nlen, "tick")) {

@@ -62,7 +62,7 @@ static void connect_info(lg *g, lg_conn *c, struct lws_client_connect_info *ci)
 	memset(ci, 0, sizeof(*ci));
 	ci->context = g->ctx;
 	ci->address = g->cfg.host;
-	ci->port = g->cfg.port;
+	ci->port = lg_conn_port(g, c);
 	ci->host = g->cfg.host;
 	ci->origin = NULL;
 	ci->protocol = NULL; /* no Sec-WebSocket-Protocol: Socket.IO servers do not answer one */

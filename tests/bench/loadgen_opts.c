@@ -9,8 +9,9 @@
 #include "loadgen.h"
 
 static const char *const scenario_names[] = {
-    [LG_IDLE] = "idle", [LG_CONNECT] = "connect",     [LG_ECHO] = "echo",
-    [LG_ACK] = "ack",   [LG_BROADCAST] = "broadcast", [LG_BINARY] = "binary",
+    [LG_IDLE] = "idle",       [LG_CONNECT] = "connect",     [LG_ECHO] = "echo",
+    [LG_ACK] = "ack",         [LG_BROADCAST] = "broadcast", [LG_BINARY] = "binary",
+    [LG_CLUSTER] = "cluster",
 };
 
 const char *lg_scenario_name(lg_scenario s)
@@ -22,8 +23,13 @@ void lg_usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: bench-loadgen --scenario NAME --port PORT [options]\n"
-	        "  -s, --scenario NAME   idle, connect, echo, ack, broadcast, binary\n"
+	        "  -s, --scenario NAME   idle, connect, echo, ack, broadcast, binary, cluster\n"
+	        "                        (cluster: driven on stdin, see loadgen_cluster.c)\n"
 	        "  -p, --port PORT       server port on --host (default 127.0.0.1)\n"
+	        "      --ports P1,P2..   several servers: connection k goes to P[k mod n]\n"
+	        "      --id-base K       this process's first global connection number (0)\n"
+	        "      --room-every E    cluster: 1 in E per server joins room r1k (100)\n"
+	        "      --sender          cluster: one more connection, to P1, sends broadcasts\n"
 	        "  -c, --conns N         connections, or broadcast receivers (default 100)\n"
 	        "  -w, --window N        requests outstanding per connection, or broadcasts\n"
 	        "                        in flight (default 10; broadcast 1)\n"
@@ -101,6 +107,10 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 		O_TAG,
 		O_UPGRADE,
 		O_CLIENT,
+		O_PORTS,
+		O_IDBASE,
+		O_ROOMEVERY,
+		O_SENDER,
 	};
 	static const struct option opts[] = {
 	    {"scenario", required_argument, NULL, 's'},
@@ -125,6 +135,10 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 	    {"tag", required_argument, NULL, O_TAG},
 	    {"upgrade", no_argument, NULL, O_UPGRADE},
 	    {"client", required_argument, NULL, O_CLIENT},
+	    {"ports", required_argument, NULL, O_PORTS},
+	    {"id-base", required_argument, NULL, O_IDBASE},
+	    {"room-every", required_argument, NULL, O_ROOMEVERY},
+	    {"sender", no_argument, NULL, O_SENDER},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -142,11 +156,12 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 	cf->timeout = 120;
 	cf->rxbuf = 4096;
 	cf->tx_batch = 1;
+	cf->room_every = 100;
 	const char *sources = NULL;
 	while ((o = getopt_long(argc, argv, "s:p:c:w:d:n:vh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's':
-			for (int i = 0; i <= LG_BINARY; i++)
+			for (int i = 0; i <= LG_CLUSTER; i++)
 				if (strcmp(optarg, scenario_names[i]) == 0)
 					scenario = i;
 			if (scenario < 0) {
@@ -226,6 +241,33 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 				return -1;
 			}
 			cf->raw = strcmp(optarg, "raw") == 0;
+			break;
+		case O_PORTS: {
+			char *q = optarg, *e;
+			cf->nports = 0;
+			while (*q) {
+				long v = strtol(q, &e, 10);
+				if (e == q || v <= 0 || v > 65535 || (*e && *e != ',') ||
+				    cf->nports == 64) {
+					fprintf(stderr,
+					        "bench-loadgen: bad --ports (at most 64)\n");
+					return -1;
+				}
+				cf->ports[cf->nports++] = (int)v;
+				q = *e == ',' ? e + 1 : e;
+			}
+			if (cf->nports)
+				cf->port = cf->ports[0];
+			break;
+		}
+		case O_IDBASE:
+			cf->id_base = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case O_ROOMEVERY:
+			cf->room_every = (uint32_t)strtoul(optarg, NULL, 10);
+			break;
+		case O_SENDER:
+			cf->sender = 1;
 			break;
 		case 'v':
 			cf->verbose = 1;

@@ -392,7 +392,7 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		             "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
 		             "Host: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 		             "Sec-WebSocket-Key: " RAW_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-		             c->lg->cfg.host, c->lg->cfg.port);
+		             c->lg->cfg.host, lg_conn_port(c->lg, c));
 		if (lg_raw_send(c, req, (size_t)n) || drain(c))
 			lg_raw_fail(c, "cannot send the upgrade request");
 		return;
@@ -436,7 +436,8 @@ int lg_raw_start(lg *g, lg_conn *c)
 		if (bind(r->fd, (struct sockaddr *)&src, sizeof(src)) != 0)
 			why = "bind to the source address failed";
 	}
-	struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)g->cfg.port)};
+	struct sockaddr_in dst = {.sin_family = AF_INET,
+	                          .sin_port = htons((uint16_t)lg_conn_port(g, c))};
 	if (!why && inet_pton(AF_INET, g->cfg.host, &dst.sin_addr) != 1)
 		why = "--host is not an IPv4 address";
 	if (!why && connect(r->fd, (struct sockaddr *)&dst, sizeof(dst)) != 0 &&

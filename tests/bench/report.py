@@ -627,6 +627,16 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
         "which needs no server. Raw results: `"
         + os.path.relpath(args.out, args.root) + "/results.txt` (not committed).")
     add("")
+    # make bench-scale's section (tests/bench/scale.py), kept across regenerations.
+    try:
+        with open(args.doc) as f:
+            old = f.read()
+        b = old.index("<!-- bench-scale: begin")
+        e = old.index("<!-- bench-scale: end -->", b) + len("<!-- bench-scale: end -->")
+        add(old[b:e])
+        add("")
+    except (OSError, ValueError):
+        pass
     # Hand-written companions of this report, kept across regenerations.
     for name, text in (("spaces_e2e.md", "End to end through the Spaces site (HTTP submit, app "
                         "over Socket.IO, status polling)"),

@@ -19,6 +19,10 @@
  *                        the local count
  *   "stats"(ack)         acks {published, delivered, ignored, dropped}
  *   "ready"(ack)         acks whether the LISTENs are in place
+ *   "broadcast-room"(room, ...args)
+ *                        emits "tick"(...args) to room on every node: the
+ *                        bench contract's broadcast (tests/bench/README.md),
+ *                        for tests/bench/scale.py
  *
  * Usage: cluster-node --port P --database-url URL
  */
@@ -107,6 +111,24 @@ static void on_bcast(const sio_event *ev, void *ud)
 	base_buf_free(&args);
 	json_decref(a);
 	ack_new(ev, json_string("sent"));
+}
+
+static void on_broadcast_room(const sio_event *ev, void *ud)
+{
+	(void)ud;
+	json_t *a = args_array(ev);
+	base_buf args = BASE_BUF_INIT;
+	sio_bcast b;
+
+	if (json_is_string(json_array_get(a, 0))) {
+		sio_bcast_init(&b, sio_socket_namespace(ev->socket));
+		sio_bcast_to(&b, json_string_value(json_array_get(a, 0)));
+		args_text(a, 1, json_array_size(a), &args);
+		sio_bcast_emit(&b, "tick", (base_slice){args.data, args.len}, ev->attachments,
+		               ev->n_attachments);
+		base_buf_free(&args);
+	}
+	json_decref(a);
 }
 
 static void on_sockets(const sio_event *ev, void *ud)
@@ -204,6 +226,7 @@ int main(int argc, char **argv)
 		sio_on(nsp, "sleave", on_sockets, "leave");
 		sio_on(nsp, "sdisconnect", on_sockets, "disconnect");
 		sio_on(nsp, "ready", on_ready, &n);
+		sio_on(nsp, "broadcast-room", on_broadcast_room, &n);
 	}
 	if (http_server_listen(http, "127.0.0.1", port) != 0) {
 		fprintf(stderr, "cluster-node: cannot listen on port %d\n", port);

@@ -26,6 +26,7 @@
 //   sdisconnect (opts, close, ack)  .disconnectSockets(close); then ack(null)
 //                                (the C node acks how many local sockets)
 //   stats (ack)                  ack({}) (the C node acks its counters)
+//   broadcast-room (room, ...args)  nsp.to(room).emit("tick", ...args)
 //
 // SIGTERM and SIGINT close the server and the pool and exit with status 0.
 "use strict";
@@ -118,6 +119,12 @@ function attachEvents(nsp) {
         if (typeof ack === "function") ack(null);
       });
     }
+
+    // The bench contract's broadcast (tests/bench/README.md), for tests/bench/scale.py.
+    socket.on("broadcast-room", (room, ...args) => {
+      if (lastIsAck(args)) args.pop();
+      nsp.to(String(room)).emit("tick", ...args);
+    });
 
     socket.on("stats", (ack) => {
       if (typeof ack === "function") ack({});

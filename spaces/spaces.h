@@ -42,6 +42,7 @@ typedef struct {
 	/* Results not yet written may take this much of the journal; past it
 	 * new results are refused, with an error logged (256 MiB). */
 	uint64_t journal_max_bytes;
+	/*
 	 * Registrations refused for a missing or wrong app token allowed per
 	 * client address per minute; past it, that address's registrations are
 	 * refused without looking at the token until the minute is over.

@@ -400,6 +400,52 @@ def test_open_to_token_disconnects_tokenless_apps(env):
 # servers of their own
 
 
+def test_migration_keeps_existing_spaces_as_they_were(env):
+    """Migration 0006 on a database of the earlier version: a space that had
+    a token becomes 'token', one without becomes 'open' (today's behaviour,
+    flagged on /admin); the command line of a token set before it shows a
+    placeholder until a new token is generated."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    db = "old_" + uuid.uuid4().hex[:8]
+    env.pg.sql("CREATE DATABASE %s" % db)
+    url = env.pg.url.rsplit("/", 1)[0] + "/" + db
+    old_dir = tempfile.mkdtemp(prefix="spaces-migrations-")
+    try:
+        for f in sorted(os.listdir(os.path.join(SOURCE, "migrations"))):
+            if f.endswith(".sql") and f < "0006":
+                shutil.copy(os.path.join(SOURCE, "migrations", f), old_dir)
+
+        def migrate(directory):
+            out = subprocess.run(harness.spaces_server_command() + [
+                "migrate", "--database-url", url, "--migrations", directory],
+                capture_output=True, text=True, timeout=120)
+            assert out.returncode == 0, out.stdout + out.stderr
+
+        migrate(old_dir)
+        psql = ["psql", "-X", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-d", url, "-c"]
+        subprocess.run(psql + ["INSERT INTO spaces (name, app_token_hash) VALUES "
+                               "('with token', repeat('a', 64)), ('without', NULL)"],
+                       check=True, capture_output=True, timeout=30)
+        migrate(os.path.join(SOURCE, "migrations"))
+        rows = subprocess.run(psql + ["SELECT name || '=' || app_access || ',' || "
+                                      "(app_token IS NULL) FROM spaces ORDER BY name"],
+                              check=True, capture_output=True, text=True, timeout=30)
+        assert rows.stdout.splitlines() == ["with token=token,true", "without=open,true"], \
+            rows.stdout
+    finally:
+        shutil.rmtree(old_dir, ignore_errors=True)
+    # On this site: a token known only by its hash shows a placeholder.
+    sid, name = env.new_space(token="t0k3n-" + uuid.uuid4().hex)
+    env.pg.sql("UPDATE spaces SET app_token = NULL WHERE id = :'i'", i=sid)
+    page = env.edit_page(sid)
+    assert env.command(page) == "python3 mock_app.py --host '%s/?token=TOKEN' --spaces '%s'" % (
+        env.server.url, name)
+    assert "generate a new one to see the full command line" in page
+
+
 @pytest.fixture(scope="module")
 def legacy(pg):
     """A second server, as `make run` starts it (--legacy-open-spaces, the

@@ -24,8 +24,11 @@ endif()
 spaces_script_test(e2e_spaces_protocol 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_protocol.py)
 spaces_script_test(e2e_spaces_faults 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_faults.py)
 spaces_script_test(e2e_spaces_cluster 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_cluster.py)
-# App access (issue 11): token and open spaces, impostors, token changes, deletes.
-spaces_script_test(e2e_app_access 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
+# App access (issue 11): token and open spaces, impostors, token changes, deletes;
+# in two parts that run side by side: on the module's server, and on servers of
+# their own (--legacy-open-spaces and the register limit, two cluster nodes).
+spaces_script_test(e2e_app_access 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not own_server" ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
+spaces_script_test(e2e_app_access_servers 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k own_server ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
 spaces_script_test(e2e_web_routes 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_web_routes.py)
 spaces_script_test(e2e_example_chat 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/example_chat.test.js)
 spaces_script_test(ci_release_build 600 ${CMAKE_SOURCE_DIR}/tests/ci/test_release_build.sh)

@@ -462,7 +462,7 @@ def legacy(pg):
             server.kill()
 
 
-def test_legacy_open_spaces(legacy):
+def test_own_server_legacy_open_spaces(legacy):
     """--legacy-open-spaces (make run, the seed plan): a new space is open
     and the unmodified mock_app.py registers by name alone."""
     e = legacy
@@ -482,7 +482,7 @@ def test_legacy_open_spaces(legacy):
         run_sh.index("exec ")
 
 
-def test_failed_registers_are_rate_limited_per_address(legacy):
+def test_own_server_failed_registers_are_rate_limited_per_address(legacy):
     e = legacy
     token = "t0k3n-" + uuid.uuid4().hex
     sid, name = e.new_space(token=token)
@@ -496,7 +496,7 @@ def test_failed_registers_are_rate_limited_per_address(legacy):
     e.close_children()
 
 
-def test_cluster_regenerate_disconnects_apps_on_every_node(pg):
+def test_own_server_cluster_regenerate_disconnects_apps_on_every_node(pg):
     """Two nodes on one database: the token changes through node A, the app
     holding a request is on node B; B disconnects it and the request reaches
     the app with the new token."""

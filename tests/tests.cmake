@@ -25,8 +25,11 @@ spaces_script_test(e2e_spaces_protocol 300 /usr/bin/python3 -m pytest -p no:cach
 spaces_script_test(e2e_spaces_faults 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_faults.py)
 spaces_script_test(e2e_spaces_durability 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_durability.py)
 spaces_script_test(e2e_spaces_cluster 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_cluster.py)
-# App access (issue 11): token and open spaces, impostors, token changes, deletes.
-spaces_script_test(e2e_app_access 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
+# App access (issue 11): token and open spaces, impostors, token changes, deletes;
+# in two parts that run side by side: on the module's server, and on servers of
+# their own (--legacy-open-spaces and the register limit, two cluster nodes).
+spaces_script_test(e2e_app_access 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not own_server" ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
+spaces_script_test(e2e_app_access_servers 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k own_server ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
 spaces_script_test(e2e_web_routes 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_web_routes.py)
 # Accounts, sessions and uploads (issue 11): limits before the hash, password
 # policy, registration limits, logout/password change/disable closing sockets,

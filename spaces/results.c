@@ -66,9 +66,10 @@ struct sp_results {
 	sp_req **tab;
 	size_t cap, n;
 	uint64_t serial;
-	base_list pending; /* sp_req.pending_link, oldest first */
-	unsigned writing;  /* result writes in flight */
-	unsigned waiting_logged;
+	base_list pending;  /* sp_req.pending_link, oldest first */
+	unsigned writing;   /* result writes in flight */
+	int waiting_logged; /* "kept in the journal" said, since the last catch-up */
+	unsigned caught_up; /* results written after waiting, since then */
 };
 
 /* ---- the table of requests ------------------------------------------------- */
@@ -281,11 +282,13 @@ static void result_recorded(const db_result *res, void *ud)
 	R->writing--;
 	if (!db_ok(res)) {
 		if (transient(res)) {
-			if (!e->r_failures++)
-				BASE_LOGW("spaces",
-				          "the result of %s is not written yet (%s): kept in the "
-				          "journal, written when the database is back",
-				          e->id, db_error(res));
+			/* Once per outage, not once per result. */
+			if (!e->r_failures++ && !R->waiting_logged++)
+				BASE_LOGW(
+				    "spaces",
+				    "results cannot be written now (%s, result of %s): they are "
+				    "kept in the journal and written when the database is back",
+				    db_error(res), e->id);
 			return; /* sp__results_tick tries again */
 		}
 		BASE_LOGE("spaces", "the result of %s cannot be written (%s): given up", e->id,
@@ -299,8 +302,7 @@ static void result_recorded(const db_result *res, void *ud)
 		          e->id, e->r_conn_id);
 	} else {
 		if (e->r_failures)
-			BASE_LOGI("spaces", "the result of %s is written after %u attempt(s)",
-			          e->id, e->r_failures + 1);
+			R->caught_up++;
 		if (e->r_conn) {
 			e->r_conn->served++;
 			if (!e->r_conn->s) /* disconnected meanwhile: its last flush is done */
@@ -314,6 +316,14 @@ static void result_recorded(const db_result *res, void *ud)
 		}
 	}
 	result_done(e);
+	if (base_list_empty(&R->pending) && (R->caught_up || R->waiting_logged)) {
+		BASE_LOGI("spaces",
+		          "every result kept while the database was away is written "
+		          "(%u)",
+		          R->caught_up);
+		R->caught_up = 0;
+		R->waiting_logged = 0;
+	}
 	if (R->writing == 0 && !base_list_empty(&R->pending))
 		result_pump(app);
 }
@@ -506,6 +516,7 @@ static void replay_one(sp_jrec *rec, const char *json, size_t len, void *ud)
 	}
 	e->r_message = m;
 	e->has_result = 1;
+	e->r_failures = 1; /* the earlier run may have written it already */
 	e->rec = rec;
 	snprintf(e->r_conn_id, sizeof(e->r_conn_id), "%s", conn);
 	snprintf(e->r_status, sizeof(e->r_status), "%s", status);

@@ -23,7 +23,7 @@ endif()
 # $SPACES_BUILD_DIR/spaces-server and a throwaway PostgreSQL (ci/pg.sh).
 spaces_script_test(e2e_spaces_protocol 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_protocol.py)
 spaces_script_test(e2e_spaces_faults 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_faults.py)
-spaces_script_test(e2e_spaces_durability 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_durability.py)
+spaces_script_test(e2e_spaces_durability 400 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_durability.py)
 spaces_script_test(e2e_spaces_cluster 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_cluster.py)
 # App access (issue 11): token and open spaces, impostors, token changes, deletes;
 # in two parts that run side by side: on the module's server, and on servers of

@@ -30,12 +30,43 @@ CONTROL_APP = os.path.join(SOURCE, "tests", "clients", "websocket_integration_cl
 wait_until = harness.wait_until
 
 
-@pytest.fixture
-def env():
+class Pg:
+    """The module's PostgreSQL cluster, knowing whether it runs."""
+
+    def __init__(self):
+        self.cluster = harness.PgCluster()
+        self.url = self.cluster.url
+        self.running = True
+
+    def stop(self):
+        self.cluster.stop()
+        self.running = False
+
+    def start(self):
+        self.cluster.start()
+        self.running = True
+
+    def sql(self, query, **kw):
+        return self.cluster.sql(query, **kw)
+
+
+@pytest.fixture(scope="module")
+def module_pg():
     argv = harness.spaces_server_command()
     if "/" in argv[0] and not os.path.exists(argv[0]):
         pytest.fail("%s does not exist: build it (make build)" % argv[0])
-    pg = harness.PgCluster()
+    pg = Pg()
+    try:
+        yield pg
+    finally:
+        pg.cluster.close()
+
+
+@pytest.fixture
+def env(module_pg):
+    """One cluster for the module (each test makes spaces and users of its
+    own), running again at the end of every test; servers and apps per test."""
+    pg = module_pg
     children, servers = [], []
     try:
         yield pg, children, servers
@@ -48,7 +79,8 @@ def env():
         for s in servers:
             if s.alive():
                 s.kill()
-        pg.close()
+        if not pg.running:
+            pg.start()
 
 
 def start(pg, servers, **kw):

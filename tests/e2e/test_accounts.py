@@ -97,9 +97,14 @@ class Server:
         return self.proc.stderr()
 
     def close(self):
-        for c in self.children:
-            c.close()
-        self.proc.stop()
+        import shutil
+
+        try:
+            for c in self.children:
+                c.close()
+            self.proc.stop()
+        finally:
+            shutil.rmtree(self.uploads, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

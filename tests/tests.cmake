@@ -34,7 +34,9 @@ spaces_script_test(e2e_web_routes 300 /usr/bin/python3 -m pytest -p no:cacheprov
 # Accounts, sessions and uploads (issue 11): limits before the hash, password
 # policy, registration limits, logout/password change/disable closing sockets,
 # the Origin of /spaces, media types, upload quota and disk budget.
-spaces_script_test(e2e_accounts 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_accounts.py)
+# Two runs of one file, so that ctest -j2 runs them side by side.
+spaces_script_test(e2e_accounts_limits 600 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "parallel or flood or registration or password_policy" ${CMAKE_SOURCE_DIR}/tests/e2e/test_accounts.py)
+spaces_script_test(e2e_accounts_sessions 600 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not (parallel or flood or registration or password_policy)" ${CMAKE_SOURCE_DIR}/tests/e2e/test_accounts.py)
 spaces_script_test(e2e_example_chat 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/example_chat.test.js)
 spaces_script_test(ci_release_build 600 ${CMAKE_SOURCE_DIR}/tests/ci/test_release_build.sh)
 spaces_script_test(e2e_socketio_extras 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_extras.test.js)

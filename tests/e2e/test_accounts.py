@@ -97,9 +97,22 @@ class Server:
         return self.proc.stderr()
 
     def close(self):
-        for c in self.children:
-            c.close()
-        self.proc.stop()
+        import shutil
+
+        try:
+            for c in self.children:
+                c.close()
+            self.proc.stop()
+        finally:
+            shutil.rmtree(self.uploads, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def shared(pg):
+    """A server with the default flags, for the tests that need nothing else."""
+    s = Server(pg)
+    yield s
+    s.close()
 
 
 @pytest.fixture
@@ -229,8 +242,8 @@ def test_parallel_wrong_passwords_for_one_account_are_paced_not_locked(server_fa
 # Registration
 
 
-def test_password_policy_and_registered_notice(server_factory):
-    srv = server_factory()
+def test_password_policy_and_registered_notice(shared, server_factory):
+    srv = shared
     for user, pw, word in [(unique("u"), "a", "at least 8 characters"),
                            (unique("u"), "short7!", "at least 8 characters"),
                            ("Same_Name_1", "same_name_1", "not be your user name"),
@@ -361,8 +374,8 @@ def test_registration_flood_does_not_starve_logins(server_factory):
 # Sessions and their sockets
 
 
-def test_non_admin_gets_403_on_admin_pages(server_factory):
-    srv = server_factory()
+def test_non_admin_gets_403_on_admin_pages(shared):
+    srv = shared
     user = login(srv.url, add_user(srv.pg))
     r = user.get(srv.url + "/admin", allow_redirects=False, timeout=10)
     assert r.status_code == 403 and "not an administrator" in r.text
@@ -370,8 +383,8 @@ def test_non_admin_gets_403_on_admin_pages(server_factory):
     assert r.status_code == 302 and r.headers["Location"] == "/login"
 
 
-def test_logout_is_a_csrf_protected_post_and_closes_the_sessions_sockets(server_factory):
-    srv = server_factory()
+def test_logout_is_a_csrf_protected_post_and_closes_the_sessions_sockets(shared):
+    srv = shared
     name = add_user(srv.pg)
     s = login(srv.url, name)
     cookie = s.cookies.get("spaces_session")
@@ -401,8 +414,8 @@ def test_logout_is_a_csrf_protected_post_and_closes_the_sessions_sockets(server_
     assert other.get(srv.url + "/account", allow_redirects=False, timeout=10).status_code == 200
 
 
-def test_password_change_and_logout_others_close_the_other_sockets(server_factory):
-    srv = server_factory()
+def test_password_change_and_logout_others_close_the_other_sockets(shared):
+    srv = shared
     name = add_user(srv.pg)
     a, b = login(srv.url, name), login(srv.url, name)
     sa = browser(srv, a.cookies.get("spaces_session"))
@@ -435,8 +448,8 @@ def test_password_change_and_logout_others_close_the_other_sockets(server_factor
     login(srv.url, name, "N3w_passphrase")
 
 
-def test_admin_disable_closes_the_users_sockets_and_blocks_login(server_factory):
-    srv = server_factory()
+def test_admin_disable_closes_the_users_sockets_and_blocks_login(shared):
+    srv = shared
     admin = login(srv.url, add_user(srv.pg, admin=True))
     name = add_user(srv.pg)
     uid = srv.pg.sql("SELECT id FROM users WHERE username = :'n'", n=name)[0][0]
@@ -456,8 +469,8 @@ def test_admin_disable_closes_the_users_sockets_and_blocks_login(server_factory)
     login(srv.url, name)
 
 
-def test_cli_passwd_and_disable_close_sockets_of_running_servers(server_factory):
-    srv = server_factory()
+def test_cli_passwd_and_disable_close_sockets_of_running_servers(shared):
+    srv = shared
     name = add_user(srv.pg)
     cli = harness.spaces_server_command() + ["user"]
     s = login(srv.url, name)
@@ -575,8 +588,8 @@ def last_token(srv):
     return srv.pg.sql("SELECT token FROM uploads ORDER BY id DESC LIMIT 1")[0][0]
 
 
-def test_upload_media_types_are_strict_and_only_media_is_inline(server_factory):
-    srv = server_factory()
+def test_upload_media_types_are_strict_and_only_media_is_inline(shared):
+    srv = shared
     admin = login(srv.url, add_user(srv.pg, admin=True))
     space_id, name = make_space(srv, admin)
     app = App(srv.url, name)
@@ -637,8 +650,8 @@ def test_upload_quota_per_user_and_disk_budget(server_factory):
         app.close()
 
 
-def test_nosniff_on_every_answer(server_factory):
-    srv = server_factory()
+def test_nosniff_on_every_answer(shared):
+    srv = shared
     for path in ("/", "/login", "/register", "/healthz", "/static/spaces.css", "/nope",
                  "/socket.io/socket.io.js", "/socket.io/?EIO=4&transport=polling",
                  "/websockets/status", "/uploads/x/y", "/admin"):

@@ -24,6 +24,10 @@ endif()
 spaces_script_test(e2e_spaces_protocol 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_protocol.py)
 spaces_script_test(e2e_spaces_faults 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_faults.py)
 spaces_script_test(e2e_spaces_cluster 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_cluster.py)
+# Memory bounded by what clients send (issue 10): body limits and the input
+# budget, then Engine.IO sessions, file descriptors and memory after a spike.
+spaces_script_test(e2e_http_limits_bodies 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "body or bodies" ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_limits.py)
+spaces_script_test(e2e_http_limits_sessions 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not (body or bodies)" ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_limits.py)
 spaces_script_test(e2e_web_routes 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_web_routes.py)
 spaces_script_test(e2e_example_chat 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/example_chat.test.js)
 spaces_script_test(ci_release_build 600 ${CMAKE_SOURCE_DIR}/tests/ci/test_release_build.sh)

@@ -30,6 +30,10 @@ spaces_script_test(e2e_spaces_cluster 300 /usr/bin/python3 -m pytest -p no:cache
 # their own (--legacy-open-spaces and the register limit, two cluster nodes).
 spaces_script_test(e2e_app_access 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not own_server" ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
 spaces_script_test(e2e_app_access_servers 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k own_server ${CMAKE_SOURCE_DIR}/tests/e2e/test_app_access.py)
+# Memory bounded by what clients send (issue 10): body limits and the input
+# budget, then Engine.IO sessions, file descriptors and memory after a spike.
+spaces_script_test(e2e_http_limits_bodies 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "body or bodies" ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_limits.py)
+spaces_script_test(e2e_http_limits_sessions 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not (body or bodies)" ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_limits.py)
 spaces_script_test(e2e_web_routes 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_web_routes.py)
 # Accounts, sessions and uploads (issue 11): limits before the hash, password
 # policy, registration limits, logout/password change/disable closing sockets,

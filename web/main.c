@@ -493,7 +493,9 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			cfg->limits.max_connections = (unsigned)v;
 			break;
 		case OPT_MAX_SESSIONS:
-			if (parse_uint("max-sessions", optarg, 10000000, &v) || v == 0) {
+			if (parse_uint("max-sessions", optarg, 10000000, &v))
+				return -1;
+			if (v == 0) {
 				fprintf(stderr,
 				        "spaces-server: --max-sessions must be at least 1\n");
 				return -1;
@@ -508,9 +510,11 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			cfg->sio.eio.handshake_burst = (unsigned)v * 2;
 			break;
 		case OPT_BODY_TIMEOUT:
-			if (parse_uint("body-timeout", optarg, 3600, &v) || v == 0) {
+			if (parse_uint("body-timeout", optarg, 3600, &v))
+				return -1;
+			if (v == 0) {
 				fprintf(stderr,
-				        "spaces-server: --body-timeout must be 1 to 3600\n");
+				        "spaces-server: --body-timeout must be at least 1\n");
 				return -1;
 			}
 			cfg->limits.body_timeout_ms = (unsigned)v * 1000;

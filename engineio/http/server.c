@@ -443,6 +443,12 @@ int http_server_listen(http_server *s, const char *host, int port)
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
+	/* As libuv's uv_tcp_bind: an IPv6 listener takes IPv4 peers too. */
+	if (ss.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &(int){0}, sizeof(int)) != 0) {
+		rc = -errno;
+		goto fail;
+	}
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
 	    bind(fd, (const struct sockaddr *)&ss, len) != 0 || listen(fd, HTTP_BACKLOG) != 0) {
 		rc = -errno;

@@ -820,7 +820,9 @@ def test_login_rate_limit_behind_proxy(site):
 
 
 def test_max_input_bounds_what_all_uploads_hold_together(site):
-    """--max-input: two big uploads in progress do not fit together; the
+    """--max-input: what has arrived counts, not what Content-Length
+    announces: two uploads announced and begun both go on; two uploads
+    that have sent most of their bodies do not fit together, and the
     second is refused with 503 while the first goes on untouched."""
     # (Also a server that prepares no statements: it must work the same.)
     server = _start(site.pg, site.upload_dir, ["--max-input", "3000000",
@@ -832,15 +834,31 @@ def test_max_input_bounds_what_all_uploads_hold_together(site):
                 "Content-Length: 2000000\r\n\r\n").encode()
         a = socket.create_connection((host, port), timeout=10)
         a.sendall(head + b"p" * 1000)
-        time.sleep(0.3)
         b = socket.create_connection((host, port), timeout=10)
         b.sendall(head + b"p" * 1000)
+        time.sleep(0.3)
+        # Both announced 2 MB (4 MB together, over 3 MB) and sent 1000
+        # bytes: neither is refused.
+        for c in (a, b):
+            c.settimeout(0.0)
+            try:
+                assert c.recv(1) == b"-", "an upload that sent 1000 bytes was answered"
+            except BlockingIOError:
+                pass
+            c.settimeout(10)
+        # a sends most of its body; then b does too: the two no longer fit.
+        a.sendall(b"p" * 1600000)
+        time.sleep(0.3)
+        try:
+            b.sendall(b"p" * 1600000)
+        except OSError:
+            pass  # refused (and closed) while sending
         answer = b.recv(4096)
         assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
         b.close()
         # The first upload was not hurt: it completes and gets its answer
         # (401: nobody is logged in).
-        a.sendall(b"p" * (2000000 - 1000))
+        a.sendall(b"p" * (2000000 - 1000 - 1600000))
         answer = a.recv(4096)
         assert answer.startswith(b"HTTP/1.1 401"), answer[:200]
         a.close()

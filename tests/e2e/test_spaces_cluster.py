@@ -20,9 +20,18 @@ own two nodes (fresh ports, fresh node ids) and makes its own spaces and
 users. Apps are tests/clients/websocket_integration_client.py --control
 processes; browsers are test_spaces_protocol.py --browser-child processes
 (a python-socketio client on /spaces with the session cookie).
+
+The nodes of earlier tests stay in table nodes (a node stopped cleanly
+keeps its row), so a test's nodes may take them for dead: a test only ever
+looks at what its nodes say about its own node ids.
+
+Robust on a loaded machine: nothing waits a fixed time for something to
+have happened; waits are for the event (a heartbeat row, a log line, a
+client event) with generous timeouts (WAIT).
 """
 
 import os
+import re
 import secrets
 import subprocess
 import sys
@@ -39,9 +48,10 @@ import requests  # noqa: E402
 PYTHON = harness.PYTHON
 CONTROL_APP = os.path.join(SOURCE, "tests", "clients", "websocket_integration_client.py")
 BROWSER = os.path.join(HERE, "test_spaces_protocol.py")  # --browser-child
-NODE_TIMEOUT = 3  # --node-timeout of every node (seconds)
-PRESENCE = 3.0  # presence is cluster-wide within ~1 s; the bound, loose for CI
-CHILD_LIMIT = 120
+NODE_TIMEOUT = 3  # --node-timeout of the nodes (seconds), unless a test says otherwise
+WAIT = 30.0  # bound on waiting for an event that comes within a second or two when idle
+PRESENCE = WAIT  # presence is cluster-wide within ~1 s; the bound, loose for CI
+CHILD_LIMIT = 180
 
 
 # ---------------------------------------------------------------------------
@@ -67,9 +77,10 @@ def pg():
 class Node:
     """One spaces-server of the cluster, with a SpacesSite pointed at it."""
 
-    def __init__(self, label, node_id, server, pg):
+    def __init__(self, label, node_id, server, pg, node_timeout=NODE_TIMEOUT):
         self.label = label
         self.node_id = node_id
+        self.node_timeout = node_timeout
         self.server = server
         self.url = server.url
         self.port = server.port
@@ -91,14 +102,15 @@ class Cluster:
 
     # -- nodes ---------------------------------------------------------------
 
-    def _start(self, node_id, port=None):
+    def _start(self, node_id, port=None, node_timeout=NODE_TIMEOUT):
         return harness.start_spaces_server(
             self.pg.url, port=port,
-            extra_args=["--node-id", node_id, "--node-timeout", str(NODE_TIMEOUT)])
+            extra_args=["--node-id", node_id, "--node-timeout", str(node_timeout)])
 
-    def node(self, label):
+    def node(self, label, node_timeout=NODE_TIMEOUT):
         node_id = "%s-%s" % (label, self.tag)
-        n = Node(label, node_id, self._start(node_id), self.pg)
+        n = Node(label, node_id, self._start(node_id, node_timeout=node_timeout), self.pg,
+                 node_timeout)
         self.nodes.append(n)
         return n
 
@@ -110,7 +122,8 @@ class Cluster:
             node.server.stop()
         else:
             harness.sigkill_server(node.server)
-        node.server = self._start(node.node_id, port=node.port)
+        node.server = self._start(node.node_id, port=node.port,
+                                  node_timeout=node.node_timeout)
 
     def stop_all(self):
         """SIGTERM every node still running: exit 0, no sanitizer report."""
@@ -144,7 +157,7 @@ class Cluster:
         if cookie:
             argv.append("--cookie=" + cookie)
         c = self._child(argv, name)
-        c.wait_event("ready", timeout=10)
+        c.wait_event("ready", timeout=WAIT)
         return c
 
     def cleanup(self):
@@ -174,14 +187,14 @@ def cluster(pg):
 wait_until = harness.wait_until
 
 
-def registered(app, timeout=10.0, start=0):
+def registered(app, timeout=WAIT, start=0):
     _, _, ev = app.wait_event("register_response", timeout=timeout, start=start)
     data = ev["data"]
     assert data.get("success") is True, "register failed: %r\n%s" % (data, app.output()[-3000:])
     return data
 
 
-def got_request(app, rid, timeout=5.0, start=0):
+def got_request(app, rid, timeout=WAIT, start=0):
     """(index, arrival time) of the inference_request for rid."""
     i, t, _ = app.wait_event("inference_request", timeout=timeout, start=start,
                              pred=lambda e: isinstance(e.get("data"), dict) and
@@ -238,6 +251,64 @@ def connection_row(pg, conn_id):
     return {"node_id": rows[0][0], "live": rows[0][1] == "t"}
 
 
+def db_now(pg):
+    """The database's clock (text, for comparing with table nodes)."""
+    return pg.sql("SELECT now()")[0][0]
+
+
+def wait_judged(cluster, nodes, since, check=None):
+    """Waits until each of nodes has judged the others at least once since
+    ``since`` (a db_now()), and its log is written: a heartbeat that ran
+    with a whole node timeout of beats without a gap behind it (table nodes:
+    seen_at - up_since > node timeout; that statement deletes the others it
+    finds silent), then one more heartbeat (a node sends the next only after
+    handling the previous, log included). ``check()`` runs at every poll.
+    Returns {node_id: up_since} (the start of the beats without a gap)."""
+    pg = cluster.pg
+    judged = {}
+
+    def poll():
+        if check:
+            check()
+        for n in nodes:
+            after = judged[n.node_id][0] if n.node_id in judged else since
+            rows = pg.sql(
+                "SELECT seen_at, up_since, seen_at - up_since > make_interval(secs => :t) "
+                "FROM nodes WHERE id = :'id' AND seen_at > :'after'::timestamptz",
+                id=n.node_id, after=after, t=n.node_timeout)
+            if not rows:
+                continue
+            seen_at, up_since, judging = rows[0]
+            if n.node_id not in judged:
+                if judging == "t":
+                    judged[n.node_id] = (seen_at, up_since)
+            elif len(judged[n.node_id]) == 2:
+                judged[n.node_id] += ("and beat again",)
+        return all(len(judged.get(n.node_id, ())) == 3 for n in nodes)
+
+    wait_until("nodes %s each judge the others once (a node timeout of heartbeats "
+               "without a gap) and beat once more" % ", ".join(n.label for n in nodes),
+               poll, timeout=max(n.node_timeout for n in nodes) + 2 * WAIT,
+               interval=0.2, context=cluster.context)
+    return {k: v[1] for k, v in judged.items()}
+
+
+def taken_for_dead(cluster, node_ids):
+    """Log lines of the cluster's nodes saying that one of node_ids was
+    taken for dead, by another node ("node(s) ID,... not seen for") or as
+    the node itself found out ("node ID was taken for dead")."""
+    found = []
+    for n in cluster.nodes:
+        for line in n.stderr().splitlines():
+            m = re.search(r"node\(s\) (\S+) not seen for", line)
+            if m and set(m.group(1).split(",")) & set(node_ids):
+                found.append("%s: %s" % (n.label, line))
+            m = re.search(r"node (\S+) was taken for dead", line)
+            if m and m.group(1) in node_ids:
+                found.append("%s: %s" % (n.label, line))
+    return found
+
+
 # ---------------------------------------------------------------------------
 # Tests
 
@@ -251,7 +322,7 @@ def test_request_submitted_on_b_is_served_by_app_on_a(cluster):
     # Both nodes heartbeat in table nodes.
     wait_until("both nodes heartbeat in table nodes", lambda: len(pg.sql(
         "SELECT id FROM nodes WHERE id IN (:'a', :'b') AND seen_at > now() - interval '3 s'",
-        a=a.node_id, b=b.node_id)) == 2, 5, context=cluster.context)
+        a=a.node_id, b=b.node_id)) == 2, WAIT, context=cluster.context)
 
     sid, name = a.site.create_space()
     app = cluster.app(a, name, name="app@A")
@@ -273,20 +344,21 @@ def test_request_submitted_on_b_is_served_by_app_on_a(cluster):
             % (code, body, cluster.context()))
         rid = body["request_id"]
         browser.send({"op": "emit", "event": "follow_request", "data": rid})
-        _, t_got = got_request(app, rid, timeout=5)
+        # Over NOTIFY, at once (printed below). Not asserted as a time: the
+        # sweep (every second) would also bring it within a second or two,
+        # so no bound a loaded machine keeps could tell the two apart.
+        _, t_got = got_request(app, rid)
         latencies.append(t_got - t0)
-        assert t_got - t0 < 3.0, "the app on A got request %s %.2f s after it was " \
-            "submitted on B (expected at once, over NOTIFY)" % (rid, t_got - t0)
         row = request_row(pg, rid)
         assert row["connection_id"] == conn, row
         browser.wait_event("done", pred=lambda e: e["data"] == "follow_request")
         mark = len(browser.events)
         answer(app, rid, "answer %d from A" % i)
-        body = b.site.wait_status(rid, timeout=5, user=user)
+        body = b.site.wait_status(rid, timeout=WAIT, user=user)
         assert body["status"] == "completed" and \
             body["result"] == {"text_output": "answer %d from A" % i}, body
         _, _, ev = browser.wait_event(
-            "request_update", timeout=3, start=mark,
+            "request_update", timeout=WAIT, start=mark,
             pred=lambda e, r=rid: e["data"][0].get("request_id") == r and
             e["data"][0].get("status") == "completed")
         assert ev["data"][0].get("result") == {"text_output": "answer %d from A" % i}, ev
@@ -318,7 +390,7 @@ def test_presence_and_max_apps_across_nodes(cluster):
     wait_page(b, sid, True, cluster)
 
     y = cluster.app(b, name, name="Y@B")
-    _, _, ev = y.wait_event("register_response", timeout=10)
+    _, _, ev = y.wait_event("register_response", timeout=WAIT)
     data = ev["data"]
     assert data.get("success") is False and \
         "already has a connected app" in data.get("message", "").lower(), (
@@ -330,7 +402,7 @@ def test_presence_and_max_apps_across_nodes(cluster):
 
     mark_b, mark_a = len(watcher_b.events), len(watcher_a.events)
     x.send({"op": "disconnect"})
-    x.wait_event("disconnect", timeout=5)
+    x.wait_event("disconnect", timeout=WAIT)
     space_state(watcher_b, False, apps=0, start=mark_b, space_id=sid)
     wait_page(b, sid, False, cluster)
     user = a.site.user()
@@ -344,9 +416,9 @@ def test_presence_and_max_apps_across_nodes(cluster):
     wait_page(a, sid, True, cluster)
     # And the other way round: submitted on A, served on B.
     rid = a.site.submit_ok(user, sid, "from A to B")
-    got_request(z, rid, timeout=3)
+    got_request(z, rid)
     answer(z, rid, "served on B")
-    body = a.site.wait_status(rid, timeout=5)
+    body = a.site.wait_status(rid, timeout=WAIT)
     assert body["status"] == "completed" and body["result"] == {"text_output": "served on B"}
     cluster.stop_all()
 
@@ -364,7 +436,7 @@ def test_dead_node_requests_move_to_another_node(cluster):
     user = a.site.user()
     ids = [a.site.submit_ok(user, sid, "held by X %d" % i) for i in range(3)]
     for rid in ids:
-        got_request(x, rid, timeout=5)
+        got_request(x, rid)
     y = cluster.app(b, name, name="Y@B")
     y_conn = registered(y)["connection_id"]
     for rid in ids:
@@ -376,7 +448,7 @@ def test_dead_node_requests_move_to_another_node(cluster):
     arrivals = []
     for rid in ids:
         try:
-            _, t = got_request(y, rid, timeout=NODE_TIMEOUT + 8)
+            _, t = got_request(y, rid, timeout=NODE_TIMEOUT + WAIT)
         except AssertionError as e:
             raise AssertionError("%s\nrequest row: %r\nnodes: %r\n%s" % (
                 e, request_row(pg, rid), pg.sql("SELECT id, now() - seen_at FROM nodes"),
@@ -387,7 +459,7 @@ def test_dead_node_requests_move_to_another_node(cluster):
     assert connection_row(pg, x_conn) == {"node_id": a.node_id, "live": False}
     y.send({"op": "auto_answer", "on": True})
     for rid in ids:
-        body = b.site.wait_status(rid, timeout=10)
+        body = b.site.wait_status(rid, timeout=WAIT)
         assert body["status"] == "completed" and \
             body["result"]["text_output"].startswith("answer to held by X"), body
         row = request_row(pg, rid)
@@ -401,8 +473,9 @@ class Held:
     """Two nodes A and B, each with an app (X on A, Y on B) of a space of
     its own, each app holding one unanswered request (r_a, r_b)."""
 
-    def __init__(self, cluster, timeout_seconds):
-        self.a, self.b = cluster.node("a"), cluster.node("b")
+    def __init__(self, cluster, timeout_seconds, node_timeout=NODE_TIMEOUT):
+        self.a = cluster.node("a", node_timeout=node_timeout)
+        self.b = cluster.node("b", node_timeout=node_timeout)
         self.sid_a, name_a = self.a.site.create_space(timeout_seconds=timeout_seconds)
         self.sid_b, name_b = self.a.site.create_space(timeout_seconds=timeout_seconds)
         self.x = cluster.app(self.a, name_a, name="X@A")
@@ -416,15 +489,20 @@ class Held:
         got_request(self.y, self.r_b)
 
 
+# Restarting an ASan build on a loaded machine can take a few seconds: the
+# restart test's nodes have a node timeout a restart stays well within.
+RESTART_NODE_TIMEOUT = 10
+
+
 @pytest.mark.parametrize("how", ["sigterm", "sigkill"])
 def test_restart_of_one_node_leaves_the_other_alone(cluster, how):
     """App Y on B holds a request; app X on A holds another. A restarts with
     the same --node-id (after SIGTERM, or SIGKILL well within the node
     timeout): X's request goes back to X when it reconnects, while Y's stays
     processing on Y's live connection, untouched, and completes when Y
-    answers."""
+    answers. Neither node is taken for dead."""
     pg = cluster.pg
-    held = Held(cluster, 60)
+    held = Held(cluster, 120, node_timeout=RESTART_NODE_TIMEOUT)
     a, b, x, y = held.a, held.b, held.x, held.y
     x_conn, y_conn, r_a, r_b = held.x_conn, held.y_conn, held.r_a, held.r_b
     before = request_row(pg, r_b)
@@ -440,31 +518,34 @@ def test_restart_of_one_node_leaves_the_other_alone(cluster, how):
             "%s: Y's connection on B: %r\n%s" % (when, conn, cluster.context()))
 
     mark_x = len(x.events)
+    killed = db_now(pg)
     cluster.restart(a, how)
-    restarted = time.monotonic()
     y_untouched("right after A restarted")
     # X reconnects to A (same port) and is sent its request again: A's
     # recovery of its own previous run is done by then.
-    i_reg, _, _ = x.wait_event("register_response", timeout=20, start=mark_x,
+    i_reg, _, _ = x.wait_event("register_response", timeout=2 * WAIT, start=mark_x,
                                pred=lambda e: e["data"].get("connection_id") != x_conn)
     assert x.events[i_reg][1]["data"].get("success") is True, x.events[i_reg]
     i_conn, _, _ = x.wait_event("connect", start=mark_x)
-    got_request(x, r_a, timeout=5, start=i_conn)
+    got_request(x, r_a, start=i_conn)
     assert connection_row(pg, x_conn)["live"] is False
-    # For a while longer (past a node timeout since the restart) nothing
-    # happens to B's request or app.
-    while time.monotonic() < restarted + NODE_TIMEOUT + 1.5:
-        y_untouched("%.1f s after A restarted" % (time.monotonic() - restarted))
-        time.sleep(0.2)
+    # Until the restarted A has judged the others (a node timeout of
+    # heartbeats since it came back) and B too, nothing happens to B's
+    # request or app.
+    wait_judged(cluster, (a, b), killed,
+                check=lambda: y_untouched("after A restarted, before A judged the others"))
+    y_untouched("after A and B judged the others")
+    dead = taken_for_dead(cluster, (a.node_id, b.node_id))
+    assert not dead, "\n".join(dead) + "\n" + cluster.context()
     assert len(received(y, r_b)) == 1, "Y was sent its request again"
     assert not y.events_named("disconnect"), y.output()[-2000:]
 
     answer(y, r_b, "Y answers after A's restart")
-    body = a.site.wait_status(r_b, timeout=5)
+    body = a.site.wait_status(r_b, timeout=WAIT)
     assert body["status"] == "completed" and \
         body["result"] == {"text_output": "Y answers after A's restart"}, body
     answer(x, r_a, "X answers after A's restart")
-    body = b.site.wait_status(r_a, timeout=5)
+    body = b.site.wait_status(r_a, timeout=WAIT)
     assert body["status"] == "completed" and \
         body["result"] == {"text_output": "X answers after A's restart"}, body
     assert request_row(pg, r_a)["attempts"] == "2"
@@ -487,25 +568,40 @@ def test_database_outage_longer_than_the_node_timeout_kills_nobody(cluster):
     held = Held(cluster, 120)
     a, b, x, y = held.a, held.b, held.x, held.y
     x_conn, y_conn, r_a, r_b = held.x_conn, held.y_conn, held.r_a, held.r_b
+    down = db_now(pg)
+    t0 = time.monotonic()
     pg.stop()
-    time.sleep(NODE_TIMEOUT + 2)
+    time.sleep(NODE_TIMEOUT + 2)  # the outage itself: longer than the node timeout
     pg.start()
-    # Both nodes write heartbeats again (and would have judged by now).
-    wait_until("both nodes beat again", lambda: len(pg.sql(
-        "SELECT id FROM nodes WHERE seen_at > now() - interval '1 second' "
-        "AND id IN (:'a', :'b')", a=a.node_id, b=b.node_id)) == 2,
-        timeout=20, context=cluster.context)
-    time.sleep(2.5)
+    t_back = time.monotonic()
+    # Both nodes beat again, and each has since judged the others (a node
+    # timeout of heartbeats without a gap): had anyone been taken for dead,
+    # it would have been by then.
+    up_since = wait_judged(cluster, (a, b), db_now(pg))
+    print("database away %.1f s; both nodes judged the others %.1f s after it came back"
+          % (t_back - t0, time.monotonic() - t_back))
+    # Premise: the heartbeats had a gap longer than the node timeout (every
+    # row was old when the database came back).
     for n in (a, b):
-        assert "taken for dead" not in n.stderr() and "not seen for" not in n.stderr(), \
-            cluster.context()
+        assert pg.sql("SELECT :'u'::timestamptz > :'d'::timestamptz + make_interval(secs => :t)",
+                      u=up_since[n.node_id], d=down, t=n.node_timeout) == [["t"]], (
+            "node %s beat without a gap through the outage (up since %s, database "
+            "stopped at %s)" % (n.label, up_since[n.node_id], down))
+    # No node of this test was taken for dead (nodes of earlier tests, left
+    # in table nodes, may be: they are not looked at).
+    dead = taken_for_dead(cluster, (a.node_id, b.node_id))
+    assert not dead, "\n".join(dead) + "\n" + cluster.context()
+    assert pg.sql("SELECT count(*) FROM nodes WHERE id IN (:'a', :'b')",
+                  a=a.node_id, b=b.node_id) == [["2"]]
+    assert connection_row(pg, x_conn) == {"node_id": a.node_id, "live": True}
+    assert connection_row(pg, y_conn) == {"node_id": b.node_id, "live": True}
     assert not x.events_named("disconnect") and not y.events_named("disconnect")
     assert request_row(pg, r_a)["connection_id"] == x_conn
     assert request_row(pg, r_b)["connection_id"] == y_conn
     answer(x, r_a, "X after the outage")
     answer(y, r_b, "Y after the outage")
     for node, rid, text in ((b, r_a, "X after the outage"), (a, r_b, "Y after the outage")):
-        body = node.site.wait_status(rid, timeout=10)
+        body = node.site.wait_status(rid, timeout=WAIT)
         assert body["status"] == "completed" and body["result"] == {"text_output": text}, body
     cluster.stop_all()
 
@@ -518,7 +614,7 @@ def test_two_processes_with_one_node_id_are_reported(cluster):
     cluster.nodes.append(b)
     for n in (a, b):
         wait_until("%s reports the shared --node-id" % n.label,
-                   lambda n=n: CLASH in n.stderr(), timeout=6, context=cluster.context)
+                   lambda n=n: CLASH in n.stderr(), timeout=WAIT, context=cluster.context)
     cluster.stop_all()
 
 

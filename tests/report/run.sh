@@ -48,7 +48,7 @@ echo "report: the plan (tests 1-7, three browsers) ..." >&2
   echo "report: the plan stopped early (see the document's Issues Found)" >&2
 
 # 2. The load test.
-if [ -n "$QUICK" ]; then LOAD=(--levels 10,50,500 --requests 500 --users 10); else LOAD=(--levels 1,10,50,200,500 --requests 4000); fi
+if [ -n "$QUICK" ]; then LOAD=(--levels 10,50,500 --requests 500 --users 10); else LOAD=(--levels 1,10,50,200,500 --requests 2000); fi
 echo "report: the load test (${LOAD[*]}) ..." >&2
 l0=$(date +%s)
 node tests/bench/spaces_e2e.js --server "$SERVER" "${LOAD[@]}" --follow push > "$WORK/load.txt" 2>&1 || \

@@ -36,4 +36,4 @@ spaces_script_test(browser_seed_plan 600 node --test ${CMAKE_SOURCE_DIR}/tests/b
 spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/firefox.test.js)
 # The test-results document (issue 15): `make report QUICK=1` into a temporary
 # directory, checked for every section filled and no template blank left.
-spaces_script_test(report_quick 600 ${CMAKE_SOURCE_DIR}/tests/report/test_report_quick.sh)
+spaces_script_test(report_quick 900 ${CMAKE_SOURCE_DIR}/tests/report/test_report_quick.sh)

@@ -640,7 +640,8 @@ async function tests1to6(b) {
   await runTest(b, 4, async (T) => {
     const sp = await addSpace({ ws_enable_audio: "on", ws_enable_video: "on" });
     T.check("av_enabled", true, "space made with ws_enable_audio and ws_enable_video on");
-    const wavPath = path.join(os.tmpdir(), `test_audio_${RUN}.wav`);
+    const wavDir = mkTemp(`spaces-report-${b.name}-`); // the browsers may run at once
+    const wavPath = path.join(wavDir, "test_audio.wav");
     const wav = writeWav(wavPath);
     T.check("file_prepared", wav.subarray(0, 4).toString() === "RIFF",
       `test_audio.wav written by the report: 1 s, 440 Hz, 8 kHz 16-bit mono PCM, ${wav.length} bytes`);

@@ -34,7 +34,11 @@ if ! command -v node >/dev/null; then
   echo "deps: node is required (Node.js 20 or newer) and was not found" >&2
   exit 1
 fi
-if [ ! -d tests/node_modules ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
+if [ -L tests/node_modules ]; then
+  # A link to an install shared with other checkouts: npm ci would empty it
+  # for all of them while it reinstalls.
+  echo "deps: tests/node_modules links to a shared install: npm packages left as they are"
+elif [ ! -d tests/node_modules ] || [ tests/package-lock.json -nt tests/node_modules/.package-lock.json ]; then
   echo "deps: installing npm packages (tests/package-lock.json)"
   (cd tests && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -56,7 +56,7 @@ spaces_script_test(e2e_spaces_flood 240 /usr/bin/python3 -m pytest -p no:cachepr
 set_tests_properties(e2e_spaces_flood PROPERTIES RUN_SERIAL TRUE)
 # The test-results document (issue 15): `make report QUICK=1` into a temporary
 # directory, checked for every section filled and no template blank left.
-spaces_script_test(report_quick 600 ${CMAKE_SOURCE_DIR}/tests/report/test_report_quick.sh)
+spaces_script_test(report_quick 900 ${CMAKE_SOURCE_DIR}/tests/report/test_report_quick.sh)
 # A cluster of our nodes under many connections (tests/bench/scale.py, the small
 # version of make bench-scale): 10,000 connections over 3 cluster-node processes
 # on one PostgreSQL, broadcasts across them; correctness only (all connected,

@@ -70,7 +70,13 @@ const report = {
 const apps = [];
 let server = null;
 let pgDir = null;
-const watchers = [];
+const tmpDirs = []; // removed at exit
+
+function mkTemp(prefix) {
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  tmpDirs.push(d);
+  return d;
+}
 
 function cleanup() {
   for (const a of apps) {
@@ -85,6 +91,7 @@ function cleanup() {
     } catch (_) {}
     pgDir = null;
   }
+  for (const d of tmpDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 }
 process.on("exit", cleanup);
 for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
@@ -289,12 +296,12 @@ async function setup() {
   process.env.SPACES_SERVER = [SERVER_BIN, ...extra].join(" ");
   report.config.server_flags = extra;
 
-  pgDir = fs.mkdtempSync(path.join(os.tmpdir(), "spaces-report-pg-"));
+  pgDir = mkTemp("spaces-report-pg-");
   const t0 = Date.now();
   site.pgUrl = execFileSync(path.join(h.SOURCE_DIR, "ci", "pg.sh"), ["start", pgDir], {
     encoding: "utf8", timeout: 120000,
   }).trim().split("\n").pop();
-  const uploads = fs.mkdtempSync(path.join(os.tmpdir(), "spaces-report-up-"));
+  const uploads = mkTemp("spaces-report-up-");
   server = await seed.startServer(site.pgUrl, uploads);
   site.url = server.url;
   report.config.website = site.url;
@@ -633,7 +640,8 @@ async function tests1to6(b) {
   await runTest(b, 4, async (T) => {
     const sp = await addSpace({ ws_enable_audio: "on", ws_enable_video: "on" });
     T.check("av_enabled", true, "space made with ws_enable_audio and ws_enable_video on");
-    const wavPath = path.join(os.tmpdir(), `test_audio_${RUN}.wav`);
+    const wavDir = mkTemp(`spaces-report-${b.name}-`); // the browsers may run at once
+    const wavPath = path.join(wavDir, "test_audio.wav");
     const wav = writeWav(wavPath);
     T.check("file_prepared", wav.subarray(0, 4).toString() === "RIFF",
       `test_audio.wav written by the report: 1 s, 440 Hz, 8 kHz 16-bit mono PCM, ${wav.length} bytes`);
@@ -961,29 +969,40 @@ async function main() {
 
   const drivers = { chromium: seed.chromiumDriver, firefox: firefoxDriver, webkit: webkitDriver };
   const browsers = [];
-  let primary = null;
   for (const name of BROWSERS) {
     const b = new Browser(drivers[name]());
     report.browsers[name] = b.rec;
     try {
       await b.launch();
+      browsers.push(b);
     } catch (e) {
       b.rec.error = e.message.split("\n").slice(0, 2).join(" ");
       process.stderr.write(`report: ${name} cannot run: ${b.rec.error}\n`);
-      continue;
     }
-    browsers.push(b);
-    const s1 = await tests1to6(b);
-    if (!primary && s1.app) {
-      primary = b;
-      try {
-        await perfSingle(b, s1);
-      } catch (e) {
-        report.notes.push(`Single-request timing in ${name} failed: ${e.message.split("\n")[0]}`);
-      }
-    }
-    for (const c of b.contexts.splice(0)) await c.close().catch(() => {});
   }
+  // Tests 1-6: one browser after the other; in quick mode the browsers at
+  // once (each has its own spaces, apps and users), to fit CI's time.
+  const closeContexts = async (b) => {
+    for (const c of b.contexts.splice(0)) await c.close().catch(() => {});
+  };
+  if (QUICK) {
+    await Promise.all(browsers.map(async (b) => (b.s1 = await tests1to6(b))));
+  } else {
+    for (const b of browsers) {
+      b.s1 = await tests1to6(b);
+      if (b !== browsers[0]) await closeContexts(b);
+    }
+  }
+  report.config.browsers_at_once = QUICK;
+  const primary = browsers.find((b) => b.s1 && b.s1.app);
+  if (primary) {
+    try {
+      await perfSingle(primary, primary.s1);
+    } catch (e) {
+      report.notes.push(`Single-request timing in ${primary.name} failed: ${e.message.split("\n")[0]}`);
+    }
+  }
+  for (const b of browsers) await closeContexts(b);
 
   // Test 7 in every browser at once, the queued cases and the 5-request
   // window meanwhile (other spaces, other apps).

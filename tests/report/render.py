@@ -560,7 +560,8 @@ class Doc:
                "### Recommendation", "")
         crit = any(i[0] == "CRITICAL" for i in self.issues)
         high = any(i[0] == "HIGH" for i in self.issues)
-        if passed == total:
+        medium = any(i[0] == "MEDIUM" for i in self.issues)
+        if passed == total and not medium:
             choice = 0
         elif crit:
             choice = 3
@@ -572,7 +573,8 @@ class Doc:
                 "NEEDS MAJOR FIXES before production", "NOT READY - Return to development"]
         for i, o in enumerate(opts):
             self.w(f"- [x] {o} — the automated criterion: "
-                   + ["every test passed", "only medium or low issues", "high-priority issues", "critical issues"][i]
+                   + ["every test passed (low-priority notes do not block)", "medium-priority issues", "high-priority issues",
+                      "critical issues"][i]
                    if i == choice else f"- [ ] {o} — not chosen")
         self.w("", "### Comments", "", code_block(
             f"{passed} of {total} checks passed in this run ({self.p.get('mode')} mode, "

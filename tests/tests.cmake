@@ -34,3 +34,11 @@ spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/clu
 # WebDriver BiDi); screenshots in ${CMAKE_BINARY_DIR}/artifacts/browser/.
 spaces_script_test(browser_seed_plan 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/seed_plan.test.js)
 spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/firefox.test.js)
+# Install and configuration (issue 13): every option from a flag or an
+# environment variable, `config check`, refusing to start without assets; the
+# Debian package built from the Release build of ci_release_build, unpacked
+# and run with the source tree hidden.
+spaces_script_test(e2e_config 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_config.py)
+spaces_script_test(package_deb 900 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/ci/test_package.py)
+set_tests_properties(ci_release_build PROPERTIES FIXTURES_SETUP release_build)
+set_tests_properties(package_deb PROPERTIES FIXTURES_REQUIRED release_build)

@@ -15,10 +15,6 @@
 
 #include "web_internal.h"
 
-#ifndef WEB_MIGRATIONS_DIR
-#define WEB_MIGRATIONS_DIR "migrations"
-#endif
-
 static void cli_usage(FILE *f)
 {
 	fprintf(f, "Usage: spaces-server user add NAME [--admin] --database-url URL "
@@ -27,7 +23,8 @@ static void cli_usage(FILE *f)
 	           "Creates a user of the website (an administrator with --admin).\n"
 	           "The password is the first line of standard input when it is not a\n"
 	           "terminal; otherwise it is asked for twice, without echo.\n"
-	           "The database URL may also come from DATABASE_URL.\n"
+	           "The database URL may also come from SPACES_DATABASE_URL or DATABASE_URL,\n"
+	           "the migrations' directory from SPACES_MIGRATIONS.\n"
 	           "\n"
 	           "Exit status: 0 created, 1 failed, 2 bad usage, 3 the name is taken.\n");
 }
@@ -159,9 +156,9 @@ static int insert_user(const char *url, const char *name, const char *hash, int 
 	return 0;
 }
 
-int web_cli_user_add(int argc, char **argv)
+int web_cli_user_add(int argc, char **argv, const char *database_url, const char *migrations_dir)
 {
-	const char *name = NULL, *url = getenv("DATABASE_URL"), *migrations = WEB_MIGRATIONS_DIR;
+	const char *name = NULL, *url = database_url, *migrations = migrations_dir;
 	int admin = 0, status = 1;
 	char pw[WEB_PASSWORD_MAX + 2];
 	char hash[crypto_pwhash_STRBYTES];

@@ -108,8 +108,8 @@ static int set_node_id(void *cfg, const web_opt *o, const char *val, const char 
 		ok = val[i] > ' ' && val[i] < 127 && val[i] != ',';
 	if (!ok) {
 		fprintf(stderr,
-		        "spaces-server: invalid value for %s: '%s' (1 to 100 printable "
-		        "characters, no spaces or commas)\n",
+		        "spaces-server: invalid %s '%s': 1 to 100 printable characters, no "
+		        "spaces or commas\n",
 		        where, val);
 		return -1;
 	}
@@ -321,7 +321,7 @@ static int check_assets(const web_config *cfg, int migrations_only)
 }
 
 /* The checks that need more than one value at a time. Returns 0 or -1 (said why). */
-static int check_config(const web_config *cfg)
+static int check_config(const web_config *cfg, const web_opt_state *st)
 {
 	if (!cfg->database_url || !*cfg->database_url) {
 		fprintf(stderr, "spaces-server: no database: give --database-url URL or set "
@@ -335,17 +335,22 @@ static int check_config(const web_config *cfg)
 
 		if (uv_loop_init(&loop) == 0) {
 			h = http_server_new(&loop, &cfg->limits);
-			rc = h ? http_server_trust_proxies(h, cfg->trust_proxy) : -1;
-			http_server_free(h);
-			uv_run(&loop, UV_RUN_DEFAULT);
+			if (h) {
+				rc = http_server_trust_proxies(h, cfg->trust_proxy);
+				http_server_close(h, NULL, NULL);
+				uv_run(&loop, UV_RUN_DEFAULT);
+				http_server_free(h);
+			}
 			uv_loop_close(&loop);
 		}
 		if (rc) {
-			fprintf(
-			    stderr,
-			    "spaces-server: invalid value for --trust-proxy: '%s' (IPv4 or IPv6 "
-			    "addresses or CIDR prefixes, comma-separated, at most 16)\n",
-			    cfg->trust_proxy);
+			int i = web_opts_find(st, "trust-proxy");
+			const char *src = i >= 0 ? st->source[i] : "";
+			fprintf(stderr,
+			        "spaces-server: invalid value for %s: '%s' (IPv4 or IPv6 addresses "
+			        "or CIDR prefixes, comma-separated, at most 16)\n",
+			        strncmp(src, "env ", 4) == 0 ? src + 4 : "--trust-proxy",
+			        cfg->trust_proxy);
 			return -1;
 		}
 	}
@@ -355,7 +360,7 @@ static int check_config(const web_config *cfg)
 /* `spaces-server config check [OPTIONS]`: exit 0 when the server would start. */
 static int config_check(const web_config *cfg, const web_opt_state *st)
 {
-	int bad = check_config(cfg) | check_assets(cfg, 0);
+	int bad = check_config(cfg, st) | check_assets(cfg, 0);
 
 	printf("# spaces-server %s: effective configuration (flag > environment > default)\n",
 	       SPACES_VERSION);
@@ -489,7 +494,7 @@ int main(int argc, char **argv)
 		return rc > 0 ? 0 : 2;
 	if (check_only)
 		return config_check(&cfg, &st);
-	if (check_config(&cfg))
+	if (check_config(&cfg, &st))
 		return 2;
 	if (check_assets(&cfg, migrate_only))
 		return 1;

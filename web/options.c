@@ -30,8 +30,12 @@ int web_opt_uint(void *cfg, const web_opt *o, const char *val, const char *where
 
 	errno = 0;
 	v = strtoul(val, &end, 10);
-	if (errno || *end || end == val || !isdigit((unsigned char)val[0]) || v < o->min ||
-	    v > o->max) {
+	if (!errno && !*end && isdigit((unsigned char)val[0]) && v < o->min) {
+		fprintf(stderr, "spaces-server: %s must be at least %lu (got '%s')\n", where,
+		        o->min, val);
+		return -1;
+	}
+	if (errno || *end || end == val || !isdigit((unsigned char)val[0]) || v > o->max) {
 		fprintf(stderr, "spaces-server: invalid value for %s: '%s' (a number, %lu..%lu)\n",
 		        where, val, o->min, o->max);
 		return -1;

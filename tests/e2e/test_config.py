@@ -151,7 +151,8 @@ def test_flag_overrides_environment(pg):
 
 def test_config_check_prints_effective_values_and_masks_secrets():
     env = clean_env(DATABASE_URL="postgresql://spaces:s3cr3t-pw@db.example.org:5432/spaces",
-                    SPACES_PING_INTERVAL="30000", SPACES_SECURE_COOKIES="yes")
+                    SPACES_PING_INTERVAL="30000", SPACES_SECURE_COOKIES="yes",
+                    SPACES_TRUST_PROXY="127.0.0.1,10.0.0.0/8")
     out, values = config_check(env, ["--max-connections", "500"])
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout + out.stderr
@@ -162,6 +163,7 @@ def test_config_check_prints_effective_values_and_masks_secrets():
     assert values["ping-interval"] == ("30000", "env SPACES_PING_INTERVAL")
     assert values["max-connections"] == ("500", "flag --max-connections")
     assert values["secure-cookies"][0] == "on"
+    assert values["trust-proxy"] == ("127.0.0.1,10.0.0.0/8", "env SPACES_TRUST_PROXY")
     assert values["listen"] == ("127.0.0.1:5001", "default")
     # The asset directories, resolved, are part of it.
     for name in ("static-dir", "client-dir", "migrations"):
@@ -182,6 +184,8 @@ def test_config_check_masks_passwords_in_keyword_form():
     ("SPACES_LISTEN", "nowhere", None),
     ("SPACES_SECURE_COOKIES", "maybe", None),
     ("SPACES_LOG_LEVEL", "loud", None),
+    ("SPACES_TRUST_PROXY", "nginx.local", None),
+    ("SPACES_NODE_TIMEOUT", "1", None),
     (None, None, ["--db-pool", "0"]),
 ])
 def test_config_check_fails_on_a_bad_value(var, value, flag):

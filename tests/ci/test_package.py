@@ -152,6 +152,28 @@ def test_runtime_bundle_pin_matches_the_tests():
     assert web == tests
 
 
+def test_cmake_install_into_a_prefix(pkg, tmp_path):
+    """`cmake --install --prefix P` (what `make install PREFIX=P` runs): the
+    program finds its assets under P/share/spaces, and nothing of the
+    service is installed (no /etc outside the prefix)."""
+    prefix = tmp_path / "opt-spaces"
+    dest = tmp_path / "dest"
+    env = dict(os.environ, DESTDIR=str(dest))
+    sh(["cmake", "--install", RELEASE, "--prefix", str(prefix)], env=env)
+    root = dest / str(prefix).lstrip("/")
+    files = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert all(f.startswith(str(prefix).lstrip("/")) for f in files), files
+    binary = root / "bin" / "spaces-server"
+    out = subprocess.run(pkg.command(str(binary), str(tmp_path)) +
+                         ["config", "check", "--database-url", "postgresql://u:pw@h/db"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stdout + out.stderr
+    share = os.path.join(str(root), "share", "spaces")
+    for name, sub in (("static-dir", "static"), ("client-dir", "socket.io-client"),
+                      ("migrations", "migrations")):
+        assert "%s = %s [default]" % (name, os.path.join(share, sub)) in out.stdout, out.stdout
+
+
 def test_version(pkg):
     out = sh(pkg.command() + ["--version"])
     assert out.strip() == "spaces-server " + project_version()

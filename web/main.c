@@ -477,8 +477,10 @@ int main(int argc, char **argv)
 	int check_only =
 	    argc > 2 && strcmp(argv[1], "config") == 0 && strcmp(argv[2], "check") == 0;
 	if (migrate_only || check_only) {
+		char *prog = argv[0];
 		argc -= check_only ? 2 : 1;
 		argv += check_only ? 2 : 1;
+		argv[0] = prog; /* getopt's messages name it */
 	} else if (argc > 1 && strcmp(argv[1], "config") == 0) {
 		fprintf(stderr, "spaces-server: usage: spaces-server config check [OPTIONS]\n");
 		return 2;

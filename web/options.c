@@ -156,8 +156,10 @@ int web_opts_parse(const web_opt *opts, size_t n, void *cfg, int argc, char **ar
 		} else {
 			for (i = 0; i < n && opts[i].letter != c; i++)
 				;
-			if (i == n) /* getopt printed why */
+			if (i == n) { /* getopt printed why */
+				fprintf(stderr, "spaces-server: see --help\n");
 				return WEB_OPTS_BAD;
+			}
 		}
 		snprintf(flag, sizeof(flag), "--%s", opts[i].name);
 		if (apply(cfg, st, i, opts[i].arg ? optarg : "1", "flag", flag))

@@ -1,7 +1,11 @@
 /*
- * main.c: the spaces-server program. Reads the configuration, wires the
- * layers together on one libuv loop, and shuts down cleanly on SIGTERM or
- * SIGINT (stop accepting, close every session, let queued writes finish).
+ * main.c: the spaces-server program. Reads the configuration (the option
+ * table below: flags, SPACES_* environment variables, defaults; parsed by
+ * options.c), checks that its assets are there, wires the layers together on
+ * one libuv loop, and shuts down cleanly on SIGTERM or SIGINT (stop
+ * accepting, close every session, let queued writes finish).
+ *
+ * Adding an option: see the comment above options[] and docs/design.md.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -150,6 +154,9 @@ static char share_static[PATH_MAX], share_client[PATH_MAX], share_migrations[PAT
 	{                                                             \
 		.name = n, .set = web_opt_switch, FIELD(f), .help = h \
 	}
+
+/* web_opt_uint writes unsigned or unsigned long fields; size_t must be one of them. */
+_Static_assert(sizeof(size_t) == sizeof(unsigned long), "size_t fields need a setter");
 
 static const web_opt options[] = {
     {.name = "listen",

@@ -2,18 +2,31 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 DEBUG_DIR ?= build/debug
 RELEASE_DIR ?= build/release
+PREFIX ?= /usr/local
 
-.PHONY: all deps build release test run bench bench-quick bench-scale report format check-format clean
+.PHONY: all deps deps-run build server release test run install deb bench bench-quick \
+	bench-scale report format check-format clean
 
 all: build
 
+# What building and running need (make run, install, deb).
+deps-run:
+	@ci/deps.sh run
+
+# That and the test toolchain (make test, bench).
 deps:
-	@ci/deps.sh
+	@ci/deps.sh test
 
 build: deps
 	@cmake -S . -B $(DEBUG_DIR) -DCMAKE_BUILD_TYPE=Debug >/dev/null
 	@cmake --build $(DEBUG_DIR) -j $(JOBS)
 
+# The optimised spaces-server alone (and the socket.io-client bundle it serves).
+server: deps-run
+	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
+	@cmake --build $(RELEASE_DIR) -j $(JOBS) --target spaces-server
+
+# Every optimised program (the benchmarks' too).
 release: deps
 	@cmake -S . -B $(RELEASE_DIR) -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
 	@cmake --build $(RELEASE_DIR) -j $(JOBS)
@@ -21,8 +34,17 @@ release: deps
 test: build
 	@ci/test.sh $(DEBUG_DIR)
 
-run: release
+run: server
 	@ci/run.sh $(RELEASE_DIR)
+
+# PREFIX/bin/spaces-server and PREFIX/share/spaces/ (DESTDIR is honoured).
+install: server
+	@cmake --install $(RELEASE_DIR) --prefix $(PREFIX)
+
+# $(RELEASE_DIR)/spaces-server_<version>_<arch>.deb (docs/operations.md).
+deb: server
+	@cd $(RELEASE_DIR) && cpack -G DEB
+	@ls $(RELEASE_DIR)/*.deb
 
 bench: release
 	@tests/bench/run.sh full

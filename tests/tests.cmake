@@ -66,3 +66,11 @@ if(TARGET bench-loadgen AND TARGET cluster-node)
     --check --conns 10000 --nodes 3 --servers ours --rounds 1 --idle 2 --settle 1 --broadcasts 3
     --build-dir ${CMAKE_BINARY_DIR} --out ${CMAKE_BINARY_DIR}/bench-scale-small)
 endif()
+# Install and configuration (issue 13): every option from a flag or an
+# environment variable, `config check`, refusing to start without assets; the
+# Debian package built from the Release build of ci_release_build, unpacked
+# and run with the source tree hidden.
+spaces_script_test(e2e_config 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_config.py)
+spaces_script_test(package_deb 900 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/ci/test_package.py)
+set_tests_properties(ci_release_build PROPERTIES FIXTURES_SETUP release_build)
+set_tests_properties(package_deb PROPERTIES FIXTURES_REQUIRED release_build)

@@ -16,10 +16,6 @@
 
 #include "web_internal.h"
 
-#ifndef WEB_MIGRATIONS_DIR
-#define WEB_MIGRATIONS_DIR "migrations"
-#endif
-
 static void cli_usage(FILE *f)
 {
 	fprintf(f, "Usage: spaces-server user add NAME [--admin] --database-url URL "
@@ -37,7 +33,8 @@ static void cli_usage(FILE *f)
 	           "The password is the first line of standard input when it is not a\n"
 	           "terminal; otherwise it is asked for twice, without echo. A weak\n"
 	           "password is accepted with a warning.\n"
-	           "The database URL may also come from DATABASE_URL.\n"
+	           "The database URL may also come from SPACES_DATABASE_URL or DATABASE_URL,\n"
+	           "the migrations' directory from SPACES_MIGRATIONS.\n"
 	           "\n"
 	           "Exit status: 0 done, 1 failed, 2 bad usage, 3 the name is taken (add),\n"
 	           "4 no such user.\n");
@@ -182,9 +179,9 @@ static void warn_weak(const char *name, const char *pw)
 
 enum { CMD_ADD, CMD_PASSWD, CMD_DISABLE, CMD_ENABLE };
 
-int web_cli_user(int argc, char **argv)
+int web_cli_user(int argc, char **argv, const char *database_url, const char *migrations_dir)
 {
-	const char *name = NULL, *url = getenv("DATABASE_URL"), *migrations = WEB_MIGRATIONS_DIR;
+	const char *name = NULL, *url = database_url, *migrations = migrations_dir;
 	int admin = 0, status = 1, cmd;
 	char pw[WEB_PASSWORD_MAX + 2] = "";
 	char hash[crypto_pwhash_STRBYTES] = "";

@@ -1,16 +1,24 @@
 /*
- * main.c: the spaces-server program. Reads the configuration, wires the
- * layers together on one libuv loop, and shuts down cleanly on SIGTERM or
- * SIGINT (stop accepting, close every session, let queued writes finish).
+ * main.c: the spaces-server program. Reads the configuration (the option
+ * table below: flags, SPACES_* environment variables, defaults; parsed by
+ * options.c), checks that its assets are there, wires the layers together on
+ * one libuv loop, and shuts down cleanly on SIGTERM or SIGINT (stop
+ * accepting, close every session, let queued writes finish).
+ *
+ * Adding an option: see the comment above options[] and docs/design.md.
  */
+#include <dirent.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <malloc.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #ifdef __SANITIZE_ADDRESS__
 /* From the sanitizer runtime (sanitizer/allocator_interface.h, which gcc does not ship). */
 size_t __sanitizer_get_current_allocated_bytes(void);
@@ -18,18 +26,13 @@ void __sanitizer_purge_allocator(void);
 #endif
 
 #include "db/db.h"
+#include "options.h"
 #include "socketio.h"
 #include "spaces.h"
 #include "web.h"
 
 #ifndef SPACES_VERSION
 #define SPACES_VERSION "0.0.0"
-#endif
-#ifndef SPACES_CLIENT_DIST_DIR
-#define SPACES_CLIENT_DIST_DIR "tests/node_modules/socket.io-client/dist"
-#endif
-#ifndef SPACES_MIGRATIONS_DIR
-#define SPACES_MIGRATIONS_DIR "migrations"
 #endif
 
 typedef struct {
@@ -60,105 +63,6 @@ typedef struct {
 	int stopping;
 } web_app;
 
-static void usage(FILE *f)
-{
-	fprintf(
-	    f, "Usage: spaces-server [OPTIONS]            serve the site\n"
-	       "       spaces-server migrate [OPTIONS]    apply the migrations and exit\n"
-	       "       spaces-server user add NAME [--admin] [--database-url URL]\n"
-	       "                                          create a user (password on stdin)\n"
-	       "       spaces-server user passwd|disable|enable NAME [--database-url URL]\n"
-	       "                                          change a user (see user --help)\n"
-	       "\n"
-	       "The Spaces website and its Socket.IO server.\n"
-	       "\n"
-	       "Options:\n"
-	       "  -l, --listen HOST:PORT     address to listen on (default 127.0.0.1:5001;\n"
-	       "                             IPv6 as [::1]:5001)\n"
-	       "  -d, --database-url URL     PostgreSQL connection URL (or DATABASE_URL)\n"
-	       "      --migrations DIR       SQL migrations applied at start-up\n"
-	       "                             (default: the source tree's migrations/)\n"
-	       "      --db-pool N            database connections (default 4)\n"
-	       "      --no-prepared-statements  send every query unprepared (for a pooler\n"
-	       "                             that does not keep them, e.g. PgBouncer in\n"
-	       "                             transaction mode before 1.21)\n"
-	       "      --request-timeout S    timeout of a request when its space sets none\n"
-	       "                             (default 120)\n"
-	       "      --upload-dir DIR       where uploaded files are kept (default var/uploads)\n"
-	       "      --data-dir DIR         where the results journal is kept: results not yet\n"
-	       "                             in PostgreSQL (default var/data, or SPACES_DATA_DIR;\n"
-	       "                             one directory per process)\n"
-	       "      --journal-max-bytes N  results waiting in the journal at most; past it new\n"
-	       "                             results are refused (default 268435456)\n"
-	       "      --public-url URL       the site's address as browsers see it, e.g.\n"
-	       "                             https://spaces.example.org (links given to apps,\n"
-	       "                             CSRF origin check; default: each request's Host)\n"
-	       "      --secure-cookies       mark cookies Secure (the site is served over HTTPS)\n"
-	       "      --allowed-origins LIST other origins whose pages may open the live\n"
-	       "                             namespace /spaces, comma-separated, e.g.\n"
-	       "                             https://app.example.org (default: only the site's)\n"
-	       "      --session-lifetime S   a session ends S seconds after login (default\n"
-	       "                             604800, 7 days)\n"
-	       "      --session-idle-timeout S  a session unused for S seconds ends; 0: never\n"
-	       "                             (default 86400)\n"
-	       "      --registration open|closed  whether anyone may register (default open;\n"
-	       "                             admins may also close it in /admin)\n"
-	       "      --register-limit N     registrations per client address per hour; 0: no\n"
-	       "                             limit (default 10)\n"
-	       "      --login-limit N        failed logins per client address per 5 minutes,\n"
-	       "                             then 429; 0: no limit (default 10)\n"
-	       "      --login-account-limit N  failed logins per account per 5 minutes, then\n"
-	       "                             the account is slowed down (default 10)\n"
-	       "      --login-account-pace S  a slowed-down account gets one attempt every S\n"
-	       "                             seconds (default 10)\n"
-	       "      --password-policy standard|relaxed  new passwords: at least 8 characters,\n"
-	       "                             not the user name, and (standard) not a common\n"
-	       "                             password (default standard)\n"
-	       "      --upload-quota-per-day BYTES  bytes each user may upload per day, then\n"
-	       "                             413; 0: no quota (default 1G; K, M, G suffixes)\n"
-	       "      --upload-disk-budget BYTES  bytes all stored uploads may take, then 507;\n"
-	       "                             0: no budget (default 20G)\n"
-	       "      --trust-proxy LIST     reverse proxies whose X-Forwarded-For names the\n"
-	       "                             client: addresses or CIDR prefixes, comma-separated,\n"
-	       "                             e.g. 127.0.0.1 behind a local nginx (default: none)\n"
-	       "      --legacy-open-spaces   new spaces take any app that knows their name, as\n"
-	       "                             the old site did (for unmodified clients and the\n"
-	       "                             old test plan; `make run` sets it). Default: a\n"
-	       "                             new space takes only apps giving its token\n"
-	       "      --app-register-failures N  registrations refused for a missing or\n"
-	       "                             wrong app token allowed per client address per\n"
-	       "                             minute, then refused outright (default 10; 0: no\n"
-	       "                             limit)\n"
-	       "      --node-id NAME         run as one of several processes sharing the\n"
-	       "                             database (behind a load balancer with sticky\n"
-	       "                             sessions): NAME unique per process and kept\n"
-	       "                             across restarts, e.g. host:port (default: one\n"
-	       "                             process, no other)\n"
-	       "      --node-timeout S       with --node-id: a node not heard from for S\n"
-	       "                             seconds is dead and its apps' requests go to\n"
-	       "                             other apps (default 10)\n"
-	       "      --ping-interval MS     Engine.IO heartbeat interval (default 25000)\n"
-	       "      --ping-timeout MS      Engine.IO heartbeat timeout (default 20000)\n"
-	       "      --max-payload BYTES    largest Engine.IO message or polling body\n"
-	       "                             (default 1000000)\n"
-	       "      --max-connections N    open connections at once (default 100000)\n"
-	       "      --max-sessions N       Engine.IO sessions at once (default: the value\n"
-	       "                             of --max-connections); over it, handshakes get\n"
-	       "                             403 \"Too many sessions\"\n"
-	       "      --handshake-rate N     Engine.IO handshakes per second per client\n"
-	       "                             address, in bursts of up to 2N (default 100;\n"
-	       "                             0: no limit); over it: 403 \"Too many handshakes\"\n"
-	       "      --body-timeout S       a request body must arrive within S seconds\n"
-	       "                             of its headers, else 408 (default 30)\n"
-	       "      --max-input BYTES      input all connections may hold in memory at once\n"
-	       "                             (bodies, unfinished messages); over it, the one\n"
-	       "                             that grows gets 503 (default 1073741824)\n"
-	       "      --log-level LEVEL      debug, info, warn, error or off (default info;\n"
-	       "                             also SPACES_LOG)\n"
-	       "  -h, --help                 show this help and exit\n"
-	       "  -V, --version              show the version and exit\n");
-}
-
 /* Parses HOST:PORT or [V6]:PORT into cfg. Returns 0 or -1. */
 static int parse_listen(const char *arg, web_config *cfg)
 {
@@ -186,12 +90,133 @@ static int parse_listen(const char *arg, web_config *cfg)
 	return 0;
 }
 
-/* A byte count with an optional K, M or G suffix (powers of 1024). */
-static int parse_bytes(const char *name, const char *arg, uint64_t *out)
+static int set_listen(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	if (parse_listen(val, cfg) == 0)
+		return 0;
+	fprintf(stderr, "spaces-server: invalid value for %s: '%s' (HOST:PORT, or [V6]:PORT)\n",
+	        where, val);
+	return -1;
+}
+
+static int set_log_level(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	int lvl = base_log_parse_level(val);
+	if (lvl < 0) {
+		fprintf(stderr,
+		        "spaces-server: invalid value for %s: '%s' (debug, info, warn, error "
+		        "or off)\n",
+		        where, val);
+		return -1;
+	}
+	base_log_set_level((base_log_level)lvl);
+	return 0;
+}
+
+static int set_node_id(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	size_t n = strlen(val);
+	int ok = n > 0 && n <= 100;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = val[i] > ' ' && val[i] < 127 && val[i] != ',';
+	if (!ok) {
+		fprintf(stderr,
+		        "spaces-server: invalid %s '%s': 1 to 100 printable characters, no "
+		        "spaces or commas\n",
+		        where, val);
+		return -1;
+	}
+	((web_config *)cfg)->sp.node_id = val;
+	return 0;
+}
+
+static int set_data_dir(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	if (!*val) {
+		fprintf(stderr, "spaces-server: %s needs a directory\n", where);
+		return -1;
+	}
+	((web_config *)cfg)->sp.data_dir = val;
+	return 0;
+}
+
+static int set_max_sessions(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	web_config *c = cfg;
+	if (web_opt_uint(cfg, o, val, where))
+		return -1;
+	c->max_sessions_set = 1;
+	return 0;
+}
+
+static int set_handshake_rate(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	web_config *c = cfg;
+	if (web_opt_uint(cfg, o, val, where))
+		return -1;
+	c->sio.eio.handshake_burst = c->sio.eio.handshake_rate * 2;
+	return 0;
+}
+
+static int set_body_timeout(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	web_config *c = cfg;
+	unsigned s = 0;
+	web_opt sec = *o;
+	sec.off = 0;
+	sec.size = sizeof(s);
+	if (web_opt_uint(&s, &sec, val, where))
+		return -1;
+	c->limits.body_timeout_ms = s * 1000;
+	return 0;
+}
+
+static int set_allowed_origins(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	if (web_origins_check(val)) {
+		fprintf(stderr,
+		        "spaces-server: invalid %s '%s': origins like https://host[:port], "
+		        "comma-separated\n",
+		        where, val);
+		return -1;
+	}
+	((web_config *)cfg)->web.allowed_origins = val;
+	return 0;
+}
+
+/* One of two words: sets the int field to 1 for the first, 0 for the second. */
+static int set_choice(void *cfg, const web_opt *o, const char *val, const char *where,
+                      const char *one, const char *zero, int *field)
+{
+	if (strcmp(val, one) == 0)
+		*field = 1;
+	else if (strcmp(val, zero) == 0)
+		*field = 0;
+	else {
+		fprintf(stderr, "spaces-server: %s is %s or %s, not '%s'\n", where, one, zero, val);
+		return -1;
+	}
+	return 0;
+}
+
+static int set_registration(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	return set_choice(cfg, o, val, where, "closed", "open",
+	                  &((web_config *)cfg)->web.registration_closed);
+}
+
+static int set_password_policy(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	return set_choice(cfg, o, val, where, "standard", "relaxed",
+	                  &((web_config *)cfg)->web.password_common_check);
+}
+
+/* A byte count with an optional K, M or G suffix (powers of 1024) into a uint64_t field. */
+static int set_bytes(void *cfg, const web_opt *o, const char *val, const char *where)
 {
 	char *end;
 	errno = 0;
-	unsigned long long v = strtoull(arg, &end, 10);
+	unsigned long long v = strtoull(val, &end, 10);
 	unsigned shift = 0;
 	if (*end == 'K' || *end == 'k')
 		shift = 10;
@@ -201,356 +226,367 @@ static int parse_bytes(const char *name, const char *arg, uint64_t *out)
 		shift = 30;
 	if (shift)
 		end++;
-	if (errno || *end || end == arg || arg[0] == '-' || v > (1ull << 50) >> shift) {
+	if (errno || *end || end == val || val[0] == '-' || v > (1ull << 50) >> shift) {
 		fprintf(stderr,
-		        "spaces-server: invalid value for --%s: '%s' (bytes, with an optional "
-		        "K, M or G)\n",
-		        name, arg);
+		        "spaces-server: invalid value for %s: '%s' (bytes, with an optional K, M "
+		        "or G)\n",
+		        where, val);
 		return -1;
 	}
-	*out = (uint64_t)v << shift;
+	*(uint64_t *)((char *)cfg + o->off) = (uint64_t)v << shift;
 	return 0;
 }
 
-static int parse_uint(const char *name, const char *arg, unsigned long max, unsigned long *out)
-{
-	char *end;
-	errno = 0;
-	unsigned long v = strtoul(arg, &end, 10);
-	if (errno || *end || end == arg || arg[0] == '-' || v > max) {
-		fprintf(stderr, "spaces-server: invalid value for --%s: '%s' (0..%lu)\n", name, arg,
-		        max);
-		return -1;
-	}
-	*out = v;
-	return 0;
-}
+/*
+ * The asset directories' default: share/spaces beside the program (the
+ * build tree: build/debug/share/spaces, made by CMake), else
+ * <prefix>/share/spaces of a program installed as <prefix>/bin/spaces-server
+ * (/usr/bin -> /usr/share/spaces). Filled in before the options are parsed;
+ * the table's defaults point here.
+ */
+static char share_static[PATH_MAX], share_client[PATH_MAX], share_migrations[PATH_MAX];
 
-enum {
-	OPT_PING_INTERVAL = 1000,
-	OPT_PING_TIMEOUT,
-	OPT_MAX_PAYLOAD,
-	OPT_MAX_CONN,
-	OPT_MAX_INPUT,
-	OPT_LOG,
-	OPT_MIGRATIONS,
-	OPT_DB_POOL,
-	OPT_NO_PREPARE,
-	OPT_REQ_TIMEOUT,
-	OPT_UPLOAD_DIR,
-	OPT_PUBLIC_URL,
-	OPT_SECURE_COOKIES,
-	OPT_TRUST_PROXY,
-	OPT_NODE_ID,
-	OPT_NODE_TIMEOUT,
-	OPT_DATA_DIR,
-	OPT_JOURNAL_MAX,
-	OPT_MAX_SESSIONS,
-	OPT_HANDSHAKE_RATE,
-	OPT_BODY_TIMEOUT,
-	OPT_LEGACY_OPEN,
-	OPT_REGISTER_FAILURES,
-	OPT_ALLOWED_ORIGINS,
-	OPT_SESSION_LIFETIME,
-	OPT_SESSION_IDLE,
-	OPT_REGISTRATION,
-	OPT_REGISTER_LIMIT,
-	OPT_LOGIN_LIMIT,
-	OPT_LOGIN_ACCOUNT_LIMIT,
-	OPT_LOGIN_ACCOUNT_PACE,
-	OPT_PASSWORD_POLICY,
-	OPT_UPLOAD_QUOTA,
-	OPT_UPLOAD_BUDGET,
+/*
+ * The options: one line each. A field of web_config, a setter (web_opt_str,
+ * web_opt_uint with bounds, web_opt_switch, or a function above), the
+ * default as text (it goes through the setter, and --help shows it), and a
+ * sentence of help. The environment variable is SPACES_ and the name in
+ * capitals (--max-payload: SPACES_MAX_PAYLOAD); .alias adds an older one.
+ * --help, the environment, `config check` and tests/e2e/test_config.py (every
+ * option in --help and README.md) follow from the line; list the option in
+ * README.md's table too. Secrets get .flags = WEB_OPT_SECRET.
+ */
+#define FIELD(f) .off = offsetof(web_config, f), .size = sizeof(((web_config *)0)->f)
+#define OPT_STR(n, a, d, f, h)                                                         \
+	{                                                                              \
+		.name = n, .arg = a, .def = d, .set = web_opt_str, FIELD(f), .help = h \
+	}
+#define OPT_UINT(n, a, d, f, lo, hi, h)                                                  \
+	{                                                                                \
+		.name = n, .arg = a, .def = d, .set = web_opt_uint, FIELD(f), .min = lo, \
+		.max = hi, .help = h                                                     \
+	}
+#define OPT_SWITCH(n, f, h)                                           \
+	{                                                             \
+		.name = n, .set = web_opt_switch, FIELD(f), .help = h \
+	}
+
+/* web_opt_uint writes unsigned or unsigned long fields; size_t must be one of them. */
+_Static_assert(sizeof(size_t) == sizeof(unsigned long), "size_t fields need a setter");
+
+static const web_opt options[] = {
+    {.name = "listen",
+     .letter = 'l',
+     .arg = "HOST:PORT",
+     .def = "127.0.0.1:5001",
+     .set = set_listen,
+     .help = "address to listen on; IPv6 as [::1]:5001"},
+    {.name = "database-url",
+     .letter = 'd',
+     .arg = "URL",
+     .alias = "DATABASE_URL",
+     .flags = WEB_OPT_SECRET_URL,
+     .set = web_opt_str,
+     FIELD(database_url),
+     .help = "PostgreSQL connection URL or conninfo (required)"},
+    OPT_STR("migrations", "DIR", share_migrations, migrations_dir,
+            "SQL migrations applied at start-up"),
+    OPT_STR("static-dir", "DIR", share_static, web.static_dir,
+            "the site's CSS and JS (spaces.css, spaces.js), served under /static/"),
+    OPT_STR("client-dir", "DIR", share_client, web.client_dist_dir,
+            "the socket.io-client bundle (socket.io.js and friends), served under "
+            "/socket.io/"),
+    OPT_UINT("db-pool", "N", "4", db_pool_size, 1, 64, "database connections"),
+    OPT_SWITCH("no-prepared-statements", db_no_prepare,
+               "send every query unprepared (for a pooler that does not keep them, e.g. "
+               "PgBouncer in transaction mode before 1.21)"),
+    OPT_UINT("request-timeout", "S", "120", sp.default_timeout_s, 1, 86400,
+             "timeout of a request when its space sets none"),
+    OPT_STR("upload-dir", "DIR", "var/uploads", web.upload_dir,
+            "where uploaded files are kept (created when missing)"),
+    {.name = "data-dir",
+     .arg = "DIR",
+     .def = "var/data",
+     .set = set_data_dir,
+     .help = "where the results journal is kept: results not yet in PostgreSQL (one "
+             "directory per process)"},
+    OPT_UINT("journal-max-bytes", "N", "268435456", sp.journal_max_bytes, 65536, 1ul << 40,
+             "results waiting in the journal at most; past it new results are refused"),
+    OPT_STR("public-url", "URL", NULL, web.public_url,
+            "the site's address as browsers see it, e.g. https://spaces.example.org "
+            "(links given to apps, CSRF origin check; default: each request's Host)"),
+    OPT_SWITCH("secure-cookies", web.secure_cookies,
+               "mark cookies Secure (the site is served over HTTPS)"),
+    OPT_STR("trust-proxy", "LIST", NULL, trust_proxy,
+            "reverse proxies whose X-Forwarded-For names the client: addresses or CIDR "
+            "prefixes, comma-separated, e.g. 127.0.0.1 behind a local nginx"),
+    {.name = "allowed-origins",
+     .arg = "LIST",
+     .set = set_allowed_origins,
+     .help = "other origins whose pages may open the live namespace /spaces, "
+             "comma-separated, e.g. https://app.example.org (default: only the site's)"},
+    OPT_UINT("session-lifetime", "S", "604800", web.session_ttl_s, 1, 366ul * 86400,
+             "a session ends S seconds after login"),
+    OPT_UINT("session-idle-timeout", "S", "86400", web.session_idle_s, 0, 366ul * 86400,
+             "a session unused for S seconds ends; 0: never"),
+    {.name = "registration",
+     .arg = "open|closed",
+     .def = "open",
+     .set = set_registration,
+     .help = "whether anyone may register (admins may also close it in /admin)"},
+    OPT_UINT("register-limit", "N", "10", web.register_max, 0, 1000000,
+             "registrations per client address per hour; 0: no limit"),
+    OPT_UINT("login-limit", "N", "10", web.login_max_failures, 0, 1000000,
+             "failed logins per client address per 5 minutes, then 429; 0: no limit"),
+    OPT_UINT("login-account-limit", "N", "10", web.login_account_max_failures, 0, 1000000,
+             "failed logins per account per 5 minutes, then the account is slowed down"),
+    OPT_UINT("login-account-pace", "S", "10", web.login_account_pace_s, 0, 3600,
+             "a slowed-down account gets one attempt every S seconds"),
+    {.name = "password-policy",
+     .arg = "standard|relaxed",
+     .def = "standard",
+     .set = set_password_policy,
+     .help = "new passwords: at least 8 characters, not the user name, and (standard) not "
+             "a common password"},
+    {.name = "upload-quota-per-day",
+     .arg = "BYTES",
+     .def = "1G",
+     .set = set_bytes,
+     FIELD(web.upload_quota_per_day),
+     .help = "bytes each user may upload per day, then 413; 0: no quota (K, M, G suffixes)"},
+    {.name = "upload-disk-budget",
+     .arg = "BYTES",
+     .def = "20G",
+     .set = set_bytes,
+     FIELD(web.upload_disk_budget),
+     .help = "bytes all stored uploads may take, then 507; 0: no budget"},
+    OPT_SWITCH("legacy-open-spaces", web.legacy_open_spaces,
+               "new spaces take any app that knows their name, as the old site did (for "
+               "unmodified clients and the old test plan; `make run` sets it); default: a "
+               "new space takes only apps giving its token"),
+    OPT_UINT("app-register-failures", "N", "10", sp.register_max_failures, 0, 1000000,
+             "registrations refused for a missing or wrong app token allowed per client "
+             "address per minute, then refused outright; 0: no limit"),
+    {.name = "node-id",
+     .arg = "NAME",
+     .set = set_node_id,
+     .help = "run as one of several processes sharing the database (behind a load "
+             "balancer with sticky sessions): NAME unique per process and kept across "
+             "restarts, e.g. host:port (default: one process, no other)"},
+    OPT_UINT("node-timeout", "S", "10", sp.node_timeout_s, 2, 3600,
+             "with --node-id: a node not heard from for S seconds is dead and its apps' "
+             "requests go to other apps"),
+    OPT_UINT("ping-interval", "MS", "25000", sio.eio.ping_interval_ms, 0, 3600000,
+             "Engine.IO heartbeat interval"),
+    OPT_UINT("ping-timeout", "MS", "20000", sio.eio.ping_timeout_ms, 0, 3600000,
+             "Engine.IO heartbeat timeout"),
+    OPT_UINT("max-payload", "BYTES", "1000000", sio.eio.max_payload, 0, 1ul << 30,
+             "largest Engine.IO message or polling body"),
+    OPT_UINT("max-connections", "N", "100000", limits.max_connections, 0, 10000000,
+             "open connections at once"),
+    {.name = "max-sessions",
+     .arg = "N",
+     .set = set_max_sessions,
+     FIELD(sio.eio.max_sessions),
+     .min = 1,
+     .max = 10000000,
+     .help = "Engine.IO sessions at once (default: the value of --max-connections); over "
+             "it, handshakes get 403 \"Too many sessions\""},
+    {.name = "handshake-rate",
+     .arg = "N",
+     .def = "100",
+     .set = set_handshake_rate,
+     FIELD(sio.eio.handshake_rate),
+     .min = 0,
+     .max = 1000000,
+     .help = "Engine.IO handshakes per second per client address, in bursts of up to 2N; "
+             "0: no limit; over it: 403 \"Too many handshakes\""},
+    {.name = "body-timeout",
+     .arg = "S",
+     .def = "30",
+     .set = set_body_timeout,
+     .min = 1,
+     .max = 3600,
+     .help = "a request body must arrive within S seconds of its headers, else 408"},
+    /* A submission with files is up to 76 MiB: a dozen at once in full. */
+    OPT_UINT("max-input", "BYTES", "1073741824", limits.max_input_bytes, 0,
+             (unsigned long)SIZE_MAX / 2,
+             "input all connections may hold in memory at once (bodies, unfinished "
+             "messages); over it, the one that grows gets 503"),
+    {.name = "log-level",
+     .arg = "LEVEL",
+     .def = "info",
+     .alias = "SPACES_LOG",
+     .set = set_log_level,
+     .help = "debug, info, warn, error or off"},
 };
 
-/* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
-static int parse_args(int argc, char **argv, web_config *cfg)
+static void usage(FILE *f)
 {
-	static const struct option opts[] = {
-	    {"listen", required_argument, NULL, 'l'},
-	    {"database-url", required_argument, NULL, 'd'},
-	    {"migrations", required_argument, NULL, OPT_MIGRATIONS},
-	    {"db-pool", required_argument, NULL, OPT_DB_POOL},
-	    {"no-prepared-statements", no_argument, NULL, OPT_NO_PREPARE},
-	    {"request-timeout", required_argument, NULL, OPT_REQ_TIMEOUT},
-	    {"upload-dir", required_argument, NULL, OPT_UPLOAD_DIR},
-	    {"data-dir", required_argument, NULL, OPT_DATA_DIR},
-	    {"journal-max-bytes", required_argument, NULL, OPT_JOURNAL_MAX},
-	    {"public-url", required_argument, NULL, OPT_PUBLIC_URL},
-	    {"secure-cookies", no_argument, NULL, OPT_SECURE_COOKIES},
-	    {"trust-proxy", required_argument, NULL, OPT_TRUST_PROXY},
-	    {"legacy-open-spaces", no_argument, NULL, OPT_LEGACY_OPEN},
-	    {"app-register-failures", required_argument, NULL, OPT_REGISTER_FAILURES},
-	    {"node-id", required_argument, NULL, OPT_NODE_ID},
-	    {"node-timeout", required_argument, NULL, OPT_NODE_TIMEOUT},
-	    {"allowed-origins", required_argument, NULL, OPT_ALLOWED_ORIGINS},
-	    {"session-lifetime", required_argument, NULL, OPT_SESSION_LIFETIME},
-	    {"session-idle-timeout", required_argument, NULL, OPT_SESSION_IDLE},
-	    {"registration", required_argument, NULL, OPT_REGISTRATION},
-	    {"register-limit", required_argument, NULL, OPT_REGISTER_LIMIT},
-	    {"login-limit", required_argument, NULL, OPT_LOGIN_LIMIT},
-	    {"login-account-limit", required_argument, NULL, OPT_LOGIN_ACCOUNT_LIMIT},
-	    {"login-account-pace", required_argument, NULL, OPT_LOGIN_ACCOUNT_PACE},
-	    {"password-policy", required_argument, NULL, OPT_PASSWORD_POLICY},
-	    {"upload-quota-per-day", required_argument, NULL, OPT_UPLOAD_QUOTA},
-	    {"upload-disk-budget", required_argument, NULL, OPT_UPLOAD_BUDGET},
-	    {"ping-interval", required_argument, NULL, OPT_PING_INTERVAL},
-	    {"ping-timeout", required_argument, NULL, OPT_PING_TIMEOUT},
-	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
-	    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
-	    {"max-input", required_argument, NULL, OPT_MAX_INPUT},
-	    {"max-sessions", required_argument, NULL, OPT_MAX_SESSIONS},
-	    {"handshake-rate", required_argument, NULL, OPT_HANDSHAKE_RATE},
-	    {"body-timeout", required_argument, NULL, OPT_BODY_TIMEOUT},
-	    {"log-level", required_argument, NULL, OPT_LOG},
-	    {"help", no_argument, NULL, 'h'},
-	    {"version", no_argument, NULL, 'V'},
-	    {NULL, 0, NULL, 0},
-	};
-	int c;
-	unsigned long v;
-	while ((c = getopt_long(argc, argv, "l:d:hV", opts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			cfg->database_url = optarg;
-			break;
-		case OPT_MIGRATIONS:
-			cfg->migrations_dir = optarg;
-			break;
-		case OPT_UPLOAD_DIR:
-			cfg->web.upload_dir = optarg;
-			break;
-		case OPT_DATA_DIR:
-			if (!*optarg) {
-				fprintf(stderr, "spaces-server: --data-dir needs a directory\n");
-				return -1;
-			}
-			cfg->sp.data_dir = optarg;
-			break;
-		case OPT_JOURNAL_MAX:
-			if (parse_uint("journal-max-bytes", optarg, 1ul << 40, &v))
-				return -1;
-			if (v < 65536) {
-				fprintf(stderr,
-				        "spaces-server: --journal-max-bytes must be at least "
-				        "65536\n");
-				return -1;
-			}
-			cfg->sp.journal_max_bytes = v;
-			break;
-		case OPT_PUBLIC_URL:
-			cfg->web.public_url = optarg;
-			break;
-		case OPT_TRUST_PROXY:
-			cfg->trust_proxy = optarg;
-			break;
-		case OPT_NODE_ID: {
-			size_t n = strlen(optarg);
-			int ok = n > 0 && n <= 100;
-			for (size_t i = 0; ok && i < n; i++)
-				ok = optarg[i] > ' ' && optarg[i] < 127 && optarg[i] != ',';
-			if (!ok) {
-				fprintf(stderr,
-				        "spaces-server: invalid --node-id '%s': 1 to 100 "
-				        "printable characters, no spaces or commas\n",
-				        optarg);
-				return -1;
-			}
-			cfg->sp.node_id = optarg;
-			break;
+	fprintf(f, "Usage: spaces-server [OPTIONS]            serve the site\n"
+	           "       spaces-server migrate [OPTIONS]    apply the migrations and exit\n"
+	           "       spaces-server config check [OPTIONS]\n"
+	           "                                          print the effective configuration\n"
+	           "                                          (secrets masked); exit 1 when bad\n"
+	           "       spaces-server user add NAME [--admin] [--database-url URL]\n"
+	           "                                          create a user (password on stdin)\n"
+	           "       spaces-server user passwd|disable|enable NAME [--database-url URL]\n"
+	           "                                          change a user (see user --help)\n"
+	           "\n"
+	           "The Spaces website and its Socket.IO server.\n"
+	           "\n"
+	           "Every option can also be given by the environment variable in brackets\n"
+	           "(a flag wins over it), e.g. from the unit's /etc/default/spaces-server.\n"
+	           "\n"
+	           "Options:\n");
+	web_opts_help(f, options, BASE_ARRAY_SIZE(options));
+}
+
+/* Fills share_* from the program's own path (see above). */
+static void find_share_dirs(void)
+{
+	char exe[PATH_MAX], share[PATH_MAX + 32];
+	size_t len = sizeof(exe);
+	struct stat st;
+	char *slash;
+
+	share[0] = 0;
+	if (uv_exepath(exe, &len) == 0 && (slash = strrchr(exe, '/')) != NULL) {
+		*slash = 0; /* exe is now the program's directory */
+		snprintf(share, sizeof(share), "%s/share/spaces", exe);
+		if (stat(share, &st) != 0 || !S_ISDIR(st.st_mode)) {
+			slash = strrchr(exe, '/');
+			if (slash)
+				*slash = 0;
+			snprintf(share, sizeof(share), "%s/share/spaces", slash ? exe : "");
 		}
-		case OPT_NODE_TIMEOUT:
-			if (parse_uint("node-timeout", optarg, 3600, &v))
-				return -1;
-			if (v < 2) {
-				fprintf(stderr,
-				        "spaces-server: --node-timeout must be at least 2 "
-				        "seconds (nodes write their heartbeat every second)\n");
-				return -1;
-			}
-			cfg->sp.node_timeout_s = (unsigned)v;
-			break;
-		case OPT_LEGACY_OPEN:
-			cfg->web.legacy_open_spaces = 1;
-			break;
-		case OPT_REGISTER_FAILURES:
-			if (parse_uint("app-register-failures", optarg, 1000000, &v))
-				return -1;
-			cfg->sp.register_max_failures = (unsigned)v;
-			break;
-		case OPT_ALLOWED_ORIGINS:
-			if (web_origins_check(optarg)) {
-				fprintf(stderr,
-				        "spaces-server: invalid --allowed-origins '%s': origins "
-				        "like https://host[:port], comma-separated\n",
-				        optarg);
-				return -1;
-			}
-			cfg->web.allowed_origins = optarg;
-			break;
-		case OPT_SESSION_LIFETIME:
-			if (parse_uint("session-lifetime", optarg, 366ul * 86400, &v) || v == 0)
-				return -1;
-			cfg->web.session_ttl_s = (unsigned)v;
-			break;
-		case OPT_SESSION_IDLE:
-			if (parse_uint("session-idle-timeout", optarg, 366ul * 86400, &v))
-				return -1;
-			cfg->web.session_idle_s = (unsigned)v;
-			break;
-		case OPT_REGISTRATION:
-			if (strcmp(optarg, "open") != 0 && strcmp(optarg, "closed") != 0) {
-				fprintf(stderr,
-				        "spaces-server: --registration is open or closed, "
-				        "not '%s'\n",
-				        optarg);
-				return -1;
-			}
-			cfg->web.registration_closed = strcmp(optarg, "closed") == 0;
-			break;
-		case OPT_REGISTER_LIMIT:
-			if (parse_uint("register-limit", optarg, 1000000, &v))
-				return -1;
-			cfg->web.register_max = (unsigned)v;
-			break;
-		case OPT_LOGIN_LIMIT:
-			if (parse_uint("login-limit", optarg, 1000000, &v))
-				return -1;
-			cfg->web.login_max_failures = (unsigned)v;
-			break;
-		case OPT_LOGIN_ACCOUNT_LIMIT:
-			if (parse_uint("login-account-limit", optarg, 1000000, &v))
-				return -1;
-			cfg->web.login_account_max_failures = (unsigned)v;
-			break;
-		case OPT_LOGIN_ACCOUNT_PACE:
-			if (parse_uint("login-account-pace", optarg, 3600, &v))
-				return -1;
-			cfg->web.login_account_pace_s = (unsigned)v;
-			break;
-		case OPT_PASSWORD_POLICY:
-			if (strcmp(optarg, "standard") != 0 && strcmp(optarg, "relaxed") != 0) {
-				fprintf(stderr,
-				        "spaces-server: --password-policy is standard or "
-				        "relaxed, not '%s'\n",
-				        optarg);
-				return -1;
-			}
-			cfg->web.password_common_check = strcmp(optarg, "standard") == 0;
-			break;
-		case OPT_UPLOAD_QUOTA:
-			if (parse_bytes("upload-quota-per-day", optarg,
-			                &cfg->web.upload_quota_per_day))
-				return -1;
-			break;
-		case OPT_UPLOAD_BUDGET:
-			if (parse_bytes("upload-disk-budget", optarg, &cfg->web.upload_disk_budget))
-				return -1;
-			break;
-		case OPT_SECURE_COOKIES:
-			cfg->web.secure_cookies = 1;
-			break;
-		case OPT_NO_PREPARE:
-			cfg->db_no_prepare = 1;
-			break;
-		case OPT_DB_POOL:
-			if (parse_uint("db-pool", optarg, 64, &v) || v == 0)
-				return -1;
-			cfg->db_pool_size = (unsigned)v;
-			break;
-		case OPT_REQ_TIMEOUT:
-			if (parse_uint("request-timeout", optarg, 86400, &v) || v == 0)
-				return -1;
-			cfg->sp.default_timeout_s = (unsigned)v;
-			break;
-		case 'l':
-			if (parse_listen(optarg, cfg)) {
-				fprintf(
-				    stderr,
-				    "spaces-server: invalid --listen '%s': expected HOST:PORT\n",
-				    optarg);
-				return -1;
-			}
-			break;
-		case OPT_PING_INTERVAL:
-			if (parse_uint("ping-interval", optarg, 3600000, &v))
-				return -1;
-			cfg->sio.eio.ping_interval_ms = (unsigned)v;
-			break;
-		case OPT_PING_TIMEOUT:
-			if (parse_uint("ping-timeout", optarg, 3600000, &v))
-				return -1;
-			cfg->sio.eio.ping_timeout_ms = (unsigned)v;
-			break;
-		case OPT_MAX_PAYLOAD:
-			if (parse_uint("max-payload", optarg, 1ul << 30, &v))
-				return -1;
-			cfg->sio.eio.max_payload = v;
-			break;
-		case OPT_MAX_CONN:
-			if (parse_uint("max-connections", optarg, 10000000, &v))
-				return -1;
-			cfg->limits.max_connections = (unsigned)v;
-			break;
-		case OPT_MAX_SESSIONS:
-			if (parse_uint("max-sessions", optarg, 10000000, &v))
-				return -1;
-			if (v == 0) {
-				fprintf(stderr,
-				        "spaces-server: --max-sessions must be at least 1\n");
-				return -1;
-			}
-			cfg->sio.eio.max_sessions = v;
-			cfg->max_sessions_set = 1;
-			break;
-		case OPT_HANDSHAKE_RATE:
-			if (parse_uint("handshake-rate", optarg, 1000000, &v))
-				return -1;
-			cfg->sio.eio.handshake_rate = (unsigned)v;
-			cfg->sio.eio.handshake_burst = (unsigned)v * 2;
-			break;
-		case OPT_BODY_TIMEOUT:
-			if (parse_uint("body-timeout", optarg, 3600, &v))
-				return -1;
-			if (v == 0) {
-				fprintf(stderr,
-				        "spaces-server: --body-timeout must be at least 1\n");
-				return -1;
-			}
-			cfg->limits.body_timeout_ms = (unsigned)v * 1000;
-			break;
-		case OPT_MAX_INPUT:
-			if (parse_uint("max-input", optarg, (unsigned long)SIZE_MAX / 2, &v))
-				return -1;
-			cfg->limits.max_input_bytes = v;
-			break;
-		case OPT_LOG: {
-			int lvl = base_log_parse_level(optarg);
-			if (lvl < 0) {
-				fprintf(stderr, "spaces-server: invalid --log-level '%s'\n",
-				        optarg);
-				return -1;
-			}
-			base_log_set_level((base_log_level)lvl);
-			break;
+	}
+	if (!share[0])
+		snprintf(share, sizeof(share), "/usr/share/spaces");
+	snprintf(share_static, sizeof(share_static), "%.*s/static", PATH_MAX - 16, share);
+	snprintf(share_client, sizeof(share_client), "%.*s/socket.io-client", PATH_MAX - 32, share);
+	snprintf(share_migrations, sizeof(share_migrations), "%.*s/migrations", PATH_MAX - 16,
+	         share);
+}
+
+/* 0 when dir/name can be read (name "*.sql": dir holds at least one such
+ * file); else prints what is missing, naming the option, and returns -1. */
+static int need(const char *what, const char *option, const char *dir, const char *name)
+{
+	char path[PATH_MAX + 64], env[96];
+	web_opt o = {.name = option};
+	struct stat st;
+	int err = 0;
+
+	if (strcmp(name, "*.sql") == 0) {
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		size_t n;
+
+		snprintf(path, sizeof(path), "%s/*.sql", dir);
+		err = d ? ENOENT : errno;
+		while (d && (e = readdir(d)) != NULL) {
+			n = strlen(e->d_name);
+			if (n > 4 && strcmp(e->d_name + n - 4, ".sql") == 0)
+				err = 0;
 		}
-		case 'h':
-			usage(stdout);
-			return 1;
-		case 'V':
-			printf("spaces-server %s\n", SPACES_VERSION);
-			return 1;
-		default:
-			usage(stderr);
+		if (d)
+			closedir(d);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s", dir, name);
+		if (stat(path, &st) != 0)
+			err = errno;
+		else if (!S_ISREG(st.st_mode))
+			err = EISDIR;
+		else if (access(path, R_OK) != 0)
+			err = errno;
+	}
+	if (!err)
+		return 0;
+	fprintf(stderr,
+	        "spaces-server: %s missing: cannot read %s (%s); give their directory with "
+	        "--%s DIR or %s. Refusing to serve a site without them.\n",
+	        what, path, strerror(err), option, web_opt_env(&o, env, sizeof(env)));
+	return -1;
+}
+
+/* The files the site cannot do without. Returns 0, or -1 after saying what is missing. */
+static int check_assets(const web_config *cfg, int migrations_only)
+{
+	int bad = need("the SQL migrations are", "migrations", cfg->migrations_dir, "*.sql");
+
+	if (migrations_only)
+		return bad;
+	bad |= need("the site's stylesheet is", "static-dir", cfg->web.static_dir, "spaces.css");
+	bad |= need("the site's script is", "static-dir", cfg->web.static_dir, "spaces.js");
+	bad |= need("the socket.io-client bundle is", "client-dir", cfg->web.client_dist_dir,
+	            "socket.io.js");
+	return bad ? -1 : 0;
+}
+
+/* The checks that need more than one value at a time. Returns 0 or -1 (said why). */
+static int check_config(const web_config *cfg, const web_opt_state *st)
+{
+	if (!cfg->database_url || !*cfg->database_url) {
+		fprintf(stderr, "spaces-server: no database: give --database-url URL or set "
+		                "SPACES_DATABASE_URL or DATABASE_URL (see --help)\n");
+		return -1;
+	}
+	if (cfg->trust_proxy) {
+		uv_loop_t loop;
+		http_server *h;
+		int rc = -1;
+
+		if (uv_loop_init(&loop) == 0) {
+			h = http_server_new(&loop, &cfg->limits);
+			if (h) {
+				rc = http_server_trust_proxies(h, cfg->trust_proxy);
+				http_server_close(h, NULL, NULL);
+				uv_run(&loop, UV_RUN_DEFAULT);
+				http_server_free(h);
+			}
+			uv_loop_close(&loop);
+		}
+		if (rc) {
+			int i = web_opts_find(st, "trust-proxy");
+			const char *src = i >= 0 ? st->source[i] : "";
+			fprintf(stderr,
+			        "spaces-server: invalid value for %s: '%s' (IPv4 or IPv6 addresses "
+			        "or CIDR prefixes, comma-separated, at most 16)\n",
+			        strncmp(src, "env ", 4) == 0 ? src + 4 : "--trust-proxy",
+			        cfg->trust_proxy);
 			return -1;
 		}
 	}
-	if (optind < argc) {
-		fprintf(stderr, "spaces-server: unexpected argument '%s'\n", argv[optind]);
-		usage(stderr);
-		return -1;
-	}
 	return 0;
+}
+
+/* `spaces-server config check [OPTIONS]`: exit 0 when the server would start. */
+static int config_check(const web_config *cfg, const web_opt_state *st)
+{
+	int bad = check_config(cfg, st) | check_assets(cfg, 0);
+
+	printf("# spaces-server %s: effective configuration (flag > environment > default)\n",
+	       SPACES_VERSION);
+	web_opts_print(stdout, st, cfg);
+	printf("# %s\n", bad ? "NOT OK: see the messages above" : "ok");
+	return bad ? 1 : 0;
+}
+
+/* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
+static int parse_args(int argc, char **argv, web_config *cfg, web_opt_state *st)
+{
+	int rc = web_opts_parse(options, BASE_ARRAY_SIZE(options), cfg, argc, argv, st);
+
+	if (rc == WEB_OPTS_HELP) {
+		usage(stdout);
+		return 1;
+	}
+	if (rc == WEB_OPTS_VERSION) {
+		printf("spaces-server %s\n", SPACES_VERSION);
+		return 1;
+	}
+	return rc == WEB_OPTS_RUN ? 0 : -1;
 }
 
 /* A connection needs a file descriptor: more connections than descriptors
@@ -678,31 +714,32 @@ static int run_migrations(const web_config *cfg)
 int main(int argc, char **argv)
 {
 	web_config cfg;
+	web_opt_state st;
 	memset(&cfg, 0, sizeof(cfg));
-	snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
-	cfg.port = 5001;
 	sio_options_default(&cfg.sio);
 	http_limits_default(&cfg.limits);
-	/* A submission with files is up to 76 MiB: a dozen at once in full. */
-	cfg.limits.max_input_bytes = (size_t)1 << 30;
-	cfg.sio.eio.handshake_rate = 100;
-	cfg.sio.eio.handshake_burst = 200;
 	sp_options_default(&cfg.sp);
-	cfg.database_url = getenv("DATABASE_URL");
-	cfg.migrations_dir = SPACES_MIGRATIONS_DIR;
-	cfg.db_pool_size = 4;
 	web_options_default(&cfg.web);
-	cfg.web.client_dist_dir = SPACES_CLIENT_DIST_DIR;
-	cfg.web.upload_dir = "var/uploads";
-	if (getenv("SPACES_DATA_DIR") && *getenv("SPACES_DATA_DIR"))
-		cfg.sp.data_dir = getenv("SPACES_DATA_DIR");
+	find_share_dirs();
 
-	if (argc > 1 && strcmp(argv[1], "user") == 0)
-		return web_cli_user(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "user") == 0) {
+		/* Its own arguments; the database and migrations default to ours. */
+		char *none[] = {argv[0], NULL};
+		if (parse_args(1, none, &cfg, &st))
+			return 2;
+		return web_cli_user(argc - 1, argv + 1, cfg.database_url, cfg.migrations_dir);
+	}
 	int migrate_only = argc > 1 && strcmp(argv[1], "migrate") == 0;
-	if (migrate_only) {
-		argc--;
-		argv++;
+	int check_only =
+	    argc > 2 && strcmp(argv[1], "config") == 0 && strcmp(argv[2], "check") == 0;
+	if (migrate_only || check_only) {
+		char *prog = argv[0];
+		argc -= check_only ? 2 : 1;
+		argv += check_only ? 2 : 1;
+		argv[0] = prog; /* getopt's messages name it */
+	} else if (argc > 1 && strcmp(argv[1], "config") == 0) {
+		fprintf(stderr, "spaces-server: usage: spaces-server config check [OPTIONS]\n");
+		return 2;
 	}
 	/* Large messages come and go all the time: keep freed memory for the
 	 * next one instead of giving it back to the kernel and faulting it in
@@ -710,14 +747,15 @@ int main(int argc, char **argv)
 	 * docs/bench/profiles.md). */
 	mallopt(M_TRIM_THRESHOLD, 64 << 20);
 	mallopt(M_MMAP_THRESHOLD, 4 << 20);
-	int rc = parse_args(argc, argv, &cfg);
+	int rc = parse_args(argc, argv, &cfg, &st);
 	if (rc)
 		return rc > 0 ? 0 : 2;
-	if (!cfg.database_url || !*cfg.database_url) {
-		fprintf(stderr, "spaces-server: no database: give --database-url URL or set "
-		                "DATABASE_URL (see --help)\n");
+	if (check_only)
+		return config_check(&cfg, &st);
+	if (check_config(&cfg, &st))
 		return 2;
-	}
+	if (check_assets(&cfg, migrate_only))
+		return 1;
 	if (run_migrations(&cfg))
 		return 1;
 	if (migrate_only)

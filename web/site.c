@@ -10,13 +10,6 @@
 
 #include "web_internal.h"
 
-#ifndef WEB_CLIENT_DIST_DIR
-#define WEB_CLIENT_DIST_DIR "tests/node_modules/socket.io-client/dist"
-#endif
-#ifndef WEB_STATIC_DIR
-#define WEB_STATIC_DIR "web/static"
-#endif
-
 #define WEB_CLEANUP_INTERVAL_MS (10 * 60 * 1000)
 
 /*
@@ -35,8 +28,6 @@
 void web_options_default(web_options *o)
 {
 	memset(o, 0, sizeof(*o));
-	o->client_dist_dir = WEB_CLIENT_DIST_DIR;
-	o->static_dir = WEB_STATIC_DIR;
 	o->upload_dir = "uploads";
 	o->max_file_bytes = 25u << 20;
 	o->upload_retention_s = 7 * 24 * 3600;
@@ -436,8 +427,12 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	site->sp = sp;
 	site->db = db;
 	site->opts = *o;
-	site->client_dist_dir =
-	    dup_or_null(o->client_dist_dir ? o->client_dist_dir : WEB_CLIENT_DIST_DIR);
+	if (!o->client_dist_dir) {
+		BASE_LOGE("web", "no directory for the socket.io-client bundle (client_dist_dir)");
+		free(site);
+		return NULL;
+	}
+	site->client_dist_dir = dup_or_null(o->client_dist_dir);
 	site->static_dir = dup_or_null(o->static_dir);
 	site->upload_dir = dup_or_null(o->upload_dir ? o->upload_dir : "uploads");
 	site->public_url = dup_or_null(o->public_url);
@@ -465,7 +460,8 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	}
 	if (body_limits(site))
 		goto fail;
-	web__static_init(site);
+	if (web__static_init(site))
+		goto fail;
 	web__session_routes(site);
 	web__auth_routes(site);
 	web__page_routes(site);
@@ -483,6 +479,8 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	uv_unref((uv_handle_t *)&site->cleanup);
 	return site;
 fail:
+	/* Routes to the static files may be left in http: the caller gives up. */
+	web__static_free(site);
 	web_limiter_free(site->login_limiter);
 	web_limiter_free(site->account_limiter);
 	web_limiter_free(site->register_limiter);

@@ -8,6 +8,7 @@
  * compressed once with gzip for clients that accept it.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -216,11 +217,13 @@ int web__static_init(web_site *site)
 		snprintf(path, sizeof(path), "%s/%s", site->opts.client_dist_dir, client_files[i]);
 		snprintf(url, sizeof(url), "/socket.io/%s", client_files[i]);
 		/* Revalidated each time (cheap with the ETag), as the Node server does. */
-		if (add_file(site, path, url, "public, max-age=0, must-revalidate") == 0)
+		if (add_file(site, path, url, "public, max-age=0, must-revalidate") == 0) {
 			loaded++;
-		else if (i == 0)
-			BASE_LOGW("web", "cannot read %s: /socket.io/socket.io.js will answer 404",
-			          path);
+		} else if (i == 0) {
+			/* Live pages would silently stop being live. */
+			BASE_LOGE("web", "cannot read %s: no socket.io-client bundle", path);
+			return -1;
+		}
 	}
 	BASE_LOGD("web", "%d socket.io-client file(s) from %s", loaded, site->opts.client_dist_dir);
 
@@ -229,11 +232,9 @@ int web__static_init(web_site *site)
 		return 0;
 	DIR *d = opendir(site->opts.static_dir);
 	if (!d) {
-		BASE_LOGW("web",
-		          "cannot open the static directory %s: pages will lack their "
-		          "CSS and JS",
-		          site->opts.static_dir);
-		return 0;
+		BASE_LOGE("web", "cannot open the static directory %s: %s", site->opts.static_dir,
+		          strerror(errno));
+		return -1;
 	}
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {

@@ -19,12 +19,13 @@
 typedef struct web_site web_site;
 
 typedef struct {
-	/* Directory of the socket.io-client package's dist/ (socket.io.js and
-	 * friends), read once at start-up. Missing files are logged and
-	 * answered 404. ("tests/node_modules/socket.io-client/dist") */
+	/* Directory of the socket.io-client bundle (the files of the npm
+	 * package's dist/: socket.io.js and friends), read once at start-up.
+	 * Required: web_site_new fails when socket.io.js cannot be read. (NULL) */
 	const char *client_dist_dir;
-	/* Optional directory of extra files served under /static/, read once at
-	 * start-up (NULL: none). */
+	/* Directory of the site's own files (spaces.css, spaces.js), served
+	 * under /static/, read once at start-up; web_site_new fails when it
+	 * cannot be opened. NULL: none. (NULL) */
 	const char *static_dir;
 	/* Adds Secure to the session cookie (the site is served over HTTPS). (0) */
 	int secure_cookies;
@@ -101,8 +102,9 @@ size_t web_max_body_bytes(const web_options *o);
  * not overlap). The socket.io-client files and extra static files are read
  * here, once. sp and db are used for every page; io is the Socket.IO server
  * the browsers' live updates run on. o may be NULL for the defaults; its
- * strings are copied. Returns NULL on ENOMEM or when the upload directory
- * cannot be created (logged).
+ * strings are copied. Returns NULL on ENOMEM, when the upload directory
+ * cannot be created, or when the static files cannot be read (logged); http
+ * must then not serve (routes to freed files may be left in it).
  */
 web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *db,
                        const web_options *o);
@@ -124,7 +126,8 @@ void web_site_free(web_site *site);
 
 /**
  * `spaces-server user add NAME [--admin] --database-url URL [--migrations DIR]`:
- * argv[0] is "user". Creates a user (an admin with --admin), applying the
+ * argv[0] is "user". database_url and migrations_dir are the defaults of the
+ * two options (from the program's configuration; database_url may be NULL). Creates a user (an admin with --admin), applying the
  * migrations first. The password is the first line of standard input when
  * that is not a terminal, else it is asked twice without echo (a weak one
  * is accepted with a warning). Prints what it did; returns the process
@@ -137,6 +140,6 @@ void web_site_free(web_site *site);
  * user's live sockets at once (a notification on the database). Exit
  * status 4: no such user.
  */
-int web_cli_user(int argc, char **argv);
+int web_cli_user(int argc, char **argv, const char *database_url, const char *migrations_dir);
 
 #endif

@@ -212,7 +212,8 @@ def test_serves_from_the_package(pkg, pg, tmp_path):
 
     if not pkg.hide:
         print("note: cannot hide the source tree (unshare -m); running from %s" % pkg.tmp)
-    env = {"DATABASE_URL": pg.url, "SPACES_UPLOAD_DIR": str(tmp_path / "uploads")}
+    env = {"DATABASE_URL": pg.url, "SPACES_UPLOAD_DIR": str(tmp_path / "uploads"),
+           "SPACES_DATA_DIR": str(tmp_path / "data")}
     # `user add` from the package too (SpacesSite.admin runs the SPACES_SERVER command).
     os.environ["SPACES_SERVER"] = " ".join("'%s'" % a for a in pkg.command())
     try:
@@ -259,7 +260,7 @@ def test_refuses_to_start_without_its_assets(pkg, pg, tmp_path, missing):
     out = subprocess.run(
         pkg.command(str(root / "usr" / "bin" / "spaces-server"), str(tmp_path)) +
         ["--listen", "127.0.0.1:%d" % port, "--database-url", pg.url,
-         "--upload-dir", str(tmp_path / "up")],
+         "--upload-dir", str(tmp_path / "up"), "--data-dir", str(tmp_path / "data")],
         capture_output=True, text=True, timeout=60)
     assert out.returncode != 0, out.stderr
     assert os.path.join(str(root), "usr", "share", "spaces", missing) in out.stderr, out.stderr

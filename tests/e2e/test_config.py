@@ -96,6 +96,10 @@ def start(pg, args=(), env=None, port=None, port_args=None):
             return False
 
     full = clean_env(**(env or {}))
+    # Each server its own results journal (one process per data directory):
+    # not the source tree's var/data, which another test's server may hold.
+    if "--data-dir" not in args and "SPACES_DATA_DIR" not in full:
+        args = list(args) + ["--data-dir", harness.spaces_data_dir()]
     old = dict(os.environ)
     # start_server_ex merges os.environ into env: take it away meanwhile.
     os.environ.clear()

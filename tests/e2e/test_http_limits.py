@@ -66,7 +66,8 @@ class Server:
     def __init__(self, pg, *args, prefix=()):
         self.proc = harness.start_server_ex(
             list(prefix) + harness.spaces_server_command()
-            + ["--database-url", pg.url] + list(args),
+            + ["--database-url", pg.url, "--legacy-open-spaces",
+               "--data-dir", harness.spaces_data_dir()] + list(args),
             port_args=lambda p: ["--listen", "127.0.0.1:%d" % p],
             ready_check=lambda s: _healthz(s.url) == 200)
         self.url = self.proc.url

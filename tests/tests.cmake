@@ -17,7 +17,7 @@ spaces_script_test(e2e_socketio_client 300 node --test ${CMAKE_SOURCE_DIR}/tests
 spaces_script_test(e2e_socketio_python 400 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_socketio_python.py)
 # bench-loadgen counts right (tests/bench/test_loadgen.sh); needs tests/bench included before tests/.
 if(TARGET bench-loadgen)
-  spaces_script_test(bench_loadgen 60 ${CMAKE_SOURCE_DIR}/tests/bench/test_loadgen.sh $<TARGET_FILE:bench-loadgen>)
+  spaces_script_test(bench_loadgen 300 ${CMAKE_SOURCE_DIR}/tests/bench/test_loadgen.sh $<TARGET_FILE:bench-loadgen>)
 endif()
 # Spaces protocol acceptance (issue 5): Python apps from tests/clients/ against
 # $SPACES_BUILD_DIR/spaces-server and a throwaway PostgreSQL (ci/pg.sh).

@@ -303,14 +303,20 @@ def test_memory_returns_after_a_spike_of_sessions(pg):
         peak = srv.rss_kib()
         growth = peak - base
         assert growth > 10 * 1024, "30000 sessions grew RSS by only %d KiB" % growth
-        # The sessions expire (never used), then the memory goes back.
+        # The sessions expire (never used: pingInterval + pingTimeout after
+        # their handshake, 2 s here), then the memory goes back.
+        harness.wait_until(
+            "the last spike session expired",
+            lambda: requests.get("%s%s&sid=%s" % (srv.url, POLLING, sids[-1]),
+                                 timeout=WAIT).status_code == 400, 40, interval=0.5)
         harness.wait_until(
             "RSS back below baseline + half the spike (base %d KiB, peak %d KiB)"
             % (base, peak),
             lambda: srv.rss_kib() < base + growth // 2, 40, interval=0.5,
             context=lambda: "RSS now %d KiB" % srv.rss_kib())
-        r = requests.get("%s%s&sid=%s" % (srv.url, POLLING, sids[-1]), timeout=WAIT)
-        assert r.status_code == 400, "a spike session is still there: %r" % r.text
+        for sid in sids:
+            r = requests.get("%s%s&sid=%s" % (srv.url, POLLING, sid), timeout=WAIT)
+            assert r.status_code == 400, "a spike session is still there: %r" % r.text
 
 
 # ---------------------------------------------------------------------------

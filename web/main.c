@@ -37,6 +37,7 @@ typedef struct {
 	const char *trust_proxy;
 	unsigned db_pool_size;
 	int db_no_prepare;
+	unsigned app_event_rate; /* namespace "/" (apps): events per second, bursts of twice that */
 	web_options web;
 } web_config;
 
@@ -97,6 +98,15 @@ static void usage(FILE *f)
 	       "      --max-input BYTES      input all connections may hold in memory at once\n"
 	       "                             (bodies, unfinished messages); over it, the one\n"
 	       "                             that grows gets 503 (default 1073741824)\n"
+	       "      --socket-event-rate N  events (and namespace connects) per second one\n"
+	       "                             connection may send on average; more are dropped\n"
+	       "                             (default 100; 0: no limit)\n"
+	       "      --socket-event-burst N events one connection may send at once (default 200)\n"
+	       "      --socket-flood-drops N a connection that has had N events dropped without\n"
+	       "                             pausing is closed (default 1000; 0: never)\n"
+	       "      --app-event-rate N     the same for apps (namespace /), which answer many\n"
+	       "                             requests: N per second, bursts of 2N (default 5000;\n"
+	       "                             0: no limit)\n"
 	       "      --log-level LEVEL      debug, info, warn, error or off (default info;\n"
 	       "                             also SPACES_LOG)\n"
 	       "  -h, --help                 show this help and exit\n"
@@ -161,6 +171,10 @@ enum {
 	OPT_TRUST_PROXY,
 	OPT_NODE_ID,
 	OPT_NODE_TIMEOUT,
+	OPT_EVENT_RATE,
+	OPT_EVENT_BURST,
+	OPT_EVENT_DROPS,
+	OPT_APP_EVENT_RATE,
 };
 
 /* Returns 0 to run, 1 to exit successfully (help, version), -1 on bad usage. */
@@ -184,6 +198,10 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 	    {"max-payload", required_argument, NULL, OPT_MAX_PAYLOAD},
 	    {"max-connections", required_argument, NULL, OPT_MAX_CONN},
 	    {"max-input", required_argument, NULL, OPT_MAX_INPUT},
+	    {"socket-event-rate", required_argument, NULL, OPT_EVENT_RATE},
+	    {"socket-event-burst", required_argument, NULL, OPT_EVENT_BURST},
+	    {"socket-flood-drops", required_argument, NULL, OPT_EVENT_DROPS},
+	    {"app-event-rate", required_argument, NULL, OPT_APP_EVENT_RATE},
 	    {"log-level", required_argument, NULL, OPT_LOG},
 	    {"help", no_argument, NULL, 'h'},
 	    {"version", no_argument, NULL, 'V'},
@@ -278,6 +296,26 @@ static int parse_args(int argc, char **argv, web_config *cfg)
 			if (parse_uint("max-connections", optarg, 10000000, &v))
 				return -1;
 			cfg->limits.max_connections = (unsigned)v;
+			break;
+		case OPT_EVENT_RATE:
+			if (parse_uint("socket-event-rate", optarg, 10000000, &v))
+				return -1;
+			cfg->sio.event_rate = (unsigned)v;
+			break;
+		case OPT_EVENT_BURST:
+			if (parse_uint("socket-event-burst", optarg, 10000000, &v))
+				return -1;
+			cfg->sio.event_burst = (unsigned)v;
+			break;
+		case OPT_EVENT_DROPS:
+			if (parse_uint("socket-flood-drops", optarg, 10000000, &v))
+				return -1;
+			cfg->sio.event_drop_limit = (unsigned)v;
+			break;
+		case OPT_APP_EVENT_RATE:
+			if (parse_uint("app-event-rate", optarg, 10000000, &v))
+				return -1;
+			cfg->app_event_rate = (unsigned)v;
 			break;
 		case OPT_MAX_INPUT:
 			if (parse_uint("max-input", optarg, (unsigned long)SIZE_MAX / 2, &v))
@@ -390,6 +428,11 @@ int main(int argc, char **argv)
 	snprintf(cfg.host, sizeof(cfg.host), "127.0.0.1");
 	cfg.port = 5001;
 	sio_options_default(&cfg.sio);
+	/* The library does not throttle by default; the site does (docs/limits.md). */
+	cfg.sio.event_rate = 100;
+	cfg.sio.event_burst = 200;
+	cfg.sio.event_drop_limit = 1000;
+	cfg.app_event_rate = 5000;
 	http_limits_default(&cfg.limits);
 	/* A submission with files is up to 76 MiB: a dozen at once in full. */
 	cfg.limits.max_input_bytes = (size_t)1 << 30;
@@ -468,6 +511,9 @@ int main(int argc, char **argv)
 		BASE_LOGE("main", "out of memory");
 		return 1;
 	}
+	/* Apps answer many requests each; browsers send a handful of events. */
+	sio_namespace_event_limit(sio_of(app.io, "/"), cfg.app_event_rate, 2 * cfg.app_event_rate,
+	                          cfg.sio.event_drop_limit);
 	app.sp = sp_app_new(app.io, app.db, &cfg.sp);
 	if (!app.sp) {
 		BASE_LOGE("main", "out of memory");

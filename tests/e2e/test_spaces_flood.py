@@ -59,14 +59,16 @@ def pg():
         cluster.close()
 
 
-# Enough drops that the flooder keeps at it for seconds before it is closed.
-FLOOD_DROPS = 50000
+# Enough drops that the flooder keeps at it for a few seconds before it is
+# closed; apps get 1000 events/s (bursts of 2000) instead of the default 5000,
+# so that a Python flooder surely goes over it.
+FLOOD_DROPS = 10000
 
 
 @pytest.fixture
 def server(pg):
-    srv = harness.start_spaces_server(pg.url,
-                                      extra_args=["--socket-flood-drops", str(FLOOD_DROPS)])
+    srv = harness.start_spaces_server(pg.url, extra_args=[
+        "--socket-flood-drops", str(FLOOD_DROPS), "--app-event-rate", "1000"])
     try:
         yield srv
         srv.stop()  # exit 0, no sanitizer report

@@ -228,8 +228,8 @@ static void follow_lookup(follow_ctx *f)
 	static const char request_sql[] = "SELECT user_id::text FROM requests WHERE id = $1";
 	sp_browser *b = f->b;
 	const char *params[1] = {f->id};
-	if (db_query(f->app->db, f->is_space ? space_sql : request_sql, 1, params, follow_checked,
-	             f)) {
+	if (db_query_owned(f->app->db, b, f->is_space ? space_sql : request_sql, 1, params,
+	                   follow_checked, f)) {
 		if (b->s)
 			follow_answer(b->s, f->ack_id, 0);
 		browser_unref(b);

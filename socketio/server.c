@@ -280,7 +280,7 @@ int sio__rate_ok(sio_client *c, sio_bucket *b, const sio_limit *l, const char *w
  */
 static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts, size_t n_atts)
 {
-	if (p->type == SIO_CONNECT &&
+	if (p->type == SIO_CONNECT && c->srv->connect_limit.cap &&
 	    !sio__rate_ok(c, &c->connects, &c->srv->connect_limit, "namespace connects"))
 		return;
 	sio_socket *s = sio__client_socket(c, p->nsp);
@@ -311,7 +311,8 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 	case SIO_BINARY_EVENT: {
 		if (s->state != SIO_SOCK_CONNECTED)
 			return; /* still in a middleware */
-		if (!sio__rate_ok(c, &s->bucket, &s->nsp->event_limit, "events"))
+		if (s->nsp->event_limit.cap &&
+		    !sio__rate_ok(c, &s->bucket, &s->nsp->event_limit, "events"))
 			return;
 		sio_event ev = {s, {0}, p->args, atts, n_atts, p->id};
 		char stack[256], *heap;

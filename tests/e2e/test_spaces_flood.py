@@ -9,9 +9,12 @@ latency bound, and the flooder must be disconnected with a logged reason.
 ``follow_space`` and ``follow_request`` are refused for what does not exist
 or is not the user's, and a socket follows at most 64 things.
 
-The latency bound is 100 ms (SPACES_FLOOD_LATENCY_MS overrides it: a
-sanitizer build on a loaded machine answers a page more slowly even with no
-flood at all; the bound applied is printed). The flooders are raw WebSocket
+The latency bound is 100 ms (SPACES_FLOOD_LATENCY_MS overrides it), or
+twice the 99th percentile of the same loads without a flood when that is
+more (a sanitizer build on a loaded machine answers a page more slowly even
+with no flood at all); a run that fails the latency check is tried once
+more, as a shared machine stalls now and then. The bound applied and every
+load over it are printed. The flooders are raw WebSocket
 clients (python3-websocket) sending pre-encoded Socket.IO packets as fast as
 they can, much faster than python-socketio would.
 """
@@ -257,7 +260,22 @@ def check_latency(results, calm, what):
         % (what, len(good), len(results), bound * 1000, statuses))
 
 
-def run_flood(server, site, connect, packets, what):
+def run_flood(server, site, connect, packets, what, attempts=2):
+    """_run_flood, once more when the latency check fails: a machine shared
+    with other jobs stalls now and then, with or without a flood. A server
+    that does not protect its pages (503s, seconds-long stalls for the whole
+    flood) fails every attempt."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _run_flood(server, site, connect, packets, what)
+        except AssertionError as e:
+            if attempt == attempts or "page loads answered" not in str(e):
+                raise
+            print("%s: attempt %d failed the latency check, once more: %s"
+                  % (what, attempt, str(e).splitlines()[0]))
+
+
+def _run_flood(server, site, connect, packets, what):
     viewer = site.user()
     space_id, _ = site.create_space()
     page = server.url + "/ai_project/" + space_id
@@ -265,7 +283,7 @@ def run_flood(server, site, connect, packets, what):
     assert r.status_code == 200, r.status_code
     # The same loads without a flood first: how fast this machine is now.
     calm = []
-    load_pages(page, viewer.session, 3.0, calm, threading.Event())
+    load_pages(page, viewer.session, 5.0, calm, threading.Event())
     results, stop, ready = [], threading.Event(), threading.Event()
     loader = threading.Thread(target=load_pages,
                               args=(page, viewer.session, FLOOD_SECONDS, results, stop, ready))

@@ -122,9 +122,15 @@ void eio_msg_unref(eio_msg *m);
 /** Queues a shared message; takes its own reference. */
 int eio_socket_send_msg(eio_socket *s, eio_msg *m);
 
-/** Sends a close packet and closes the socket (reason SERVER_CLOSE). on_close follows. */
+/**
+ * Closes the socket (reason SERVER_CLOSE): from now on it takes no packet
+ * and sends nothing; the close packet, the transport's teardown and on_close
+ * follow at the end of the loop turn, never inside this call (so it is safe
+ * from inside any callback or send). A socket whose peer does not read (its
+ * output queue full) is closed the same way.
+ */
 void eio_socket_close(eio_socket *s);
-/** 1 until the socket closed (or is closing). */
+/** 1 until the socket closed (or is closing, or a close was asked for). */
 int eio_socket_is_open(const eio_socket *s);
 /**
  * 1 when a message sent now would leave at once: a GET is waiting (polling),

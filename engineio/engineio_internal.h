@@ -48,11 +48,14 @@ struct eio_socket {
 	http_ws *probe;         /* a WebSocket being probed for the upgrade */
 	base_buf out;           /* packets waiting for a GET, as an encoded polling payload */
 	void *user;
-	uint8_t transport;   /* eio_transport */
-	uint8_t state;       /* eio_state */
-	uint8_t upgrade;     /* eio_upgrade_state */
-	uint8_t in_callback; /* >0 while a user callback runs */
+	uint8_t transport;     /* eio_transport */
+	uint8_t state;         /* eio_state */
+	uint8_t upgrade;       /* eio_upgrade_state */
+	uint8_t in_callback;   /* >0 while a user callback runs */
+	uint8_t close_pending; /* in srv->pending_close: closed at the end of the loop turn */
 	eio_close_reason reason;
+	eio_close_reason pending_reason;
+	base_list close_link; /* in srv->pending_close while close_pending */
 	char sid[EIO_SID_LEN + 1];
 	char remote[48];
 };
@@ -70,11 +73,19 @@ struct eio_server {
 	base_timeq pong_q;    /* duration ping_timeout */
 	base_timeq upgrade_q; /* duration upgrade_timeout */
 	base_timeq linger_q;  /* a closed polling socket waits here to hand over its close packet */
-	int closing;          /* timer handles still closing in eio_server_free */
 	eio_rate_slot *rate;  /* handshake buckets per address (admission.c), NULL until used */
 	int walking;          /* >0 while a loop walks the sid table: it must not shrink */
 	size_t refused;       /* handshakes refused since the last log line */
 	uint64_t refused_logged;
+	/*
+	 * Closes asked for inside a send or a callback (eio_socket_close, a full
+	 * output queue) are finished here at the end of the loop turn: a check
+	 * handle runs them, an idle handle keeps the loop from blocking first.
+	 */
+	base_list pending_close; /* eio_socket.close_link */
+	uv_check_t close_check;
+	uv_idle_t close_idle;
+	int closing; /* handles still closing in eio_server_free */
 	char open_tail_polling[160]; /* open packet JSON after the sid, for each transport */
 	char open_tail_ws[160];
 };
@@ -110,6 +121,15 @@ void eio__admission_free(eio_server *srv);
 void eio__on_packet(eio_socket *s, const eio_packet *p);
 /** Closes for the layer above (on_close), then tears the transports down. */
 void eio__socket_on_close(eio_socket *s, eio_close_reason reason);
+/**
+ * Flags s to be closed with reason at the end of the loop turn (redis's
+ * close-asap): from then on it takes no packet and sends nothing, and the
+ * layer above hears on_close from the loop, never from inside the call that
+ * asked for the close. Does nothing when s is closed or already flagged.
+ */
+void eio__socket_close_soon(eio_socket *s, eio_close_reason reason);
+/** Runs the closes flagged by eio__socket_close_soon (also at server shutdown). */
+void eio__close_pending(eio_server *srv);
 /** Detaches every transport and frees s at once (server shutdown). */
 void eio__socket_destroy(eio_socket *s);
 /** Frees s if nothing refers to it any more. */

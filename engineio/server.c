@@ -366,6 +366,10 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 	if (srv->opts.handshake_rate && !srv->opts.handshake_burst)
 		srv->opts.handshake_burst = srv->opts.handshake_rate;
 	uv_loop_t *loop = http_server_loop(http);
+	base_list_init(&srv->pending_close);
+	uv_check_init(loop, &srv->close_check);
+	uv_idle_init(loop, &srv->close_idle);
+	srv->close_check.data = srv->close_idle.data = srv;
 	base_timeq_init(loop, &srv->ping_q, srv->opts.ping_interval_ms, eio__ping_expired);
 	base_timeq_init(loop, &srv->pong_q, srv->opts.ping_timeout_ms, eio__pong_expired);
 	base_timeq_init(loop, &srv->upgrade_q, srv->opts.upgrade_timeout_ms, eio__upgrade_expired);
@@ -419,11 +423,9 @@ void eio_server_close_all(eio_server *srv)
 	srv->walking--;
 }
 
-/* The timers are embedded in srv: it is freed when the last one has closed. */
-static void timeq_closed(uv_handle_t *h)
+/* The handles are embedded in srv: it is freed when the last one has closed. */
+static void server_handle_closed(eio_server *srv)
 {
-	base_timeq *q = BASE_CONTAINER_OF((uv_timer_t *)h, base_timeq, timer);
-	eio_server *srv = q->data;
 	if (--srv->closing == 0) {
 		eio__admission_free(srv);
 		free(srv->table);
@@ -431,18 +433,32 @@ static void timeq_closed(uv_handle_t *h)
 	}
 }
 
+static void timeq_closed(uv_handle_t *h)
+{
+	base_timeq *q = BASE_CONTAINER_OF((uv_timer_t *)h, base_timeq, timer);
+	server_handle_closed(q->data);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	server_handle_closed(h->data);
+}
+
 void eio_server_free(eio_server *srv)
 {
 	if (!srv)
 		return;
 	eio_server_close_all(srv);
+	eio__close_pending(srv);
 	/* Sockets still lingering (closed, waiting for a last GET) go now. */
 	srv->walking++;
 	for (size_t i = 0; i < srv->table_size; i++) {
 		while (srv->table[i])
 			eio__socket_destroy(srv->table[i]);
 	}
-	srv->closing = 4;
+	srv->closing = 6;
+	uv_close((uv_handle_t *)&srv->close_check, handle_closed);
+	uv_close((uv_handle_t *)&srv->close_idle, handle_closed);
 	base_timeq_close(&srv->ping_q, timeq_closed);
 	base_timeq_close(&srv->pong_q, timeq_closed);
 	base_timeq_close(&srv->upgrade_q, timeq_closed);

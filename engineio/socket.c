@@ -37,8 +37,56 @@ static void socket_free(eio_socket *s)
 
 void eio__socket_maybe_free(eio_socket *s)
 {
-	if (s->state == EIO_S_CLOSED && !s->poll_req && !s->ws && !s->probe && !s->in_callback)
+	if (s->state == EIO_S_CLOSED && !s->poll_req && !s->ws && !s->probe && !s->in_callback &&
+	    !s->close_pending)
 		socket_free(s);
+}
+
+/* ---- closes finished at the end of the loop turn ------------------------- */
+
+static void pending_unlink(eio_socket *s)
+{
+	if (!s->close_pending)
+		return;
+	s->close_pending = 0;
+	base_list_remove(&s->close_link);
+}
+
+void eio__close_pending(eio_server *srv)
+{
+	/* on_close may flag more sockets: they are closed in this same pass. */
+	while (!base_list_empty(&srv->pending_close)) {
+		eio_socket *s = BASE_CONTAINER_OF(srv->pending_close.next, eio_socket, close_link);
+		pending_unlink(s);
+		eio__socket_on_close(s, s->pending_reason);
+		eio__socket_maybe_free(s);
+	}
+	uv_check_stop(&srv->close_check);
+	uv_idle_stop(&srv->close_idle);
+}
+
+static void on_close_check(uv_check_t *h)
+{
+	eio__close_pending(h->data);
+}
+
+static void on_close_idle(uv_idle_t *h)
+{
+	(void)h; /* only there so that the loop does not block before the check */
+}
+
+void eio__socket_close_soon(eio_socket *s, eio_close_reason reason)
+{
+	eio_server *srv = s->srv;
+	if (s->state != EIO_S_OPEN || s->close_pending)
+		return;
+	s->close_pending = 1;
+	s->pending_reason = reason;
+	if (base_list_empty(&srv->pending_close)) {
+		uv_check_start(&srv->close_check, on_close_check);
+		uv_idle_start(&srv->close_idle, on_close_idle);
+	}
+	base_list_insert_tail(&srv->pending_close, &s->close_link);
 }
 
 /* Forgets the sid: later requests for it get "Session ID unknown". */
@@ -60,6 +108,7 @@ static void socket_finalize(eio_socket *s)
 
 void eio__socket_destroy(eio_socket *s)
 {
+	pending_unlink(s);
 	socket_finalize(s);
 	if (s->poll_req) {
 		http_request *req = s->poll_req;
@@ -81,6 +130,7 @@ void eio__socket_destroy(eio_socket *s)
 
 void eio__socket_on_close(eio_socket *s, eio_close_reason reason)
 {
+	pending_unlink(s);
 	if (s->state != EIO_S_OPEN)
 		return;
 	s->state = EIO_S_CLOSING;
@@ -153,7 +203,7 @@ void eio__pong_expired(base_timeq *q, base_timeq_entry *e)
 
 void eio__on_packet(eio_socket *s, const eio_packet *p)
 {
-	if (s->state != EIO_S_OPEN)
+	if (s->state != EIO_S_OPEN || s->close_pending)
 		return;
 	switch (p->type) {
 	case EIO_MESSAGE:
@@ -192,7 +242,7 @@ static int polling_queue(eio_socket *s, int binary, const base_slice *parts, siz
 		total += parts[i].len;
 	if (s->out.len + total > s->srv->opts.max_buffered) {
 		BASE_LOGW("eio", "session %s: %zu bytes queued, dropping it", s->sid, s->out.len);
-		eio__socket_on_close(s, EIO_CLOSE_TRANSPORT_ERROR);
+		eio__socket_close_soon(s, EIO_CLOSE_TRANSPORT_ERROR);
 		return BASE_ELIMIT;
 	}
 	int rc = 0;
@@ -234,7 +284,7 @@ static int ws_is_transport(const eio_socket *s)
 
 int eio_socket_sendv(eio_socket *s, int binary, const base_slice *parts, size_t n_parts)
 {
-	if (s->state != EIO_S_OPEN)
+	if (s->state != EIO_S_OPEN || s->close_pending)
 		return BASE_ECLOSED;
 	if (ws_is_transport(s))
 		return eio__ws_send(s, binary, parts, n_parts);
@@ -294,12 +344,12 @@ void eio_msg_unref(eio_msg *m)
 
 int eio_socket_send_msg(eio_socket *s, eio_msg *m)
 {
-	if (s->state != EIO_S_OPEN)
+	if (s->state != EIO_S_OPEN || s->close_pending)
 		return BASE_ECLOSED;
 	if (ws_is_transport(s)) {
 		int rc = http_ws_send_frames(s->ws, m->chunk, 0, m->chunk->len);
 		if (rc == HTTP_EQUEUE_FULL)
-			eio__socket_on_close(s, EIO_CLOSE_TRANSPORT_ERROR);
+			eio__socket_close_soon(s, EIO_CLOSE_TRANSPORT_ERROR);
 		return rc;
 	}
 	/* Polling is the slow path: its payload is text, so the message is re-encoded. */
@@ -310,18 +360,18 @@ int eio_socket_send_msg(eio_socket *s, eio_msg *m)
 
 void eio_socket_close(eio_socket *s)
 {
-	eio__socket_on_close(s, EIO_CLOSE_SERVER_CLOSE);
-	eio__socket_maybe_free(s);
+	/* Often called from inside a callback or a send: finished at the end of the turn. */
+	eio__socket_close_soon(s, EIO_CLOSE_SERVER_CLOSE);
 }
 
 int eio_socket_is_open(const eio_socket *s)
 {
-	return s->state == EIO_S_OPEN;
+	return s->state == EIO_S_OPEN && !s->close_pending;
 }
 
 int eio_socket_writable(const eio_socket *s)
 {
-	if (s->state != EIO_S_OPEN)
+	if (s->state != EIO_S_OPEN || s->close_pending)
 		return 0;
 	if (ws_is_transport(s))
 		return http_ws_buffered(s->ws) == 0;

@@ -35,7 +35,7 @@ int eio__ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
 	}
 	if (rc == HTTP_EQUEUE_FULL) {
 		BASE_LOGW("eio", "session %s: peer does not read, dropping it", s->sid);
-		eio__socket_on_close(s, EIO_CLOSE_TRANSPORT_ERROR);
+		eio__socket_close_soon(s, EIO_CLOSE_TRANSPORT_ERROR);
 	}
 	return rc;
 }

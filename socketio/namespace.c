@@ -30,6 +30,8 @@ static sio_namespace *namespace_new(sio_server *srv, const char *name, size_t le
 	}
 	nsp->srv = srv;
 	nsp->name_len = len;
+	sio__limit_set(&nsp->event_limit, srv->opts.event_rate, srv->opts.event_burst,
+	               srv->opts.event_drop_limit);
 	base_list_init(&nsp->sockets);
 	base_list_init(&nsp->history);
 	base_list_init(&nsp->sessions);
@@ -81,6 +83,12 @@ sio_server *sio_namespace_server(const sio_namespace *nsp)
 size_t sio_namespace_size(const sio_namespace *nsp)
 {
 	return nsp->n_sockets;
+}
+
+void sio_namespace_event_limit(sio_namespace *nsp, unsigned rate, unsigned burst,
+                               unsigned drop_limit)
+{
+	sio__limit_set(&nsp->event_limit, rate, burst, drop_limit);
 }
 
 int sio_dynamic(sio_server *srv, const char *pattern, int (*match)(const char *name, void *ud),
@@ -315,6 +323,7 @@ void sio__socket_connect(sio_client *c, sio_namespace *nsp, base_slice auth)
 	base_list_init(&s->acks);
 	base_list_insert_tail(&c->sockets, &s->client_link);
 	s->state = SIO_SOCK_CONNECTING;
+	sio__bucket_init(&s->bucket, &nsp->event_limit, uv_now(nsp->srv->loop));
 
 	if (!(nsp->srv->opts.recovery_ms && sio__session_restore(s))) {
 		base_random_id(s->id, SIO_ID_BYTES);
@@ -435,10 +444,23 @@ void sio_disconnect_all(sio_socket *s)
 	sio_client *c = s->client;
 	if (!c || c->closed)
 		return;
-	/* Every namespace hears a DISCONNECT, then the connection closes. */
+	/*
+	 * Every namespace hears a DISCONNECT, then the connection closes. A socket
+	 * already disconnecting (this may be called from its own on_disconnect or
+	 * ack callbacks) is skipped; the list is searched again after each, as
+	 * the listeners may have closed others.
+	 */
 	c->refs++;
-	while (!base_list_empty(&c->sockets)) {
-		sio_socket *each = BASE_CONTAINER_OF(c->sockets.next, sio_socket, client_link);
+	for (;;) {
+		sio_socket *each = NULL;
+		base_list *pos;
+		for (pos = c->sockets.next; pos != &c->sockets && !each; pos = pos->next) {
+			sio_socket *t = BASE_CONTAINER_OF(pos, sio_socket, client_link);
+			if (t->state != SIO_SOCK_DISCONNECTED)
+				each = t;
+		}
+		if (!each)
+			break;
 		if (each->state == SIO_SOCK_CONNECTED)
 			sio_disconnect(each);
 		else

@@ -6,7 +6,8 @@
  * once into shared Engine.IO messages, and each receiver's write queue
  * takes a reference to the same bytes. Receivers are picked with an epoch
  * mark on each socket, so a socket in several target rooms gets one copy
- * and the except rooms cost one pass.
+ * and the except rooms cost one pass; they are all picked, each with a
+ * reference, before the first is sent to (see gather).
  */
 #include <stdlib.h>
 
@@ -151,6 +152,9 @@ void sio__rooms_free(sio_namespace *nsp)
 	free(nsp->rooms);
 	nsp->rooms = NULL;
 	nsp->rooms_size = nsp->n_rooms = 0;
+	free(nsp->scratch);
+	nsp->scratch = NULL;
+	nsp->scratch_cap = 0;
 }
 
 /* ---- broadcast --------------------------------------------------------- */
@@ -204,44 +208,111 @@ static int send_one(sio_socket *s, const sio_bcast *b, const sio_encoded *e)
 	return 1;
 }
 
-static int deliver_local(const sio_bcast *b, const sio_encoded *e)
+/*
+ * The sockets a broadcast targets: b's rooms (or the whole namespace) minus
+ * its except rooms, each once and each with a reference. They are picked in
+ * one pass before anything is sent: sending runs user code (outgoing
+ * listeners) that may broadcast again, join, leave or disconnect, and none of
+ * that may change who this broadcast reaches or free what it walks.
+ */
+typedef struct {
+	sio_socket **v;
+	size_t n, cap;
+	int heap;       /* v was malloc'ed (else it is a caller's array) */
+	int is_scratch; /* v is the namespace's scratch array */
+} sio_targets;
+
+static int targets_push(sio_targets *t, sio_socket *s)
+{
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 16;
+		sio_socket **q =
+		    t->heap ? realloc(t->v, ncap * sizeof(*q)) : malloc(ncap * sizeof(*q));
+		if (!q)
+			return BASE_ENOMEM;
+		if (!t->heap && t->n)
+			memcpy(q, t->v, t->n * sizeof(*q));
+		t->v = q;
+		t->cap = ncap;
+		t->heap = 1;
+	}
+	s->refs++;
+	t->v[t->n++] = s;
+	return 0;
+}
+
+static void gather(const sio_bcast *b, sio_targets *t)
 {
 	sio_namespace *nsp = b->nsp;
+	base_list *pos;
 	nsp->bcast_epoch += 2;
 	if (nsp->bcast_epoch == 0)
 		nsp->bcast_epoch = 2;
-	uint32_t excluded = nsp->bcast_epoch, sent = nsp->bcast_epoch + 1;
-	base_list *pos, *tmp;
+	uint32_t excluded = nsp->bcast_epoch, taken = nsp->bcast_epoch + 1;
 	for (unsigned i = 0; i < b->n_except; i++) {
 		sio_room *r = sio__room_find(nsp, b->except[i], strlen(b->except[i]));
-		if (!r)
-			continue;
-		for (pos = r->members.next; pos != &r->members; pos = pos->next)
+		for (pos = r ? r->members.next : NULL; r && pos != &r->members; pos = pos->next)
 			BASE_CONTAINER_OF(pos, sio_membership, room_link)->s->bcast_mark = excluded;
 	}
-	int count = 0;
-	if (!b->n_rooms) {
-		base_list_foreach_safe(pos, tmp, &nsp->sockets)
-		{
-			sio_socket *s = BASE_CONTAINER_OF(pos, sio_socket, nsp_link);
-			if (s->bcast_mark != excluded)
-				count += send_one(s, b, e);
-		}
-		return count;
-	}
-	for (unsigned i = 0; i < b->n_rooms; i++) {
-		sio_room *r = sio__room_find(nsp, b->rooms[i], strlen(b->rooms[i]));
-		if (!r)
-			continue;
-		base_list_foreach_safe(pos, tmp, &r->members)
-		{
-			sio_socket *s = BASE_CONTAINER_OF(pos, sio_membership, room_link)->s;
-			if (s->bcast_mark == excluded || s->bcast_mark == sent)
+	for (unsigned i = 0; i < (b->n_rooms ? b->n_rooms : 1); i++) {
+		base_list *head = &nsp->sockets;
+		int by_room = b->n_rooms > 0;
+		if (by_room) {
+			sio_room *r = sio__room_find(nsp, b->rooms[i], strlen(b->rooms[i]));
+			if (!r)
 				continue;
-			s->bcast_mark = sent;
-			count += send_one(s, b, e);
+			head = &r->members;
+		}
+		for (pos = head->next; pos != head; pos = pos->next) {
+			sio_socket *s = by_room
+			                    ? BASE_CONTAINER_OF(pos, sio_membership, room_link)->s
+			                    : BASE_CONTAINER_OF(pos, sio_socket, nsp_link);
+			if (s->bcast_mark == excluded || s->bcast_mark == taken ||
+			    s->state != SIO_SOCK_CONNECTED)
+				continue;
+			s->bcast_mark = taken;
+			if (targets_push(t, s))
+				return;
 		}
 	}
+}
+
+/* Starts a target list on the namespace's scratch array, or on local when a broadcast uses it. */
+static void targets_begin(sio_namespace *nsp, sio_targets *t, sio_socket **local, size_t n)
+{
+	if (!nsp->scratch_busy) {
+		nsp->scratch_busy = 1;
+		*t = (sio_targets){nsp->scratch, 0, nsp->scratch_cap, nsp->scratch != NULL, 1};
+	} else {
+		*t = (sio_targets){local, 0, n, 0, 0};
+	}
+}
+
+/* Drops the references; the scratch array (maybe grown) goes back to the namespace. */
+static void targets_end(sio_namespace *nsp, sio_targets *t)
+{
+	for (size_t i = 0; i < t->n; i++)
+		sio__socket_unref(t->v[i]);
+	if (t->is_scratch) {
+		nsp->scratch = t->v;
+		nsp->scratch_cap = t->cap;
+		nsp->scratch_busy = 0;
+	} else if (t->heap) {
+		free(t->v);
+	}
+}
+
+static int deliver_local(const sio_bcast *b, const sio_encoded *e)
+{
+	sio_namespace *nsp = b->nsp;
+	sio_socket *local[32];
+	sio_targets t;
+	targets_begin(nsp, &t, local, BASE_ARRAY_SIZE(local));
+	gather(b, &t);
+	int count = 0;
+	for (size_t i = 0; i < t.n; i++)
+		count += send_one(t.v[i], b, e);
+	targets_end(nsp, &t);
 	return count;
 }
 
@@ -344,79 +415,29 @@ int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
 
 /* ---- join, leave, disconnect what a broadcast targets ------------------- */
 
-/*
- * The local sockets b targets, each with a reference (freed by the caller
- * with sio__socket_unref): gathered first, as disconnecting one runs user
- * callbacks that may change the rooms being walked.
- */
-static sio_socket **gather(const sio_bcast *b, size_t *n)
-{
-	sio_namespace *nsp = b->nsp;
-	size_t cap = 0, k = 0;
-	sio_socket **out = NULL;
-	base_list *pos;
-	nsp->bcast_epoch += 2;
-	if (nsp->bcast_epoch == 0)
-		nsp->bcast_epoch = 2;
-	uint32_t excluded = nsp->bcast_epoch, taken = nsp->bcast_epoch + 1;
-	for (unsigned i = 0; i < b->n_except; i++) {
-		sio_room *r = sio__room_find(nsp, b->except[i], strlen(b->except[i]));
-		for (pos = r ? r->members.next : NULL; r && pos != &r->members; pos = pos->next)
-			BASE_CONTAINER_OF(pos, sio_membership, room_link)->s->bcast_mark = excluded;
-	}
-	for (unsigned i = 0; i < (b->n_rooms ? b->n_rooms : 1); i++) {
-		base_list *head = &nsp->sockets;
-		int by_room = b->n_rooms > 0;
-		if (by_room) {
-			sio_room *r = sio__room_find(nsp, b->rooms[i], strlen(b->rooms[i]));
-			if (!r)
-				continue;
-			head = &r->members;
-		}
-		for (pos = head->next; pos != head; pos = pos->next) {
-			sio_socket *s = by_room
-			                    ? BASE_CONTAINER_OF(pos, sio_membership, room_link)->s
-			                    : BASE_CONTAINER_OF(pos, sio_socket, nsp_link);
-			if (s->bcast_mark == excluded || s->bcast_mark == taken ||
-			    s->state != SIO_SOCK_CONNECTED)
-				continue;
-			s->bcast_mark = taken;
-			if (k == cap) {
-				size_t ncap = cap ? cap * 2 : 16;
-				sio_socket **q = realloc(out, ncap * sizeof(*q));
-				if (!q)
-					break;
-				out = q;
-				cap = ncap;
-			}
-			s->refs++;
-			out[k++] = s;
-		}
-	}
-	*n = k;
-	return out;
-}
-
 static int apply_local(const sio_bcast *b, sio_sockets_op op, const char *room)
 {
-	size_t n;
-	sio_socket **all = gather(b, &n);
-	for (size_t i = 0; i < n; i++) {
-		sio_socket *s = all[i];
-		if (s->state == SIO_SOCK_CONNECTED) {
-			if (op == SIO_SOCKETS_JOIN)
-				sio_join(s, room);
-			else if (op == SIO_SOCKETS_LEAVE)
-				sio_leave(s, room);
-			else if (op == SIO_SOCKETS_DISCONNECT)
-				sio_disconnect(s);
-			else
-				sio_disconnect_all(s);
-		}
-		sio__socket_unref(s);
+	sio_namespace *nsp = b->nsp;
+	sio_socket *local[32];
+	sio_targets t;
+	targets_begin(nsp, &t, local, BASE_ARRAY_SIZE(local));
+	gather(b, &t);
+	for (size_t i = 0; i < t.n; i++) {
+		sio_socket *s = t.v[i];
+		if (s->state != SIO_SOCK_CONNECTED)
+			continue;
+		if (op == SIO_SOCKETS_JOIN)
+			sio_join(s, room);
+		else if (op == SIO_SOCKETS_LEAVE)
+			sio_leave(s, room);
+		else if (op == SIO_SOCKETS_DISCONNECT)
+			sio_disconnect(s);
+		else
+			sio_disconnect_all(s);
 	}
-	free(all);
-	return (int)n;
+	int n = (int)t.n;
+	targets_end(nsp, &t);
+	return n;
 }
 
 static int sockets_op(const sio_bcast *b, sio_sockets_op op, const char *room)

@@ -209,6 +209,7 @@ static void on_eio_connection(eio_socket *es, const http_request *req, void *ud)
 	c->srv = srv;
 	c->eio = es;
 	c->refs = 1;
+	sio__bucket_init(&c->connects, &srv->connect_limit, uv_now(srv->loop));
 	base_list_init(&c->sockets);
 	base_timeq_entry_init(&c->connect_timer);
 	base_list_insert_tail(&srv->clients, &c->link);
@@ -252,6 +253,26 @@ static void unescape_event(const sio_packet *p, sio_event *ev, char *stack, size
 	ev->name = (base_slice){out, n < 0 ? 0 : (size_t)n};
 }
 
+int sio__rate_ok(sio_client *c, sio_bucket *b, const sio_limit *l, const char *what)
+{
+	sio_server *srv = c->srv;
+	int rc = sio__bucket_take(b, l, uv_now(srv->loop));
+	if (rc > 0)
+		return 1;
+	srv->events_dropped++;
+	if (rc < 0) {
+		srv->flood_closes++;
+		BASE_LOGW("sio",
+		          "client %s (%s): event flood: %u %s dropped over the limit of %u/s "
+		          "(burst %u): closing the connection",
+		          eio_socket_id(c->eio), c->address, b->dropped, what, l->rate,
+		          (unsigned)(l->cap / 1000));
+		b->dropped = 0;
+		eio_socket_close(c->eio);
+	}
+	return 0;
+}
+
 /*
  * Routes a decoded packet. As in the reference server, a CONNECT for a
  * namespace already joined, or any other packet for a namespace not
@@ -259,6 +280,9 @@ static void unescape_event(const sio_packet *p, sio_event *ev, char *stack, size
  */
 static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts, size_t n_atts)
 {
+	if (p->type == SIO_CONNECT && c->srv->connect_limit.cap &&
+	    !sio__rate_ok(c, &c->connects, &c->srv->connect_limit, "namespace connects"))
+		return;
 	sio_socket *s = sio__client_socket(c, p->nsp);
 	if (p->type == SIO_CONNECT) {
 		if (s) {
@@ -287,6 +311,9 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 	case SIO_BINARY_EVENT: {
 		if (s->state != SIO_SOCK_CONNECTED)
 			return; /* still in a middleware */
+		if (s->nsp->event_limit.cap &&
+		    !sio__rate_ok(c, &s->bucket, &s->nsp->event_limit, "events"))
+			return;
 		sio_event ev = {s, {0}, p->args, atts, n_atts, p->id};
 		char stack[256], *heap;
 		unescape_event(p, &ev, stack, sizeof(stack), &heap);
@@ -453,6 +480,9 @@ sio_server *sio_server_new(http_server *http, const sio_options *opts)
 	else
 		sio_options_default(&srv->opts);
 	srv->http = http;
+	srv->loop = http_server_loop(http);
+	sio__limit_set(&srv->connect_limit, srv->opts.event_rate, srv->opts.event_burst,
+	               srv->opts.event_drop_limit);
 	base_list_init(&srv->namespaces);
 	base_list_init(&srv->clients);
 	base_timeq_init(http_server_loop(http), &srv->connect_q, srv->opts.connect_timeout_ms,
@@ -510,6 +540,16 @@ eio_server *sio_server_engine(const sio_server *srv)
 uv_loop_t *sio_server_loop(const sio_server *srv)
 {
 	return http_server_loop(srv->http);
+}
+
+uint64_t sio_server_events_dropped(const sio_server *srv)
+{
+	return srv->events_dropped;
+}
+
+uint64_t sio_server_flood_closes(const sio_server *srv)
+{
+	return srv->flood_closes;
 }
 
 size_t sio_server_clients(const sio_server *srv)

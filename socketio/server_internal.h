@@ -13,6 +13,59 @@
 
 typedef struct sio_client sio_client;
 
+/* ---- the event rate limit (sio_options.event_rate) ----------------------- */
+
+typedef struct {
+	unsigned rate;       /* per second; 0: no limit */
+	unsigned drop_limit; /* drops before a close; 0: never */
+	uint64_t cap;        /* burst, in thousandths of a packet */
+} sio_limit;
+
+/* A token bucket, in thousandths of a packet: a refill is one multiplication. */
+typedef struct {
+	uint64_t tokens;
+	uint32_t ms;      /* loop time of the last refill */
+	uint32_t dropped; /* since the bucket was last full */
+} sio_bucket;
+
+static inline void sio__limit_set(sio_limit *l, unsigned rate, unsigned burst, unsigned drops)
+{
+	l->rate = rate;
+	l->drop_limit = drops;
+	l->cap = rate ? (uint64_t)(burst ? burst : rate) * 1000 : 0;
+}
+
+static inline void sio__bucket_init(sio_bucket *b, const sio_limit *l, uint64_t now)
+{
+	b->tokens = l->cap;
+	b->ms = (uint32_t)now;
+	b->dropped = 0;
+}
+
+/*
+ * Takes one packet's token: 1 when it may go on, 0 when it is dropped, -1
+ * when it is dropped and the drops reached the limit (close the connection).
+ * A few integer operations; nothing allocated.
+ */
+static inline int sio__bucket_take(sio_bucket *b, const sio_limit *l, uint64_t now)
+{
+	if (!l->cap)
+		return 1;
+	uint64_t t = b->tokens + (uint64_t)(uint32_t)((uint32_t)now - b->ms) * l->rate;
+	b->ms = (uint32_t)now;
+	if (t >= l->cap) {
+		t = l->cap;
+		b->dropped = 0; /* it paused long enough: not a persistent flood */
+	}
+	if (t >= 1000) {
+		b->tokens = t - 1000;
+		return 1;
+	}
+	b->tokens = t;
+	b->dropped++;
+	return l->drop_limit && b->dropped >= l->drop_limit ? -1 : 0;
+}
+
 typedef struct {
 	char *name; /* NULL for catch-all entries */
 	size_t name_len;
@@ -67,6 +120,11 @@ struct sio_namespace {
 	sio_room **rooms;
 	size_t rooms_size, n_rooms;
 	uint32_t bcast_epoch;
+	sio_limit event_limit; /* its sockets' event rate limit */
+	/* the targets of a broadcast, reused by the next (rooms.c) */
+	sio_socket **scratch;
+	size_t scratch_cap;
+	int scratch_busy;
 	sio_adapter adapter;
 	/* connection state recovery */
 	base_list history;  /* sio_stored.link, oldest first */
@@ -101,7 +159,8 @@ struct sio_socket {
 	size_t auth_len;
 	void *user;
 	uint32_t bcast_mark;
-	uint16_t mw_next; /* index of the next middleware to run */
+	sio_bucket bucket; /* its events (nsp->event_limit) */
+	uint16_t mw_next;  /* index of the next middleware to run */
 	uint8_t state;
 	uint8_t recovered;
 	uint64_t recover_offset; /* replay the history after this offset */
@@ -132,6 +191,7 @@ struct sio_client {
 	base_slice query;
 	char address[48];
 	uint64_t time_ms;
+	sio_bucket connects; /* its CONNECT packets (srv->connect_limit) */
 	int refs;
 	uint8_t closed;
 };
@@ -145,11 +205,21 @@ struct sio_server {
 	sio_dyn *dyns;
 	size_t n_dyns;
 	base_timeq connect_q;
+	uv_loop_t *loop;
+	sio_limit connect_limit; /* namespace CONNECTs per client: the options' event limit */
+	uint64_t events_dropped;
+	uint64_t flood_closes;
 	int closing;
 };
 
 /* server.c */
 void sio__client_unref(sio_client *c);
+/**
+ * Counts one packet against bucket b (limit l) of client c: 1 when it may go
+ * on; 0 when it is dropped, and then c may have been flagged for closing
+ * as a flooder (logged, what says which limit).
+ */
+int sio__rate_ok(sio_client *c, sio_bucket *b, const sio_limit *l, const char *what);
 /** Sends a text packet (or its msgpack form) with attachments to one client. */
 int sio__client_send(sio_client *c, sio_packet_type type, base_slice nsp, int64_t id,
                      base_slice data, const base_slice *atts, size_t n_atts);

@@ -57,6 +57,22 @@ typedef struct {
 	unsigned recovery_ms;
 	int recovery_skip_middlewares; /* 1 (default): a recovered socket skips middlewares */
 	size_t max_pending_binary; /* bytes of attachments awaited for one packet (max_payload) */
+	/*
+	 * Event rate limit, a token bucket per socket (one client in one
+	 * namespace; sio_namespace_event_limit sets it per namespace): each
+	 * EVENT and BINARY_EVENT costs one token; the bucket holds event_burst
+	 * tokens and refills at event_rate per second. An event that finds it
+	 * empty is dropped (no handler runs, no ack is sent) and counted
+	 * (sio_server_events_dropped). A socket that has dropped
+	 * event_drop_limit events without once letting its bucket fill up again
+	 * has its whole connection closed, with a warning in the log ("event
+	 * flood"). The same limits, per connection, apply to its namespace
+	 * CONNECT packets. event_rate 0 (the default) turns the limit off: the
+	 * library does not throttle; spaces-server turns it on.
+	 */
+	unsigned event_rate;       /* events per second (0: no limit) */
+	unsigned event_burst;      /* bucket size (0: event_rate) */
+	unsigned event_drop_limit; /* drops before the close (0: never closed) */
 } sio_options;
 
 void sio_options_default(sio_options *o);
@@ -72,6 +88,9 @@ eio_server *sio_server_engine(const sio_server *srv);
 uv_loop_t *sio_server_loop(const sio_server *srv);
 /** Number of Engine.IO sessions (clients). */
 size_t sio_server_clients(const sio_server *srv);
+/** Packets dropped by the event rate limits since the start; connections they closed. */
+uint64_t sio_server_events_dropped(const sio_server *srv);
+uint64_t sio_server_flood_closes(const sio_server *srv);
 
 /* ---- namespaces -------------------------------------------------------- */
 
@@ -83,6 +102,13 @@ const char *sio_namespace_name(const sio_namespace *nsp);
 sio_server *sio_namespace_server(const sio_namespace *nsp);
 /** Number of connected sockets. */
 size_t sio_namespace_size(const sio_namespace *nsp);
+/**
+ * The event rate limit of the namespace's sockets (see sio_options.event_rate,
+ * whose values every namespace starts with); rate 0 turns it off. Sockets
+ * already connected keep their bucket's content and follow the new values.
+ */
+void sio_namespace_event_limit(sio_namespace *nsp, unsigned rate, unsigned burst,
+                               unsigned drop_limit);
 
 /**
  * Dynamic namespaces: a CONNECT to an unknown namespace whose name matches

@@ -617,6 +617,19 @@ static void on_disconnect(sio_socket *s, const char *reason, void *ud)
 	sp__conn_unref(c);
 }
 
+/*
+ * Progress reports count against their connection in the database pool: a
+ * flood of them waits in that connection's own list (db_query_owned) instead
+ * of filling the queue every page and every other app waits in.
+ */
+static void on_progress_owned(const sio_event *ev, void *ud)
+{
+	sp_app *app = ud;
+	db_pool_set_owner(app->db, ev->socket);
+	on_progress(ev, ud);
+	db_pool_set_owner(app->db, NULL);
+}
+
 void sp__apps_init(sp_app *app)
 {
 	app->apps_nsp = sio_of(app->io, "/");
@@ -624,5 +637,5 @@ void sp__apps_init(sp_app *app)
 	sio_on_disconnect(app->apps_nsp, on_disconnect, app);
 	sio_on(app->apps_nsp, "register", on_register, app);
 	sio_on(app->apps_nsp, "inference_result", on_result, app);
-	sio_on(app->apps_nsp, "inference_progress", on_progress, app);
+	sio_on(app->apps_nsp, "inference_progress", on_progress_owned, app);
 }

@@ -10,6 +10,9 @@
  * password or a disabled account closes them at once, on every node.
  *
  *   client → server: follow_space(space_id), follow_request(request_id)
+ *                    (acknowledged with true when followed, false when
+ *                    refused: no such space, not the user's request, too
+ *                    many followed or looked up at once)
  *   server → client: space_state {space_id, connected, apps}
  *                    request_update {request_id, status, progress?, message?,
  *                                    result?, updated_at}
@@ -22,13 +25,21 @@
 #define SP_SESSION_COOKIE "spaces_session"
 /* Payloads: "session <token hash>" or "user <id> [<token hash of a session kept>]". */
 #define SP_CLOSE_CHANNEL SP_BROWSER_CLOSE_CHANNEL
+/* Spaces and requests one socket may follow; a room each (docs/limits.md). */
+#define SP_MAX_FOLLOWS 64
+/* Follows of one socket being looked up in the database at once. */
+#define SP_MAX_FOLLOW_LOOKUPS 4
 
 typedef struct {
 	char user_id[32]; /* empty when anonymous */
 	char session[80]; /* "session:<token hash>" when signed in */
 	int is_admin;
 	int refs;
-	sio_socket *s; /* NULL once disconnected */
+	unsigned follows; /* rooms joined by follow_space / follow_request */
+	unsigned lookups; /* follows being looked up in the database */
+	unsigned waiting; /* follows waiting for a lookup (in the list below) */
+	base_list queue;  /* follow_ctx.link, oldest first */
+	sio_socket *s;    /* NULL once disconnected */
 } sp_browser;
 
 static void browser_unref(sp_browser *b)
@@ -102,6 +113,7 @@ static void authenticate(sio_socket *s, void *ud)
 	}
 	b->s = s;
 	b->refs = 1;
+	base_list_init(&b->queue);
 	sio_socket_set_data(s, b);
 	const base_slice *cookie = sio_handshake_header(s, "cookie");
 	char token[128];
@@ -202,56 +214,144 @@ void sp__space_state(sp_app *app, const char *space_id)
 	emit_space_state(app, NULL, space_id);
 }
 
-static void on_follow_space(const sio_event *ev, void *ud)
+static void follow_answer(sio_socket *s, int64_t ack_id, int ok)
 {
-	sp_app *app = ud;
-	char id[SP_ID_MAX], room[SP_ID_MAX + 8];
-	if (!first_string(ev, id, sizeof(id)))
-		return;
-	snprintf(room, sizeof(room), "space:%s", id);
-	sio_join(ev->socket, room);
-	emit_space_state(app, ev->socket, id);
-	if (ev->ack_id >= 0)
-		sio_ack(ev->socket, ev->ack_id, BASE_SLICE_LIT("true"), NULL, 0);
+	if (ack_id >= 0)
+		sio_ack(s, ack_id, ok ? BASE_SLICE_LIT("true") : BASE_SLICE_LIT("false"), NULL, 0);
+}
+
+/* Space ids are what the spaces table accepts: [A-Za-z0-9_-]{1,64}. */
+static int space_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = id[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
 }
 
 typedef struct {
+	base_list link; /* in sp_browser.queue while waiting */
+	sp_app *app;
 	sp_browser *b;
-	char request_id[64];
+	int64_t ack_id;
+	int is_space;
+	char id[72]; /* a space id (at most 64) or a request id */
 } follow_ctx;
 
-static void owner_found(const db_result *res, void *ud)
+static void follow_checked(const db_result *res, void *ud);
+
+/* Starts the lookup of f; answers and frees it when it cannot start. */
+static void follow_lookup(follow_ctx *f)
+{
+	static const char space_sql[] = "SELECT 1 FROM spaces WHERE id = $1";
+	static const char request_sql[] = "SELECT user_id::text FROM requests WHERE id = $1";
+	sp_browser *b = f->b;
+	const char *params[1] = {f->id};
+	if (db_query_owned(f->app->db, b, f->is_space ? space_sql : request_sql, 1, params,
+	                   follow_checked, f)) {
+		if (b->s)
+			follow_answer(b->s, f->ack_id, 0);
+		browser_unref(b);
+		free(f);
+		return;
+	}
+	b->lookups++;
+}
+
+/*
+ * Joins the room of a space or request once the database said the socket may
+ * follow it, then starts the next waiting lookup. The checks before the lookup
+ * are made again: the socket may have followed other things, or gone.
+ */
+static void follow_checked(const db_result *res, void *ud)
 {
 	follow_ctx *f = ud;
 	sp_browser *b = f->b;
+	int ok = 0;
+	b->lookups--;
 	if (b->s && db_ok(res) && db_ntuples(res) == 1 &&
-	    (b->is_admin || strcmp(db_value(res, 0, 0), b->user_id) == 0)) {
+	    (f->is_space || b->is_admin || strcmp(db_value(res, 0, 0), b->user_id) == 0)) {
 		char room[80];
-		snprintf(room, sizeof(room), "req:%s", f->request_id);
-		sio_join(b->s, room);
+		snprintf(room, sizeof(room), "%s:%s", f->is_space ? "space" : "req", f->id);
+		if (sio_in_room(b->s, room)) {
+			ok = 1;
+		} else if (b->follows < SP_MAX_FOLLOWS && sio_join(b->s, room) == 0) {
+			b->follows++;
+			ok = 1;
+		}
+		if (ok && f->is_space)
+			emit_space_state(f->app, b->s, f->id);
+	}
+	if (b->s)
+		follow_answer(b->s, f->ack_id, ok);
+	free(f);
+	/* The next one (each holds its own reference to b). */
+	while (!base_list_empty(&b->queue) && b->lookups < SP_MAX_FOLLOW_LOOKUPS) {
+		follow_ctx *next = BASE_CONTAINER_OF(b->queue.next, follow_ctx, link);
+		base_list_remove(&next->link);
+		b->waiting--;
+		if (b->s) {
+			follow_lookup(next);
+		} else {
+			browser_unref(b);
+			free(next);
+		}
 	}
 	browser_unref(b);
-	free(f);
+}
+
+static void follow(const sio_event *ev, sp_app *app, int is_space)
+{
+	sp_browser *b = sio_socket_data(ev->socket);
+	follow_ctx *f = NULL;
+	char id[sizeof(f->id)], room[80];
+	if (!b || (!is_space && !b->user_id[0]) || !first_string(ev, id, sizeof(id)) ||
+	    (is_space && !space_id_valid(id)))
+		goto refuse;
+	snprintf(room, sizeof(room), "%s:%s", is_space ? "space" : "req", id);
+	if (sio_in_room(ev->socket, room)) {
+		if (is_space)
+			emit_space_state(app, ev->socket, id);
+		follow_answer(ev->socket, ev->ack_id, 1);
+		return;
+	}
+	/*
+	 * Bounded: rooms per socket (those followed and those on their way), and
+	 * database lookups per socket at once; the others wait their turn here.
+	 */
+	if (b->follows + b->lookups + b->waiting >= SP_MAX_FOLLOWS || !(f = calloc(1, sizeof(*f))))
+		goto refuse;
+	f->app = app;
+	f->b = b;
+	f->ack_id = ev->ack_id;
+	f->is_space = is_space;
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	b->refs++;
+	if (b->lookups < SP_MAX_FOLLOW_LOOKUPS) {
+		follow_lookup(f);
+	} else {
+		base_list_insert_tail(&b->queue, &f->link);
+		b->waiting++;
+	}
+	return;
+refuse:
+	follow_answer(ev->socket, ev->ack_id, 0);
+}
+
+static void on_follow_space(const sio_event *ev, void *ud)
+{
+	follow(ev, ud, 1);
 }
 
 static void on_follow_request(const sio_event *ev, void *ud)
 {
-	sp_app *app = ud;
-	sp_browser *b = sio_socket_data(ev->socket);
-	follow_ctx *f;
-	char id[64];
-	if (!b || !b->user_id[0] || !first_string(ev, id, sizeof(id)) ||
-	    !(f = calloc(1, sizeof(*f))))
-		return;
-	f->b = b;
-	b->refs++;
-	snprintf(f->request_id, sizeof(f->request_id), "%s", id);
-	static const char sql[] = "SELECT user_id::text FROM requests WHERE id::text = $1";
-	const char *params[1] = {id};
-	if (db_query(app->db, sql, 1, params, owner_found, f)) {
-		browser_unref(b);
-		free(f);
-	}
+	follow(ev, ud, 0);
 }
 
 void sp__request_update(sp_app *app, const char *user_id, const char *request_id,

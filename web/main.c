@@ -47,6 +47,7 @@ typedef struct {
 	unsigned db_pool_size;
 	int db_no_prepare;
 	int max_sessions_set;
+	unsigned app_event_rate; /* namespace "/" (apps): events per second, bursts of twice that */
 	web_options web;
 } web_config;
 
@@ -413,6 +414,17 @@ static const web_opt options[] = {
              (unsigned long)SIZE_MAX / 2,
              "input all connections may hold in memory at once (bodies, unfinished "
              "messages); over it, the one that grows gets 503"),
+    OPT_UINT("socket-event-rate", "N", "100", sio.event_rate, 0, 10000000,
+             "Socket.IO events (and namespace connects) per second one connection may send "
+             "on average; more are dropped; 0: no limit"),
+    OPT_UINT("socket-event-burst", "N", "200", sio.event_burst, 0, 10000000,
+             "events one connection may send at once"),
+    OPT_UINT("socket-flood-drops", "N", "1000", sio.event_drop_limit, 0, 10000000,
+             "a connection that has had N events dropped without pausing is closed, logged "
+             "as 'event flood'; 0: never"),
+    OPT_UINT("app-event-rate", "N", "5000", app_event_rate, 0, 10000000,
+             "the same for apps (namespace /), which answer many requests: N per second, "
+             "bursts of 2N; 0: no limit"),
     {.name = "log-level",
      .arg = "LEVEL",
      .def = "info",
@@ -809,6 +821,9 @@ int main(int argc, char **argv)
 	/* Pages of other origins must not open /spaces with the user's cookie. */
 	cfg.sp.browser_origin_ok = web_browser_origin_ok;
 	cfg.sp.ud = &cfg.web;
+	/* Apps answer many requests each; browsers send a handful of events. */
+	sio_namespace_event_limit(sio_of(app.io, "/"), cfg.app_event_rate, 2 * cfg.app_event_rate,
+	                          cfg.sio.event_drop_limit);
 	app.sp = sp_app_new(app.io, app.db, &cfg.sp);
 	if (!app.sp) {
 		BASE_LOGE("main", "the application could not start (see above)");

@@ -154,6 +154,15 @@ typedef struct {
 	 * keep them, such as PgBouncer in transaction mode before 1.21.
 	 */
 	int prepare;
+	/*
+	 * Fairness between owners (db_query_owned, db_pool_set_owner): queries
+	 * of one owner in the queue or in flight at once (4); more wait in the
+	 * owner's own list, at most owner_max_waiting (1000) each and max_queued
+	 * for all owners together, beyond which DB_EQUEUEFULL. So a query of
+	 * anyone else waits behind at most owner_max_active of each owner's.
+	 */
+	unsigned owner_max_active;
+	unsigned owner_max_waiting;
 } db_options;
 
 /** Fills o with the defaults above. */
@@ -207,6 +216,24 @@ enum {
  */
 int db_query(db_pool *pool, const char *sql, int nparams, const char *const *params, db_cb cb,
              void *ud);
+/**
+ * db_query counted against owner, any pointer naming who asked (a socket, a
+ * connection: only compared, never read). At most opt.owner_max_active
+ * queries of one owner are queued or running at once; the next wait in the
+ * owner's own list, in order, without a queue timeout of their own, so one
+ * owner flooding the pool delays the others by at most that many queries.
+ * Same returns and callback contract as db_query (DB_EQUEUEFULL also when
+ * the owner's list is full). owner NULL: db_query.
+ */
+int db_query_owned(db_pool *pool, const void *owner, const char *sql, int nparams,
+                   const char *const *params, db_cb cb, void *ud);
+/**
+ * Until the next call, queries submitted without an owner (db_query,
+ * db_query_flags, db_query_tx) are counted against owner; NULL stops it. For
+ * code that makes its queries inside a caller's callback (an event handler):
+ * the caller sets the owner around the call.
+ */
+void db_pool_set_owner(db_pool *pool, const void *owner);
 /** db_query with flags (DB_RETRY). */
 int db_query_flags(db_pool *pool, unsigned flags, const char *sql, int nparams,
                    const char *const *params, db_cb cb, void *ud);
@@ -276,6 +303,7 @@ typedef struct {
 	unsigned connected;  /* connections up */
 	unsigned queued;     /* queries waiting to be sent */
 	unsigned in_flight;  /* queries sent, answers not yet read */
+	unsigned waiting;    /* queries waiting in their owners' lists */
 	uint64_t completed;  /* callbacks called with success */
 	uint64_t failed;     /* callbacks called with an error */
 	uint64_t reconnects; /* connections re-established after a loss */

@@ -46,8 +46,23 @@ typedef struct db_job {
 	int prep_slot; /* the connection's prepared statement it uses, or -1 */
 	db_cb cb;
 	void *ud;
-	char *channel; /* LISTEN / UNLISTEN jobs: the channel (owned) */
+	char *channel;          /* LISTEN / UNLISTEN jobs: the channel (owned) */
+	struct db_owner *owner; /* who it is counted against (db_query_owned), or NULL */
 } db_job;
+
+/*
+ * An owner of queries (db_query_owned): at most opt.owner_max_active of its
+ * jobs are in the pool's queue or in flight; the others wait in its own list
+ * and go to the tail of the queue one by one as those finish. Created at its
+ * first query, freed when it has none left.
+ */
+typedef struct db_owner {
+	struct db_owner *hnext; /* hash chain */
+	const void *key;
+	unsigned active;   /* jobs in pool->queue or in flight */
+	unsigned nwaiting; /* jobs in waiting */
+	base_list waiting; /* db_job.link, oldest first */
+} db_owner;
 
 /** Copies the statements into one allocation. Returns NULL when out of memory. */
 db_job *db__job_new(const db_job_stmt *stmts, unsigned n, int is_tx, db_cb cb, void *ud);
@@ -159,9 +174,13 @@ struct db_pool {
 	db_conn *listener;
 	base_list queue; /* user jobs waiting to be sent */
 	unsigned nqueued;
-	base_list lqueue; /* the listener's LISTEN / UNLISTEN jobs */
-	base_list regs;   /* db_listen_reg */
-	int in_notify;    /* notification callbacks running: regs are not freed */
+	db_owner **owners; /* hash table of the owners with jobs, chained */
+	size_t owners_size, n_owners;
+	unsigned nwaiting;         /* jobs waiting in their owners' lists */
+	const void *current_owner; /* db_pool_set_owner */
+	base_list lqueue;          /* the listener's LISTEN / UNLISTEN jobs */
+	base_list regs;            /* db_listen_reg */
+	int in_notify;             /* notification callbacks running: regs are not freed */
 	base_timeq qtimeout;
 	uv_timer_t kick; /* runs db__pool_dispatch on the next loop turn */
 	int closing;
@@ -195,6 +214,8 @@ void db__listen_free_all(db_pool *pool);
 
 /* ---- delivering results -------------------------------------------------- */
 
+/** The job is done (just before its callback): its owner may send its next one. */
+void db__owner_job_done(db_pool *pool, db_job *job);
 /** Completes a job whose results (and Sync) have all arrived, and frees it. */
 void db__job_complete(db_pool *pool, db_job *job);
 /** Fails a job that never got (all) its results, and frees it. sqlstate may be "". */

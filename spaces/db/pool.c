@@ -32,6 +32,8 @@ void db_options_init(db_options *o)
 	o->backoff_min_ms = 100;
 	o->backoff_max_ms = 5000;
 	o->prepare = 1;
+	o->owner_max_active = 4;
+	o->owner_max_waiting = 1000;
 }
 
 static void pool_on_kick(uv_timer_t *t);
@@ -111,6 +113,10 @@ db_pool *db_pool_new_opts(uv_loop_t *loop, const char *conninfo, const db_option
 			pool->opt.connect_timeout_ms = 10000;
 		if (pool->opt.queue_timeout_ms == 0)
 			pool->opt.queue_timeout_ms = 30000;
+		if (pool->opt.owner_max_active == 0)
+			pool->opt.owner_max_active = 4;
+		if (pool->opt.owner_max_waiting == 0)
+			pool->opt.owner_max_waiting = 1000;
 	}
 	pool->opt.size = BASE_MIN(pool->opt.size, DB_MAX_POOL);
 	pool->opt.pipeline_depth = BASE_MIN(pool->opt.pipeline_depth, DB_MAX_DEPTH);
@@ -233,19 +239,161 @@ static int check_stmt(const char *sql, int nparams, const char *const *params)
 	return 0;
 }
 
-static int pool_submit(db_pool *pool, const db_job_stmt *stmts, unsigned n, int is_tx,
-                       unsigned flags, db_cb cb, void *ud)
+/* ---- owners --------------------------------------------------------------------- */
+
+static size_t owner_hash(const void *key, size_t size)
+{
+	return (size_t)(((uintptr_t)key >> 4) * 0x9e3779b97f4a7c15ull) & (size - 1);
+}
+
+static db_owner *owner_get(db_pool *pool, const void *key)
+{
+	db_owner *o;
+
+	if (pool->owners_size != 0) {
+		for (o = pool->owners[owner_hash(key, pool->owners_size)]; o != NULL; o = o->hnext)
+			if (o->key == key)
+				return o;
+	}
+	if (pool->n_owners >= pool->owners_size) {
+		size_t nsize = pool->owners_size ? pool->owners_size * 2 : 64;
+		db_owner **nt = calloc(nsize, sizeof(*nt));
+
+		if (nt == NULL)
+			return NULL;
+		for (size_t i = 0; i < pool->owners_size; i++) {
+			db_owner *next;
+
+			for (o = pool->owners[i]; o != NULL; o = next) {
+				size_t b = owner_hash(o->key, nsize);
+
+				next = o->hnext;
+				o->hnext = nt[b];
+				nt[b] = o;
+			}
+		}
+		free(pool->owners);
+		pool->owners = nt;
+		pool->owners_size = nsize;
+	}
+	o = calloc(1, sizeof(*o));
+	if (o == NULL)
+		return NULL;
+	o->key = key;
+	base_list_init(&o->waiting);
+	size_t b = owner_hash(key, pool->owners_size);
+	o->hnext = pool->owners[b];
+	pool->owners[b] = o;
+	pool->n_owners++;
+	return o;
+}
+
+static void owner_maybe_free(db_pool *pool, db_owner *o)
+{
+	if (o->active != 0 || o->nwaiting != 0)
+		return;
+	for (db_owner **pp = &pool->owners[owner_hash(o->key, pool->owners_size)]; *pp != NULL;
+	     pp = &(*pp)->hnext) {
+		if (*pp == o) {
+			*pp = o->hnext;
+			pool->n_owners--;
+			free(o);
+			return;
+		}
+	}
+}
+
+void db__owner_job_done(db_pool *pool, db_job *job)
+{
+	db_owner *o = job->owner;
+
+	if (o == NULL)
+		return;
+	job->owner = NULL;
+	o->active--;
+	if (!base_list_empty(&o->waiting)) {
+		db_job *next = BASE_CONTAINER_OF(o->waiting.next, db_job, link);
+
+		base_list_remove(&next->link);
+		o->nwaiting--;
+		pool->nwaiting--;
+		o->active++;
+		/* To the tail: behind what the others queued meanwhile. */
+		db__pool_enqueue(pool, &pool->queue, next, 0);
+		db__pool_kick(pool);
+		return;
+	}
+	owner_maybe_free(pool, o);
+}
+
+void db_pool_set_owner(db_pool *pool, const void *owner)
+{
+	pool->current_owner = owner;
+}
+
+static void owners_free(db_pool *pool)
+{
+	for (size_t i = 0; i < pool->owners_size; i++) {
+		db_owner *o, *next;
+
+		for (o = pool->owners[i]; o != NULL; o = next) {
+			next = o->hnext;
+			while (!base_list_empty(&o->waiting)) {
+				db_job *job = BASE_CONTAINER_OF(o->waiting.next, db_job, link);
+
+				base_list_remove(&job->link);
+				db__job_free(job);
+			}
+			free(o);
+		}
+	}
+	free(pool->owners);
+	pool->owners = NULL;
+}
+
+static int pool_submit(db_pool *pool, const void *owner, const db_job_stmt *stmts, unsigned n,
+                       int is_tx, unsigned flags, db_cb cb, void *ud)
 {
 	db_job *job;
+	db_owner *o = NULL;
+	int wait = 0;
 
 	if (pool->closing)
 		return DB_ECLOSED;
-	if (pool->nqueued >= pool->opt.max_queued)
+	if (owner == NULL)
+		owner = pool->current_owner;
+	if (owner != NULL) {
+		o = owner_get(pool, owner);
+		if (o == NULL)
+			return BASE_ENOMEM;
+		wait = o->active >= pool->opt.owner_max_active;
+		if (wait && (o->nwaiting >= pool->opt.owner_max_waiting ||
+		             pool->nwaiting >= pool->opt.max_queued)) {
+			owner_maybe_free(pool, o);
+			return DB_EQUEUEFULL;
+		}
+	}
+	if (!wait && pool->nqueued >= pool->opt.max_queued) {
+		if (o != NULL)
+			owner_maybe_free(pool, o);
 		return DB_EQUEUEFULL;
+	}
 	job = db__job_new(stmts, n, is_tx, cb, ud);
-	if (job == NULL)
+	if (job == NULL) {
+		if (o != NULL)
+			owner_maybe_free(pool, o);
 		return BASE_ENOMEM;
+	}
 	job->flags = flags;
+	job->owner = o;
+	if (wait) {
+		base_list_insert_tail(&o->waiting, &job->link);
+		o->nwaiting++;
+		pool->nwaiting++;
+		return 0;
+	}
+	if (o != NULL)
+		o->active++;
 	db__pool_enqueue(pool, &pool->queue, job, 0);
 	db__pool_kick(pool);
 	return 0;
@@ -258,7 +406,17 @@ int db_query_flags(db_pool *pool, unsigned flags, const char *sql, int nparams,
 
 	if (pool == NULL || check_stmt(sql, nparams, params) != 0)
 		return BASE_EINVAL;
-	return pool_submit(pool, &s, 1, 0, flags & DB_RETRY, cb, ud);
+	return pool_submit(pool, NULL, &s, 1, 0, flags & DB_RETRY, cb, ud);
+}
+
+int db_query_owned(db_pool *pool, const void *owner, const char *sql, int nparams,
+                   const char *const *params, db_cb cb, void *ud)
+{
+	db_job_stmt s = {sql, nparams, params};
+
+	if (pool == NULL || check_stmt(sql, nparams, params) != 0)
+		return BASE_EINVAL;
+	return pool_submit(pool, owner, &s, 1, 0, 0, cb, ud);
 }
 
 int db_query(db_pool *pool, const char *sql, int nparams, const char *const *params, db_cb cb,
@@ -280,7 +438,7 @@ int db_query_tx(db_pool *pool, const db_stmt *stmts, unsigned n, db_cb cb, void 
 		s[i].nparams = stmts[i].nparams;
 		s[i].params = stmts[i].params;
 	}
-	return pool_submit(pool, s, n, 1, 0, cb, ud);
+	return pool_submit(pool, NULL, s, n, 1, 0, cb, ud);
 }
 
 /* ---- dispatch ------------------------------------------------------------------- */
@@ -412,6 +570,7 @@ void db_pool_get_stats(const db_pool *pool, db_pool_stats *st)
 	st->size = pool->opt.size;
 	st->connected = pool_up(pool);
 	st->queued = pool->nqueued;
+	st->waiting = pool->nwaiting;
 	for (unsigned i = 0; i < pool->opt.size; i++)
 		st->in_flight += pool->conns[i].ninflight;
 	st->completed = pool->completed;
@@ -440,6 +599,7 @@ void db_pool_free(db_pool *pool)
 		return;
 	}
 	db__listen_free_all(pool);
+	owners_free(pool);
 	free(pool->listener);
 	free(pool->conns);
 	free(pool->conninfo);

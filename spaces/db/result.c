@@ -241,6 +241,7 @@ void db__job_complete(db_pool *pool, db_job *job)
 			top.pg = NULL;
 		}
 	}
+	db__owner_job_done(pool, job);
 	deliver(pool, job, &top);
 	db__job_free(job);
 }
@@ -266,6 +267,7 @@ void db__job_fail(db_pool *pool, db_job *job, int status, const char *sqlstate, 
 	} else {
 		top.parts = &top;
 	}
+	db__owner_job_done(pool, job);
 	deliver(pool, job, &top);
 	db__job_free(job);
 }

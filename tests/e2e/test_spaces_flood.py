@@ -9,9 +9,12 @@ latency bound, and the flooder must be disconnected with a logged reason.
 ``follow_space`` and ``follow_request`` are refused for what does not exist
 or is not the user's, and a socket follows at most 64 things.
 
-The latency bound is 100 ms (SPACES_FLOOD_LATENCY_MS overrides it: a
-sanitizer build on a loaded machine answers a page more slowly even with no
-flood at all; the bound applied is printed). The flooders are raw WebSocket
+The latency bound is 100 ms (SPACES_FLOOD_LATENCY_MS overrides it), or
+twice the 99th percentile of the same loads without a flood when that is
+more (a sanitizer build on a loaded machine answers a page more slowly even
+with no flood at all); a run that fails the latency check is tried once
+more, as a shared machine stalls now and then. The bound applied and every
+load over it are printed. The flooders are raw WebSocket
 clients (python3-websocket) sending pre-encoded Socket.IO packets as fast as
 they can, much faster than python-socketio would.
 """
@@ -59,14 +62,16 @@ def pg():
         cluster.close()
 
 
-# Enough drops that the flooder keeps at it for seconds before it is closed.
-FLOOD_DROPS = 50000
+# Enough drops that the flooder keeps at it for a few seconds before it is
+# closed; apps get 200 events/s (bursts of 400) instead of the default 5000,
+# so that a Python flooder surely goes over it.
+FLOOD_DROPS = 5000
 
 
 @pytest.fixture
 def server(pg):
-    srv = harness.start_spaces_server(pg.url,
-                                      extra_args=["--socket-flood-drops", str(FLOOD_DROPS)])
+    srv = harness.start_spaces_server(pg.url, extra_args=[
+        "--socket-flood-drops", str(FLOOD_DROPS), "--app-event-rate", "200"])
     try:
         yield srv
         srv.stop()  # exit 0, no sanitizer report
@@ -208,8 +213,15 @@ def flood_in_child(connect, packets, seconds, started):
             child.kill()
 
 
-def load_pages(url, session, seconds, results, stop):
-    """GETs url every 100 ms for seconds; appends (status, elapsed s)."""
+def load_pages(url, session, seconds, results, stop, ready=None):
+    """GETs url every 100 ms for seconds; appends (status, elapsed s). With
+    ready: one load first that is not counted (a new thread's first request
+    is slow on its own), then ready is set and the clock starts."""
+    if ready is not None:
+        try:
+            session.get(url, timeout=10, allow_redirects=False)
+        finally:
+            ready.set()
     deadline = time.monotonic() + seconds
     nxt = time.monotonic()
     while time.monotonic() < deadline and not stop.is_set():
@@ -248,7 +260,22 @@ def check_latency(results, calm, what):
         % (what, len(good), len(results), bound * 1000, statuses))
 
 
-def run_flood(server, site, connect, packets, what):
+def run_flood(server, site, connect, packets, what, attempts=2):
+    """_run_flood, once more when the latency check fails: a machine shared
+    with other jobs stalls now and then, with or without a flood. A server
+    that does not protect its pages (503s, seconds-long stalls for the whole
+    flood) fails every attempt."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return _run_flood(server, site, connect, packets, what)
+        except AssertionError as e:
+            if attempt == attempts or "page loads answered" not in str(e):
+                raise
+            print("%s: attempt %d failed the latency check, once more: %s"
+                  % (what, attempt, str(e).splitlines()[0]))
+
+
+def _run_flood(server, site, connect, packets, what):
     viewer = site.user()
     space_id, _ = site.create_space()
     page = server.url + "/ai_project/" + space_id
@@ -256,12 +283,17 @@ def run_flood(server, site, connect, packets, what):
     assert r.status_code == 200, r.status_code
     # The same loads without a flood first: how fast this machine is now.
     calm = []
-    load_pages(page, viewer.session, 3.0, calm, threading.Event())
-    results, stop = [], threading.Event()
+    load_pages(page, viewer.session, 5.0, calm, threading.Event())
+    results, stop, ready = [], threading.Event(), threading.Event()
     loader = threading.Thread(target=load_pages,
-                              args=(page, viewer.session, FLOOD_SECONDS, results, stop))
+                              args=(page, viewer.session, FLOOD_SECONDS, results, stop, ready))
+
+    def start_loads():
+        loader.start()
+        ready.wait(15)
+
     try:
-        sent, closed = flood_in_child(connect, packets, FLOOD_SECONDS, loader.start)
+        sent, closed = flood_in_child(connect, packets, FLOOD_SECONDS, start_loads)
     finally:
         if loader.ident is not None:
             loader.join(FLOOD_SECONDS + 30)

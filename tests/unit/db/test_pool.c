@@ -596,6 +596,89 @@ static void test_queue_full(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* ---- fairness between owners (issue 10) --------------------------------------------- */
+
+static int g_order;
+
+typedef struct {
+	int at; /* 1 + completions before this one */
+	int status;
+} order_mark;
+
+static void on_order(const db_result *res, void *ud)
+{
+	order_mark *m = ud;
+
+	m->at = ++g_order;
+	m->status = db_status(res);
+}
+
+/*
+ * One owner floods the pool; a query of someone else, submitted after the
+ * flood, waits behind at most owner_max_active of the flood's, and the
+ * owner's own list is bounded.
+ */
+static void test_owner_fairness(void **state)
+{
+	enum { FLOOD = 60 };
+	uv_loop_t loop;
+	db_pool *pool;
+	db_options o;
+	order_mark flood[FLOOD + 1], other, implicit[3];
+	char err[256];
+	int flooder, someone;
+	unsigned done = 0;
+
+	(void)state;
+	uv_loop_init(&loop);
+	db_options_init(&o);
+	o.size = 1;
+	o.pipeline_depth = 1;
+	o.owner_max_active = 4;
+	o.owner_max_waiting = FLOOD - 4;
+	pool = db_pool_new_opts(&loop, g_pg.url, &o, err, sizeof(err));
+	assert_non_null(pool);
+	g_order = 0;
+	memset(flood, 0, sizeof(flood));
+	memset(&other, 0, sizeof(other));
+	memset(implicit, 0, sizeof(implicit));
+	for (int i = 0; i < FLOOD; i++)
+		assert_int_equal(
+		    db_query_owned(pool, &flooder, "SELECT 1", 0, NULL, on_order, &flood[i]), 0);
+	/* Its list is full now. */
+	assert_int_equal(
+	    db_query_owned(pool, &flooder, "SELECT 1", 0, NULL, on_order, &flood[FLOOD]),
+	    DB_EQUEUEFULL);
+	db_pool_stats st;
+	db_pool_get_stats(pool, &st);
+	assert_int_equal(st.queued, 4);
+	assert_int_equal(st.waiting, FLOOD - 4);
+	/* db_query inside an owned section counts against that owner. */
+	db_pool_set_owner(pool, &someone);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(db_query(pool, "SELECT 2", 0, NULL, on_order, &implicit[i]), 0);
+	db_pool_set_owner(pool, NULL);
+	assert_int_equal(db_query(pool, "SELECT 3", 0, NULL, on_order, &other), 0);
+	assert_true(dbt_wait_count(&loop, &other.at, 1, 10000));
+	for (int i = 0; i < FLOOD; i++) {
+		assert_true(dbt_wait_count(&loop, &flood[i].at, 1, 10000));
+		assert_int_equal(flood[i].status, 0);
+		done++;
+	}
+	assert_int_equal(done, FLOOD);
+	/* The owned ones in order; the others behind the first 4 only. */
+	for (int i = 1; i < FLOOD; i++)
+		assert_true(flood[i].at > flood[i - 1].at);
+	for (int i = 0; i < 3; i++)
+		assert_true(implicit[i].at <= 4 + 3);
+	assert_int_equal(other.status, 0);
+	assert_true(other.at <= 4 + 3 + 1);
+	db_pool_get_stats(pool, &st);
+	assert_int_equal(st.waiting, 0);
+	assert_true(dbt_pool_close(&loop, pool));
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_bad_conninfo(void **state)
 {
 	uv_loop_t loop;
@@ -905,6 +988,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_params, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_prepared, fx_setup, fx_teardown),
 	    cmocka_unit_test(test_prepare_off),
+	    cmocka_unit_test(test_owner_fairness),
 	    cmocka_unit_test_setup_teardown(test_field_index, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_nulls, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_errors, fx_setup, fx_teardown),

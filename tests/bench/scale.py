@@ -227,6 +227,10 @@ def start_nodes(kind, n, url, a, workdir):
         port = free_port()
         if kind == "ours":
             argv = [a.cluster_node, "--port", str(port), "--database-url", url]
+        elif kind.startswith("faulty-"):
+            # --selftest: one server that loses or repeats a tick (no cluster).
+            argv = ["node", os.path.join(ROOT, "tests", "bench", "faulty_server.js"),
+                    "--port", str(port), "--fault", kind[7:], "--every", "37"]
         else:
             argv = ["node", os.path.join(ROOT, "tests", "conformance", "reference_cluster.js"),
                     "--port", str(port), "--database-url", url]
@@ -377,6 +381,25 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
             f"dropped={dropped} failed={r.get('failed')} joined={r.get('joined')} "
             f"(want {a.conns + plan['members']})")
     return r
+
+
+def selftest(a, url, pgdir, workdir):
+    """A lost tick and a repeated one must each fail a round."""
+    b = argparse.Namespace(**vars(a))
+    b.conns, b.nodes, b.gens, b.broadcasts = 300, 1, 2, 3
+    b.idle, b.settle, b.bcast_timeout = 0, 0, 3
+    plan = make_plan(b)
+    good = True
+    for kind, field in (("faulty-drop", "lost"), ("faulty-dup", "dup")):
+        try:
+            r = run_round(kind, b, plan, url, pgdir, workdir, 0)
+        except RuntimeError as e:
+            r = {"ok": False, "error": str(e)}
+        caught = not r["ok"] and r.get(field, 0) > 0
+        print(f"selftest {kind}: {field}={r.get(field)} "
+              f"{'caught' if caught else 'NOT CAUGHT'} {r.get('error', '')}")
+        good = good and caught
+    return good
 
 
 def pct(v, p):
@@ -581,6 +604,9 @@ def parse():
                    help="no further round once the next would end past this (minutes)")
     p.add_argument("--check", action="store_true",
                    help="correctness only (the CI test): no figures printed")
+    p.add_argument("--selftest", action="store_true",
+                   help="first check that a lost and a repeated delivery are caught "
+                   "(tests/bench/faulty_server.js)")
     p.add_argument("--build-dir", default=os.path.join(ROOT, "build", "release"))
     p.add_argument("--taskset", default="", help="CPU list for every process (default: none)")
     p.add_argument("--write-docs", action="store_true",
@@ -643,6 +669,8 @@ def main():
     t_start = time.monotonic()
     ok = True
     try:
+        if a.selftest and not selftest(a, url, pgdir, workdir):
+            ok = False
         for rnd in range(a.rounds):
             spent = time.monotonic() - t_start
             if rnd and spent / rnd * (rnd + 1) + 90 > a.budget_min * 60:

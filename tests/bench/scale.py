@@ -191,14 +191,14 @@ class Gen:
                 return v
 
     def stop(self):
-        self.send("quit")
+        """Its STATS line (after "quit", sent to every generator first)."""
         v = None
         try:
-            v = self.wait("STATS", 30)
+            v = self.wait("STATS", 20)
         except RuntimeError:
             pass
         try:
-            self.p.wait(timeout=30)
+            self.p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.p.kill()
             self.p.wait()
@@ -258,8 +258,10 @@ def stop_procs(procs):
             p.wait()
 
 
-def run_round(kind, a, plan, url, pgdir, workdir, rnd):
-    r = {"kind": kind, "round": rnd, "ok": False}
+def run_round(kind, a, plan, url, pgdir, workdir, rnd, r=None):
+    """One round; its figures go into r (kept also when it fails part way)."""
+    r = {} if r is None else r
+    r.update(kind=kind, round=rnd, ok=False)
     nodes, ports = start_nodes(kind, plan["nodes"], url, a, workdir)
     pids = [p.pid for p in nodes]
     gens = []
@@ -282,8 +284,31 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
                 argv = ["taskset", "-c", a.taskset] + argv
             gens.append(Gen(i, argv, os.path.join(workdir, f"{kind}-r{rnd}-gen{i}.log")))
             base += k
-        # Ramp: every generator at once.
-        conn = all_wait(gens, "CONNECTED", a.connect_timeout)
+        # Ramp: every generator at once. Meanwhile, once a second, the
+        # nodes' RSS against the connections open so far (both ends of each
+        # are TCP sockets in use), for the plot.
+        samples = [(0, rss0)]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(1.0):
+                samples.append((max(0, (sockstat()[0] - inuse0) // 2),
+                                sum(proc_rss_kb(p) for p in pids)))
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t_ramp = time.monotonic()
+        try:
+            conn = all_wait(gens, "CONNECTED", min(a.connect_timeout, left(a)))
+        except RuntimeError:
+            n = samples[-1][0]
+            r["ramp_rate"] = n / (time.monotonic() - t_ramp)
+            r["ramp_incomplete"] = n
+            raise RuntimeError(f"ramp not finished in time: about {n} of {a.conns} connected "
+                               f"({r['ramp_rate']:.0f}/s)")
+        finally:
+            stop.set()
+            sampler.join()
+        r["ramp_samples"] = samples
         ready = sum(int(v[1]) for v in conn)
         failed = sum(int(v[2]) for v in conn)
         t0 = min(int(v[3]) for v in conn)
@@ -301,6 +326,7 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
         slab1 = slab_bytes()
         r["slab_per_conn_b"] = (slab1 - slab0) / ready
         r["rss_total_kb"] = rss1
+        r["ramp_samples"].append((ready, rss1))
         r["rss_per_conn_b"] = rss1 * 1024 / ready
         r["rss_growth_per_conn_b"] = (rss1 - rss0) * 1024 / ready
         r["sock_mem_per_conn_b"] = (mem1 - mem0) / ready
@@ -323,8 +349,11 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
         b = 0
         lost_total = 0
         for room in ("bench", "r1k"):
-            lat, deliv, cpu, pgcpu = [], 0, 0.0, 0.0
+            lat, deliv, cpu, pgcpu, expect = [], 0, 0.0, 0.0, 0
             for _ in range(a.broadcasts):
+                if left(a) < 60:
+                    log(f"{kind}: broadcasts to {room} cut short by --deadline-min")
+                    break
                 b += 1
                 for g in gens:
                     g.send(f"expect {b} {room}")
@@ -367,6 +396,8 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
                     f"{pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms")
         r["lost"] = lost_total
     finally:
+        for g in gens:
+            g.send("quit")
         stats = [g.stop() for g in gens]
         stop_procs(nodes)
     dup = sum(int(v[2]) for v in stats if v)
@@ -395,11 +426,19 @@ def selftest(a, url, pgdir, workdir):
             r = run_round(kind, b, plan, url, pgdir, workdir, 0)
         except RuntimeError as e:
             r = {"ok": False, "error": str(e)}
-        caught = not r["ok"] and r.get(field, 0) > 0
+        caught = not r["ok"] and (r.get(field) or 0) > 0
         print(f"selftest {kind}: {field}={r.get(field)} "
               f"{'caught' if caught else 'NOT CAUGHT'} {r.get('error', '')}")
         good = good and caught
     return good
+
+
+T_START = time.monotonic()
+
+
+def left(a):
+    """Seconds until --deadline-min (from the start of the run)."""
+    return max(1.0, a.deadline_min * 60 - (time.monotonic() - T_START))
 
 
 def pct(v, p):
@@ -543,10 +582,10 @@ def plot(results, outdir):
     with open(data, "w") as f:
         for kind in ("ours", "node"):
             f.write(f"# {kind}\n")
-            for r in results.get(kind, []):
-                if "rss_total_kb" in r:
-                    f.write(f"{r['ready']} {r['rss_total_kb'] / 1024:.1f}\n")
-            f.write("0 0\n\n\n")
+            for r in results.get(kind, [])[:1]:
+                for n, kb in sorted(r.get("ramp_samples", [])):
+                    f.write(f"{n} {kb / 1024:.1f}\n")
+            f.write("\n\n")
         for kind in ("ours", "node"):
             f.write(f"# {kind} latency\n")
             for room in ("r1k", "bench"):
@@ -559,7 +598,7 @@ def plot(results, outdir):
     png2 = os.path.join(ROOT, "docs", "bench", "scale-broadcast.png")
     script = f"""set terminal pngcairo size 800,480
 set output '{png1}'
-set title 'Server RSS (all nodes) against connections'
+set title 'Server RSS (all nodes) against connections, while ramping (first round)'
 set xlabel 'connections'; set ylabel 'RSS of all nodes (MiB)'; set key left top; set grid
 plot '{data}' index 0 using 1:2 with linespoints title 'ours (cluster-node)', \\
      '{data}' index 1 using 1:2 with linespoints title 'Node.js socket.io + postgres-adapter'
@@ -601,6 +640,8 @@ def parse():
                    help="Spaces at scale (tests/bench/spaces_scale.js): browser sockets, 0: skip")
     p.add_argument("--spaces-users", type=int, default=20)
     p.add_argument("--spaces-requests", type=int, default=500)
+    p.add_argument("--deadline-min", type=float, default=27,
+                   help="hard limit: waits and broadcasts are cut to end the rounds by then")
     p.add_argument("--budget-min", type=float, default=20,
                    help="no further round once the next would end past this (minutes)")
     p.add_argument("--check", action="store_true",
@@ -679,11 +720,12 @@ def main():
                 break
             order = kinds if rnd % 2 == 0 else list(reversed(kinds))
             for kind in order:
+                r = {}
                 try:
-                    r = run_round(kind, a, plan, url, pgdir, workdir, rnd)
+                    run_round(kind, a, plan, url, pgdir, workdir, rnd, r)
                 except RuntimeError as e:
                     log(f"{kind} round {rnd}: {e}")
-                    r = {"kind": kind, "round": rnd, "ok": False, "error": str(e)}
+                    r.update(ok=False, error=str(e))
                 results[kind].append(r)
                 ok = ok and r["ok"]
         floors = None
@@ -713,6 +755,10 @@ def main():
                       f"{r.get('error', '')}")
     else:
         t = table(s, a, plan)
+        notes = [f"- {k} round {r['round']}: {r['error']}" for k in kinds for r in results[k]
+                 if r.get("error")]
+        if notes:
+            t += "\n\nRounds that did not complete:\n\n" + "\n".join(notes)
         print(f"\n{a.conns} connections over {plan['nodes']} nodes, {plan['gens']} load "
               f"generators, {s[kinds[0]]['rounds']} round(s), {elapsed / 60:.1f} min\n")
         print(t)

@@ -488,8 +488,14 @@ def spaces_at_scale(a, plan, workdir):
             "--users", str(a.spaces_users), "--requests", str(a.spaces_requests),
             "--per-process", str(plan["per_proc"] - 1000), "--json", out]
     log(f"Spaces at scale: {a.spaces_browsers} browsers over {nodes} nodes")
+    budget = a.total_min * 60 - (time.monotonic() - T_START)
     with open(os.path.join(workdir, "spaces_scale.log"), "w") as err:
-        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, text=True, timeout=1200)
+        try:
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, text=True,
+                               timeout=max(60, budget))
+        except subprocess.TimeoutExpired:
+            log(f"Spaces at scale stopped after {budget:.0f} s (--total-min)")
+            return None
     table = r.stdout[r.stdout.find("| Spaces at scale"):].strip()
     try:
         with open(out) as f:
@@ -636,11 +642,13 @@ def parse():
     p.add_argument("--bcast-timeout", type=float, default=120,
                    help="a broadcast not complete after this long counts what is missing as lost")
     p.add_argument("--no-floor", action="store_true")
-    p.add_argument("--spaces-browsers", type=int, default=20000,
+    p.add_argument("--spaces-browsers", type=int, default=10000,
                    help="Spaces at scale (tests/bench/spaces_scale.js): browser sockets, 0: skip")
     p.add_argument("--spaces-users", type=int, default=20)
-    p.add_argument("--spaces-requests", type=int, default=500)
-    p.add_argument("--deadline-min", type=float, default=27,
+    p.add_argument("--spaces-requests", type=int, default=300)
+    p.add_argument("--total-min", type=float, default=29.5,
+                   help="Spaces at scale is stopped to end the whole run by then")
+    p.add_argument("--deadline-min", type=float, default=23,
                    help="hard limit: waits and broadcasts are cut to end the rounds by then")
     p.add_argument("--budget-min", type=float, default=20,
                    help="no further round once the next would end past this (minutes)")
@@ -733,7 +741,7 @@ def main():
             floors = floor(a, plan, a.conns)
         spaces = None
         if a.spaces_browsers and not a.check:
-            if time.monotonic() - t_start > (a.budget_min + 2) * 60:
+            if time.monotonic() - T_START > (a.total_min - 3) * 60:
                 log("Spaces at scale skipped: past the time budget")
             else:
                 spaces = spaces_at_scale(a, plan, workdir)

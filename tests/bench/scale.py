@@ -490,18 +490,25 @@ def spaces_at_scale(a, plan, workdir):
     log(f"Spaces at scale: {a.spaces_browsers} browsers over {nodes} nodes")
     budget = a.total_min * 60 - (time.monotonic() - T_START)
     with open(os.path.join(workdir, "spaces_scale.log"), "w") as err:
+        r = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
         try:
-            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, text=True,
-                               timeout=max(60, budget))
+            out_text, _ = r.communicate(timeout=max(60, budget))
         except subprocess.TimeoutExpired:
+            # SIGTERM: it stops its servers and its PostgreSQL itself.
+            r.terminate()
+            try:
+                r.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                r.kill()
+                r.communicate()
             log(f"Spaces at scale stopped after {budget:.0f} s (--total-min)")
             return None
-    table = r.stdout[r.stdout.find("| Spaces at scale"):].strip()
+    table = out_text[out_text.find("| Spaces at scale"):].strip()
     try:
         with open(out) as f:
             res = json.load(f)
     except (OSError, ValueError):
-        log(f"spaces_scale.js failed (status {r.returncode}): {r.stdout[-500:]}")
+        log(f"spaces_scale.js failed (status {r.returncode}): {out_text[-500:]}")
         return None
     res["table"] = table
     res["ok"] = res.get("ok") and r.returncode == 0

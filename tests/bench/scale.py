@@ -645,7 +645,7 @@ def parse():
     p.add_argument("--broadcasts", type=int, default=20)
     p.add_argument("--room-every", type=int, default=100)
     p.add_argument("--inflight", type=int, default=200, help="connection attempts per generator")
-    p.add_argument("--connect-timeout", type=float, default=600)
+    p.add_argument("--connect-timeout", type=float, default=1200)
     p.add_argument("--bcast-timeout", type=float, default=120,
                    help="a broadcast not complete after this long counts what is missing as lost")
     p.add_argument("--no-floor", action="store_true")

@@ -317,8 +317,8 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd, r=None):
         r["ramp_s"] = (t1 - t0) / 1e9
         r["ramp_rate"] = ready / r["ramp_s"] if t1 > t0 else 0
         log(f"{kind} round {rnd}: {ready} connected ({failed} failed) in {r['ramp_s']:.1f} s")
-        if failed:
-            raise RuntimeError(f"{failed} connections failed")
+        # Connections that failed fail the round (ok stays false), but the
+        # figures are still taken over those that are up.
         # Memory, after the settling.
         time.sleep(a.settle)
         rss1 = sum(proc_rss_kb(p) for p in pids)

@@ -533,6 +533,8 @@ int main(int argc, char **argv)
 	g.phase = LG_PH_CONNECTING;
 	uv_timer_start(&g.tick, on_timer, 10, 10);
 	uv_check_start(&g.check, on_check);
+	if (g.cfg.scenario == LG_CLUSTER)
+		lg_cluster_start(&g);
 	pump(&g);
 	uv_run(g.loop, UV_RUN_DEFAULT);
 	int rc = report(&g);

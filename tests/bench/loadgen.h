@@ -274,7 +274,9 @@ int lg_conn_can_send(const lg_conn *c);
 int lg_conn_port(const lg *g, const lg_conn *c);
 /** Whether receiver c joins the small room ("r1k"). */
 int lg_cluster_member(const lg *g, const lg_conn *c);
-/** All connections are up: says so on stdout and starts reading commands. */
+/** Starts reading commands on stdin ("quit" works from the start). */
+void lg_cluster_start(lg *g);
+/** All connections are up (or failed): says so on stdout. */
 void lg_cluster_connected(lg *g);
 /** A join was acknowledged. */
 void lg_cluster_joined(lg *g);

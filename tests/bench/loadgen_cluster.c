@@ -160,6 +160,10 @@ void lg_cluster_connected(lg *g)
 	g->members = m;
 	say("CONNECTED %u %u %llu %llu", g->ready, g->failed, (unsigned long long)g->t0,
 	    (unsigned long long)g->t_conn_done);
+}
+
+void lg_cluster_start(lg *g)
+{
 	if (g->ctl_open)
 		return;
 	g->ctl_open = 1;

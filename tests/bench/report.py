@@ -600,6 +600,7 @@ def write_doc(args, stats, servers, quiet, skipped, plots, mem_png):
     add("```")
     add("make bench            # tests/bench/run.sh full (this page)")
     add("make bench-quick      # tests/bench/run.sh quick: 1k idle, echo, broadcast to 1k, ratios")
+    add("make bench-scale      # tests/bench/scale.py: 100k connections over a cluster of processes")
     add("```")
     add("")
     add("Each run (the server is started fresh, pinned with `taskset -c 0`, on a free port):")

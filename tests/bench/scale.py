@@ -191,14 +191,14 @@ class Gen:
                 return v
 
     def stop(self):
-        self.send("quit")
+        """Its STATS line (after "quit", sent to every generator first)."""
         v = None
         try:
-            v = self.wait("STATS", 30)
+            v = self.wait("STATS", 20)
         except RuntimeError:
             pass
         try:
-            self.p.wait(timeout=30)
+            self.p.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.p.kill()
             self.p.wait()
@@ -227,6 +227,10 @@ def start_nodes(kind, n, url, a, workdir):
         port = free_port()
         if kind == "ours":
             argv = [a.cluster_node, "--port", str(port), "--database-url", url]
+        elif kind.startswith("faulty-"):
+            # --selftest: one server that loses or repeats a tick (no cluster).
+            argv = ["node", os.path.join(ROOT, "tests", "bench", "faulty_server.js"),
+                    "--port", str(port), "--fault", kind[7:], "--every", "37"]
         else:
             argv = ["node", os.path.join(ROOT, "tests", "conformance", "reference_cluster.js"),
                     "--port", str(port), "--database-url", url]
@@ -254,8 +258,10 @@ def stop_procs(procs):
             p.wait()
 
 
-def run_round(kind, a, plan, url, pgdir, workdir, rnd):
-    r = {"kind": kind, "round": rnd, "ok": False}
+def run_round(kind, a, plan, url, pgdir, workdir, rnd, r=None):
+    """One round; its figures go into r (kept also when it fails part way)."""
+    r = {} if r is None else r
+    r.update(kind=kind, round=rnd, ok=False)
     nodes, ports = start_nodes(kind, plan["nodes"], url, a, workdir)
     pids = [p.pid for p in nodes]
     gens = []
@@ -278,8 +284,31 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
                 argv = ["taskset", "-c", a.taskset] + argv
             gens.append(Gen(i, argv, os.path.join(workdir, f"{kind}-r{rnd}-gen{i}.log")))
             base += k
-        # Ramp: every generator at once.
-        conn = all_wait(gens, "CONNECTED", a.connect_timeout)
+        # Ramp: every generator at once. Meanwhile, once a second, the
+        # nodes' RSS against the connections open so far (both ends of each
+        # are TCP sockets in use), for the plot.
+        samples = [(0, rss0)]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.wait(1.0):
+                samples.append((max(0, (sockstat()[0] - inuse0) // 2),
+                                sum(proc_rss_kb(p) for p in pids)))
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t_ramp = time.monotonic()
+        try:
+            conn = all_wait(gens, "CONNECTED", min(a.connect_timeout, left(a)))
+        except RuntimeError:
+            n = samples[-1][0]
+            r["ramp_rate"] = n / (time.monotonic() - t_ramp)
+            r["ramp_incomplete"] = n
+            raise RuntimeError(f"ramp not finished in time: about {n} of {a.conns} connected "
+                               f"({r['ramp_rate']:.0f}/s)")
+        finally:
+            stop.set()
+            sampler.join()
+        r["ramp_samples"] = samples
         ready = sum(int(v[1]) for v in conn)
         failed = sum(int(v[2]) for v in conn)
         t0 = min(int(v[3]) for v in conn)
@@ -288,8 +317,8 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
         r["ramp_s"] = (t1 - t0) / 1e9
         r["ramp_rate"] = ready / r["ramp_s"] if t1 > t0 else 0
         log(f"{kind} round {rnd}: {ready} connected ({failed} failed) in {r['ramp_s']:.1f} s")
-        if failed:
-            raise RuntimeError(f"{failed} connections failed")
+        # Connections that failed fail the round (ok stays false), but the
+        # figures are still taken over those that are up.
         # Memory, after the settling.
         time.sleep(a.settle)
         rss1 = sum(proc_rss_kb(p) for p in pids)
@@ -297,6 +326,7 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
         slab1 = slab_bytes()
         r["slab_per_conn_b"] = (slab1 - slab0) / ready
         r["rss_total_kb"] = rss1
+        r["ramp_samples"].append((ready, rss1))
         r["rss_per_conn_b"] = rss1 * 1024 / ready
         r["rss_growth_per_conn_b"] = (rss1 - rss0) * 1024 / ready
         r["sock_mem_per_conn_b"] = (mem1 - mem0) / ready
@@ -319,8 +349,11 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
         b = 0
         lost_total = 0
         for room in ("bench", "r1k"):
-            lat, deliv, cpu, pgcpu = [], 0, 0.0, 0.0
+            lat, deliv, cpu, pgcpu, expect = [], 0, 0.0, 0.0, 0
             for _ in range(a.broadcasts):
+                if left(a) < 60:
+                    log(f"{kind}: broadcasts to {room} cut short by --deadline-min")
+                    break
                 b += 1
                 for g in gens:
                     g.send(f"expect {b} {room}")
@@ -363,6 +396,8 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
                     f"{pct(lat, 50):.1f} ms p99 {pct(lat, 99):.1f} ms")
         r["lost"] = lost_total
     finally:
+        for g in gens:
+            g.send("quit")
         stats = [g.stop() for g in gens]
         stop_procs(nodes)
     dup = sum(int(v[2]) for v in stats if v)
@@ -377,6 +412,33 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd):
             f"dropped={dropped} failed={r.get('failed')} joined={r.get('joined')} "
             f"(want {a.conns + plan['members']})")
     return r
+
+
+def selftest(a, url, pgdir, workdir):
+    """A lost tick and a repeated one must each fail a round."""
+    b = argparse.Namespace(**vars(a))
+    b.conns, b.nodes, b.gens, b.broadcasts = 300, 1, 2, 3
+    b.idle, b.settle, b.bcast_timeout = 0, 0, 3
+    plan = make_plan(b)
+    good = True
+    for kind, field in (("faulty-drop", "lost"), ("faulty-dup", "dup")):
+        try:
+            r = run_round(kind, b, plan, url, pgdir, workdir, 0)
+        except RuntimeError as e:
+            r = {"ok": False, "error": str(e)}
+        caught = not r["ok"] and (r.get(field) or 0) > 0
+        print(f"selftest {kind}: {field}={r.get(field)} "
+              f"{'caught' if caught else 'NOT CAUGHT'} {r.get('error', '')}")
+        good = good and caught
+    return good
+
+
+T_START = time.monotonic()
+
+
+def left(a):
+    """Seconds until --deadline-min (from the start of the run)."""
+    return max(1.0, a.deadline_min * 60 - (time.monotonic() - T_START))
 
 
 def pct(v, p):
@@ -426,14 +488,27 @@ def spaces_at_scale(a, plan, workdir):
             "--users", str(a.spaces_users), "--requests", str(a.spaces_requests),
             "--per-process", str(plan["per_proc"] - 1000), "--json", out]
     log(f"Spaces at scale: {a.spaces_browsers} browsers over {nodes} nodes")
+    budget = a.total_min * 60 - (time.monotonic() - T_START)
     with open(os.path.join(workdir, "spaces_scale.log"), "w") as err:
-        r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, text=True, timeout=1200)
-    table = r.stdout[r.stdout.find("| Spaces at scale"):].strip()
+        r = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=err, text=True)
+        try:
+            out_text, _ = r.communicate(timeout=max(60, budget))
+        except subprocess.TimeoutExpired:
+            # SIGTERM: it stops its servers and its PostgreSQL itself.
+            r.terminate()
+            try:
+                r.communicate(timeout=30)
+            except subprocess.TimeoutExpired:
+                r.kill()
+                r.communicate()
+            log(f"Spaces at scale stopped after {budget:.0f} s (--total-min)")
+            return None
+    table = out_text[out_text.find("| Spaces at scale"):].strip()
     try:
         with open(out) as f:
             res = json.load(f)
     except (OSError, ValueError):
-        log(f"spaces_scale.js failed (status {r.returncode}): {r.stdout[-500:]}")
+        log(f"spaces_scale.js failed (status {r.returncode}): {out_text[-500:]}")
         return None
     res["table"] = table
     res["ok"] = res.get("ok") and r.returncode == 0
@@ -520,10 +595,10 @@ def plot(results, outdir):
     with open(data, "w") as f:
         for kind in ("ours", "node"):
             f.write(f"# {kind}\n")
-            for r in results.get(kind, []):
-                if "rss_total_kb" in r:
-                    f.write(f"{r['ready']} {r['rss_total_kb'] / 1024:.1f}\n")
-            f.write("0 0\n\n\n")
+            for r in results.get(kind, [])[:1]:
+                for n, kb in sorted(r.get("ramp_samples", [])):
+                    f.write(f"{n} {kb / 1024:.1f}\n")
+            f.write("\n\n")
         for kind in ("ours", "node"):
             f.write(f"# {kind} latency\n")
             for room in ("r1k", "bench"):
@@ -536,7 +611,7 @@ def plot(results, outdir):
     png2 = os.path.join(ROOT, "docs", "bench", "scale-broadcast.png")
     script = f"""set terminal pngcairo size 800,480
 set output '{png1}'
-set title 'Server RSS (all nodes) against connections'
+set title 'Server RSS (all nodes) against connections, while ramping (first round)'
 set xlabel 'connections'; set ylabel 'RSS of all nodes (MiB)'; set key left top; set grid
 plot '{data}' index 0 using 1:2 with linespoints title 'ours (cluster-node)', \\
      '{data}' index 1 using 1:2 with linespoints title 'Node.js socket.io + postgres-adapter'
@@ -570,17 +645,25 @@ def parse():
     p.add_argument("--broadcasts", type=int, default=20)
     p.add_argument("--room-every", type=int, default=100)
     p.add_argument("--inflight", type=int, default=200, help="connection attempts per generator")
-    p.add_argument("--connect-timeout", type=float, default=600)
-    p.add_argument("--bcast-timeout", type=float, default=30)
+    p.add_argument("--connect-timeout", type=float, default=1200)
+    p.add_argument("--bcast-timeout", type=float, default=120,
+                   help="a broadcast not complete after this long counts what is missing as lost")
     p.add_argument("--no-floor", action="store_true")
-    p.add_argument("--spaces-browsers", type=int, default=20000,
+    p.add_argument("--spaces-browsers", type=int, default=10000,
                    help="Spaces at scale (tests/bench/spaces_scale.js): browser sockets, 0: skip")
     p.add_argument("--spaces-users", type=int, default=20)
-    p.add_argument("--spaces-requests", type=int, default=500)
+    p.add_argument("--spaces-requests", type=int, default=300)
+    p.add_argument("--total-min", type=float, default=29.5,
+                   help="Spaces at scale is stopped to end the whole run by then")
+    p.add_argument("--deadline-min", type=float, default=23,
+                   help="hard limit: waits and broadcasts are cut to end the rounds by then")
     p.add_argument("--budget-min", type=float, default=20,
                    help="no further round once the next would end past this (minutes)")
     p.add_argument("--check", action="store_true",
                    help="correctness only (the CI test): no figures printed")
+    p.add_argument("--selftest", action="store_true",
+                   help="first check that a lost and a repeated delivery are caught "
+                   "(tests/bench/faulty_server.js)")
     p.add_argument("--build-dir", default=os.path.join(ROOT, "build", "release"))
     p.add_argument("--taskset", default="", help="CPU list for every process (default: none)")
     p.add_argument("--write-docs", action="store_true",
@@ -643,6 +726,8 @@ def main():
     t_start = time.monotonic()
     ok = True
     try:
+        if a.selftest and not selftest(a, url, pgdir, workdir):
+            ok = False
         for rnd in range(a.rounds):
             spent = time.monotonic() - t_start
             if rnd and spent / rnd * (rnd + 1) + 90 > a.budget_min * 60:
@@ -650,11 +735,12 @@ def main():
                 break
             order = kinds if rnd % 2 == 0 else list(reversed(kinds))
             for kind in order:
+                r = {}
                 try:
-                    r = run_round(kind, a, plan, url, pgdir, workdir, rnd)
+                    run_round(kind, a, plan, url, pgdir, workdir, rnd, r)
                 except RuntimeError as e:
                     log(f"{kind} round {rnd}: {e}")
-                    r = {"kind": kind, "round": rnd, "ok": False, "error": str(e)}
+                    r.update(ok=False, error=str(e))
                 results[kind].append(r)
                 ok = ok and r["ok"]
         floors = None
@@ -662,8 +748,11 @@ def main():
             floors = floor(a, plan, a.conns)
         spaces = None
         if a.spaces_browsers and not a.check:
-            spaces = spaces_at_scale(a, plan, workdir)
-            ok = ok and bool(spaces and spaces.get("ok"))
+            if time.monotonic() - T_START > (a.total_min - 3) * 60:
+                log("Spaces at scale skipped: past the time budget")
+            else:
+                spaces = spaces_at_scale(a, plan, workdir)
+                ok = ok and bool(spaces and spaces.get("ok"))
     finally:
         subprocess.run([os.path.join(ROOT, "ci", "pg.sh"), "stop", pgdir],
                        capture_output=True)
@@ -681,6 +770,10 @@ def main():
                       f"{r.get('error', '')}")
     else:
         t = table(s, a, plan)
+        notes = [f"- {k} round {r['round']}: {r['error']}" for k in kinds for r in results[k]
+                 if r.get("error")]
+        if notes:
+            t += "\n\nRounds that did not complete:\n\n" + "\n".join(notes)
         print(f"\n{a.conns} connections over {plan['nodes']} nodes, {plan['gens']} load "
               f"generators, {s[kinds[0]]['rounds']} round(s), {elapsed / 60:.1f} min\n")
         print(t)

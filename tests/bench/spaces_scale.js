@@ -153,7 +153,9 @@ async function main() {
       const base = `http://127.0.0.1:${port}`;
       servers.push(spawn(SERVER, ["--listen", `127.0.0.1:${port}`, "--database-url", url,
         "--node-id", `bench:${port}`, "--upload-dir", path.join(tmp, `uploads${i}`),
-        "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] }));
+        "--data-dir", path.join(tmp, `data${i}`), "--legacy-open-spaces",
+        // Every simulated browser comes from 127.0.0.1: no per-address handshake limit.
+        "--handshake-rate", "0", "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] }));
       bases.push(base);
     }
     for (const b of bases) await waitUp(b);

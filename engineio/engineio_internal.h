@@ -85,7 +85,7 @@ struct eio_server {
 	base_list pending_close; /* eio_socket.close_link */
 	uv_check_t close_check;
 	uv_idle_t close_idle;
-	int closing; /* handles still closing in eio_server_free */
+	int closing;                 /* handles still closing in eio_server_free */
 	char open_tail_polling[160]; /* open packet JSON after the sid, for each transport */
 	char open_tail_ws[160];
 };

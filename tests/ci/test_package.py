@@ -213,7 +213,9 @@ def test_serves_from_the_package(pkg, pg, tmp_path):
     if not pkg.hide:
         print("note: cannot hide the source tree (unshare -m); running from %s" % pkg.tmp)
     env = {"DATABASE_URL": pg.url, "SPACES_UPLOAD_DIR": str(tmp_path / "uploads"),
-           "SPACES_DATA_DIR": str(tmp_path / "data")}
+           "SPACES_DATA_DIR": str(tmp_path / "data"),
+           # The app registers by the space's name alone (mock_app.py --space).
+           "SPACES_LEGACY_OPEN_SPACES": "1"}
     # `user add` from the package too (SpacesSite.admin runs the SPACES_SERVER command).
     os.environ["SPACES_SERVER"] = " ".join("'%s'" % a for a in pkg.command())
     try:

@@ -77,6 +77,7 @@ struct eio_server {
 	uint64_t refused_logged;
 	char open_tail_polling[160]; /* open packet JSON after the sid, for each transport */
 	char open_tail_ws[160];
+	eio_stats stats;
 };
 
 /* server.c */

@@ -220,6 +220,7 @@ static int deliver_local(const sio_bcast *b, const sio_encoded *e)
 			BASE_CONTAINER_OF(pos, sio_membership, room_link)->s->bcast_mark = excluded;
 	}
 	int count = 0;
+	nsp->srv->stats.broadcasts++;
 	if (!b->n_rooms) {
 		base_list_foreach_safe(pos, tmp, &nsp->sockets)
 		{
@@ -227,6 +228,7 @@ static int deliver_local(const sio_bcast *b, const sio_encoded *e)
 			if (s->bcast_mark != excluded)
 				count += send_one(s, b, e);
 		}
+		nsp->srv->stats.deliveries += (uint64_t)count;
 		return count;
 	}
 	for (unsigned i = 0; i < b->n_rooms; i++) {
@@ -242,6 +244,7 @@ static int deliver_local(const sio_bcast *b, const sio_encoded *e)
 			count += send_one(s, b, e);
 		}
 	}
+	nsp->srv->stats.deliveries += (uint64_t)count;
 	return count;
 }
 

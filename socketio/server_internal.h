@@ -146,6 +146,7 @@ struct sio_server {
 	size_t n_dyns;
 	base_timeq connect_q;
 	int closing;
+	sio_stats stats;
 };
 
 /* server.c */

@@ -46,7 +46,8 @@ typedef struct db_job {
 	int prep_slot; /* the connection's prepared statement it uses, or -1 */
 	db_cb cb;
 	void *ud;
-	char *channel; /* LISTEN / UNLISTEN jobs: the channel (owned) */
+	char *channel;      /* LISTEN / UNLISTEN jobs: the channel (owned) */
+	uint64_t queued_ms; /* loop time it was first queued (latency histogram) */
 } db_job;
 
 /** Copies the statements into one allocation. Returns NULL when out of memory. */
@@ -170,6 +171,7 @@ struct db_pool {
 	db_close_cb close_cb;
 	void *close_ud;
 	uint64_t completed, failed, reconnects;
+	uint64_t lat_bucket[DB_LAT_BUCKETS], lat_sum_ms;
 	uint64_t up_seq; /* counts connections coming up */
 	char last_error[DB_ERRBUF];
 };

@@ -140,12 +140,15 @@ static void render(web_metrics *m, base_buf *b, const db_result *res)
 	sp_app_get_stats(m->sp, &ps);
 
 	/* HTTP */
+	uint64_t conns = http_server_connections(m->http);
+	uint64_t ws = hs.ws_opened - hs.ws_closed;
+	if (ws > conns) /* a WebSocket whose connection is being freed */
+		ws = conns;
 	help_type(b, "spaces_connections", "gauge", "Open TCP connections by transport.");
-	base_buf_printf(
-	    b, "spaces_connections{transport=\"http\"} %llu\n",
-	    (unsigned long long)(http_server_connections(m->http) - (hs.ws_opened - hs.ws_closed)));
+	base_buf_printf(b, "spaces_connections{transport=\"http\"} %llu\n",
+	                (unsigned long long)(conns - ws));
 	base_buf_printf(b, "spaces_connections{transport=\"websocket\"} %llu\n",
-	                (unsigned long long)(hs.ws_opened - hs.ws_closed));
+	                (unsigned long long)ws);
 	one(b, "spaces_http_connections_accepted_total", "counter", "TCP connections accepted.",
 	    hs.accepted);
 	one(b, "spaces_http_requests_total", "counter", "HTTP requests whose headers were read.",

@@ -20,7 +20,7 @@ TEST_PKGS=(
   libcmocka-dev python3-socketio python3-engineio python3-requests
   python3-websocket python3-aiohttp python3-msgpack python3-pytest
   curl procps psmisc iproute2 gnuplot-nox chromium firefox-esr liburing-dev
-  webkit2gtk-driver xvfb xauth python3-markdown
+  webkit2gtk-driver xvfb xauth python3-markdown python3-prometheus-client
 )
 DEB_PKGS=("${RUN_PKGS[@]}")
 [ "$mode" = run ] || DEB_PKGS+=("${TEST_PKGS[@]}")

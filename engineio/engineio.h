@@ -102,6 +102,20 @@ void eio_server_free(eio_server *srv);
 /** Number of open sockets. */
 size_t eio_server_clients(const eio_server *srv);
 
+#define EIO_CLOSE_REASONS 7
+/* Counters since the server was created (plain integers: one loop). */
+typedef struct {
+	uint64_t opened[2]; /* sessions opened, by first transport: [0] polling, [1] websocket */
+	uint64_t open[2];   /* sessions open now, by current transport */
+	uint64_t upgrades;  /* polling sessions upgraded to WebSocket */
+	uint64_t closed[EIO_CLOSE_REASONS]; /* sessions closed, by eio_close_reason */
+	uint64_t msgs_in;                   /* message packets received */
+	uint64_t msgs_out;                  /* message packets queued to clients */
+} eio_stats;
+
+/** Copies the counters. */
+void eio_server_get_stats(const eio_server *srv, eio_stats *st);
+
 /** Queues a message (copied). Returns 0, BASE_ECLOSED, or BASE_ELIMIT (dropped: too much queued). */
 int eio_socket_send(eio_socket *s, int binary, const char *data, size_t len);
 /**

@@ -88,6 +88,7 @@ struct eio_server {
 	int closing;                 /* handles still closing in eio_server_free */
 	char open_tail_polling[160]; /* open packet JSON after the sid, for each transport */
 	char open_tail_ws[160];
+	eio_stats stats;
 };
 
 /* server.c */

@@ -198,6 +198,8 @@ static eio_socket *socket_new(eio_server *srv, eio_transport t, const http_reque
 		return NULL;
 	s->srv = srv;
 	s->transport = (uint8_t)t;
+	srv->stats.opened[t & 1]++;
+	srv->stats.open[t & 1]++;
 	base_timeq_entry_init(&s->hb);
 	base_timeq_entry_init(&s->up);
 	snprintf(s->remote, sizeof(s->remote), "%s", req->remote_addr);
@@ -468,4 +470,9 @@ void eio_server_free(eio_server *srv)
 size_t eio_server_clients(const eio_server *srv)
 {
 	return srv->n_clients;
+}
+
+void eio_server_get_stats(const eio_server *srv, eio_stats *st)
+{
+	*st = srv->stats;
 }

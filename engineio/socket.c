@@ -135,6 +135,9 @@ void eio__socket_on_close(eio_socket *s, eio_close_reason reason)
 		return;
 	s->state = EIO_S_CLOSING;
 	s->reason = reason;
+	s->srv->stats.open[s->transport & 1]--;
+	if ((unsigned)reason < EIO_CLOSE_REASONS)
+		s->srv->stats.closed[reason]++;
 	base_timeq_disarm(&s->hb);
 	base_timeq_disarm(&s->up);
 	BASE_LOGD("eio", "session %s closed: %s", s->sid, eio_close_reason_str(reason));
@@ -207,6 +210,7 @@ void eio__on_packet(eio_socket *s, const eio_packet *p)
 		return;
 	switch (p->type) {
 	case EIO_MESSAGE:
+		s->srv->stats.msgs_in++;
 		if (s->srv->cb.on_message) {
 			s->in_callback++;
 			s->srv->cb.on_message(s, p->binary, p->data.base, p->data.len,
@@ -286,6 +290,7 @@ int eio_socket_sendv(eio_socket *s, int binary, const base_slice *parts, size_t 
 {
 	if (s->state != EIO_S_OPEN || s->close_pending)
 		return BASE_ECLOSED;
+	s->srv->stats.msgs_out++;
 	if (ws_is_transport(s))
 		return eio__ws_send(s, binary, parts, n_parts);
 	return polling_queue(s, binary, parts, n_parts);
@@ -346,6 +351,7 @@ int eio_socket_send_msg(eio_socket *s, eio_msg *m)
 {
 	if (s->state != EIO_S_OPEN || s->close_pending)
 		return BASE_ECLOSED;
+	s->srv->stats.msgs_out++;
 	if (ws_is_transport(s)) {
 		int rc = http_ws_send_frames(s->ws, m->chunk, 0, m->chunk->len);
 		if (rc == HTTP_EQUEUE_FULL)

@@ -123,6 +123,9 @@ static void finish_upgrade(eio_socket *s)
 	s->probe = NULL;
 	s->transport = EIO_T_WEBSOCKET;
 	s->upgrade = EIO_UP_DONE;
+	s->srv->stats.upgrades++;
+	s->srv->stats.open[0]--;
+	s->srv->stats.open[1]++;
 	BASE_LOGD("eio", "session %s upgraded to websocket", s->sid);
 	eio__flush_to_ws(s);
 }

@@ -313,6 +313,8 @@ static int deliver_local(const sio_bcast *b, const sio_encoded *e)
 	for (size_t i = 0; i < t.n; i++)
 		count += send_one(t.v[i], b, e);
 	targets_end(nsp, &t);
+	nsp->srv->stats.broadcasts++;
+	nsp->srv->stats.deliveries += (uint64_t)count;
 	return count;
 }
 

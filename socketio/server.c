@@ -314,6 +314,7 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 		if (s->nsp->event_limit.cap &&
 		    !sio__rate_ok(c, &s->bucket, &s->nsp->event_limit, "events"))
 			return;
+		c->srv->stats.events_in++;
 		sio_event ev = {s, {0}, p->args, atts, n_atts, p->id};
 		char stack[256], *heap;
 		unescape_event(p, &ev, stack, sizeof(stack), &heap);
@@ -555,4 +556,20 @@ uint64_t sio_server_flood_closes(const sio_server *srv)
 size_t sio_server_clients(const sio_server *srv)
 {
 	return srv->eio ? eio_server_clients(srv->eio) : 0;
+}
+
+void sio_server_get_stats(const sio_server *srv, sio_stats *st)
+{
+	*st = srv->stats;
+}
+
+void sio_server_each_namespace(const sio_server *srv,
+                               void (*fn)(const char *name, size_t sockets, void *ud), void *ud)
+{
+	const base_list *pos;
+
+	for (pos = srv->namespaces.next; pos != &srv->namespaces; pos = pos->next) {
+		const sio_namespace *nsp = BASE_CONTAINER_OF(pos, sio_namespace, link);
+		fn(nsp->name, nsp->n_sockets, ud);
+	}
 }

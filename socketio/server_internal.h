@@ -210,6 +210,7 @@ struct sio_server {
 	uint64_t events_dropped;
 	uint64_t flood_closes;
 	int closing;
+	sio_stats stats;
 };
 
 /* server.c */

@@ -92,6 +92,21 @@ size_t sio_server_clients(const sio_server *srv);
 uint64_t sio_server_events_dropped(const sio_server *srv);
 uint64_t sio_server_flood_closes(const sio_server *srv);
 
+/* Counters since the server was created (plain integers: one loop). */
+typedef struct {
+	uint64_t events_in;  /* EVENT and BINARY_EVENT packets received */
+	uint64_t broadcasts; /* broadcasts sent from this node or delivered from another */
+	uint64_t deliveries; /* sockets a broadcast was sent to */
+} sio_stats;
+
+void sio_server_get_stats(const sio_server *srv, sio_stats *st);
+/**
+ * Calls fn once per namespace with its name and connected sockets (for
+ * metrics; fn must not add or remove namespaces).
+ */
+void sio_server_each_namespace(const sio_server *srv,
+                               void (*fn)(const char *name, size_t sockets, void *ud), void *ud);
+
 /* ---- namespaces -------------------------------------------------------- */
 
 /** The namespace called name ("/", "/chat"), created when it does not exist yet. */

@@ -181,3 +181,12 @@ void sp_app_free(sp_app *app)
 	sp__results_free(app);
 	free(app);
 }
+
+unsigned sp_apps_connected(const sp_app *app)
+{
+	unsigned n = 0;
+
+	for (const sp_space *sp = app->spaces; sp; sp = sp->next)
+		n += sp->n_apps;
+	return n;
+}

@@ -141,9 +141,11 @@ int sp__send_request(sp_conn *c, const char *request_id, const char *username,
 	base_buf_append(&b, "}", 1);
 	int rc = sio_emit(c->s, "inference_request", (base_slice){b.data, b.len}, NULL, 0);
 	base_buf_free(&b);
-	if (rc == 0)
+	if (rc == 0) {
 		c->inflight++;
-	else
+		c->app->stats.dispatched++;
+		BASE_LOGI("spaces", "request %s dispatched to app %s", request_id, c->id);
+	} else
 		sp__held_expired(c->app, request_id); /* it lets go again */
 	return rc;
 }
@@ -166,7 +168,10 @@ static void drained(const db_result *res, void *ud)
 			/* The app left while the query ran: its requeue may have run
 			 * first, so this one goes back to the queue by itself. */
 			if (sp__send_request(d->conn, id, db_value(res, i, 1),
-			                     db_value(res, i, 2))) {
+			                     db_value(res, i, 2)) == 0) {
+				long long waited = atoll(db_value(res, i, 3));
+				sp__observe(&d->app->stats.wait, waited > 0 ? (uint64_t)waited : 0);
+			} else {
 				BASE_LOGW("spaces",
 				          "request %s: app gone before it was sent; queued again",
 				          id);
@@ -202,7 +207,9 @@ void sp__drain(sp_app *app, const char *space_id)
 	    "attempts = attempts + 1, started_at = now(), updated_at = now() "
 	    "FROM picked WHERE r.id = picked.id "
 	    "RETURNING r.id, r.username, r.payload::text, r.created_at) "
-	    "SELECT id, username, payload FROM u ORDER BY created_at";
+	    "SELECT id, username, payload, "
+	    "(EXTRACT(EPOCH FROM clock_timestamp() - created_at) * 1000)::bigint FROM u "
+	    "ORDER BY created_at";
 	const char *params[2] = {space_id, c->id};
 	if (db_query(app->db, sql, 2, params, drained, d)) {
 		sp__conn_unref(c);
@@ -561,9 +568,11 @@ static void requeued(const db_result *res, void *ud)
 	if (!db_ok(res))
 		BASE_LOGE("spaces", "requeueing the requests of a lost app failed: %s",
 		          db_error(res));
-	else if (strcmp(db_value(res, 0, 0), "0") != 0)
+	else if (strcmp(db_value(res, 0, 0), "0") != 0) {
 		BASE_LOGI("spaces", "%s unanswered request(s) of a lost app queued again",
 		          db_value(res, 0, 0));
+		q->app->stats.requeued += (uint64_t)strtoull(db_value(res, 0, 0), NULL, 10);
+	}
 	if (!q->app->closed) {
 		sp__drain(q->app, q->space_id);
 		sp__space_changed(q->app, q->space_id);

@@ -26,13 +26,20 @@ typedef struct {
 	char timeout_s[16];
 	sp_conn *conn; /* the app chosen, with a reference */
 	char request_id[37];
+	uint64_t start_ms; /* loop time of sp_submit */
 } submit_ctx;
 
 static void submit_done(submit_ctx *s, int status, const char *error, unsigned retry_after)
 {
 	sp_submit_result r = {status, error, {0}, retry_after};
-	if (status == 200)
+	if (status == 200) {
 		memcpy(r.request_id, s->request_id, sizeof(r.request_id));
+		s->app->stats.submitted++;
+		BASE_LOGI("spaces", "request %s submitted to space %s by user %s%s", s->request_id,
+		          s->space_id, s->user_id, s->conn ? "" : " (queued)");
+	} else {
+		s->app->stats.rejected++;
+	}
 	s->cb(&r, s->ud);
 	if (s->conn)
 		sp__conn_unref(s->conn);
@@ -58,6 +65,8 @@ void sp__requeue_orphan(sp_app *app, const char *request_id, const char *connect
 	                          "updated_at = now() WHERE id::text = $1 AND connection_id = $2 "
 	                          "AND status = 'processing'";
 	const char *params[2] = {request_id, connection_id};
+	app->stats.requeued++;
+	BASE_LOGI("spaces", "request %s queued again: app %s gone", request_id, connection_id);
 	db_query(app->db, sql, 2, params, requeue_orphan_done, NULL);
 }
 
@@ -74,6 +83,8 @@ static void inserted(const db_result *res, void *ud)
 		/* The app left meanwhile: its requests were requeued before this one
 		 * existed, so requeue this one too and let the next app take it. */
 		sp__requeue_orphan(s->app, s->request_id, s->conn->id);
+	} else {
+		sp__observe(&s->app->stats.wait, uv_now(sio_server_loop(s->app->io)) - s->start_ms);
 	}
 	sp__space_changed(s->app, s->space_id);
 	submit_done(s, 200, NULL, 0);
@@ -226,6 +237,7 @@ void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud)
 		return;
 	}
 	s->app = app;
+	s->start_ms = uv_now(sio_server_loop(app->io));
 	s->cb = cb;
 	s->ud = ud;
 	snprintf(s->space_id, sizeof(s->space_id), "%s", sub->space_id);
@@ -420,6 +432,7 @@ static void swept(const db_result *res, void *ud)
 		if (sp__held_expired(app, db_value(res, i, 0)))
 			continue; /* its result, taken meanwhile, is being written over it */
 		BASE_LOGI("spaces", "request %s timed out", db_value(res, i, 0));
+		app->stats.timed_out++;
 		sp__request_update(app, db_value(res, i, 1), db_value(res, i, 0), "failed", NULL,
 		                   NULL, db_value(res, i, 4), db_value(res, i, 5));
 		sp__space_changed(app, db_value(res, i, 2));
@@ -488,4 +501,21 @@ void sp__sweep_start(sp_app *app)
 	app->sweep.data = app;
 	uv_timer_start(&app->sweep, sweep_tick, app->opts.sweep_interval_ms,
 	               app->opts.sweep_interval_ms);
+}
+
+void sp__observe(sp_histogram *h, uint64_t ms)
+{
+	static const uint64_t bounds[SP_LAT_BUCKETS - 1] = SP_LAT_BOUNDS_MS;
+	unsigned i = 0;
+
+	while (i < SP_LAT_BUCKETS - 1 && ms > bounds[i])
+		i++;
+	h->bucket[i]++;
+	h->count++;
+	h->sum_ms += ms;
+}
+
+void sp_app_get_stats(const sp_app *app, sp_stats *st)
+{
+	*st = app->stats;
 }

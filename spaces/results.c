@@ -41,6 +41,7 @@ typedef struct sp_req {
 	base_list pending_link; /* in results.pending while has_result */
 	sp_conn *held_by;       /* not referenced: it lets go at its disconnect */
 	uint64_t serial;        /* new at each hold: progress answers check it */
+	uint64_t sent_ms;       /* loop time it was sent to held_by */
 	char id[REQ_ID_MAX];
 	/* progress */
 	int p_waiting;   /* a value not yet written */
@@ -179,6 +180,7 @@ int sp__held_add(sp_conn *c, const char *request_id)
 		return 0;
 	unhold(e); /* sent again elsewhere: the earlier holder lost it */
 	e->held_by = c;
+	e->sent_ms = uv_now(sio_server_loop(c->app->io));
 	e->serial = ++c->app->results->serial;
 	base_list_insert_tail(&c->held, &e->held_link);
 	progress_clear(e);
@@ -308,6 +310,8 @@ static void result_recorded(const db_result *res, void *ud)
 			if (!e->r_conn->s) /* disconnected meanwhile: its last flush is done */
 				sp__flush_served(app, e->r_conn);
 		}
+		BASE_LOGI("spaces", "request %s %s (app %s)", e->id, db_value(res, 0, 2),
+		          e->r_conn_id[0] ? e->r_conn_id : "unknown");
 		if (!app->closed) {
 			/* user_id, space_id, status, result, updated_at */
 			sp__request_update(app, db_value(res, 0, 0), e->id, db_value(res, 0, 2),
@@ -462,6 +466,11 @@ void sp__result_take(sp_conn *c, json_t *obj)
 	}
 	e->has_result = 1;
 	e->r_failures = 0;
+	if (strcmp(status, "completed") == 0)
+		app->stats.completed++;
+	else
+		app->stats.failed++;
+	sp__observe(&app->stats.run, uv_now(sio_server_loop(app->io)) - e->sent_ms);
 	e->r_conn = c;
 	c->refs++;
 	snprintf(e->r_conn_id, sizeof(e->r_conn_id), "%s", c->id);
@@ -697,4 +706,10 @@ void sp__results_free(sp_app *app)
 	sp_journal_free(R->journal);
 	free(R);
 	app->results = NULL;
+}
+
+uint64_t sp_journal_bytes(const sp_app *app)
+{
+	return app->results && app->results->journal ? sp_journal_held_bytes(app->results->journal)
+	                                             : 0;
 }

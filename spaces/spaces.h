@@ -83,6 +83,40 @@ void sp_app_close(sp_app *app);
  */
 void sp_app_free(sp_app *app);
 
+/* ---- counters (metrics) ------------------------------------------------- */
+
+/* Upper bounds (ms) of the latency histogram buckets; a last bucket holds the rest. */
+#define SP_LAT_BOUNDS_MS                                                                 \
+	{                                                                                \
+		10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000, 60000, 120000 \
+	}
+#define SP_LAT_BUCKETS 14
+
+typedef struct {
+	uint64_t bucket[SP_LAT_BUCKETS]; /* not cumulative: each bucket counts its own range */
+	uint64_t count;
+	uint64_t sum_ms;
+} sp_histogram;
+
+/* Counters of this process since the application was created. */
+typedef struct {
+	uint64_t submitted;  /* requests written (sp_submit answered 200) */
+	uint64_t rejected;   /* submissions refused (404, 400, 429, 503, 500) */
+	uint64_t dispatched; /* inference_request sent to an app */
+	uint64_t requeued;   /* requests sent back to the queue (their app left) */
+	uint64_t completed;  /* results taken with status completed */
+	uint64_t failed;     /* results taken with status failed */
+	uint64_t timed_out;  /* requests the deadline sweep failed */
+	sp_histogram wait;   /* submit -> dispatch */
+	sp_histogram run;    /* dispatch -> result */
+} sp_stats;
+
+void sp_app_get_stats(const sp_app *app, sp_stats *st);
+/** Apps connected and registered to this process. */
+unsigned sp_apps_connected(const sp_app *app);
+/** Bytes of results waiting in the journal (not yet in PostgreSQL). */
+uint64_t sp_journal_bytes(const sp_app *app);
+
 /** Number of apps connected (and registered) for a space: in this process, or in cluster mode on every live node. */
 unsigned sp_space_apps(const sp_app *app, const char *space_id);
 

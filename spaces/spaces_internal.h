@@ -59,7 +59,11 @@ struct sp_app {
 		uint64_t since; /* loop time (ms) of the first failure of its minute */
 		unsigned n;
 	} fails[256];
+	sp_stats stats;
 };
+
+/** Adds ms to a latency histogram. */
+void sp__observe(sp_histogram *h, uint64_t ms);
 
 /* app.c */
 sp_space *sp__space_get(sp_app *app, const char *id, int create);

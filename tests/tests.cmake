@@ -35,6 +35,7 @@ spaces_script_test(e2e_app_access_servers 300 /usr/bin/python3 -m pytest -p no:c
 spaces_script_test(e2e_http_limits_bodies 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "body or bodies" ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_limits.py)
 spaces_script_test(e2e_http_limits_sessions 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not (body or bodies)" ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_limits.py)
 spaces_script_test(e2e_web_routes 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_web_routes.py)
+spaces_script_test(e2e_metrics 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_metrics.py)
 # Accounts, sessions and uploads (issue 11): limits before the hash, password
 # policy, registration limits, logout/password change/disable closing sockets,
 # the Origin of /spaces, media types, upload quota and disk budget.

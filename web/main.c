@@ -49,6 +49,10 @@ typedef struct {
 	int max_sessions_set;
 	unsigned app_event_rate; /* namespace "/" (apps): events per second, bursts of twice that */
 	web_options web;
+	char metrics_host[256]; /* "" without a metrics listener */
+	int metrics_port;
+	const char *metrics_token;
+	int access_log; /* web_access_format */
 } web_config;
 
 typedef struct {
@@ -58,14 +62,15 @@ typedef struct {
 	db_pool *db;
 	sp_app *sp;
 	web_site *site;
+	web_metrics *metrics;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t trim;
 	size_t trim_peak; /* bytes in use at the highest tick since the last trim */
 	int stopping;
 } web_app;
 
-/* Parses HOST:PORT or [V6]:PORT into cfg. Returns 0 or -1. */
-static int parse_listen(const char *arg, web_config *cfg)
+/* Parses HOST:PORT or [V6]:PORT into host (256 bytes) and *port_out. Returns 0 or -1. */
+static int parse_host_port(const char *arg, char *host, int *port_out)
 {
 	const char *colon = strrchr(arg, ':');
 	if (!colon || colon == arg)
@@ -78,22 +83,33 @@ static int parse_listen(const char *arg, web_config *cfg)
 		h++;
 		hlen -= 2;
 	}
-	if (hlen >= sizeof(cfg->host))
+	if (hlen >= 256)
 		return -1;
 	char *end;
 	errno = 0;
 	long port = strtol(colon + 1, &end, 10);
 	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
 		return -1;
-	memcpy(cfg->host, h, hlen);
-	cfg->host[hlen] = 0;
-	cfg->port = (int)port;
+	memcpy(host, h, hlen);
+	host[hlen] = 0;
+	*port_out = (int)port;
 	return 0;
 }
 
 static int set_listen(void *cfg, const web_opt *o, const char *val, const char *where)
 {
-	if (parse_listen(val, cfg) == 0)
+	web_config *c = cfg;
+	if (parse_host_port(val, c->host, &c->port) == 0)
+		return 0;
+	fprintf(stderr, "spaces-server: invalid value for %s: '%s' (HOST:PORT, or [V6]:PORT)\n",
+	        where, val);
+	return -1;
+}
+
+static int set_metrics_listen(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	web_config *c = cfg;
+	if (parse_host_port(val, c->metrics_host, &c->metrics_port) == 0)
 		return 0;
 	fprintf(stderr, "spaces-server: invalid value for %s: '%s' (HOST:PORT, or [V6]:PORT)\n",
 	        where, val);
@@ -204,6 +220,22 @@ static int set_registration(void *cfg, const web_opt *o, const char *val, const 
 {
 	return set_choice(cfg, o, val, where, "closed", "open",
 	                  &((web_config *)cfg)->web.registration_closed);
+}
+
+static int set_access_log(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	int *f = &((web_config *)cfg)->access_log;
+	if (strcmp(val, "off") == 0)
+		*f = WEB_ACCESS_OFF;
+	else if (strcmp(val, "text") == 0)
+		*f = WEB_ACCESS_TEXT;
+	else if (strcmp(val, "json") == 0)
+		*f = WEB_ACCESS_JSON;
+	else {
+		fprintf(stderr, "spaces-server: %s is off, text or json, not '%s'\n", where, val);
+		return -1;
+	}
+	return 0;
 }
 
 static int set_password_policy(void *cfg, const web_opt *o, const char *val, const char *where)
@@ -425,6 +457,25 @@ static const web_opt options[] = {
     OPT_UINT("app-event-rate", "N", "5000", app_event_rate, 0, 10000000,
              "the same for apps (namespace /), which answer many requests: N per second, "
              "bursts of 2N; 0: no limit"),
+    {.name = "metrics-listen",
+     .arg = "HOST:PORT",
+     .set = set_metrics_listen,
+     .help = "serve /metrics (Prometheus text format) on a listener of its own, without a "
+             "token, e.g. 127.0.0.1:9101 (default: none)"},
+    {.name = "metrics-token",
+     .arg = "TOKEN",
+     .flags = WEB_OPT_SECRET,
+     .set = web_opt_str,
+     FIELD(metrics_token),
+     .help = "serve /metrics on the main address to requests with \"Authorization: Bearer "
+             "TOKEN\" (default: /metrics is not on the main address)"},
+    {.name = "access-log",
+     .arg = "off|text|json",
+     .def = "text",
+     .set = set_access_log,
+     .help = "one line per HTTP request and per WebSocket end on stderr (method, path "
+             "without the query, status, bytes, duration, request id, also sent as "
+             "X-Request-Id); text lines go through the log (level info)"},
     {.name = "log-level",
      .arg = "LEVEL",
      .def = "info",
@@ -704,6 +755,8 @@ static void on_signal(uv_signal_t *h, int signum)
 	app->stopping = 1;
 	BASE_LOGI("main", "%s received: shutting down", signum == SIGTERM ? "SIGTERM" : "SIGINT");
 	web_site_close(app->site);
+	if (app->metrics)
+		web_metrics_close(app->metrics, NULL, NULL);
 	sp_app_close(app->sp);
 	sio_server_close_all(app->io);
 	http_server_close(app->http, on_http_closed, app);
@@ -834,6 +887,16 @@ int main(int argc, char **argv)
 		BASE_LOGE("main", "the website could not start (see above)");
 		return 1;
 	}
+	web_metrics_options mo = {cfg.metrics_token, cfg.metrics_host[0] ? cfg.metrics_host : NULL,
+	                          cfg.metrics_port, (web_access_format)cfg.access_log};
+	app.metrics = web_metrics_new(app.http, app.io, app.db, app.sp, &mo);
+	if (!app.metrics) {
+		BASE_LOGE("main", "metrics could not start (see above)");
+		return 1;
+	}
+	if (mo.listen_host)
+		BASE_LOGI("main", "metrics on http://%s:%d/metrics", mo.listen_host,
+		          web_metrics_port(app.metrics));
 	rc = http_server_listen(app.http, cfg.host, cfg.port);
 	if (rc) {
 		BASE_LOGE("main", "cannot listen on %s:%d: %s", cfg.host, cfg.port,
@@ -854,6 +917,7 @@ int main(int argc, char **argv)
 	BASE_LOGI("main", "spaces-server %s listening on http://%s:%d/ (Socket.IO at %s)",
 	          SPACES_VERSION, cfg.host, http_server_port(app.http), cfg.sio.eio.path);
 	uv_run(app.loop, UV_RUN_DEFAULT);
+	web_metrics_free(app.metrics);
 	http_server_free(app.http);
 	rc = uv_loop_close(app.loop);
 	if (rc)

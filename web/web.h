@@ -142,4 +142,34 @@ void web_site_free(web_site *site);
  */
 int web_cli_user(int argc, char **argv, const char *database_url, const char *migrations_dir);
 
+/* ---- metrics and access log (metrics.c) --------------------------------- */
+
+typedef struct web_metrics web_metrics;
+
+typedef enum { WEB_ACCESS_OFF = 0, WEB_ACCESS_TEXT, WEB_ACCESS_JSON } web_access_format;
+
+typedef struct {
+	/* GET /metrics on http behind "Authorization: Bearer TOKEN" (NULL or "": not there). */
+	const char *token;
+	/* A listener of its own serving only /metrics, without a token (NULL: none). */
+	const char *listen_host;
+	int listen_port;
+	/* One line per HTTP request and per WebSocket end on stderr, and X-Request-Id. */
+	web_access_format access_log;
+} web_metrics_options;
+
+/**
+ * Sets up /metrics (Prometheus text format 0.0.4) and the access log on
+ * http, reading the counters of every layer at each scrape; the requests
+ * by status and queue depths are counted in SQL then. Returns NULL on
+ * ENOMEM or when the metrics listener cannot listen (logged).
+ */
+web_metrics *web_metrics_new(http_server *http, sio_server *io, db_pool *db, sp_app *sp,
+                             const web_metrics_options *o);
+/** The metrics listener's port (after web_metrics_new), or 0 without one. */
+int web_metrics_port(const web_metrics *m);
+/** Stops the metrics listener; cb(ud) once it is closed (at once without one). */
+void web_metrics_close(web_metrics *m, void (*cb)(void *ud), void *ud);
+void web_metrics_free(web_metrics *m);
+
 #endif

@@ -78,6 +78,9 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		http__conn_eof(c, nread);
 		return;
 	}
+	c->srv->stats.bytes_in += (uint64_t)nread;
+	if (c->mode == HTTP_MODE_WS && c->u.ws != NULL)
+		c->u.ws->bytes_in += (uint64_t)nread;
 	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
 		return; /* lingering: the peer's last bytes are dropped */
 	if (buf->base != c->srv->rbuf) {
@@ -327,6 +330,9 @@ static void out_free(http_out *o)
 static void out_consume(http_conn *c, size_t n)
 {
 	c->out_bytes -= n;
+	c->srv->stats.bytes_out += n;
+	if (c->mode == HTTP_MODE_WS && c->u.ws != NULL)
+		c->u.ws->bytes_out += n;
 	while (n > 0 && c->out_head != NULL) {
 		http_out *o = c->out_head;
 

@@ -93,6 +93,47 @@ void http_server_close(http_server *s, void (*cb)(void *ud), void *ud);
 void http_server_free(http_server *s);
 uv_loop_t *http_server_loop(const http_server *s);
 
+/* ---- counters and observers (metrics, access log) ----------------------- */
+
+/* Counters since the server was created (plain integers: one loop). */
+typedef struct {
+	uint64_t accepted;    /* connections accepted */
+	uint64_t requests;    /* requests whose headers were read */
+	uint64_t refused;     /* requests answered by the server itself (400, 408, 413, 431, ...) */
+	uint64_t unrouted[6]; /* responses to requests no route matched, by status / 100 */
+	uint64_t bytes_in;    /* bytes read from connections (HTTP and WebSocket) */
+	uint64_t bytes_out;   /* bytes written */
+	uint64_t ws_opened;   /* WebSocket handshakes completed */
+	uint64_t ws_closed;   /* WebSockets closed */
+} http_stats;
+
+void http_server_get_stats(const http_server *s, http_stats *st);
+/**
+ * Calls fn for each route (in the order added) with its path, whether it is
+ * a prefix, and its responses by status / 100 (101 of a WebSocket counts in [1]).
+ */
+void http_server_each_route(const http_server *s,
+                            void (*fn)(const char *path, int prefix, const uint64_t by_class[6],
+                                       void *ud),
+                            void *ud);
+/**
+ * Random text that, with a request's id, names the request uniquely:
+ * "PREFIX-ID" (the X-Request-Id of its response when ids are sent).
+ */
+const char *http_server_id_prefix(const http_server *s);
+
+typedef struct {
+	/* A response head was queued (the body may still be on its way). */
+	void (*on_response)(const http_request *req, int status, uint64_t body_bytes, void *ud);
+	/* A WebSocket ended; called just before its on_close. */
+	void (*on_ws_end)(const http_ws *ws, int code, const char *reason, void *ud);
+	void *ud;
+	int send_request_id; /* add X-Request-Id: PREFIX-ID to every response */
+} http_observer;
+
+/** Sets (o copied) or clears (NULL) the observer. */
+void http_server_observe(http_server *s, const http_observer *o);
+
 /* ---- requests ---------------------------------------------------------- */
 
 typedef enum {
@@ -144,6 +185,9 @@ struct http_request {
 	 */
 	void (*on_abort)(http_request *req, void *ud);
 	void *abort_ud;
+	/* Per-server request number (see http_server_id_prefix) and loop time (ms) of its headers. */
+	uint64_t id;
+	uint64_t start_ms;
 };
 
 /** The first header with this name (ASCII case-insensitive), or NULL. */
@@ -263,5 +307,15 @@ void http_ws_close(http_ws *ws, uint16_t code, const char *reason);
 void http_ws_set_data(http_ws *ws, void *ud);
 void *http_ws_data(const http_ws *ws);
 const char *http_ws_remote_addr(const http_ws *ws);
+
+typedef struct {
+	uint64_t id;       /* the id of the request that opened it */
+	uint64_t start_ms; /* loop time of that request */
+	uint64_t bytes_in, bytes_out;
+	const char *path;       /* its path, without the query (may be truncated) */
+	const char *user_agent; /* may be truncated; "" when none */
+} http_ws_info;
+
+void http_ws_get_info(const http_ws *ws, http_ws_info *info);
 
 #endif

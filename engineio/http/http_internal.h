@@ -123,6 +123,7 @@ struct http_rx {
 	base_buf body;         /* the body, when it had to be copied */
 	int err;               /* HTTP status chosen by a callback that failed */
 	http_fstream *fstream; /* the body being sent from a file (file.c), or NULL */
+	int route;             /* index in srv->routes of the route that took it, or -1 */
 	uint8_t in_field, headers_done, complete, dispatched;
 };
 
@@ -137,6 +138,9 @@ struct http_ws {
 	uint8_t binary;
 	char *close_reason; /* heap, or NULL */
 	char remote[48];
+	uint64_t id, start_ms, bytes_in, bytes_out;
+	char path[64];
+	char agent[96];
 };
 
 /* A trusted proxy: an address, or a CIDR prefix of one. */
@@ -155,6 +159,7 @@ typedef struct {
 	size_t len;
 	http_handler_fn fn;
 	void *ud;
+	uint64_t by_class[6]; /* responses, by status / 100 */
 } http_route_entry;
 
 /* A body limit for a path or a prefix of paths (http_body_limit). */
@@ -201,7 +206,13 @@ struct http_server {
 	int accept_paused;          /* accepting stopped a moment (no reserve descriptor) */
 	http_proxy_net proxies[HTTP_MAX_PROXIES]; /* http_server_trust_proxies */
 	size_t n_proxies;
+	http_stats stats;
+	http_observer obs;
+	uint64_t next_id;
+	char id_prefix[12];
 };
+/* Counts a response to rx's request by route and status class. */
+void http__count_status(http_rx *rx, int status);
 
 /* server.c */
 void http__tq_set(http_conn *c, unsigned kind);

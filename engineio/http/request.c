@@ -242,6 +242,10 @@ static int on_headers_complete(llhttp_t *p)
 		                       req->remote_addr, sizeof(req->remote_addr));
 	req->keep_alive = llhttp_should_keep_alive(p);
 	rx->headers_done = 1;
+	rx->route = -1;
+	req->id = ++c->srv->next_id;
+	req->start_ms = uv_now(c->srv->loop);
+	c->srv->stats.requests++;
 	/* Decided before any of the body is read: a body over it is never received. */
 	rx->max_body = http_body_limit_for(c->srv, req->path.base, req->path.len);
 	if ((p->flags & F_CONTENT_LENGTH) && p->content_length > rx->max_body) {
@@ -321,6 +325,7 @@ static void dispatch(http_conn *c, http_rx *rx)
 	rx->dispatched = 1;
 	http__tq_set(c, HTTP_T_NONE);
 	r = http__route_find(c->srv, &rx->req);
+	rx->route = r != NULL ? (int)(r - c->srv->routes) : -1;
 	if (r != NULL)
 		r->fn(&rx->req, r->ud);
 	else
@@ -426,12 +431,16 @@ void http__send_error(http_conn *c, int status)
 
 	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
 		return;
+	c->srv->stats.refused++;
 	if (c->mode == HTTP_MODE_HTTP && c->u.rx != NULL) {
 		if (c->u.rx->dispatched) {
 			/* The handler owns it: only closing (and on_abort) can end it. */
 			http__conn_close(c);
 			return;
 		}
+		if (c->u.rx->headers_done && c->srv->obs.on_response)
+			c->srv->obs.on_response(&c->u.rx->req, status, strlen(text) + 1,
+			                        c->srv->obs.ud);
 		http__rx_free(c->srv, c->u.rx);
 		c->u.rx = NULL;
 	}

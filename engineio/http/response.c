@@ -174,8 +174,11 @@ static int respond_begin(http_request *req, int status, const char *ctype, const
 	no_body = !has_len || req->method == HTTP_M_HEAD;
 	keep_alive = keep_alive && !c->srv->closing;
 
+	http__count_status(rx, status);
+	if (c->srv->obs.on_response)
+		c->srv->obs.on_response(req, status, no_body ? 0 : body_len, c->srv->obs.ud);
 	cap = 9 + 3 + 1 + strlen(text) + 2 + (ctype ? 14 + strlen(ctype) + 2 : 0) + 16 + 20 + 2 +
-	      24 + sizeof(NOSNIFF) + (extra ? strlen(extra) : 0) + 2;
+	      24 + sizeof(NOSNIFF) + (extra ? strlen(extra) : 0) + 2 + 16 + 12 + 21 + 2;
 	head = cap <= sizeof(stack) ? stack : malloc(cap);
 	if (head == NULL) {
 		http__request_end(c, 0);
@@ -199,6 +202,13 @@ static int respond_begin(http_request *req, int status, const char *ctype, const
 	p = keep_alive ? put(p, "Connection: keep-alive\r\n", 24)
 	               : put(p, "Connection: close\r\n", 19);
 	p = put(p, NOSNIFF, sizeof(NOSNIFF) - 1);
+	if (c->srv->obs.send_request_id && req->id != 0) {
+		p = put(p, "X-Request-Id: ", 14);
+		p = put_str(p, c->srv->id_prefix);
+		*p++ = '-';
+		p = put_u64(p, req->id);
+		p = put(p, "\r\n", 2);
+	}
 	if (extra != NULL)
 		p = put_str(p, extra);
 	p = put(p, "\r\n", 2);
@@ -211,6 +221,19 @@ static int respond_begin(http_request *req, int status, const char *ctype, const
 		http__request_end(c, 0);
 	*keep_out = keep_alive;
 	return rc;
+}
+
+void http__count_status(http_rx *rx, int status)
+{
+	http_server *s = rx->conn->srv;
+	unsigned k = (unsigned)status / 100;
+
+	if (k > 5)
+		k = 0;
+	if (rx->route >= 0 && (size_t)rx->route < s->n_routes)
+		s->routes[rx->route].by_class[k]++;
+	else
+		s->stats.unrouted[k]++;
 }
 
 static int respond(http_request *req, int status, const char *ctype, const char *extra,

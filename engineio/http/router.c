@@ -21,7 +21,7 @@ int http_route(http_server *s, http_method method, const char *path, int prefix,
 	if (copy == NULL)
 		return BASE_ENOMEM;
 	memcpy(copy, path, len + 1);
-	r[s->n_routes] = (http_route_entry){method, prefix, copy, len, fn, ud};
+	r[s->n_routes] = (http_route_entry){method, prefix, copy, len, fn, ud, {0}};
 	s->n_routes++;
 	return 0;
 }

@@ -218,6 +218,7 @@ http_server *http_server_new(uv_loop_t *loop, const http_limits *lim)
 		s->lim.max_header_bytes = 64;
 	s->listen_fd = -1;
 	s->reserve_fd = -1;
+	base_random_id(s->id_prefix, 6);
 	uv_timer_init(loop, &s->timer);
 	uv_prepare_init(loop, &s->prepare);
 	uv_prepare_start(&s->prepare, prepare_cb);
@@ -387,6 +388,7 @@ static void conn_new(http_server *s, int fd)
 	base_list_init(&c->plink);
 	base_list_insert_tail(&s->conns, &c->link);
 	s->n_conns++;
+	s->stats.accepted++;
 	if (uv_tcp_open(&c->tcp, fd) != 0) {
 		close(fd);
 		http__conn_close(c);
@@ -566,4 +568,31 @@ void http_server_free(http_server *s)
 	free(s->limits);
 	free(s->rbuf);
 	free(s);
+}
+
+void http_server_get_stats(const http_server *s, http_stats *st)
+{
+	*st = s->stats;
+}
+
+void http_server_each_route(const http_server *s,
+                            void (*fn)(const char *path, int prefix, const uint64_t by_class[6],
+                                       void *ud),
+                            void *ud)
+{
+	for (size_t i = 0; i < s->n_routes; i++)
+		fn(s->routes[i].path, s->routes[i].prefix, s->routes[i].by_class, ud);
+}
+
+const char *http_server_id_prefix(const http_server *s)
+{
+	return s->id_prefix;
+}
+
+void http_server_observe(http_server *s, const http_observer *o)
+{
+	if (o != NULL)
+		s->obs = *o;
+	else
+		memset(&s->obs, 0, sizeof(s->obs));
 }

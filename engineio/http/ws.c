@@ -13,6 +13,7 @@
 #include "http_internal.h"
 
 #include <openssl/sha.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -87,6 +88,16 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	ws->conn = c;
 	memcpy(ws->remote, req->remote_addr, sizeof(ws->remote));
 	ws->remote[sizeof(ws->remote) - 1] = '\0';
+	ws->id = req->id;
+	ws->start_ms = req->start_ms;
+	snprintf(ws->path, sizeof(ws->path), "%.*s", (int)req->path.len, req->path.base);
+	{
+		const base_slice *ua = http_header_get(req, "User-Agent");
+		snprintf(ws->agent, sizeof(ws->agent), "%.*s", ua ? (int)ua->len : 0,
+		         ua ? ua->base : "");
+	}
+	http__count_status(rx, 101);
+	c->srv->stats.ws_opened++;
 	http__rx_free(c->srv, rx);
 	c->mode = HTTP_MODE_WS;
 	c->u.ws = ws;
@@ -219,7 +230,11 @@ static void ws_fail(http_ws *ws, uint16_t code)
 void http__ws_closed(http_ws *ws)
 {
 	uint16_t code = ws->close_code ? ws->close_code : HTTP_WS_CLOSE_ABNORMAL;
+	http_server *srv = ws->conn->srv;
 
+	srv->stats.ws_closed++;
+	if (srv->obs.on_ws_end)
+		srv->obs.on_ws_end(ws, code, ws->close_reason ? ws->close_reason : "", srv->obs.ud);
 	if (ws->cb.on_close != NULL)
 		ws->cb.on_close(ws, code, ws->close_reason ? ws->close_reason : "", ws->ud);
 	base_buf_free(&ws->frag);
@@ -339,4 +354,14 @@ size_t http__ws_input(http_conn *c, char *buf, size_t len, size_t off, size_t *w
 	if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
 		return len;
 	return off;
+}
+
+void http_ws_get_info(const http_ws *ws, http_ws_info *info)
+{
+	info->id = ws->id;
+	info->start_ms = ws->start_ms;
+	info->bytes_in = ws->bytes_in;
+	info->bytes_out = ws->bytes_out;
+	info->path = ws->path;
+	info->user_agent = ws->agent;
 }

@@ -298,6 +298,13 @@ int db_notify(db_pool *pool, const char *channel, const char *payload, db_cb cb,
 
 /* ---- state and shutdown --------------------------------------------------- */
 
+/* Upper bounds (ms) of the query latency buckets; a last bucket holds the rest. */
+#define DB_LAT_BOUNDS_MS                                             \
+	{                                                            \
+		1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000 \
+	}
+#define DB_LAT_BUCKETS 13
+
 typedef struct {
 	unsigned size;       /* connections of the pool (without the listener) */
 	unsigned connected;  /* connections up */
@@ -307,6 +314,9 @@ typedef struct {
 	uint64_t completed;  /* callbacks called with success */
 	uint64_t failed;     /* callbacks called with an error */
 	uint64_t reconnects; /* connections re-established after a loss */
+	/* Queries (queued to answered, loop time), by latency; not cumulative. */
+	uint64_t lat_bucket[DB_LAT_BUCKETS];
+	uint64_t lat_sum_ms;
 } db_pool_stats;
 
 void db_pool_get_stats(const db_pool *pool, db_pool_stats *st);

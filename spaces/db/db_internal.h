@@ -48,6 +48,7 @@ typedef struct db_job {
 	void *ud;
 	char *channel;          /* LISTEN / UNLISTEN jobs: the channel (owned) */
 	struct db_owner *owner; /* who it is counted against (db_query_owned), or NULL */
+	uint64_t queued_ms; /* loop time it was first queued (latency histogram) */
 } db_job;
 
 /*
@@ -189,6 +190,7 @@ struct db_pool {
 	db_close_cb close_cb;
 	void *close_ud;
 	uint64_t completed, failed, reconnects;
+	uint64_t lat_bucket[DB_LAT_BUCKETS], lat_sum_ms;
 	uint64_t up_seq; /* counts connections coming up */
 	char last_error[DB_ERRBUF];
 };

@@ -177,6 +177,8 @@ void db__pool_kick(db_pool *pool)
 
 void db__pool_enqueue(db_pool *pool, base_list *queue, db_job *job, int at_head)
 {
+	if (job->queued_ms == 0)
+		job->queued_ms = uv_now(pool->loop);
 	if (at_head) {
 		/* insert after the head node: first to be sent */
 		job->link.prev = queue;
@@ -576,6 +578,8 @@ void db_pool_get_stats(const db_pool *pool, db_pool_stats *st)
 	st->completed = pool->completed;
 	st->failed = pool->failed;
 	st->reconnects = pool->reconnects;
+	memcpy(st->lat_bucket, pool->lat_bucket, sizeof(st->lat_bucket));
+	st->lat_sum_ms = pool->lat_sum_ms;
 }
 
 int db_pool_close(db_pool *pool, db_close_cb cb, void *ud)

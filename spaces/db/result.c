@@ -183,6 +183,16 @@ static void deliver(db_pool *pool, db_job *job, const db_result *top)
 		pool->completed++;
 	else
 		pool->failed++;
+	{
+		static const uint64_t bounds[DB_LAT_BUCKETS - 1] = DB_LAT_BOUNDS_MS;
+		uint64_t ms = job->queued_ms ? uv_now(pool->loop) - job->queued_ms : 0;
+		unsigned i = 0;
+
+		while (i < DB_LAT_BUCKETS - 1 && ms > bounds[i])
+			i++;
+		pool->lat_bucket[i]++;
+		pool->lat_sum_ms += ms;
+	}
 	if (job->cb != NULL) {
 		job->cb(top, job->ud);
 	} else if (top->status != 0) {

@@ -296,6 +296,84 @@ static void test_not_found(void **state)
 	run_client(c_not_found);
 }
 
+/* ---- counters and the observer (metrics, access log) ---------------------- */
+
+static int g_obs_calls, g_obs_last_status;
+static uint64_t g_obs_last_id;
+
+static void obs_response(const http_request *req, int status, uint64_t body, void *ud)
+{
+	(void)body;
+	(void)ud;
+	g_obs_calls++;
+	g_obs_last_status = status;
+	g_obs_last_id = req->id;
+}
+
+static void c_stats(void)
+{
+	const char *prefix = http_server_id_prefix(H.srv);
+	cl_t *c = cl_open();
+	resp_t r;
+	const char *id;
+
+	CK(cl_sends(c, "GET /hello HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200);
+	id = resp_header(&r, "X-Request-Id");
+	CK(id != NULL && strncmp(id, prefix, strlen(prefix)) == 0 && id[strlen(prefix)] == '-');
+	resp_free(&r);
+	CK(cl_sends(c, "GET /nope HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 404);
+	resp_free(&r);
+	CK(cl_sends(c, "GET /p/abc?secret=1 HTTP/1.1\r\n\r\n") == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 200);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static uint64_t g_route_2xx[16];
+static size_t g_n_routes;
+
+static void route_seen(const char *path, int prefix, const uint64_t by_class[6], void *ud)
+{
+	(void)path;
+	(void)prefix;
+	(void)ud;
+	if (g_n_routes < 16)
+		g_route_2xx[g_n_routes] = by_class[2];
+	g_n_routes++;
+}
+
+static void test_stats_and_observer(void **state)
+{
+	http_observer ob = {obs_response, NULL, NULL, 1};
+	http_stats st;
+
+	(void)state;
+	g_obs_calls = 0;
+	g_n_routes = 0;
+	http_server_observe(H.srv, &ob);
+	run_client(c_stats);
+	http_server_get_stats(H.srv, &st);
+	assert_int_equal(st.requests, 3);
+	assert_int_equal(st.accepted, 1);
+	assert_int_equal(st.unrouted[4], 1);
+	assert_true(st.bytes_in > 0 && st.bytes_out > 0);
+	assert_int_equal(g_obs_calls, 3);
+	assert_int_equal(g_obs_last_status, 200);
+	assert_int_equal(g_obs_last_id, 3);
+	http_server_each_route(H.srv, route_seen, NULL);
+	/* add_routes(): /addr, /hello, /p/, ... */
+	assert_true(g_n_routes >= 3);
+	assert_int_equal(g_route_2xx[0], 0);
+	assert_int_equal(g_route_2xx[1], 1);
+	assert_int_equal(g_route_2xx[2], 1);
+	http_server_observe(H.srv, NULL);
+}
+
 static void c_keep_alive(void)
 {
 	cl_t *c = cl_open();
@@ -1022,6 +1100,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_simple_get, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_stats_and_observer, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_forwarded_untrusted, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_forwarded_trusted, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_input_budget, setup_input_budget, teardown),

@@ -48,7 +48,7 @@ typedef struct db_job {
 	void *ud;
 	char *channel;          /* LISTEN / UNLISTEN jobs: the channel (owned) */
 	struct db_owner *owner; /* who it is counted against (db_query_owned), or NULL */
-	uint64_t queued_ms; /* loop time it was first queued (latency histogram) */
+	uint64_t queued_ms;     /* loop time it was first queued (latency histogram) */
 } db_job;
 
 /*

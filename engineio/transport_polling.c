@@ -53,8 +53,10 @@ static int accepted_encoding(const http_request *req)
 		const char *e = comma ? comma : end;
 		while (p < e && (*p == ' ' || *p == '\t'))
 			p++;
-		const char *semi = memchr(p, ';', (size_t)(e - p));
-		const char *ne = semi ? semi : e;
+		const char *ne = p;
+		while (ne < e && *ne != ';')
+			ne++;
+		const char *semi = ne < e ? ne : NULL;
 		while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
 			ne--;
 		base_slice name = {p, (size_t)(ne - p)};

@@ -54,6 +54,8 @@ spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/clu
 # WebDriver BiDi); screenshots in ${CMAKE_BINARY_DIR}/artifacts/browser/.
 spaces_script_test(browser_seed_plan 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/seed_plan.test.js)
 spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/firefox.test.js)
+# CORS of the site's /socket.io/ for --allowed-origins, from pages of two origins in Chromium (issue 16).
+spaces_script_test(browser_cors 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/cors.test.js)
 # One connection cannot take the site down (issue 10): flooding sockets while
 # another user loads a space page; it asserts page latency, so it runs alone.
 spaces_script_test(e2e_spaces_flood 240 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_flood.py)

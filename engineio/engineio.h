@@ -86,6 +86,25 @@ typedef struct {
 	size_t max_sessions;      /* sessions open at once; 0: no limit (0) */
 	unsigned handshake_rate;  /* handshakes per second per client address; 0: no limit (0) */
 	unsigned handshake_burst; /* ... of which this many at once (0: handshake_rate) */
+	/*
+	 * Polling answers of at least compression_threshold bytes are gzip- or
+	 * deflate-compressed when the request's Accept-Encoding allows it, as
+	 * the reference server's httpCompression does.
+	 */
+	int http_compression;         /* 1 */
+	size_t compression_threshold; /* 1024 bytes */
+	/* Packets in one polling answer; the rest waits for the next poll.
+	 * python-engineio 4.x refuses a payload of more than 16. */
+	unsigned polling_max_packets; /* 16; 0: no limit */
+	/*
+	 * Optional: CORS for listed origins only. When set (and cors_origin is
+	 * NULL), a request whose Origin it accepts (returns 1) is answered with
+	 * Access-Control-Allow-Origin: that origin and
+	 * Access-Control-Allow-Credentials: true, and its preflight OPTIONS with
+	 * 204; any other request gets no CORS headers.
+	 */
+	int (*cors_origin_ok)(const base_slice *origin, void *ud);
+	void *cors_ud;
 } eio_options;
 
 /** Fills o with the defaults above. */

@@ -9,8 +9,6 @@
 
 #define EIO_SID_BYTES 15 /* 20 base64url characters, as the reference server */
 #define EIO_SID_LEN 20
-/** Packets in one polling answer (python-engineio 4.x refuses more than 16). */
-#define EIO_MAX_PACKETS_PER_POLL 16
 
 typedef enum {
 	EIO_T_POLLING = 0,
@@ -89,9 +87,13 @@ struct eio_server {
 	char open_tail_polling[160]; /* open packet JSON after the sid, for each transport */
 	char open_tail_ws[160];
 	eio_stats stats;
+	void *zs[2];   /* z_stream for gzip and deflate answers, made on first use */
+	base_buf zout; /* their output, kept for the next answer */
 };
 
 /* server.c */
+/** Frees the compressors of transport_polling.c. */
+void eio__compress_free(eio_server *srv);
 eio_socket *eio__find(eio_server *srv, const char *sid, size_t len);
 void eio__unlink(eio_server *srv, eio_socket *s);
 /** Answers an error the way the reference server does: 400/403 {"code","message"}. */

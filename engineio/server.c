@@ -29,6 +29,9 @@ void eio_options_default(eio_options *o)
 	o->allow_upgrades = 1;
 	o->upgrade_timeout_ms = 10000;
 	o->max_buffered = 16u << 20;
+	o->http_compression = 1;
+	o->compression_threshold = 1024;
+	o->polling_max_packets = 16;
 }
 
 /* ---- sid table --------------------------------------------------------- */
@@ -134,11 +137,38 @@ void eio__unlink(eio_server *srv, eio_socket *s)
 
 /* ---- answers ----------------------------------------------------------- */
 
+/* The Origin of req when cors_origin_ok accepts it, else NULL. */
+static const base_slice *cors_listed_origin(eio_server *srv, const http_request *req)
+{
+	const base_slice *origin = http_header_get(req, "origin");
+	if (!origin || !origin->len || !srv->opts.cors_origin_ok ||
+	    srv->opts.cors_origin_ok(origin, srv->opts.cors_ud) != 1)
+		return NULL;
+	/* Only characters a browser sends go back into a header. */
+	for (size_t i = 0; i < origin->len; i++)
+		if ((unsigned char)origin->base[i] < 0x21 || (unsigned char)origin->base[i] > 0x7e)
+			return NULL;
+	return origin;
+}
+
+static void cors_listed_headers(eio_server *srv, const http_request *req, base_buf *b)
+{
+	const base_slice *origin = cors_listed_origin(srv, req);
+	if (origin)
+		base_buf_printf(b,
+		                "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n"
+		                "Access-Control-Allow-Credentials: true\r\n",
+		                (int)origin->len, origin->base);
+}
+
 void eio__cors_headers(eio_server *srv, const http_request *req, base_buf *b)
 {
 	const char *allowed = srv->opts.cors_origin;
-	if (!allowed)
+	if (!allowed) {
+		if (srv->opts.cors_origin_ok)
+			cors_listed_headers(srv, req, b);
 		return;
+	}
 	const base_slice *origin = http_header_get(req, "origin");
 	if (strcmp(allowed, "*") == 0) {
 		/* "*" cannot carry credentials: then the request's origin is reflected. */
@@ -255,7 +285,8 @@ static void on_request(http_request *req, void *ud)
 	eio_server *srv = ud;
 	base_slice v = {0}, sid = {0};
 
-	if (req->method == HTTP_M_OPTIONS && srv->opts.cors_origin) {
+	if (req->method == HTTP_M_OPTIONS &&
+	    (srv->opts.cors_origin || cors_listed_origin(srv, req))) {
 		respond_preflight(srv, req);
 		return;
 	}
@@ -430,6 +461,7 @@ static void server_handle_closed(eio_server *srv)
 {
 	if (--srv->closing == 0) {
 		eio__admission_free(srv);
+		eio__compress_free(srv);
 		free(srv->table);
 		free(srv);
 	}

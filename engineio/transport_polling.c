@@ -4,7 +4,131 @@
  * GET may wait per session: a second one is an error that ends the session,
  * as in the reference server.
  */
+#include <limits.h>
+#include <stdlib.h>
+#include <zlib.h>
+
 #include "engineio_internal.h"
+
+enum { ENC_NONE = 0, ENC_GZIP = 1, ENC_DEFLATE = 2 };
+
+/* A q-value ("1", "0.5", "0.001") in thousandths; 1000 when absent or unreadable. */
+static int qvalue(base_slice params)
+{
+	const char *p = params.base, *end = params.base + params.len;
+	while (p < end) {
+		const char *semi = memchr(p, ';', (size_t)(end - p));
+		const char *e = semi ? semi : end;
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		if (e - p >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+			p += 2;
+			int q = 0, scale = 1000;
+			if (p < e && *p >= '0' && *p <= '1')
+				q = (*p++ - '0') * 1000;
+			if (p < e && *p == '.')
+				for (p++; p < e && *p >= '0' && *p <= '9' && scale > 1; p++)
+					q += (*p - '0') * (scale /= 10);
+			return q > 1000 ? 1000 : q;
+		}
+		p = semi ? semi + 1 : end;
+	}
+	return 1000;
+}
+
+/*
+ * The encoding of an answer from Accept-Encoding: gzip or deflate, the one
+ * with the higher q, the first listed on a tie (as the reference server's
+ * negotiator); none when neither is acceptable.
+ */
+static int accepted_encoding(const http_request *req)
+{
+	const base_slice *ae = http_header_get(req, "accept-encoding");
+	if (!ae)
+		return ENC_NONE;
+	int q[3] = {-1, -1, -1}, order[3] = {0, 0, 0}; /* gzip, deflate, "*" */
+	const char *p = ae->base, *end = ae->base + ae->len;
+	for (int i = 0; p < end; i++) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		const char *e = comma ? comma : end;
+		while (p < e && (*p == ' ' || *p == '\t'))
+			p++;
+		const char *ne = p;
+		while (ne < e && *ne != ';')
+			ne++;
+		const char *semi = ne < e ? ne : NULL;
+		while (ne > p && (ne[-1] == ' ' || ne[-1] == '\t'))
+			ne--;
+		base_slice name = {p, (size_t)(ne - p)};
+		int k = base_slice_caseeq(name, "gzip")      ? 0
+		        : base_slice_caseeq(name, "deflate") ? 1
+		        : base_slice_eq(name, "*")           ? 2
+		                                             : -1;
+		if (k >= 0 && q[k] < 0) {
+			q[k] = semi ? qvalue((base_slice){semi + 1, (size_t)(e - semi - 1)}) : 1000;
+			order[k] = i;
+		}
+		p = comma ? comma + 1 : end;
+	}
+	for (int k = 0; k < 2; k++)
+		if (q[k] < 0) {
+			q[k] = q[2];
+			order[k] = order[2];
+		}
+	if (q[0] <= 0 && q[1] <= 0)
+		return ENC_NONE;
+	if (q[0] > q[1] || (q[0] == q[1] && order[0] <= order[1]))
+		return ENC_GZIP;
+	return ENC_DEFLATE;
+}
+
+/*
+ * Compresses len bytes into srv->zout with the server's compressor for enc
+ * (made on first use, reset after). Returns 0, or -1 to answer uncompressed.
+ */
+static int compress_body(eio_server *srv, int enc, const char *data, size_t len)
+{
+	z_stream *z = srv->zs[enc - 1];
+	if (len > UINT_MAX / 2)
+		return -1;
+	if (!z) {
+		z = calloc(1, sizeof(*z));
+		/* gzip: a gzip header (windowBits + 16); deflate: the zlib format,
+		 * which is what HTTP's "deflate" is (and Node's createDeflate). The
+		 * fastest level: compressing runs on the event loop. */
+		if (!z || deflateInit2(z, Z_BEST_SPEED, Z_DEFLATED, enc == ENC_GZIP ? 15 + 16 : 15,
+		                       8, Z_DEFAULT_STRATEGY) != Z_OK) {
+			free(z);
+			return -1;
+		}
+		srv->zs[enc - 1] = z;
+	} else if (deflateReset(z) != Z_OK) {
+		return -1;
+	}
+	size_t bound = deflateBound(z, (uLong)len);
+	srv->zout.len = 0;
+	if (base_buf_reserve(&srv->zout, bound))
+		return -1;
+	z->next_in = (Bytef *)(uintptr_t)data;
+	z->avail_in = (uInt)len;
+	z->next_out = (Bytef *)srv->zout.data;
+	z->avail_out = (uInt)bound;
+	if (deflate(z, Z_FINISH) != Z_STREAM_END)
+		return -1;
+	srv->zout.len = bound - z->avail_out;
+	return 0;
+}
+
+void eio__compress_free(eio_server *srv)
+{
+	for (int i = 0; i < 2; i++) {
+		if (srv->zs[i]) {
+			deflateEnd(srv->zs[i]);
+			free(srv->zs[i]);
+		}
+	}
+	base_buf_free(&srv->zout);
+}
 
 static void respond_payload(eio_socket *s, http_request *req)
 {
@@ -15,22 +139,38 @@ static void respond_payload(eio_socket *s, http_request *req)
 	if (s->srv->opts.cookie_name && !base_query_get(req->query, "sid", &(base_slice){0}))
 		base_buf_printf(&h, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax\r\n",
 		                s->srv->opts.cookie_name, s->sid);
-	base_buf_append(&h, "", 1);
 	/* python-engineio 4.x drops a connection whose payload holds more than
-	 * 16 packets: answer with at most that many; the rest waits for the
-	 * next poll, which comes at once. */
+	 * 16 packets: answer with at most polling_max_packets (16 by default);
+	 * the rest waits for the next poll, which comes at once. */
+	eio_server *srv = s->srv;
 	size_t n = s->out.len;
+	unsigned max = srv->opts.polling_max_packets;
 	const char *p = s->out.data, *end = s->out.data + s->out.len;
-	int seps = 0;
-	while (p < end && (p = memchr(p, EIO_RECORD_SEP, (size_t)(end - p))) != NULL) {
-		if (++seps == EIO_MAX_PACKETS_PER_POLL) {
+	unsigned seps = 0;
+	while (max && p < end && (p = memchr(p, EIO_RECORD_SEP, (size_t)(end - p))) != NULL) {
+		if (++seps == max) {
 			n = (size_t)(p - s->out.data);
 			break;
 		}
 		p++;
 	}
-	http_respond(req, 200, "text/plain; charset=UTF-8", h.data, s->out.data, n);
+	const char *body = s->out.data;
+	size_t body_len = n;
+	int enc;
+	if (srv->opts.http_compression && n >= srv->opts.compression_threshold &&
+	    (enc = accepted_encoding(req)) != ENC_NONE && compress_body(srv, enc, body, n) == 0) {
+		base_buf_printf(&h, "Content-Encoding: %s\r\n",
+		                enc == ENC_GZIP ? "gzip" : "deflate");
+		body = srv->zout.data;
+		body_len = srv->zout.len;
+	}
+	base_buf_append(&h, "", 1);
+	http_respond(req, 200, "text/plain; charset=UTF-8", h.data, body, body_len);
 	base_buf_free(&h);
+	if (body != s->out.data && srv->zout.cap > (256u << 10)) {
+		/* Keep a small output buffer for the next answer; give a large one back. */
+		base_buf_free(&srv->zout);
+	}
 	if (n < s->out.len) {
 		base_buf_consume(&s->out, n + 1);
 		return;

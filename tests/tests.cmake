@@ -8,6 +8,8 @@ spaces_script_test(fuzz_sio_msgpack 120 ${CMAKE_SOURCE_DIR}/tests/fuzz/run.sh si
 # (SPACES_ENGINEIO_SERVER=reference runs them against the Node.js server).
 spaces_script_test(e2e_engineio_protocol 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_protocol.test.js)
 spaces_script_test(e2e_engineio_client 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_client.test.js)
+# HTTP compression and the packet cap of polling answers, ours beside the reference.
+spaces_script_test(e2e_engineio_compression 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_compression.test.js)
 spaces_script_test(e2e_engineio_python 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_engineio_python.py)
 spaces_script_test(e2e_http_robustness 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_robustness.py)
 # Socket.IO acceptance tests against $SPACES_BUILD_DIR/conformance-socketio
@@ -36,6 +38,8 @@ spaces_script_test(e2e_http_limits_bodies 300 /usr/bin/python3 -m pytest -p no:c
 spaces_script_test(e2e_http_limits_sessions 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not (body or bodies)" ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_limits.py)
 spaces_script_test(e2e_web_routes 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_web_routes.py)
 spaces_script_test(e2e_metrics 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_metrics.py)
+# CORS with credentials on the site's /socket.io/ for --allowed-origins only (issue 16).
+spaces_script_test(e2e_site_cors 120 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_site_cors.py)
 # Accounts, sessions and uploads (issue 11): limits before the hash, password
 # policy, registration limits, logout/password change/disable closing sockets,
 # the Origin of /spaces, media types, upload quota and disk budget.
@@ -51,6 +55,8 @@ spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/clu
 # WebDriver BiDi); screenshots in ${CMAKE_BINARY_DIR}/artifacts/browser/.
 spaces_script_test(browser_seed_plan 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/seed_plan.test.js)
 spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/firefox.test.js)
+# CORS of the site's /socket.io/ for --allowed-origins, from pages of two origins in Chromium (issue 16).
+spaces_script_test(browser_cors 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/cors.test.js)
 # One connection cannot take the site down (issue 10): flooding sockets while
 # another user loads a space page; it asserts page latency, so it runs alone.
 spaces_script_test(e2e_spaces_flood 240 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_flood.py)

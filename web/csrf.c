@@ -157,6 +157,13 @@ int web_browser_origin_ok(const base_slice *origin, const base_slice *fetch_site
 	return web_csrf_origin_ok(origin, fetch_site, host, o ? o->public_url : NULL);
 }
 
+int web_origin_listed(const base_slice *origin, void *ud)
+{
+	const web_options *o = ud;
+
+	return origin && o && origin_listed(*origin, o->allowed_origins);
+}
+
 int web_origins_check(const char *list)
 {
 	if (!list || !*list)

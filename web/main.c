@@ -48,6 +48,7 @@ typedef struct {
 	int db_no_prepare;
 	int max_sessions_set;
 	unsigned app_event_rate; /* namespace "/" (apps): events per second, bursts of twice that */
+	int no_http_compression;
 	web_options web;
 	char metrics_host[256]; /* "" without a metrics listener */
 	int metrics_port;
@@ -415,6 +416,14 @@ static const web_opt options[] = {
              "Engine.IO heartbeat timeout"),
     OPT_UINT("max-payload", "BYTES", "1000000", sio.eio.max_payload, 0, 1ul << 30,
              "largest Engine.IO message or polling body"),
+    OPT_SWITCH("no-http-compression", no_http_compression,
+               "never compress Engine.IO polling answers (default: gzip or deflate, as "
+               "Accept-Encoding allows, from --compression-threshold bytes)"),
+    OPT_UINT("compression-threshold", "BYTES", "1024", sio.eio.compression_threshold, 0, 1ul << 30,
+             "smallest Engine.IO polling answer that is compressed"),
+    OPT_UINT("polling-max-packets", "N", "16", sio.eio.polling_max_packets, 1, 1000000,
+             "Engine.IO packets in one polling answer at most (python-engineio 4.x refuses "
+             "more than 16)"),
     OPT_UINT("max-connections", "N", "100000", limits.max_connections, 0, 10000000,
              "open connections at once"),
     {.name = "max-sessions",
@@ -829,6 +838,11 @@ int main(int argc, char **argv)
 	 * are bounded per route (the site's forms, its submissions, Engine.IO's
 	 * maxPayload: http_body_limit), not by one size for all. */
 	cfg.limits.ws_max_message = cfg.sio.eio.max_payload;
+	cfg.sio.eio.http_compression = !cfg.no_http_compression;
+	/* Pages of the other origins allowed into /spaces may use the endpoint
+	 * from their own origin: CORS with credentials for them, no one else. */
+	cfg.sio.eio.cors_origin_ok = web_origin_listed;
+	cfg.sio.eio.cors_ud = &cfg.web;
 	if (!cfg.max_sessions_set)
 		cfg.sio.eio.max_sessions = cfg.limits.max_connections;
 	warn_fd_limit(&cfg);

@@ -87,6 +87,11 @@ void web_options_default(web_options *o);
  */
 int web_browser_origin_ok(const base_slice *origin, const base_slice *fetch_site,
                           const base_slice *host, void *ud);
+/**
+ * 1 when origin is one of the web_options' (ud) allowed_origins: the CORS
+ * check of the site's Socket.IO endpoint (eio_options.cors_origin_ok).
+ */
+int web_origin_listed(const base_slice *origin, void *ud);
 /** 0 when list is a valid --allowed-origins value (scheme://host[:port], comma-separated). */
 int web_origins_check(const char *list);
 

@@ -3,6 +3,9 @@
  * protocol test suite expects: port 3000 (or --port), pingInterval 300,
  * pingTimeout 200, maxPayload 1000000, CORS "*", path /engine.io/. Every
  * message comes back to the socket that sent it.
+ *
+ * Options for the tests of eio_options (tests/e2e/engineio_compression.test.js):
+ * --no-http-compression, --compression-threshold BYTES, --polling-max-packets N.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,11 +38,21 @@ static void free_app(void *ud)
 int main(int argc, char **argv)
 {
 	int port = 3000;
+	eio_options o;
+	eio_options_default(&o);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
 			port = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--no-http-compression") == 0) {
+			o.http_compression = 0;
+		} else if (strcmp(argv[i], "--compression-threshold") == 0 && i + 1 < argc) {
+			o.compression_threshold = strtoul(argv[++i], NULL, 10);
+		} else if (strcmp(argv[i], "--polling-max-packets") == 0 && i + 1 < argc) {
+			o.polling_max_packets = (unsigned)strtoul(argv[++i], NULL, 10);
 		} else {
-			fprintf(stderr, "usage: conformance-engineio [--port PORT]\n");
+			fprintf(stderr, "usage: conformance-engineio [--port PORT] "
+			                "[--no-http-compression] [--compression-threshold BYTES] "
+			                "[--polling-max-packets N]\n");
 			return 2;
 		}
 	}
@@ -50,8 +63,6 @@ int main(int argc, char **argv)
 	lim.max_body_bytes = 1000000;
 	g_http = http_server_new(loop, &lim);
 
-	eio_options o;
-	eio_options_default(&o);
 	o.ping_interval_ms = 300;
 	o.ping_timeout_ms = 200;
 	o.max_payload = 1000000;

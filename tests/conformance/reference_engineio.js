@@ -8,7 +8,8 @@
 // Configuration: listens on 127.0.0.1:<port>, path /engine.io/, pingInterval
 // 300 ms, pingTimeout 200 ms, maxPayload (maxHttpBufferSize) 1000000 bytes,
 // CORS origin "*", both transports with upgrades, and every message (text or
-// binary) is sent back to the socket it came from. SIGTERM and SIGINT close
+// binary) is sent back to the socket it came from. --no-http-compression
+// sets httpCompression: false (tests/e2e/engineio_compression.test.js). SIGTERM and SIGINT close
 // the server and exit with status 0.
 "use strict";
 
@@ -46,6 +47,7 @@ const engine = new Server({
   pingTimeout: 200,
   maxHttpBufferSize: 1e6,
   cors: { origin: "*" },
+  ...(process.argv.includes("--no-http-compression") ? { httpCompression: false } : {}),
 });
 engine.attach(httpServer);
 

@@ -395,14 +395,14 @@ static void access_line(web_metrics *m, const char *kind, const char *addr, cons
 	clean(p, sizeof(p), path.base, path.len, json);
 	clean(a, sizeof(a), ua ? ua->base : "", ua ? ua->len : 0, json);
 	if (json) {
-		char ts[40];
+		char ts[96]; /* room for any int fields: -O2 checks the worst case */
 		struct timespec now;
 		struct tm tm;
 		clock_gettime(CLOCK_REALTIME, &now);
 		gmtime_r(&now.tv_sec, &tm);
 		snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
 		         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-		         now.tv_nsec / 1000000L);
+		         (long)((unsigned long)now.tv_nsec / 1000000UL % 1000UL));
 		fprintf(
 		    stderr,
 		    "{\"time\":\"%s\",\"type\":\"%s\",\"request_id\":\"%s-%llu\",\"remote\":\"%s\","

@@ -46,9 +46,9 @@ static size_t sid_hash(const char *sid, size_t len)
 	return (size_t)h;
 }
 
-static int table_grow(eio_server *srv)
+/* Rehashes the sid table into nsize buckets (a power of two). */
+static int table_resize(eio_server *srv, size_t nsize)
 {
-	size_t nsize = srv->table_size ? srv->table_size * 2 : 1024;
 	eio_socket **nt = calloc(nsize, sizeof(*nt));
 	if (!nt)
 		return BASE_ENOMEM;
@@ -65,6 +65,11 @@ static int table_grow(eio_server *srv)
 	srv->table = nt;
 	srv->table_size = nsize;
 	return 0;
+}
+
+static int table_grow(eio_server *srv)
+{
+	return table_resize(srv, srv->table_size ? srv->table_size * 2 : 1024);
 }
 
 eio_socket *eio__find(eio_server *srv, const char *sid, size_t len)
@@ -99,22 +104,7 @@ static int table_insert(eio_server *srv, eio_socket *s)
  */
 static void table_shrink(eio_server *srv)
 {
-	size_t nsize = srv->table_size / 2;
-	eio_socket **nt = calloc(nsize, sizeof(*nt));
-	if (!nt)
-		return; /* the larger table still works */
-	for (size_t i = 0; i < srv->table_size; i++) {
-		eio_socket *s = srv->table[i], *next;
-		for (; s; s = next) {
-			next = s->hnext;
-			size_t b = sid_hash(s->sid, EIO_SID_LEN) & (nsize - 1);
-			s->hnext = nt[b];
-			nt[b] = s;
-		}
-	}
-	free(srv->table);
-	srv->table = nt;
-	srv->table_size = nsize;
+	(void)table_resize(srv, srv->table_size / 2); /* on failure the larger table still works */
 }
 
 void eio__unlink(eio_server *srv, eio_socket *s)

@@ -350,25 +350,6 @@ static long long replay(sp_journal *j, sp_journal_replay_cb cb, void *ud)
 	return good;
 }
 
-static int make_dirs(const char *path)
-{
-	char buf[PATH_MAX];
-	size_t n = strlen(path);
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] == '/' || buf[i] == 0) {
-			char c = buf[i];
-			buf[i] = 0;
-			if (mkdir(buf, 0700) && errno != EEXIST)
-				return -1;
-			buf[i] = c;
-		}
-	}
-	return 0;
-}
-
 int sp_journal_open(uv_loop_t *loop, const char *dir, uint64_t max_bytes, sp_journal_replay_cb cb,
                     void *ud, sp_journal **out)
 {
@@ -392,7 +373,7 @@ int sp_journal_open(uv_loop_t *loop, const char *dir, uint64_t max_bytes, sp_jou
 	snprintf(j->path, sizeof(j->path), "%s/" JOURNAL_FILE, dir);
 	snprintf(j->tmp_path, sizeof(j->tmp_path), "%s/" JOURNAL_FILE ".tmp", dir);
 	snprintf(lock_path, sizeof(lock_path), "%s/lock", dir);
-	if (make_dirs(dir)) {
+	if (base_mkdirs(dir, 0700)) {
 		BASE_LOGE("spaces", "cannot create the data directory %s: %s", dir,
 		          strerror(errno));
 		goto fail;

@@ -382,28 +382,6 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
-static int make_dir(const char *path)
-{
-	char buf[4096];
-	size_t n = strlen(path);
-
-	if (n == 0 || n >= sizeof(buf))
-		return -1;
-	memcpy(buf, path, n + 1);
-	/* mkdir -p, at start-up only. */
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] == '/' || buf[i] == 0) {
-			char c = buf[i];
-
-			buf[i] = 0;
-			if (mkdir(buf, 0750) && errno != EEXIST)
-				return -1;
-			buf[i] = c;
-		}
-	}
-	return 0;
-}
-
 static void cleanup_tick(uv_timer_t *t)
 {
 	web__cleanup_tick(t->data);
@@ -453,7 +431,7 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 		BASE_LOGE("web", "the upload directory's path is too long (700 bytes at most)");
 		goto fail;
 	}
-	if (make_dir(site->upload_dir)) {
+	if (base_mkdirs(site->upload_dir, 0750)) {
 		BASE_LOGE("web", "cannot create the upload directory %s: %s", site->upload_dir,
 		          strerror(errno));
 		goto fail;

@@ -232,4 +232,8 @@ int base_utf8_validate(uint32_t *state, const unsigned char *s, size_t len);
 /** Milliseconds from a monotonic clock. */
 uint64_t base_now_ms(void);
 
+/** mkdir -p: creates path and its missing parents with mode (existing ones are
+ * fine). Returns 0, or -1 with errno set. Blocking: for start-up. */
+int base_mkdirs(const char *path, unsigned mode);
+
 #endif

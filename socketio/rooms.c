@@ -442,6 +442,24 @@ static int apply_local(const sio_bcast *b, sio_sockets_op op, const char *room)
 	return n;
 }
 
+size_t sio__bcast_each(const sio_bcast *b, void (*fn)(sio_socket *s, void *ud), void *ud)
+{
+	sio_namespace *nsp = b->nsp;
+	sio_socket *local[32];
+	sio_targets t;
+	targets_begin(nsp, &t, local, BASE_ARRAY_SIZE(local));
+	gather(b, &t);
+	size_t n = 0;
+	for (size_t i = 0; i < t.n; i++) {
+		if (t.v[i]->state != SIO_SOCK_CONNECTED)
+			continue;
+		fn(t.v[i], ud);
+		n++;
+	}
+	targets_end(nsp, &t);
+	return n;
+}
+
 static int sockets_op(const sio_bcast *b, sio_sockets_op op, const char *room)
 {
 	sio_namespace *nsp = b->nsp;

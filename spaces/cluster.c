@@ -369,6 +369,7 @@ static void deliver(sp_cluster *c, cl_nsp *from, json_t *msg, const base_slice *
 
 	if (cn == NULL)
 		return; /* a namespace this node does not serve */
+	name = sio_namespace_name(cn->nsp);
 	if (uid != NULL)
 		cl__node_seen(c, cn, uid);
 	if (cl__request_msg(c, cn, msg, atts, n_atts)) {

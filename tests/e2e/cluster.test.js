@@ -700,6 +700,10 @@ test("what @socket.io/postgres-emitter publishes reaches the clients of our node
       assert.equal(c.got("em-chat").length, 0, `${c.name}: em-chat on /`);
     }
     for (const c of on("/chat")) assert.deepEqual(c.got("em-chat"), [["c"]], `${c.name}: em-chat`);
+    // What the README says of the reference: its adapter drops them.
+    for (const c of allOn("/").filter((x) => !x.node.isC && x.socket.connected)) {
+      assert.equal(c.got("em-all").length, 0, `${c.name}: the Node adapter 0.5.0 delivered an emitter message`);
+    }
     for (const node of ours) {
       const deadline = Date.now() + WAIT_MS;
       while (!(await notesOf(node)).includes("from-emitter")) {

@@ -586,6 +586,31 @@ test("fetchSockets from every node returns every socket with its rooms, handshak
   }
 });
 
+test("fetchSockets answers over 8000 bytes cross through the attachments table", { timeout: 60000 }, async () => {
+  const bigs = [];
+  for (const node of nodes) {
+    const c = new Client(node, "/", "big");
+    clients.push(c);
+    bigs.push(c);
+  }
+  await Promise.all(bigs.map((c) => c.connected()));
+  for (const c of bigs) {
+    assert.equal(await c.call("join", "big-room"), "ok");
+    assert.equal(await c.call("setdata", { big: largeString(`data-${c.node.name}`) }), "ok");
+  }
+  for (const asker of nodes) {
+    const res = await cl[asker.name].c.call("fetch", { rooms: ["big-room"] });
+    assert.equal(res.err, null, `${asker.name}: ${preview(res)}`);
+    assert.equal(res.sockets.length, bigs.length, `${asker.name}: ${preview(res.sockets.map((s) => s.id))}`);
+    for (const c of bigs) {
+      const d = res.sockets.find((s) => s.id === c.socket.id);
+      assert.ok(d, `${asker.name}: ${c.name} missing`);
+      assert.ok(d.data.big === largeString(`data-${c.node.name}`), `${asker.name}: ${c.name} data differs`);
+    }
+  }
+  for (const c of bigs) c.socket.close();
+});
+
 test("serverSideEmit with acks collects one answer from every other node", { timeout: 60000 }, async () => {
   for (const asker of nodes) {
     for (const nsp of NAMESPACES) {
@@ -596,6 +621,12 @@ test("serverSideEmit with acks collects one answer from every other node", { tim
       assert.deepEqual(res.replies.map((r) => r.node).sort(), others, `${asker.name} ${nsp}: replies ${preview(res.replies)}`);
       for (const r of res.replies) assert.equal(r.arg, `from-${asker.name}`);
     }
+    // Over 8000 bytes both ways (the request and the answers through the table).
+    const big = largeString(`sse-${asker.name}`);
+    const res = await cl[asker.name].c.call("sse", "whoami", big);
+    assert.equal(res.err, null, `${asker.name} big: ${preview(res)}`);
+    assert.equal(res.replies.length, nodes.length - 1, `${asker.name} big: ${preview(res.replies)}`);
+    for (const r of res.replies) assert.ok(r.arg === big, `${asker.name} big: the answer of ${r.node} differs`);
   }
 });
 

@@ -31,19 +31,21 @@
  *   "fetch"(opts, ack)       fetchSockets of opts.rooms except opts.except;
  *                            acks {err, sockets: [{id, handshake, rooms, data}]}
  *   "sse"(event, arg, ack)   serverSideEmit(event, arg) waiting for one answer
- *                            per other node; acks {err, replies}
+ *                            per other node; acks {err, replies, bins}: bins[i]
+ *                            lists reply i's binary attachments in hex
  *   "sse-noack"(event, arg, ack)
  *                            serverSideEmit(event, arg) with no answer; acks "sent"
  *   "bcastack"(opts, event, arg, ack)
  *                            emits event(arg) to opts.rooms except opts.except
  *                            asking each client for an ack within opts.timeout
- *                            ms; acks {err, replies}
+ *                            ms; acks {err, replies, bins}
  *   "servercount"(ack)       acks the nodes known on this namespace plus one
  *   "notes"(ack)             acks the serverSideEmit "note" arguments this
  *                            node received, in order
  *
  * Every namespace answers the other nodes' serverSideEmit "whoami"(arg, cb)
- * with cb({node: NAME, arg}) and records "note"(arg).
+ * with cb({node: NAME, arg}) (binary arguments go back as they came) and
+ * records "note"(arg).
  *
  * Usage: cluster-node --port P --database-url URL [--name NAME]
  */
@@ -274,10 +276,25 @@ static void fetched(int err, const sio_socket_desc *v, size_t n, void *ud)
 
 static void replied(int err, const sio_value *v, size_t n, void *ud)
 {
-	json_t *list = json_array();
-	for (size_t i = 0; i < n; i++)
+	static const char hex[] = "0123456789abcdef";
+	json_t *list = json_array(), *bins = json_array();
+	for (size_t i = 0; i < n; i++) {
+		json_t *b = json_array();
 		json_array_append_new(list, load(v[i].json));
-	pending_answer(ud, json_pack("{s:o,s:o}", "err", err_json(err), "replies", list));
+		for (size_t k = 0; k < v[i].n_attachments; k++) {
+			base_buf h = BASE_BUF_INIT;
+			for (size_t j = 0; j < v[i].attachments[k].len; j++) {
+				unsigned char ch = (unsigned char)v[i].attachments[k].base[j];
+				base_buf_append(&h, &hex[ch >> 4], 1);
+				base_buf_append(&h, &hex[ch & 15], 1);
+			}
+			json_array_append_new(b, json_stringn(h.data ? h.data : "", h.len));
+			base_buf_free(&h);
+		}
+		json_array_append_new(bins, b);
+	}
+	pending_answer(
+	    ud, json_pack("{s:o,s:o,s:o}", "err", err_json(err), "replies", list, "bins", bins));
 }
 
 static void on_setdata(const sio_event *ev, void *ud)
@@ -312,8 +329,8 @@ static void on_sse(const sio_event *ev, void *ud)
 	args_text(a, 1, json_array_size(a), &args);
 	pending *p = with_ack ? pending_new(ev, 0) : NULL;
 	int rc = event ? sio_server_side_emit(sio_socket_namespace(ev->socket), event,
-	                                      (base_slice){args.data, args.len}, NULL, 0, 5000,
-	                                      with_ack ? replied : NULL, p)
+	                                      (base_slice){args.data, args.len}, ev->attachments,
+	                                      ev->n_attachments, 5000, with_ack ? replied : NULL, p)
 	               : -1;
 	if (!with_ack)
 		ack_new(ev, json_string(rc == 0 ? "sent" : "failed"));
@@ -336,7 +353,8 @@ static void on_bcastack(const sio_event *ev, void *ud)
 	pending *p = pending_new(ev, 0);
 	int rc = event && p
 	             ? sio_bcast_emit_ack(
-	                   &b, event, (base_slice){args.data, args.len}, NULL, 0,
+	                   &b, event, (base_slice){args.data, args.len}, ev->attachments,
+	                   ev->n_attachments,
 	                   json_is_integer(t) ? (unsigned)json_integer_value(t) : 5000, replied, p)
 	             : -1;
 	if (rc != 0 && p)
@@ -376,7 +394,8 @@ static void on_server_event(const sio_server_event *ev, void *ud)
 		                      json_array_get(a, 0) ? json_array_get(a, 0) : json_null());
 		char *t = json_dumps(r, JSON_COMPACT);
 		if (ev->name.len == 6 && memcmp(ev->name.base, "whoami", 6) == 0 && t)
-			sio_server_ack_send(ev->ack, (base_slice){t, strlen(t)}, NULL, 0);
+			sio_server_ack_send(ev->ack, (base_slice){t, strlen(t)}, ev->attachments,
+			                    ev->n_attachments);
 		else
 			sio_server_ack_drop(ev->ack);
 		free(t);

@@ -634,6 +634,39 @@ async function notesOf(node) {
   return cl[node.name].a.call("notes");
 }
 
+// A reply's binary argument: a Buffer from the Node node; from a C node, the
+// placeholder in the reply and the bytes in hex beside it (cluster-node's bins).
+function replyBinary(res, i, arg) {
+  if (arg && arg._placeholder === true) {
+    if (!res.bins[i] || res.bins[i][arg.num] === undefined) throw new Error(`reply ${i}: no attachment ${arg.num}: ${preview(res)}`);
+    return Buffer.from(res.bins[i][arg.num], "hex");
+  }
+  return asBuffer(arg);
+}
+
+test("binary arguments and answers cross nodes in serverSideEmit and broadcasts with acks", { timeout: 60000 }, async () => {
+  const fs_ = await fetchClients();
+  for (const asker of nodes) {
+    const bin = crypto.randomBytes(300);
+    const res = await cl[asker.name].c.call("sse", "whoami", bin);
+    assert.equal(res.err, null, `${asker.name}: ${preview(res)}`);
+    assert.equal(res.replies.length, nodes.length - 1, `${asker.name}: ${preview(res.replies)}`);
+    res.replies.forEach((r, i) => {
+      const b = replyBinary(res, i, r.arg);
+      assert.ok(b && b.equals(bin), `${asker.name}: the answer of ${r.node}: ${preview(r)} ${preview(res.bins)}`);
+    });
+
+    const bin2 = crypto.randomBytes(200);
+    const res2 = await cl[asker.name].c.call("bcastack", { rooms: ["f-room"], timeout: 5000 }, "ask", bin2);
+    assert.equal(res2.err, null, `${asker.name}: ${preview(res2)}`);
+    assert.deepEqual(res2.replies.map((r) => r.client).sort(), fs_.map((c) => c.name).sort());
+    res2.replies.forEach((r, i) => {
+      const b = replyBinary(res2, i, r.arg);
+      assert.ok(b && b.equals(bin2), `${asker.name}: the ack of ${r.client}: ${preview(r)}`);
+    });
+  }
+});
+
 test("serverSideEmit without acks reaches every other node's handler", { timeout: 60000 }, async () => {
   for (const asker of nodes) {
     assert.equal(await cl[asker.name].c.call("sse-noack", "note", `note-${asker.name}`), "sent");

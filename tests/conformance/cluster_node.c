@@ -255,7 +255,7 @@ static void on_gone(sio_socket *s, const char *reason, void *ud)
 static json_t *err_json(int err)
 {
 	return err == 0 ? json_null()
-	                : json_string(err == SIO_ETIMEDOUT ? "timeout" : sio_strerror(err));
+	                : json_string(err == SIO_ETIMEDOUT ? "timeout" : base_strerror(err));
 }
 
 static json_t *load(base_slice t)

@@ -707,7 +707,7 @@ test("a broadcast with acks to a client that never answers ends with a timeout a
   await mute.connected();
   assert.equal(await mute.call("join", "g-room"), "ok");
   for (const asker of [byName.C1, byName.N1]) {
-    const res = await cl[asker.name].c.call("bcastack", { rooms: ["f-room", "g-room"], timeout: 1500 }, "ask", "t");
+    const res = await cl[asker.name].c.call("bcastack", { rooms: ["f-room", "g-room"], timeout: 3000 }, "ask", "t");
     assert.equal(res.err, "timeout", `${asker.name}: ${preview(res)}`);
     assert.deepEqual(res.replies.map((r) => r.client).sort(), fs_.map((c) => c.name).sort(), `${asker.name}: replies`);
   }

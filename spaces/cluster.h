@@ -43,6 +43,9 @@ typedef struct {
 	uint64_t delivered; /* messages from other nodes delivered to local sockets */
 	uint64_t ignored;   /* messages from other nodes of a kind not supported */
 	uint64_t dropped;   /* lost: queue full, database error, bad message */
+	uint64_t requests;  /* requests of this node sent to the others (fetch, emit, acks) */
+	uint64_t timeouts;  /* of those, finished by their timeout with answers missing */
+	uint64_t answered;  /* the other nodes' requests this node answered */
 } sp_cluster_stats;
 
 /**

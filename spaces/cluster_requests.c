@@ -205,7 +205,10 @@ static void req_node_gone(cl_req *r, const char *uid)
 
 static void req_timeout(uv_timer_t *t)
 {
-	req_finish(t->data, SIO_ETIMEDOUT);
+	cl_req *r = t->data;
+
+	r->c->st.timeouts++;
+	req_finish(r, SIO_ETIMEDOUT);
 }
 
 static cl_req *req_find(sp_cluster *c, const char *id)
@@ -246,6 +249,7 @@ static cl_req *req_new(sp_cluster *c, cl_nsp *cn, int type, sio_remote *q, unsig
 	r->next = c->reqs;
 	c->reqs = r;
 	c->n_reqs++;
+	c->st.requests++;
 	return r;
 }
 
@@ -429,6 +433,7 @@ static void fetch_answered(int err, const sio_socket_desc *v, size_t n, void *ud
 		base_buf_append(&t, "}", 1);
 	}
 	base_buf_append(&t, "]}}", 3);
+	a->c->st.answered++;
 	send_text(a->c, a->cn, CL_FETCH_SOCKETS_RESPONSE, &t, NULL, 0);
 	base_buf_free(&t);
 }
@@ -452,8 +457,10 @@ static void server_event_reply(void *rctx, const sio_value *v)
 {
 	cl_answer *a = rctx;
 
-	if (v != NULL)
+	if (v != NULL) {
+		a->c->st.answered++;
 		answer_value(a, CL_SERVER_SIDE_EMIT_RESPONSE, v);
+	}
 	answer_free(a);
 }
 
@@ -485,6 +492,7 @@ static void bcast_counted(void *rctx, size_t n)
 
 	if (a->c->closed)
 		return;
+	a->c->st.answered++;
 	head(&t, a->c, a->cn, CL_BROADCAST_CLIENT_COUNT, 1);
 	base_buf_printf(&t, "\"requestId\":%s,\"clientCount\":%zu}}", a->rid, n);
 	send_text(a->c, a->cn, CL_BROADCAST_CLIENT_COUNT, &t, NULL, 0);

@@ -17,7 +17,8 @@
  *   "sdisconnect"(opts, close, ack)
  *                        disconnects them (close: whole connections); acks
  *                        the local count
- *   "stats"(ack)         acks {published, delivered, ignored, dropped}
+ *   "stats"(ack)         acks {published, delivered, ignored, dropped, requests,
+ *                        timeouts, answered}
  *   "ready"(ack)         acks whether the LISTENs are in place
  *   "broadcast-room"(room, ...args)
  *                        emits "tick"(...args) to room on every node: the
@@ -197,9 +198,11 @@ static void on_stats(const sio_event *ev, void *ud)
 	sp_cluster_stats st;
 
 	sp_cluster_stats_get(n->cluster, &st);
-	ack_new(ev, json_pack("{s:I,s:I,s:I,s:I}", "published", (json_int_t)st.published,
-	                      "delivered", (json_int_t)st.delivered, "ignored",
-	                      (json_int_t)st.ignored, "dropped", (json_int_t)st.dropped));
+	ack_new(ev, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "published",
+	                      (json_int_t)st.published, "delivered", (json_int_t)st.delivered,
+	                      "ignored", (json_int_t)st.ignored, "dropped", (json_int_t)st.dropped,
+	                      "requests", (json_int_t)st.requests, "timeouts",
+	                      (json_int_t)st.timeouts, "answered", (json_int_t)st.answered));
 }
 
 static void on_ready(const sio_event *ev, void *ud)

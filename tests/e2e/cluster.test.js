@@ -793,6 +793,9 @@ test("the C nodes count what they published and delivered, and dropped nothing",
     assert.ok(st.published > 0, `${node.name}: published ${st.published}`);
     assert.ok(st.delivered > 0, `${node.name}: delivered ${st.delivered}`);
     assert.equal(st.dropped, 0, `${node.name}: dropped ${st.dropped} (stats ${preview(st)})`);
+    // Requests across nodes were made and answered.
+    assert.ok(st.requests > 0, `${node.name}: requests ${st.requests}`);
+    assert.ok(st.answered > 0, `${node.name}: answered ${st.answered}`);
   }
   for (const node of nodes) node.server.assertAlive();
 });

@@ -20,6 +20,9 @@ reference Node.js server:
                             (nothing is started or stopped)
     SPACES_BUILD_DIR        build directory (default <source>/build/debug)
     SPACES_SOURCE_DIR       source directory (default: found from this file)
+    SPACES_TEST_TIMEOUT_MULTIPLIER  scales every timeout and deadline of the
+                            tests (default 1; e.g. 3 on a loaded or slow
+                            machine): use harness.scaled(seconds)
 """
 
 import os
@@ -36,6 +39,24 @@ SOURCE_DIR = os.environ.get("SPACES_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..")
 )
 BUILD_DIR = os.environ.get("SPACES_BUILD_DIR") or os.path.join(SOURCE_DIR, "build", "debug")
+
+
+def _timeout_multiplier():
+    try:
+        return max(1.0, float(os.environ.get("SPACES_TEST_TIMEOUT_MULTIPLIER") or 1))
+    except ValueError:
+        return 1.0
+
+
+# SPACES_TEST_TIMEOUT_MULTIPLIER (as libuv's UV_TEST_TIMEOUT_MULTIPLIER): how
+# much longer than normal every wait may take; never below 1.
+TIMEOUT_MULTIPLIER = _timeout_multiplier()
+
+
+def scaled(seconds):
+    """A timeout of ``seconds``, scaled by SPACES_TEST_TIMEOUT_MULTIPLIER."""
+    return seconds * TIMEOUT_MULTIPLIER
+
 
 SANITIZER_PATTERNS = [
     re.compile(r"runtime error:"),
@@ -127,6 +148,7 @@ class ServerProcess:
         if self._stopped:
             return
         self._stopped = True
+        timeout = scaled(timeout)
         problems = []
         if self.proc.poll() is not None:
             problems.append(
@@ -245,7 +267,7 @@ def start_server(argv, ready_timeout=30.0, env=None, attempts=3):
             stderr=stderr_file,
         )
         server = ServerProcess(argv, port, proc, stderr_file, stdout_file)
-        deadline = time.monotonic() + ready_timeout
+        deadline = time.monotonic() + scaled(ready_timeout)
         while time.monotonic() < deadline and server.alive():
             if can_connect(port):
                 server.assert_alive()
@@ -307,6 +329,7 @@ def _start_server_at(argv, port, port_args, ready_timeout, full_env, ready_check
         stderr=stderr_file,
     )
     server = ServerProcess(argv, port, proc, stderr_file, stdout_file)
+    ready_timeout = scaled(ready_timeout)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline and server.alive():
         if can_connect(port) and (ready_check is None or ready_check(server)):
@@ -387,7 +410,8 @@ def spaces_server_has_database():
 
 def wait_until(what, fn, timeout, interval=0.1, context=None):
     """Polls fn until it returns something true (returned), or fails after
-    timeout seconds saying what was awaited, with context() when given."""
+    timeout seconds (scaled) saying what was awaited, with context() when given."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while True:
         v = fn()
@@ -589,6 +613,7 @@ class ChildProcess:
         """The first line from index ``start`` on matching the regex:
         (index, time, match). AssertionError after ``timeout`` seconds."""
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             i = start
@@ -612,6 +637,7 @@ class ChildProcess:
     def wait_event(self, name, timeout=10.0, start=0, pred=None):
         """The first JSON event from index ``start`` with "event" == name
         (and pred(event) true): (index, time, event)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             i = start
@@ -905,6 +931,7 @@ class SpacesSite:
     def wait_status(self, request_id, want=("completed", "failed"), timeout=10.0,
                     user=None, interval=0.05):
         """Polls the status route until its status is in want; returns the body."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         last = None
         while True:

@@ -163,12 +163,18 @@ def assert_server_disconnects(app, timeout=5.0):
 
 
 def sync(app, settle=0.3):
-    """Waits until the app has carried out every command sent so far, then
-    gives the server ``settle`` seconds to act on what it sent."""
+    """Waits until the app has carried out every command sent so far (the
+    "done" of a ping: an event, not a guess), then gives the server ``settle``
+    seconds (scaled by SPACES_TEST_TIMEOUT_MULTIPLIER) to act on what it sent.
+
+    The pause stays because every caller checks that something does NOT
+    happen (garbage, a forged or late result, out-of-range progress change
+    nothing): no event marks "the server has decided to ignore it", and the
+    database write it must not make would be asynchronous."""
     start = len(app.events)
     app.send({"op": "ping"})
     app.wait_event("done", start=start, pred=lambda e: e["data"].get("op") == "ping")
-    time.sleep(settle)
+    time.sleep(harness.scaled(settle))
 
 
 def answer(app, request_id, text="done", status="completed", result=None):

@@ -315,6 +315,10 @@ def start_engineio_server(**kwargs):
 # (``--port P`` appended) unless the new keyword arguments are given.
 
 PYTHON = "/usr/bin/python3"
+CLIENTS_DIR = os.path.join(SOURCE_DIR, "tests", "clients")
+MOCK_APP = os.path.join(CLIENTS_DIR, "mock_app.py")
+CONTROL_APP = os.path.join(CLIENTS_DIR, "websocket_integration_client.py")
+INTEGRATION = os.path.join(CLIENTS_DIR, "test_integration.py")
 
 
 def _start_server_at(argv, port, port_args, ready_timeout, full_env, ready_check):
@@ -551,6 +555,36 @@ class PgCluster:
     def __exit__(self, exc_type, exc, tb):
         self.close()
         return False
+
+
+def require_spaces_server(database=True):
+    """Fails the calling test (pytest.fail) when spaces-server is not built,
+    or (database=True) is built without the database layers."""
+    import pytest
+
+    argv = spaces_server_command()
+    if "/" in argv[0] and not os.path.exists(argv[0]):
+        pytest.fail("%s does not exist: build it (make build)" % argv[0])
+    if database and not spaces_server_has_database():
+        pytest.fail("%s --help does not list --database-url: the database and Spaces "
+                    "layers are not wired into this build" % argv[0])
+
+
+def module_pg(require_server=True, database=True):
+    """The body of a module-scoped PostgreSQL fixture: a throwaway cluster,
+    closed after the module. In a test file:
+
+        @pytest.fixture(scope="module")
+        def pg():
+            yield from harness.module_pg()
+    """
+    if require_server:
+        require_spaces_server(database)
+    cluster = PgCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
 
 
 class ChildProcess:

@@ -108,6 +108,14 @@ typedef struct eio_transport_ops {
 	 * polling client that should still collect its close packet, later.
 	 */
 	void (*closing)(eio_socket *s, eio_close_reason reason);
+	/**
+	 * Lets go of the transport's connection: closes it (detach 0, when the
+	 * session is finalized), or forgets it at once (detach 1, at server
+	 * shutdown: a waiting GET is answered 503, a WebSocket unhooked).
+	 */
+	void (*release)(eio_socket *s, int detach);
+	/** 1 while a connection of the transport still points at s (not to be freed). */
+	int (*attached)(const eio_socket *s);
 } eio_transport_ops;
 
 extern const eio_transport_ops eio__polling_ops;
@@ -244,5 +252,7 @@ void eio__ws_handshake(eio_server *srv, http_request *req);
 /** A WebSocket request for an existing polling sid: the upgrade probe. */
 void eio__ws_upgrade(eio_socket *s, http_request *req);
 void eio__upgrade_expired(base_timeq *q, base_timeq_entry *e);
+/** The probe of an upgrade in progress, if any: closed (detach 0) or forgotten (detach 1). */
+void eio__upgrade_release(eio_socket *s, int detach);
 
 #endif

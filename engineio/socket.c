@@ -10,7 +10,6 @@
 #include <stdlib.h>
 
 #include "engineio_internal.h"
-#include "http/ws_frame.h"
 
 static const char *const close_reasons[] = {
 #define EIO_CR_STR(name, str) str,
@@ -37,7 +36,7 @@ static void socket_free(eio_socket *s)
 
 void eio__socket_maybe_free(eio_socket *s)
 {
-	if (s->state == EIO_S_CLOSED && !s->poll_req && !s->ws && !s->probe && !s->in_callback &&
+	if (s->state == EIO_S_CLOSED && !s->t->attached(s) && !s->probe && !s->in_callback &&
 	    !s->close_pending)
 		socket_free(s);
 }
@@ -97,32 +96,16 @@ void eio__socket_finalize(eio_socket *s)
 	base_timeq_disarm(&s->hb);
 	base_timeq_disarm(&s->up);
 	eio__unlink(s->srv, s);
-	if (s->ws) {
-		http_ws_close(s->ws, HTTP_WS_CLOSE_NORMAL, "");
-	}
-	if (s->probe) {
-		http_ws_close(s->probe, HTTP_WS_CLOSE_NORMAL, "");
-	}
+	s->t->release(s, 0);
+	eio__upgrade_release(s, 0);
 }
 
 void eio__socket_destroy(eio_socket *s)
 {
 	pending_unlink(s);
 	eio__socket_finalize(s);
-	if (s->poll_req) {
-		http_request *req = s->poll_req;
-		s->poll_req = NULL;
-		req->on_abort = NULL;
-		http_respond_and_close(req, 503, "text/plain", "", 0);
-	}
-	if (s->ws) {
-		http_ws_set_data(s->ws, NULL);
-		s->ws = NULL;
-	}
-	if (s->probe) {
-		http_ws_set_data(s->probe, NULL);
-		s->probe = NULL;
-	}
+	s->t->release(s, 1);
+	eio__upgrade_release(s, 1);
 	s->in_callback = 0;
 	eio__socket_maybe_free(s);
 }

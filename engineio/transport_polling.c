@@ -345,6 +345,22 @@ static void polling_closing(eio_socket *s, eio_close_reason reason)
 	}
 }
 
+static void polling_release(eio_socket *s, int detach)
+{
+	/* A waiting GET is answered by the close packet (closing), or here at shutdown. */
+	if (detach && s->poll_req) {
+		http_request *req = s->poll_req;
+		s->poll_req = NULL;
+		req->on_abort = NULL;
+		http_respond_and_close(req, 503, "text/plain", "", 0);
+	}
+}
+
+static int polling_attached(const eio_socket *s)
+{
+	return s->poll_req != NULL;
+}
+
 const eio_transport_ops eio__polling_ops = {
     .name = "polling",
     .index = 0,
@@ -354,4 +370,6 @@ const eio_transport_ops eio__polling_ops = {
     .writable = polling_writable,
     .buffered = polling_buffered,
     .closing = polling_closing,
+    .release = polling_release,
+    .attached = polling_attached,
 };

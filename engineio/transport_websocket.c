@@ -97,6 +97,35 @@ static void ws_closing(eio_socket *s, eio_close_reason reason)
 	eio__socket_finalize(s);
 }
 
+static void ws_release(eio_socket *s, int detach)
+{
+	if (!s->ws)
+		return;
+	if (detach) {
+		http_ws_set_data(s->ws, NULL);
+		s->ws = NULL;
+	} else {
+		http_ws_close(s->ws, HTTP_WS_CLOSE_NORMAL, "");
+	}
+}
+
+static int ws_attached(const eio_socket *s)
+{
+	return s->ws != NULL;
+}
+
+void eio__upgrade_release(eio_socket *s, int detach)
+{
+	if (!s->probe)
+		return;
+	if (detach) {
+		http_ws_set_data(s->probe, NULL);
+		s->probe = NULL;
+	} else {
+		http_ws_close(s->probe, HTTP_WS_CLOSE_NORMAL, "");
+	}
+}
+
 const eio_transport_ops eio__websocket_ops = {
     .name = "websocket",
     .index = 1,
@@ -106,6 +135,8 @@ const eio_transport_ops eio__websocket_ops = {
     .writable = ws_writable,
     .buffered = ws_buffered,
     .closing = ws_closing,
+    .release = ws_release,
+    .attached = ws_attached,
 };
 
 void eio__ws_handshake(eio_server *srv, http_request *req)

@@ -168,9 +168,8 @@ struct eio_server {
 	base_list pending_close; /* eio_socket.close_link */
 	uv_check_t close_check;
 	uv_idle_t close_idle;
-	int closing;                 /* handles still closing in eio_server_free */
-	char open_tail_polling[160]; /* open packet JSON after the sid, for each transport */
-	char open_tail_ws[160];
+	int closing;            /* handles still closing in eio_server_free */
+	char open_tail[2][160]; /* open packet JSON after the sid, by eio_transport_ops.index */
 	eio_stats stats;
 	eio_msg *ctl[EIO_NOOP + 1]; /* the data-less packets ("1", "2", "6"), shared by all */
 	base_buf payload;           /* a polling answer being encoded, kept for the next one */

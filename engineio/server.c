@@ -235,8 +235,7 @@ static eio_socket *socket_new(eio_server *srv, const eio_transport_ops *t, const
 
 static int queue_open(eio_socket *s)
 {
-	const char *tail =
-	    s->t == &eio__polling_ops ? s->srv->open_tail_polling : s->srv->open_tail_ws;
+	const char *tail = s->srv->open_tail[s->t->index];
 	char open[EIO_SID_LEN + 200];
 	int n = snprintf(open, sizeof(open), "{\"sid\":\"%s\",%s", s->sid, tail);
 	base_slice part = {open, (size_t)n};
@@ -406,9 +405,10 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 	                BASE_MAX(srv->opts.ping_interval_ms, 1000u) + srv->opts.ping_timeout_ms,
 	                eio__linger_expired);
 	srv->ping_q.data = srv->pong_q.data = srv->upgrade_q.data = srv->linger_q.data = srv;
-	build_open_tail(srv, srv->open_tail_polling, sizeof(srv->open_tail_polling),
+	build_open_tail(srv, srv->open_tail[eio__polling_ops.index], sizeof(srv->open_tail[0]),
 	                srv->opts.allow_upgrades && srv->opts.allow_websocket);
-	build_open_tail(srv, srv->open_tail_ws, sizeof(srv->open_tail_ws), 0);
+	build_open_tail(srv, srv->open_tail[eio__websocket_ops.index], sizeof(srv->open_tail[1]),
+	                0);
 	static const eio_packet_type ctl[] = {EIO_CLOSE, EIO_PING, EIO_NOOP};
 	for (size_t i = 0; i < BASE_ARRAY_SIZE(ctl); i++) {
 		srv->ctl[ctl[i]] = eio__msg_new(ctl[i], 0, NULL, 0);

@@ -180,7 +180,7 @@ void eio_server_get_stats(const eio_server *srv, eio_stats *st);
  * (a polling GET, the WebSocket's accept or the end of an upgrade). Returns
  * 0, BASE_ECLOSED (the socket is closed or closing: nothing sent),
  * BASE_ELIMIT or HTTP_EQUEUE_FULL (too much waiting for a client that does
- * not read: the socket is closed at the end of the loop turn), BASE_ENOMEM.
+ * not read: the socket is closed at the end of the loop turn).
  * Never runs a callback.
  */
 int eio_socket_send(eio_socket *s, int binary, const char *data, size_t len);
@@ -197,7 +197,7 @@ int eio_socket_sendv(eio_socket *s, int binary, const base_slice *parts, size_t 
  * reference until a GET takes it, and encodes it into that answer.
  */
 typedef struct eio_msg eio_msg;
-/** Builds a shared message from parts (copied once). refs = 1. NULL on ENOMEM. */
+/** Builds a shared message from parts (copied once). refs = 1. Never NULL (out of memory aborts). */
 eio_msg *eio_msg_new(int binary, const base_slice *parts, size_t n_parts);
 eio_msg *eio_msg_ref(eio_msg *m);
 void eio_msg_unref(eio_msg *m);

@@ -5,6 +5,7 @@
 #define ENGINEIO_INTERNAL_H
 
 #include "engineio.h"
+#include "base/table.h"
 #include "base/timeq.h"
 
 #define EIO_SID_BYTES 15 /* 20 base64url characters, as the reference server */
@@ -50,7 +51,7 @@ static inline base_slice eio__msg_packet(const eio_msg *m)
 }
 /**
  * Builds a message for packet type with data made of parts (copied once);
- * binary: raw bytes (type must be EIO_MESSAGE). refs = 1. NULL on ENOMEM.
+ * binary: raw bytes (type must be EIO_MESSAGE). refs = 1. Never NULL.
  */
 eio_msg *eio__msg_new(eio_packet_type type, int binary, const base_slice *parts, size_t n_parts);
 
@@ -69,8 +70,8 @@ typedef struct {
 	size_t bytes; /* packet bytes queued (eio__msg_packet lengths) */
 } eio_queue;
 
-/** Appends m, taking a new reference. Returns 0 or BASE_ENOMEM. */
-int eio__queue_push(eio_queue *q, eio_msg *m);
+/** Appends m, taking a new reference. */
+void eio__queue_push(eio_queue *q, eio_msg *m);
 /** The i-th oldest message (i < q->len); the queue keeps its reference. */
 eio_msg *eio__queue_at(const eio_queue *q, size_t i);
 /** Removes the oldest and returns it with the queue's reference (caller unrefs). NULL if empty. */
@@ -123,7 +124,7 @@ extern const eio_transport_ops eio__websocket_ops;
 
 struct eio_socket {
 	eio_server *srv;
-	eio_socket *hnext;          /* sid table chain */
+	base_table_link hlink;      /* in srv->sids, by sid */
 	base_timeq_entry hb;        /* in ping_q (waiting to ping) or pong_q (waiting for pong) */
 	base_timeq_entry up;        /* in upgrade_q while probing */
 	const eio_transport_ops *t; /* the current transport */
@@ -149,15 +150,12 @@ struct eio_server {
 	http_server *http;
 	eio_options opts;
 	eio_callbacks cb;
-	eio_socket **table; /* sid hash table, chained */
-	size_t table_size;  /* power of two */
-	size_t n_clients;
+	base_table sids;      /* the sessions by sid (hlink); sids.n counts them */
 	base_timeq ping_q;    /* duration ping_interval */
 	base_timeq pong_q;    /* duration ping_timeout */
 	base_timeq upgrade_q; /* duration upgrade_timeout */
 	base_timeq linger_q;  /* a closed polling socket waits here to hand over its close packet */
 	eio_rate_slot *rate;  /* handshake buckets per address (admission.c), NULL until used */
-	int walking;          /* >0 while a loop walks the sid table: it must not shrink */
 	size_t refused;       /* handshakes refused since the last log line */
 	uint64_t refused_logged;
 	/*

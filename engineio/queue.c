@@ -17,17 +17,12 @@
 eio_msg *eio__msg_new(eio_packet_type type, int binary, const base_slice *parts, size_t n_parts)
 {
 	size_t payload = binary ? 0 : 1;
-	for (size_t i = 0; i < n_parts; i++) {
-		if (parts[i].len > SIZE_MAX / 2 - payload)
-			return NULL;
+	for (size_t i = 0; i < n_parts; i++)
 		payload += parts[i].len;
-	}
 	char hdr[HTTP_WS_MAX_HEADER];
 	size_t hlen =
 	    http_ws_frame_header(hdr, 1, binary ? HTTP_WS_OP_BINARY : HTTP_WS_OP_TEXT, payload);
 	base_chunk *c = base_chunk_new(hlen + payload);
-	if (!c)
-		return NULL;
 	char *w = c->data;
 	memcpy(w, hdr, hlen);
 	w += hlen;
@@ -61,15 +56,13 @@ void eio_msg_unref(eio_msg *m)
 
 /* ---- the queue ------------------------------------------------------------ */
 
-int eio__queue_push(eio_queue *q, eio_msg *m)
+void eio__queue_push(eio_queue *q, eio_msg *m)
 {
 	if (q->len == q->cap) {
+		/* A queue is bounded in bytes (max_buffered) and a packet is at
+		 * least one byte, so the count stays far below 2^31. */
 		uint32_t ncap = q->cap ? q->cap * 2 : 4;
-		if (ncap < q->cap)
-			return BASE_ENOMEM;
-		eio_msg **ns = malloc(ncap * sizeof(*ns));
-		if (!ns)
-			return BASE_ENOMEM;
+		eio_msg **ns = base_xmalloc(ncap * sizeof(*ns));
 		/* Unwrap the ring into the new array, oldest first. */
 		for (uint32_t i = 0; i < q->len; i++)
 			ns[i] = q->slot[(q->head + i) & (q->cap - 1)];
@@ -81,7 +74,6 @@ int eio__queue_push(eio_queue *q, eio_msg *m)
 	q->slot[(q->head + q->len) & (q->cap - 1)] = eio_msg_ref(m);
 	q->len++;
 	q->bytes += eio__msg_packet(m).len;
-	return 0;
 }
 
 eio_msg *eio__queue_at(const eio_queue *q, size_t i)

@@ -207,14 +207,15 @@ int eio__socket_enqueue(eio_socket *s, eio_msg *m)
 		eio__socket_close_soon(s, EIO_CLOSE_TRANSPORT_ERROR);
 		return BASE_ELIMIT;
 	}
-	return eio__queue_push(&s->q, m);
+	eio__queue_push(&s->q, m);
+	return 0;
 }
 
 void eio__socket_push_ctl(eio_socket *s, eio_packet_type type)
 {
 	/* Past the cap: a close or a ping is what ends a stuck session. */
-	if (eio__queue_push(&s->q, s->srv->ctl[type]) == 0)
-		s->t->flush(s);
+	eio__queue_push(&s->q, s->srv->ctl[type]);
+	s->t->flush(s);
 }
 
 int eio_socket_sendv(eio_socket *s, int binary, const base_slice *parts, size_t n_parts)

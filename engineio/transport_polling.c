@@ -107,8 +107,7 @@ static int compress_body(eio_server *srv, int enc, const char *data, size_t len)
 	}
 	size_t bound = deflateBound(z, (uLong)len);
 	srv->zout.len = 0;
-	if (base_buf_reserve(&srv->zout, bound))
-		return -1;
+	base_buf_reserve(&srv->zout, bound);
 	z->next_in = (Bytef *)(uintptr_t)data;
 	z->avail_in = (uInt)len;
 	z->next_out = (Bytef *)srv->zout.data;
@@ -147,14 +146,11 @@ static size_t encode_payload(eio_socket *s)
 	for (size_t i = 0; i < n; i++) {
 		eio_msg *m = eio__queue_at(&s->q, i);
 		base_slice p = eio__msg_packet(m);
-		int rc;
 		if (eio__msg_binary(m))
-			rc = eio_payload_append(out, EIO_MESSAGE, 1, p.base, p.len);
+			eio_payload_append(out, EIO_MESSAGE, 1, p.base, p.len);
 		else
-			rc = eio_payload_append(out, (eio_packet_type)(p.base[0] - '0'), 0,
-			                        p.base + 1, p.len - 1);
-		if (rc)
-			return i; /* out of memory: what fits goes now */
+			eio_payload_append(out, (eio_packet_type)(p.base[0] - '0'), 0, p.base + 1,
+			                   p.len - 1);
 	}
 	return n;
 }
@@ -310,8 +306,6 @@ static int polling_send_msg(eio_socket *s, eio_msg *m)
 static int polling_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
 {
 	eio_msg *m = eio__msg_new(EIO_MESSAGE, binary, parts, n);
-	if (!m)
-		return BASE_ENOMEM;
 	int rc = polling_send_msg(s, m);
 	eio_msg_unref(m);
 	return rc;

@@ -54,8 +54,6 @@ static int ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
 {
 	if (!s->ws || s->q.len) {
 		eio_msg *m = eio__msg_new(EIO_MESSAGE, binary, parts, n);
-		if (!m)
-			return BASE_ENOMEM;
 		int rc = ws_send_msg(s, m);
 		eio_msg_unref(m);
 		return rc;
@@ -71,8 +69,6 @@ static int ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
 			rc = http_ws_send(s->ws, 0, local, n + 1);
 		} else {
 			eio_msg *m = eio__msg_new(EIO_MESSAGE, 0, parts, n);
-			if (!m)
-				return BASE_ENOMEM;
 			base_chunk *c = eio__msg_chunk(m);
 			rc = http_ws_send_frames(s->ws, c, 0, c->len);
 			eio_msg_unref(m);

@@ -75,38 +75,14 @@ static void server_start(void (*tune)(eio_options *))
 	assert_non_null(g_eio);
 }
 
+/* The Engine.IO server goes first (its handles close while the HTTP server closes). */
 static void server_stop(void)
 {
-	eio_server_close_all(g_eio);
-	atomic_store(&g_closed, 0);
-	http_server_close(H.srv, on_server_closed, NULL);
-	assert_true(run_until(&g_closed, 5000));
 	eio_server_free(g_eio);
-	http_server_free(H.srv);
-	uv_close((uv_handle_t *)&H.wake, NULL);
-	uv_close((uv_handle_t *)&H.tick, NULL);
-	uv_run(&H.loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&H.loop), 0);
+	teardown_server();
 }
 
-/* One request on a fresh connection. */
-static int request(const char *method, const char *target, const char *extra, const char *body,
-                   resp_t *r)
-{
-	char head[768];
-	cl_t *c = cl_open();
-	snprintf(head, sizeof(head),
-	         "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n"
-	         "Content-Type: text/plain\r\n\r\n",
-	         method, target, extra ? extra : "", body ? strlen(body) : 0);
-	int rc = cl_sends(c, head);
-	if (!rc && body)
-		rc = cl_sends(c, body);
-	if (!rc)
-		rc = cl_response(c, r);
-	cl_close(c);
-	return rc;
-}
+#define request cl_request
 
 /* Expects status and, when code >= 0, the reference server's error body. */
 static void expect(const char *method, const char *target, int status, int code)

@@ -141,40 +141,23 @@ static void server_start(void (*tune)(eio_options *))
 	assert_non_null(E.eio);
 }
 
+/* The Engine.IO server goes first (its handles close while the HTTP server closes). */
 static void server_stop(void)
 {
-	eio_server_close_all(E.eio);
-	atomic_store(&g_closed, 0);
-	http_server_close(H.srv, on_server_closed, NULL);
-	assert_true(run_until(&g_closed, 5000));
 	eio_server_free(E.eio);
-	http_server_free(H.srv);
-	uv_close((uv_handle_t *)&H.wake, NULL);
-	uv_close((uv_handle_t *)&H.tick, NULL);
-	uv_run(&H.loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&H.loop), 0);
+	teardown_server();
 }
 
 /* ---- client side (client thread) ----------------------------------------- */
 
 static char g_sid[32];
 
-/* One request on a fresh connection; the response in r. */
+/* One request to /engine.io/?EIO=4&query on a fresh connection. */
 static int request(const char *method, const char *query, const char *body, resp_t *r)
 {
-	char head[512];
-	cl_t *c = cl_open();
-	snprintf(head, sizeof(head),
-	         "%s /engine.io/?EIO=4&%s HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n"
-	         "Content-Type: text/plain;charset=UTF-8\r\n\r\n",
-	         method, query, body ? strlen(body) : 0);
-	int rc = cl_sends(c, head);
-	if (!rc && body)
-		rc = cl_sends(c, body);
-	if (!rc)
-		rc = cl_response(c, r);
-	cl_close(c);
-	return rc;
+	char target[256];
+	snprintf(target, sizeof(target), "/engine.io/?EIO=4&%s", query);
+	return cl_request(method, target, NULL, body, r);
 }
 
 static void poll_get(resp_t *r)

@@ -285,10 +285,16 @@ int sio_bcast_disconnect(const sio_bcast *b, int close);
 /* ---- adapter: other nodes ---------------------------------------------- */
 
 /*
- * An adapter carries broadcasts between server processes. on_broadcast is
- * called after every broadcast that is not local, with the encoded packet
- * (text form, attachments beside it), to send to the other nodes; what the
- * other nodes send is fed back with sio_adapter_deliver.
+ * An adapter carries broadcasts between server processes. What travels is
+ * an event's data, as the Node adapters carry a packet's "data": the JSON
+ * array of the event name and its arguments (["news","hi",2]), binary
+ * values as placeholders with the attachments beside it. No wire format of
+ * a parser is involved: each node encodes for its own clients.
+ *
+ * on_broadcast is called after every broadcast that is not local (once,
+ * after the local sockets have been sent to), with that data, to send to
+ * the other nodes; what the other nodes send is fed back with
+ * sio_adapter_deliver. The slices are valid during the call only.
  */
 typedef enum {
 	SIO_SOCKETS_JOIN = 1,
@@ -298,7 +304,7 @@ typedef enum {
 } sio_sockets_op;
 
 typedef struct {
-	void (*on_broadcast)(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
+	void (*on_broadcast)(sio_namespace *nsp, const sio_bcast *b, base_slice data,
 	                     const base_slice *attachments, size_t n_attachments, void *ud);
 	void *ud;
 	/* sio_bcast_join / leave / disconnect to pass on (room: NULL for disconnects); may be NULL. */
@@ -308,11 +314,15 @@ typedef struct {
 
 void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter);
 /**
- * Delivers a broadcast from another node to the local sockets of nsp only.
- * packet is the text form of an EVENT; rooms/except as in b. Returns the
- * number of receivers or a negative error.
+ * Delivers a broadcast from another node to the local sockets of b->nsp
+ * only (rooms, except and volatile as in b; b->local is not looked at: it
+ * goes to no adapter). data is the event's JSON array as on_broadcast gives
+ * it, checked as an incoming event is (a name first, not a reserved one;
+ * placeholders naming attachments). It is encoded once by this server's
+ * parser, as a broadcast of its own. The outgoing listeners do not hear it.
+ * Returns the number of receivers, SIO_EBAD_ARGS, or another negative error.
  */
-int sio_adapter_deliver(const sio_bcast *b, base_slice packet, const base_slice *attachments,
+int sio_adapter_deliver(const sio_bcast *b, base_slice data, const base_slice *attachments,
                         size_t n_attachments);
 /** Applies another node's join / leave / disconnect to the local sockets of b->nsp only. */
 int sio_adapter_sockets(const sio_bcast *b, sio_sockets_op op, const char *room);

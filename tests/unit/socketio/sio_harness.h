@@ -216,8 +216,12 @@ static inline cl_t *sio_connect(const char *connect, char *reply, size_t cap)
 	ws_text(c, connect);
 	const char *r = ws_next_text(c, msg, sizeof(msg));
 	CK(r != NULL);
-	if (reply)
-		snprintf(reply, cap, "%s", r ? r : "");
+	if (reply && cap) {
+		size_t n = r ? strlen(r) : 0;
+		n = n < cap - 1 ? n : cap - 1;
+		memcpy(reply, r ? r : "", n);
+		reply[n] = 0;
+	}
 	return c;
 }
 

@@ -244,9 +244,9 @@ int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
 	int rc = deliver_local(b, &out, 1);
 	if (rc >= 0 && !b->local && nsp->adapter.on_broadcast) {
 		base_buf data = BASE_BUF_INIT;
-		if (sio__out_data(&data, &out) == 0)
-			nsp->adapter.on_broadcast(nsp, b, (base_slice){data.data, data.len},
-			                          attachments, n_attachments, nsp->adapter.ud);
+		sio__out_data(&data, &out);
+		nsp->adapter.on_broadcast(nsp, b, (base_slice){data.data, data.len}, attachments,
+		                          n_attachments, nsp->adapter.ud);
 		base_buf_free(&data);
 	}
 	base_buf_free(&with_offset);

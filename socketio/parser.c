@@ -31,7 +31,7 @@ int sio__encode(const sio_parser_ops *ops, const sio_out *p, sio_wire *w)
 	return rc;
 }
 
-int sio__out_data(base_buf *out, const sio_out *p)
+void sio__out_data(base_buf *out, const sio_out *p)
 {
 	base_buf_append(out, "[", 1);
 	if (p->type == SIO_EVENT) {
@@ -47,7 +47,6 @@ int sio__out_data(base_buf *out, const sio_out *p)
 	}
 	base_buf_append(out, p->args.base, p->args.len);
 	base_buf_append(out, "]", 1);
-	return out->data ? 0 : BASE_ENOMEM;
 }
 
 void sio__decoder_done(sio_decoder *d)

@@ -96,7 +96,7 @@ void sio__decoder_free(sio_decoder *d);
 typedef struct {
 	const char *name;
 	/*
-	 * Encodes p into w (initialised, empty). Returns 0, BASE_ENOMEM,
+	 * Encodes p into w (initialised, empty). Returns 0,
 	 * SIO_EBAD_ARGS (arguments that are not JSON, placeholders without
 	 * their attachment: the msgpack parser has to read them; the default
 	 * parser sends arguments as they are) or SIO_ETOO_MANY_ATTACHMENTS.
@@ -122,9 +122,9 @@ int sio__encode(const sio_parser_ops *ops, const sio_out *p, sio_wire *w);
 
 /**
  * Appends the JSON data of an EVENT or ACK (["event",args...] or [args...])
- * to out: what the adapter carries between nodes. Returns 0 or BASE_ENOMEM.
+ * to out: what the adapter carries between nodes.
  */
-int sio__out_data(base_buf *out, const sio_out *p);
+void sio__out_data(base_buf *out, const sio_out *p);
 
 /**
  * 1 when every {"_placeholder":true,"num":N} in the JSON text names one of

@@ -48,8 +48,7 @@ static int json_encode(const sio_out *p, sio_wire *w)
 		type = SIO_BINARY_ACK;
 	else if (n)
 		return SIO_EBAD_ARGS; /* only events and acks carry binary */
-	if (sio_packet_encode(&w->buf, type, p->nsp, p->id, n, (base_slice){NULL, 0}))
-		return BASE_ENOMEM;
+	sio_packet_encode(&w->buf, type, p->nsp, p->id, n, (base_slice){NULL, 0});
 	sio_wire_msg *m = &w->msgs[0];
 	m->binary = 0;
 	m->n_parts = 1;
@@ -80,8 +79,6 @@ static int json_encode(const sio_out *p, sio_wire *w)
 			m->parts[m->n_parts++] = p->data;
 		break;
 	}
-	if (!w->buf.data)
-		return BASE_ENOMEM;
 	/* The buffer is complete: only now may a part point into it. */
 	m->parts[0] = (base_slice){w->buf.data, w->buf.len};
 	for (size_t i = 0; i < p->n_atts; i++)
@@ -129,10 +126,7 @@ static int on_attachment(sio_decoder *d, const char *data, size_t len, sio_decod
 	}
 	if (w->received + 1 < w->pkt.attachments) {
 		/* Not the last: kept until the rest have arrived. */
-		if (base_buf_append(&w->data, data, len)) {
-			*err = "out of memory";
-			return -1;
-		}
+		base_buf_append(&w->data, data, len);
 		w->offsets[++w->received] = w->data.len;
 		return 0;
 	}
@@ -175,11 +169,10 @@ static int json_decode(sio_decoder *d, int binary, const char *data, size_t len,
 	if (out->pkt.attachments == 0)
 		return 1;
 	/* Keep the header until its attachments have arrived. */
-	sio_binary_wait *w = calloc(1, sizeof(*w));
-	if (!w || base_buf_append(&w->header, data, len) ||
-	    sio_packet_decode(w->header.data, w->header.len, &w->pkt, err)) {
-		sio__binary_wait_free(w);
-		*err = "out of memory";
+	sio_binary_wait *w = base_xcalloc(1, sizeof(*w));
+	base_buf_append(&w->header, data, len);
+	if (sio_packet_decode(w->header.data, w->header.len, &w->pkt, err)) {
+		sio__binary_wait_free(w); /* cannot be: the same bytes decoded above */
 		return -1;
 	}
 	d->bin = w;

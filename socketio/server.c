@@ -9,23 +9,6 @@
 
 #include "server_internal.h"
 
-static const struct {
-	int code;
-	const char *msg;
-} sio_errors[] = {
-#define SIO_ERR_ROW(name, val, msg) {val, msg},
-    SIO_ERRNO_MAP(SIO_ERR_ROW)
-#undef SIO_ERR_ROW
-};
-
-const char *sio_strerror(int err)
-{
-	for (size_t i = 0; i < BASE_ARRAY_SIZE(sio_errors); i++)
-		if (sio_errors[i].code == err)
-			return sio_errors[i].msg;
-	return http_strerror(err);
-}
-
 void sio_options_default(sio_options *o)
 {
 	memset(o, 0, sizeof(*o));

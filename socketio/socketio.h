@@ -49,9 +49,10 @@
  * callback: sio_server_free (call it after http_server_close completed),
  * and adding or removing namespaces from sio_server_each_namespace's fn.
  *
- * Errors: functions return 0 (or a count) or a negative code:
- * BASE_* from base.h, SIO_E* below, or a lower layer's; sio_strerror names
- * any of them.
+ * Errors: functions return 0 (or a count) or a negative code: BASE_*,
+ * SIO_E* (both in base/errors.h, each layer in a range of its own) or a
+ * lower layer's; base_strerror names any of them. Out of memory aborts
+ * (base.h), so no call fails half done.
  */
 #ifndef SOCKETIO_H
 #define SOCKETIO_H
@@ -63,19 +64,14 @@ typedef struct sio_server sio_server;
 typedef struct sio_namespace sio_namespace;
 typedef struct sio_socket sio_socket;
 
-#define SIO_ERRNO_MAP(X)                                   \
-	X(NOT_CONNECTED, -3001, "socket is not connected") \
-	X(BAD_ARGS, -3002, "arguments are not valid JSON") \
-	X(TOO_MANY_ATTACHMENTS, -3003, "too many attachments")
-
 typedef enum {
 #define SIO_ERR_ENUM(name, val, msg) SIO_E##name = (val),
 	SIO_ERRNO_MAP(SIO_ERR_ENUM)
 #undef SIO_ERR_ENUM
 } sio_errno;
 
-/** Describes an sio_errno, or any lower layer's error code. */
-const char *sio_strerror(int err);
+/* SIO_ERRNO_MAP is in base/errors.h, with every layer's codes; base_strerror
+ * describes them. */
 
 /* ---- server ------------------------------------------------------------ */
 

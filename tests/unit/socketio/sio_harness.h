@@ -2,7 +2,7 @@
  * sio_harness.h: a Socket.IO server on the loop thread and raw WebSocket
  * clients on a client thread, for the tests of socketio/ files that need
  * real connections (test_server.c, test_emit.c, test_namespace.c,
- * test_recovery.c, test_broadcast.c). Built on tests/unit/http/http_harness.h.
+ * test_recovery.c, test_broadcast.c, test_rooms.c). Built on tests/unit/http/http_harness.h.
  * Included once per test program.
  *
  * Server state lives in the test's own variables and is read by the test
@@ -44,19 +44,24 @@
 
 static sio_server *g_io;
 
-/* Starts a server with o (NULL: the defaults). */
-static inline void io_start(const sio_options *o)
+/* Starts a server with HTTP limits lim and options o (NULL: the defaults). */
+static inline void io_start_limits(const http_limits *lim, const sio_options *o)
 {
 	http_limits l;
 	sio_options d;
 	http_limits_default(&l);
-	setup_limits(&l);
+	setup_limits(lim ? lim : &l);
 	if (!o) {
 		sio_options_default(&d);
 		o = &d;
 	}
 	g_io = sio_server_new(H.srv, o);
 	assert_non_null(g_io);
+}
+
+static inline void io_start(const sio_options *o)
+{
+	io_start_limits(NULL, o);
 }
 
 static inline void io_stop(void)
@@ -86,6 +91,12 @@ static inline int ws_send(cl_t *c, unsigned op, const void *data, size_t len)
 	int rc = cl_send(c, buf, hl + len);
 	free(buf);
 	return rc;
+}
+
+/* Sends one text frame: an Engine.IO packet as given ("42[...]"). */
+static inline int ws_send_text(cl_t *c, const char *text)
+{
+	return ws_send(c, HTTP_WS_OP_TEXT, text, strlen(text));
 }
 
 /* Sends an Engine.IO message carrying a Socket.IO text packet ("4" + text). */
@@ -179,10 +190,13 @@ static inline int ws_closed(cl_t *c)
 	}
 }
 
-/* Opens a WebSocket Engine.IO session (query appended to the URL); reads the open packet. */
-static inline cl_t *ws_open(const char *query)
+/*
+ * Opens a WebSocket Engine.IO session (query appended to the URL; rcvbuf > 0:
+ * a small fixed receive window); reads the open packet.
+ */
+static inline cl_t *ws_open_rcvbuf(int rcvbuf, const char *query)
 {
-	cl_t *c = cl_open();
+	cl_t *c = cl_open_rcvbuf(rcvbuf);
 	char req[1024];
 	snprintf(req, sizeof(req),
 	         "GET /socket.io/?EIO=4&transport=websocket%s HTTP/1.1\r\nHost: x\r\n"
@@ -204,6 +218,11 @@ static inline cl_t *ws_open(const char *query)
 	return c;
 }
 
+static inline cl_t *ws_open(const char *query)
+{
+	return ws_open_rcvbuf(0, query);
+}
+
 /*
  * Opens a session and connects to a namespace with the default parser:
  * connect is the CONNECT packet ("0", "0/chat,{...}"). Copies the answer
@@ -223,6 +242,92 @@ static inline cl_t *sio_connect(const char *connect, char *reply, size_t cap)
 		reply[n] = 0;
 	}
 	return c;
+}
+
+/* ---- client packets in either parser's form -------------------------------- */
+
+/* A packet as a client received it: binary types folded into EVENT / ACK. */
+typedef struct {
+	sio_packet_type type;
+	int64_t id;
+	char data[2048]; /* the JSON data */
+	char event[64];  /* events: the name, unescaped */
+	size_t n_atts;
+	size_t att_len[4];
+	char att[4][64]; /* the first attachments (cut to 64 bytes) */
+} rx_t;
+
+/* Sends a packet to namespace "/" with data (JSON text, may be "") in the parser's form. */
+static inline void sio_tx(cl_t *c, int parser, sio_packet_type t, const char *data,
+                          const base_slice *atts, size_t n)
+{
+	base_buf b = BASE_BUF_INIT;
+	if (parser == SIO_PARSER_MSGPACK) {
+		CK(sio_msgpack_encode(&b, t, BASE_SLICE_LIT("/"), -1,
+		                      (base_slice){data, strlen(data)}, atts, n) == 0);
+		ws_binary(c, b.data, b.len);
+	} else {
+		base_buf_append(&b, "4", 1);
+		if (n)
+			t = t == SIO_EVENT ? SIO_BINARY_EVENT : SIO_BINARY_ACK;
+		sio_packet_encode(&b, t, BASE_SLICE_LIT("/"), -1, (unsigned)n,
+		                  (base_slice){data, strlen(data)});
+		ws_send(c, HTTP_WS_OP_TEXT, b.data, b.len);
+		for (size_t i = 0; i < n; i++)
+			ws_binary(c, atts[i].base, atts[i].len);
+	}
+	base_buf_free(&b);
+}
+
+/* Receives one packet (and, with the default parser, its attachments): 0, or -1. */
+static inline int sio_rx(cl_t *c, int parser, rx_t *r)
+{
+	static _Thread_local char raw[8192];
+	base_buf json = BASE_BUF_INIT;
+	base_slice atts[SIO_MAX_ATTACHMENTS];
+	sio_packet p;
+	const char *err;
+	int bin = 0, rc = -1;
+	ssize_t n = ws_recv(c, &bin, raw, sizeof(raw));
+	memset(r, 0, sizeof(*r));
+	if (n < 0)
+		return -1;
+	if (parser == SIO_PARSER_MSGPACK) {
+		if (!bin ||
+		    sio_msgpack_decode(raw, (size_t)n, &json, &p, atts, SIO_MAX_ATTACHMENTS, &err))
+			goto out;
+		for (size_t i = 0; i < p.attachments && i < 4; i++) {
+			r->att_len[i] = atts[i].len < 64 ? atts[i].len : 64;
+			memcpy(r->att[i], atts[i].base, r->att_len[i]);
+		}
+	} else {
+		if (bin || raw[0] != '4' || sio_packet_decode(raw + 1, (size_t)n - 1, &p, &err))
+			goto out;
+		for (size_t i = 0; i < p.attachments; i++) {
+			char a[64];
+			ssize_t m = ws_recv(c, &bin, a, sizeof(a));
+			if (m < 0 || !bin)
+				goto out;
+			if (i < 4) {
+				r->att_len[i] = (size_t)m;
+				memcpy(r->att[i], a, (size_t)m);
+			}
+		}
+	}
+	r->type = p.type == SIO_BINARY_EVENT ? SIO_EVENT
+	          : p.type == SIO_BINARY_ACK ? SIO_ACK
+	                                     : p.type;
+	r->id = p.id;
+	r->n_atts = p.attachments;
+	snprintf(r->data, sizeof(r->data), "%.*s", (int)p.data.len, p.data.base);
+	if (p.event.len && p.event.len < sizeof(r->event)) {
+		ssize_t m = sio_json_unescape(p.event.base, p.event.len, r->event);
+		r->event[m < 0 ? 0 : m] = 0;
+	}
+	rc = 0;
+out:
+	base_buf_free(&json);
+	return rc;
 }
 
 #endif

@@ -118,7 +118,7 @@ static void on_go(const sio_event *ev, void *ud)
 /* ---- client ---------------------------------------------------------------------- */
 
 typedef struct {
-	char names[8][32];
+	char names[8][64];
 	int n;
 	int atts_ok;
 	int disconnected;
@@ -127,73 +127,29 @@ typedef struct {
 /* Reads one client's packets until "done" or a DISCONNECT, noting the event names. */
 static void read_all(cl_t *c, seen_t *st)
 {
-	static char raw[4096];
+	rx_t r;
 	memset(st, 0, sizeof(*st));
-	for (;;) {
-		int bin = 0;
-		ssize_t n = ws_recv(c, &bin, raw, sizeof(raw));
-		if (n < 0)
-			return;
-		sio_packet p;
-		const char *err;
-		base_buf json = BASE_BUF_INIT;
-		base_slice atts[SIO_MAX_ATTACHMENTS];
-		int ok;
-		if (S.parser == SIO_PARSER_MSGPACK) {
-			ok = bin && sio_msgpack_decode(raw, (size_t)n, &json, &p, atts,
-			                               SIO_MAX_ATTACHMENTS, &err) == 0;
-			if (ok && p.attachments == 1 && atts[0].len == 2 &&
-			    memcmp(atts[0].base, "\x09\x08", 2) == 0)
-				st->atts_ok++;
-		} else {
-			if (bin) {
-				if (n == 2 && memcmp(raw, "\x09\x08", 2) == 0)
-					st->atts_ok++;
-				continue;
-			}
-			ok = raw[0] == '4' &&
-			     sio_packet_decode(raw + 1, (size_t)n - 1, &p, &err) == 0;
-		}
-		CK(ok);
-		if (!ok) {
-			base_buf_free(&json);
-			return;
-		}
-		if (p.type == SIO_DISCONNECT) {
+	while (sio_rx(c, S.parser, &r) == 0) {
+		if (r.type == SIO_DISCONNECT) {
 			st->disconnected = 1;
-			base_buf_free(&json);
 			return;
 		}
-		if ((p.type == SIO_EVENT || p.type == SIO_BINARY_EVENT) && st->n < 8) {
-			char name[32];
-			ssize_t m = sio_json_unescape(p.event.base,
-			                              p.event.len < 31 ? p.event.len : 31, name);
-			name[m < 0 ? 0 : m] = 0;
-			snprintf(st->names[st->n++], 32, "%s", name);
-			if (strcmp(name, "done") == 0) {
-				base_buf_free(&json);
-				return;
-			}
-		}
-		base_buf_free(&json);
+		if (r.type != SIO_EVENT || st->n == 8)
+			continue;
+		if (r.n_atts == 1 && r.att_len[0] == 2 && memcmp(r.att[0], "\x09\x08", 2) == 0)
+			st->atts_ok++;
+		snprintf(st->names[st->n++], sizeof(st->names[0]), "%s", r.event);
+		if (strcmp(r.event, "done") == 0)
+			return;
 	}
 }
 
 static cl_t *connect_one(void)
 {
 	cl_t *c = ws_open(NULL);
-	char raw[512];
-	int bin;
-	if (S.parser == SIO_PARSER_MSGPACK) {
-		base_buf b = BASE_BUF_INIT;
-		sio_msgpack_encode(&b, SIO_CONNECT, BASE_SLICE_LIT("/"), -1, (base_slice){NULL, 0},
-		                   NULL, 0);
-		ws_binary(c, b.data, b.len);
-		base_buf_free(&b);
-	} else {
-		ws_text(c, "0");
-	}
-	CK(ws_recv(c, &bin, raw, sizeof(raw)) > 0);
+	rx_t r;
+	sio_tx(c, S.parser, SIO_CONNECT, "", NULL, 0);
+	CK(sio_rx(c, S.parser, &r) == 0 && r.type == SIO_CONNECT);
 	return c;
 }
 
@@ -203,15 +159,7 @@ static void client(void)
 	seen_t st[3];
 	for (int i = 0; i < 3; i++)
 		c[i] = connect_one();
-	if (S.parser == SIO_PARSER_MSGPACK) {
-		base_buf b = BASE_BUF_INIT;
-		sio_msgpack_encode(&b, SIO_EVENT, BASE_SLICE_LIT("/"), -1,
-		                   BASE_SLICE_LIT("[\"go\"]"), NULL, 0);
-		ws_binary(c[0], b.data, b.len);
-		base_buf_free(&b);
-	} else {
-		ws_text(c[0], "2[\"go\"]");
-	}
+	sio_tx(c[0], S.parser, SIO_EVENT, "[\"go\"]", NULL, 0);
 	for (int i = 0; i < 3; i++)
 		read_all(c[i], &st[i]);
 	/* 0: ab, remote, done */

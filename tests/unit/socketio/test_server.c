@@ -117,49 +117,23 @@ static void test_binary_default_parser(void **state)
 
 /* ---- msgpack parser -------------------------------------------------------- */
 
-static void mp_send(cl_t *c, sio_packet_type t, const char *nsp, int64_t id, const char *data,
-                    const base_slice *atts, size_t n)
-{
-	base_buf b = BASE_BUF_INIT;
-	CK(sio_msgpack_encode(&b, t, (base_slice){nsp, strlen(nsp)}, id,
-	                      (base_slice){data, strlen(data)}, atts, n) == 0);
-	ws_binary(c, b.data, b.len);
-	base_buf_free(&b);
-}
-
-/* Receives one msgpack packet; its data as JSON text into json, the attachments into atts. */
-static int mp_recv(cl_t *c, sio_packet *p, base_buf *json, char *raw, size_t cap, base_slice *atts)
-{
-	int bin = 0;
-	ssize_t n = ws_recv(c, &bin, raw, cap);
-	const char *err;
-	json->len = 0;
-	if (n < 0 || !bin)
-		return -1;
-	return sio_msgpack_decode(raw, (size_t)n, json, p, atts, SIO_MAX_ATTACHMENTS, &err);
-}
-
 static void client_msgpack(void)
 {
-	static char raw[4096];
-	base_buf json = BASE_BUF_INIT;
-	base_slice atts[SIO_MAX_ATTACHMENTS];
-	sio_packet p;
+	const int mp = SIO_PARSER_MSGPACK;
+	rx_t r;
 	cl_t *c = ws_open(NULL);
-	mp_send(c, SIO_CONNECT, "/", -1, "", NULL, 0);
-	CK(mp_recv(c, &p, &json, raw, sizeof(raw), atts) == 0 && p.type == SIO_CONNECT);
+	sio_tx(c, mp, SIO_CONNECT, "", NULL, 0);
+	CK(sio_rx(c, mp, &r) == 0 && r.type == SIO_CONNECT);
 	base_slice a = {"\xff\xfe", 2};
-	mp_send(c, SIO_EVENT, "/", -1, "[\"up\",{\"_placeholder\":true,\"num\":0},7]", &a, 1);
-	CK(mp_recv(c, &p, &json, raw, sizeof(raw), atts) == 0);
-	CK(p.type == SIO_BINARY_EVENT && p.attachments == 1);
-	CK(p.event.len == 4 && memcmp(p.event.base, "back", 4) == 0);
-	CK(atts[0].len == 2 && memcmp(atts[0].base, "\xff\xfe", 2) == 0);
-	CK(p.args.len == strlen("{\"_placeholder\":true,\"num\":0},7"));
+	sio_tx(c, mp, SIO_EVENT, "[\"up\",{\"_placeholder\":true,\"num\":0},7]", &a, 1);
+	CK(sio_rx(c, mp, &r) == 0);
+	CK(r.type == SIO_EVENT && r.n_atts == 1 && strcmp(r.event, "back") == 0);
+	CK(r.att_len[0] == 2 && memcmp(r.att[0], "\xff\xfe", 2) == 0);
+	CK(strcmp(r.data, "[\"back\",{\"_placeholder\":true,\"num\":0},7]") == 0);
 	/* A text message is not a msgpack packet: closed. */
 	ws_text(c, "2[\"up\"]");
 	CK(ws_closed(c));
 	cl_close(c);
-	base_buf_free(&json);
 }
 
 static void test_msgpack_parser(void **state)

@@ -545,7 +545,7 @@ int sp_store_uploads_add(sp_app *app, const sp_upload_row *rows, unsigned n, con
 }
 
 /* The tokens as a PostgreSQL array literal: tokens are base64url, no quoting needed. */
-static int token_array(base_buf *b, const char *const *tokens, unsigned n)
+static void token_array(base_buf *b, const char *const *tokens, unsigned n)
 {
 	base_buf_append(b, "{", 1);
 	for (unsigned i = 0; i < n; i++) {
@@ -557,7 +557,7 @@ static int token_array(base_buf *b, const char *const *tokens, unsigned n)
 			continue;
 		base_buf_printf(b, "%s%s", b->len > 1 ? "," : "", t);
 	}
-	return base_buf_append(b, "}", 2); /* with the NUL */
+	base_buf_append(b, "}", 2); /* with the NUL */
 }
 
 static int tokens_statement(sp_app *app, const char *what, const char *sql,
@@ -565,13 +565,14 @@ static int tokens_statement(sp_app *app, const char *what, const char *sql,
                             sp_done_cb cb, void *ud)
 {
 	base_buf arr = BASE_BUF_INIT;
-	int rc = token_array(&arr, tokens, n);
+	token_array(&arr, tokens, n);
 	const char *params[2] = {arr.data, request_id};
-	call *c = rc ? NULL : call_new(app, what, ud);
+	call *c = call_new(app, what, ud);
+	int rc;
 
 	if (c)
 		c->cb.done = cb;
-	rc = rc ? rc : run(c, 0, sql, request_id ? 2 : 1, params, done_answered);
+	rc = run(c, 0, sql, request_id ? 2 : 1, params, done_answered);
 	base_buf_free(&arr);
 	return rc;
 }

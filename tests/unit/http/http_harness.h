@@ -6,6 +6,8 @@
 #ifndef TESTS_HTTP_HARNESS_H
 #define TESTS_HTTP_HARNESS_H
 
+#include "test_timeout.h"
+
 /* ---- harness ------------------------------------------------------------- */
 
 static struct {
@@ -39,10 +41,10 @@ static void tick_cb(uv_timer_t *t)
 	(void)t;
 }
 
-/* Runs the loop until *flag is set or timeout_ms passes; returns the flag. */
+/* Runs the loop until *flag is set or timeout_ms (scaled) passes; returns the flag. */
 static int run_until(const atomic_int *flag, unsigned timeout_ms)
 {
-	uint64_t end = uv_now(&H.loop) + timeout_ms;
+	uint64_t end = uv_now(&H.loop) + test_ms(timeout_ms);
 
 	uv_timer_start(&H.tick, tick_cb, 5, 5);
 	while (!atomic_load(flag) && uv_now(&H.loop) < end)
@@ -125,7 +127,7 @@ typedef struct {
 static cl_t *cl_open_rcvbuf(int rcvbuf)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)H.port)};
-	struct timeval tv = {.tv_sec = 5};
+	struct timeval tv = {.tv_sec = test_ms(5000) / 1000};
 	int one = 1;
 	cl_t *c = malloc(sizeof(*c));
 
@@ -260,6 +262,31 @@ static int cl_response_ex(cl_t *c, resp_t *r, int head_only)
 static int cl_response(cl_t *c, resp_t *r)
 {
 	return cl_response_ex(c, r, 0);
+}
+
+/*
+ * One request on a fresh connection: method, target, extra header lines
+ * (each ending in "\r\n", or NULL) and a text body (or NULL). Returns 0
+ * with the response in r, or -1.
+ */
+static __attribute__((unused)) int cl_request(const char *method, const char *target,
+                                              const char *extra, const char *body, resp_t *r)
+{
+	char head[1024];
+	cl_t *c = cl_open();
+	int rc;
+
+	snprintf(head, sizeof(head),
+	         "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n"
+	         "Content-Type: text/plain;charset=UTF-8\r\n\r\n",
+	         method, target, extra ? extra : "", body ? strlen(body) : 0);
+	rc = cl_sends(c, head);
+	if (!rc && body)
+		rc = cl_sends(c, body);
+	if (!rc)
+		rc = cl_response(c, r);
+	cl_close(c);
+	return rc;
 }
 
 /* 1 when the server closes the connection (EOF or reset) within the receive timeout. */

@@ -13,7 +13,8 @@ static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
 {
 	web_html(b,
 	         "<h2>Spaces</h2>\n<p><a class=\"button\" href=\"/admin/space/add\">New space</a>"
-	         "</p>\n<table>\n<thead><tr><th>Name</th><th>Id</th><th>Type</th><th>App</th>"
+	         "</p>\n<div class=\"table-wrap\">\n"
+	         "<table>\n<thead><tr><th>Name</th><th>Id</th><th>Type</th><th>App</th>"
 	         "<th>Inputs</th><th>Open requests</th><th>Limits</th><th></th></tr></thead>\n"
 	         "<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
@@ -52,7 +53,7 @@ static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
 		         db_value(r, i, 11), db_value(r, i, 7), db_value(r, i, 8),
 		         db_value(r, i, 9), open ? "" : ", token", id);
 	}
-	web_html(b, "</tbody>\n</table>\n");
+	web_html(b, "</tbody>\n</table></div>\n");
 }
 
 static void panel_apps(base_buf *b, const db_result *r)
@@ -62,6 +63,7 @@ static void panel_apps(base_buf *b, const db_result *r)
 		web_html(b, "<p class=\"muted\">No app is connected.</p>\n");
 		return;
 	}
+	web_html(b, "<div class=\"table-wrap\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Space</th><th>Connection</th><th>Address</th>"
 	            "<th>Since</th><th>Requests served</th></tr></thead>\n<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
@@ -69,11 +71,12 @@ static void panel_apps(base_buf *b, const db_result *r)
 		web_html(
 		    b,
 		    "<tr><td><a href=\"/admin/space/edit/%s\">%s</a></td><td><code>%s</code></td>"
-		    "<td>%s</td><td>%s</td><td>%s</td></tr>\n",
-		    db_value(r, i, 0), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3),
-		    db_value(r, i, 4), db_value(r, i, 5));
+		    "<td>%s</td><td>",
+		    db_value(r, i, 0), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3));
+		web__time(b, db_value(r, i, 4));
+		web_html(b, "</td><td>%s</td></tr>\n", db_value(r, i, 5));
 	}
-	web_html(b, "</tbody>\n</table>\n");
+	web_html(b, "</tbody>\n</table></div>\n");
 }
 
 static void panel_requests(base_buf *b, const db_result *r, const char *space, const char *status,
@@ -97,6 +100,7 @@ static void panel_requests(base_buf *b, const db_result *r, const char *space, c
 		web_html(b, "<p class=\"muted\">No requests.</p>\n");
 		return;
 	}
+	web_html(b, "<div class=\"table-wrap\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Created</th><th>Space</th><th>User</th><th>Status"
 	            "</th><th>Time</th><th>Request</th><th>Result</th></tr></thead>\n<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
@@ -106,17 +110,18 @@ static void panel_requests(base_buf *b, const db_result *r, const char *space, c
 		if (!db_isnull(r, i, 5))
 			web__format_duration(&d, atof(db_value(r, i, 5)));
 		base_buf_append(&d, "", 1);
-		web_html(
-		    b,
-		    "<tr><td>%s</td><td>%s</td><td>%s</td><td><span class=\"req-status s-%s\">%s"
-		    "</span></td><td class=\"nowrap\">%s</td><td><code>%s</code></td><td "
-		    "class=\"excerpt\">%s"
-		    "</td></tr>\n",
-		    db_value(r, i, 4), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3),
-		    db_value(r, i, 3), d.data ? d.data : "", db_value(r, i, 0), db_value(r, i, 6));
+		web_html(b, "<tr><td>");
+		web__time(b, db_value(r, i, 4));
+		web_html(b,
+		         "</td><td>%s</td><td>%s</td><td><span class=\"req-status s-%s\">%s"
+		         "</span></td><td class=\"nowrap\">%s</td><td><code>%s</code></td><td "
+		         "class=\"excerpt\">%s"
+		         "</td></tr>\n",
+		         db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3), db_value(r, i, 3),
+		         d.data ? d.data : "", db_value(r, i, 0), db_value(r, i, 6));
 		base_buf_free(&d);
 	}
-	web_html(b, "</tbody>\n</table>\n");
+	web_html(b, "</tbody>\n</table></div>\n");
 }
 
 /* The users, each with a button to disable (or enable) it, and the registration switch. */
@@ -139,6 +144,7 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 		         "</form>\n",
 		         closed ? "open" : "closed", closed ? "Open" : "Close");
 	}
+	web_html(b, "<div class=\"table-wrap\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Name</th><th>Role</th><th>Since</th><th>State</th>"
 	            "<th></th></tr></thead>\n<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
@@ -146,9 +152,10 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 		int disabled = strcmp(db_value(r, i, 4), "t") == 0;
 		const char *id = db_value(r, i, 3);
 
-		web_html(b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>",
-		         db_value(r, i, 0), strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user",
-		         db_value(r, i, 2), disabled ? "disabled" : "active");
+		web_html(b, "<tr><td>%s</td><td>%s</td><td>", db_value(r, i, 0),
+		         strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user");
+		web__time(b, db_value(r, i, 2));
+		web_html(b, "</td><td>%s</td><td>", disabled ? "disabled" : "active");
 		if (strcmp(id, w->sess.user_id) != 0) {
 			web_html(
 			    b,
@@ -161,7 +168,7 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 		}
 		web_html(b, "</td></tr>\n");
 	}
-	web_html(b, "</tbody>\n</table>\n");
+	web_html(b, "</tbody>\n</table></div>\n");
 }
 
 typedef struct {

@@ -13,7 +13,8 @@ static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
 {
 	web_html(b,
 	         "<h2>Spaces</h2>\n<p><a class=\"button\" href=\"/admin/space/add\">New space</a>"
-	         "</p>\n<div class=\"table-wrap\">\n"
+	         "</p>\n<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" "
+	         "aria-label=\"Spaces\">\n"
 	         "<table>\n<thead><tr><th>Name</th><th>Id</th><th>Type</th><th>App</th>"
 	         "<th>Inputs</th><th>Open requests</th><th>Limits</th><th></th></tr></thead>\n"
 	         "<tbody>\n");
@@ -63,7 +64,8 @@ static void panel_apps(base_buf *b, const db_result *r)
 		web_html(b, "<p class=\"muted\">No app is connected.</p>\n");
 		return;
 	}
-	web_html(b, "<div class=\"table-wrap\">\n");
+	web_html(b, "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" "
+	            "aria-label=\"Connected apps\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Space</th><th>Connection</th><th>Address</th>"
 	            "<th>Since</th><th>Requests served</th></tr></thead>\n<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
@@ -100,7 +102,9 @@ static void panel_requests(base_buf *b, const db_result *r, const char *space, c
 		web_html(b, "<p class=\"muted\">No requests.</p>\n");
 		return;
 	}
-	web_html(b, "<div class=\"table-wrap\">\n");
+	web_html(
+	    b,
+	    "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-label=\"Requests\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Created</th><th>Space</th><th>User</th><th>Status"
 	            "</th><th>Time</th><th>Request</th><th>Result</th></tr></thead>\n<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
@@ -144,7 +148,8 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 		         "</form>\n",
 		         closed ? "open" : "closed", closed ? "Open" : "Close");
 	}
-	web_html(b, "<div class=\"table-wrap\">\n");
+	web_html(
+	    b, "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-label=\"Users\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Name</th><th>Role</th><th>Since</th><th>State</th>"
 	            "<th></th></tr></thead>\n<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {

@@ -315,6 +315,49 @@ test("the server restarts under an open page: a banner, then every card and badg
   await context.close();
 });
 
+test("results are shown safely: text with its line breaks, never as HTML; links and media for http(s) URLs only", async () => {
+  const sp = await site.addSpace();
+  const app = site.startResultApp(sp.name);
+  await app.registered();
+  const { page, context } = await br.newUser();
+  await openSpace(page, sp);
+  const c = await submit(page, "Show me everything");
+  await final(page, "Show me everything");
+  const sel = `li.req[data-request-id="${c.id}"]`;
+  const r = await page.evaluate((s) => {
+    const e = document.querySelector(s);
+    const text = e.querySelector(".req-text");
+    return {
+      text: text.textContent,
+      textChildren: text.children.length,
+      whiteSpace: getComputedStyle(text).whiteSpace,
+      imgs: Array.from(e.querySelectorAll("img")).map((x) => x.getAttribute("src")),
+      audios: Array.from(e.querySelectorAll("audio")).map((x) => x.getAttribute("src")),
+      links: Array.from(e.querySelectorAll("a")).map((x) => x.getAttribute("href")),
+      scripts: e.querySelectorAll("script, b, [onerror]").length,
+      json: (e.querySelector(".req-json") || {}).textContent,
+      meta: (e.querySelector(".req-meta") || {}).textContent,
+      pwned: window.__pwned === 1,
+    };
+  }, sel);
+  assert.equal(r.text, "<img src=x onerror=\"window.__pwned=1\">line one\nline two\n<b>bold?</b>");
+  assert.equal(r.textChildren, 0, "the app's HTML stays text");
+  assert.equal(r.whiteSpace, "pre-wrap", "line breaks are kept");
+  assert.deepEqual(r.imgs.sort(), ["/uploads/abc/picture.png", "https://example.invalid/picture.png"]);
+  assert.deepEqual(r.audios, ["https://example.invalid/speech.wav"]);
+  assert.deepEqual(r.links.sort(), ["/uploads/abc/picture.png", "http://example.invalid/page",
+    "https://example.invalid/picture.png", "https://example.invalid/speech.wav"]);
+  assert.equal(r.scripts, 0, "no element made from app-supplied HTML");
+  assert.equal(r.pwned, false);
+  assert.deepEqual(JSON.parse(r.json), { bad_link: "javascript:window.__pwned=1",
+    html_field: "<script>window.__pwned=1</script>", scores: { a: 1, b: [1, 2] } });
+  assert.match(r.json, /\n  "scores": \{\n    "a": 1,/, "JSON is pretty-printed");
+  assert.match(r.meta, /^Processing time: 0\.25 s · Model: result-app-1 · 7 tokens$/);
+  await br.shot(page, "safe-result");
+  await app.stop();
+  await context.close();
+});
+
 test("the server exits cleanly", async () => {
   await br.close();
   await Promise.all(site.apps.map((a) => a.stop()));

@@ -34,6 +34,39 @@ function axeSource() {
   return fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
 }
 
+/** tests/browser/result_app.py, its output kept line by line. */
+class ResultApp {
+  constructor(url, space) {
+    this.lines = [];
+    this.child = spawn("/usr/bin/python3", [path.join(__dirname, "result_app.py"), "--host", url, "--space", space],
+      { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, PYTHONUNBUFFERED: "1" } });
+    this.exit = null;
+    this.exited = new Promise((resolve) => this.child.on("exit", (code, signal) => resolve((this.exit = { code, signal }))));
+    for (const st of [this.child.stdout, this.child.stderr]) {
+      st.setEncoding("utf8");
+      st.on("data", (d) => {
+        for (const text of d.split("\n")) if (text) this.lines.push(text);
+        if (VERBOSE) process.stderr.write(d);
+      });
+    }
+  }
+
+  registered() {
+    return until(() => {
+      if (this.lines.some((l) => /Registration successful/.test(l))) return true;
+      if (this.exit) throw new Error(`result_app exited: ${this.lines.join("\n")}`);
+      return false;
+    }, 15000, "result_app to register");
+  }
+
+  async stop() {
+    if (!this.exit) this.child.kill("SIGTERM");
+    const st = await Promise.race([this.exited, h.sleep(5000).then(() => null)]);
+    if (!st) this.child.kill("SIGKILL");
+    return this.exited;
+  }
+}
+
 class Site {
   constructor(tag) {
     this.tag = tag;
@@ -156,6 +189,13 @@ class Site {
 
   startApp(space, opts) {
     const app = new MockApp(this.url, space, opts);
+    this.apps.push(app);
+    return app;
+  }
+
+  /** tests/browser/result_app.py: answers every request with a result of every kind. */
+  startResultApp(space) {
+    const app = new ResultApp(this.url, space);
     this.apps.push(app);
     return app;
   }

@@ -392,33 +392,34 @@
     return b;
   }
 
+  var DOC_FIELDS = ["status", "state", "reason", "message", "notice", "created_at", "progress",
+                    "position", "ahead", "eta_seconds", "processing_time_seconds", "result"];
+
   function apply(id, u) {
     var card = cards[id];
     if (!card) return false;
     var st = card.state;
     /* Never back from a final state (a late or reordered update). */
     if (FINAL[stateOf(st)] && !FINAL[stateOf(u.state || u.status ? u : st)]) return true;
-    /* A status without a state (an older server): the state is made from it. */
-    if (typeof u.status === "string" && typeof u.state !== "string") delete st.state;
-    ["status", "state", "reason", "message", "notice", "created_at"].forEach(function (k) {
-      if (typeof u[k] === "string") st[k] = u[k];
-    });
-    ["progress", "position", "ahead", "eta_seconds", "processing_time_seconds"].forEach(function (k) {
-      if (u[k] === null) delete st[k];
-      else if (typeof u[k] === "number") st[k] = u[k];
-    });
-    /* Fields the server only sends while they hold. */
-    if (u.state || u.status) {
-      var s = stateOf(u);
-      if (s !== "queued") delete st.position;
-      if (s !== "waiting") delete st.ahead;
-      if (FINAL[s] || typeof u.eta_seconds !== "number") delete st.eta_seconds;
-      /* A notice belongs to the transition that brought it: it stays while the
-       * card stays in that state (positions may move), and goes with the next one. */
-      if (typeof u.notice !== "string" && s !== card.noticeFor) delete st.notice;
+    if (typeof u.state === "string") {
+      /* A whole request document (request_update, status, the list): the
+       * card says what it says, nothing more, so live equals reloaded. */
+      DOC_FIELDS.forEach(function (k) {
+        if (u[k] === undefined || u[k] === null) {
+          if (k !== "created_at" && k !== "result") delete st[k];
+          else if (k === "result") st.result = null;
+        } else {
+          st[k] = u[k];
+        }
+      });
+    } else {
+      /* An older server's partial update: merged, the state made from the status. */
+      if (typeof u.status === "string") delete st.state;
+      DOC_FIELDS.forEach(function (k) {
+        if (u[k] !== undefined && u[k] !== null) st[k] = u[k];
+      });
+      if (stateOf(st) !== "queued") delete st.position;
     }
-    if (typeof u.notice === "string") card.noticeFor = stateOf(st);
-    if (u.result !== undefined) st.result = u.result;
     card.actionError = "";
     render(card);
     return true;
@@ -447,6 +448,31 @@
         apply(id, j);
       })
       .catch(function () {});
+  }
+
+  /* Every card of the page brought to the server's view, rendered here from
+   * the same document as a live card: one list of the user's requests of the
+   * space, a status look-up for any card not in it (or from an older server). */
+  function catchUp(all) {
+    var ids = all ? Object.keys(cards) : openIds();
+    if (!ids.length) return;
+    var done = function (docs) {
+      ids.forEach(function (id) {
+        if (docs && docs[id]) apply(id, docs[id]);
+        else refresh(id);
+      });
+    };
+    if (!pageSpace) { done(null); return; }
+    fetch("/api/requests?space_id=" + encodeURIComponent(pageSpace), { credentials: "same-origin" })
+      .then(function (res) { return res.ok ? res.json() : null; })
+      .then(function (j) {
+        var docs = null;
+        if (j && Array.isArray(j.requests)) {
+          docs = {};
+          j.requests.forEach(function (d) { if (d && typeof d.request_id === "string") docs[d.request_id] = d; });
+        }
+        done(docs);
+      }, function () { done(null); });
   }
 
   function openIds() {
@@ -527,7 +553,8 @@
       everConnected = true;
       setBanner("");
       followedSpaces().forEach(function (id) { s.emit("follow_space", id); });
-      openIds().forEach(function (id) { s.emit("follow_request", id); refresh(id); });
+      openIds().forEach(function (id) { s.emit("follow_request", id); });
+      catchUp(false);
     });
     s.on("disconnect", function () {
       if (everConnected) setBanner("Connection lost — reconnecting…");
@@ -639,9 +666,8 @@
       var t = existing[i].querySelector("time[datetime]");
       if (t) card.state.created_at = t.getAttribute("datetime");
       card.said = "";
-      /* Rendered here from the server's fields, as a live card is. */
-      refresh(id);
     }
+    catchUp(true);
   }
   if (form) form.addEventListener("submit", submit);
   socket = connect();

@@ -84,7 +84,8 @@ static void panel_apps(base_buf *b, const db_result *r)
 static void panel_requests(base_buf *b, const db_result *r, const char *space, const char *status,
                            const char *user)
 {
-	static const char *const statuses[] = {"queued", "processing", "completed", "failed"};
+	static const char *const statuses[] = {"queued", "processing", "completed", "failed",
+	                                       "cancelled"};
 
 	web_html(b,
 	         "<h2>Requests</h2>\n<form method=\"get\" action=\"/admin\" class=\"filters\">\n"

@@ -119,7 +119,9 @@ void web__request_card(base_buf *b, const char *id, const char *status, int prog
 	if (meta.len && web_buf_cstr(&meta))
 		web_html(b, "<p class=\"req-meta\">%s</p>\n", meta.data);
 	base_buf_free(&meta);
-	if (err)
+	if (err && strcmp(status, "cancelled") == 0)
+		web_html(b, "<p class=\"req-note\">%s</p>\n", err);
+	else if (err)
 		web_html(b, "<p class=\"req-error\">%R%s</p>\n",
 		         timeout ? "Timed out: " : "Error: ", err);
 	else if (strcmp(status, "failed") == 0)

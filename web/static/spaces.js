@@ -138,7 +138,7 @@
     var parts = [];
     if (num(st.apps) !== null) parts.push(plural(st.apps, "app", "apps") + " connected");
     if (num(st.queued) !== null) parts.push(st.queued ? st.queued + " in queue" : "queue empty");
-    if (num(st.processing) !== null && st.processing) parts.push(st.processing + " processing");
+    if (num(st.processing) !== null && st.processing) parts.push(st.processing + " at the app");
     var eta = about(st.eta_seconds);
     if (eta && st.queued) parts.push("wait " + eta);
     return parts.join(" · ");
@@ -282,8 +282,10 @@
     if (nExtra) { e.appendChild(el("pre", "req-json", JSON.stringify(extra, null, 2))); shown = true; }
 
     var meta = [];
-    var d = duration(num(r.processing_time_seconds) !== null ? r.processing_time_seconds
-                                                             : st.processing_time_seconds);
+    /* The server's measure (from the last dispatch to the end) says nothing
+     * useful about a cancelled request. */
+    var d = duration(num(r.processing_time_seconds) !== null ? r.processing_time_seconds :
+                     state === "cancelled" ? null : st.processing_time_seconds);
     if (d) meta.push("Processing time: " + d);
     if (typeof r.model_used === "string") meta.push("Model: " + r.model_used);
     if (num(r.tokens_used) !== null) meta.push(plural(r.tokens_used, "token", "tokens"));
@@ -296,7 +298,10 @@
       }
       e.appendChild(p);
     }
-    if (typeof r.error === "string") {
+    if (typeof r.error === "string" && state === "cancelled") {
+      e.appendChild(el("p", "req-note", r.error));
+      shown = true;
+    } else if (typeof r.error === "string") {
       e.appendChild(el("p", "req-error", (state === "timeout" ? "Timed out: " : "Error: ") + r.error));
       shown = true;
     }
@@ -342,7 +347,7 @@
       var msg = "";
       if (state === "processing") {
         msg = st.message ? st.message : "Working…";
-        if (num(st.progress)) msg = st.progress + "% · " + msg;
+        if (num(st.progress) && msg.indexOf(st.progress + "%") < 0) msg = st.progress + "% · " + msg;
       }
       prog.appendChild(el("span", "req-msg", msg));
       prog.appendChild(el("span", "muted req-elapsed", elapsedText(card)));

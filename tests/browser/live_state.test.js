@@ -142,15 +142,18 @@ test("three submissions behind a busy app: places 1, 2, 3 live, moving up, then 
 
 test("the estimated wait shows once the space has a few completions", async () => {
   const sp = await site.addSpace();
-  const app = site.startApp(sp.name, { delay: 1 });
+  const app = site.startApp(sp.name, { delay: 2 });
   await app.registered();
   const { page, context } = await br.newUser();
   await openSpace(page, sp);
+  assert.equal(await page.evaluate(() => document.querySelector("#space [data-live-load]").textContent),
+    "1 app connected · queue empty", "no estimate without completions");
   for (let i = 1; i <= 3; i++) {
     await submit(page, `Warm-up ${i}`);
     await final(page, `Warm-up ${i}`);
   }
   await submit(page, "Busy again");
+  await submit(page, "Also waiting");
   await submit(page, "Waits with an estimate");
   const c = await waitCard(page, "Waits with an estimate", (x) => x.eta, "to show an estimated wait", 20000);
   assert.match(c.eta, /^Estimated wait: (a few seconds|about \d+ (s|min|h))$/);

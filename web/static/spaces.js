@@ -70,8 +70,8 @@
   /* An estimate as people say it: never more precise than it is. */
   function about(s) {
     if (num(s) === null || s < 0) return null;
-    if (s < 10) return "a few seconds";
-    if (s < 60) return "about " + Math.max(10, Math.round(s / 10) * 10) + " s";
+    if (s < 5) return "a few seconds";
+    if (s < 60) return "about " + Math.max(5, Math.round(s / 5) * 5) + " s";
     if (s < 90 * 60) return "about " + Math.max(1, Math.round(s / 60)) + " min";
     return "about " + Math.round(s / 3600) + " h";
   }

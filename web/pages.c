@@ -116,8 +116,8 @@ void web__request_card(base_buf *b, const char *id, const char *status, int prog
 	if (json_is_integer(tokens))
 		base_buf_printf(&meta, "%s%lld tokens", meta.len ? " · " : "",
 		                (long long)json_integer_value(tokens));
-	if (meta.len && web_buf_cstr(&meta))
-		web_html(b, "<p class=\"req-meta\">%s</p>\n", meta.data);
+	if (meta.len)
+		web_html(b, "<p class=\"req-meta\">%s</p>\n", web_buf_cstr(&meta));
 	base_buf_free(&meta);
 	if (err && strcmp(status, "cancelled") == 0)
 		web_html(b, "<p class=\"req-note\">%s</p>\n", err);

@@ -161,7 +161,20 @@ static void retry_found(const db_result *res, void *ud)
 		return;
 	}
 	json_object_del(payload, "timestamp"); /* the new request's own */
-	sp_submission sub = {db_value(res, 0, 0), x->user_id, x->username, payload, NULL};
+	/* Judged again by the rules, as the space is now (its inputs may have changed). */
+	static const char *const fields[SP_UPLOADS] = {"audio_file", "video_file", "other_file"};
+	json_t *upload = json_object_get(payload, "upload");
+	sp_inputs in;
+	memset(&in, 0, sizeof(in));
+	in.prompt = json_string_value(json_object_get(payload, "prompt"));
+	if (!json_object_get(upload, "audio_file"))
+		in.audio_url = json_string_value(json_object_get(payload, "audio"));
+	for (int i = 0; i < SP_UPLOADS; i++) {
+		json_t *f = json_object_get(upload, fields[i]);
+		in.file[i].given = f != NULL;
+		in.file[i].size = (uint64_t)json_integer_value(json_object_get(f, "size"));
+	}
+	sp_submission sub = {db_value(res, 0, 0), x->user_id, x->username, &in, payload, NULL};
 	sp_submit(x->app, &sub, resubmitted, x);
 	json_decref(payload);
 }

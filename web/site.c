@@ -273,16 +273,35 @@ void web__message_page(web_ctx *w, int status, const char *title, const char *me
 	base_buf_free(&b);
 }
 
-void web__server_error(web_ctx *w, const char *what, const db_result *res)
+void web__busy(web_ctx *w)
 {
-	BASE_LOGE("web", "%s: %s", what, res ? db_error(res) : "failed");
-	int busy = res && (db_status(res) == DB_ETIMEDOUT || db_status(res) == DB_EQUEUEFULL);
+	if (w->json)
+		web__json_error(w, 503, "Server busy, please retry");
+	else
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+}
+
+/* 503 when the database was busy, else 500. */
+static void server_error(web_ctx *w, int busy)
+{
 	if (w->json) {
 		web__json_error(w, busy ? 503 : 500, "Server error, please retry");
 		return;
 	}
 	web__message_page(w, busy ? 503 : 500, "Server error",
 	                  "Something went wrong on our side. Please try again in a moment.");
+}
+
+void web__server_error(web_ctx *w, const char *what, const db_result *res)
+{
+	BASE_LOGE("web", "%s: %s", what, res ? db_error(res) : "failed");
+	server_error(w, res && (db_status(res) == DB_ETIMEDOUT || db_status(res) == DB_EQUEUEFULL));
+}
+
+void web__store_error(web_ctx *w, sp_store_status st)
+{
+	/* The store logged the database's words. */
+	server_error(w, st == SP_STORE_BUSY);
 }
 
 /* ---- guards --------------------------------------------------------------- */
@@ -382,13 +401,30 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+/* The route tables of the parts of the site. */
+static const web_route *const route_tables[] = {
+    web__session_routes, web__auth_routes,        web__page_routes,
+    web__admin_routes,   web__admin_panel_routes, web__admin_users_routes,
+    web__account_routes, web__submit_routes,      web__upload_routes,
+};
+
+static int add_routes(web_site *site)
+{
+	for (size_t t = 0; t < BASE_ARRAY_SIZE(route_tables); t++) {
+		for (const web_route *r = route_tables[t]; r->path; r++) {
+			if (http_route(site->http, r->method, r->path, r->prefix, r->fn, site))
+				return BASE_ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static void cleanup_tick(uv_timer_t *t)
 {
 	web__cleanup_tick(t->data);
 }
 
-web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *db,
-                       const web_options *o)
+web_site *web_site_new(http_server *http, sp_app *sp, db_pool *db, const web_options *o)
 {
 	web_options defaults;
 	web_site *site = calloc(1, sizeof(*site));
@@ -401,7 +437,6 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 		return NULL;
 	site->http = http;
 	site->loop = http_server_loop(http);
-	site->io = io;
 	site->sp = sp;
 	site->db = db;
 	site->opts = *o;
@@ -440,16 +475,10 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 		goto fail;
 	if (web__static_init(site))
 		goto fail;
-	web__session_routes(site);
-	web__auth_routes(site);
-	web__page_routes(site);
-	web__admin_routes(site);
-	web__admin_panel_routes(site);
-	web__admin_users_routes(site);
-	web__account_routes(site);
-	web__submit_routes(site);
-	web__upload_routes(site);
+	if (add_routes(site))
+		goto fail;
 
+	sp_browser_auth_set(sp, web__browser_auth, site);
 	site->refs = 2; /* the owner and the timer */
 	uv_timer_init(site->loop, &site->cleanup);
 	site->cleanup.data = site;
@@ -506,6 +535,7 @@ void web_site_close(web_site *site)
 	if (!site || site->closed)
 		return;
 	site->closed = 1;
+	sp_browser_auth_set(site->sp, NULL, NULL);
 	uv_timer_stop(&site->cleanup);
 	uv_close((uv_handle_t *)&site->cleanup, timer_closed);
 }

@@ -410,3 +410,49 @@ def test_space_counts_on_the_spaces_list(env, children, browsers):
                  "the app gone, its request queued")
     # The watcher is not told about the request itself.
     assert not [e for e in watcher.events if e[0] == "request_update"]
+
+
+def test_cluster_states_reach_the_browsers_of_every_node(children, browsers):
+    """Two nodes on one database: the app on A, the user and a watcher on B.
+    Positions, ahead and counts read on A reach B's browsers (through the
+    cluster broadcast), and B's status route says what they were told."""
+    pg = harness.PgCluster()
+    servers = []
+    try:
+        for node in ("a", "b"):
+            servers.append(harness.start_spaces_server(
+                pg.url, extra_args=["--node-id", "live-" + node, "--node-timeout", "10",
+                                    "--handshake-rate", "0"]))
+        a, b = servers
+        site = harness.SpacesSite(b.url, pg)
+        space_id, name = site.create_space()
+        user = site.user()
+        app = control_app(children, a, name)
+        page = browser(browsers, b, user)
+        watcher = browser(browsers, b, site.user())
+        watcher.follow_space(space_id)
+        watcher.wait("space_state", lambda d: d.get("space_id") == space_id and
+                     d.get("apps") == 1, "the app of node A, seen on B")
+        ids = [site.submit_ok(user, space_id, "across %d" % i) for i in range(2)]
+        for rid in ids:
+            app.wait_event("inference_request", timeout=WAIT,
+                           pred=lambda e, rid=rid: e["data"].get("request_id") == rid)
+        page.update(ids[0], "processing at A's app", state="processing")
+        page.update(ids[1], "waiting at A's app", state="waiting", ahead=1)
+        watcher.wait("space_state", lambda d: d.get("space_id") == space_id and
+                     d.get("processing") == 2 and d.get("queued") == 0, "two held on A")
+        mark = page.mark()
+        app.send({"op": "exit"})
+        for pos, rid in enumerate(ids, 1):
+            _, d = page.update(rid, "back in the queue", start=mark, state="queued",
+                               position=pos)
+            assert d.get("notice") == NOTICE_REQUEUED, d
+        watcher.wait("space_state", lambda d: d.get("space_id") == space_id and
+                     d.get("queued") == 2 and d.get("apps") == 0, "two queued, no app")
+        code, body = site.status(ids[1], user)
+        assert code == 200 and body["state"] == "queued" and body["position"] == 2, body
+    finally:
+        for s in servers:
+            if s.alive():
+                s.stop()
+        pg.close()

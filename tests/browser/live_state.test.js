@@ -176,6 +176,13 @@ test("the app killed mid-request: the card says so, back in the queue, then done
   assert.match(c.notice, /disconnect/i);
   assert.match(c.label, /^In queue/);
   assert.equal(await badge(page), "Not connected");
+  // Said to screen readers, politely, once.
+  const said = await page.evaluate(() => {
+    const e = document.getElementById("live-announcer");
+    return e ? { live: e.getAttribute("aria-live"), text: e.textContent } : null;
+  });
+  assert.equal(said && said.live, "polite");
+  assert.match(said.text, /^“Interrupted”: In queue, position 1\. The app disconnected; back in the queue\.$/);
   await br.shot(page, "requeued");
   app = site.startApp(sp.name, { delay: 0.5 });
   await app.registered();

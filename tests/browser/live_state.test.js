@@ -109,7 +109,11 @@ test("three submissions behind a busy app: places 1, 2, 3 live, moving up, then 
   await submit(page, "Busy");
   await waitCard(page, "Busy", (c) => c.state === "processing", "to be processing");
   const prompts = ["First", "Second", "Third"];
-  for (const p of prompts) await submit(page, p);
+  for (const p of prompts) {
+    const c = await submit(page, p);
+    // A new card is where the user looks: it has the focus (and was scrolled to).
+    assert.equal(await page.evaluate(() => document.activeElement.getAttribute("data-request-id")), c.id);
+  }
   // Each one's place: "In queue, position k" (the database's queue) or
   // "Waiting at the app, k ahead" (held by the app behind k others).
   const places = await until(async () => {
@@ -267,6 +271,11 @@ test("a card looks the same live and after a reload", async () => {
   }, 15000, `the reloaded cards to equal the live ones:\n${JSON.stringify(live, null, 1)}\n` +
     `now: ${JSON.stringify(await cardsOf(page), null, 1)}`);
   assert.equal(again.length, 2);
+  // Times in the viewer's local time, the UTC instant kept in datetime.
+  const times = await page.evaluate(() => Array.from(document.querySelectorAll("li.req time[datetime]"))
+    .map((t) => [t.textContent, new Date(t.getAttribute("datetime")).toLocaleString()]));
+  assert.ok(times.length >= 2, "each card has its time");
+  for (const [shown, local] of times) assert.equal(shown, local);
   assert.equal(await page.evaluate(() => getComputedStyle(document.querySelector(".req-text")).whiteSpace), "pre-wrap");
   await br.shot(page, "after-reload");
   await app.stop();

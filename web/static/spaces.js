@@ -372,6 +372,7 @@
 
     if (focused) {
       var again = focused === "card" ? null : e.querySelector("[data-action=" + focused + "]");
+      if (!again) e.tabIndex = -1;
       (again || e).focus({ preventScroll: true });
     }
 

@@ -250,6 +250,34 @@ test("cancel a queued and a running request, retry one; a late result is ignored
   await context.close();
 });
 
+test("a timed-out request: the card says so, and Retry sends it again", async () => {
+  const sp = await site.addSpace({ ws_timeout_seconds: "3" });
+  let app = site.startApp(sp.name, { noAnswer: true });
+  await app.registered();
+  const { page, context } = await br.newUser();
+  await openSpace(page, sp);
+  const x = await submit(page, "Too slow");
+  const c = await final(page, "Too slow", 30000);
+  assert.equal(c.state, "timeout", JSON.stringify(c));
+  assert.equal(c.label, "Timed out");
+  assert.match(c.error || "", /timed out/i);
+  assert.deepEqual(c.buttons, ["Retry"]);
+  await br.shot(page, "timed-out");
+  await app.stop();
+  app = site.startApp(sp.name, { delay: 0.3 });
+  await app.registered();
+  await until(async () => (await badge(page)) === "Connected", 15000, "Connected");
+  await page.click(`li.req[data-request-id="${x.id}"] button[data-action=retry]`);
+  const done = await until(async () => {
+    const all = (await cardsOf(page)).filter((y) => y.prompt === "Too slow" && y.id !== x.id);
+    return all.length === 1 && FINAL.has(all[0].state) ? all[0] : null;
+  }, 30000, "the retried request to end");
+  assert.equal(done.state, "completed");
+  assert.equal(done.text, "[Mock] Generated response for: Too slow");
+  await app.stop();
+  await context.close();
+});
+
 test("a card looks the same live and after a reload", async () => {
   const sp = await site.addSpace();
   const app = site.startApp(sp.name, { delay: 3 });

@@ -67,8 +67,9 @@ void sp_cancel(sp_app *app, const char *request_id, const char *user_id, sp_json
 	x->ud = ud;
 	/*
 	 * The row as it was (404 when it is not the user's), and the request
-	 * cancelled when it was still open; the update re-checks the status
-	 * under its lock, so a result written meanwhile wins.
+	 * cancelled when it was still open (SP_EV_CANCEL: queued or
+	 * processing); the update re-checks the status under its lock, so a
+	 * result written meanwhile wins.
 	 */
 	static const char sql[] =
 	    "WITH me AS (SELECT id, status FROM requests WHERE id = $1 AND user_id = $2::bigint), "

@@ -413,6 +413,13 @@ void sp__live_touch(sp_app *app, const char *space_id, int follower)
 	sp_space *sp = sp__space_get(app, space_id, 1);
 	if (!sp)
 		return;
+	/*
+	 * A new follower was told the counts last read. With one process they
+	 * are current (every change here reads them again); in a cluster another
+	 * node may have changed them since.
+	 */
+	if (follower && sp->have_counts && !app->opts.node_id)
+		return;
 	sp->live_dirty = 1;
 	if (follower && !sp->have_counts)
 		sp->live_force = 1; /* it was told no counts yet */

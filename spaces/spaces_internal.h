@@ -81,7 +81,14 @@ void sp__observe(sp_histogram *h, uint64_t ms);
 
 /* rules.c: the pure decisions (submission rules are sp_submit_judge, spaces.h) */
 /* A request's status (requests.status). */
-typedef enum { SP_QUEUED, SP_PROCESSING, SP_COMPLETED, SP_FAILED, SP_STATUSES } sp_status;
+typedef enum {
+	SP_QUEUED,
+	SP_PROCESSING,
+	SP_COMPLETED,
+	SP_FAILED,
+	SP_CANCELLED,
+	SP_STATUSES
+} sp_status;
 /* What happens to a request. */
 typedef enum {
 	SP_EV_DISPATCH,  /* sent to an app */
@@ -89,14 +96,15 @@ typedef enum {
 	SP_EV_COMPLETED, /* its app's result, status completed */
 	SP_EV_FAILED,    /* its app's result, status failed */
 	SP_EV_TIMEOUT,   /* its deadline passed */
+	SP_EV_CANCEL,    /* its user cancelled it */
 } sp_event;
 const char *sp_status_name(sp_status s);
 /** 0 and *out when name is a status, else -1. */
 int sp_status_parse(const char *name, sp_status *out);
 /**
  * The request state machine: 0 and *to (may be NULL) when ev may happen
- * to a request in status from, -1 when it may not (completed and failed
- * are final; only a processing request is requeued or answered).
+ * to a request in status from, -1 when it may not (completed, failed and
+ * cancelled are final; only a processing request is requeued or answered).
  */
 int sp_request_next(sp_status from, sp_event ev, sp_status *to);
 /**

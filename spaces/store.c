@@ -85,6 +85,24 @@ static sp_store_status status_of(const db_result *res, const char *what)
 	return SP_STORE_FAILED;
 }
 
+/*
+ * A zeroed array for the rows of an answer that went well (*st), *n of
+ * them (at least one element, so never NULL but on ENOMEM, when *st
+ * becomes SP_STORE_FAILED and *n 0).
+ */
+static void *rows_new(const db_result *res, sp_store_status *st, int *n, size_t size)
+{
+	void *rows;
+
+	*n = *st == SP_STORE_OK ? db_ntuples(res) : 0;
+	rows = calloc((size_t)(*n ? *n : 1), size);
+	if (!rows) {
+		*st = *st == SP_STORE_OK ? SP_STORE_FAILED : *st;
+		*n = 0;
+	}
+	return rows;
+}
+
 static int is_true(const db_result *res, int row, int col)
 {
 	return !db_isnull(res, row, col) && strcmp(db_value(res, row, col), "t") == 0;
@@ -151,13 +169,9 @@ static void spaces_listed(const db_result *res, void *ud)
 {
 	call *c = ud;
 	sp_store_status st = status_of(res, c->what);
-	int n = st == SP_STORE_OK ? db_ntuples(res) : 0;
-	sp_space_row *rows = n ? calloc((size_t)n, sizeof(*rows)) : NULL;
+	int n;
+	sp_space_row *rows = rows_new(res, &st, &n, sizeof(*rows));
 
-	if (n && !rows) {
-		st = SP_STORE_FAILED;
-		n = 0;
-	}
 	for (int i = 0; i < n; i++) {
 		sp__space_row(res, i, 0, &rows[i]);
 		if (db_nfields(res) > SP__SPACE_NCOLS)
@@ -314,11 +328,11 @@ int sp_store_space_delete(sp_app *app, const char *id, sp_space_cb cb, void *ud)
 
 /* Reads rows of (id, space id, space name, username, status, progress, prompt,
  * result, excerpt, created, seconds) into a new array (NULL on ENOMEM). */
-static sp_request_row *request_rows(const db_result *res, int n)
+static sp_request_row *request_rows(const db_result *res, sp_store_status *st, int *n)
 {
-	sp_request_row *rows = calloc((size_t)(n ? n : 1), sizeof(*rows));
+	sp_request_row *rows = rows_new(res, st, n, sizeof(*rows));
 
-	for (int i = 0; rows && i < n; i++) {
+	for (int i = 0; i < *n; i++) {
 		sp_request_row *r = &rows[i];
 
 		r->id = db_value(res, i, 0);
@@ -343,15 +357,14 @@ static void page_loaded(const db_result *res, void *ud)
 	const db_result *sp = st == SP_STORE_OK ? db_tx_result(res, 0) : NULL;
 	const db_result *rq =
 	    st == SP_STORE_OK && db_tx_count(res) > 1 ? db_tx_result(res, 1) : NULL;
-	int n = rq ? db_ntuples(rq) : 0;
+	sp_store_status rst = rq ? SP_STORE_OK : SP_STORE_NOTFOUND;
+	int n = 0;
 	sp_request_row *rows = NULL;
 	sp_space_row row;
 
 	if (sp && db_ntuples(sp) == 1) {
 		sp__space_row(sp, 0, 0, &row);
-		rows = request_rows(rq, n);
-		if (!rows)
-			n = 0;
+		rows = request_rows(rq, &rst, &n);
 		c->cb.page(SP_STORE_OK, &row, rows, (unsigned)n, c->ud);
 	} else {
 		c->cb.page(st == SP_STORE_OK ? SP_STORE_NOTFOUND : st, NULL, NULL, 0, c->ud);
@@ -385,12 +398,10 @@ static void requests_listed(const db_result *res, void *ud)
 {
 	call *c = ud;
 	sp_store_status st = status_of(res, c->what);
-	int n = st == SP_STORE_OK ? db_ntuples(res) : 0;
-	sp_request_row *rows = st == SP_STORE_OK ? request_rows(res, n) : NULL;
+	int n;
+	sp_request_row *rows = request_rows(res, &st, &n);
 
-	if (st == SP_STORE_OK && !rows)
-		st = SP_STORE_FAILED;
-	c->cb.requests(st, rows, rows ? (unsigned)n : 0, c->ud);
+	c->cb.requests(st, rows, (unsigned)n, c->ud);
 	free(rows);
 	free(c);
 }
@@ -420,13 +431,9 @@ static void conns_listed(const db_result *res, void *ud)
 {
 	call *c = ud;
 	sp_store_status st = status_of(res, c->what);
-	int n = st == SP_STORE_OK ? db_ntuples(res) : 0;
-	sp_conn_row *rows = calloc((size_t)(n ? n : 1), sizeof(*rows));
+	int n;
+	sp_conn_row *rows = rows_new(res, &st, &n, sizeof(*rows));
 
-	if (!rows) {
-		st = st == SP_STORE_OK ? SP_STORE_FAILED : st;
-		n = 0;
-	}
 	for (int i = 0; i < n; i++) {
 		rows[i].space_id = db_value(res, i, 0);
 		rows[i].space_name = db_value(res, i, 1);
@@ -462,14 +469,10 @@ static void counted(const db_result *res, void *ud)
 {
 	call *c = ud;
 	sp_store_status st = status_of(res, c->what);
-	int n = st == SP_STORE_OK ? db_ntuples(res) : 0;
-	sp_count_row *rows = calloc((size_t)(n ? n : 1), sizeof(*rows));
+	int n;
+	sp_count_row *rows = rows_new(res, &st, &n, sizeof(*rows));
 	unsigned ns = 0, k = 0;
 
-	if (!rows) {
-		st = st == SP_STORE_OK ? SP_STORE_FAILED : st;
-		n = 0;
-	}
 	/* Statuses first ('s' rows), then queues ('q'). */
 	for (int pass = 0; pass < 2; pass++) {
 		for (int i = 0; i < n; i++) {
@@ -653,13 +656,9 @@ static void expired_found(const db_result *res, void *ud)
 {
 	call *c = ud;
 	sp_store_status st = status_of(res, c->what);
-	int n = st == SP_STORE_OK ? db_ntuples(res) : 0;
-	const char **paths = calloc((size_t)(n ? n : 1), sizeof(*paths));
+	int n;
+	const char **paths = rows_new(res, &st, &n, sizeof(*paths));
 
-	if (!paths) {
-		st = st == SP_STORE_OK ? SP_STORE_FAILED : st;
-		n = 0;
-	}
 	for (int i = 0; i < n; i++)
 		paths[i] = db_value(res, i, 0);
 	c->cb.paths(st, paths, (unsigned)n, c->ud);

@@ -308,9 +308,11 @@ out:
 	base_buf_free(&b);
 }
 
+#define NO_SUCH_SPACE "There is no such space."
+
 static void no_such_space(web_ctx *w)
 {
-	web__message_page(w, 404, "Space not found", "There is no such space.");
+	web__message_page(w, 404, "Space not found", NO_SUCH_SPACE);
 }
 
 /* ---- add and edit ---------------------------------------------------------------------- */
@@ -412,16 +414,8 @@ static void edit_loaded(sp_store_status st, const sp_space_row *row, void *ud)
 	space_fields s;
 	base_slice saved;
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, NO_SUCH_SPACE))
 		return;
-	if (st == SP_STORE_NOTFOUND) {
-		no_such_space(w);
-		return;
-	}
-	if (st) {
-		web__store_error(w, st);
-		return;
-	}
 	fields_from_row(row, &s);
 	int was_saved = base_query_get(w->req->query, "saved", &saved);
 	space_page(w, 200, row->id, &s, NULL, was_saved ? "Saved." : NULL);
@@ -478,16 +472,8 @@ static void token_saved(sp_store_status st, const sp_space_row *row, void *ud)
 	web_ctx *w = &t->base;
 	char loc[128];
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, NO_SUCH_SPACE))
 		return;
-	if (st == SP_STORE_NOTFOUND) {
-		no_such_space(w);
-		return;
-	}
-	if (st) {
-		web__store_error(w, st);
-		return;
-	}
 	/* The store has the apps no longer admitted disconnected, on every node. */
 	BASE_LOGI("web", "app access of space %s: %s by %s (now %s)", w->id, t->action,
 	          w->sess.username, row->open ? "open" : "token");
@@ -540,16 +526,8 @@ static void delete_loaded(sp_store_status st, const sp_space_row *row, void *ud)
 	web_ctx *w = ud;
 	base_buf b = BASE_BUF_INIT;
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, NO_SUCH_SPACE))
 		return;
-	if (st == SP_STORE_NOTFOUND) {
-		no_such_space(w);
-		return;
-	}
-	if (st) {
-		web__store_error(w, st);
-		return;
-	}
 	web_html(
 	    &b,
 	    "<section class=\"panel narrow\">\n<h1>Delete space</h1>\n"
@@ -570,16 +548,8 @@ static void deleted(sp_store_status st, const sp_space_row *row, void *ud)
 {
 	web_ctx *w = ud;
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, NO_SUCH_SPACE))
 		return;
-	if (st == SP_STORE_NOTFOUND) {
-		no_such_space(w);
-		return;
-	}
-	if (st) {
-		web__store_error(w, st);
-		return;
-	}
 	/* Its apps are disconnected by the store. */
 	BASE_LOGI("web", "space '%s' (%s) deleted by %s", row->name, w->id, w->sess.username);
 	web__redirect(w, "/admin", NULL);

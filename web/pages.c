@@ -213,16 +213,8 @@ static void space_loaded(sp_store_status st, const sp_space_row *sp, const sp_re
 	web_ctx *w = ud;
 	base_buf b = BASE_BUF_INIT;
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, "There is no space at this address."))
 		return;
-	if (st == SP_STORE_NOTFOUND) {
-		web__message_page(w, 404, "Space not found", "There is no space at this address.");
-		return;
-	}
-	if (st) {
-		web__store_error(w, st);
-		return;
-	}
 	const char *id = sp->id;
 	int ws = strcmp(sp->card_type, "websockets") == 0;
 	unsigned apps = sp_space_apps(w->site->sp, id);

@@ -304,6 +304,17 @@ void web__store_error(web_ctx *w, sp_store_status st)
 	server_error(w, st == SP_STORE_BUSY);
 }
 
+int web__space_answer_ok(web_ctx *w, sp_store_status st, const char *not_found)
+{
+	if (web__gone(w))
+		return 0;
+	if (st == SP_STORE_NOTFOUND)
+		web__message_page(w, 404, "Space not found", not_found);
+	else if (st)
+		web__store_error(w, st);
+	return st == SP_STORE_OK;
+}
+
 /* ---- guards --------------------------------------------------------------- */
 
 int web__csrf_ok(web_ctx *w, int json)
@@ -401,6 +412,20 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+static void site_destroy(web_site *site)
+{
+	web__static_free(site);
+	web_limiter_free(site->login_limiter);
+	web_limiter_free(site->account_limiter);
+	web_limiter_free(site->register_limiter);
+	web__hash_gate_free(site->hash_gate);
+	free(site->client_dist_dir);
+	free(site->static_dir);
+	free(site->upload_dir);
+	free(site->public_url);
+	free(site);
+}
+
 /* The route tables of the parts of the site. */
 static const web_route *const route_tables[] = {
     web__session_routes, web__auth_routes,        web__page_routes,
@@ -487,31 +512,8 @@ web_site *web_site_new(http_server *http, sp_app *sp, db_pool *db, const web_opt
 	return site;
 fail:
 	/* Routes to the static files may be left in http: the caller gives up. */
-	web__static_free(site);
-	web_limiter_free(site->login_limiter);
-	web_limiter_free(site->account_limiter);
-	web_limiter_free(site->register_limiter);
-	web__hash_gate_free(site->hash_gate);
-	free(site->client_dist_dir);
-	free(site->static_dir);
-	free(site->upload_dir);
-	free(site->public_url);
-	free(site);
+	site_destroy(site);
 	return NULL;
-}
-
-static void site_destroy(web_site *site)
-{
-	web__static_free(site);
-	web_limiter_free(site->login_limiter);
-	web_limiter_free(site->account_limiter);
-	web_limiter_free(site->register_limiter);
-	web__hash_gate_free(site->hash_gate);
-	free(site->client_dist_dir);
-	free(site->static_dir);
-	free(site->upload_dir);
-	free(site->public_url);
-	free(site);
 }
 
 void web__site_ref(web_site *site)

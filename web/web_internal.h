@@ -304,6 +304,12 @@ void web__server_error(web_ctx *w, const char *what, const db_result *res);
 void web__busy(web_ctx *w);
 /** A store call that failed (st != SP_STORE_OK): 503 when busy, else 500. */
 void web__store_error(web_ctx *w, sp_store_status st);
+/**
+ * In a store callback about a space: 1 when the answer may be used; else 0
+ * and w is done with (freed when the client went, or answered: 404 "Space
+ * not found" with the message not_found, or the store error).
+ */
+int web__space_answer_ok(web_ctx *w, sp_store_status st, const char *not_found);
 
 /**
  * CSRF guard of a state-changing route (POST). Refuses with 403 and frees

@@ -129,7 +129,6 @@
     }
     banner.textContent = text || "";
     banner.hidden = !text;
-    document.documentElement.toggleAttribute("data-offline", !!text);
   }
 
   /* ---- space state ------------------------------------------------------- */

@@ -329,7 +329,8 @@ static void drain_waiting(sp_app *app)
 		base_buf_append(&ids, "\"", 1);
 	}
 	base_buf_append(&ids, "}", 1);
-	if (ids.data && ids.len > 2 && base_buf_append(&ids, "", 1) == 0) {
+	if (ids.data && ids.len > 2) {
+		base_buf_append(&ids, "", 1);
 		const char *params[1] = {ids.data};
 		db_query(app->db, sql, 1, params, waiting_found, app);
 	}
@@ -406,10 +407,9 @@ static void sweep_tick(uv_timer_t *t)
 	    "WHERE status IN ('queued', 'processing') AND deadline_at <= now() "
 	    "AND NOT (id = ANY($1::text[])) RETURNING " SP_REQ_COLS;
 	base_buf answered = BASE_BUF_INIT;
-	if (sp__pending_ids(app, NULL, &answered) == 0) {
-		const char *params[1] = {answered.data};
-		app->sweeping = db_query(app->db, sql, 1, params, swept, app) == 0;
-	}
+	sp__pending_ids(app, NULL, &answered);
+	const char *params[1] = {answered.data};
+	app->sweeping = db_query(app->db, sql, 1, params, swept, app) == 0;
 	base_buf_free(&answered);
 }
 

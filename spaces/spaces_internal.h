@@ -253,9 +253,8 @@ int sp__held_expired(sp_app *app, const char *request_id);
 /**
  * The ids of the requests whose result waits to be written (of connection
  * only, or all when NULL) as a PostgreSQL array literal, NUL-terminated.
- * 0 or BASE_ENOMEM.
  */
-int sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out);
+void sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out);
 /**
  * request_id was cancelled: when an app of this process holds it, the app
  * is sent cancel_request and lets go of it (a result it sends later is

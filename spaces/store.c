@@ -14,11 +14,15 @@
 
 #define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
 
+/* Any of the callbacks below, cast back to its own type before the call. */
+typedef void (*any_cb)(void);
+
 /* What a call is waiting for. */
 typedef struct {
 	sp_app *app;
 	const char *what; /* for the log */
 	union {
+		any_cb any;
 		sp_space_cb space;
 		sp_spaces_cb spaces;
 		sp_space_page_cb page;
@@ -35,13 +39,14 @@ typedef struct {
 	char id[SP_ID_MAX];
 } call;
 
-static call *call_new(sp_app *app, const char *what, void *ud)
+static call *call_new(sp_app *app, const char *what, any_cb cb, void *ud)
 {
 	call *c = calloc(1, sizeof(*c));
 
 	if (c) {
 		c->app = app;
 		c->what = what;
+		c->cb.any = cb;
 		c->ud = ud;
 	}
 	return c;
@@ -158,10 +163,7 @@ int sp_store_space_get(sp_app *app, const char *id, sp_space_cb cb, void *ud)
 	    "s") ", (SELECT count(*) FROM requests r WHERE r.space_id = s.id) "
 	         "FROM spaces s WHERE s.id = $1";
 	const char *params[1] = {id};
-	call *c = call_new(app, "loading a space", ud);
-
-	if (c)
-		c->cb.space = cb;
+	call *c = call_new(app, "loading a space", (any_cb)cb, ud);
 	return run(c, DB_RETRY, sql, 1, params, space_found);
 }
 
@@ -191,10 +193,7 @@ int sp_store_spaces_list(sp_app *app, int with_counts, sp_spaces_cb cb, void *ud
 	                                     "r.space_id = s.id AND r.status IN ('queued', "
 	                                     "'processing')) FROM spaces s ORDER BY lower(s.name) "
 	                                     "LIMIT 1000";
-	call *c = call_new(app, "listing spaces", ud);
-
-	if (c)
-		c->cb.spaces = cb;
+	call *c = call_new(app, "listing spaces", (any_cb)cb, ud);
 	return run(c, DB_RETRY, with_counts ? counted : plain, 0, NULL, spaces_listed);
 }
 
@@ -232,10 +231,7 @@ int sp_store_space_add(sp_app *app, const sp_space_fields *f, const char *token,
 	    "RETURNING " SP__SPACE_COLUMNS("s");
 	const char *params[FIELD_PARAMS + 3];
 	char nums[3][16];
-	call *c = call_new(app, "creating a space", ud);
-
-	if (c)
-		c->cb.space = cb;
+	call *c = call_new(app, "creating a space", (any_cb)cb, ud);
 	field_params(f, nums, params);
 	params[FIELD_PARAMS] = token ? "token" : "open";
 	params[FIELD_PARAMS + 1] = token;
@@ -253,10 +249,7 @@ int sp_store_space_update(sp_app *app, const char *id, const sp_space_fields *f,
 	    "max_apps = $12 WHERE id = $13 RETURNING " SP__SPACE_COLUMNS("s");
 	const char *params[FIELD_PARAMS + 1];
 	char nums[3][16];
-	call *c = call_new(app, "saving a space", ud);
-
-	if (c)
-		c->cb.space = cb;
+	call *c = call_new(app, "saving a space", (any_cb)cb, ud);
 	field_params(f, nums, params);
 	params[FIELD_PARAMS] = id;
 	return run(c, 0, sql, FIELD_PARAMS + 1, params, space_found);
@@ -298,9 +291,8 @@ int sp_store_space_access(sp_app *app, const char *id, sp_access_action action, 
 	if ((unsigned)action > SP_ACCESS_CLEAR || (with_token && (!token || !token_hash)) ||
 	    strlen(id) >= SP_ID_MAX)
 		return BASE_EINVAL;
-	c = call_new(app, "changing the app access of a space", ud);
+	c = call_new(app, "changing the app access of a space", (any_cb)cb, ud);
 	if (c) {
-		c->cb.space = cb;
 		c->action = action;
 		snprintf(c->id, sizeof(c->id), "%s", id);
 	}
@@ -316,9 +308,8 @@ int sp_store_space_delete(sp_app *app, const char *id, sp_space_cb cb, void *ud)
 
 	if (strlen(id) >= SP_ID_MAX)
 		return BASE_EINVAL;
-	c = call_new(app, "deleting a space", ud);
+	c = call_new(app, "deleting a space", (any_cb)cb, ud);
 	if (c) {
-		c->cb.space = cb;
 		snprintf(c->id, sizeof(c->id), "%s", id);
 	}
 	return run(c, 0, sql, 1, params, access_written);
@@ -387,10 +378,7 @@ int sp_store_space_page(sp_app *app, const char *id, const char *user_id, sp_spa
 	const char *p1[1] = {id};
 	const char *p2[2] = {id, user_id};
 	db_stmt st[2] = {{space_sql, 1, p1}, {reqs_sql, 2, p2}};
-	call *c = call_new(app, "loading a space", ud);
-
-	if (c)
-		c->cb.page = cb;
+	call *c = call_new(app, "loading a space", (any_cb)cb, ud);
 	return run_tx(c, st, user_id ? 2 : 1, page_loaded);
 }
 
@@ -420,10 +408,7 @@ int sp_store_requests_list(sp_app *app, const sp_request_filter *f, sp_requests_
 	const char *params[3] = {f && f->space_id ? f->space_id : "",
 	                         f && f->status ? f->status : "",
 	                         f && f->username ? f->username : ""};
-	call *c = call_new(app, "listing requests", ud);
-
-	if (c)
-		c->cb.requests = cb;
+	call *c = call_new(app, "listing requests", (any_cb)cb, ud);
 	return run(c, DB_RETRY, sql, 3, params, requests_listed);
 }
 
@@ -458,10 +443,7 @@ int sp_store_conns_list(sp_app *app, sp_conns_cb cb, void *ud)
 	                          "s.id = c.space_id WHERE c.disconnected_at "
 	                          "IS NULL ORDER BY c.connected_at DESC "
 	                          "LIMIT 500";
-	call *c = call_new(app, "listing apps", ud);
-
-	if (c)
-		c->cb.conns = cb;
+	call *c = call_new(app, "listing apps", (any_cb)cb, ud);
 	return run(c, DB_RETRY, sql, 0, NULL, conns_listed);
 }
 
@@ -496,10 +478,7 @@ int sp_store_request_counts(sp_app *app, sp_counts_cb cb, void *ud)
 	    "(SELECT 's', status::text, count(*) FROM requests GROUP BY status) "
 	    "UNION ALL (SELECT 'q', space_id::text, count(*) FROM requests WHERE status = 'queued' "
 	    "GROUP BY space_id ORDER BY 3 DESC LIMIT 500)";
-	call *c = call_new(app, "counting requests", ud);
-
-	if (c)
-		c->cb.counts = cb;
+	call *c = call_new(app, "counting requests", (any_cb)cb, ud);
 	return run(c, 0, sql, 0, NULL, counted);
 }
 
@@ -538,14 +517,12 @@ int sp_store_uploads_add(sp_app *app, const sp_upload_row *rows, unsigned n, con
 		params[i][5] = user_id;
 		st[i] = (db_stmt){sql, 6, params[i]};
 	}
-	c = call_new(app, "recording uploads", ud);
-	if (c)
-		c->cb.done = cb;
+	c = call_new(app, "recording uploads", (any_cb)cb, ud);
 	return run_tx(c, st, n, done_answered);
 }
 
 /* The tokens as a PostgreSQL array literal: tokens are base64url, no quoting needed. */
-static int token_array(base_buf *b, const char *const *tokens, unsigned n)
+static void token_array(base_buf *b, const char *const *tokens, unsigned n)
 {
 	base_buf_append(b, "{", 1);
 	for (unsigned i = 0; i < n; i++) {
@@ -557,7 +534,7 @@ static int token_array(base_buf *b, const char *const *tokens, unsigned n)
 			continue;
 		base_buf_printf(b, "%s%s", b->len > 1 ? "," : "", t);
 	}
-	return base_buf_append(b, "}", 2); /* with the NUL */
+	base_buf_append(b, "}", 2); /* with the NUL */
 }
 
 static int tokens_statement(sp_app *app, const char *what, const char *sql,
@@ -565,13 +542,12 @@ static int tokens_statement(sp_app *app, const char *what, const char *sql,
                             sp_done_cb cb, void *ud)
 {
 	base_buf arr = BASE_BUF_INIT;
-	int rc = token_array(&arr, tokens, n);
-	const char *params[2] = {arr.data, request_id};
-	call *c = rc ? NULL : call_new(app, what, ud);
+	int rc;
 
-	if (c)
-		c->cb.done = cb;
-	rc = rc ? rc : run(c, 0, sql, request_id ? 2 : 1, params, done_answered);
+	token_array(&arr, tokens, n);
+	const char *params[2] = {arr.data, request_id};
+	rc = run(call_new(app, what, (any_cb)cb, ud), 0, sql, request_id ? 2 : 1, params,
+	         done_answered);
 	base_buf_free(&arr);
 	return rc;
 }
@@ -617,9 +593,8 @@ int sp_store_upload_get(sp_app *app, const char *token, sp_upload_cb cb, void *u
 
 	if (strlen(token) >= SP_ID_MAX)
 		return BASE_EINVAL;
-	c = call_new(app, "looking up an upload", ud);
+	c = call_new(app, "looking up an upload", (any_cb)cb, ud);
 	if (c) {
-		c->cb.upload = cb;
 		snprintf(c->id, sizeof(c->id), "%s", token);
 	}
 	return run(c, DB_RETRY, sql, 1, params, upload_found);
@@ -645,10 +620,7 @@ int sp_store_upload_usage(sp_app *app, const char *user_id, int want_total, sp_u
 	    "AND created_at > now() - interval '1 day')::text, "
 	    "(CASE WHEN $2 THEN (SELECT coalesce(sum(size), 0) FROM uploads) ELSE 0 END)::text";
 	const char *params[2] = {user_id, want_total ? "t" : "f"};
-	call *c = call_new(app, "checking the upload quota", ud);
-
-	if (c)
-		c->cb.usage = cb;
+	call *c = call_new(app, "checking the upload quota", (any_cb)cb, ud);
 	return run(c, DB_RETRY, sql, 2, params, usage_found);
 }
 
@@ -677,11 +649,9 @@ int sp_store_uploads_expire(sp_app *app, unsigned retention_s, unsigned grace_s,
 	    "LIMIT 500) RETURNING path";
 	char retention[16], grace[16];
 	const char *params[2] = {retention, grace};
-	call *c = call_new(app, "removing expired uploads", ud);
 
 	snprintf(retention, sizeof(retention), "%u", retention_s);
 	snprintf(grace, sizeof(grace), "%u", grace_s);
-	if (c)
-		c->cb.paths = cb;
-	return run(c, 0, sql, 2, params, expired_found);
+	return run(call_new(app, "removing expired uploads", (any_cb)cb, ud), 0, sql, 2, params,
+	           expired_found);
 }

@@ -51,7 +51,7 @@ void web__with_session(web_ctx *w, web_step next)
 	sodium_memzero(token, sizeof(token));
 	int rc = web__acct_session_find(w->site, w->sess.token_hash, session_found, w);
 	if (rc) {
-		BASE_LOGW("web", "session lookup not queued: %s", db_strerror(rc));
+		BASE_LOGW("web", "session lookup not queued: %s", base_strerror(rc));
 		web__busy(w);
 	}
 }
@@ -102,7 +102,8 @@ void web__session_create(web_ctx *w, const char *user_id, const char *location)
 	snprintf(c->location, sizeof(c->location), "%s", location);
 	web_cookie_set_line(&line, WEB_SESSION_COOKIE, token, (long)w->site->opts.session_ttl_s,
 	                    w->site->opts.secure_cookies);
-	if (!web_buf_cstr(&line) || line.len >= sizeof(c->cookie)) {
+	web_buf_cstr(&line);
+	if (line.len >= sizeof(c->cookie)) {
 		base_buf_free(&line);
 		free(c);
 		web__server_error(w, "creating a session", NULL);

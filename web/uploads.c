@@ -440,10 +440,7 @@ static void upload_found(sp_store_status st, const sp_upload_row *row, void *ud)
 	} else {
 		r = 200;
 	}
-	if (!web_buf_cstr(h)) {
-		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
-		return;
-	}
+	web_buf_cstr(h);
 	if (r == 304) {
 		web__respond(w, 304, NULL, h->data, NULL, 0);
 		return;

@@ -130,6 +130,8 @@ typedef struct {
 	uint64_t closed[EIO_CLOSE_REASONS]; /* sessions closed, by eio_close_reason */
 	uint64_t msgs_in;                   /* message packets received */
 	uint64_t msgs_out;                  /* message packets queued to clients */
+	uint64_t bytes_in;                  /* their data bytes (message packets only) */
+	uint64_t bytes_out;
 } eio_stats;
 
 /** Copies the counters. */

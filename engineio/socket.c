@@ -211,6 +211,7 @@ void eio__on_packet(eio_socket *s, const eio_packet *p)
 	switch (p->type) {
 	case EIO_MESSAGE:
 		s->srv->stats.msgs_in++;
+		s->srv->stats.bytes_in += p->data.len;
 		if (s->srv->cb.on_message) {
 			s->in_callback++;
 			s->srv->cb.on_message(s, p->binary, p->data.base, p->data.len,
@@ -291,6 +292,8 @@ int eio_socket_sendv(eio_socket *s, int binary, const base_slice *parts, size_t 
 	if (s->state != EIO_S_OPEN || s->close_pending)
 		return BASE_ECLOSED;
 	s->srv->stats.msgs_out++;
+	for (size_t i = 0; i < n_parts; i++)
+		s->srv->stats.bytes_out += parts[i].len;
 	if (ws_is_transport(s))
 		return eio__ws_send(s, binary, parts, n_parts);
 	return polling_queue(s, binary, parts, n_parts);
@@ -352,6 +355,7 @@ int eio_socket_send_msg(eio_socket *s, eio_msg *m)
 	if (s->state != EIO_S_OPEN || s->close_pending)
 		return BASE_ECLOSED;
 	s->srv->stats.msgs_out++;
+	s->srv->stats.bytes_out += m->chunk->len - m->frame_hdr_len - !m->binary;
 	if (ws_is_transport(s)) {
 		int rc = http_ws_send_frames(s->ws, m->chunk, 0, m->chunk->len);
 		if (rc == HTTP_EQUEUE_FULL)

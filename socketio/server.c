@@ -520,6 +520,7 @@ void sio_server_free(sio_server *srv)
 {
 	if (!srv)
 		return;
+	sio__admin_free(srv);
 	if (srv->eio)
 		eio_server_free(srv->eio);
 	srv->eio = NULL;

@@ -12,6 +12,7 @@
 #define SIO_ID_LEN 20
 
 typedef struct sio_client sio_client;
+typedef struct sio_admin sio_admin;
 
 /* ---- the event rate limit (sio_options.event_rate) ----------------------- */
 
@@ -211,6 +212,7 @@ struct sio_server {
 	uint64_t flood_closes;
 	int closing;
 	sio_stats stats;
+	sio_admin *admin; /* the admin UI's instrumentation (admin_ui.c), or NULL */
 };
 
 /* server.c */
@@ -255,6 +257,13 @@ void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args, con
 void sio__leave_all(sio_socket *s);
 void sio__rooms_free(sio_namespace *nsp);
 sio_room *sio__room_find(sio_namespace *nsp, const char *name, size_t len);
+
+/* admin_ui.c: what the admin UI hears; called only when srv->admin is set */
+void sio__admin_connected(sio_socket *s);
+void sio__admin_disconnected(sio_socket *s, const char *reason);
+void sio__admin_room(sio_socket *s, const char *room, size_t len, int joined);
+void sio__admin_event(sio_socket *s, int outgoing, base_slice name, base_slice args);
+void sio__admin_free(sio_server *srv);
 
 /* recovery.c */
 /** Takes the next recovery offset of nsp, as decimal text in off. */

@@ -50,6 +50,8 @@ spaces_script_test(e2e_example_chat 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2
 spaces_script_test(ci_release_build 600 ${CMAKE_SOURCE_DIR}/tests/ci/test_release_build.sh)
 spaces_script_test(e2e_socketio_extras 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_extras.test.js)
 spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/cluster.test.js)
+# The admin UI's protocol (issue 16), ours beside the reference's instrument().
+spaces_script_test(e2e_admin_ui 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/admin_ui.test.js)
 # Browser acceptance tests of the website (issue 6): the seed test plan in
 # headless Chromium (playwright-core) and Firefox ESR (puppeteer-core over
 # WebDriver BiDi); screenshots in ${CMAKE_BINARY_DIR}/artifacts/browser/.

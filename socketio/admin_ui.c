@@ -134,6 +134,11 @@ static int hash_kind(const char *hash)
 	return HASH_NONE;
 }
 
+int sio_admin_hash_valid(const char *hash)
+{
+	return hash && sodium_init() >= 0 && hash_kind(hash) != HASH_NONE;
+}
+
 /* Runs on the thread pool. */
 static int password_ok(int kind, const char *hash, const char *password, size_t len)
 {

@@ -345,6 +345,8 @@ typedef struct {
 } sio_admin_options;
 
 void sio_admin_options_default(sio_admin_options *o);
+/** 1 when hash is a bcrypt or argon2id hash that sio_admin_ui_attach takes, else 0. */
+int sio_admin_hash_valid(const char *hash);
 /**
  * Instruments srv for the admin UI (once; strings are copied). Returns 0,
  * BASE_EINVAL (no name or hash, a hash of another kind, or already

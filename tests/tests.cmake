@@ -52,6 +52,7 @@ spaces_script_test(e2e_socketio_extras 120 node --test ${CMAKE_SOURCE_DIR}/tests
 spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/cluster.test.js)
 # The admin UI's protocol (issue 16), ours beside the reference's instrument().
 spaces_script_test(e2e_admin_ui 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/admin_ui.test.js)
+spaces_script_test(e2e_admin_ui_server 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_admin_ui_server.py)
 # Browser acceptance tests of the website (issue 6): the seed test plan in
 # headless Chromium (playwright-core) and Firefox ESR (puppeteer-core over
 # WebDriver BiDi); screenshots in ${CMAKE_BINARY_DIR}/artifacts/browser/.

@@ -59,6 +59,8 @@ spaces_script_test(e2e_admin_ui_server 300 /usr/bin/python3 -m pytest -p no:cach
 spaces_script_test(browser_seed_plan 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/seed_plan.test.js)
 spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/firefox.test.js)
 # CORS of the site's /socket.io/ for --allowed-origins, from pages of two origins in Chromium (issue 16).
+# The @socket.io/admin-ui dashboard in Chromium against conformance-socketio --admin-ui (issue 16).
+spaces_script_test(browser_admin_ui 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/admin_ui.test.js)
 spaces_script_test(browser_cors 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/cors.test.js)
 # One connection cannot take the site down (issue 10): flooding sockets while
 # another user loads a space page; it asserts page latency, so it runs alone.

@@ -7,6 +7,8 @@
  * "message-with-ack" with its arguments. On "/custom": emits "auth".
  *
  * Options for our own client tests: --parser msgpack, --recovery MS.
+ * --ping-interval MS and --ping-timeout MS replace the suite's 300 and 200
+ * (for tests whose clients share a busy process with a browser driver).
  * --admin-ui USER:HASH attaches the admin UI (sio_admin_ui_attach) on
  * "/admin" with that login (bcrypt or argon2id hash), and then CORS answers
  * carry credentials (the dashboard's socket.io-client uses withCredentials);
@@ -389,7 +391,8 @@ static void free_app(void *ud)
 static int usage(void)
 {
 	fprintf(stderr, "usage: conformance-socketio [--port PORT] [--parser json|msgpack] "
-	                "[--recovery MS] [--admin-ui USER:HASH [--admin-ui-readonly] "
+	                "[--recovery MS] [--ping-interval MS] [--ping-timeout MS] "
+	                "[--admin-ui USER:HASH [--admin-ui-readonly] "
 	                "[--admin-ui-mode production]]\n");
 	return 2;
 }
@@ -418,6 +421,10 @@ int main(int argc, char **argv)
 				return usage();
 		} else if (strcmp(argv[i], "--recovery") == 0 && i + 1 < argc) {
 			o.recovery_ms = (unsigned)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--ping-interval") == 0 && i + 1 < argc) {
+			o.eio.ping_interval_ms = (unsigned)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--ping-timeout") == 0 && i + 1 < argc) {
+			o.eio.ping_timeout_ms = (unsigned)atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--admin-ui") == 0 && i + 1 < argc) {
 			admin_login = argv[++i];
 		} else if (strcmp(argv[i], "--admin-ui-readonly") == 0) {

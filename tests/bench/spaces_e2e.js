@@ -139,11 +139,30 @@ function pushFollower(base, cookie) {
   };
 }
 
-async function runLevel(base, spaceId, cookies, pushes, concurrency, total) {
+// CPU seconds the server process has used so far (utime + stime).
+function cpuSeconds(pid) {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, "utf8");
+  const rest = f.slice(f.lastIndexOf(")") + 2).split(" ");
+  return (Number(rest[11]) + Number(rest[12])) / 100; // fields 14 and 15, at USER_HZ 100
+}
+
+async function runLevel(base, spaceId, cookies, pushes, concurrency, total, serverPid) {
   let next = 0;
+  let httpRequests = 0;
   let completed = 0;
   let lost = 0;
   const lat = [];
+  // SPACES_E2E_PERF=FILE: perf record of the server during this level only
+  // (the logins before it spend seconds in argon2id and would drown the profile).
+  // SPACES_E2E_STRACE=FILE: the server's system calls counted (strace -c) instead.
+  const perf = process.env.SPACES_E2E_PERF
+    ? spawn("perf", ["record", "-F", "4000", "-g", "-p", String(serverPid), "-o", `${process.env.SPACES_E2E_PERF}.${concurrency}`],
+      { stdio: "ignore" })
+    : process.env.SPACES_E2E_STRACE
+    ? spawn("strace", ["-c", "-f", "-p", String(serverPid), "-o", `${process.env.SPACES_E2E_STRACE}.${concurrency}`], { stdio: "ignore" })
+    : null;
+  if (perf) await sleep(500);
+  const cpu0 = cpuSeconds(serverPid);
   const t0 = performance.now();
   async function worker(w) {
     const cookie = cookies[w % cookies.length];
@@ -151,6 +170,7 @@ async function runLevel(base, spaceId, cookies, pushes, concurrency, total) {
       const n = next++;
       if (n >= total) return;
       const start = performance.now();
+      httpRequests++;
       const res = await fetch(`${base}/websockets/submit/${spaceId}`, {
         method: "POST",
         headers: { "content-type": "application/x-www-form-urlencoded", cookie },
@@ -165,6 +185,7 @@ async function runLevel(base, spaceId, cookies, pushes, concurrency, total) {
       if (FOLLOW === "push") {
         const status = await pushes[w % pushes.length].final(body.request_id, 30000);
         if (status === "completed") {
+          httpRequests++;
           const st = await (await fetch(`${base}/websockets/status?request_id=${body.request_id}`)).json();
           done = st.status === "completed";
         }
@@ -172,6 +193,7 @@ async function runLevel(base, spaceId, cookies, pushes, concurrency, total) {
         const deadline = Date.now() + 30000;
         while (!done && Date.now() < deadline) {
           await sleep(50);
+          httpRequests++;
           const st = await (await fetch(`${base}/websockets/status?request_id=${body.request_id}`)).json();
           if (st.status === "completed") done = true;
           else if (st.status === "failed") break;
@@ -187,10 +209,16 @@ async function runLevel(base, spaceId, cookies, pushes, concurrency, total) {
   }
   await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
   const secs = (performance.now() - t0) / 1000;
+  const cpu = cpuSeconds(serverPid) - cpu0;
+  if (perf) {
+    perf.kill("SIGINT");
+    await new Promise((r) => perf.on("exit", r));
+  }
   lat.sort((a, b) => a - b);
   const avg = lat.length ? lat.reduce((a, b) => a + b, 0) / lat.length : NaN;
   return { concurrency, total, completed, lost, secs, rate: completed / secs, avg, p50: pct(lat, 50), p95: pct(lat, 95),
-    p99: pct(lat, 99), max: lat.length ? lat[lat.length - 1] : NaN };
+    p99: pct(lat, 99), max: lat.length ? lat[lat.length - 1] : NaN, httpRequests, cpu,
+    usPerHttp: (cpu * 1e6) / httpRequests, usPerRequest: (cpu * 1e6) / total };
 }
 
 async function main() {
@@ -216,7 +244,7 @@ async function main() {
   server = spawn(SERVER, ["--listen", `127.0.0.1:${port}`, "--database-url", url,
     "--upload-dir", path.join(tmp, "uploads"), "--data-dir", path.join(tmp, "data"), "--log-level", "warn", "--legacy-open-spaces",
     // Every simulated user comes from 127.0.0.1: no per-address handshake limit.
-    "--handshake-rate", "0"], { stdio: ["ignore", "inherit", "inherit"] });
+    "--handshake-rate", "0", "--register-limit", "0"], { stdio: ["ignore", "inherit", "inherit"] });
   let app;
   try {
     await waitUp(base);
@@ -248,16 +276,19 @@ async function main() {
     }
     const results = [];
     for (const level of LEVELS) {
-      const r = await runLevel(base, spaceId, cookies, pushes, level, REQUESTS);
+      const r = await runLevel(base, spaceId, cookies, pushes, level, REQUESTS, server.pid);
       results.push(r);
       console.log(`RESULT scenario=spaces_e2e follow=${FOLLOW} concurrency=${r.concurrency} requests=${r.total} completed=${r.completed} ` +
         `lost=${r.lost} rate=${r.rate.toFixed(1)} p50_ms=${r.p50.toFixed(1)} p99_ms=${r.p99.toFixed(1)} ` +
-        `avg_ms=${r.avg.toFixed(1)} p95_ms=${r.p95.toFixed(1)} max_ms=${r.max.toFixed(1)} secs=${r.secs.toFixed(2)}`);
+        `avg_ms=${r.avg.toFixed(1)} p95_ms=${r.p95.toFixed(1)} max_ms=${r.max.toFixed(1)} secs=${r.secs.toFixed(2)} ` +
+        `http_requests=${r.httpRequests} server_cpu_s=${r.cpu.toFixed(2)} server_us_per_http=${r.usPerHttp.toFixed(0)} ` +
+        `server_us_per_request=${r.usPerRequest.toFixed(0)}`);
     }
-    console.log("\n| concurrent users | completed / requests | requests/s | p50 | p99 |");
-    console.log("| --- | --- | --- | --- | --- |");
+    console.log("\n| concurrent users | completed / requests | requests/s | p50 | p99 | server CPU per HTTP request | per Spaces request |");
+    console.log("| --- | --- | --- | --- | --- | --- | --- |");
     for (const r of results)
-      console.log(`| ${r.concurrency} | ${r.completed} / ${r.total} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms |`);
+      console.log(`| ${r.concurrency} | ${r.completed} / ${r.total} | ${r.rate.toFixed(0)} | ${r.p50.toFixed(1)} ms | ${r.p99.toFixed(1)} ms | ` +
+        `${r.usPerHttp.toFixed(0)} µs | ${r.usPerRequest.toFixed(0)} µs |`);
     for (const p of pushes) p.close();
     process.exitCode = results.every((r) => r.lost === 0) ? 0 : 1;
   } finally {

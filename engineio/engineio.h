@@ -55,6 +55,8 @@ typedef struct {
 	void (*on_message)(eio_socket *s, int binary, const char *data, size_t len, void *ud);
 	/** The socket closed; it is freed after this returns. Called once. */
 	void (*on_close)(eio_socket *s, eio_close_reason reason, void *ud);
+	/** Optional: the socket moved from polling to WebSocket. */
+	void (*on_upgrade)(eio_socket *s, void *ud);
 	/**
 	 * Optional: decide whether a handshake or request may proceed. Return 0
 	 * to allow, or nonzero to refuse with 403 {"code":4,"message":"Forbidden"}.

@@ -420,6 +420,24 @@ void sio__admin_disconnected(sio_socket *s, const char *reason)
 	base_buf_free(&b);
 }
 
+void sio__admin_updated(sio_socket *s)
+{
+	sio_admin *a = s->nsp->srv->admin;
+	eio_socket *es = sio_socket_engine(s);
+	if (a->production || !listening(a) || !es)
+		return;
+	base_buf b = BASE_BUF_INIT;
+	base_buf_append_str(&b, "{\"id\":");
+	append_cstr(&b, s->id);
+	base_buf_append_str(&b, ",\"nsp\":");
+	append_str(&b, s->nsp->name, s->nsp->name_len);
+	base_buf_append_str(&b, ",\"transport\":");
+	append_cstr(&b, eio_socket_transport(es));
+	base_buf_append(&b, "}", 1);
+	admin_send(a, "socket_updated", &b);
+	base_buf_free(&b);
+}
+
 void sio__admin_room(sio_socket *s, const char *room, size_t len, int joined)
 {
 	sio_admin *a = s->nsp->srv->admin;

@@ -261,6 +261,8 @@ sio_room *sio__room_find(sio_namespace *nsp, const char *name, size_t len);
 /* admin_ui.c: what the admin UI hears; called only when srv->admin is set */
 void sio__admin_connected(sio_socket *s);
 void sio__admin_disconnected(sio_socket *s, const char *reason);
+/** The socket's transport changed (an upgrade): socket_updated. */
+void sio__admin_updated(sio_socket *s);
 void sio__admin_room(sio_socket *s, const char *room, size_t len, int joined);
 void sio__admin_event(sio_socket *s, int outgoing, base_slice name, base_slice args);
 void sio__admin_free(sio_server *srv);

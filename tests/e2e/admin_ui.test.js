@@ -254,10 +254,31 @@ describe("what a dashboard hears", () => {
         connected: shape({ ...connected[1], handshake: { ...connected[1].handshake, headers: {}, query: {} } }),
       };
     }
-    // socket_updated is Node's answer to the transport's upgrade (none here) and to socket.data writes.
-    const names = (side) => got[side].names.filter((n) => n !== "socket_updated");
-    assert.deepEqual(names("ours"), names("ref"));
+    assert.deepEqual(got.ours.names, got.ref.names);
     assert.deepEqual(got.ours.connected, got.ref.connected);
+  });
+
+  it("a socket that upgrades: socket_connected on polling, then socket_updated", TEST_OPTS, async () => {
+    for (const side of ["ours", "ref"]) {
+      const { admin } = seen[side];
+      // The dashboard may hear of the socket before the socket knows its id.
+      const heard = [];
+      const record = (name, arg) => {
+        if (name === "socket_connected" || name === "socket_updated") heard.push([name, arg]);
+      };
+      admin.onAny(record);
+      const s = connect(servers[side], "/", { transports: ["polling", "websocket"] });
+      await once(s, "auth");
+      const id = s.id;
+      const isUpdate = ([n, a]) => n === "socket_updated" && a.id === id && a.transport;
+      while (!heard.some(isUpdate)) await h.sleep(50);
+      admin.offAny(record);
+      const connected = heard.find(([n, a]) => n === "socket_connected" && a.id === id);
+      assert.ok(connected, `${side}: ${JSON.stringify(heard)}`);
+      assert.equal(connected[1].transport, "polling", side);
+      const updated = heard.find(isUpdate);
+      assert.deepEqual(updated[1], { id, nsp: "/", transport: "websocket" }, side);
+    }
   });
 
   it("the session id logs in again without the password", TEST_OPTS, async () => {

@@ -77,7 +77,7 @@ static void log_refusal(eio_server *srv, const char *why, const char *addr)
 	BASE_LOGW("eio",
 	          "handshake refused: %s (from %s; %zu refused since the last report, "
 	          "%zu sessions open)",
-	          why, addr, srv->refused, srv->n_clients);
+	          why, addr, srv->refused, srv->sids.n);
 	srv->refused = 0;
 	srv->refused_logged = now ? now : 1;
 }
@@ -86,7 +86,7 @@ const char *eio__admit(eio_server *srv, const http_request *req)
 {
 	const char *why = NULL;
 
-	if (srv->opts.max_sessions && srv->n_clients >= srv->opts.max_sessions) {
+	if (srv->opts.max_sessions && srv->sids.n >= srv->opts.max_sessions) {
 		why = "Too many sessions";
 	} else if (srv->opts.handshake_rate) {
 		uint64_t now = uv_now(http_server_loop(srv->http));

@@ -5,6 +5,7 @@
 #define ENGINEIO_INTERNAL_H
 
 #include "engineio.h"
+#include "base/table.h"
 #include "base/timeq.h"
 
 #define EIO_SID_BYTES 15 /* 20 base64url characters, as the reference server */
@@ -38,7 +39,7 @@ struct eio_msg {
 
 struct eio_socket {
 	eio_server *srv;
-	eio_socket *hnext;      /* sid table chain */
+	base_table_link hlink;  /* in srv->sids, by sid */
 	base_timeq_entry hb;    /* in ping_q (waiting to ping) or pong_q (waiting for pong) */
 	base_timeq_entry up;    /* in upgrade_q while probing */
 	http_request *poll_req; /* the pending long-polling GET */
@@ -64,15 +65,12 @@ struct eio_server {
 	http_server *http;
 	eio_options opts;
 	eio_callbacks cb;
-	eio_socket **table; /* sid hash table, chained */
-	size_t table_size;  /* power of two */
-	size_t n_clients;
+	base_table sids;      /* the sessions by sid (hlink); sids.n counts them */
 	base_timeq ping_q;    /* duration ping_interval */
 	base_timeq pong_q;    /* duration ping_timeout */
 	base_timeq upgrade_q; /* duration upgrade_timeout */
 	base_timeq linger_q;  /* a closed polling socket waits here to hand over its close packet */
 	eio_rate_slot *rate;  /* handshake buckets per address (admission.c), NULL until used */
-	int walking;          /* >0 while a loop walks the sid table: it must not shrink */
 	size_t refused;       /* handshakes refused since the last log line */
 	uint64_t refused_logged;
 	/*

@@ -58,18 +58,15 @@ ssize_t eio_payload_next(char *buf, size_t len, eio_packet *p)
 	return (ssize_t)used;
 }
 
-int eio_payload_append(base_buf *out, eio_packet_type type, int binary, const char *data,
-                       size_t len)
+void eio_payload_append(base_buf *out, eio_packet_type type, int binary, const char *data,
+                        size_t len)
 {
 	size_t body = binary ? base_base64_encoded_len(len) : len;
 	char *w;
-	int rc;
 
 	if (body > SIZE_MAX - 2)
-		return BASE_ENOMEM;
-	rc = base_buf_reserve(out, body + 2);
-	if (rc < 0)
-		return rc;
+		base_oom("eio payload", SIZE_MAX);
+	base_buf_reserve(out, body + 2);
 	w = out->data + out->len;
 	if (out->len > 0)
 		*w++ = EIO_RECORD_SEP;
@@ -84,5 +81,4 @@ int eio_payload_append(base_buf *out, eio_packet_type type, int binary, const ch
 		w += len;
 	}
 	out->len = (size_t)(w - out->data);
-	return 0;
 }

@@ -45,9 +45,9 @@ ssize_t eio_payload_next(char *buf, size_t len, eio_packet *p);
 /**
  * Appends one packet to a polling payload being built in out, adding the
  * separator first when out is not empty. Binary data is written as
- * 'b' + base64. Returns 0 or BASE_ENOMEM.
+ * 'b' + base64. Never fails (out of memory aborts, see base.h).
  */
-int eio_payload_append(base_buf *out, eio_packet_type type, int binary, const char *data,
-                       size_t len);
+void eio_payload_append(base_buf *out, eio_packet_type type, int binary, const char *data,
+                        size_t len);
 
 #endif

@@ -36,93 +36,27 @@ void eio_options_default(eio_options *o)
 
 /* ---- sid table --------------------------------------------------------- */
 
-static size_t sid_hash(const char *sid, size_t len)
-{
-	uint64_t h = 1469598103934665603ull; /* FNV-1a */
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)sid[i];
-		h *= 1099511628211ull;
-	}
-	return (size_t)h;
-}
+#define EIO_SID_TABLE_MIN 1024 /* buckets: sessions come in thousands */
 
-/* Rehashes the sid table into nsize buckets (a power of two). */
-static int table_resize(eio_server *srv, size_t nsize)
+static eio_socket *sid_entry(base_table_link *l)
 {
-	eio_socket **nt = calloc(nsize, sizeof(*nt));
-	if (!nt)
-		return BASE_ENOMEM;
-	for (size_t i = 0; i < srv->table_size; i++) {
-		eio_socket *s = srv->table[i], *next;
-		for (; s; s = next) {
-			next = s->hnext;
-			size_t b = sid_hash(s->sid, EIO_SID_LEN) & (nsize - 1);
-			s->hnext = nt[b];
-			nt[b] = s;
-		}
-	}
-	free(srv->table);
-	srv->table = nt;
-	srv->table_size = nsize;
-	return 0;
-}
-
-static int table_grow(eio_server *srv)
-{
-	return table_resize(srv, srv->table_size ? srv->table_size * 2 : 1024);
+	return BASE_CONTAINER_OF(l, eio_socket, hlink);
 }
 
 eio_socket *eio__find(eio_server *srv, const char *sid, size_t len)
 {
-	if (len != EIO_SID_LEN || !srv->table_size)
+	if (len != EIO_SID_LEN)
 		return NULL;
-	eio_socket *s = srv->table[sid_hash(sid, len) & (srv->table_size - 1)];
-	for (; s; s = s->hnext)
-		if (memcmp(s->sid, sid, len) == 0)
-			return s;
+	size_t h = base_table_hash(sid, len);
+	for (base_table_link *l = base_table_bucket(&srv->sids, h); l; l = l->next)
+		if (l->hash == h && memcmp(sid_entry(l)->sid, sid, len) == 0)
+			return sid_entry(l);
 	return NULL;
-}
-
-static int table_insert(eio_server *srv, eio_socket *s)
-{
-	if (srv->n_clients >= srv->table_size) {
-		int rc = table_grow(srv);
-		if (rc)
-			return rc;
-	}
-	size_t b = sid_hash(s->sid, EIO_SID_LEN) & (srv->table_size - 1);
-	s->hnext = srv->table[b];
-	srv->table[b] = s;
-	srv->n_clients++;
-	return 0;
-}
-
-/*
- * Halves the table once it is an eighth full: after a spike of sessions
- * the table gives its memory back as they go, and a table that shrinks at
- * an eighth and grows at one never flaps between the two.
- */
-static void table_shrink(eio_server *srv)
-{
-	(void)table_resize(srv, srv->table_size / 2); /* on failure the larger table still works */
 }
 
 void eio__unlink(eio_server *srv, eio_socket *s)
 {
-	if (!srv->table_size)
-		return;
-	eio_socket **pp = &srv->table[sid_hash(s->sid, EIO_SID_LEN) & (srv->table_size - 1)];
-	for (; *pp; pp = &(*pp)->hnext) {
-		if (*pp == s) {
-			*pp = s->hnext;
-			s->hnext = NULL;
-			srv->n_clients--;
-			if (srv->table_size > 1024 && srv->n_clients < srv->table_size / 8 &&
-			    !srv->walking)
-				table_shrink(srv);
-			return;
-		}
-	}
+	base_table_remove(&srv->sids, &s->hlink);
 }
 
 /* ---- answers ----------------------------------------------------------- */
@@ -226,20 +160,17 @@ static eio_socket *socket_new(eio_server *srv, eio_transport t, const http_reque
 	do {
 		base_random_id(s->sid, EIO_SID_BYTES);
 	} while (eio__find(srv, s->sid, EIO_SID_LEN));
-	if (table_insert(srv, s)) {
-		free(s);
-		return NULL;
-	}
+	base_table_insert(&srv->sids, &s->hlink, base_table_hash(s->sid, EIO_SID_LEN));
 	return s;
 }
 
-static int queue_open(eio_socket *s)
+static void queue_open(eio_socket *s)
 {
 	const char *tail =
 	    s->transport == EIO_T_POLLING ? s->srv->open_tail_polling : s->srv->open_tail_ws;
 	char open[EIO_SID_LEN + 200];
 	int n = snprintf(open, sizeof(open), "{\"sid\":\"%s\",%s", s->sid, tail);
-	return eio_payload_append(&s->out, EIO_OPEN, 0, open, (size_t)n);
+	eio_payload_append(&s->out, EIO_OPEN, 0, open, (size_t)n);
 }
 
 eio_socket *eio__handshake(eio_server *srv, eio_transport t, http_request *req)
@@ -380,6 +311,7 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 	if (!srv)
 		return NULL;
 	srv->http = http;
+	base_table_init(&srv->sids, EIO_SID_TABLE_MIN);
 	if (opts)
 		srv->opts = *opts;
 	else
@@ -432,18 +364,19 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 
 void eio_server_close_all(eio_server *srv)
 {
-	srv->walking++; /* the table must not move under this loop */
-	for (size_t i = 0; i < srv->table_size; i++) {
-		eio_socket *s = srv->table[i], *next;
-		for (; s; s = next) {
-			next = s->hnext;
-			if (s->state == EIO_S_OPEN) {
-				eio__socket_on_close(s, EIO_CLOSE_SERVER_SHUTDOWN);
-				eio__socket_maybe_free(s);
-			}
+	size_t i;
+	base_table_link *l, *next;
+
+	srv->sids.walking++; /* the table must not move under this loop */
+	base_table_foreach_safe(&srv->sids, i, l, next)
+	{
+		eio_socket *s = sid_entry(l);
+		if (s->state == EIO_S_OPEN) {
+			eio__socket_on_close(s, EIO_CLOSE_SERVER_SHUTDOWN);
+			eio__socket_maybe_free(s);
 		}
 	}
-	srv->walking--;
+	srv->sids.walking--;
 }
 
 /* The handles are embedded in srv: it is freed when the last one has closed. */
@@ -452,7 +385,7 @@ static void server_handle_closed(eio_server *srv)
 	if (--srv->closing == 0) {
 		eio__admission_free(srv);
 		eio__compress_free(srv);
-		free(srv->table);
+		base_table_free(&srv->sids);
 		free(srv);
 	}
 }
@@ -475,10 +408,10 @@ void eio_server_free(eio_server *srv)
 	eio_server_close_all(srv);
 	eio__close_pending(srv);
 	/* Sockets still lingering (closed, waiting for a last GET) go now. */
-	srv->walking++;
-	for (size_t i = 0; i < srv->table_size; i++) {
-		while (srv->table[i])
-			eio__socket_destroy(srv->table[i]);
+	srv->sids.walking++;
+	for (size_t i = 0; i < srv->sids.size; i++) {
+		while (srv->sids.buckets[i])
+			eio__socket_destroy(sid_entry(srv->sids.buckets[i]));
 	}
 	srv->closing = 6;
 	uv_close((uv_handle_t *)&srv->close_check, handle_closed);
@@ -491,7 +424,7 @@ void eio_server_free(eio_server *srv)
 
 size_t eio_server_clients(const eio_server *srv)
 {
-	return srv->n_clients;
+	return srv->sids.n;
 }
 
 void eio_server_get_stats(const eio_server *srv, eio_stats *st)

@@ -250,34 +250,27 @@ static int polling_queue(eio_socket *s, int binary, const base_slice *parts, siz
 		eio__socket_close_soon(s, EIO_CLOSE_TRANSPORT_ERROR);
 		return BASE_ELIMIT;
 	}
-	int rc = 0;
 	if (binary) {
 		/* Gather the parts once so base64 runs over contiguous bytes. */
 		if (n == 1) {
-			rc = eio_payload_append(&s->out, EIO_MESSAGE, 1, parts[0].base,
-			                        parts[0].len);
+			eio_payload_append(&s->out, EIO_MESSAGE, 1, parts[0].base, parts[0].len);
 		} else {
 			base_buf tmp = BASE_BUF_INIT;
-			for (size_t i = 0; i < n && !rc; i++)
-				rc = base_buf_append(&tmp, parts[i].base, parts[i].len);
-			if (!rc)
-				rc = eio_payload_append(&s->out, EIO_MESSAGE, 1, tmp.data, tmp.len);
+			for (size_t i = 0; i < n; i++)
+				base_buf_append(&tmp, parts[i].base, parts[i].len);
+			eio_payload_append(&s->out, EIO_MESSAGE, 1, tmp.data, tmp.len);
 			base_buf_free(&tmp);
 		}
 	} else {
-		rc = base_buf_reserve(&s->out, total + 2);
-		if (!rc) {
-			if (s->out.len)
-				s->out.data[s->out.len++] = EIO_RECORD_SEP;
-			s->out.data[s->out.len++] = '4';
-			for (size_t i = 0; i < n; i++) {
-				memcpy(s->out.data + s->out.len, parts[i].base, parts[i].len);
-				s->out.len += parts[i].len;
-			}
+		base_buf_reserve(&s->out, total + 2);
+		if (s->out.len)
+			s->out.data[s->out.len++] = EIO_RECORD_SEP;
+		s->out.data[s->out.len++] = '4';
+		for (size_t i = 0; i < n; i++) {
+			memcpy(s->out.data + s->out.len, parts[i].base, parts[i].len);
+			s->out.len += parts[i].len;
 		}
 	}
-	if (rc)
-		return rc;
 	eio__polling_flush(s);
 	return 0;
 }

@@ -107,8 +107,7 @@ static int compress_body(eio_server *srv, int enc, const char *data, size_t len)
 	}
 	size_t bound = deflateBound(z, (uLong)len);
 	srv->zout.len = 0;
-	if (base_buf_reserve(&srv->zout, bound))
-		return -1;
+	base_buf_reserve(&srv->zout, bound);
 	z->next_in = (Bytef *)(uintptr_t)data;
 	z->avail_in = (uInt)len;
 	z->next_out = (Bytef *)srv->zout.data;

@@ -24,12 +24,11 @@ int eio__ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
 			rc = http_ws_send(s->ws, 0, local, n + 1);
 		} else {
 			base_buf tmp = BASE_BUF_INIT;
-			rc = base_buf_append(&tmp, "4", 1);
-			for (size_t i = 0; i < n && !rc; i++)
-				rc = base_buf_append(&tmp, parts[i].base, parts[i].len);
+			base_buf_append(&tmp, "4", 1);
+			for (size_t i = 0; i < n; i++)
+				base_buf_append(&tmp, parts[i].base, parts[i].len);
 			base_slice one = {tmp.data, tmp.len};
-			if (!rc)
-				rc = http_ws_send(s->ws, 0, &one, 1);
+			rc = http_ws_send(s->ws, 0, &one, 1);
 			base_buf_free(&tmp);
 		}
 	}

@@ -52,8 +52,7 @@ static int emit_id(sio_socket *s, const char *event, base_slice args, const base
 	base_slice parts[4];
 	size_t n =
 	    sio__event_parts(&hdr, s->nsp, id, (unsigned)n_atts, event, strlen(event), args, parts);
-	int rc =
-	    hdr.data ? sio__client_send_encoded(s->client, parts, n, atts, n_atts) : BASE_ENOMEM;
+	int rc = sio__client_send_encoded(s->client, parts, n, atts, n_atts);
 	base_buf_free(&hdr);
 	return rc;
 }
@@ -173,14 +172,11 @@ int sio_ack(sio_socket *s, int64_t ack_id, base_slice args, const base_slice *at
 	if (n_attachments > SIO_MAX_ATTACHMENTS)
 		return SIO_ETOO_MANY_ATTACHMENTS;
 	base_buf hdr = BASE_BUF_INIT;
-	int rc = sio_packet_encode(&hdr, n_attachments ? SIO_BINARY_ACK : SIO_ACK,
-	                           (base_slice){s->nsp->name, s->nsp->name_len}, ack_id,
-	                           (unsigned)n_attachments, (base_slice){NULL, 0});
-	if (!rc) {
-		base_slice parts[4] = {
-		    {hdr.data, hdr.len}, BASE_SLICE_LIT("["), args, BASE_SLICE_LIT("]")};
-		rc = sio__client_send_encoded(s->client, parts, 4, attachments, n_attachments);
-	}
+	sio_packet_encode(&hdr, n_attachments ? SIO_BINARY_ACK : SIO_ACK,
+	                  (base_slice){s->nsp->name, s->nsp->name_len}, ack_id,
+	                  (unsigned)n_attachments, (base_slice){NULL, 0});
+	base_slice parts[4] = {{hdr.data, hdr.len}, BASE_SLICE_LIT("["), args, BASE_SLICE_LIT("]")};
+	int rc = sio__client_send_encoded(s->client, parts, 4, attachments, n_attachments);
 	base_buf_free(&hdr);
 	return rc;
 }

@@ -507,23 +507,21 @@ char *sio__json_put_escaped(char *w, const char *s, size_t len)
 	}
 }
 
-int sio_json_append_string(base_buf *out, const char *s, size_t len)
+void sio_json_append_string(base_buf *out, const char *s, size_t len)
 {
 	size_t n;
 	char *w;
 
-	/* Six bytes per input byte at most: refuse lengths where that could overflow. */
+	/* Six bytes per input byte at most: past that the size would overflow. */
 	if (len > (SIZE_MAX - 2) / 6)
-		return BASE_ENOMEM;
+		base_oom("sio_json_append_string", SIZE_MAX);
 	n = sio__json_escaped_len(s, len);
-	if (base_buf_reserve(out, n + 2) < 0)
-		return BASE_ENOMEM;
+	base_buf_reserve(out, n + 2);
 	w = out->data + out->len;
 	*w++ = '"';
 	w = sio__json_put_escaped(w, s, len);
 	*w = '"';
 	out->len += n + 2;
-	return 0;
 }
 
 /* 1 when the string contents key (escaped or not) spell the NUL-terminated name. */

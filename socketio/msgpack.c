@@ -229,7 +229,8 @@ static int is_undefined(const mp_dec *d, const msgpack_object *o)
 
 static int out_str(mp_dec *d, const char *s)
 {
-	return base_buf_append(d->out, s, strlen(s));
+	base_buf_append(d->out, s, strlen(s));
+	return 0;
 }
 
 static int utf8_ok(const char *s, size_t n)
@@ -240,13 +241,15 @@ static int utf8_ok(const char *s, size_t n)
 }
 
 /* Writes a double as JSON.stringify would write the same JavaScript number. */
-static int put_double(base_buf *out, double v)
+static void put_double(base_buf *out, double v)
 {
 	char tmp[40];
 	int n = 0;
 
-	if (!isfinite(v))
-		return base_buf_append(out, "null", 4);
+	if (!isfinite(v)) {
+		base_buf_append(out, "null", 4);
+		return;
+	}
 	/*
 	 * Integral values that fit 64 bits are written out as integers
 	 * (JavaScript spells out integral numbers below 1e21 too); they come
@@ -257,7 +260,8 @@ static int put_double(base_buf *out, double v)
 			n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
 		else
 			n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)v);
-		return base_buf_append(out, tmp, (size_t)n);
+		base_buf_append(out, tmp, (size_t)n);
+		return;
 	}
 	/* The shortest of 15, 16 or 17 significant digits that reads back the same. */
 	for (int prec = 15; prec <= 17; prec++) {
@@ -265,11 +269,11 @@ static int put_double(base_buf *out, double v)
 		if (strtod(tmp, NULL) == v)
 			break;
 	}
-	return base_buf_append(out, tmp, (size_t)n);
+	base_buf_append(out, tmp, (size_t)n);
 }
 
 /* Date.prototype.toJSON for a time value in milliseconds since the epoch. */
-static int put_date(base_buf *out, const unsigned char *p)
+static void put_date(base_buf *out, const unsigned char *p)
 {
 	int64_t hi = (int32_t)be32(p), ms = hi * 4294967296LL + (int64_t)be32(p + 4);
 	int64_t days, rem, z, era, doe, yoe, y, doy, mp, dd, mm;
@@ -277,8 +281,10 @@ static int put_date(base_buf *out, const unsigned char *p)
 	int n;
 
 	/* JavaScript dates end 8.64e15 ms either side of the epoch; past that, Invalid Date. */
-	if (ms > 8640000000000000LL || ms < -8640000000000000LL)
-		return base_buf_append(out, "null", 4);
+	if (ms > 8640000000000000LL || ms < -8640000000000000LL) {
+		base_buf_append(out, "null", 4);
+		return;
+	}
 	days = ms / 86400000;
 	rem = ms % 86400000;
 	if (rem < 0) {
@@ -304,7 +310,7 @@ static int put_date(base_buf *out, const unsigned char *p)
 	              "-%02lld-%02lldT%02lld:%02lld:%02lld.%03lldZ\"", (long long)mm, (long long)dd,
 	              (long long)(rem / 3600000), (long long)(rem / 60000 % 60),
 	              (long long)(rem / 1000 % 60), (long long)(rem % 1000));
-	return base_buf_append(out, tmp, (size_t)n);
+	base_buf_append(out, tmp, (size_t)n);
 }
 
 static int put_placeholder(mp_dec *d, const char *p, size_t n)
@@ -323,7 +329,8 @@ static int put_placeholder(mp_dec *d, const char *p, size_t n)
 	d->att[d->n_att] = (base_slice){p, n};
 	k = snprintf(tmp, sizeof(tmp), "{\"_placeholder\":true,\"num\":%zu}", d->n_att);
 	d->n_att++;
-	return base_buf_append(d->out, tmp, (size_t)k);
+	base_buf_append(d->out, tmp, (size_t)k);
+	return 0;
 }
 
 static int put_json(mp_dec *d, const msgpack_object *o)
@@ -338,20 +345,24 @@ static int put_json(mp_dec *d, const msgpack_object *o)
 		return out_str(d, o->via.boolean ? "true" : "false");
 	case MSGPACK_OBJECT_POSITIVE_INTEGER:
 		n = snprintf(tmp, sizeof(tmp), "%llu", (unsigned long long)o->via.u64);
-		return base_buf_append(d->out, tmp, (size_t)n);
+		base_buf_append(d->out, tmp, (size_t)n);
+		return 0;
 	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
 		n = snprintf(tmp, sizeof(tmp), "%lld", (long long)o->via.i64);
-		return base_buf_append(d->out, tmp, (size_t)n);
+		base_buf_append(d->out, tmp, (size_t)n);
+		return 0;
 	case MSGPACK_OBJECT_FLOAT32:
 	case MSGPACK_OBJECT_FLOAT64:
-		return put_double(d->out, o->via.f64);
+		put_double(d->out, o->via.f64);
+		return 0;
 	case MSGPACK_OBJECT_STR:
 		if (!inside_input(d, o->via.str.ptr, o->via.str.size) ||
 		    !utf8_ok(o->via.str.ptr, o->via.str.size)) {
 			d->err = "invalid UTF-8 in string";
 			return -1;
 		}
-		return sio_json_append_string(d->out, o->via.str.ptr, o->via.str.size);
+		sio_json_append_string(d->out, o->via.str.ptr, o->via.str.size);
+		return 0;
 	case MSGPACK_OBJECT_BIN:
 		return put_placeholder(d, o->via.bin.ptr, o->via.bin.size);
 	case MSGPACK_OBJECT_EXT:
@@ -359,11 +370,13 @@ static int put_json(mp_dec *d, const msgpack_object *o)
 			return put_placeholder(d, o->via.ext.ptr, o->via.ext.size);
 		if (o->via.ext.type == 0 && o->via.ext.size == 1)
 			return out_str(d, "null"); /* undefined, in an array */
-		if (o->via.ext.type == 0 && o->via.ext.size == 8)
-			return put_date(d->out, (const unsigned char *)o->via.ext.ptr);
+		if (o->via.ext.type == 0 && o->via.ext.size == 8) {
+			put_date(d->out, (const unsigned char *)o->via.ext.ptr);
+			return 0;
+		}
 		n = snprintf(tmp, sizeof(tmp), "[%d,", (int)o->via.ext.type);
-		if (base_buf_append(d->out, tmp, (size_t)n) < 0 ||
-		    put_placeholder(d, o->via.ext.ptr, o->via.ext.size) < 0)
+		base_buf_append(d->out, tmp, (size_t)n);
+		if (put_placeholder(d, o->via.ext.ptr, o->via.ext.size) < 0)
 			return -1;
 		return out_str(d, "]");
 	case MSGPACK_OBJECT_ARRAY:
@@ -550,9 +563,11 @@ typedef struct {
 	int rc; /* the first error */
 } mp_enc;
 
+/* msgpack-c's writer: never fails (out of memory aborts, base.h). */
 static int buf_write(void *data, const char *b, size_t len)
 {
-	return base_buf_append(data, b, len) < 0 ? -1 : 0;
+	base_buf_append(data, b, len);
+	return 0;
 }
 
 static int enc_fail(mp_enc *e, int rc)
@@ -568,8 +583,7 @@ static int put_str(mp_enc *e, const char *s, size_t len, int escaped)
 
 	if (escaped) {
 		e->scratch.len = 0;
-		if (base_buf_reserve(&e->scratch, len + 1) < 0)
-			return enc_fail(e, BASE_ENOMEM);
+		base_buf_reserve(&e->scratch, len + 1);
 		n = sio_json_unescape(s, len, e->scratch.data);
 		if (n < 0)
 			return enc_fail(e, BASE_EINVAL);
@@ -610,8 +624,8 @@ static int put_number(mp_enc *e, const char *s, size_t len)
 	return r < 0 ? enc_fail(e, BASE_ENOMEM) : 0;
 real:
 	e->scratch.len = 0;
-	if (base_buf_append(&e->scratch, s, len) < 0 || base_buf_append(&e->scratch, "", 1) < 0)
-		return enc_fail(e, BASE_ENOMEM);
+	base_buf_append(&e->scratch, s, len);
+	base_buf_append(&e->scratch, "", 1);
 	v = strtod(e->scratch.data, NULL);
 	/* What notepack does with a JavaScript number: integral values become integers. */
 	if (v == floor(v) && v >= -9223372036854775808.0 && v < 18446744073709551616.0)

@@ -271,19 +271,19 @@ static char *put_header(char *w, sio_packet_type type, base_slice nsp, int64_t i
 	return w;
 }
 
-int sio_packet_encode(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
-                      unsigned attachments, base_slice data)
+void sio_packet_encode(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
+                       unsigned attachments, base_slice data)
 {
 	size_t h = header_len(nsp, id, attachments);
 	char *w;
 
-	if (data.len > SIZE_MAX - h || base_buf_reserve(out, h + data.len) < 0)
-		return BASE_ENOMEM;
+	if (data.len > SIZE_MAX - h)
+		base_oom("sio_packet_encode", SIZE_MAX);
+	base_buf_reserve(out, h + data.len);
 	w = put_header(out->data + out->len, type, nsp, id, attachments);
 	if (data.len > 0)
 		memcpy(w, data.base, data.len);
 	out->len += h + data.len;
-	return 0;
 }
 
 /*
@@ -291,21 +291,22 @@ int sio_packet_encode(base_buf *out, sio_packet_type type, base_slice nsp, int64
  * and args, and ']', sized exactly first so that one reservation and plain
  * stores do it all: this encodes every broadcast.
  */
-static int encode_array(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
-                        unsigned attachments, const base_slice *name, base_slice args)
+static void encode_array(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
+                         unsigned attachments, const base_slice *name, base_slice args)
 {
 	size_t h = header_len(nsp, id, attachments), n = 0, total;
 	char *w;
 
 	if (name != NULL) {
 		if (name->len > SIZE_MAX / 8)
-			return BASE_ENOMEM;
+			base_oom("sio_packet_encode", SIZE_MAX);
 		n = sio__json_escaped_len(name->base, name->len);
 	}
 	/* Header, brackets, the quoted name, a comma: never near SIZE_MAX unless args is. */
 	total = h + 2 + (name ? n + 2 : 0) + (name && args.len > 0 ? 1 : 0);
-	if (args.len > SIZE_MAX - total || base_buf_reserve(out, total + args.len) < 0)
-		return BASE_ENOMEM;
+	if (args.len > SIZE_MAX - total)
+		base_oom("sio_packet_encode", SIZE_MAX);
+	base_buf_reserve(out, total + args.len);
 	w = put_header(out->data + out->len, type, nsp, id, attachments);
 	*w++ = '[';
 	if (name != NULL) {
@@ -326,19 +327,18 @@ static int encode_array(base_buf *out, sio_packet_type type, base_slice nsp, int
 	}
 	*w = ']';
 	out->len += total + args.len;
-	return 0;
 }
 
-int sio_packet_encode_event(base_buf *out, base_slice nsp, int64_t id, unsigned attachments,
-                            base_slice event, base_slice args)
+void sio_packet_encode_event(base_buf *out, base_slice nsp, int64_t id, unsigned attachments,
+                             base_slice event, base_slice args)
 {
-	return encode_array(out, attachments > 0 ? SIO_BINARY_EVENT : SIO_EVENT, nsp, id,
-	                    attachments, &event, args);
+	encode_array(out, attachments > 0 ? SIO_BINARY_EVENT : SIO_EVENT, nsp, id, attachments,
+	             &event, args);
 }
 
-int sio_packet_encode_ack(base_buf *out, base_slice nsp, int64_t id, unsigned attachments,
-                          base_slice args)
+void sio_packet_encode_ack(base_buf *out, base_slice nsp, int64_t id, unsigned attachments,
+                           base_slice args)
 {
-	return encode_array(out, attachments > 0 ? SIO_BINARY_ACK : SIO_ACK, nsp, id, attachments,
-	                    NULL, args);
+	encode_array(out, attachments > 0 ? SIO_BINARY_ACK : SIO_ACK, nsp, id, attachments, NULL,
+	             args);
 }

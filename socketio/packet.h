@@ -76,29 +76,29 @@ ssize_t sio_json_unescape(const char *in, size_t len, char *out);
 
 /**
  * Appends `s` as a JSON string (with quotes and escapes) to out.
- * Returns 0 or BASE_ENOMEM.
  */
-int sio_json_append_string(base_buf *out, const char *s, size_t len);
+void sio_json_append_string(base_buf *out, const char *s, size_t len);
 
 /**
  * Encodes a packet header and payload in the text form into out:
  * type, "<attachments>-" when attachments > 0 (the type must then be a
  * binary one), nsp (omitted when "/"), "," after a non-"/" nsp, id when
- * >= 0, then data verbatim. Returns 0 or BASE_ENOMEM.
+ * >= 0, then data verbatim. The encoders never fail (out of memory aborts,
+ * see base.h), so a packet is never sent truncated.
  */
-int sio_packet_encode(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
-                      unsigned attachments, base_slice data);
+void sio_packet_encode(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
+                       unsigned attachments, base_slice data);
 
 /**
  * Encodes an EVENT (or BINARY_EVENT when attachments > 0) with the event
  * name (raw, escaped here) and args (JSON text of the elements after the
  * name, without brackets; may be empty): `2/nsp,12["name",<args>]`.
  */
-int sio_packet_encode_event(base_buf *out, base_slice nsp, int64_t id, unsigned attachments,
-                            base_slice event, base_slice args);
+void sio_packet_encode_event(base_buf *out, base_slice nsp, int64_t id, unsigned attachments,
+                             base_slice event, base_slice args);
 /** Encodes an ACK (or BINARY_ACK) with args: `3/nsp,12[<args>]`. */
-int sio_packet_encode_ack(base_buf *out, base_slice nsp, int64_t id, unsigned attachments,
-                          base_slice args);
+void sio_packet_encode_ack(base_buf *out, base_slice nsp, int64_t id, unsigned attachments,
+                           base_slice args);
 
 /* ---- socket.io-msgpack-parser wire format ------------------------------ */
 

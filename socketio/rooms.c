@@ -13,59 +13,21 @@
 
 #include "server_internal.h"
 
-static size_t room_hash(const char *name, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)name[i];
-		h *= 1099511628211ull;
-	}
-	return (size_t)h;
-}
-
 sio_room *sio__room_find(sio_namespace *nsp, const char *name, size_t len)
 {
-	if (!nsp->rooms_size)
-		return NULL;
-	sio_room *r = nsp->rooms[room_hash(name, len) & (nsp->rooms_size - 1)];
-	for (; r; r = r->hnext)
-		if (r->name_len == len && memcmp(r->name, name, len) == 0)
+	size_t h = base_table_hash(name, len);
+	for (base_table_link *l = base_table_bucket(&nsp->rooms, h); l; l = l->next) {
+		sio_room *r = BASE_CONTAINER_OF(l, sio_room, hlink);
+		if (l->hash == h && r->name_len == len && memcmp(r->name, name, len) == 0)
 			return r;
-	return NULL;
-}
-
-static int rooms_grow(sio_namespace *nsp)
-{
-	size_t nsize = nsp->rooms_size ? nsp->rooms_size * 2 : 64;
-	sio_room **nt = calloc(nsize, sizeof(*nt));
-	if (!nt)
-		return BASE_ENOMEM;
-	for (size_t i = 0; i < nsp->rooms_size; i++) {
-		sio_room *r = nsp->rooms[i], *next;
-		for (; r; r = next) {
-			next = r->hnext;
-			size_t b = room_hash(r->name, r->name_len) & (nsize - 1);
-			r->hnext = nt[b];
-			nt[b] = r;
-		}
 	}
-	free(nsp->rooms);
-	nsp->rooms = nt;
-	nsp->rooms_size = nsize;
-	return 0;
+	return NULL;
 }
 
 static void room_remove(sio_namespace *nsp, sio_room *room)
 {
-	sio_room **pp = &nsp->rooms[room_hash(room->name, room->name_len) & (nsp->rooms_size - 1)];
-	for (; *pp; pp = &(*pp)->hnext) {
-		if (*pp == room) {
-			*pp = room->hnext;
-			nsp->n_rooms--;
-			free(room);
-			return;
-		}
-	}
+	base_table_remove(&nsp->rooms, &room->hlink);
+	free(room);
 }
 
 int sio_join(sio_socket *s, const char *name)
@@ -79,8 +41,6 @@ int sio_join(sio_socket *s, const char *name)
 		if (sio_in_room(s, name))
 			return 0;
 	} else {
-		if (nsp->n_rooms >= nsp->rooms_size && rooms_grow(nsp))
-			return BASE_ENOMEM;
 		room = malloc(sizeof(*room) + len + 1);
 		if (!room)
 			return BASE_ENOMEM;
@@ -88,10 +48,7 @@ int sio_join(sio_socket *s, const char *name)
 		room->name_len = len;
 		room->n = 0;
 		base_list_init(&room->members);
-		size_t b = room_hash(name, len) & (nsp->rooms_size - 1);
-		room->hnext = nsp->rooms[b];
-		nsp->rooms[b] = room;
-		nsp->n_rooms++;
+		base_table_insert(&nsp->rooms, &room->hlink, base_table_hash(name, len));
 	}
 	sio_membership *m = malloc(sizeof(*m));
 	if (!m) {
@@ -153,9 +110,7 @@ void sio__leave_all(sio_socket *s)
 void sio__rooms_free(sio_namespace *nsp)
 {
 	/* Sockets are gone by now, and with them every membership and room. */
-	free(nsp->rooms);
-	nsp->rooms = NULL;
-	nsp->rooms_size = nsp->n_rooms = 0;
+	base_table_free(&nsp->rooms);
 	free(nsp->scratch);
 	nsp->scratch = NULL;
 	nsp->scratch_cap = 0;
@@ -336,11 +291,11 @@ static int encode_shared(sio_server *srv, const base_slice *parts, size_t n_part
 	if (srv->opts.parser == SIO_PARSER_MSGPACK) {
 		base_buf text = BASE_BUF_INIT, out = BASE_BUF_INIT;
 		int rc = 0;
-		for (size_t i = 0; i < n_parts && !rc; i++)
-			rc = base_buf_append(&text, parts[i].base, parts[i].len);
+		for (size_t i = 0; i < n_parts; i++)
+			base_buf_append(&text, parts[i].base, parts[i].len);
 		sio_packet p;
 		const char *err;
-		if (!rc && sio_packet_decode(text.data, text.len, &p, &err))
+		if (sio_packet_decode(text.data, text.len, &p, &err))
 			rc = SIO_EBAD_ARGS;
 		if (!rc)
 			rc = sio_msgpack_encode(&out, p.type, p.nsp, p.id, p.data, atts, n_atts);

@@ -10,23 +10,6 @@
 
 #include "server_internal.h"
 
-static const struct {
-	int code;
-	const char *msg;
-} sio_errors[] = {
-#define SIO_ERR_ROW(name, val, msg) {val, msg},
-    SIO_ERRNO_MAP(SIO_ERR_ROW)
-#undef SIO_ERR_ROW
-};
-
-const char *sio_strerror(int err)
-{
-	for (size_t i = 0; i < BASE_ARRAY_SIZE(sio_errors); i++)
-		if (sio_errors[i].code == err)
-			return sio_errors[i].msg;
-	return http_strerror(err);
-}
-
 void sio_options_default(sio_options *o)
 {
 	memset(o, 0, sizeof(*o));
@@ -73,11 +56,9 @@ int sio__client_send_encoded(sio_client *c, const base_slice *parts, size_t n_pa
 		return SIO_ENOT_CONNECTED;
 	if (c->srv->opts.parser == SIO_PARSER_MSGPACK) {
 		base_buf text = BASE_BUF_INIT;
-		int rc = 0;
-		for (size_t i = 0; i < n_parts && !rc; i++)
-			rc = base_buf_append(&text, parts[i].base, parts[i].len);
-		if (!rc)
-			rc = send_msgpack(c, (base_slice){text.data, text.len}, atts, n_atts);
+		for (size_t i = 0; i < n_parts; i++)
+			base_buf_append(&text, parts[i].base, parts[i].len);
+		int rc = send_msgpack(c, (base_slice){text.data, text.len}, atts, n_atts);
 		base_buf_free(&text);
 		return rc;
 	}
@@ -101,11 +82,9 @@ int sio__client_send(sio_client *c, sio_packet_type type, base_slice nsp, int64_
 		base_buf_free(&b);
 		return rc;
 	}
-	rc = sio_packet_encode(&b, type, nsp, id, (unsigned)n_atts, (base_slice){NULL, 0});
-	if (!rc) {
-		base_slice parts[2] = {{b.data, b.len}, data};
-		rc = eio_socket_sendv(c->eio, 0, parts, data.len ? 2 : 1);
-	}
+	sio_packet_encode(&b, type, nsp, id, (unsigned)n_atts, (base_slice){NULL, 0});
+	base_slice parts[2] = {{b.data, b.len}, data};
+	rc = eio_socket_sendv(c->eio, 0, parts, data.len ? 2 : 1);
 	base_buf_free(&b);
 	if (!rc && n_atts)
 		rc = send_attachments(c, atts, n_atts);
@@ -373,10 +352,7 @@ static void on_binary_attachment(sio_client *c, const char *data, size_t len)
 	}
 	if (w->received + 1 < w->pkt.attachments) {
 		/* Not the last: kept until the rest have arrived. */
-		if (base_buf_append(&w->data, data, len)) {
-			client_fail(c, "out of memory");
-			return;
-		}
+		base_buf_append(&w->data, data, len);
 		w->offsets[++w->received] = w->data.len;
 		return;
 	}
@@ -408,8 +384,9 @@ static void on_text_packet(sio_client *c, const char *data, size_t len)
 	}
 	/* Keep the header until its attachments have arrived. */
 	sio_binary_wait *w = calloc(1, sizeof(*w));
-	if (!w || base_buf_append(&w->header, data, len) ||
-	    sio_packet_decode(w->header.data, w->header.len, &w->pkt, &err)) {
+	if (w)
+		base_buf_append(&w->header, data, len);
+	if (!w || sio_packet_decode(w->header.data, w->header.len, &w->pkt, &err)) {
 		binary_wait_free(w);
 		client_fail(c, "out of memory");
 		return;

@@ -6,6 +6,7 @@
 #define SIO_SERVER_INTERNAL_H
 
 #include "socketio.h"
+#include "base/table.h"
 #include "base/timeq.h"
 
 #define SIO_ID_BYTES 15
@@ -80,8 +81,8 @@ typedef struct {
 } sio_mw;
 
 typedef struct sio_room {
-	struct sio_room *hnext;
-	base_list members; /* sio_membership.room_link */
+	base_table_link hlink; /* in nsp->rooms, by name */
+	base_list members;     /* sio_membership.room_link */
 	size_t n;
 	size_t name_len;
 	char name[];
@@ -118,8 +119,7 @@ struct sio_namespace {
 	void *on_connection_ud;
 	sio_disconnect_fn on_disconnect;
 	void *on_disconnect_ud;
-	sio_room **rooms;
-	size_t rooms_size, n_rooms;
+	base_table rooms; /* sio_room.hlink; zeroed: empty */
 	uint32_t bcast_epoch;
 	sio_limit event_limit; /* its sockets' event rate limit */
 	/* the targets of a broadcast, reused by the next (rooms.c) */

@@ -26,19 +26,14 @@ typedef struct sio_server sio_server;
 typedef struct sio_namespace sio_namespace;
 typedef struct sio_socket sio_socket;
 
-#define SIO_ERRNO_MAP(X)                                   \
-	X(NOT_CONNECTED, -3001, "socket is not connected") \
-	X(BAD_ARGS, -3002, "arguments are not valid JSON") \
-	X(TOO_MANY_ATTACHMENTS, -3003, "too many attachments")
-
 typedef enum {
 #define SIO_ERR_ENUM(name, val, msg) SIO_E##name = (val),
 	SIO_ERRNO_MAP(SIO_ERR_ENUM)
 #undef SIO_ERR_ENUM
 } sio_errno;
 
-/** Describes an sio_errno, or any lower layer's error code. */
-const char *sio_strerror(int err);
+/* SIO_ERRNO_MAP is in base/errors.h, with every layer's codes; base_strerror
+ * describes them. */
 
 /* ---- server ------------------------------------------------------------ */
 

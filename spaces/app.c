@@ -109,12 +109,7 @@ sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
 		return NULL;
 	}
 	base_buf answered = BASE_BUF_INIT;
-	if (sp__pending_ids(app, NULL, &answered)) {
-		base_buf_free(&answered);
-		sp__results_free(app);
-		free(app);
-		return NULL;
-	}
+	sp__pending_ids(app, NULL, &answered);
 	/*
 	 * The apps of an earlier run are gone: what they held goes back to the
 	 * queue, except the requests whose result the journal has.

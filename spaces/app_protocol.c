@@ -613,10 +613,9 @@ static void on_disconnect(sio_socket *s, const char *reason, void *ud)
 			char served[16];
 			snprintf(served, sizeof(served), "%u", c->served);
 			base_buf keep = BASE_BUF_INIT;
-			const char *params[3] = {c->id, served, NULL};
-			if (sp__pending_ids(app, c, &keep) == 0)
-				params[2] = keep.data;
-			if (!params[2] || db_query(app->db, sql, 3, params, requeued, q))
+			sp__pending_ids(app, c, &keep);
+			const char *params[3] = {c->id, served, keep.data};
+			if (db_query(app->db, sql, 3, params, requeued, q))
 				free(q);
 			else
 				c->served = 0;

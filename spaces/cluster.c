@@ -350,13 +350,14 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pack
 		base_buf whole = BASE_BUF_INIT;
 		size_t head = at ? (size_t)(at - mp.data) + 5 : 0;
 
-		if (at == NULL || base_buf_append(&whole, mp.data, head) < 0 ||
-		    sio_msgpack_pack_json(&whole, p.data, atts, n_atts) != 0 ||
-		    base_buf_append(&whole, mp.data + head + 1, mp.len - head - 1) < 0) {
+		if (at != NULL)
+			base_buf_append(&whole, mp.data, head);
+		if (at == NULL || sio_msgpack_pack_json(&whole, p.data, atts, n_atts) != 0) {
 			base_buf_free(&whole);
 			c->st.dropped++;
 			goto out;
 		}
+		base_buf_append(&whole, mp.data + head + 1, mp.len - head - 1);
 		out_attach(c, cn->channel, name, CL_BROADCAST, &whole);
 		base_buf_free(&whole);
 	}

@@ -409,7 +409,8 @@ static void drain_waiting(sp_app *app)
 		base_buf_append(&ids, "\"", 1);
 	}
 	base_buf_append(&ids, "}", 1);
-	if (ids.data && ids.len > 2 && base_buf_append(&ids, "", 1) == 0) {
+	if (ids.data && ids.len > 2) {
+		base_buf_append(&ids, "", 1);
 		const char *params[1] = {ids.data};
 		db_query(app->db, sql, 1, params, waiting_found, app);
 	}
@@ -488,10 +489,9 @@ static void sweep_tick(uv_timer_t *t)
 	    "RETURNING id::text, user_id::text, space_id::text, connection_id, "
 	    "result::text, " SP_TIME_SQL("updated_at");
 	base_buf answered = BASE_BUF_INIT;
-	if (sp__pending_ids(app, NULL, &answered) == 0) {
-		const char *params[1] = {answered.data};
-		app->sweeping = db_query(app->db, sql, 1, params, swept, app) == 0;
-	}
+	sp__pending_ids(app, NULL, &answered);
+	const char *params[1] = {answered.data};
+	app->sweeping = db_query(app->db, sql, 1, params, swept, app) == 0;
 	base_buf_free(&answered);
 }
 

@@ -209,30 +209,28 @@ int sp__held_expired(sp_app *app, const char *request_id)
 	return waiting;
 }
 
-int sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out)
+void sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out)
 {
-	int rc = base_buf_append(out, "{", 1);
 	int first = 1;
 	base_list *pos;
-	for (pos = app->results->pending.next; rc == 0 && pos != &app->results->pending;
-	     pos = pos->next) {
+	base_buf_append(out, "{", 1);
+	for (pos = app->results->pending.next; pos != &app->results->pending; pos = pos->next) {
 		sp_req *e = BASE_CONTAINER_OF(pos, sp_req, pending_link);
 		if (only && e->r_conn != only)
 			continue;
 		if (!first)
-			rc |= base_buf_append(out, ",", 1);
+			base_buf_append(out, ",", 1);
 		first = 0;
 		/* An array literal's element, quoted. */
-		rc |= base_buf_append(out, "\"", 1);
+		base_buf_append(out, "\"", 1);
 		for (const char *s = e->id; *s; s++) {
 			if (*s == '"' || *s == '\\')
-				rc |= base_buf_append(out, "\\", 1);
-			rc |= base_buf_append(out, s, 1);
+				base_buf_append(out, "\\", 1);
+			base_buf_append(out, s, 1);
 		}
-		rc |= base_buf_append(out, "\"", 1);
+		base_buf_append(out, "\"", 1);
 	}
-	rc |= base_buf_append(out, "}", 2); /* with its NUL */
-	return rc ? BASE_ENOMEM : 0;
+	base_buf_append(out, "}", 2); /* with its NUL */
 }
 
 int sp__db_up(const sp_app *app)
@@ -444,7 +442,7 @@ void sp__result_take(sp_conn *c, json_t *obj)
 			base_buf_append_str(&rec, "null");
 		base_buf_append_str(&rec, ",\"result\":");
 		base_buf_append_str(&rec, text);
-		rc = base_buf_append(&rec, "}", 1);
+		base_buf_append(&rec, "}", 1);
 	}
 	if (rc == 0)
 		rc = sp_journal_add(R->journal, rec.data, rec.len, &e->rec);

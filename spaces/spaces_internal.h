@@ -148,9 +148,8 @@ int sp__held_expired(sp_app *app, const char *request_id);
 /**
  * The ids of the requests whose result waits to be written (of connection
  * only, or all when NULL) as a PostgreSQL array literal, NUL-terminated.
- * 0 or BASE_ENOMEM.
  */
-int sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out);
+void sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out);
 /** inference_result / inference_progress from c (the event's first argument). */
 void sp__result_take(sp_conn *c, json_t *obj);
 void sp__progress_take(sp_conn *c, json_t *obj);

@@ -74,7 +74,7 @@ spaces_script_test(report_quick 900 ${CMAKE_SOURCE_DIR}/tests/report/test_report
 # on one PostgreSQL, broadcasts across them; correctness only (all connected,
 # every broadcast received exactly once), never timings; first, that a server
 # losing one delivery and one repeating one (faulty_server.js) each fail a round.
-if(TARGET bench-loadgen AND TARGET cluster-node)
+if(TARGET bench-loadgen)
   spaces_script_test(bench_scale_small 240 /usr/bin/python3 ${CMAKE_SOURCE_DIR}/tests/bench/scale.py
     --check --selftest --conns 10000 --nodes 3 --servers ours --rounds 1 --idle 2 --settle 1 --broadcasts 3
     --build-dir ${CMAKE_BINARY_DIR} --out ${CMAKE_BINARY_DIR}/bench-scale-small)

@@ -158,7 +158,7 @@ static int run_tx(const char *url, const db_stmt *stmts, unsigned n, cli_state *
 	}
 	int rc = db_query_tx(st->pool, stmts, n, answered, st);
 	if (rc) {
-		snprintf(st->error, sizeof(st->error), "%s", db_strerror(rc));
+		snprintf(st->error, sizeof(st->error), "%s", base_strerror(rc));
 		db_pool_close(st->pool, pool_closed, st);
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
@@ -256,7 +256,7 @@ int web_cli_user(int argc, char **argv, const char *database_url, const char *mi
 	}
 	int n = db_migrate(url, migrations, err, sizeof(err));
 	if (n < 0) {
-		fprintf(stderr, "spaces-server: database: %s (%s)\n", db_strerror(n), err);
+		fprintf(stderr, "spaces-server: database: %s (%s)\n", base_strerror(n), err);
 		goto out;
 	}
 	if ((cmd == CMD_ADD || cmd == CMD_PASSWD) &&

@@ -44,19 +44,15 @@ int web_cookie_get(base_slice header, const char *name, base_slice *value)
 	return 0;
 }
 
-int web_cookie_set_line(base_buf *out, const char *name, const char *value, long max_age,
-                        int secure)
+void web_cookie_set_line(base_buf *out, const char *name, const char *value, long max_age,
+                         int secure)
 {
-	int rc =
-	    base_buf_printf(out, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax", name, value);
-
-	if (rc == 0 && max_age >= 0)
-		rc = base_buf_printf(out, "; Max-Age=%ld", max_age);
-	if (rc == 0 && max_age == 0)
-		rc = base_buf_append_str(out, "; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
-	if (rc == 0 && secure)
-		rc = base_buf_append_str(out, "; Secure");
-	if (rc == 0)
-		rc = base_buf_append_str(out, "\r\n");
-	return rc;
+	base_buf_printf(out, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax", name, value);
+	if (max_age >= 0)
+		base_buf_printf(out, "; Max-Age=%ld", max_age);
+	if (max_age == 0)
+		base_buf_append_str(out, "; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+	if (secure)
+		base_buf_append_str(out, "; Secure");
+	base_buf_append_str(out, "\r\n");
 }

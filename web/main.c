@@ -827,7 +827,7 @@ static int run_migrations(const web_config *cfg)
 	int n = db_migrate(cfg->database_url, cfg->migrations_dir, err, sizeof(err));
 	if (n < 0) {
 		BASE_LOGE("main", "migrations in %s failed: %s%s%s", cfg->migrations_dir,
-		          db_strerror(n), err[0] ? ": " : "", err);
+		          base_strerror(n), err[0] ? ": " : "", err);
 		return -1;
 	}
 	if (n > 0)

@@ -91,7 +91,7 @@ void web__with_session(web_ctx *w, web_step next)
 	const char *params[3] = {w->sess.token_hash, idle, step};
 	int rc = db_query_flags(w->site->db, DB_RETRY, sql, 3, params, session_found, w);
 	if (rc) {
-		BASE_LOGW("web", "session lookup not queued: %s", db_strerror(rc));
+		BASE_LOGW("web", "session lookup not queued: %s", base_strerror(rc));
 		if (w->json)
 			web__json_error(w, 503, "Server busy, please retry");
 		else
@@ -147,7 +147,8 @@ void web__session_create(web_ctx *w, const char *user_id, const char *location)
 	snprintf(c->location, sizeof(c->location), "%s", location);
 	web_cookie_set_line(&line, WEB_SESSION_COOKIE, token, (long)w->site->opts.session_ttl_s,
 	                    w->site->opts.secure_cookies);
-	if (!web_buf_cstr(&line) || line.len >= sizeof(c->cookie)) {
+	web_buf_cstr(&line);
+	if (line.len >= sizeof(c->cookie)) {
 		base_buf_free(&line);
 		free(c);
 		web__server_error(w, "creating a session", NULL);

@@ -189,10 +189,7 @@ void web__redirect(web_ctx *w, const char *location, const char *extra_headers)
 
 	base_buf_printf(&h, "Location: %s\r\nCache-Control: no-store\r\n%s", location,
 	                extra_headers ? extra_headers : "");
-	if (!web_buf_cstr(&h)) {
-		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
-		return;
-	}
+	web_buf_cstr(&h);
 	web__respond(w, 302, "text/plain; charset=utf-8", h.data, NULL, 0);
 	base_buf_free(&h);
 }
@@ -247,16 +244,13 @@ void web__page(web_ctx *w, int status, const char *title, const base_buf *body,
                const char *extra_headers)
 {
 	base_buf b = BASE_BUF_INIT, h = BASE_BUF_INIT;
-	int rc;
 
 	layout_head(&b, w, title);
 	base_buf_append(&b, body->data ? body->data : "", body->len);
-	rc = base_buf_append_str(&b, "</main>\n</body>\n</html>\n");
+	base_buf_append_str(&b, "</main>\n</body>\n</html>\n");
 	base_buf_printf(&h, "%s%s", WEB_PAGE_HEADERS, extra_headers ? extra_headers : "");
-	if (rc || !web_buf_cstr(&h))
-		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
-	else
-		web__respond(w, status, "text/html; charset=utf-8", h.data, b.data, b.len);
+	web_buf_cstr(&h);
+	web__respond(w, status, "text/html; charset=utf-8", h.data, b.data, b.len);
 	base_buf_free(&b);
 	base_buf_free(&h);
 }
@@ -360,7 +354,7 @@ base_slice web__host(const web_ctx *w)
 	return BASE_SLICE_LIT("localhost");
 }
 
-int web__base_url(base_buf *out, const web_ctx *w)
+void web__base_url(base_buf *out, const web_ctx *w)
 {
 	const char *pub = w->site->public_url;
 
@@ -369,10 +363,11 @@ int web__base_url(base_buf *out, const web_ctx *w)
 
 		while (n && pub[n - 1] == '/')
 			n--;
-		return base_buf_append(out, pub, n);
+		base_buf_append(out, pub, n);
+		return;
 	}
 	base_slice h = web__host(w);
-	return base_buf_printf(out, "http://%.*s", (int)h.len, h.base);
+	base_buf_printf(out, "http://%.*s", (int)h.len, h.base);
 }
 
 /* ---- the site ------------------------------------------------------------- */

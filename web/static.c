@@ -138,10 +138,7 @@ static void serve(http_request *req, void *ud)
 	                "ETag: %s\r\nCache-Control: %s\r\n"
 	                "Access-Control-Allow-Origin: *\r\n%s",
 	                f->etag, f->cache_control, f->gz ? "Vary: Accept-Encoding\r\n" : "");
-	if (!web_buf_cstr(&h)) {
-		http_respond(req, 500, "text/plain", NULL, "Server error\n", 13);
-		return;
-	}
+	web_buf_cstr(&h);
 	if (inm && inm->len) {
 		/* A list of tags, possibly weak ("W/"): any match is a hit. */
 		const char *p = inm->base, *end = inm->base + inm->len;
@@ -157,10 +154,7 @@ static void serve(http_request *req, void *ud)
 	}
 	if (gz)
 		base_buf_append_str(&h, "Content-Encoding: gzip\r\n");
-	if (!web_buf_cstr(&h)) {
-		http_respond(req, 500, "text/plain", NULL, "Server error\n", 13);
-		return;
-	}
+	web_buf_cstr(&h);
 	http_respond(req, 200, f->content_type, h.data, gz ? f->gz : f->data,
 	             gz ? f->gz_len : f->len);
 	base_buf_free(&h);

@@ -64,7 +64,8 @@ static void submitted(const sp_submit_result *r, void *ud)
 	json_decref(body);
 	base_buf h = BASE_BUF_INIT;
 	base_buf_printf(&h, "Cache-Control: no-store\r\n%s", hdr);
-	if (!text || !web_buf_cstr(&h))
+	web_buf_cstr(&h);
+	if (!text)
 		web__json_error(w, 500, "Out of memory");
 	else
 		web__respond(w, r->status, "application/json", h.data, text, strlen(text));

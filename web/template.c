@@ -10,37 +10,29 @@
 
 #include "web_internal.h"
 
-static int url_escape(base_buf *out, const char *s, size_t len)
+static void url_escape(base_buf *out, const char *s, size_t len)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	int rc = 0;
 
-	for (size_t i = 0; i < len && rc == 0; i++) {
+	for (size_t i = 0; i < len; i++) {
 		unsigned char c = (unsigned char)s[i];
 
 		if ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
 		    c == '-' || c == '_' || c == '.' || c == '~') {
-			rc = base_buf_append(out, s + i, 1);
+			base_buf_append(out, s + i, 1);
 		} else {
 			char e[3] = {'%', hex[c >> 4], hex[c & 15]};
 
-			rc = base_buf_append(out, e, 3);
+			base_buf_append(out, e, 3);
 		}
 	}
-	return rc;
 }
 
 const char *web_buf_cstr(base_buf *b)
 {
-	if (base_buf_reserve(b, 1))
-		return NULL;
+	base_buf_reserve(b, 1);
 	b->data[b->len] = 0;
 	return b->data;
-}
-
-int web_url_escape(base_buf *out, const char *s, size_t len)
-{
-	return url_escape(out, s, len);
 }
 
 int web_html_v(base_buf *out, const char *fmt, va_list ap)
@@ -54,47 +46,45 @@ int web_html_v(base_buf *out, const char *fmt, va_list ap)
 			p++;
 			continue;
 		}
-		rc = base_buf_append(out, run, (size_t)(p - run));
-		if (rc)
-			break;
+		base_buf_append(out, run, (size_t)(p - run));
 		p++;
 		switch (*p) {
 		case 's': {
 			const char *s = va_arg(ap, const char *);
 
 			if (s)
-				rc = base_html_escape(out, s, strlen(s));
+				base_html_escape(out, s, strlen(s));
 			break;
 		}
 		case 'S': {
 			base_slice sl = va_arg(ap, base_slice);
 
 			if (sl.len)
-				rc = base_html_escape(out, sl.base, sl.len);
+				base_html_escape(out, sl.base, sl.len);
 			break;
 		}
 		case 'R': {
 			const char *s = va_arg(ap, const char *);
 
 			if (s)
-				rc = base_buf_append_str(out, s);
+				base_buf_append_str(out, s);
 			break;
 		}
 		case 'U': {
 			const char *s = va_arg(ap, const char *);
 
 			if (s)
-				rc = url_escape(out, s, strlen(s));
+				url_escape(out, s, strlen(s));
 			break;
 		}
 		case 'd':
-			rc = base_buf_printf(out, "%d", va_arg(ap, int));
+			base_buf_printf(out, "%d", va_arg(ap, int));
 			break;
 		case 'u':
-			rc = base_buf_printf(out, "%u", va_arg(ap, unsigned));
+			base_buf_printf(out, "%u", va_arg(ap, unsigned));
 			break;
 		case '%':
-			rc = base_buf_append(out, "%", 1);
+			base_buf_append(out, "%", 1);
 			break;
 		default:
 			/* A format we do not know is our own bug; write nothing more. */
@@ -106,7 +96,7 @@ int web_html_v(base_buf *out, const char *fmt, va_list ap)
 		run = p;
 	}
 	if (rc == 0)
-		rc = base_buf_append(out, run, (size_t)(p - run));
+		base_buf_append(out, run, (size_t)(p - run));
 	return rc;
 }
 

@@ -78,17 +78,14 @@ static void rows_deleted(const db_result *res, void *ud)
 }
 
 /* The tokens as a PostgreSQL array literal: tokens are base64url, no quoting needed. */
-static int token_array(base_buf *b, const web_upload *ups, size_t n)
+static void token_array(base_buf *b, const web_upload *ups, size_t n)
 {
-	int rc = base_buf_append(b, "{", 1);
-
-	for (size_t i = 0; i < n && rc == 0; i++) {
+	base_buf_append(b, "{", 1);
+	for (size_t i = 0; i < n; i++) {
 		if (ups[i].token[0])
-			rc = base_buf_printf(b, "%s%s", b->len > 1 ? "," : "", ups[i].token);
+			base_buf_printf(b, "%s%s", b->len > 1 ? "," : "", ups[i].token);
 	}
-	if (rc == 0)
-		rc = base_buf_append(b, "}", 2); /* with the NUL */
-	return rc;
+	base_buf_append(b, "}", 2); /* with the NUL */
 }
 
 void web__uploads_discard(web_site *site, const web_upload *ups, size_t n)
@@ -100,11 +97,9 @@ void web__uploads_discard(web_site *site, const web_upload *ups, size_t n)
 		if (ups[i].written)
 			remove_upload(site->loop, ups[i].path);
 	}
-	if (token_array(&arr, ups, n) == 0) {
-		static const char sql[] = "DELETE FROM uploads WHERE token = ANY($1::text[])";
-		const char *params[1] = {arr.data};
-		db_query(site->db, sql, 1, params, NULL, NULL);
-	}
+	static const char del[] = "DELETE FROM uploads WHERE token = ANY($1::text[])";
+	token_array(&arr, ups, n);
+	db_query(site->db, del, 1, (const char *[]){arr.data}, NULL, NULL);
 	base_buf_free(&arr);
 }
 
@@ -112,12 +107,10 @@ void web__uploads_attach(web_site *site, const web_upload *ups, size_t n, const 
 {
 	base_buf arr = BASE_BUF_INIT;
 
-	if (token_array(&arr, ups, n) == 0) {
-		static const char sql[] =
-		    "UPDATE uploads SET request_id = $1 WHERE token = ANY($2::text[])";
-		const char *params[2] = {request_id, arr.data};
-		db_query(site->db, sql, 2, params, NULL, NULL);
-	}
+	static const char upd[] =
+	    "UPDATE uploads SET request_id = $1 WHERE token = ANY($2::text[])";
+	token_array(&arr, ups, n);
+	db_query(site->db, upd, 2, (const char *[]){request_id, arr.data}, NULL, NULL);
 	base_buf_free(&arr);
 }
 
@@ -478,10 +471,7 @@ static void upload_found(const db_result *res, void *ud)
 	} else {
 		r = 200;
 	}
-	if (!web_buf_cstr(h)) {
-		web__respond(w, 500, "text/plain; charset=utf-8", NULL, "Out of memory\n", 14);
-		return;
-	}
+	web_buf_cstr(h);
 	if (r == 304) {
 		web__respond(w, 304, NULL, h->data, NULL, 0);
 		return;

@@ -36,11 +36,9 @@ int web_html(base_buf *out, const char *fmt, ...);
 int web_html_v(base_buf *out, const char *fmt, va_list ap);
 /**
  * Makes b a C string: a NUL after its bytes, not counted in len (base_buf
- * does not keep one). Returns b->data, or NULL on ENOMEM.
+ * does not keep one). Returns b->data, never NULL (out of memory aborts).
  */
-const char *web_buf_cstr(base_buf *b);
-/** Appends s percent-encoded (everything but unreserved characters). */
-int web_url_escape(base_buf *out, const char *s, size_t len);
+const char *web_buf_cstr(base_buf *b) __attribute__((returns_nonnull));
 
 /* ---- form.c, multipart.c: submitted forms ------------------------------- */
 
@@ -118,8 +116,8 @@ int web_cookie_get(base_slice header, const char *name, base_slice *value);
  * Appends a Set-Cookie header line (with CRLF): Path=/, HttpOnly,
  * SameSite=Lax, Max-Age when max_age >= 0 (0 also expires it), Secure.
  */
-int web_cookie_set_line(base_buf *out, const char *name, const char *value, long max_age,
-                        int secure);
+void web_cookie_set_line(base_buf *out, const char *name, const char *value, long max_age,
+                         int secure);
 
 /* ---- csrf.c -------------------------------------------------------------- */
 
@@ -308,7 +306,7 @@ int web__require_admin(web_ctx *w);
 /** The request's Host, or "localhost". Valid while the request is. */
 base_slice web__host(const web_ctx *w);
 /** The base URL of the site ("http://host"), no trailing slash, appended to out. */
-int web__base_url(base_buf *out, const web_ctx *w);
+void web__base_url(base_buf *out, const web_ctx *w);
 /**
  * admin.c: the "Connect an app" section of a space (admins only: it shows
  * the token): the exact command line that starts mock_app.py for it, with

@@ -41,11 +41,11 @@ static base_arena_block *arena_grow(base_arena *a, size_t n)
 			size = left;
 	}
 	if (size > SIZE_MAX - sizeof(*b) - ARENA_ALIGN)
-		return NULL;
+		base_oom("base_arena", SIZE_MAX);
 	b = aligned_alloc(ARENA_ALIGN,
 	                  (sizeof(*b) + size + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1));
 	if (b == NULL)
-		return NULL;
+		base_oom("base_arena", size);
 	b->next = a->head;
 	b->size = size;
 	a->head = b;
@@ -82,7 +82,7 @@ char *base_arena_strndup(base_arena *a, const char *s, size_t len)
 	char *p;
 
 	if (len == SIZE_MAX)
-		return NULL;
+		base_oom("base_arena", SIZE_MAX);
 	p = base_arena_alloc(a, len + 1);
 	if (p == NULL)
 		return NULL;

@@ -4,6 +4,15 @@
  * Growable buffers, slices, request arenas, refcounted shared chunks,
  * intrusive lists, error maps, logging, escaping, base64 and random ids.
  * Nothing here knows about HTTP, Engine.IO or anything above.
+ *
+ * Out of memory: the tree follows one policy, as h2o and redis do. An
+ * allocation that fails logs one line and aborts the process (base_xmalloc
+ * and friends); base's containers (base_buf, base_chunk, arenas without a
+ * limit) use them and so never fail. Their functions return void, or a value
+ * that means something else than "out of memory" (an arena's byte limit).
+ * Callers never test for BASE_ENOMEM after a base call. Limits that a peer
+ * can reach (payload sizes, queue lengths) are checked before allocating and
+ * answered with a protocol error, never with an allocation failure.
  */
 #ifndef BASE_H
 #define BASE_H
@@ -19,15 +28,24 @@
 #define BASE_MIN(a, b) ((a) < (b) ? (a) : (b))
 #define BASE_MAX(a, b) ((a) > (b) ? (a) : (b))
 
+/* ---- memory ------------------------------------------------------------ */
+
+/*
+ * malloc, calloc, realloc and strdup that never return NULL: on failure they
+ * log "out of memory" with the size asked for and abort(). realloc and
+ * malloc of 0 bytes return a valid pointer to free.
+ */
+void *base_xmalloc(size_t n) __attribute__((malloc, returns_nonnull));
+void *base_xcalloc(size_t count, size_t size) __attribute__((malloc, returns_nonnull));
+void *base_xrealloc(void *p, size_t n) __attribute__((returns_nonnull));
+char *base_xstrdup(const char *s) __attribute__((malloc, returns_nonnull));
+char *base_xstrndup(const char *s, size_t n) __attribute__((malloc, returns_nonnull));
+/** Logs "out of memory" (what, n bytes) and aborts. */
+void base_oom(const char *what, size_t n) __attribute__((noreturn));
+
 /* ---- errors ------------------------------------------------------------ */
 
-/* Every function that can fail returns 0 or one of these negative codes. */
-#define BASE_ERRNO_MAP(X)                   \
-	X(NOMEM, -1001, "out of memory")    \
-	X(INVAL, -1002, "invalid argument") \
-	X(LIMIT, -1003, "limit exceeded")   \
-	X(CLOSED, -1004, "closed")          \
-	X(PARTIAL, -1005, "incomplete input")
+#include "errors.h"
 
 typedef enum {
 #define BASE_ERR_ENUM(name, val, msg) BASE_E##name = (val),
@@ -35,7 +53,11 @@ typedef enum {
 #undef BASE_ERR_ENUM
 } base_errno;
 
-/** Returns a static description of a base_errno value, or "unknown error". */
+/**
+ * Returns a static description of any error code of the tree (errors.h):
+ * 0 is "success", libuv's codes are uv_strerror's, a layer's its message;
+ * "unknown error" otherwise.
+ */
 const char *base_strerror(int err);
 
 /* ---- slices ------------------------------------------------------------ */
@@ -67,14 +89,18 @@ typedef struct {
 		NULL, 0, 0 \
 	}
 
-/** Makes room for at least extra more bytes. Returns 0 or BASE_ENOMEM. */
-int base_buf_reserve(base_buf *b, size_t extra);
-/** Appends len bytes. Returns 0 or BASE_ENOMEM. */
-int base_buf_append(base_buf *b, const void *data, size_t len);
+/*
+ * A base_buf never fails: growing past memory aborts (see "Out of memory"
+ * above), so none of these return anything.
+ */
+/** Makes room for at least extra more bytes. */
+void base_buf_reserve(base_buf *b, size_t extra);
+/** Appends len bytes. */
+void base_buf_append(base_buf *b, const void *data, size_t len);
 /** Appends a NUL-terminated string (without its NUL). */
-int base_buf_append_str(base_buf *b, const char *s);
-/** Appends printf-formatted text. Returns 0 or BASE_ENOMEM. */
-int base_buf_printf(base_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void base_buf_append_str(base_buf *b, const char *s);
+/** Appends printf-formatted text. */
+void base_buf_printf(base_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Drops the first n bytes, keeping the rest. */
 void base_buf_consume(base_buf *b, size_t n);
 /** Frees the storage and resets to empty. */
@@ -95,9 +121,9 @@ typedef struct {
 } base_arena;
 
 void base_arena_init(base_arena *a, size_t limit);
-/** Returns 16-byte aligned memory, or NULL when out of memory or past the limit. */
+/** Returns 16-byte aligned memory, or NULL when past the limit (only then). */
 void *base_arena_alloc(base_arena *a, size_t n);
-/** Copies len bytes into the arena and NUL-terminates them. */
+/** Copies len bytes into the arena and NUL-terminates them; NULL past the limit. */
 char *base_arena_strndup(base_arena *a, const char *s, size_t len);
 /** Frees every block. The arena can be used again afterwards. */
 void base_arena_reset(base_arena *a);
@@ -115,10 +141,10 @@ typedef struct base_chunk {
 	char data[];
 } base_chunk;
 
-/** Allocates a chunk of len bytes (contents uninitialised), refs = 1. */
-base_chunk *base_chunk_new(size_t len);
-/** Allocates a chunk holding a copy of data. */
-base_chunk *base_chunk_from(const void *data, size_t len);
+/** Allocates a chunk of len bytes (contents uninitialised), refs = 1. Never NULL. */
+base_chunk *base_chunk_new(size_t len) __attribute__((returns_nonnull));
+/** Allocates a chunk holding a copy of data. Never NULL. */
+base_chunk *base_chunk_from(const void *data, size_t len) __attribute__((returns_nonnull));
 static inline base_chunk *base_chunk_ref(base_chunk *c)
 {
 	c->refs++;
@@ -189,7 +215,7 @@ void base_log(base_log_level lvl, const char *component, const char *fmt, ...)
 /* ---- escaping and encodings ------------------------------------------- */
 
 /** Appends s with & < > " ' escaped for HTML text and attributes. */
-int base_html_escape(base_buf *out, const char *s, size_t len);
+void base_html_escape(base_buf *out, const char *s, size_t len);
 /**
  * Decodes %XX and '+' (as space when plus_is_space) from a URL component.
  * Writes at most len bytes into out (which may equal in). Returns the decoded

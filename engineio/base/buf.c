@@ -9,16 +9,15 @@
 /* Small buffers start at this size so that a few appends do not each realloc. */
 #define BASE_BUF_MIN_CAP 64
 
-int base_buf_reserve(base_buf *b, size_t extra)
+void base_buf_reserve(base_buf *b, size_t extra)
 {
 	size_t need, cap;
-	char *p;
 
 	if (extra > SIZE_MAX - b->len)
-		return BASE_ENOMEM;
+		base_oom("base_buf", SIZE_MAX);
 	need = b->len + extra;
 	if (need <= b->cap)
-		return 0;
+		return;
 	/* Doubling keeps appends amortised O(1); fall back to the exact size near SIZE_MAX. */
 	cap = b->cap < BASE_BUF_MIN_CAP ? BASE_BUF_MIN_CAP : b->cap;
 	while (cap < need) {
@@ -28,34 +27,33 @@ int base_buf_reserve(base_buf *b, size_t extra)
 		}
 		cap *= 2;
 	}
-	p = realloc(b->data, cap);
-	if (p == NULL)
-		return BASE_ENOMEM;
-	b->data = p;
+	b->data = base_xrealloc(b->data, cap);
 	b->cap = cap;
-	return 0;
 }
 
-int base_buf_append(base_buf *b, const void *data, size_t len)
+void base_buf_append(base_buf *b, const void *data, size_t len)
 {
-	int rc;
-
 	if (len == 0)
-		return 0;
-	rc = base_buf_reserve(b, len);
-	if (rc < 0)
-		return rc;
+		return;
+	base_buf_reserve(b, len);
 	memcpy(b->data + b->len, data, len);
 	b->len += len;
-	return 0;
 }
 
-int base_buf_append_str(base_buf *b, const char *s)
+void base_buf_append_str(base_buf *b, const char *s)
 {
-	return base_buf_append(b, s, strlen(s));
+	base_buf_append(b, s, strlen(s));
 }
 
-int base_buf_printf(base_buf *b, const char *fmt, ...)
+/* vsnprintf fails only on a format the compiler's check would have refused
+ * (or output past INT_MAX): a bug, not an input, so it aborts like OOM. */
+static void buf_format_failed(const char *fmt)
+{
+	base_log(BASE_LOG_ERROR, "base", "base_buf_printf: cannot format \"%s\": aborting", fmt);
+	abort();
+}
+
+void base_buf_printf(base_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	size_t room = b->cap - b->len;
@@ -66,18 +64,16 @@ int base_buf_printf(base_buf *b, const char *fmt, ...)
 	n = vsnprintf(room > 0 ? b->data + b->len : NULL, room, fmt, ap);
 	va_end(ap);
 	if (n < 0)
-		return BASE_EINVAL;
+		buf_format_failed(fmt);
 	if ((size_t)n >= room) {
-		if (base_buf_reserve(b, (size_t)n + 1) < 0)
-			return BASE_ENOMEM;
+		base_buf_reserve(b, (size_t)n + 1);
 		va_start(ap, fmt);
 		n = vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
 		va_end(ap);
 		if (n < 0)
-			return BASE_EINVAL;
+			buf_format_failed(fmt);
 	}
 	b->len += (size_t)n;
-	return 0;
 }
 
 void base_buf_consume(base_buf *b, size_t n)

@@ -11,10 +11,8 @@ base_chunk *base_chunk_new(size_t len)
 	base_chunk *c;
 
 	if (len > SIZE_MAX - sizeof(*c))
-		return NULL;
-	c = malloc(sizeof(*c) + len);
-	if (c == NULL)
-		return NULL;
+		base_oom("base_chunk", SIZE_MAX);
+	c = base_xmalloc(sizeof(*c) + len);
 	c->refs = 1;
 	c->flags = 0;
 	c->len = len;
@@ -25,7 +23,7 @@ base_chunk *base_chunk_from(const void *data, size_t len)
 {
 	base_chunk *c = base_chunk_new(len);
 
-	if (c != NULL && len > 0)
+	if (len > 0)
 		memcpy(c->data, data, len);
 	return c;
 }

@@ -4,10 +4,9 @@
  */
 #include "base.h"
 
-int base_html_escape(base_buf *out, const char *s, size_t len)
+void base_html_escape(base_buf *out, const char *s, size_t len)
 {
 	size_t run = 0; /* start of the pending run of bytes that need no escape */
-	int rc = 0;
 
 	for (size_t i = 0; i < len; i++) {
 		const char *rep;
@@ -31,17 +30,11 @@ int base_html_escape(base_buf *out, const char *s, size_t len)
 		default:
 			continue;
 		}
-		rc = base_buf_append(out, s + run, i - run);
-		if (rc < 0)
-			goto out;
-		rc = base_buf_append_str(out, rep);
-		if (rc < 0)
-			goto out;
+		base_buf_append(out, s + run, i - run);
+		base_buf_append_str(out, rep);
 		run = i + 1;
 	}
-	rc = base_buf_append(out, s + run, len - run);
-out:
-	return rc;
+	base_buf_append(out, s + run, len - run);
 }
 
 static int hex_value(unsigned char c)

@@ -45,11 +45,6 @@ int base_timeq_init(uv_loop_t *loop, base_timeq *q, uint64_t duration_ms, base_t
 	return uv_timer_init(loop, &q->timer);
 }
 
-void base_timeq_set_duration(base_timeq *q, uint64_t duration_ms)
-{
-	q->duration_ms = duration_ms;
-}
-
 void base_timeq_entry_init(base_timeq_entry *e)
 {
 	base_list_init(&e->link);

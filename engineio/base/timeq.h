@@ -33,8 +33,6 @@ struct base_timeq {
 
 /** Prepares q on loop. Returns 0 or a libuv error. */
 int base_timeq_init(uv_loop_t *loop, base_timeq *q, uint64_t duration_ms, base_timeq_cb cb);
-/** Changes the duration of entries armed from now on (existing ones keep their deadline). */
-void base_timeq_set_duration(base_timeq *q, uint64_t duration_ms);
 void base_timeq_entry_init(base_timeq_entry *e);
 /** Arms e to expire duration_ms from now, moving it if it was armed (in any queue). */
 void base_timeq_arm(base_timeq *q, base_timeq_entry *e);

@@ -76,10 +76,8 @@ static void pump(http_fstream *f)
 	 */
 	f->chunk = NULL;
 	for (size_t i = 0; i < HTTP_FILE_BUFS && f->chunk == NULL; i++) {
-		if (f->bufs[i] == NULL && (f->bufs[i] = base_chunk_new(n)) == NULL) {
-			http__conn_close(c);
-			return;
-		}
+		if (f->bufs[i] == NULL)
+			f->bufs[i] = base_chunk_new(n);
 		if (f->bufs[i]->refs == 1)
 			f->chunk = f->bufs[i];
 	}

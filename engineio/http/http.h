@@ -14,21 +14,14 @@
 
 #include "base/base.h"
 
-#define HTTP_ERROR_MAP(X)                                          \
-	X(HEADER_TOO_LARGE, -2001, "request header too large")     \
-	X(BODY_TOO_LARGE, -2002, "request body too large")         \
-	X(BAD_REQUEST, -2003, "malformed request")                 \
-	X(NOT_WEBSOCKET, -2004, "not a WebSocket upgrade request") \
-	X(QUEUE_FULL, -2005, "output queue full")
-
 typedef enum {
 #define HTTP_ERR_ENUM(name, val, msg) HTTP_E##name = (val),
 	HTTP_ERROR_MAP(HTTP_ERR_ENUM)
 #undef HTTP_ERR_ENUM
 } http_errno;
 
-/** Describes an http_errno, a base_errno or a libuv error code. */
-const char *http_strerror(int err);
+/* HTTP_ERROR_MAP is in base/errors.h, with every layer's codes; base_strerror
+ * describes them. */
 
 /* ---- limits ------------------------------------------------------------ */
 

@@ -271,15 +271,13 @@ static int on_headers_complete(llhttp_t *p)
  * two bytes (and counts that much against max_input_bytes); it grows by
  * doubling as the rest arrives.
  */
-static int rx_keep_piece(http_rx *rx)
+static void rx_keep_piece(http_rx *rx)
 {
 	if (rx->piece == NULL)
-		return 0;
-	if (base_buf_append(&rx->body, rx->piece, rx->piece_len) != 0)
-		return BASE_ENOMEM;
+		return;
+	base_buf_append(&rx->body, rx->piece, rx->piece_len);
 	rx->piece = NULL;
 	rx->piece_len = 0;
-	return 0;
 }
 
 static int on_body(llhttp_t *p, const char *at, size_t len)
@@ -297,10 +295,8 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 		rx->piece_len = len;
 		return 0;
 	}
-	if (rx_keep_piece(rx) != 0 || base_buf_append(&rx->body, at, len) != 0) {
-		rx->err = 503;
-		return -1;
-	}
+	rx_keep_piece(rx);
+	base_buf_append(&rx->body, at, len);
 	return 0;
 }
 
@@ -373,8 +369,7 @@ int http__rx_input(http_conn *c, char *buf, size_t len, size_t *off)
 			*off = (size_t)(rx->start - buf);
 			return HTTP_RX_STOP;
 		}
-		if (rx_keep_piece(rx) != 0)
-			http__send_error(c, 503);
+		rx_keep_piece(rx);
 		*off = len;
 		return HTTP_RX_STOP;
 	}
@@ -383,11 +378,9 @@ int http__rx_input(http_conn *c, char *buf, size_t len, size_t *off)
 		dispatch(c, rx);
 		if (c->mode == HTTP_MODE_HTTP && c->u.rx == rx) {
 			/* Kept by the handler: its body must outlive the read buffer. */
-			if (rx_keep_piece(rx) != 0) {
-				http__conn_close(c);
-			} else if (rx->body.len > 0) {
+			rx_keep_piece(rx);
+			if (rx->body.len > 0)
 				rx->req.body = (base_slice){rx->body.data, rx->body.len};
-			}
 			return HTTP_RX_STOP;
 		}
 		return HTTP_RX_NEXT;

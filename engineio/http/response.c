@@ -10,26 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-const char *http_strerror(int err)
-{
-	switch (err) {
-#define HTTP_ERR_CASE(name, val, msg) \
-	case (val):                   \
-		return (msg);
-		HTTP_ERROR_MAP(HTTP_ERR_CASE)
-#undef HTTP_ERR_CASE
-	default:
-		break;
-	}
-	if (err == 0)
-		return "success";
-	if (err <= -1001 && err >= -1999)
-		return base_strerror(err);
-	if (err < 0 && err > -4096)
-		return uv_strerror(err);
-	return "unknown error";
-}
-
 const char *http_status_text(int status)
 {
 	switch (status) {

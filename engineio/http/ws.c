@@ -301,10 +301,7 @@ static void ws_data(http_ws *ws, const http_ws_frame *f, const char *p, size_t n
 		ws_deliver(ws, p, n);
 		return;
 	}
-	if (base_buf_append(&ws->frag, p, n) != 0) {
-		ws_fail(ws, HTTP_WS_CLOSE_INTERNAL);
-		return;
-	}
+	base_buf_append(&ws->frag, p, n);
 	if (f->fin) {
 		base_buf frag = ws->frag;
 

@@ -40,26 +40,14 @@
  * Error codes of this layer (db_status, return values). SQLSTATE values
  * given with a result (db_sqlstate) are the server's, except where noted.
  */
-#define DB_ERRNO_MAP(X)                                                              \
-	X(SERVER, -5001, "the server reported an error")                             \
-	X(CONNLOST, -5002, "the connection was lost before the answer came")         \
-	X(TIMEDOUT, -5003, "no connection could take the query in time")             \
-	X(QUEUEFULL, -5004, "too many queries are waiting for a connection")         \
-	X(CLOSED, -5005, "the pool is closed")                                       \
-	X(SKIPPED, -5006, "not run: an earlier statement of its transaction failed") \
-	X(CONNINFO, -5007, "invalid connection string")                              \
-	X(CONNECT, -5008, "cannot connect to the database server")                   \
-	X(MIGRATE, -5009, "a migration failed")                                      \
-	X(PROTOCOL, -5010, "unexpected reply from the database server")
-
 typedef enum {
 #define DB_ERR_ENUM(name, val, msg) DB_E##name = (val),
 	DB_ERRNO_MAP(DB_ERR_ENUM)
 #undef DB_ERR_ENUM
 } db_errno;
 
-/** Describes a db_errno, or any base_errno; "unknown error" otherwise. */
-const char *db_strerror(int err);
+/* DB_ERRNO_MAP is in base/errors.h, with every layer's codes; base_strerror
+ * describes them. */
 
 /* ---- results ------------------------------------------------------------ */
 

@@ -50,9 +50,7 @@ static int queue_listen(db_conn *c, db_job_kind kind, const char *channel)
 
 	if (quoted == NULL)
 		goto out;
-	if (base_buf_printf(&sql, "%s %s", kind == DB_JOB_LISTEN ? "LISTEN" : "UNLISTEN", quoted) !=
-	    0)
-		goto out;
+	base_buf_printf(&sql, "%s %s", kind == DB_JOB_LISTEN ? "LISTEN" : "UNLISTEN", quoted);
 	s.sql = sql.data;
 	s.nparams = 0;
 	s.params = NULL;

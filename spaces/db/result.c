@@ -23,19 +23,6 @@ struct db_result {
 	int failed;             /* index of the failing statement, or -1 */
 };
 
-const char *db_strerror(int err)
-{
-	switch (err) {
-#define DB_ERR_CASE(name, val, msg) \
-	case (val):                 \
-		return (msg);
-		DB_ERRNO_MAP(DB_ERR_CASE)
-#undef DB_ERR_CASE
-	default:
-		return base_strerror(err);
-	}
-}
-
 /* ---- jobs --------------------------------------------------------------- */
 
 static size_t align_up(size_t n)
@@ -144,7 +131,7 @@ static void result_from_pg(db_result *out, const PGresult *r)
 	out->failed = -1;
 	if (r == NULL) {
 		out->status = DB_ESKIPPED;
-		out->message = db_strerror(DB_ESKIPPED);
+		out->message = base_strerror(DB_ESKIPPED);
 		return;
 	}
 	switch (PQresultStatus(r)) {
@@ -155,7 +142,7 @@ static void result_from_pg(db_result *out, const PGresult *r)
 		return;
 	case PGRES_PIPELINE_ABORTED:
 		out->status = DB_ESKIPPED;
-		out->message = db_strerror(DB_ESKIPPED);
+		out->message = base_strerror(DB_ESKIPPED);
 		return;
 	case PGRES_FATAL_ERROR:
 	case PGRES_NONFATAL_ERROR:
@@ -197,7 +184,7 @@ static void deliver(db_pool *pool, db_job *job, const db_result *top)
 		job->cb(top, job->ud);
 	} else if (top->status != 0) {
 		BASE_LOGW(DB_LOG, "query failed (nobody waits for its result): %s%s%s: %.200s",
-		          top->message ? top->message : db_strerror(top->status),
+		          top->message ? top->message : base_strerror(top->status),
 		          top->sqlstate[0] ? " SQLSTATE " : "", top->sqlstate, job->stmts[0].sql);
 	}
 }
@@ -263,7 +250,7 @@ void db__job_fail(db_pool *pool, db_job *job, int status, const char *sqlstate, 
 
 	memset(&top, 0, sizeof(top));
 	top.status = status;
-	top.message = msg != NULL ? msg : db_strerror(status);
+	top.message = msg != NULL ? msg : base_strerror(status);
 	top.sqlstate = sqlstate != NULL ? sqlstate : "";
 	top.failed = -1;
 	top.nparts = job->nstmts;

@@ -47,9 +47,7 @@ static int decode(char *buf, size_t len, eio_packet *pk)
 static void encode(const eio_packet *pk, int n, base_buf *out)
 {
 	for (int i = 0; i < n; i++) {
-		if (eio_payload_append(out, pk[i].type, pk[i].binary, pk[i].data.base,
-		                       pk[i].data.len) != 0)
-			abort();
+		eio_payload_append(out, pk[i].type, pk[i].binary, pk[i].data.base, pk[i].data.len);
 	}
 }
 

@@ -45,9 +45,7 @@ static void test_large_allocation(void **state)
 	memset(big, 1, 100000);
 	memset(small, 2, 8);
 	assert_int_equal(big[99999], 1);
-	assert_null(base_arena_alloc(&a, SIZE_MAX));
-	assert_null(base_arena_alloc(&a, SIZE_MAX - 8));
-	base_arena_reset(&a);
+	base_arena_reset(&a); /* SIZE_MAX without a limit aborts: test_buf.c */
 }
 
 static void test_limit(void **state)

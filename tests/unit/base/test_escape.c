@@ -11,7 +11,7 @@ static void check_html(const char *in, const char *expect)
 {
 	base_buf b = BASE_BUF_INIT;
 
-	assert_int_equal(base_html_escape(&b, in, strlen(in)), 0);
+	base_html_escape(&b, in, strlen(in));
 	assert_int_equal(b.len, strlen(expect));
 	if (b.len > 0)
 		assert_memory_equal(b.data, expect, b.len);
@@ -34,8 +34,8 @@ static void test_html_escape_appends(void **state)
 {
 	base_buf b = BASE_BUF_INIT;
 
-	assert_int_equal(base_buf_append_str(&b, "x="), 0);
-	assert_int_equal(base_html_escape(&b, "a<b\0c", 5), 0);
+	base_buf_append_str(&b, "x=");
+	base_html_escape(&b, "a<b\0c", 5);
 	assert_int_equal(b.len, 2 + 1 + 4 + 1 + 1 + 1);
 	assert_memory_equal(b.data, "x=a&lt;b\0c", b.len);
 	base_buf_free(&b);

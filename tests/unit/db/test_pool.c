@@ -312,9 +312,9 @@ static void test_errors(void **state)
 	assert_int_equal(db_query(f->pool, NULL, 0, NULL, on_capture, &c), BASE_EINVAL);
 	assert_int_equal(db_query(f->pool, "SELECT $1", 1, NULL, on_capture, &c), BASE_EINVAL);
 	assert_int_equal(db_query_tx(f->pool, NULL, 0, on_capture, &c), BASE_EINVAL);
-	assert_string_equal(db_strerror(DB_EQUEUEFULL),
+	assert_string_equal(base_strerror(DB_EQUEUEFULL),
 	                    "too many queries are waiting for a connection");
-	assert_string_equal(db_strerror(BASE_ENOMEM), "out of memory");
+	assert_string_equal(base_strerror(BASE_ENOMEM), "out of memory");
 }
 
 /* ---- a thousand at once ------------------------------------------------------------- */

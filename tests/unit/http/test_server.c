@@ -1090,9 +1090,9 @@ static void test_strings(void **state)
 	(void)state;
 	assert_string_equal(http_status_text(404), "Not Found");
 	assert_string_equal(http_status_text(431), "Request Header Fields Too Large");
-	assert_string_equal(http_strerror(HTTP_EQUEUE_FULL), "output queue full");
-	assert_string_equal(http_strerror(BASE_ENOMEM), "out of memory");
-	assert_non_null(http_strerror(UV_ECONNRESET));
+	assert_string_equal(base_strerror(HTTP_EQUEUE_FULL), "output queue full");
+	assert_string_equal(base_strerror(BASE_ENOMEM), "out of memory");
+	assert_non_null(base_strerror(UV_ECONNRESET));
 	assert_ptr_equal(http_server_loop(H.srv), &H.loop);
 }
 

@@ -221,11 +221,11 @@ static void test_append_string(void **state)
 {
 	base_buf b = BASE_BUF_INIT;
 
-	assert_int_equal(sio_json_append_string(&b, "", 0), 0);
-	assert_int_equal(sio_json_append_string(&b, "a\"b\\c", 5), 0);
-	assert_int_equal(sio_json_append_string(&b, "\b\f\n\r\t\x01\x1f\x7f", 8), 0);
-	assert_int_equal(sio_json_append_string(&b, "\xc3\xa9\xf0\x9f\x98\x80", 6), 0);
-	assert_int_equal(sio_json_append_string(&b, "n\0l", 3), 0);
+	sio_json_append_string(&b, "", 0);
+	sio_json_append_string(&b, "a\"b\\c", 5);
+	sio_json_append_string(&b, "\b\f\n\r\t\x01\x1f\x7f", 8);
+	sio_json_append_string(&b, "\xc3\xa9\xf0\x9f\x98\x80", 6);
+	sio_json_append_string(&b, "n\0l", 3);
 	const char want[] = "\"\"\"a\\\"b\\\\c\"\"\\b\\f\\n\\r\\t\\u0001\\u001f\x7f\""
 	                    "\"\xc3\xa9\xf0\x9f\x98\x80\"\"n\\u0000l\"";
 	assert_int_equal(b.len, sizeof(want) - 1);
@@ -242,7 +242,7 @@ static void test_append_unescape_roundtrip(void **state)
 
 	for (int i = 0; i < 256; i++)
 		all[i] = (char)i;
-	assert_int_equal(sio_json_append_string(&b, all, sizeof(all)), 0);
+	sio_json_append_string(&b, all, sizeof(all));
 	assert_int_equal(sio_json_validate(b.data, b.len), 0);
 	n = sio_json_unescape(b.data + 1, b.len - 2, back);
 	assert_int_equal(n, 256);

@@ -36,13 +36,13 @@ static void test_set_line(void **state)
 {
 	base_buf b = BASE_BUF_INIT;
 
-	assert_int_equal(web_cookie_set_line(&b, "spaces_session", "t0k", 3600, 0), 0);
+	web_cookie_set_line(&b, "spaces_session", "t0k", 3600, 0);
 	base_buf_append(&b, "", 1);
 	assert_string_equal(b.data, "Set-Cookie: spaces_session=t0k; Path=/; HttpOnly; "
 	                            "SameSite=Lax; Max-Age=3600\r\n");
 	base_buf_free(&b);
 
-	assert_int_equal(web_cookie_set_line(&b, "spaces_session", "", 0, 1), 0);
+	web_cookie_set_line(&b, "spaces_session", "", 0, 1);
 	base_buf_append(&b, "", 1);
 	assert_string_equal(b.data, "Set-Cookie: spaces_session=; Path=/; HttpOnly; SameSite=Lax; "
 	                            "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure\r\n");

@@ -855,7 +855,7 @@ static int attach_admin_ui(web_app *app, const web_config *cfg)
 	o.production = cfg->admin_ui_production;
 	int rc = sio_admin_ui_attach(app->io, &o);
 	if (rc)
-		BASE_LOGE("main", "--admin-ui: %s", sio_strerror(rc));
+		BASE_LOGE("main", "--admin-ui: %s", base_strerror(rc));
 	return rc ? -1 : 0;
 }
 

@@ -125,8 +125,8 @@ static int hash_kind(const char *hash)
 	     strncmp(hash, "$2y$", 4) == 0) &&
 	    strlen(hash) == 60) {
 		/* Only a hash this libcrypt can compute is accepted. */
-		struct crypt_data *cd = calloc(1, sizeof(*cd));
-		const char *r = cd ? crypt_r("", hash, cd) : NULL;
+		struct crypt_data *cd = base_xcalloc(1, sizeof(*cd));
+		const char *r = crypt_r("", hash, cd);
 		int ok = r && strncmp(r, hash, 29) == 0;
 		free(cd);
 		return ok ? HASH_BCRYPT : HASH_NONE;
@@ -146,9 +146,7 @@ static int password_ok(int kind, const char *hash, const char *password, size_t 
 		return crypto_pwhash_str_verify(hash, password, len) == 0;
 	if (kind != HASH_BCRYPT)
 		return 0;
-	struct crypt_data *cd = calloc(1, sizeof(*cd));
-	if (!cd)
-		return 0;
+	struct crypt_data *cd = base_xcalloc(1, sizeof(*cd));
 	const char *r = crypt_r(password, hash, cd);
 	size_t hl = strlen(hash);
 	int ok = r && strlen(r) == hl && sodium_memcmp(r, hash, hl) == 0;
@@ -251,14 +249,8 @@ static void admin_auth(sio_socket *s, void *ud)
 		sio_refuse(s, "invalid credentials", NULL);
 		goto out;
 	}
-	l = calloc(1, sizeof(*l));
-	if (l)
-		l->password = malloc(json_string_length(pass) + 1);
-	if (!l || !l->password) {
-		free(l);
-		sio_refuse(s, "Server busy", NULL);
-		goto out;
-	}
+	l = base_xcalloc(1, sizeof(*l));
+	l->password = base_xmalloc(json_string_length(pass) + 1);
 	l->password_len = json_string_length(pass);
 	memcpy(l->password, json_string_value(pass), l->password_len + 1);
 	size_t ulen = json_string_length(user);
@@ -291,16 +283,14 @@ static json_t *query_object(base_slice q)
 		const char *eq = memchr(p, '=', (size_t)(stop - p));
 		const char *kend = eq ? eq : stop;
 		size_t kl = (size_t)(kend - p), vl = eq ? (size_t)(stop - eq - 1) : 0;
-		char *k = malloc(kl + 1), *v = malloc(vl + 1);
-		ssize_t kn = k ? base_url_decode(p, kl, k, 1) : -1;
-		ssize_t vn = v ? base_url_decode(eq ? eq + 1 : "", vl, v, 1) : -1;
+		char *k = base_xmalloc(kl + 1), *v = base_xmalloc(vl + 1);
+		ssize_t kn = base_url_decode(p, kl, k, 1);
+		ssize_t vn = base_url_decode(eq ? eq + 1 : "", vl, v, 1);
 		if (kn > 0 && vn >= 0) {
-			json_t *val = json_stringn(v, (size_t)vn);
-			char *kz = strndup(k, (size_t)kn);
-			if (val && kz)
+			json_t *val = json_stringn(v, (size_t)vn); /* NULL when not UTF-8 */
+			char *kz = base_xstrndup(k, (size_t)kn);
+			if (val)
 				json_object_set_new(o, kz, val);
-			else
-				json_decref(val);
 			free(kz);
 		}
 		free(k);
@@ -316,9 +306,7 @@ static json_t *headers_object(const sio_socket *s)
 	const sio_client *c = s->client;
 	for (size_t i = 0; c && i < c->n_headers; i++) {
 		base_slice n = c->headers[i].name, v = c->headers[i].value;
-		char *name = malloc(n.len + 1);
-		if (!name)
-			continue;
+		char *name = base_xmalloc(n.len + 1);
 		for (size_t k = 0; k < n.len; k++)
 			name[k] = (char)((n.base[k] >= 'A' && n.base[k] <= 'Z') ? n.base[k] + 32
 			                                                        : n.base[k]);
@@ -759,9 +747,7 @@ int sio_admin_ui_attach(sio_server *srv, const sio_admin_options *o)
 	int kind = o->no_auth ? HASH_NONE : hash_kind(o->password_hash);
 	if (!o->no_auth && kind == HASH_NONE)
 		return BASE_EINVAL;
-	sio_admin *a = calloc(1, sizeof(*a));
-	if (!a)
-		return BASE_ENOMEM;
+	sio_admin *a = base_xcalloc(1, sizeof(*a));
 	a->srv = srv;
 	a->hash_kind = kind;
 	a->no_auth = o->no_auth;
@@ -771,12 +757,11 @@ int sio_admin_ui_attach(sio_server *srv, const sio_admin_options *o)
 	a->stats_every = o->stats_interval_ms >= 2000 ? o->stats_interval_ms / 1000 : 2;
 	if (gethostname(a->hostname, sizeof(a->hostname) - 1))
 		snprintf(a->hostname, sizeof(a->hostname), "localhost");
-	a->username = o->username ? strdup(o->username) : NULL;
-	a->hash = o->password_hash ? strdup(o->password_hash) : NULL;
-	a->server_id = strdup(o->server_id ? o->server_id : a->hostname);
+	a->username = o->username ? base_xstrdup(o->username) : NULL;
+	a->hash = o->password_hash ? base_xstrdup(o->password_hash) : NULL;
+	a->server_id = base_xstrdup(o->server_id ? o->server_id : a->hostname);
 	a->nsp = sio_of(srv, o->nsp);
-	if (!a->server_id || (o->username && !a->username) || (o->password_hash && !a->hash) ||
-	    !a->nsp || sio_use(a->nsp, admin_auth, a)) {
+	if (!a->nsp || sio_use(a->nsp, admin_auth, a)) {
 		a->closing = a->timer_closed = 1;
 		admin_maybe_free(a);
 		return BASE_ENOMEM;

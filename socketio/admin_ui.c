@@ -27,7 +27,7 @@
 
 #define ADMIN_SESSIONS 128
 #define ADMIN_SESSION_TTL_MS (24ull * 3600 * 1000)
-#define ADMIN_MAX_VERIFYING 4    /* password checks running at once */
+#define ADMIN_MAX_VERIFYING 2    /* password checks at once (argon2id: 64 MiB each) */
 #define ADMIN_MAX_PASSWORD 1024  /* longer ones are refused unchecked */
 #define ADMIN_BUCKETS 64         /* aggregated events kept between two server_stats */
 #define ADMIN_SESSION_ID_BYTES 8 /* as Node: 16 hex digits */

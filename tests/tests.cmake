@@ -47,7 +47,10 @@ spaces_script_test(e2e_site_cors 120 /usr/bin/python3 -m pytest -p no:cacheprovi
 spaces_script_test(e2e_accounts_limits 600 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "parallel or flood or registration or password_policy" ${CMAKE_SOURCE_DIR}/tests/e2e/test_accounts.py)
 spaces_script_test(e2e_accounts_sessions 600 /usr/bin/python3 -m pytest -p no:cacheprovider -v -k "not (parallel or flood or registration or password_policy)" ${CMAKE_SOURCE_DIR}/tests/e2e/test_accounts.py)
 spaces_script_test(e2e_example_chat 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/example_chat.test.js)
-spaces_script_test(ci_release_build 600 ${CMAKE_SOURCE_DIR}/tests/ci/test_release_build.sh)
+spaces_script_test(ci_release_build 900 ${CMAKE_SOURCE_DIR}/tests/ci/test_release_build.sh)
+# Every #include "..." of the tree follows the layer order of ci/layers.txt;
+# the check fails on an upward include (a fixture tree made by the script).
+spaces_script_test(layers_includes 60 ${CMAKE_SOURCE_DIR}/tests/ci/test_layers.sh)
 spaces_script_test(e2e_socketio_extras 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_extras.test.js)
 spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/cluster.test.js)
 # The admin UI's protocol (issue 16), ours beside the reference's instrument().

@@ -7,6 +7,7 @@
 
 #include <libpq-fe.h>
 
+#include "base/table.h"
 #include "base/timeq.h"
 #include "db.h"
 
@@ -58,7 +59,7 @@ typedef struct db_job {
  * first query, freed when it has none left.
  */
 typedef struct db_owner {
-	struct db_owner *hnext; /* hash chain */
+	base_table_link hlink; /* in pool->owners, by key (the pointer) */
 	const void *key;
 	unsigned active;   /* jobs in pool->queue or in flight */
 	unsigned nwaiting; /* jobs in waiting */
@@ -175,8 +176,7 @@ struct db_pool {
 	db_conn *listener;
 	base_list queue; /* user jobs waiting to be sent */
 	unsigned nqueued;
-	db_owner **owners; /* hash table of the owners with jobs, chained */
-	size_t owners_size, n_owners;
+	base_table owners;         /* the owners with jobs (db_owner.hlink); zeroed: empty */
 	unsigned nwaiting;         /* jobs waiting in their owners' lists */
 	const void *current_owner; /* db_pool_set_owner */
 	base_list lqueue;          /* the listener's LISTEN / UNLISTEN jobs */

@@ -243,50 +243,28 @@ static int check_stmt(const char *sql, int nparams, const char *const *params)
 
 /* ---- owners --------------------------------------------------------------------- */
 
-static size_t owner_hash(const void *key, size_t size)
+/* The key is a pointer: its bytes are its hash's input. */
+static size_t owner_hash(const void *key)
 {
-	return (size_t)(((uintptr_t)key >> 4) * 0x9e3779b97f4a7c15ull) & (size - 1);
+	return base_table_hash(&key, sizeof(key));
 }
 
 static db_owner *owner_get(db_pool *pool, const void *key)
 {
+	size_t h = owner_hash(key);
 	db_owner *o;
 
-	if (pool->owners_size != 0) {
-		for (o = pool->owners[owner_hash(key, pool->owners_size)]; o != NULL; o = o->hnext)
-			if (o->key == key)
-				return o;
-	}
-	if (pool->n_owners >= pool->owners_size) {
-		size_t nsize = pool->owners_size ? pool->owners_size * 2 : 64;
-		db_owner **nt = calloc(nsize, sizeof(*nt));
-
-		if (nt == NULL)
-			return NULL;
-		for (size_t i = 0; i < pool->owners_size; i++) {
-			db_owner *next;
-
-			for (o = pool->owners[i]; o != NULL; o = next) {
-				size_t b = owner_hash(o->key, nsize);
-
-				next = o->hnext;
-				o->hnext = nt[b];
-				nt[b] = o;
-			}
-		}
-		free(pool->owners);
-		pool->owners = nt;
-		pool->owners_size = nsize;
+	for (base_table_link *l = base_table_bucket(&pool->owners, h); l != NULL; l = l->next) {
+		o = BASE_CONTAINER_OF(l, db_owner, hlink);
+		if (o->key == key)
+			return o;
 	}
 	o = calloc(1, sizeof(*o));
 	if (o == NULL)
 		return NULL;
 	o->key = key;
 	base_list_init(&o->waiting);
-	size_t b = owner_hash(key, pool->owners_size);
-	o->hnext = pool->owners[b];
-	pool->owners[b] = o;
-	pool->n_owners++;
+	base_table_insert(&pool->owners, &o->hlink, h);
 	return o;
 }
 
@@ -294,15 +272,8 @@ static void owner_maybe_free(db_pool *pool, db_owner *o)
 {
 	if (o->active != 0 || o->nwaiting != 0)
 		return;
-	for (db_owner **pp = &pool->owners[owner_hash(o->key, pool->owners_size)]; *pp != NULL;
-	     pp = &(*pp)->hnext) {
-		if (*pp == o) {
-			*pp = o->hnext;
-			pool->n_owners--;
-			free(o);
-			return;
-		}
-	}
+	base_table_remove(&pool->owners, &o->hlink);
+	free(o);
 }
 
 void db__owner_job_done(db_pool *pool, db_job *job)
@@ -335,22 +306,22 @@ void db_pool_set_owner(db_pool *pool, const void *owner)
 
 static void owners_free(db_pool *pool)
 {
-	for (size_t i = 0; i < pool->owners_size; i++) {
-		db_owner *o, *next;
+	base_table_link *l, *next;
+	size_t i;
 
-		for (o = pool->owners[i]; o != NULL; o = next) {
-			next = o->hnext;
-			while (!base_list_empty(&o->waiting)) {
-				db_job *job = BASE_CONTAINER_OF(o->waiting.next, db_job, link);
+	base_table_foreach_safe(&pool->owners, i, l, next)
+	{
+		db_owner *o = BASE_CONTAINER_OF(l, db_owner, hlink);
 
-				base_list_remove(&job->link);
-				db__job_free(job);
-			}
-			free(o);
+		while (!base_list_empty(&o->waiting)) {
+			db_job *job = BASE_CONTAINER_OF(o->waiting.next, db_job, link);
+
+			base_list_remove(&job->link);
+			db__job_free(job);
 		}
+		free(o);
 	}
-	free(pool->owners);
-	pool->owners = NULL;
+	base_table_free(&pool->owners);
 }
 
 static int pool_submit(db_pool *pool, const void *owner, const db_job_stmt *stmts, unsigned n,

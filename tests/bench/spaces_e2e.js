@@ -23,15 +23,11 @@ const { spawn, execFileSync } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const net = require("node:net");
 
 const ROOT = path.join(__dirname, "..", "..");
 const { io } = require(path.join(ROOT, "tests", "node_modules", "socket.io-client"));
+const { arg, sleep, freePort, waitUp, form, login } = require("./bench_site.js");
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : dflt;
-}
 const SERVER = arg("--server", path.join(ROOT, "build", "release", "spaces-server"));
 const LEVELS = arg("--levels", "1,10,50,500").split(",").map(Number);
 const REQUESTS = Number(arg("--requests", "500"));
@@ -40,49 +36,6 @@ const USERS = Number(arg("--users", "50")); // accounts the concurrent users tak
 if (FOLLOW !== "poll" && FOLLOW !== "push") {
   console.error("spaces_e2e: --follow is poll or push");
   process.exit(2);
-}
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function waitUp(url) {
-  for (let i = 0; i < 200; i++) {
-    try {
-      if ((await fetch(url + "/healthz")).ok) return;
-    } catch {}
-    await sleep(50);
-  }
-  throw new Error("server did not come up");
-}
-
-function cookieOf(res) {
-  const c = res.headers.getSetCookie().find((x) => x.startsWith("spaces_session="));
-  return c ? c.split(";")[0] : null;
-}
-
-async function form(url, body, cookie) {
-  return fetch(url, {
-    method: "POST",
-    redirect: "manual",
-    headers: { "content-type": "application/x-www-form-urlencoded", ...(cookie ? { cookie } : {}) },
-    body: new URLSearchParams(body).toString(),
-  });
-}
-
-async function login(base, username, password) {
-  await form(base + "/register", { username, password, confirm_password: password });
-  const res = await form(base + "/login", { username, password });
-  const c = cookieOf(res);
-  if (!c) throw new Error(`login ${username}: ${res.status}`);
-  return c;
 }
 
 function pct(sorted, p) {

@@ -26,15 +26,11 @@ const { spawn, execFileSync, fork } = require("node:child_process");
 const fs = require("node:fs");
 const os = require("node:os");
 const path = require("node:path");
-const net = require("node:net");
 
 const ROOT = path.join(__dirname, "..", "..");
 const { io } = require(path.join(ROOT, "tests", "node_modules", "socket.io-client"));
+const { arg, sleep, freePort, waitUp, form, login } = require("./bench_site.js");
 
-function arg(name, dflt) {
-  const i = process.argv.indexOf(name);
-  return i > 0 ? process.argv[i + 1] : dflt;
-}
 const SERVER = arg("--server", path.join(ROOT, "build", "release", "spaces-server"));
 const BROWSERS = Number(arg("--browsers", "10000"));
 const NODES = Number(arg("--nodes", "3"));
@@ -46,7 +42,6 @@ const CONCURRENCY = Number(arg("--concurrency", "10"));
 // Browsers per process, below the open-file limit (ulimit -Hn) with a margin.
 const PER_PROC = Number(arg("--per-process", "15000"));
 const JSON_OUT = arg("--json", "");
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 // CLOCK_MONOTONIC in ms: the same clock in the browser processes.
 const now = () => Number(process.hrtime.bigint()) / 1e6;
 const CHILD = process.argv.includes("--child");
@@ -58,46 +53,6 @@ function log(msg) {
   process.stderr.write(`spaces_scale: ${msg}\n`);
 }
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer();
-    s.listen(0, "127.0.0.1", () => {
-      const p = s.address().port;
-      s.close(() => resolve(p));
-    });
-  });
-}
-
-async function waitUp(url) {
-  for (let i = 0; i < 600; i++) {
-    try {
-      if ((await fetch(url + "/healthz")).ok) return;
-    } catch {}
-    await sleep(50);
-  }
-  throw new Error(`${url} did not come up`);
-}
-
-function cookieOf(res) {
-  const c = res.headers.getSetCookie().find((x) => x.startsWith("spaces_session="));
-  return c ? c.split(";")[0] : null;
-}
-
-function form(url, body, cookie) {
-  return fetch(url, {
-    method: "POST",
-    redirect: "manual",
-    headers: { "content-type": "application/x-www-form-urlencoded", ...(cookie ? { cookie } : {}) },
-    body: new URLSearchParams(body).toString(),
-  });
-}
-
-async function login(base, username, password) {
-  await form(base + "/register", { username, password, confirm_password: password });
-  const c = cookieOf(await form(base + "/login", { username, password }));
-  if (!c) throw new Error(`login ${username} failed`);
-  return c;
-}
 
 function pct(v, p) {
   const s = [...v].sort((a, b) => a - b);
@@ -158,7 +113,7 @@ async function main() {
         "--handshake-rate", "0", "--log-level", "warn"], { stdio: ["ignore", "inherit", "inherit"] }));
       bases.push(base);
     }
-    for (const b of bases) await waitUp(b);
+    for (const b of bases) await waitUp(b, 600); // several nodes start at once
     const admin = await login(bases[0], "admin", "benchpass123");
     const tSetup = now();
     const spaceIds = [];

@@ -26,7 +26,7 @@ const notepack = require("notepack.io");
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
 const CONNECT_TIMEOUT = 1000;
-const WAIT_MS = 3000;
+const WAIT_MS = h.ms(3000); // scaled by SPACES_TEST_TIMEOUT_MULTIPLIER
 
 // The raw fetch() calls have no deadline of their own: every test fails
 // after 60 s rather than hanging the whole file.
@@ -451,7 +451,7 @@ describe("Socket.IO protocol (raw)", () => {
 
     it("websocket: PING from the server, PONG from the client, three times", async () => {
       const c = await RawConn.open(server, "websocket");
-      for (let i = 0; i < 3; i++) await c.nextPing(2000);
+      for (let i = 0; i < 3; i++) await c.nextPing(h.ms(2000));
       assert.equal(c.closed, false);
     });
 
@@ -475,7 +475,9 @@ describe("Socket.IO protocol (raw)", () => {
       const c = await RawConn.open(server, "polling", { manualPoll: true });
       const [pollRes] = await Promise.all([
         fetch(c.baseUrl),
-        h.sleep(50).then(() => fetch(c.baseUrl, { method: "POST", body: "1" })),
+        // No event tells the client that the server holds the GET: a pause
+        // (scaled) so the CLOSE comes while it is pending.
+        h.sleep(h.ms(50)).then(() => fetch(c.baseUrl, { method: "POST", body: "1" })),
       ]);
       assert.equal(pollRes.status, 200);
       assert.ok(["6", "1"].includes(await pollRes.text()), "the pending GET ends with NOOP or CLOSE");
@@ -505,7 +507,11 @@ describe("Socket.IO protocol (raw)", () => {
       while (!msgs.includes("3probe") && Date.now() - t0 < WAIT_MS) await h.sleep(10);
       assert.ok(msgs.includes("3probe"), `3probe expected, got ${JSON.stringify(msgs)}`);
       ws.send("5");
-      await h.sleep(100);
+      // The upgrade is done once the server answers over the websocket:
+      // CONNECT (after UPGRADE on the same connection) is answered there.
+      ws.send("40");
+      await h.waitUntil("CONNECT answered over the upgraded websocket",
+        () => msgs.some((m) => typeof m === "string" && m.startsWith("40")), WAIT_MS);
       const res = await fetch(c.baseUrl);
       await res.text();
       assert.equal(res.status, 400, "polling GET after the upgrade");
@@ -518,8 +524,7 @@ describe("Socket.IO protocol (raw)", () => {
       });
       ws2.terminate();
       assert.notEqual(outcome, "still open", "a second websocket with the same sid must be refused");
-      // Socket.IO over the upgraded connection.
-      ws.send("40");
+      // Socket.IO over the upgraded connection (CONNECT was sent above).
       const t1 = Date.now();
       while (!msgs.some((m) => typeof m === "string" && m.startsWith('42["auth"')) && Date.now() - t1 < WAIT_MS) {
         await h.sleep(10);
@@ -663,7 +668,7 @@ describe("Socket.IO protocol (raw)", () => {
         const c = await RawConn.open(server, transport);
         await c.sioInit();
         await c.send("41");
-        await c.nextPing(2000);
+        await c.nextPing(h.ms(2000));
         await c.expectNothing(100);
         assert.equal(c.closed, false);
       });
@@ -694,7 +699,7 @@ describe("Socket.IO protocol (raw)", () => {
         const c = await RawConn.open(server, transport);
         await c.sioInit();
         await c.send("41");
-        await c.nextPing(2000); // let the DISCONNECT be processed first
+        await c.nextPing(h.ms(2000)); // let the DISCONNECT be processed first
         await c.send('42["message","gone"]', { check: false });
         await c.expectClosed();
         assert.ok(!c.log.includes('42["message-back","gone"]'), "no message-back after 41");
@@ -705,7 +710,7 @@ describe("Socket.IO protocol (raw)", () => {
         await c.sioInit();
         await c.send('42["disconnect-me"]');
         assert.equal(await c.next(), "41");
-        await c.nextPing(2000);
+        await c.nextPing(h.ms(2000));
         assert.equal(c.closed, false);
       });
 
@@ -993,10 +998,12 @@ describe("Socket.IO protocol (raw)", () => {
       const sid = JSON.parse(c.queue[0].slice(2)).sid;
       c.queue.length = 0;
       const pending = c.poll();
-      await h.sleep(100);
+      // No event tells the client that the server holds the GET (what makes
+      // the socket writable): a pause, scaled.
+      await h.sleep(h.ms(100));
       await c.send(`42${JSON.stringify(["broadcast", { event: "v", to: sid, volatile: true }, 1])}`);
       await pending;
-      const deadline = Date.now() + 1000;
+      const deadline = Date.now() + h.ms(1000);
       while (!c.queue.includes('42["v",1]') && Date.now() < deadline && c.queue.length === 0) await c.poll();
       assert.ok(c.queue.includes('42["v",1]'), `the volatile event must arrive, got ${c.queue.map(describePacket)}`);
     });
@@ -1005,7 +1012,9 @@ describe("Socket.IO protocol (raw)", () => {
       const c = await RawConn.open(server, "websocket");
       const sid = JSON.parse((await c.sioConnect("/")).slice(2)).sid;
       await c.next(); // auth
-      await h.sleep(50);
+      // Until the auth event's write has drained the socket is not writable
+      // and a volatile event is dropped; nothing tells the client: a scaled pause.
+      await h.sleep(h.ms(50));
       await c.send(`42${JSON.stringify(["broadcast", { event: "v", to: sid, volatile: true }, 1])}`);
       assert.equal(await c.next(), '42["v",1]');
     });
@@ -1225,7 +1234,7 @@ describe("Socket.IO protocol with the msgpack parser (raw)", () => {
       it("disconnect from / (type 1) keeps the connection; a later event for / closes it", async () => {
         const c = await init();
         await c.sendMsgpack({ type: 1, nsp: "/" });
-        await c.nextPing(2000);
+        await c.nextPing(h.ms(2000));
         assert.deepEqual(c.queue, []);
         await c.sendMsgpack({ type: 2, nsp: "/", data: ["message", "x"] }, { check: false });
         await c.expectClosed();

@@ -77,9 +77,7 @@ import requests  # noqa: E402
 
 @pytest.fixture(scope="module")
 def pg():
-    c = harness.PgCluster()
-    yield c
-    c.close()
+    yield from harness.module_pg(require_server=False)
 
 
 class Server:

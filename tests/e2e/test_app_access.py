@@ -29,9 +29,8 @@ import harness  # noqa: E402
 import pytest  # noqa: E402
 
 PYTHON = harness.PYTHON
-CLIENTS = os.path.join(SOURCE, "tests", "clients")
-MOCK_APP = os.path.join(CLIENTS, "mock_app.py")
-CONTROL_APP = os.path.join(CLIENTS, "websocket_integration_client.py")
+MOCK_APP = harness.MOCK_APP
+CONTROL_APP = harness.CONTROL_APP
 CHILD_LIMIT = 90
 
 
@@ -99,20 +98,9 @@ class Env:
         assert r.status_code == 302, (r.status_code, r.text[:500])
 
 
-def _require_server():
-    argv = harness.spaces_server_command()
-    if "/" in argv[0] and not os.path.exists(argv[0]):
-        pytest.fail("%s does not exist: build it (make build)" % argv[0])
-
-
 @pytest.fixture(scope="module")
 def pg():
-    _require_server()
-    cluster = harness.PgCluster()
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+    yield from harness.module_pg(database=False)
 
 
 @pytest.fixture(scope="module")

@@ -45,11 +45,7 @@ CONTROL_APP = os.path.join(SOURCE, "tests", "clients", "websocket_integration_cl
 
 @pytest.fixture(scope="module")
 def pg():
-    cluster = harness.PgCluster()
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+    yield from harness.module_pg(require_server=False)
 
 
 @pytest.fixture(scope="module")

@@ -32,14 +32,7 @@ TOKEN = "metrics-secret-0123456789"
 
 @pytest.fixture(scope="module")
 def pg():
-    argv = harness.spaces_server_command()
-    if "/" in argv[0] and not os.path.exists(argv[0]):
-        pytest.fail("%s does not exist: build it (make build)" % argv[0])
-    cluster = harness.PgCluster()
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+    yield from harness.module_pg(database=False)
 
 
 def start(pg, *extra):

@@ -22,9 +22,8 @@ import pytest  # noqa: E402
 import requests  # noqa: E402
 
 PYTHON = harness.PYTHON
-CLIENTS = os.path.join(SOURCE, "tests", "clients")
-MOCK_APP = os.path.join(CLIENTS, "mock_app.py")
-CONTROL_APP = os.path.join(CLIENTS, "websocket_integration_client.py")
+MOCK_APP = harness.MOCK_APP
+CONTROL_APP = harness.CONTROL_APP
 TERMINAL = ("completed", "failed")
 
 

@@ -40,26 +40,13 @@ FLOOD_SECONDS = 10.0
 MAX_FOLLOWS = 64
 
 
-def _require_server():
-    argv = harness.spaces_server_command()
-    if "/" in argv[0] and not os.path.exists(argv[0]):
-        pytest.fail("%s does not exist: build it (make build)" % argv[0])
-    if not harness.spaces_server_has_database():
-        pytest.fail("%s --help does not list --database-url" % argv[0])
-
-
 def latency_bound():
     return float(os.environ.get("SPACES_FLOOD_LATENCY_MS", "100")) / 1000.0
 
 
 @pytest.fixture(scope="module")
 def pg():
-    _require_server()
-    cluster = harness.PgCluster()
-    try:
-        yield cluster
-    finally:
-        cluster.close()
+    yield from harness.module_pg()
 
 
 # Enough drops that the flooder keeps at it for a few seconds before it is

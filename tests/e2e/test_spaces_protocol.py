@@ -36,10 +36,9 @@ import harness  # noqa: E402
 import pytest  # noqa: E402
 
 PYTHON = harness.PYTHON
-CLIENTS = os.path.join(SOURCE, "tests", "clients")
-MOCK_APP = os.path.join(CLIENTS, "mock_app.py")
-CONTROL_APP = os.path.join(CLIENTS, "websocket_integration_client.py")
-INTEGRATION = os.path.join(CLIENTS, "test_integration.py")
+MOCK_APP = harness.MOCK_APP
+CONTROL_APP = harness.CONTROL_APP
+INTEGRATION = harness.INTEGRATION
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 ISO_UTC = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)$")
@@ -94,18 +93,9 @@ class Env:
         self.children = []
 
 
-def _require_server():
-    argv = harness.spaces_server_command()
-    if "/" in argv[0] and not os.path.exists(argv[0]):
-        pytest.fail("%s does not exist: build it (make build)" % argv[0])
-    if not harness.spaces_server_has_database():
-        pytest.fail("%s --help does not list --database-url: the database and Spaces "
-                    "layers are not wired into this build" % argv[0])
-
-
 @pytest.fixture(scope="module")
 def env():
-    _require_server()
+    harness.require_spaces_server()
     pg = harness.PgCluster()
     server = None
     try:
@@ -163,12 +153,18 @@ def assert_server_disconnects(app, timeout=5.0):
 
 
 def sync(app, settle=0.3):
-    """Waits until the app has carried out every command sent so far, then
-    gives the server ``settle`` seconds to act on what it sent."""
+    """Waits until the app has carried out every command sent so far (the
+    "done" of a ping: an event, not a guess), then gives the server ``settle``
+    seconds (scaled by SPACES_TEST_TIMEOUT_MULTIPLIER) to act on what it sent.
+
+    The pause stays because every caller checks that something does NOT
+    happen (garbage, a forged or late result, out-of-range progress change
+    nothing): no event marks "the server has decided to ignore it", and the
+    database write it must not make would be asynchronous."""
     start = len(app.events)
     app.send({"op": "ping"})
     app.wait_event("done", start=start, pred=lambda e: e["data"].get("op") == "ping")
-    time.sleep(settle)
+    time.sleep(harness.scaled(settle))
 
 
 def answer(app, request_id, text="done", status="completed", result=None):

@@ -19,6 +19,9 @@
 //   SPACES_BUILD_DIR        build directory (default <source>/build/debug)
 //   SPACES_SOURCE_DIR       source directory (default: found from this file)
 //   SPACES_TEST_VERBOSE=1   copy the server's stderr to ours as it arrives
+//   SPACES_TEST_TIMEOUT_MULTIPLIER  scales every timeout and deadline of the
+//                           tests (default 1; e.g. 3 on a loaded or slow
+//                           machine): use h.ms(n) for a timeout of n ms
 "use strict";
 
 const { spawn } = require("node:child_process");
@@ -39,8 +42,31 @@ const SANITIZER_PATTERNS = [
 
 const OUTPUT_CAP = 8 * 1024 * 1024;
 
+// SPACES_TEST_TIMEOUT_MULTIPLIER (as libuv's UV_TEST_TIMEOUT_MULTIPLIER):
+// how much longer than normal every wait may take; never below 1.
+const TIMEOUT_MULTIPLIER = Math.max(1, Number(process.env.SPACES_TEST_TIMEOUT_MULTIPLIER) || 1);
+
+/** A timeout of n ms, scaled by SPACES_TEST_TIMEOUT_MULTIPLIER. */
+function ms(n) {
+  return Math.round(n * TIMEOUT_MULTIPLIER);
+}
+
 function sleep(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Resolves once fn() returns a truthy value (polled every intervalMs);
+ * rejects after timeoutMs (scaled) saying what was awaited.
+ */
+async function waitUntil(what, fn, timeoutMs = 5000, intervalMs = 10) {
+  const deadline = Date.now() + ms(timeoutMs);
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms(timeoutMs)} ms waiting for ${what}`);
+    await sleep(intervalMs);
+  }
 }
 
 /** Returns a TCP port that was free on 127.0.0.1 a moment ago. */
@@ -160,6 +186,7 @@ class ServerProcess {
 
   /** Resolves with the exit status, or null after timeoutMs. */
   waitExit(timeoutMs) {
+    timeoutMs = ms(timeoutMs);
     // The timer is cleared once the child exits: a pending one would keep
     // the test process alive for the whole timeout after the last test.
     let timer;
@@ -255,6 +282,7 @@ async function startServer(argv, { readyTimeoutMs = 30000, env = {}, attempts = 
     child.on("error", (e) => {
       spawnError = e;
     });
+    readyTimeoutMs = ms(readyTimeoutMs);
     const deadline = Date.now() + readyTimeoutMs;
     while (Date.now() < deadline) {
       if (spawnError)
@@ -294,7 +322,10 @@ async function startEngineioServer(options) {
 module.exports = {
   SOURCE_DIR,
   BUILD_DIR,
+  TIMEOUT_MULTIPLIER,
+  ms,
   sleep,
+  waitUntil,
   freePort,
   canConnect,
   serverCommand,

@@ -20,6 +20,9 @@ reference Node.js server:
                             (nothing is started or stopped)
     SPACES_BUILD_DIR        build directory (default <source>/build/debug)
     SPACES_SOURCE_DIR       source directory (default: found from this file)
+    SPACES_TEST_TIMEOUT_MULTIPLIER  scales every timeout and deadline of the
+                            tests (default 1; e.g. 3 on a loaded or slow
+                            machine): use harness.scaled(seconds)
 """
 
 import os
@@ -36,6 +39,24 @@ SOURCE_DIR = os.environ.get("SPACES_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", "..")
 )
 BUILD_DIR = os.environ.get("SPACES_BUILD_DIR") or os.path.join(SOURCE_DIR, "build", "debug")
+
+
+def _timeout_multiplier():
+    try:
+        return max(1.0, float(os.environ.get("SPACES_TEST_TIMEOUT_MULTIPLIER") or 1))
+    except ValueError:
+        return 1.0
+
+
+# SPACES_TEST_TIMEOUT_MULTIPLIER (as libuv's UV_TEST_TIMEOUT_MULTIPLIER): how
+# much longer than normal every wait may take; never below 1.
+TIMEOUT_MULTIPLIER = _timeout_multiplier()
+
+
+def scaled(seconds):
+    """A timeout of ``seconds``, scaled by SPACES_TEST_TIMEOUT_MULTIPLIER."""
+    return seconds * TIMEOUT_MULTIPLIER
+
 
 SANITIZER_PATTERNS = [
     re.compile(r"runtime error:"),
@@ -127,6 +148,7 @@ class ServerProcess:
         if self._stopped:
             return
         self._stopped = True
+        timeout = scaled(timeout)
         problems = []
         if self.proc.poll() is not None:
             problems.append(
@@ -245,7 +267,7 @@ def start_server(argv, ready_timeout=30.0, env=None, attempts=3):
             stderr=stderr_file,
         )
         server = ServerProcess(argv, port, proc, stderr_file, stdout_file)
-        deadline = time.monotonic() + ready_timeout
+        deadline = time.monotonic() + scaled(ready_timeout)
         while time.monotonic() < deadline and server.alive():
             if can_connect(port):
                 server.assert_alive()
@@ -293,6 +315,10 @@ def start_engineio_server(**kwargs):
 # (``--port P`` appended) unless the new keyword arguments are given.
 
 PYTHON = "/usr/bin/python3"
+CLIENTS_DIR = os.path.join(SOURCE_DIR, "tests", "clients")
+MOCK_APP = os.path.join(CLIENTS_DIR, "mock_app.py")
+CONTROL_APP = os.path.join(CLIENTS_DIR, "websocket_integration_client.py")
+INTEGRATION = os.path.join(CLIENTS_DIR, "test_integration.py")
 
 
 def _start_server_at(argv, port, port_args, ready_timeout, full_env, ready_check):
@@ -307,6 +333,7 @@ def _start_server_at(argv, port, port_args, ready_timeout, full_env, ready_check
         stderr=stderr_file,
     )
     server = ServerProcess(argv, port, proc, stderr_file, stdout_file)
+    ready_timeout = scaled(ready_timeout)
     deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline and server.alive():
         if can_connect(port) and (ready_check is None or ready_check(server)):
@@ -387,7 +414,8 @@ def spaces_server_has_database():
 
 def wait_until(what, fn, timeout, interval=0.1, context=None):
     """Polls fn until it returns something true (returned), or fails after
-    timeout seconds saying what was awaited, with context() when given."""
+    timeout seconds (scaled) saying what was awaited, with context() when given."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while True:
         v = fn()
@@ -529,6 +557,36 @@ class PgCluster:
         return False
 
 
+def require_spaces_server(database=True):
+    """Fails the calling test (pytest.fail) when spaces-server is not built,
+    or (database=True) is built without the database layers."""
+    import pytest
+
+    argv = spaces_server_command()
+    if "/" in argv[0] and not os.path.exists(argv[0]):
+        pytest.fail("%s does not exist: build it (make build)" % argv[0])
+    if database and not spaces_server_has_database():
+        pytest.fail("%s --help does not list --database-url: the database and Spaces "
+                    "layers are not wired into this build" % argv[0])
+
+
+def module_pg(require_server=True, database=True):
+    """The body of a module-scoped PostgreSQL fixture: a throwaway cluster,
+    closed after the module. In a test file:
+
+        @pytest.fixture(scope="module")
+        def pg():
+            yield from harness.module_pg()
+    """
+    if require_server:
+        require_spaces_server(database)
+    cluster = PgCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
 class ChildProcess:
     """A program run under ``timeout`` with stdout+stderr read line by line
     by a thread; each line is kept with the time.monotonic() it arrived.
@@ -589,6 +647,7 @@ class ChildProcess:
         """The first line from index ``start`` on matching the regex:
         (index, time, match). AssertionError after ``timeout`` seconds."""
         rx = re.compile(pattern)
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             i = start
@@ -612,6 +671,7 @@ class ChildProcess:
     def wait_event(self, name, timeout=10.0, start=0, pred=None):
         """The first JSON event from index ``start`` with "event" == name
         (and pred(event) true): (index, time, event)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         with self.cond:
             i = start
@@ -905,6 +965,7 @@ class SpacesSite:
     def wait_status(self, request_id, want=("completed", "failed"), timeout=10.0,
                     user=None, interval=0.05):
         """Polls the status route until its status is in want; returns the body."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         last = None
         while True:

@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <cmocka.h>
 
+#include "test_timeout.h"
+
 #include "base/timeq.h"
 
 typedef struct {
@@ -76,7 +78,9 @@ static void test_rearm_postpones(void **state)
 	uv_loop_t loop;
 	uv_loop_init(&loop);
 	base_timeq q;
-	base_timeq_init(&loop, &q, 40, on_expire);
+	/* Scaled (SPACES_TEST_TIMEOUT_MULTIPLIER): on a loaded machine the 20 ms
+	 * re-arm timer can come later than the 40 ms deadline it must beat. */
+	base_timeq_init(&loop, &q, test_ms(40), on_expire);
 	item a = {0};
 	base_timeq_entry_init(&a.e);
 	uint64_t start = uv_now(&loop);
@@ -84,11 +88,11 @@ static void test_rearm_postpones(void **state)
 	uv_timer_t t;
 	uv_timer_init(&loop, &t);
 	g_rearm = (rearm_ctx){&q, &a, 0};
-	uv_timer_start(&t, on_rearm, 20, 20);
+	uv_timer_start(&t, on_rearm, test_ms(20), test_ms(20));
 	uv_run(&loop, UV_RUN_DEFAULT);
 	assert_int_equal(a.fired, 1);
 	/* Last re-arm at ~60 ms, so it fires at ~100 ms, not at 40. */
-	assert_true(a.at >= start + 90);
+	assert_true(a.at >= start + test_ms(90));
 	uv_close((uv_handle_t *)&t, NULL);
 	base_timeq_close(&q, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);

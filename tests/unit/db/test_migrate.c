@@ -81,7 +81,9 @@ static void remove_file(const char *dir, const char *name)
 
 static void make_dir(char *dir, size_t len)
 {
-	snprintf(dir, len, "%s/migrations.XXXXXX", g_pg.dir);
+	int n = snprintf(dir, len, "%s/migrations.XXXXXX", g_pg.dir);
+
+	assert_true(n > 0 && (size_t)n < len); /* a cut template would make the wrong folder */
 	assert_non_null(mkdtemp(dir));
 }
 

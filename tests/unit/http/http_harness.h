@@ -6,6 +6,8 @@
 #ifndef TESTS_HTTP_HARNESS_H
 #define TESTS_HTTP_HARNESS_H
 
+#include "test_timeout.h"
+
 /* ---- harness ------------------------------------------------------------- */
 
 static struct {
@@ -39,10 +41,10 @@ static void tick_cb(uv_timer_t *t)
 	(void)t;
 }
 
-/* Runs the loop until *flag is set or timeout_ms passes; returns the flag. */
+/* Runs the loop until *flag is set or timeout_ms (scaled) passes; returns the flag. */
 static int run_until(const atomic_int *flag, unsigned timeout_ms)
 {
-	uint64_t end = uv_now(&H.loop) + timeout_ms;
+	uint64_t end = uv_now(&H.loop) + test_ms(timeout_ms);
 
 	uv_timer_start(&H.tick, tick_cb, 5, 5);
 	while (!atomic_load(flag) && uv_now(&H.loop) < end)
@@ -125,7 +127,7 @@ typedef struct {
 static cl_t *cl_open_rcvbuf(int rcvbuf)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)H.port)};
-	struct timeval tv = {.tv_sec = 5};
+	struct timeval tv = {.tv_sec = test_ms(5000) / 1000};
 	int one = 1;
 	cl_t *c = malloc(sizeof(*c));
 

@@ -121,9 +121,12 @@ static void h_defer(http_request *req, void *ud)
 	uv_timer_start(&g_defer_timer, defer_fire, 100, 0);
 }
 
+static atomic_int g_holds; /* requests /hold has taken */
+
 static void h_hold(http_request *req, void *ud)
 {
 	(void)ud;
+	atomic_fetch_add(&g_holds, 1);
 	g_kept = req;
 	req->on_abort = on_abort;
 }
@@ -160,7 +163,19 @@ static int setup_with(const http_limits *lim)
 	uv_timer_init(&H.loop, &g_defer_timer);
 	g_kept = NULL;
 	atomic_store(&g_aborts, 0);
+	atomic_store(&g_holds, 0);
 	return 0;
+}
+
+/* On the client thread: waits until the server's handler has counted n in
+ * *v (the event itself, not a guess at how long it takes). */
+static void wait_count(atomic_int *v, int n)
+{
+	uint64_t end = uv_hrtime() / 1000000 + test_ms(5000);
+
+	while (atomic_load(v) < n && uv_hrtime() / 1000000 < end)
+		msleep(1);
+	CK(atomic_load(v) >= n);
 }
 
 static int setup_default(void **state)
@@ -552,7 +567,7 @@ static void c_abort(void)
 	cl_t *c = cl_open();
 
 	CK(cl_sends(c, "GET /hold HTTP/1.1\r\n\r\n") == 0);
-	msleep(100);
+	wait_count(&g_holds, 1); /* the server holds it: the close aborts a kept request */
 	cl_close(c);
 }
 
@@ -575,7 +590,7 @@ static void c_hold_only(void)
 	cl_t *c = cl_open();
 
 	CK(cl_sends(c, "GET /hold HTTP/1.1\r\n\r\n") == 0);
-	msleep(100);
+	wait_count(&g_holds, 1);
 	/* Left open: the server closes it. */
 	CK(cl_wait_close(c));
 	cl_close(c);
@@ -616,7 +631,9 @@ static void c_big(void)
 	resp_t r;
 
 	CK(cl_sends(c, "GET /big HTTP/1.1\r\n\r\nGET /hello HTTP/1.1\r\n\r\n") == 0);
-	msleep(200); /* let the socket fill up: the rest goes through uv_write */
+	/* Not an ordering: a pause so the server's socket fills and the rest goes
+	 * through uv_write (the answer is the same either way, only the path). */
+	msleep(200);
 	CK(cl_response(c, &r) == 0);
 	CK(r.status == 200 && r.body_len == BIG_LEN && memcmp(r.body, g_big, BIG_LEN) == 0);
 	resp_free(&r);
@@ -683,7 +700,7 @@ static void c_header_too_large(void)
 	for (size_t i = 0; i < strlen(req); i += 100) {
 		if (cl_send(c, req + i, BASE_MIN((size_t)100, strlen(req) - i)) != 0)
 			break;
-		msleep(2);
+		msleep(2); /* separate reads; the answer does not depend on it */
 	}
 	CK(cl_response(c, &r) == 0);
 	CK(r.status == 431);
@@ -711,7 +728,9 @@ static void c_input_budget(void)
 	CK(cl_send(a, body, 1000) == 0);
 	CK(cl_sends(b, head) == 0);
 	CK(cl_send(b, body, 1000) == 0);
-	usleep(200 * 1000);
+	/* No event tells this thread that the server has read those bytes (the
+	 * body is not answered yet): a pause, scaled for slow machines. */
+	usleep(test_ms(200) * 1000);
 	CK(cl_send(a, body + 1000, BUDGET_BODY - 1000) == 0);
 	CK(cl_response(a, &r) == 0);
 	CK(r.status == 200);
@@ -728,7 +747,8 @@ static void c_input_budget(void)
 	c = cl_open();
 	CK(cl_sends(c, head) == 0);
 	CK(cl_send(c, body, 700000) == 0);
-	usleep(200 * 1000);
+	/* c's bytes must be read before d's: as above, a scaled pause. */
+	usleep(test_ms(200) * 1000);
 	d = cl_open();
 	CK(cl_sends(d, head) == 0);
 	CK(cl_send(d, body, 700000) == 0);
@@ -957,14 +977,22 @@ static void c_max_connections(void)
 	x = cl_open();
 	CK(cl_wait_close(x));
 	cl_close(x);
-	/* Once one goes, there is room again. */
+	/* Once one goes, there is room again: as soon as the server has seen the
+	 * close, a new connection is served (until then it is closed at once). */
 	cl_close(a);
-	msleep(100);
-	x = cl_open();
-	CK(cl_sends(x, "GET /hello HTTP/1.1\r\n\r\n") == 0);
-	CK(cl_response(x, &r) == 0 && r.status == 200);
-	resp_free(&r);
-	cl_close(x);
+	uint64_t end = uv_hrtime() / 1000000 + test_ms(5000);
+	int served = 0;
+	while (!served && uv_hrtime() / 1000000 < end) {
+		x = cl_open();
+		if (cl_sends(x, "GET /hello HTTP/1.1\r\n\r\n") == 0 && cl_response(x, &r) == 0) {
+			served = r.status == 200;
+			resp_free(&r);
+		}
+		cl_close(x);
+		if (!served)
+			msleep(1);
+	}
+	CK(served);
 	cl_close(b);
 }
 
@@ -1027,7 +1055,7 @@ static void h_remote(http_request *req, void *ud)
 static void c_ipv6(void)
 {
 	struct sockaddr_in6 sa = {.sin6_family = AF_INET6, .sin6_port = htons((uint16_t)g_port6)};
-	struct timeval tv = {.tv_sec = 5};
+	struct timeval tv = {.tv_sec = test_ms(5000) / 1000};
 	cl_t *c = malloc(sizeof(*c));
 	resp_t r;
 

@@ -5,6 +5,32 @@
  * the other; heartbeat; the handshake and error answers of the reference
  * server (engine.io 6.x). The layer above (Socket.IO) sees sockets that
  * carry text and binary messages and close with a reason.
+ *
+ * Contracts, for every function below:
+ *
+ * - Threading: everything runs on the loop of the http_server given to
+ *   eio_server_new. Nothing here may be called from another thread.
+ * - Buffers in: eio_socket_send and eio_socket_sendv copy what they are
+ *   given before returning; eio_msg_new copies its parts once; the caller
+ *   keeps its buffers. eio_socket_send_msg takes a reference of its own:
+ *   the caller still holds (and must drop) the one it had.
+ * - Buffers out: data handed to on_message, and the request handed to
+ *   on_connection and allow_request, are valid only during the call (they
+ *   point into the connection's read buffer or the request's memory); copy
+ *   what must be kept.
+ * - When callbacks run: only from the loop (a request, a WebSocket frame,
+ *   a timer, the end of a loop turn), never from inside a call the layer
+ *   above makes into this one, except eio_server_close_all and
+ *   eio_server_free, which run on_close for every open socket before
+ *   returning. Callbacks of one socket never nest: on_close does not run
+ *   inside that socket's on_connection or on_message.
+ * - What is safe inside a callback: every eio_socket_* function, on the
+ *   socket the callback is about or any other, including
+ *   eio_socket_close (the close is finished at the end of the loop turn)
+ *   and eio_msg_*. Not eio_server_free.
+ * - Lifetime of an eio_socket: valid from on_connection until on_close
+ *   returns; the pointer must not be used after that (the memory may stay
+ *   a little longer, for a polling client to collect its close packet).
  */
 #ifndef ENGINEIO_H
 #define ENGINEIO_H
@@ -49,17 +75,26 @@ typedef enum {
 const char *eio_close_reason_str(eio_close_reason r);
 
 typedef struct {
-	/** Called for a new socket, after the handshake was sent. */
+	/**
+	 * Called for a new socket during its handshake request, once the open
+	 * packet is queued; what it sends follows the open packet (over
+	 * WebSocket, once the 101 answer is out). handshake is valid only
+	 * during the call.
+	 */
 	void (*on_connection)(eio_socket *s, const http_request *handshake, void *ud);
 	/** A message from the client. data is valid only during the call. */
 	void (*on_message)(eio_socket *s, int binary, const char *data, size_t len, void *ud);
-	/** The socket closed; it is freed after this returns. Called once. */
+	/**
+	 * The socket closed (exactly once per socket that had on_connection):
+	 * from then on it sends nothing. s must not be used after this returns.
+	 */
 	void (*on_close)(eio_socket *s, eio_close_reason reason, void *ud);
 	/** Optional: the socket moved from polling to WebSocket. */
 	void (*on_upgrade)(eio_socket *s, void *ud);
 	/**
 	 * Optional: decide whether a handshake or request may proceed. Return 0
 	 * to allow, or nonzero to refuse with 403 {"code":4,"message":"Forbidden"}.
+	 * Runs before any answer; must not keep req.
 	 */
 	int (*allow_request)(const http_request *req, void *ud);
 	void *ud;
@@ -117,8 +152,13 @@ void eio_options_default(eio_options *o);
  * http. Returns NULL on ENOMEM. opts->path and cors_origin must outlive it.
  */
 eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio_callbacks *cb);
-/** Closes every socket (reason SERVER_SHUTDOWN). */
+/** Closes every socket (reason SERVER_SHUTDOWN): on_close runs for each before this returns. */
 void eio_server_close_all(eio_server *srv);
+/**
+ * Closes every socket (as eio_server_close_all), answers waiting polls,
+ * and frees the server once its handles have closed (a loop turn later).
+ * Not from inside a callback. Call before http_server_free.
+ */
 void eio_server_free(eio_server *srv);
 /** Number of open sockets. */
 size_t eio_server_clients(const eio_server *srv);
@@ -139,7 +179,14 @@ typedef struct {
 /** Copies the counters. */
 void eio_server_get_stats(const eio_server *srv, eio_stats *st);
 
-/** Queues a message (copied). Returns 0, BASE_ECLOSED, or BASE_ELIMIT (dropped: too much queued). */
+/**
+ * Sends a message (copied), or queues it until the transport can take it
+ * (a polling GET, the WebSocket's accept or the end of an upgrade). Returns
+ * 0, BASE_ECLOSED (the socket is closed or closing: nothing sent),
+ * BASE_ELIMIT or HTTP_EQUEUE_FULL (too much waiting for a client that does
+ * not read: the socket is closed at the end of the loop turn).
+ * Never runs a callback.
+ */
 int eio_socket_send(eio_socket *s, int binary, const char *data, size_t len);
 /**
  * Queues a message built of parts (concatenated), copying once.
@@ -148,15 +195,17 @@ int eio_socket_send(eio_socket *s, int binary, const char *data, size_t len);
 int eio_socket_sendv(eio_socket *s, int binary, const base_slice *parts, size_t n_parts);
 
 /*
- * A message encoded once and shared by many sockets (broadcast). It holds
- * the WebSocket frame ready to write, and the polling form is a slice of it.
+ * A message encoded once and shared by many sockets (broadcast): one
+ * refcounted chunk holding the WebSocket frame ready to write. A WebSocket
+ * socket's write queue shares it; a polling socket's queue holds a
+ * reference until a GET takes it, and encodes it into that answer.
  */
 typedef struct eio_msg eio_msg;
-/** Builds a shared message from parts (copied once). refs = 1. NULL on ENOMEM. */
+/** Builds a shared message from parts (copied once). refs = 1. Never NULL (out of memory aborts). */
 eio_msg *eio_msg_new(int binary, const base_slice *parts, size_t n_parts);
 eio_msg *eio_msg_ref(eio_msg *m);
 void eio_msg_unref(eio_msg *m);
-/** Queues a shared message; takes its own reference. */
+/** Sends or queues a shared message; takes its own reference. Returns as eio_socket_send. */
 int eio_socket_send_msg(eio_socket *s, eio_msg *m);
 
 /**

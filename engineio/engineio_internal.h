@@ -12,11 +12,6 @@
 #define EIO_SID_LEN 20
 
 typedef enum {
-	EIO_T_POLLING = 0,
-	EIO_T_WEBSOCKET = 1,
-} eio_transport;
-
-typedef enum {
 	EIO_S_OPEN = 0,
 	/* Closed for the layer above; a polling client may still collect the close packet. */
 	EIO_S_CLOSING,
@@ -30,24 +25,114 @@ typedef enum {
 	EIO_UP_DONE,
 } eio_upgrade_state;
 
-struct eio_msg {
-	uint32_t refs;
-	uint8_t binary;
-	uint8_t frame_hdr_len; /* bytes of WebSocket header before the payload */
-	base_chunk *chunk;     /* [WebSocket header][payload: "4..." or raw bytes] */
-};
+/*
+ * A message is a base_chunk (one allocation, its refcount is the
+ * message's): [WebSocket frame header][packet: type digit and data, or the
+ * raw bytes of a binary message]. The chunk's flags hold whether it is
+ * binary (bit 0) and the header's length (bits 8..15). The WebSocket
+ * transport writes the chunk as it is; the polling transport reads the
+ * packet after the header and encodes it into a payload (binary as 'b' and
+ * base64) when a GET takes it.
+ */
+static inline base_chunk *eio__msg_chunk(eio_msg *m)
+{
+	return (base_chunk *)(void *)m;
+}
+static inline int eio__msg_binary(const eio_msg *m)
+{
+	return (int)(((const base_chunk *)(const void *)m)->flags & 1u);
+}
+/** The packet inside m: type digit and data (text), or the raw bytes (binary). */
+static inline base_slice eio__msg_packet(const eio_msg *m)
+{
+	const base_chunk *c = (const base_chunk *)(const void *)m;
+	size_t h = (c->flags >> 8) & 0xffu;
+	return (base_slice){c->data + h, c->len - h};
+}
+/**
+ * Builds a message for packet type with data made of parts (copied once);
+ * binary: raw bytes (type must be EIO_MESSAGE). refs = 1. Never NULL.
+ */
+eio_msg *eio__msg_new(eio_packet_type type, int binary, const base_slice *parts, size_t n_parts);
+
+/*
+ * The outgoing queue of a session: messages in order, each holding one
+ * reference. Transport-neutral: the polling transport drains it into the
+ * answer of a GET (at most polling_max_packets at a time); the WebSocket
+ * transport drains it entirely into its connection's write queue, sharing
+ * the chunks. An upgrade hands the queue from one to the other as it is.
+ */
+typedef struct {
+	eio_msg **slot; /* ring of cap entries (a power of two), NULL when cap is 0 */
+	uint32_t head;  /* index of the oldest */
+	uint32_t len;
+	uint32_t cap;
+	size_t bytes; /* packet bytes queued (eio__msg_packet lengths) */
+} eio_queue;
+
+/** Appends m, taking a new reference. */
+void eio__queue_push(eio_queue *q, eio_msg *m);
+/** The i-th oldest message (i < q->len); the queue keeps its reference. */
+eio_msg *eio__queue_at(const eio_queue *q, size_t i);
+/** Removes the oldest and returns it with the queue's reference (caller unrefs). NULL if empty. */
+eio_msg *eio__queue_pop(eio_queue *q);
+/** Unrefs every message and frees the ring. */
+void eio__queue_clear(eio_queue *q);
+/** Frees the ring if the queue is empty (an idle session keeps no memory). */
+void eio__queue_trim(eio_queue *q);
+
+/*
+ * A transport: the one place that knows how packets reach the client. The
+ * session (socket.c) only calls these; which transport it has is the
+ * pointer s->t, swapped once by an upgrade.
+ */
+typedef struct eio_transport_ops {
+	const char *name; /* "polling" or "websocket", as in the query string */
+	unsigned index;   /* slot in eio_stats.opened / open: 0 polling, 1 websocket */
+	/**
+	 * Sends a message (parts copied) or queues it in s->q when the wire
+	 * cannot take it now. Returns 0, BASE_ELIMIT or HTTP_EQUEUE_FULL (the
+	 * session is then being closed), BASE_ENOMEM, BASE_ECLOSED.
+	 */
+	int (*send)(eio_socket *s, int binary, const base_slice *parts, size_t n);
+	/** The same for a shared message: takes its own reference if it keeps it. */
+	int (*send_msg)(eio_socket *s, eio_msg *m);
+	/** Moves what it can of s->q to the wire. */
+	void (*flush)(eio_socket *s);
+	/** 1 when a message sent now leaves at once (eio_socket_writable). */
+	int (*writable)(const eio_socket *s);
+	/** Bytes accepted by the wire and not yet written (beyond s->q). */
+	size_t (*buffered)(const eio_socket *s);
+	/**
+	 * The session closed for the layer above (on_close has run): says
+	 * goodbye the transport's way and finalizes the socket, now or, for a
+	 * polling client that should still collect its close packet, later.
+	 */
+	void (*closing)(eio_socket *s, eio_close_reason reason);
+	/**
+	 * Lets go of the transport's connection: closes it (detach 0, when the
+	 * session is finalized), or forgets it at once (detach 1, at server
+	 * shutdown: a waiting GET is answered 503, a WebSocket unhooked).
+	 */
+	void (*release)(eio_socket *s, int detach);
+	/** 1 while a connection of the transport still points at s (not to be freed). */
+	int (*attached)(const eio_socket *s);
+} eio_transport_ops;
+
+extern const eio_transport_ops eio__polling_ops;
+extern const eio_transport_ops eio__websocket_ops;
 
 struct eio_socket {
 	eio_server *srv;
-	base_table_link hlink;  /* in srv->sids, by sid */
-	base_timeq_entry hb;    /* in ping_q (waiting to ping) or pong_q (waiting for pong) */
-	base_timeq_entry up;    /* in upgrade_q while probing */
-	http_request *poll_req; /* the pending long-polling GET */
-	http_ws *ws;            /* the WebSocket transport, once it is the transport */
-	http_ws *probe;         /* a WebSocket being probed for the upgrade */
-	base_buf out;           /* packets waiting for a GET, as an encoded polling payload */
+	base_table_link hlink;      /* in srv->sids, by sid */
+	base_timeq_entry hb;        /* in ping_q (waiting to ping) or pong_q (waiting for pong) */
+	base_timeq_entry up;        /* in upgrade_q while probing */
+	const eio_transport_ops *t; /* the current transport */
+	http_request *poll_req;     /* the pending long-polling GET */
+	http_ws *ws;                /* the WebSocket transport, once it is the transport */
+	http_ws *probe;             /* a WebSocket being probed for the upgrade */
+	eio_queue q;                /* packets the transport has not taken yet */
 	void *user;
-	uint8_t transport;     /* eio_transport */
 	uint8_t state;         /* eio_state */
 	uint8_t upgrade;       /* eio_upgrade_state */
 	uint8_t in_callback;   /* >0 while a user callback runs */
@@ -81,12 +166,13 @@ struct eio_server {
 	base_list pending_close; /* eio_socket.close_link */
 	uv_check_t close_check;
 	uv_idle_t close_idle;
-	int closing;                 /* handles still closing in eio_server_free */
-	char open_tail_polling[160]; /* open packet JSON after the sid, for each transport */
-	char open_tail_ws[160];
+	int closing;            /* handles still closing in eio_server_free */
+	char open_tail[2][160]; /* open packet JSON after the sid, by eio_transport_ops.index */
 	eio_stats stats;
-	void *zs[2];   /* z_stream for gzip and deflate answers, made on first use */
-	base_buf zout; /* their output, kept for the next answer */
+	eio_msg *ctl[EIO_NOOP + 1]; /* the data-less packets ("1", "2", "6"), shared by all */
+	base_buf payload;           /* a polling answer being encoded, kept for the next one */
+	void *zs[2];                /* z_stream for gzip and deflate answers, made on first use */
+	base_buf zout;              /* their output, kept for the next answer */
 };
 
 /* server.c */
@@ -103,7 +189,7 @@ void eio__cors_headers(eio_server *srv, const http_request *req, base_buf *b);
  * armed, on_connection called. Returns NULL after answering 503 when out
  * of memory.
  */
-eio_socket *eio__handshake(eio_server *srv, eio_transport t, http_request *req);
+eio_socket *eio__handshake(eio_server *srv, const eio_transport_ops *t, http_request *req);
 
 /** Answers an error with a message of its own instead of the standard one. */
 void eio__respond_error_msg(eio_server *srv, http_request *req, eio_error_code code,
@@ -131,12 +217,22 @@ void eio__socket_on_close(eio_socket *s, eio_close_reason reason);
 void eio__socket_close_soon(eio_socket *s, eio_close_reason reason);
 /** Runs the closes flagged by eio__socket_close_soon (also at server shutdown). */
 void eio__close_pending(eio_server *srv);
+/** Forgets the sid and closes the WebSockets: later requests for it get "Session ID unknown". */
+void eio__socket_finalize(eio_socket *s);
+/**
+ * Queues a data-less packet (ping, noop, close) of type on s, past any
+ * output cap, and lets the transport flush it.
+ */
+void eio__socket_push_ctl(eio_socket *s, eio_packet_type type);
+/**
+ * Queues m in s->q unless that would pass opts.max_buffered, in which case
+ * the session is closed at the end of the turn and BASE_ELIMIT returned.
+ */
+int eio__socket_enqueue(eio_socket *s, eio_msg *m);
 /** Detaches every transport and frees s at once (server shutdown). */
 void eio__socket_destroy(eio_socket *s);
 /** Frees s if nothing refers to it any more. */
 void eio__socket_maybe_free(eio_socket *s);
-/** Sends every queued packet over the WebSocket transport. */
-void eio__flush_to_ws(eio_socket *s);
 /** Starts the heartbeat (schedules the first ping). */
 void eio__heartbeat_start(eio_socket *s);
 void eio__ping_expired(base_timeq *q, base_timeq_entry *e);
@@ -146,8 +242,6 @@ void eio__linger_expired(base_timeq *q, base_timeq_entry *e);
 /* transport_polling.c */
 void eio__polling_get(eio_socket *s, http_request *req);
 void eio__polling_post(eio_socket *s, http_request *req);
-/** Answers the pending GET (if any) with the queued packets. */
-void eio__polling_flush(eio_socket *s);
 
 /* transport_websocket.c */
 /** A WebSocket request without sid: a new session on the WebSocket transport. */
@@ -155,7 +249,7 @@ void eio__ws_handshake(eio_server *srv, http_request *req);
 /** A WebSocket request for an existing polling sid: the upgrade probe. */
 void eio__ws_upgrade(eio_socket *s, http_request *req);
 void eio__upgrade_expired(base_timeq *q, base_timeq_entry *e);
-/** Queues a message over the WebSocket transport. */
-int eio__ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n);
+/** The probe of an upgrade in progress, if any: closed (detach 0) or forgotten (detach 1). */
+void eio__upgrade_release(eio_socket *s, int detach);
 
 #endif

@@ -145,15 +145,15 @@ static void respond_preflight(eio_server *srv, http_request *req)
 
 /* ---- sockets ----------------------------------------------------------- */
 
-static eio_socket *socket_new(eio_server *srv, eio_transport t, const http_request *req)
+static eio_socket *socket_new(eio_server *srv, const eio_transport_ops *t, const http_request *req)
 {
 	eio_socket *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
 	s->srv = srv;
-	s->transport = (uint8_t)t;
-	srv->stats.opened[t & 1]++;
-	srv->stats.open[t & 1]++;
+	s->t = t;
+	srv->stats.opened[t->index]++;
+	srv->stats.open[t->index]++;
 	base_timeq_entry_init(&s->hb);
 	base_timeq_entry_init(&s->up);
 	snprintf(s->remote, sizeof(s->remote), "%s", req->remote_addr);
@@ -166,22 +166,23 @@ static eio_socket *socket_new(eio_server *srv, eio_transport t, const http_reque
 
 static void queue_open(eio_socket *s)
 {
-	const char *tail =
-	    s->transport == EIO_T_POLLING ? s->srv->open_tail_polling : s->srv->open_tail_ws;
+	const char *tail = s->srv->open_tail[s->t->index];
 	char open[EIO_SID_LEN + 200];
 	int n = snprintf(open, sizeof(open), "{\"sid\":\"%s\",%s", s->sid, tail);
-	eio_payload_append(&s->out, EIO_OPEN, 0, open, (size_t)n);
+	base_slice part = {open, (size_t)n};
+	eio_msg *m = eio__msg_new(EIO_OPEN, 0, &part, 1);
+	eio__queue_push(&s->q, m);
+	eio_msg_unref(m);
 }
 
-eio_socket *eio__handshake(eio_server *srv, eio_transport t, http_request *req)
+eio_socket *eio__handshake(eio_server *srv, const eio_transport_ops *t, http_request *req)
 {
 	eio_socket *s = socket_new(srv, t, req);
 	if (!s) {
 		http_respond_and_close(req, 503, "text/plain", "Server busy", 11);
 		return NULL;
 	}
-	BASE_LOGD("eio", "new %s session %s from %s", t == EIO_T_POLLING ? "polling" : "websocket",
-	          s->sid, s->remote);
+	BASE_LOGD("eio", "new %s session %s from %s", t->name, s->sid, s->remote);
 	queue_open(s);
 	eio__heartbeat_start(s);
 	s->in_callback++;
@@ -193,7 +194,7 @@ eio_socket *eio__handshake(eio_server *srv, eio_transport t, http_request *req)
 
 static void handshake_polling(eio_server *srv, http_request *req)
 {
-	eio_socket *s = eio__handshake(srv, EIO_T_POLLING, req);
+	eio_socket *s = eio__handshake(srv, &eio__polling_ops, req);
 	/* The handshake GET is answered with the open packet (and anything queued). */
 	if (s)
 		eio__polling_get(s, req);
@@ -250,7 +251,7 @@ static void on_request(http_request *req, void *ud)
 			eio__respond_error(srv, req, EIO_ERR_UNKNOWN_SID);
 			return;
 		}
-		if (!upgrade_req && (is_ws || s->transport != EIO_T_POLLING)) {
+		if (!upgrade_req && (is_ws || s->t != &eio__polling_ops)) {
 			/* A transport mismatch, e.g. polling after the upgrade. */
 			eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
 			return;
@@ -333,9 +334,13 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 	                BASE_MAX(srv->opts.ping_interval_ms, 1000u) + srv->opts.ping_timeout_ms,
 	                eio__linger_expired);
 	srv->ping_q.data = srv->pong_q.data = srv->upgrade_q.data = srv->linger_q.data = srv;
-	build_open_tail(srv, srv->open_tail_polling, sizeof(srv->open_tail_polling),
+	build_open_tail(srv, srv->open_tail[eio__polling_ops.index], sizeof(srv->open_tail[0]),
 	                srv->opts.allow_upgrades && srv->opts.allow_websocket);
-	build_open_tail(srv, srv->open_tail_ws, sizeof(srv->open_tail_ws), 0);
+	build_open_tail(srv, srv->open_tail[eio__websocket_ops.index], sizeof(srv->open_tail[1]),
+	                0);
+	static const eio_packet_type ctl[] = {EIO_CLOSE, EIO_PING, EIO_NOOP};
+	for (size_t i = 0; i < BASE_ARRAY_SIZE(ctl); i++)
+		srv->ctl[ctl[i]] = eio__msg_new(ctl[i], 0, NULL, 0);
 
 	/* Route "/engine.io/" and "/engine.io" alike. */
 	const char *path = srv->opts.path;
@@ -385,6 +390,9 @@ static void server_handle_closed(eio_server *srv)
 	if (--srv->closing == 0) {
 		eio__admission_free(srv);
 		eio__compress_free(srv);
+		for (size_t i = 0; i < BASE_ARRAY_SIZE(srv->ctl); i++)
+			eio_msg_unref(srv->ctl[i]);
+		base_buf_free(&srv->payload);
 		base_table_free(&srv->sids);
 		free(srv);
 	}

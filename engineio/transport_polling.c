@@ -129,6 +129,32 @@ void eio__compress_free(eio_server *srv)
 	base_buf_free(&srv->zout);
 }
 
+/*
+ * Encodes the oldest queued packets into srv->payload: at most
+ * polling_max_packets of them (python-engineio 4.x drops a connection
+ * whose payload holds more than 16; the rest waits for the next poll, which
+ * comes at once). Returns how many it took.
+ */
+static size_t encode_payload(eio_socket *s)
+{
+	eio_server *srv = s->srv;
+	base_buf *out = &srv->payload;
+	size_t n = s->q.len, max = srv->opts.polling_max_packets;
+	if (max && n > max)
+		n = max;
+	out->len = 0;
+	for (size_t i = 0; i < n; i++) {
+		eio_msg *m = eio__queue_at(&s->q, i);
+		base_slice p = eio__msg_packet(m);
+		if (eio__msg_binary(m))
+			eio_payload_append(out, EIO_MESSAGE, 1, p.base, p.len);
+		else
+			eio_payload_append(out, (eio_packet_type)(p.base[0] - '0'), 0, p.base + 1,
+			                   p.len - 1);
+	}
+	return n;
+}
+
 static void respond_payload(eio_socket *s, http_request *req)
 {
 	base_buf h = BASE_BUF_INIT;
@@ -138,23 +164,10 @@ static void respond_payload(eio_socket *s, http_request *req)
 	if (s->srv->opts.cookie_name && !base_query_get(req->query, "sid", &(base_slice){0}))
 		base_buf_printf(&h, "Set-Cookie: %s=%s; Path=/; HttpOnly; SameSite=Lax\r\n",
 		                s->srv->opts.cookie_name, s->sid);
-	/* python-engineio 4.x drops a connection whose payload holds more than
-	 * 16 packets: answer with at most polling_max_packets (16 by default);
-	 * the rest waits for the next poll, which comes at once. */
 	eio_server *srv = s->srv;
-	size_t n = s->out.len;
-	unsigned max = srv->opts.polling_max_packets;
-	const char *p = s->out.data, *end = s->out.data + s->out.len;
-	unsigned seps = 0;
-	while (max && p < end && (p = memchr(p, EIO_RECORD_SEP, (size_t)(end - p))) != NULL) {
-		if (++seps == max) {
-			n = (size_t)(p - s->out.data);
-			break;
-		}
-		p++;
-	}
-	const char *body = s->out.data;
-	size_t body_len = n;
+	size_t taken = encode_payload(s);
+	const char *body = srv->payload.data;
+	size_t n = srv->payload.len, body_len = n;
 	int enc;
 	if (srv->opts.http_compression && n >= srv->opts.compression_threshold &&
 	    (enc = accepted_encoding(req)) != ENC_NONE && compress_body(srv, enc, body, n) == 0) {
@@ -166,18 +179,15 @@ static void respond_payload(eio_socket *s, http_request *req)
 	base_buf_append(&h, "", 1);
 	http_respond(req, 200, "text/plain; charset=UTF-8", h.data, body, body_len);
 	base_buf_free(&h);
-	if (body != s->out.data && srv->zout.cap > (256u << 10)) {
-		/* Keep a small output buffer for the next answer; give a large one back. */
+	/* Keep small buffers for the next answer; give large ones back. */
+	if (srv->zout.cap > (256u << 10))
 		base_buf_free(&srv->zout);
-	}
-	if (n < s->out.len) {
-		base_buf_consume(&s->out, n + 1);
-		return;
-	}
-	/* Keep a small buffer around for the next poll; give a large one back. */
-	if (s->out.cap > 4096)
-		base_buf_free(&s->out);
-	s->out.len = 0;
+	if (srv->payload.cap > (256u << 10))
+		base_buf_free(&srv->payload);
+	while (taken--)
+		eio_msg_unref(eio__queue_pop(&s->q));
+	if (s->q.len == 0 && s->q.cap > 64)
+		eio__queue_trim(&s->q);
 }
 
 static void on_poll_abort(http_request *req, void *ud)
@@ -191,9 +201,9 @@ static void on_poll_abort(http_request *req, void *ud)
 	eio__socket_maybe_free(s);
 }
 
-void eio__polling_flush(eio_socket *s)
+static void polling_flush(eio_socket *s)
 {
-	if (!s->poll_req || !s->out.len)
+	if (!s->poll_req || !s->q.len)
 		return;
 	http_request *req = s->poll_req;
 	s->poll_req = NULL;
@@ -218,9 +228,9 @@ void eio__polling_get(eio_socket *s, http_request *req)
 		eio__socket_maybe_free(s);
 		return;
 	}
-	if (!s->out.len && s->upgrade == EIO_UP_PROBED)
-		eio_payload_append(&s->out, EIO_NOOP, 0, NULL, 0);
-	if (s->out.len) {
+	if (!s->q.len && s->upgrade == EIO_UP_PROBED)
+		eio__queue_push(&s->q, s->srv->ctl[EIO_NOOP]);
+	if (s->q.len) {
 		respond_payload(s, req);
 		return;
 	}
@@ -282,3 +292,78 @@ void eio__polling_post(eio_socket *s, http_request *req)
 	base_buf_free(&h);
 	eio__socket_maybe_free(s);
 }
+
+/* ---- the transport's operations ------------------------------------------ */
+
+static int polling_send_msg(eio_socket *s, eio_msg *m)
+{
+	int rc = eio__socket_enqueue(s, m);
+	if (rc == 0)
+		polling_flush(s);
+	return rc;
+}
+
+static int polling_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
+{
+	eio_msg *m = eio__msg_new(EIO_MESSAGE, binary, parts, n);
+	int rc = polling_send_msg(s, m);
+	eio_msg_unref(m);
+	return rc;
+}
+
+static int polling_writable(const eio_socket *s)
+{
+	return s->poll_req != NULL && s->q.len == 0;
+}
+
+static size_t polling_buffered(const eio_socket *s)
+{
+	(void)s;
+	return 0; /* an answer handed to HTTP is the connection's, no longer the session's */
+}
+
+static void polling_closing(eio_socket *s, eio_close_reason reason)
+{
+	/* The close packet goes to the pending GET, or to the next one. A
+	 * client that closed itself gets a noop instead, as from the reference. */
+	eio__queue_push(&s->q,
+	                s->srv->ctl[reason == EIO_CLOSE_CLIENT_CLOSE ? EIO_NOOP : EIO_CLOSE]);
+	if (s->poll_req) {
+		polling_flush(s);
+		eio__socket_finalize(s);
+	} else if (reason == EIO_CLOSE_SERVER_CLOSE) {
+		/* A server-side close lets the client collect what was queued. */
+		base_timeq_arm(&s->srv->linger_q, &s->hb);
+	} else {
+		eio__socket_finalize(s);
+	}
+}
+
+static void polling_release(eio_socket *s, int detach)
+{
+	/* A waiting GET is answered by the close packet (closing), or here at shutdown. */
+	if (detach && s->poll_req) {
+		http_request *req = s->poll_req;
+		s->poll_req = NULL;
+		req->on_abort = NULL;
+		http_respond_and_close(req, 503, "text/plain", "", 0);
+	}
+}
+
+static int polling_attached(const eio_socket *s)
+{
+	return s->poll_req != NULL;
+}
+
+const eio_transport_ops eio__polling_ops = {
+    .name = "polling",
+    .index = 0,
+    .send = polling_send,
+    .send_msg = polling_send_msg,
+    .flush = polling_flush,
+    .writable = polling_writable,
+    .buffered = polling_buffered,
+    .closing = polling_closing,
+    .release = polling_release,
+    .attached = polling_attached,
+};

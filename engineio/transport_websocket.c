@@ -11,8 +11,53 @@ static void ws_on_close(http_ws *ws, int code, const char *reason, void *ud);
 
 static const http_ws_callbacks ws_callbacks = {ws_on_message, ws_on_close};
 
-int eio__ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
+/* The peer does not read: its connection is being dropped, and so is the session. */
+static int ws_check(eio_socket *s, int rc)
 {
+	if (rc == HTTP_EQUEUE_FULL) {
+		BASE_LOGW("eio", "session %s: peer does not read, dropping it", s->sid);
+		eio__socket_close_soon(s, EIO_CLOSE_TRANSPORT_ERROR);
+	}
+	return rc;
+}
+
+/* Drains the whole queue into the connection's write queue, sharing each chunk. */
+static void ws_flush(eio_socket *s)
+{
+	eio_msg *m;
+	while (s->ws && (m = eio__queue_pop(&s->q)) != NULL) {
+		base_chunk *c = eio__msg_chunk(m);
+		ws_check(s, http_ws_send_frames(s->ws, c, 0, c->len));
+		eio_msg_unref(m);
+	}
+	eio__queue_trim(&s->q);
+}
+
+static int ws_send_msg(eio_socket *s, eio_msg *m)
+{
+	/* Until the WebSocket is accepted (on_connection sends before), packets wait in order. */
+	if (!s->ws || s->q.len) {
+		int rc = eio__socket_enqueue(s, m);
+		ws_flush(s);
+		return rc;
+	}
+	base_chunk *c = eio__msg_chunk(m);
+	return ws_check(s, http_ws_send_frames(s->ws, c, 0, c->len));
+}
+
+/*
+ * A message for one session is written straight into the connection's
+ * write queue (small ones are copied into its tail node: no allocation),
+ * framed around the parts without building a message first.
+ */
+static int ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
+{
+	if (!s->ws || s->q.len) {
+		eio_msg *m = eio__msg_new(EIO_MESSAGE, binary, parts, n);
+		int rc = ws_send_msg(s, m);
+		eio_msg_unref(m);
+		return rc;
+	}
 	int rc;
 	if (binary) {
 		rc = http_ws_send(s->ws, 1, parts, n);
@@ -23,46 +68,76 @@ int eio__ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
 			memcpy(local + 1, parts, n * sizeof(*parts));
 			rc = http_ws_send(s->ws, 0, local, n + 1);
 		} else {
-			base_buf tmp = BASE_BUF_INIT;
-			base_buf_append(&tmp, "4", 1);
-			for (size_t i = 0; i < n; i++)
-				base_buf_append(&tmp, parts[i].base, parts[i].len);
-			base_slice one = {tmp.data, tmp.len};
-			rc = http_ws_send(s->ws, 0, &one, 1);
-			base_buf_free(&tmp);
+			eio_msg *m = eio__msg_new(EIO_MESSAGE, 0, parts, n);
+			base_chunk *c = eio__msg_chunk(m);
+			rc = http_ws_send_frames(s->ws, c, 0, c->len);
+			eio_msg_unref(m);
 		}
 	}
-	if (rc == HTTP_EQUEUE_FULL) {
-		BASE_LOGW("eio", "session %s: peer does not read, dropping it", s->sid);
-		eio__socket_close_soon(s, EIO_CLOSE_TRANSPORT_ERROR);
-	}
-	return rc;
+	return ws_check(s, rc);
 }
 
-void eio__flush_to_ws(eio_socket *s)
+static int ws_writable(const eio_socket *s)
 {
-	char *buf = s->out.data;
-	size_t len = s->out.len;
-	while (len > 0 && s->ws) {
-		eio_packet p;
-		ssize_t n = eio_payload_next(buf, len, &p);
-		if (n <= 0)
-			break; /* we wrote it: cannot happen */
-		base_slice frame;
-		if (p.binary)
-			frame = p.data;
-		else
-			frame = (base_slice){p.data.base - 1, p.data.len + 1};
-		http_ws_send(s->ws, p.binary, &frame, 1);
-		buf += n;
-		len -= (size_t)n;
-	}
-	base_buf_free(&s->out);
+	return s->ws && s->q.len == 0 && http_ws_buffered(s->ws) == 0;
 }
+
+static size_t ws_buffered(const eio_socket *s)
+{
+	return s->ws ? http_ws_buffered(s->ws) : 0;
+}
+
+static void ws_closing(eio_socket *s, eio_close_reason reason)
+{
+	(void)reason; /* the WebSocket's close frame says goodbye */
+	eio__socket_finalize(s);
+}
+
+static void ws_release(eio_socket *s, int detach)
+{
+	if (!s->ws)
+		return;
+	if (detach) {
+		http_ws_set_data(s->ws, NULL);
+		s->ws = NULL;
+	} else {
+		http_ws_close(s->ws, HTTP_WS_CLOSE_NORMAL, "");
+	}
+}
+
+static int ws_attached(const eio_socket *s)
+{
+	return s->ws != NULL;
+}
+
+void eio__upgrade_release(eio_socket *s, int detach)
+{
+	if (!s->probe)
+		return;
+	if (detach) {
+		http_ws_set_data(s->probe, NULL);
+		s->probe = NULL;
+	} else {
+		http_ws_close(s->probe, HTTP_WS_CLOSE_NORMAL, "");
+	}
+}
+
+const eio_transport_ops eio__websocket_ops = {
+    .name = "websocket",
+    .index = 1,
+    .send = ws_send,
+    .send_msg = ws_send_msg,
+    .flush = ws_flush,
+    .writable = ws_writable,
+    .buffered = ws_buffered,
+    .closing = ws_closing,
+    .release = ws_release,
+    .attached = ws_attached,
+};
 
 void eio__ws_handshake(eio_server *srv, http_request *req)
 {
-	eio_socket *s = eio__handshake(srv, EIO_T_WEBSOCKET, req);
+	eio_socket *s = eio__handshake(srv, &eio__websocket_ops, req);
 	if (!s)
 		return;
 	if (s->state != EIO_S_OPEN) {
@@ -76,7 +151,7 @@ void eio__ws_handshake(eio_server *srv, http_request *req)
 		eio__socket_maybe_free(s);
 		return;
 	}
-	eio__flush_to_ws(s);
+	ws_flush(s);
 }
 
 void eio__ws_upgrade(eio_socket *s, http_request *req)
@@ -86,7 +161,7 @@ void eio__ws_upgrade(eio_socket *s, http_request *req)
 		eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
 		return;
 	}
-	if (s->state != EIO_S_OPEN || s->transport != EIO_T_POLLING || s->upgrade != EIO_UP_NONE) {
+	if (s->state != EIO_S_OPEN || s->t != &eio__polling_ops || s->upgrade != EIO_UP_NONE) {
 		/* Already upgraded, upgrading, or closing: as the reference server
 		 * does, the WebSocket opens and is closed at once (no status code). */
 		http_ws *ws = http_ws_accept(req, &ws_callbacks, NULL, NULL);
@@ -112,21 +187,23 @@ void eio__upgrade_expired(base_timeq *q, base_timeq_entry *e)
 static void finish_upgrade(eio_socket *s)
 {
 	base_timeq_disarm(&s->up);
-	/* Release a waiting GET so the client stops polling. */
+	/* Release a waiting GET so the client stops polling (it waits only
+	 * while nothing is queued, so it gets a noop). */
 	if (s->poll_req) {
-		if (!s->out.len)
-			eio_payload_append(&s->out, EIO_NOOP, 0, NULL, 0);
-		eio__polling_flush(s);
+		eio__queue_push(&s->q, s->srv->ctl[EIO_NOOP]);
+		s->t->flush(s);
 	}
+	/* The queue moves with the session: what polling had not handed out
+	 * leaves as WebSocket frames, in order, from the same chunks. */
+	s->srv->stats.open[s->t->index]--;
 	s->ws = s->probe;
 	s->probe = NULL;
-	s->transport = EIO_T_WEBSOCKET;
+	s->t = &eio__websocket_ops;
 	s->upgrade = EIO_UP_DONE;
 	s->srv->stats.upgrades++;
-	s->srv->stats.open[0]--;
-	s->srv->stats.open[1]++;
+	s->srv->stats.open[s->t->index]++;
 	BASE_LOGD("eio", "session %s upgraded to websocket", s->sid);
-	eio__flush_to_ws(s);
+	s->t->flush(s);
 	if (s->srv->cb.on_upgrade && s->state == EIO_S_OPEN) {
 		s->in_callback++;
 		s->srv->cb.on_upgrade(s, s->srv->cb.ud);
@@ -145,9 +222,9 @@ static void probe_on_message(eio_socket *s, http_ws *ws, int binary, const char 
 		base_slice pong = BASE_SLICE_LIT("3probe");
 		http_ws_send(ws, 0, &pong, 1);
 		s->upgrade = EIO_UP_PROBED;
-		if (s->poll_req && !s->out.len) {
-			eio_payload_append(&s->out, EIO_NOOP, 0, NULL, 0);
-			eio__polling_flush(s);
+		if (s->poll_req && !s->q.len) {
+			eio__queue_push(&s->q, s->srv->ctl[EIO_NOOP]);
+			s->t->flush(s);
 		}
 	} else if (p.type == EIO_UPGRADE && s->upgrade == EIO_UP_PROBED) {
 		finish_upgrade(s);

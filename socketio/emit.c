@@ -1,31 +1,13 @@
 /*
  * emit.c: events and acknowledgements to one socket.
  *
- * An event is sent as parts — the packet head with the event name, the
- * arguments as given, the closing bracket — that the transport copies once
- * into its write buffer. No JSON document is built.
+ * An event or ack is described as a sio_out (name, arguments as given,
+ * attachments) and handed to the server's parser, which encodes it once
+ * into the socket's write queue (parser.h). No JSON document is built.
  */
 #include <stdlib.h>
 
 #include "server_internal.h"
-
-size_t sio__event_parts(base_buf *hdr, sio_namespace *nsp, int64_t id, unsigned n_atts,
-                        const char *event, size_t event_len, base_slice args, base_slice *parts)
-{
-	sio_packet_encode(hdr, n_atts ? SIO_BINARY_EVENT : SIO_EVENT,
-	                  (base_slice){nsp->name, nsp->name_len}, id, n_atts,
-	                  (base_slice){NULL, 0});
-	base_buf_append(hdr, "[", 1);
-	sio_json_append_string(hdr, event, event_len);
-	size_t n = 0;
-	parts[n++] = (base_slice){hdr->data, hdr->len};
-	if (args.len) {
-		parts[n++] = BASE_SLICE_LIT(",");
-		parts[n++] = args;
-	}
-	parts[n++] = BASE_SLICE_LIT("]");
-	return n;
-}
 
 void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args, const base_slice *atts,
                           size_t n_atts)
@@ -48,13 +30,14 @@ static int emit_id(sio_socket *s, const char *event, base_slice args, const base
 	if (n_atts > SIO_MAX_ATTACHMENTS)
 		return SIO_ETOO_MANY_ATTACHMENTS;
 	sio__notify_outgoing(s, event, args, atts, n_atts);
-	base_buf hdr = BASE_BUF_INIT;
-	base_slice parts[4];
-	size_t n =
-	    sio__event_parts(&hdr, s->nsp, id, (unsigned)n_atts, event, strlen(event), args, parts);
-	int rc = sio__client_send_encoded(s->client, parts, n, atts, n_atts);
-	base_buf_free(&hdr);
-	return rc;
+	sio_out out = {.type = SIO_EVENT,
+	               .nsp = {s->nsp->name, s->nsp->name_len},
+	               .id = id,
+	               .event = {event, strlen(event)},
+	               .args = args,
+	               .atts = atts,
+	               .n_atts = n_atts};
+	return sio__client_send(s->client, &out);
 }
 
 int sio_emit(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
@@ -171,12 +154,11 @@ int sio_ack(sio_socket *s, int64_t ack_id, base_slice args, const base_slice *at
 		return BASE_EINVAL;
 	if (n_attachments > SIO_MAX_ATTACHMENTS)
 		return SIO_ETOO_MANY_ATTACHMENTS;
-	base_buf hdr = BASE_BUF_INIT;
-	sio_packet_encode(&hdr, n_attachments ? SIO_BINARY_ACK : SIO_ACK,
-	                  (base_slice){s->nsp->name, s->nsp->name_len}, ack_id,
-	                  (unsigned)n_attachments, (base_slice){NULL, 0});
-	base_slice parts[4] = {{hdr.data, hdr.len}, BASE_SLICE_LIT("["), args, BASE_SLICE_LIT("]")};
-	int rc = sio__client_send_encoded(s->client, parts, 4, attachments, n_attachments);
-	base_buf_free(&hdr);
-	return rc;
+	sio_out out = {.type = SIO_ACK,
+	               .nsp = {s->nsp->name, s->nsp->name_len},
+	               .id = ack_id,
+	               .args = args,
+	               .atts = attachments,
+	               .n_atts = n_attachments};
+	return sio__client_send(s->client, &out);
 }

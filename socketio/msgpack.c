@@ -758,25 +758,94 @@ static int pack_id(mp_enc *e, int64_t id)
 	return 0;
 }
 
-static int pack_data(mp_enc *e, base_slice data)
+/*
+ * A packet's "data": a whole JSON value (json), or, for events and acks,
+ * an array written from its parts: the event name (when name is set) then
+ * the elements of list, JSON without brackets. has says there is data.
+ */
+typedef struct {
+	int has;
+	base_slice json;
+	const base_slice *name;
+	int name_escaped;
+	int is_list;
+	base_slice list;
+} mp_data;
+
+/*
+ * Validates a list of JSON values without brackets ("1,{"a":2}", or nothing)
+ * as the same text between brackets would be, and counts them. Returns the
+ * count, or -1 when invalid.
+ */
+static ssize_t list_count(const char *p, const char *end)
 {
-	if (pack_key(e, "data") < 0)
-		return -1;
-	return put_msgpack(e, data.base, data.base + data.len) == NULL ? -1 : 0;
+	ssize_t n = 0;
+	int kind, esc;
+
+	p = sio__json_skip_ws(p, end);
+	if (p == end)
+		return 0;
+	for (;;) {
+		p = sio__json_scan(p, end, SIO__JSON_MAX_DEPTH - 1, &kind, &esc);
+		if (p == NULL)
+			return -1;
+		n++;
+		p = sio__json_skip_ws(p, end);
+		if (p == end)
+			return n;
+		if (*p != ',')
+			return -1;
+		p = sio__json_skip_ws(p + 1, end);
+		if (p == end)
+			return -1;
+	}
 }
 
-int sio_msgpack_encode(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
-                       base_slice data, const base_slice *attachments, size_t n_attachments)
+static int pack_data(mp_enc *e, const mp_data *d, size_t count)
+{
+	const char *q, *end;
+
+	if (pack_key(e, "data") < 0)
+		return -1;
+	if (!d->is_list)
+		return put_msgpack(e, d->json.base, d->json.base + d->json.len) == NULL ? -1 : 0;
+	if (msgpack_pack_array(&e->pk, count) < 0)
+		return enc_fail(e, BASE_ENOMEM);
+	if (d->name && put_str(e, d->name->base, d->name->len, d->name_escaped) < 0)
+		return -1;
+	q = d->list.base;
+	end = d->list.base + d->list.len;
+	q = sio__json_skip_ws(q, end);
+	while (q < end) {
+		q = put_msgpack(e, q, end);
+		if (q == NULL)
+			return -1;
+		q = sio__json_skip_ws(q, end);
+		if (q < end && *q == ',')
+			q = sio__json_skip_ws(q + 1, end);
+	}
+	return 0;
+}
+
+static int encode_packet(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
+                         const mp_data *data, const base_slice *attachments, size_t n_attachments)
 {
 	mp_enc e = {.out = out, .att = attachments, .n_att = n_attachments};
-	size_t start = out->len;
-	int has_data = data.len > 0, has_id = id >= 0;
+	size_t start = out->len, count = 0;
+	int has_data = data->has, has_id = id >= 0;
 	int wire_type = type == SIO_BINARY_EVENT ? SIO_EVENT
 	                : type == SIO_BINARY_ACK ? SIO_ACK
 	                                         : (int)type;
 
-	if (has_data && sio_json_validate(data.base, data.len) < 0)
+	if (data->is_list) {
+		ssize_t n = list_count(data->list.base, data->list.base + data->list.len);
+
+		if (n < 0 || (data->name && data->name->len > UINT32_MAX))
+			return BASE_EINVAL;
+		count = (size_t)n + (data->name ? 1 : 0);
+	} else if (has_data && sio_json_validate(data->json.base, data->json.len) < 0) {
 		return BASE_EINVAL;
+	}
 	if (nsp.len == 0)
 		nsp = BASE_SLICE_LIT("/");
 	if (nsp.len > UINT32_MAX)
@@ -800,7 +869,9 @@ int sio_msgpack_encode(base_buf *out, sio_packet_type type, base_slice nsp, int6
 	if (wire_type == SIO_CONNECT_ERROR &&
 	    (pack_key(&e, "nsp") < 0 || put_str(&e, nsp.base, nsp.len, 0) < 0))
 		goto out;
-	if (has_data && pack_data(&e, data) < 0)
+	if (has_data && pack_data(&e, data, count) < 0 && e.rc == 0)
+		e.rc = BASE_EINVAL;
+	if (e.rc < 0)
 		goto out;
 	if (wire_type != SIO_ACK && has_id && pack_id(&e, id) < 0)
 		goto out;
@@ -812,6 +883,24 @@ out:
 	if (e.rc < 0)
 		out->len = start;
 	return e.rc;
+}
+
+int sio_msgpack_encode(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
+                       base_slice data, const base_slice *attachments, size_t n_attachments)
+{
+	mp_data d = {.has = data.len > 0, .json = data};
+
+	return encode_packet(out, type, nsp, id, &d, attachments, n_attachments);
+}
+
+int sio_msgpack_encode_list(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
+                            const base_slice *name, int name_escaped, base_slice list,
+                            const base_slice *attachments, size_t n_attachments)
+{
+	mp_data d = {
+	    .has = 1, .name = name, .name_escaped = name_escaped, .is_list = 1, .list = list};
+
+	return encode_packet(out, type, nsp, id, &d, attachments, n_attachments);
 }
 
 /* ---- any value (the cluster adapter's messages) -------------------------- */

@@ -242,8 +242,11 @@ static void socket_connected(sio_socket *s)
 	int n = s->pid[0]
 	            ? snprintf(data, sizeof(data), "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid)
 	            : snprintf(data, sizeof(data), "{\"sid\":\"%s\"}", s->id);
-	sio__client_send(c, SIO_CONNECT, (base_slice){nsp->name, nsp->name_len}, -1,
-	                 (base_slice){data, (size_t)n}, NULL, 0);
+	sio_out out = {.type = SIO_CONNECT,
+	               .nsp = {nsp->name, nsp->name_len},
+	               .id = -1,
+	               .data = {data, (size_t)n}};
+	sio__client_send(c, &out);
 	s->refs++;
 	if (s->recovered)
 		sio__session_replay(s);
@@ -292,9 +295,11 @@ void sio_refuse(sio_socket *s, const char *message, const char *data_json)
 			base_buf_append_str(&b, data_json);
 		}
 		base_buf_append(&b, "}", 1);
-		sio__client_send(s->client, SIO_CONNECT_ERROR,
-		                 (base_slice){s->nsp->name, s->nsp->name_len}, -1,
-		                 (base_slice){b.data, b.len}, NULL, 0);
+		sio_out out = {.type = SIO_CONNECT_ERROR,
+		               .nsp = {s->nsp->name, s->nsp->name_len},
+		               .id = -1,
+		               .data = {b.data, b.len}};
+		sio__client_send(s->client, &out);
 		base_buf_free(&b);
 		s->state = SIO_SOCK_DISCONNECTED;
 		socket_detach(s);
@@ -440,8 +445,8 @@ void sio_disconnect(sio_socket *s)
 {
 	if (s->state != SIO_SOCK_CONNECTED)
 		return;
-	sio__client_send(s->client, SIO_DISCONNECT, (base_slice){s->nsp->name, s->nsp->name_len},
-	                 -1, (base_slice){NULL, 0}, NULL, 0);
+	sio_out out = {.type = SIO_DISCONNECT, .nsp = {s->nsp->name, s->nsp->name_len}, .id = -1};
+	sio__client_send(s->client, &out);
 	sio__socket_closed(s, "server namespace disconnect");
 }
 

@@ -131,6 +131,19 @@ int sio_msgpack_encode(base_buf *out, sio_packet_type type, base_slice nsp, int6
                        base_slice data, const base_slice *attachments, size_t n_attachments);
 
 /**
+ * Encodes an EVENT (name set) or ACK (name NULL) in the msgpack form without
+ * going through JSON text for the whole array: "data" is the array of the
+ * name (raw, or JSON-escaped string contents when name_escaped) then the
+ * values of list, JSON text without brackets ("1,{\"a\":2}", may be
+ * empty). Placeholders become bin objects as in sio_msgpack_encode. Returns
+ * 0, BASE_ENOMEM, or BASE_EINVAL (list not valid JSON, a placeholder
+ * without its attachment).
+ */
+int sio_msgpack_encode_list(base_buf *out, sio_packet_type type, base_slice nsp, int64_t id,
+                            const base_slice *name, int name_escaped, base_slice list,
+                            const base_slice *attachments, size_t n_attachments);
+
+/**
  * Appends the JSON value json as one msgpack value to out, each
  * placeholder replaced by its attachment as a bin object (for messages
  * between nodes). Returns 0, BASE_ENOMEM, or BASE_EINVAL (invalid JSON, a

@@ -17,7 +17,7 @@ typedef struct {
 	base_list link;
 	uint64_t time;
 	uint64_t offset;
-	base_slice packet;
+	base_slice event, args; /* the event's name (raw) and its arguments, offset last */
 	base_slice atts[SIO_MAX_ATTACHMENTS];
 	size_t n_atts;
 	char **rooms, **except;
@@ -81,14 +81,13 @@ static size_t names_size(const char *const *names, size_t n)
 	return total;
 }
 
-int sio__history_store(sio_namespace *nsp, const sio_bcast *b, uint64_t offset, base_slice packet,
-                       const base_slice *atts, size_t n_atts)
+int sio__history_store(sio_namespace *nsp, const sio_bcast *b, uint64_t offset, const sio_out *out)
 {
 	expire(nsp);
-	size_t total = sizeof(sio_stored) + packet.len + names_size(b->rooms, b->n_rooms) +
-	               names_size(b->except, b->n_except);
-	for (size_t i = 0; i < n_atts; i++)
-		total += atts[i].len;
+	size_t total = sizeof(sio_stored) + out->event.len + out->args.len +
+	               names_size(b->rooms, b->n_rooms) + names_size(b->except, b->n_except);
+	for (size_t i = 0; i < out->n_atts; i++)
+		total += out->atts[i].len;
 	sio_stored *p = malloc(total);
 	if (!p)
 		return BASE_ENOMEM;
@@ -99,15 +98,19 @@ int sio__history_store(sio_namespace *nsp, const sio_bcast *b, uint64_t offset, 
 	p->n_rooms = b->n_rooms;
 	p->except = copy_names(b->except, b->n_except, &w);
 	p->n_except = b->n_except;
-	memcpy(w, packet.base, packet.len);
-	p->packet = (base_slice){w, packet.len};
-	w += packet.len;
-	for (size_t i = 0; i < n_atts; i++) {
-		memcpy(w, atts[i].base, atts[i].len);
-		p->atts[i] = (base_slice){w, atts[i].len};
-		w += atts[i].len;
+	p->event = (base_slice){w, out->event.len};
+	memcpy(w, out->event.base, out->event.len);
+	w += out->event.len;
+	p->args = (base_slice){w, out->args.len};
+	if (out->args.len)
+		memcpy(w, out->args.base, out->args.len);
+	w += out->args.len;
+	for (size_t i = 0; i < out->n_atts; i++) {
+		memcpy(w, out->atts[i].base, out->atts[i].len);
+		p->atts[i] = (base_slice){w, out->atts[i].len};
+		w += out->atts[i].len;
 	}
-	p->n_atts = n_atts;
+	p->n_atts = out->n_atts;
 	base_list_insert_tail(&nsp->history, &p->link);
 	return 0;
 }
@@ -204,7 +207,14 @@ void sio__session_replay(sio_socket *s)
 		sio_stored *p = BASE_CONTAINER_OF(pos, sio_stored, link);
 		if (p->offset <= s->recover_offset || !meant_for(p, s))
 			continue;
-		if (sio__client_send_encoded(s->client, &p->packet, 1, p->atts, p->n_atts))
+		sio_out out = {.type = SIO_EVENT,
+		               .nsp = {s->nsp->name, s->nsp->name_len},
+		               .id = -1,
+		               .event = p->event,
+		               .args = p->args,
+		               .atts = p->atts,
+		               .n_atts = p->n_atts};
+		if (sio__client_send(s->client, &out))
 			return;
 	}
 }

@@ -1,11 +1,10 @@
 /*
  * server.c: the Socket.IO server and its clients (one per Engine.IO
- * session): decoding packets, putting binary packets back together with
- * their attachments, routing packets to the namespace sockets, and the
- * connect timeout.
+ * session): feeding each message to the server's parser (parser.h), routing
+ * the packets it completes to the namespace sockets, sending through the
+ * parser, and the connect timeout.
  */
 #include <stdlib.h>
-#include <jansson.h>
 #include <sys/time.h>
 
 #include "server_internal.h"
@@ -24,89 +23,25 @@ void sio_options_default(sio_options *o)
 
 /* ---- sending ----------------------------------------------------------- */
 
-static int send_attachments(sio_client *c, const base_slice *atts, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		int rc = eio_socket_send(c->eio, 1, atts[i].base, atts[i].len);
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
-static int send_msgpack(sio_client *c, base_slice text, const base_slice *atts, size_t n_atts)
-{
-	/* The msgpack parser is the slow path: the text form is decoded again. */
-	sio_packet p;
-	const char *err;
-	if (sio_packet_decode(text.base, text.len, &p, &err))
-		return SIO_EBAD_ARGS;
-	base_buf out = BASE_BUF_INIT;
-	int rc = sio_msgpack_encode(&out, p.type, p.nsp, p.id, p.data, atts, n_atts);
-	if (!rc)
-		rc = eio_socket_send(c->eio, 1, out.data, out.len);
-	base_buf_free(&out);
-	return rc;
-}
-
-int sio__client_send_encoded(sio_client *c, const base_slice *parts, size_t n_parts,
-                             const base_slice *atts, size_t n_atts)
+int sio__client_send(sio_client *c, const sio_out *p)
 {
 	if (!c || c->closed)
 		return SIO_ENOT_CONNECTED;
-	if (c->srv->opts.parser == SIO_PARSER_MSGPACK) {
-		base_buf text = BASE_BUF_INIT;
-		for (size_t i = 0; i < n_parts; i++)
-			base_buf_append(&text, parts[i].base, parts[i].len);
-		int rc = send_msgpack(c, (base_slice){text.data, text.len}, atts, n_atts);
-		base_buf_free(&text);
-		return rc;
-	}
-	int rc = eio_socket_sendv(c->eio, 0, parts, n_parts);
-	if (!rc && n_atts)
-		rc = send_attachments(c, atts, n_atts);
-	return rc;
-}
-
-int sio__client_send(sio_client *c, sio_packet_type type, base_slice nsp, int64_t id,
-                     base_slice data, const base_slice *atts, size_t n_atts)
-{
-	if (!c || c->closed)
-		return SIO_ENOT_CONNECTED;
-	base_buf b = BASE_BUF_INIT;
-	int rc;
-	if (c->srv->opts.parser == SIO_PARSER_MSGPACK) {
-		rc = sio_msgpack_encode(&b, type, nsp, id, data, atts, n_atts);
-		if (!rc)
-			rc = eio_socket_send(c->eio, 1, b.data, b.len);
-		base_buf_free(&b);
-		return rc;
-	}
-	sio_packet_encode(&b, type, nsp, id, (unsigned)n_atts, (base_slice){NULL, 0});
-	base_slice parts[2] = {{b.data, b.len}, data};
-	rc = eio_socket_sendv(c->eio, 0, parts, data.len ? 2 : 1);
-	base_buf_free(&b);
-	if (!rc && n_atts)
-		rc = send_attachments(c, atts, n_atts);
+	sio_wire w;
+	int rc = sio__encode(c->srv->parser, p, &w);
+	for (size_t i = 0; i < w.n_msgs && !rc; i++)
+		rc = eio_socket_sendv(c->eio, w.msgs[i].binary, w.msgs[i].parts, w.msgs[i].n_parts);
+	sio__wire_free(&w);
 	return rc;
 }
 
 /* ---- clients ----------------------------------------------------------- */
 
-static void binary_wait_free(sio_binary_wait *w)
-{
-	if (!w)
-		return;
-	base_buf_free(&w->header);
-	base_buf_free(&w->data);
-	free(w);
-}
-
 void sio__client_unref(sio_client *c)
 {
 	if (--c->refs > 0)
 		return;
-	binary_wait_free(c->bin);
+	sio__decoder_free(&c->dec);
 	free(c->hs_block);
 	free(c);
 }
@@ -188,6 +123,8 @@ static void on_eio_connection(eio_socket *es, const http_request *req, void *ud)
 	c->srv = srv;
 	c->eio = es;
 	c->refs = 1;
+	c->dec.max_pending =
+	    srv->opts.max_pending_binary ? srv->opts.max_pending_binary : srv->opts.eio.max_payload;
 	sio__bucket_init(&c->connects, &srv->connect_limit, uv_now(srv->loop));
 	base_list_init(&c->sockets);
 	base_timeq_entry_init(&c->connect_timer);
@@ -271,8 +208,11 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 		sio_namespace *nsp = sio__namespace_for_connect(c->srv, p->nsp);
 		if (!nsp) {
 			static const char invalid[] = "{\"message\":\"Invalid namespace\"}";
-			sio__client_send(c, SIO_CONNECT_ERROR, p->nsp, -1,
-			                 (base_slice){invalid, sizeof(invalid) - 1}, NULL, 0);
+			sio_out out = {.type = SIO_CONNECT_ERROR,
+			               .nsp = p->nsp,
+			               .id = -1,
+			               .data = {invalid, sizeof(invalid) - 1}};
+			sio__client_send(c, &out);
 			return;
 		}
 		sio__socket_connect(c, nsp, p->data);
@@ -310,121 +250,20 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 	}
 }
 
-/* Every {"_placeholder":true,"num":N} must name an attachment that came. */
-static int placeholders_valid(json_t *v, size_t n_atts)
-{
-	size_t i;
-	json_t *child;
-	const char *key;
-	if (json_is_array(v)) {
-		json_array_foreach(v, i, child) if (!placeholders_valid(child, n_atts)) return 0;
-	} else if (json_is_object(v)) {
-		if (json_is_true(json_object_get(v, "_placeholder"))) {
-			json_t *num = json_object_get(v, "num");
-			return json_is_integer(num) && json_integer_value(num) >= 0 &&
-			       (size_t)json_integer_value(num) < n_atts;
-		}
-		json_object_foreach(v, key, child) if (!placeholders_valid(child, n_atts)) return 0;
-	}
-	return 1;
-}
-
-static int binary_packet_valid(const sio_packet *p, size_t n_atts)
-{
-	json_t *doc = json_loadb(p->data.base, p->data.len, JSON_DECODE_ANY, NULL);
-	int ok = doc && placeholders_valid(doc, n_atts);
-	json_decref(doc);
-	return ok;
-}
-
-static size_t max_pending_binary(const sio_server *srv)
-{
-	return srv->opts.max_pending_binary ? srv->opts.max_pending_binary
-	                                    : srv->opts.eio.max_payload;
-}
-
-static void on_binary_attachment(sio_client *c, const char *data, size_t len)
-{
-	sio_binary_wait *w = c->bin;
-	if (w->data.len + len > max_pending_binary(c->srv)) {
-		client_fail(c, "attachments too large");
-		return;
-	}
-	if (w->received + 1 < w->pkt.attachments) {
-		/* Not the last: kept until the rest have arrived. */
-		base_buf_append(&w->data, data, len);
-		w->offsets[++w->received] = w->data.len;
-		return;
-	}
-	/* The last one is used where it lies: it outlives the dispatch. */
-	base_slice atts[SIO_MAX_ATTACHMENTS];
-	for (unsigned i = 0; i < w->received; i++)
-		atts[i] =
-		    (base_slice){w->data.data + w->offsets[i], w->offsets[i + 1] - w->offsets[i]};
-	atts[w->received++] = (base_slice){data, len};
-	c->bin = NULL;
-	if (binary_packet_valid(&w->pkt, w->received))
-		dispatch(c, &w->pkt, atts, w->received);
-	else
-		client_fail(c, "placeholder without a matching attachment");
-	binary_wait_free(w);
-}
-
-static void on_text_packet(sio_client *c, const char *data, size_t len)
-{
-	sio_packet p;
-	const char *err = NULL;
-	if (sio_packet_decode(data, len, &p, &err)) {
-		client_fail(c, err ? err : "invalid packet");
-		return;
-	}
-	if (p.attachments == 0) {
-		dispatch(c, &p, NULL, 0);
-		return;
-	}
-	/* Keep the header until its attachments have arrived. */
-	sio_binary_wait *w = calloc(1, sizeof(*w));
-	if (w)
-		base_buf_append(&w->header, data, len);
-	if (!w || sio_packet_decode(w->header.data, w->header.len, &w->pkt, &err)) {
-		binary_wait_free(w);
-		client_fail(c, "out of memory");
-		return;
-	}
-	c->bin = w;
-}
-
 static void on_eio_message(eio_socket *es, int binary, const char *data, size_t len, void *ud)
 {
 	sio_client *c = eio_socket_data(es);
 	if (!c || c->closed)
 		return;
 	c->refs++;
-	if (c->srv->opts.parser == SIO_PARSER_MSGPACK) {
-		if (!binary) {
-			client_fail(c, "text message with the msgpack parser");
-		} else {
-			base_buf json = BASE_BUF_INIT;
-			base_slice atts[SIO_MAX_ATTACHMENTS];
-			sio_packet p;
-			const char *err = NULL;
-			if (sio_msgpack_decode(data, len, &json, &p, atts, SIO_MAX_ATTACHMENTS,
-			                       &err))
-				client_fail(c, err ? err : "invalid msgpack packet");
-			else
-				dispatch(c, &p, atts, p.attachments);
-			base_buf_free(&json);
-		}
-	} else if (c->bin) {
-		if (binary)
-			on_binary_attachment(c, data, len);
-		else
-			client_fail(c, "text packet while waiting for attachments");
-	} else if (binary) {
-		client_fail(c, "unexpected binary message");
-	} else {
-		on_text_packet(c, data, len);
-	}
+	sio_decoded in;
+	const char *err = NULL;
+	int rc = c->srv->parser->decode(&c->dec, binary, data, len, &in, &err);
+	if (rc < 0)
+		client_fail(c, err ? err : "invalid packet");
+	else if (rc > 0)
+		dispatch(c, &in.pkt, in.atts, in.n_atts);
+	sio__decoder_done(&c->dec);
 	sio__client_unref(c);
 }
 
@@ -471,6 +310,8 @@ sio_server *sio_server_new(http_server *http, const sio_options *opts)
 		srv->opts = *opts;
 	else
 		sio_options_default(&srv->opts);
+	srv->parser =
+	    srv->opts.parser == SIO_PARSER_MSGPACK ? &sio__parser_msgpack : &sio__parser_json;
 	srv->http = http;
 	srv->loop = http_server_loop(http);
 	sio__limit_set(&srv->connect_limit, srv->opts.event_rate, srv->opts.event_burst,

@@ -6,6 +6,7 @@
 #define SIO_SERVER_INTERNAL_H
 
 #include "socketio.h"
+#include "parser.h"
 #include "base/table.h"
 #include "base/timeq.h"
 
@@ -170,21 +171,13 @@ struct sio_socket {
 	char pid[SIO_ID_LEN + 1]; /* recovery session id, empty when recovery is off */
 };
 
-typedef struct {
-	base_buf header; /* copy of the text packet announcing attachments */
-	sio_packet pkt;  /* slices into header */
-	base_buf data;   /* attachments, back to back */
-	size_t offsets[SIO_MAX_ATTACHMENTS + 1];
-	unsigned received;
-} sio_binary_wait;
-
 struct sio_client {
 	sio_server *srv;
 	eio_socket *eio;
 	base_list link;    /* in srv->clients */
 	base_list sockets; /* sio_socket.client_link */
 	base_timeq_entry connect_timer;
-	sio_binary_wait *bin; /* a binary packet waiting for its attachments */
+	sio_decoder dec; /* the parser's state between messages */
 	/* handshake */
 	char *hs_block; /* one allocation holding the strings below */
 	http_header *headers;
@@ -199,6 +192,7 @@ struct sio_client {
 
 struct sio_server {
 	sio_options opts;
+	const sio_parser_ops *parser; /* chosen once, from opts.parser */
 	eio_server *eio;
 	http_server *http;
 	base_list namespaces;
@@ -223,12 +217,11 @@ void sio__client_unref(sio_client *c);
  * as a flooder (logged, what says which limit).
  */
 int sio__rate_ok(sio_client *c, sio_bucket *b, const sio_limit *l, const char *what);
-/** Sends a text packet (or its msgpack form) with attachments to one client. */
-int sio__client_send(sio_client *c, sio_packet_type type, base_slice nsp, int64_t id,
-                     base_slice data, const base_slice *atts, size_t n_atts);
-/** Sends an already encoded text packet and its attachments to one client. */
-int sio__client_send_encoded(sio_client *c, const base_slice *parts, size_t n_parts,
-                             const base_slice *atts, size_t n_atts);
+/**
+ * Encodes p with the server's parser and queues it on client c. Returns 0,
+ * SIO_ENOT_CONNECTED (c is NULL or closed), or an encode or send error.
+ */
+int sio__client_send(sio_client *c, const sio_out *p);
 
 /* namespace.c */
 sio_namespace *sio__namespace_for_connect(sio_server *srv, base_slice name);
@@ -247,9 +240,6 @@ void sio__ack_received(sio_socket *s, int64_t id, base_slice args, const base_sl
                        size_t n_atts);
 /** Calls every pending ack with timed_out = 1 and frees them. */
 void sio__acks_cancel(sio_socket *s);
-/** Builds the text form of an EVENT packet for nsp into parts backed by hdr. */
-size_t sio__event_parts(base_buf *hdr, sio_namespace *nsp, int64_t id, unsigned n_atts,
-                        const char *event, size_t event_len, base_slice args, base_slice *parts);
 void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args, const base_slice *atts,
                           size_t n_atts);
 
@@ -270,9 +260,8 @@ void sio__admin_free(sio_server *srv);
 /* recovery.c */
 /** Takes the next recovery offset of nsp, as decimal text in off. */
 uint64_t sio__history_next(sio_namespace *nsp, char off[24]);
-/** Keeps an encoded packet (its args ending with the offset) for recovery. */
-int sio__history_store(sio_namespace *nsp, const sio_bcast *b, uint64_t offset, base_slice packet,
-                       const base_slice *atts, size_t n_atts);
+/** Keeps a broadcast event (its args ending with the offset) for recovery. */
+int sio__history_store(sio_namespace *nsp, const sio_bcast *b, uint64_t offset, const sio_out *p);
 /** Keeps a disconnected socket's session for recovery. */
 void sio__session_save(sio_socket *s);
 /**

@@ -13,8 +13,46 @@
  * re-encoding. Binary arguments are attachments: the JSON holds
  * {"_placeholder":true,"num":N} and attachment N is the bytes.
  *
- * Everything runs on the loop of the HTTP server. Pointers handed to
- * callbacks (events, slices) are valid only during the call.
+ * Contracts (as libuv and h2o state theirs):
+ *
+ * Threads and time. Everything runs on the loop of the HTTP server; no
+ * function may be called from another thread. Callbacks run on the loop,
+ * never from inside the call that registered them: events, acks and
+ * CONNECTs as their packets are read; ack timeouts and the connect timeout
+ * from timers; on_disconnect when the socket leaves its namespace, which
+ * may be inside sio_disconnect, sio_disconnect_all, sio_bcast_disconnect
+ * or sio_server_close_all called by the application (and then before that
+ * call returns). Outgoing listeners (sio_on_any_outgoing) run inside the
+ * emit or broadcast, before the packet is queued.
+ *
+ * Ownership. The server owns namespaces, sockets and clients; the
+ * application owns none of them and frees none. A sio_socket pointer is
+ * valid from on_connection (or from the middleware that received it) until
+ * on_disconnect returns; a socket still in its middlewares stays valid,
+ * even if its client went away, until sio_next or sio_refuse is called for
+ * it. Keep one past that only as an id (sio_socket_id) to look up again.
+ * A sio_namespace lives as long as the server. Pointers and slices handed
+ * to callbacks (sio_event, its name, args and attachments, ack arguments,
+ * the reason) are valid only during the call: copy what must outlive it.
+ * Strings passed in (event names, room names, JSON args, attachments) are
+ * copied before the call returns or encoded at once, except the room names
+ * of a sio_bcast, which must outlive the calls that use it.
+ *
+ * What is safe inside a callback. Any callback may emit, ack, broadcast,
+ * join and leave rooms, and disconnect or close any socket, its own
+ * included (sio_disconnect, sio_disconnect_all, sio_bcast_disconnect): the
+ * socket stays valid until its callback returns (calls on a disconnected
+ * socket return SIO_ENOT_CONNECTED or do nothing), the Engine.IO connection
+ * is torn down at the end of the loop turn, never inside the call, and a
+ * broadcast's receivers are fixed before the first listener runs, so a
+ * listener cannot change or free what it walks. Not safe inside a
+ * callback: sio_server_free (call it after http_server_close completed),
+ * and adding or removing namespaces from sio_server_each_namespace's fn.
+ *
+ * Errors: functions return 0 (or a count) or a negative code: BASE_*,
+ * SIO_E* (both in base/errors.h, each layer in a range of its own) or a
+ * lower layer's; base_strerror names any of them. Out of memory aborts
+ * (base.h), so no call fails half done.
  */
 #ifndef SOCKETIO_H
 #define SOCKETIO_H
@@ -37,6 +75,13 @@ typedef enum {
 
 /* ---- server ------------------------------------------------------------ */
 
+/*
+ * The wire format of every client of a server, chosen once when it is
+ * created (socket.io's `parser` option): the default parser (text packets,
+ * binary attachments as separate messages) or socket.io-msgpack-parser (one
+ * binary message per packet). The API is the same for both: arguments are
+ * JSON text with placeholders, attachments beside them.
+ */
 typedef enum { SIO_PARSER_JSON = 0, SIO_PARSER_MSGPACK = 1 } sio_parser;
 
 typedef struct {
@@ -144,15 +189,28 @@ typedef void (*sio_event_fn)(const sio_event *ev, void *ud);
 typedef void (*sio_socket_fn)(sio_socket *s, void *ud);
 typedef void (*sio_disconnect_fn)(sio_socket *s, const char *reason, void *ud);
 
-/** Calls fn for every incoming event called name on sockets of nsp. 0 or BASE_ENOMEM. */
+/**
+ * Calls fn for every incoming event called name on sockets of nsp, in the
+ * order registered, after the catch-alls, while the socket stays connected
+ * (a handler that disconnects it stops the rest). name is copied.
+ * 0 or BASE_ENOMEM. Register before clients connect.
+ */
 int sio_on(sio_namespace *nsp, const char *name, sio_event_fn fn, void *ud);
 /** Catch-all: fn sees every incoming event, before the named handlers. */
 int sio_on_any(sio_namespace *nsp, sio_event_fn fn, void *ud);
 /** Catch-all for outgoing events emitted to one socket (including broadcasts). */
 int sio_on_any_outgoing(sio_namespace *nsp, sio_event_fn fn, void *ud);
-/** A socket connected (after the middlewares; the CONNECT reply is sent). */
+/**
+ * A socket connected (after the middlewares; the CONNECT reply, and with
+ * recovery the missed packets, are queued). One callback per namespace.
+ */
 void sio_on_connection(sio_namespace *nsp, sio_socket_fn fn, void *ud);
-/** A socket disconnected; reason as in Node ("client namespace disconnect", ...). */
+/**
+ * A socket disconnected; reason as in Node ("client namespace disconnect",
+ * "server namespace disconnect", "transport close", "ping timeout", ...).
+ * Runs once, before the socket leaves its rooms and after its pending acks
+ * were called with timed_out = 1; the socket is no longer connected.
+ */
 void sio_on_disconnect(sio_namespace *nsp, sio_disconnect_fn fn, void *ud);
 
 /*
@@ -200,7 +258,12 @@ uint64_t sio_handshake_time(const sio_socket *s);
 /**
  * Emits an event to one socket. args: JSON text of the arguments (no
  * brackets), may be empty. Attachments are referenced from args by
- * placeholders. Returns 0, SIO_ENOT_CONNECTED, or a lower layer's error.
+ * placeholders. Everything is encoded (copied) before the call returns.
+ * The default parser sends args as given; the msgpack parser has to read
+ * them, and returns SIO_EBAD_ARGS when they are not JSON. Returns 0,
+ * SIO_ENOT_CONNECTED, SIO_ETOO_MANY_ATTACHMENTS (more than
+ * SIO_MAX_ATTACHMENTS), SIO_EBAD_ARGS, or a lower layer's error (a full
+ * output queue closes the connection, see eio_socket_close).
  */
 int sio_emit(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
              size_t n_attachments);
@@ -208,13 +271,18 @@ int sio_emit(sio_socket *s, const char *event, base_slice args, const base_slice
 int sio_emit_str(sio_socket *s, const char *event, const char *args_json);
 
 /**
- * Called once with the client's acknowledgement, or with timed_out = 1 (and
- * empty args) when none came within the timeout or the socket disconnected
- * first.
+ * Called exactly once with the client's acknowledgement, or with
+ * timed_out = 1 (and empty args) when none came within the timeout or the
+ * socket disconnected first (then from inside the disconnect, before
+ * on_disconnect). The socket is valid during the call.
  */
 typedef void (*sio_ack_fn)(sio_socket *s, int timed_out, base_slice args,
                            const base_slice *attachments, size_t n_attachments, void *ud);
-/** Emits an event that asks for an acknowledgement within timeout_ms (0: no timeout). */
+/**
+ * Emits an event that asks for an acknowledgement within timeout_ms (0: no
+ * timeout: cb runs when the ack comes or the socket disconnects). On an
+ * error return cb is never called.
+ */
 int sio_emit_ack(sio_socket *s, const char *event, base_slice args, const base_slice *attachments,
                  size_t n_attachments, unsigned timeout_ms, sio_ack_fn cb, void *ud);
 /**
@@ -224,14 +292,27 @@ int sio_emit_ack(sio_socket *s, const char *event, base_slice args, const base_s
 int sio_ack(sio_socket *s, int64_t ack_id, base_slice args, const base_slice *attachments,
             size_t n_attachments);
 
-/** Disconnects the socket from its namespace ("server namespace disconnect"). */
+/**
+ * Disconnects the socket from its namespace ("server namespace disconnect"):
+ * DISCONNECT is queued, on_disconnect runs before this returns. The
+ * connection and its other namespaces stay. Harmless on a socket already
+ * disconnected (or still in its middlewares: refuse it instead).
+ */
 void sio_disconnect(sio_socket *s);
-/** Closes the whole Engine.IO connection with every namespace on it. */
+/**
+ * Closes the whole Engine.IO connection with every namespace on it: each
+ * namespace socket hears DISCONNECT and its on_disconnect runs before this
+ * returns; the connection itself closes at the end of the loop turn.
+ */
 void sio_disconnect_all(sio_socket *s);
 
 /* ---- rooms and broadcast ----------------------------------------------- */
 
-/** Joins a room. 0, or BASE_ENOMEM. Joining twice is harmless. */
+/**
+ * Joins a room (name copied). 0, SIO_ENOT_CONNECTED, or BASE_ENOMEM.
+ * Joining twice is harmless. A socket leaves every room when it
+ * disconnects; an empty room is freed.
+ */
 int sio_join(sio_socket *s, const char *room);
 void sio_leave(sio_socket *s, const char *room);
 /** 1 when the socket is in the room. */
@@ -259,8 +340,12 @@ void sio_bcast_init(sio_bcast *b, sio_namespace *nsp);
 int sio_bcast_to(sio_bcast *b, const char *room);
 int sio_bcast_except(sio_bcast *b, const char *room);
 /**
- * Encodes the event once and queues the same bytes for every receiver.
- * Returns the number of local receivers, or a negative error.
+ * Encodes the event once, with the server's parser, and queues the same
+ * bytes (one shared chunk per message) for every receiver. The receivers
+ * are picked before the first outgoing listener runs. Unless b->local, the
+ * adapter's on_broadcast is then called once. With recovery on (and not
+ * volatile) the event gets an offset and is kept. Returns the number of
+ * local receivers, or a negative error (as sio_emit).
  */
 int sio_bcast_emit(const sio_bcast *b, const char *event, base_slice args,
                    const base_slice *attachments, size_t n_attachments);
@@ -280,10 +365,16 @@ int sio_bcast_disconnect(const sio_bcast *b, int close);
 /* ---- adapter: other nodes ---------------------------------------------- */
 
 /*
- * An adapter carries broadcasts between server processes. on_broadcast is
- * called after every broadcast that is not local, with the encoded packet
- * (text form, attachments beside it), to send to the other nodes; what the
- * other nodes send is fed back with sio_adapter_deliver.
+ * An adapter carries broadcasts between server processes. What travels is
+ * an event's data, as the Node adapters carry a packet's "data": the JSON
+ * array of the event name and its arguments (["news","hi",2]), binary
+ * values as placeholders with the attachments beside it. No wire format of
+ * a parser is involved: each node encodes for its own clients.
+ *
+ * on_broadcast is called after every broadcast that is not local (once,
+ * after the local sockets have been sent to), with that data, to send to
+ * the other nodes; what the other nodes send is fed back with
+ * sio_adapter_deliver. The slices are valid during the call only.
  */
 typedef enum {
 	SIO_SOCKETS_JOIN = 1,
@@ -293,7 +384,7 @@ typedef enum {
 } sio_sockets_op;
 
 typedef struct {
-	void (*on_broadcast)(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
+	void (*on_broadcast)(sio_namespace *nsp, const sio_bcast *b, base_slice data,
 	                     const base_slice *attachments, size_t n_attachments, void *ud);
 	void *ud;
 	/* sio_bcast_join / leave / disconnect to pass on (room: NULL for disconnects); may be NULL. */
@@ -303,11 +394,15 @@ typedef struct {
 
 void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter);
 /**
- * Delivers a broadcast from another node to the local sockets of nsp only.
- * packet is the text form of an EVENT; rooms/except as in b. Returns the
- * number of receivers or a negative error.
+ * Delivers a broadcast from another node to the local sockets of b->nsp
+ * only (rooms, except and volatile as in b; b->local is not looked at: it
+ * goes to no adapter). data is the event's JSON array as on_broadcast gives
+ * it, checked as an incoming event is (a name first, not a reserved one;
+ * placeholders naming attachments). It is encoded once by this server's
+ * parser, as a broadcast of its own. The outgoing listeners do not hear it.
+ * Returns the number of receivers, SIO_EBAD_ARGS, or another negative error.
  */
-int sio_adapter_deliver(const sio_bcast *b, base_slice packet, const base_slice *attachments,
+int sio_adapter_deliver(const sio_bcast *b, base_slice data, const base_slice *attachments,
                         size_t n_attachments);
 /** Applies another node's join / leave / disconnect to the local sockets of b->nsp only. */
 int sio_adapter_sockets(const sio_bcast *b, sio_sockets_op op, const char *room);

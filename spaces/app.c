@@ -46,17 +46,7 @@ unsigned sp_space_apps(const sp_app *app, const char *space_id)
 
 sp_conn *sp__least_busy(sp_app *app, const char *space_id)
 {
-	sp_space *sp = sp__space_get(app, space_id, 0);
-	sp_conn *best = NULL;
-	base_list *pos;
-	if (!sp)
-		return NULL;
-	for (pos = sp->apps.next; pos != &sp->apps; pos = pos->next) {
-		sp_conn *c = BASE_CONTAINER_OF(pos, sp_conn, link);
-		if (c->s && (!best || c->inflight < best->inflight))
-			best = c;
-	}
-	return best;
+	return sp__pick_app(sp__space_get(app, space_id, 0));
 }
 
 void sp__conn_unref(sp_conn *c)

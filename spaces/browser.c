@@ -2,8 +2,9 @@
  * browser.c: the namespace "/spaces", where browsers follow spaces (is an
  * app connected?) and their own requests (status, progress, result) live.
  *
- * A browser is known by the site's session cookie on the Socket.IO
- * handshake; without one it may follow spaces but no requests. A page of
+ * Who a browser is, the site says (sp_browser_auth_set: from the
+ * handshake's cookie, which this layer never reads); an anonymous browser
+ * may follow spaces but no requests. A page of
  * another origin cannot connect at all (sp_options.browser_origin_ok),
  * since the cookie would come along with it. A browser's sockets are in
  * the rooms of its user and of its session, so that logging out, a new
@@ -17,12 +18,10 @@
  *                    request_update {request_id, status, progress?, message?,
  *                                    result?, updated_at}
  */
-#include <sodium.h>
 #include <stdlib.h>
 
 #include "spaces_internal.h"
 
-#define SP_SESSION_COOKIE "spaces_session"
 /* Payloads: "session <token hash>" or "user <id> [<token hash of a session kept>]". */
 #define SP_CLOSE_CHANNEL SP_BROWSER_CLOSE_CHANNEL
 /* Spaces and requests one socket may follow; a room each (docs/limits.md). */
@@ -48,39 +47,16 @@ static void browser_unref(sp_browser *b)
 		free(b);
 }
 
-/* The value of the session cookie in a Cookie header, or 0 when absent. */
-static int session_cookie(const base_slice *cookie, char *out, size_t cap)
+/* The site's answer: who the browser is. */
+static void identified(void *req, const sp_identity *id)
 {
-	const char *p = cookie->base, *end = cookie->base + cookie->len;
-	size_t nlen = strlen(SP_SESSION_COOKIE);
-	while (p < end) {
-		while (p < end && (*p == ' ' || *p == ';'))
-			p++;
-		const char *semi = memchr(p, ';', (size_t)(end - p));
-		const char *stop = semi ? semi : end;
-		if ((size_t)(stop - p) > nlen && memcmp(p, SP_SESSION_COOKIE, nlen) == 0 &&
-		    p[nlen] == '=') {
-			size_t vlen = (size_t)(stop - p - (ptrdiff_t)nlen - 1);
-			if (vlen == 0 || vlen >= cap)
-				return 0;
-			memcpy(out, p + nlen + 1, vlen);
-			out[vlen] = 0;
-			return 1;
-		}
-		p = stop;
-	}
-	return 0;
-}
-
-static void session_found(const db_result *res, void *ud)
-{
-	sp_browser *b = ud;
+	sp_browser *b = req;
 	sio_socket *s = b->s;
-	if (db_ok(res) && db_ntuples(res) == 1) {
-		snprintf(b->user_id, sizeof(b->user_id), "%s", db_value(res, 0, 0));
-		b->is_admin = strcmp(db_value(res, 0, 1), "t") == 0;
-	} else {
-		b->session[0] = 0;
+	if (id && id->user_id && strlen(id->user_id) < sizeof(b->user_id)) {
+		snprintf(b->user_id, sizeof(b->user_id), "%s", id->user_id);
+		b->is_admin = id->is_admin;
+		if (id->session && strlen(id->session) <= 64)
+			snprintf(b->session, sizeof(b->session), "session:%s", id->session);
 	}
 	if (!sio_socket_alive(s)) {
 		/* Gone while we looked: no on_disconnect will come for it. */
@@ -115,28 +91,18 @@ static void authenticate(sio_socket *s, void *ud)
 	b->refs = 1;
 	base_list_init(&b->queue);
 	sio_socket_set_data(s, b);
-	const base_slice *cookie = sio_handshake_header(s, "cookie");
-	char token[128];
-	if (!cookie || !session_cookie(cookie, token, sizeof(token))) {
+	if (!app->browser_auth) {
 		sio_next(s);
 		return;
 	}
-	unsigned char h[crypto_hash_sha256_BYTES];
-	char hex[crypto_hash_sha256_BYTES * 2 + 1];
-	crypto_hash_sha256(h, (const unsigned char *)token, strlen(token));
-	sodium_bin2hex(hex, sizeof(hex), h, sizeof(h));
-	snprintf(b->session, sizeof(b->session), "session:%s", hex);
-	static const char sql[] =
-	    "SELECT u.id::text, u.is_admin FROM sessions s "
-	    "JOIN users u ON u.id = s.user_id "
-	    "WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL "
-	    "AND (s.idle_expires_at IS NULL OR s.idle_expires_at > now())";
-	const char *params[1] = {hex};
 	b->refs++;
-	if (db_query(app->db, sql, 1, params, session_found, b)) {
-		browser_unref(b);
-		sio_next(s);
-	}
+	app->browser_auth(sio_handshake_header(s, "cookie"), identified, b, app->browser_auth_ud);
+}
+
+void sp_browser_auth_set(sp_app *app, sp_auth_fn fn, void *ud)
+{
+	app->browser_auth = fn;
+	app->browser_auth_ud = ud;
 }
 
 static void on_connection(sio_socket *s, void *ud)

@@ -282,24 +282,18 @@ static void on_sockets(sio_namespace *nsp, const sio_bcast *b, sio_sockets_op op
 	json_decref(msg);
 }
 
-static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
+static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pdata,
                          const base_slice *atts, size_t n_atts, void *ud)
 {
 	sp_cluster *c = ud;
 	const char *name = sio_namespace_name(nsp);
 	cl_nsp *cn = find_nsp(c, name);
-	sio_packet p;
-	const char *err;
 	json_t *msg = NULL;
 	char *text = NULL;
 	base_buf mp = BASE_BUF_INIT;
 
 	if (c->closed || cn == NULL)
 		return;
-	if (sio_packet_decode(packet.base, packet.len, &p, &err) != 0) {
-		c->st.dropped++;
-		return;
-	}
 	/* The packet's data goes in as JSON text first; binary is handled below. */
 	msg = json_pack("{s:s,s:s,s:i,s:{s:{s:i,s:n,s:s},s:o}}", "uid", c->uid, "nsp", name, "type",
 	                CL_BROADCAST, "data", "packet", "type", 2, "data", "nsp", name, "opts",
@@ -309,7 +303,7 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pack
 		return;
 	}
 	if (n_atts == 0) {
-		json_t *data = json_loadb(p.data.base, p.data.len, JSON_DECODE_ANY, NULL);
+		json_t *data = json_loadb(pdata.base, pdata.len, JSON_DECODE_ANY, NULL);
 
 		if (data == NULL ||
 		    json_object_set_new(json_object_get(json_object_get(msg, "data"), "packet"),
@@ -352,7 +346,7 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pack
 
 		if (at != NULL)
 			base_buf_append(&whole, mp.data, head);
-		if (at == NULL || sio_msgpack_pack_json(&whole, p.data, atts, n_atts) != 0) {
+		if (at == NULL || sio_msgpack_pack_json(&whole, pdata, atts, n_atts) != 0) {
 			base_buf_free(&whole);
 			c->st.dropped++;
 			goto out;
@@ -403,7 +397,6 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 	sio_bcast b;
 	size_t i;
 	char *text = NULL;
-	base_buf pk = BASE_BUF_INIT;
 
 	if (cn == NULL)
 		return; /* a namespace this node does not serve */
@@ -454,17 +447,8 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 	if (bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
 		goto bad;
 	text = json_dumps(pdata, JSON_COMPACT);
-	if (text == NULL)
-		goto bad;
-	if (n_atts > 0)
-		base_buf_printf(&pk, "5%zu-", n_atts);
-	else
-		base_buf_append(&pk, "2", 1);
-	if (strcmp(name, "/") != 0)
-		base_buf_printf(&pk, "%s,", name);
-	base_buf_append(&pk, text, strlen(text));
-	if (pk.data == NULL ||
-	    sio_adapter_deliver(&b, (base_slice){pk.data, pk.len}, atts, n_atts) < 0)
+	if (text == NULL ||
+	    sio_adapter_deliver(&b, (base_slice){text, strlen(text)}, atts, n_atts) < 0)
 		goto bad;
 	c->st.delivered++;
 	goto out;
@@ -474,7 +458,6 @@ bad:
 	                     "(too many rooms, or a malformed packet)");
 out:
 	free(text);
-	base_buf_free(&pk);
 }
 
 /* Delivers, in order, every message at the head that is ready. */

@@ -17,17 +17,34 @@
 
 typedef struct {
 	sp_app *app;
-	sp_submit_cb cb;
+	sp_submit_cb cb;        /* sp_submit */
+	sp_verdict_cb check_cb; /* sp_submit_check */
 	void *ud;
 	char space_id[SP_ID_MAX];
 	char user_id[32];
 	char *username;
-	char *payload; /* JSON text, timestamp added */
+	char *payload; /* JSON text, timestamp added (sp_submit) */
+	sp_inputs in;  /* strings copied below */
+	int has_in;
+	char *prompt, *audio_url, *form_error;
 	char timeout_s[16];
 	sp_conn *conn; /* the app chosen, with a reference */
 	char request_id[37];
+	sp_verdict v;
 	uint64_t start_ms; /* loop time of sp_submit */
 } submit_ctx;
+
+static void submit_free(submit_ctx *s)
+{
+	if (s->conn)
+		sp__conn_unref(s->conn);
+	free(s->username);
+	free(s->payload);
+	free(s->prompt);
+	free(s->audio_url);
+	free(s->form_error);
+	free(s);
+}
 
 static void submit_done(submit_ctx *s, int status, const char *error, unsigned retry_after)
 {
@@ -41,11 +58,26 @@ static void submit_done(submit_ctx *s, int status, const char *error, unsigned r
 		s->app->stats.rejected++;
 	}
 	s->cb(&r, s->ud);
-	if (s->conn)
-		sp__conn_unref(s->conn);
-	free(s->username);
-	free(s->payload);
-	free(s);
+	submit_free(s);
+}
+
+/* Ends a check or a submission with the verdict s->v. */
+static void verdict_done(submit_ctx *s)
+{
+	if (s->check_cb) {
+		s->check_cb(&s->v, s->ud);
+		submit_free(s);
+		return;
+	}
+	submit_done(s, s->v.status, s->v.status == 200 ? NULL : s->v.error, s->v.retry_after);
+}
+
+static void fail(submit_ctx *s, int status, const char *error)
+{
+	memset(&s->v, 0, sizeof(s->v));
+	s->v.status = status;
+	snprintf(s->v.error, sizeof(s->v.error), "%s", error);
+	verdict_done(s);
 }
 
 static void requeue_orphan_done(const db_result *res, void *ud)
@@ -78,6 +110,12 @@ static void inserted(const db_result *res, void *ud)
 		submit_done(s, 500, "The request could not be saved, please retry", 0);
 		return;
 	}
+	if (!s->conn) {
+		/* Queued for an app of another node (cluster mode), told by the NOTIFY. */
+		sp__space_changed(s->app, s->space_id);
+		submit_done(s, 200, NULL, 0);
+		return;
+	}
 	/* Written: now the app may hear of it. */
 	if (sp__send_request(s->conn, s->request_id, s->username, s->payload)) {
 		/* The app left meanwhile: its requests were requeued before this one
@@ -90,87 +128,14 @@ static void inserted(const db_result *res, void *ud)
 	submit_done(s, 200, NULL, 0);
 }
 
-/* Written as queued, for an app of another node (cluster mode). */
-static void queued(const db_result *res, void *ud)
-{
-	submit_ctx *s = ud;
-	if (!db_ok(res)) {
-		BASE_LOGE("spaces", "writing a request failed: %s", db_error(res));
-		submit_done(s, 500, "The request could not be saved, please retry", 0);
-		return;
-	}
-	sp__space_changed(s->app, s->space_id);
-	submit_done(s, 200, NULL, 0);
-}
-
-/* The prompt is required (enable_prompt) and missing from the payload. */
-static int prompt_missing(const submit_ctx *s, int enable_prompt)
-{
-	if (!enable_prompt)
-		return 0;
-	json_t *payload = json_loads(s->payload, 0, NULL);
-	const char *prompt = json_string_value(json_object_get(payload, "prompt"));
-	int missing = !prompt || !*prompt;
-	json_decref(payload);
-	return missing;
-}
-
-/*
- * Judges a submission from its space's row (id, card_type, enable_prompt,
- * rate_limit_seconds, timeout_seconds, seconds since the user's last
- * request there). Answers it and returns -1 when it is refused; returns 0
- * with s->conn (referenced) and s->timeout_s set when it may be written.
- */
-static int judge(submit_ctx *s, const db_result *res)
+/* Accepted: written as processing with the least busy app here, or queued. */
+static void write_request(submit_ctx *s)
 {
 	sp_app *app = s->app;
-	if (db_ntuples(res) != 1 || strcmp(db_value(res, 0, 1), "websockets") != 0) {
-		submit_done(s, 404, "Space not found", 0);
-		return -1;
-	}
-	if (!s->conn) {
-		s->conn = sp__least_busy(app, s->space_id);
-		/* In a cluster, an app on another node takes it from the queue. */
-		if (!s->conn && sp_space_apps(app, s->space_id) == 0) {
-			submit_done(s, 503, "Remote app not connected", 0);
-			return -1;
-		}
-		if (s->conn)
-			s->conn->refs++;
-	}
-	if (prompt_missing(s, strcmp(db_value(res, 0, 2), "t") == 0)) {
-		submit_done(s, 400, "Prompt is required", 0);
-		return -1;
-	}
-	double limit = atof(db_value(res, 0, 3));
-	if (limit > 0 && !db_isnull(res, 0, 5)) {
-		double since = atof(db_value(res, 0, 5));
-		if (since < limit) {
-			unsigned wait = (unsigned)ceil(limit - since);
-			submit_done(s, 429, "Rate limit: please wait before submitting again",
-			            wait ? wait : 1);
-			return -1;
-		}
-	}
-	unsigned timeout = (unsigned)strtoul(db_value(res, 0, 4), NULL, 10);
-	snprintf(s->timeout_s, sizeof(s->timeout_s), "%u",
-	         timeout ? timeout : app->opts.default_timeout_s);
-	return 0;
-}
 
-/* Two steps (no app of the space here, so the space must be checked first). */
-static void checked(const db_result *res, void *ud)
-{
-	submit_ctx *s = ud;
-	sp_app *app = s->app;
-	if (!db_ok(res)) {
-		BASE_LOGE("spaces", "checking a submission failed: %s", db_error(res));
-		submit_done(s, 500, "Server error, please retry", 0);
-		return;
-	}
-	if (judge(s, res))
-		return;
 	base_uuid4(s->request_id);
+	/* In a cluster, an app on another node takes it from the queue. */
+	s->conn = sp__least_busy(app, s->space_id);
 	if (!s->conn) {
 		/* Queued, and the nodes told once it is written (the NOTIFY commits with it). */
 		static const char queued_sql[] =
@@ -180,10 +145,11 @@ static void checked(const db_result *res, void *ud)
 		    "SELECT pg_notify('" SP_QUEUE_CHANNEL "', space_id) FROM w";
 		const char *qparams[6] = {s->request_id, s->space_id, s->user_id,
 		                          s->username,   s->payload,  s->timeout_s};
-		if (db_query(app->db, queued_sql, 6, qparams, queued, s))
+		if (db_query(app->db, queued_sql, 6, qparams, inserted, s))
 			submit_done(s, 503, "Server busy, please retry", 0);
 		return;
 	}
+	s->conn->refs++;
 	static const char sql[] =
 	    "INSERT INTO requests (id, space_id, user_id, username, status, payload, attempts, "
 	    "connection_id, started_at, deadline_at) VALUES ($1, $2, $3, $4, 'processing', "
@@ -194,18 +160,98 @@ static void checked(const db_result *res, void *ud)
 		submit_done(s, 503, "Server busy, please retry", 0);
 }
 
-/* One step: the space's row, and the request written when it passes. */
-static void checked_and_written(const db_result *res, void *ud)
+/* The space's row and the user's last request there: judged. */
+static void facts_found(const db_result *res, void *ud)
 {
 	submit_ctx *s = ud;
-	/* A failure, or written: as after the two-step path's INSERT. */
-	if (!db_ok(res) || (db_ntuples(res) == 1 && strcmp(db_value(res, 0, 6), "1") == 0)) {
-		inserted(res, s);
+	sp_app *app = s->app;
+	sp_space_row row;
+	sp_submit_facts f = {1, NULL, 0, -1, s->has_in ? &s->in : NULL};
+
+	if (!db_ok(res)) {
+		BASE_LOGE("spaces", "checking a submission failed: %s", db_error(res));
+		fail(s,
+		     db_status(res) == DB_EQUEUEFULL || db_status(res) == DB_ETIMEDOUT ? 503 : 500,
+		     "Server error, please retry");
 		return;
 	}
-	/* Refused: the same verdict in C says why. */
-	if (judge(s, res) == 0)
-		submit_done(s, 500, "The request could not be saved, please retry", 0);
+	if (db_ntuples(res) == 1) {
+		sp__space_row(res, 0, 0, &row);
+		f.space = &row;
+		if (!db_isnull(res, 0, SP__SPACE_NCOLS))
+			f.since_last_s = atof(db_value(res, 0, SP__SPACE_NCOLS));
+		snprintf(s->timeout_s, sizeof(s->timeout_s), "%u",
+		         row.timeout_s ? row.timeout_s : app->opts.default_timeout_s);
+	}
+	f.apps = sp_space_apps(app, s->space_id);
+	sp_submit_judge(&f, &s->v);
+	if (s->v.status != 200 || s->check_cb) {
+		verdict_done(s);
+		return;
+	}
+	write_request(s);
+}
+
+static char *dup_or_null(const char *v, int *oom)
+{
+	char *d = v ? strdup(v) : NULL;
+	if (v && !d)
+		*oom = 1;
+	return d;
+}
+
+/* Starts a check (check_cb) or a submission (cb). */
+static void judge_start(sp_app *app, submit_ctx *s, const char *space_id, const char *user_id,
+                        const sp_inputs *in)
+{
+	int oom = 0;
+
+	s->app = app;
+	s->start_ms = uv_now(sio_server_loop(app->io));
+	snprintf(s->space_id, sizeof(s->space_id), "%s", space_id ? space_id : "");
+	snprintf(s->user_id, sizeof(s->user_id), "%s", user_id ? user_id : "");
+	if (in) {
+		s->has_in = 1;
+		s->in = *in;
+		s->in.prompt = s->prompt = dup_or_null(in->prompt, &oom);
+		s->in.audio_url = s->audio_url = dup_or_null(in->audio_url, &oom);
+		s->in.form_error = s->form_error = dup_or_null(in->form_error, &oom);
+	}
+	if (oom || (!s->check_cb && !s->payload)) {
+		fail(s, 500, "Out of memory");
+		return;
+	}
+	if (!user_id || !*user_id || !space_id || strlen(space_id) >= SP_ID_MAX || !*space_id) {
+		/* No query: the rules answer from what is known (401 or 404). */
+		sp_submit_facts f = {user_id && *user_id, NULL, 0, -1, NULL};
+		sp_submit_judge(&f, &s->v);
+		verdict_done(s);
+		return;
+	}
+	/* user_id is the users.id of a logged-in user: compared as a bigint so
+	 * that the (user_id, space_id, created_at) index answers it. The row is
+	 * read without its long texts, which the rules do not look at. */
+	static const char sql[] = "SELECT " SP__SPACE_COLUMNS_SHORT(
+	    "s") ", (SELECT EXTRACT(EPOCH FROM now() - max(r.created_at)) "
+	         "FROM requests r WHERE r.space_id = s.id AND r.user_id = $2::bigint) "
+	         "FROM spaces s WHERE s.id = $1";
+	const char *params[2] = {s->space_id, s->user_id};
+	if (db_query_flags(app->db, DB_RETRY, sql, 2, params, facts_found, s))
+		fail(s, 503, "Server busy, please retry");
+}
+
+void sp_submit_check(sp_app *app, const char *space_id, const char *user_id, const sp_inputs *in,
+                     sp_verdict_cb cb, void *ud)
+{
+	submit_ctx *s = calloc(1, sizeof(*s));
+	if (!s) {
+		sp_verdict v = {500, "Out of memory", 0};
+		cb(&v, ud);
+		return;
+	}
+	s->check_cb = cb;
+	s->ud = ud;
+	judge_start(app, s, space_id, user_id, in);
 }
 
 static char *payload_with_timestamp(json_t *payload, json_t *upload)
@@ -236,70 +282,12 @@ void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud)
 		cb(&r, ud);
 		return;
 	}
-	s->app = app;
-	s->start_ms = uv_now(sio_server_loop(app->io));
 	s->cb = cb;
 	s->ud = ud;
-	snprintf(s->space_id, sizeof(s->space_id), "%s", sub->space_id);
-	snprintf(s->user_id, sizeof(s->user_id), "%s", sub->user_id);
-	s->username = strdup(sub->username);
-	s->payload = payload_with_timestamp(sub->payload, sub->upload);
-	if (!s->username || !s->payload || strlen(sub->space_id) >= SP_ID_MAX) {
-		submit_done(
-		    s, strlen(sub->space_id) >= SP_ID_MAX ? 404 : 500,
-		    strlen(sub->space_id) >= SP_ID_MAX ? "Space not found" : "Out of memory", 0);
-		return;
-	}
-	/* user_id is the users.id of a logged-in user: compared as a bigint so
-	 * that the (user_id, space_id, created_at) index answers it. */
-	const char *user = s->user_id[0] ? s->user_id : NULL;
-	s->conn = sp__least_busy(app, s->space_id);
-	if (!s->conn) {
-		/* No app here: whether the space exists decides between 404 and 503. */
-		static const char sql[] =
-		    "SELECT s.id::text, s.card_type, s.enable_prompt, s.rate_limit_seconds, "
-		    "s.timeout_seconds, (SELECT EXTRACT(EPOCH FROM now() - max(r.created_at)) "
-		    "FROM requests r WHERE r.space_id = s.id AND r.user_id = $2::bigint) "
-		    "FROM spaces s WHERE s.id = $1";
-		const char *params[2] = {s->space_id, user};
-		if (db_query(app->db, sql, 2, params, checked, s))
-			submit_done(s, 503, "Server busy, please retry", 0);
-		return;
-	}
-	/*
-	 * The usual case, in one round trip and one statement: the space's row
-	 * and the checks of judge(), and the request written (already assigned
-	 * to the app) only when they pass.
-	 */
-	s->conn->refs++;
-	base_uuid4(s->request_id);
-	char default_timeout[16];
-	snprintf(default_timeout, sizeof(default_timeout), "%u", app->opts.default_timeout_s);
-	static const char sql[] =
-	    "WITH s AS (SELECT sp.id, sp.card_type, sp.enable_prompt, sp.rate_limit_seconds, "
-	    "sp.timeout_seconds, (SELECT EXTRACT(EPOCH FROM now() - max(r.created_at)) "
-	    "FROM requests r WHERE r.space_id = sp.id AND r.user_id = $3::bigint) AS since "
-	    "FROM spaces sp WHERE sp.id = $2), "
-	    "w AS (INSERT INTO requests (id, space_id, user_id, username, status, payload, "
-	    "attempts, connection_id, started_at, deadline_at) "
-	    "SELECT $1, s.id, $3::bigint, $4, 'processing', $5::jsonb, 1, $6, now(), "
-	    "now() + make_interval(secs => CASE WHEN s.timeout_seconds > 0 "
-	    "THEN s.timeout_seconds ELSE $7::int END) FROM s "
-	    "WHERE s.card_type = 'websockets' AND NOT (s.enable_prompt AND $8::boolean) "
-	    "AND NOT (s.rate_limit_seconds > 0 AND s.since IS NOT NULL "
-	    "AND s.since < s.rate_limit_seconds) RETURNING 1) "
-	    "SELECT s.id::text, s.card_type, s.enable_prompt, s.rate_limit_seconds, "
-	    "s.timeout_seconds, s.since, (SELECT count(*) FROM w) FROM s";
-	const char *params[8] = {s->request_id,
-	                         s->space_id,
-	                         user,
-	                         s->username,
-	                         s->payload,
-	                         s->conn->id,
-	                         default_timeout,
-	                         prompt_missing(s, 1) ? "true" : "false"};
-	if (db_query(app->db, sql, 8, params, checked_and_written, s))
-		submit_done(s, 503, "Server busy, please retry", 0);
+	s->app = app;
+	s->username = strdup(sub->username ? sub->username : "");
+	s->payload = s->username ? payload_with_timestamp(sub->payload, sub->upload) : NULL;
+	judge_start(app, s, sub->space_id, sub->user_id, sub->in);
 }
 
 /* ---- status --------------------------------------------------------------- */

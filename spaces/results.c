@@ -383,16 +383,24 @@ static void result_pump(sp_app *app)
 	}
 }
 
-/* The status an app gave: old clients send success: true|false instead. */
+/* The status an app's result moves its request to: old clients send
+ * success: true|false instead of status; "error" and anything unknown fail. */
 static const char *result_status(json_t *obj)
 {
 	const char *status = json_string_value(json_object_get(obj, "status"));
 	json_t *success = json_object_get(obj, "success");
-	if (status && strcmp(status, "completed") && strcmp(status, "failed"))
-		return "failed"; /* "error" and anything unknown */
-	if (!status && json_is_boolean(success))
-		return json_is_true(success) ? "completed" : "failed";
-	return status ? status : "completed";
+	int ok = status ? strcmp(status, "completed") == 0
+	                : !json_is_boolean(success) || json_is_true(success);
+	sp_status to = SP_FAILED;
+	sp_request_next(SP_PROCESSING, ok ? SP_EV_COMPLETED : SP_EV_FAILED, &to);
+	return sp_status_name(to);
+}
+
+/* 1 when status ends a request (what a result may say). */
+static int final_status(const char *status)
+{
+	sp_status st;
+	return sp_status_parse(status, &st) == 0 && (st == SP_COMPLETED || st == SP_FAILED);
 }
 
 void sp__result_take(sp_conn *c, json_t *obj)
@@ -502,7 +510,7 @@ static void replay_one(sp_jrec *rec, const char *json, size_t len, void *ud)
 	sp_req *e = NULL;
 	char *text = NULL;
 	if (!id || !conn || !status || !result || !json_is_integer(json_object_get(o, "at")) ||
-	    (strcmp(status, "completed") && strcmp(status, "failed"))) {
+	    !final_status(status)) {
 		BASE_LOGW("spaces", "results journal: a record that is not a result skipped");
 		goto drop;
 	}

@@ -8,7 +8,21 @@
  * of their space; results are written before anyone is told. Browsers
  * follow spaces and their own requests on the namespace "/spaces".
  *
- * Everything runs on the loop of the Socket.IO server.
+ * Contracts of this header (and of store.h, which it includes):
+ * - Everything runs on the loop of the Socket.IO server; no function may be
+ *   called from another thread.
+ * - Callbacks (sp_submit_cb, sp_verdict_cb, sp_json_cb, the store's) are
+ *   called exactly once, on that loop; those documented "possibly before
+ *   this returns" may run inside the call (an early refusal), the others
+ *   always later. What a callback is handed (results, rows, JSON bodies,
+ *   identities) belongs to this layer and is valid only during the call:
+ *   copy what you keep.
+ * - Inside a callback any sp_ function may be called (submit again, read a
+ *   status, look up rows); sp_app_close may be, sp_app_free may not.
+ * - Strings and structs given to a function are read during the call only
+ *   (copied when kept), unless a field says "borrowed; must outlive".
+ * - The domain tables (spaces, app_connections, requests, uploads) are this
+ *   layer's: the layers above read and change them through store.h only.
  */
 #ifndef SPACES_H
 #define SPACES_H
@@ -17,6 +31,7 @@
 
 #include "socketio.h"
 #include "db/db.h"
+#include "store.h"
 
 typedef struct sp_app sp_app;
 
@@ -130,6 +145,34 @@ unsigned sp_space_apps(const sp_app *app, const char *space_id);
 void sp_space_access_changed(sp_app *app, const char *space_id);
 /* ---- browsers ----------------------------------------------------------- */
 
+/* Who a browser is, as the site knows it. */
+typedef struct {
+	const char *user_id; /* decimal users.id; NULL: anonymous */
+	int is_admin;
+	/* The session's key (sessions.token_hash, lowercase hex), NULL when none:
+	 * sp_browser_disconnect_session closes the sockets of that key. */
+	const char *session;
+} sp_identity;
+
+/* Gives the answer of an sp_auth_fn: id (and its strings) are read during the call only. */
+typedef void (*sp_auth_done)(void *req, const sp_identity *id);
+/*
+ * Says who the browser of a "/spaces" handshake is, from its Cookie header
+ * (NULL when absent): calls done(req, id) exactly once, now or later on
+ * the loop (anonymous when it does not know, or on any failure). It must
+ * not keep cookie after it returns. Called with the ud given to
+ * sp_browser_auth_set.
+ */
+typedef void (*sp_auth_fn)(const base_slice *cookie, sp_auth_done done, void *req, void *ud);
+
+/**
+ * Sets how browsers are authenticated on "/spaces" (the site owns the
+ * sessions; this layer never reads the cookie). NULL: every browser is
+ * anonymous (it may follow spaces, not requests). Handshakes already asking
+ * keep the function they started with.
+ */
+void sp_browser_auth_set(sp_app *app, sp_auth_fn fn, void *ud);
+
 /**
  * Disconnects at once the "/spaces" sockets of a session (token_hash: the
  * lowercase hex SHA-256 of its cookie token, as in sessions.token_hash),
@@ -144,17 +187,75 @@ void sp_browser_disconnect_user(sp_app *app, const char *user_id, const char *ke
 
 /* ---- submitting requests ------------------------------------------------ */
 
+#define SP_UPLOADS 3 /* files a submission may carry: audio, video, other */
+
+/* A file given with a submission (the audio, video, other file inputs). */
+typedef struct {
+	int given;
+	uint64_t size;
+	int bad_type; /* its media type could not be read */
+} sp_input_file;
+
+/* What a user gave, as far as the rules look at it. Borrowed. */
+typedef struct {
+	const char *prompt;    /* NULL when absent */
+	const char *audio_url; /* NULL or "" when absent */
+	sp_input_file file[SP_UPLOADS];
+	uint64_t max_file_bytes; /* the site's limit per file; 0: none */
+	/* The caller could not read the form: refused as the first input error. */
+	const char *form_error;
+} sp_inputs;
+
+/* Everything the submission rules look at. */
+typedef struct {
+	int logged_in;
+	const sp_space_row *space; /* NULL: no such space */
+	unsigned apps;             /* apps connected for it (sp_space_apps) */
+	double since_last_s;       /* since the user's last request in it; < 0: none */
+	const sp_inputs *in;       /* NULL: the inputs are not judged */
+} sp_submit_facts;
+
+typedef struct {
+	int status;           /* 200, or 401, 404, 503, 400, 429 */
+	char error[200];      /* "" with 200; a sentence for the user otherwise */
+	unsigned retry_after; /* seconds, with 429 */
+} sp_verdict;
+
+/**
+ * The submission rules, written once (pure: no I/O, no allocation). The
+ * checks come in the order PROTOCOL.md fixes: logged in (401), the space
+ * exists and is a WebSocket space (404), an app is connected (503), the
+ * inputs (400: the form could be read, a prompt when the prompt is
+ * enabled, text and URL shapes, files only for enabled inputs, within
+ * max_file_bytes, with a readable media type), the space's rate limit for
+ * this user (429, with retry_after).
+ */
+void sp_submit_judge(const sp_submit_facts *f, sp_verdict *v);
+
+typedef void (*sp_verdict_cb)(const sp_verdict *v, void *ud);
+
+/**
+ * Judges a submission against the space's row and the user's last request
+ * (one query) without writing anything: for a caller with work to do
+ * before sp_submit (files to store). user_id NULL: not logged in (401,
+ * without a query). cb is called once, possibly before this returns; v is
+ * valid during the call. in is read only during this call.
+ */
+void sp_submit_check(sp_app *app, const char *space_id, const char *user_id, const sp_inputs *in,
+                     sp_verdict_cb cb, void *ud);
+
 typedef struct {
 	const char *space_id;
 	const char *user_id; /* decimal id of the submitting user */
 	const char *username;
+	const sp_inputs *in; /* what the rules judge (sp_submit_judge) */
 	/* The space's inputs: "prompt", "audio" (URL), and any other keys; borrowed. */
 	json_t *payload;
 	json_t *upload; /* optional description of uploaded files; borrowed; may be NULL */
 } sp_submission;
 
 typedef struct {
-	int status;        /* HTTP status: 200, 400, 404, 429, 500, 503 */
+	int status;        /* HTTP status: 200, 400, 401, 404, 429, 500, 503 */
 	const char *error; /* NULL on success; a sentence for the user otherwise */
 	char request_id[37];
 	unsigned retry_after; /* seconds, with 429 */
@@ -163,12 +264,12 @@ typedef struct {
 typedef void (*sp_submit_cb)(const sp_submit_result *r, void *ud);
 
 /**
- * Submits a request. Checks, in this order: the space exists and is a
- * WebSocket space (404), an app is connected (503 "Remote app not
- * connected"), the enabled inputs (400: an empty prompt when the prompt is
- * enabled), the space's rate limit for this user (429). Then the request
- * is written (queued, or processing with the chosen app) and sent to the
- * app, and cb learns the request id. cb is always called, once.
+ * Submits a request: the space's row and the user's last request are read
+ * (one query) and judged by sp_submit_judge; when accepted the request is
+ * written (one statement: queued, or processing with the least busy app of
+ * this process) and then sent to the app, and cb learns the request id.
+ * cb is called once, possibly before this returns; r is valid during the
+ * call. sub and everything it points to are read only during this call.
  */
 void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud);
 

@@ -41,6 +41,8 @@ struct sp_app {
 	sp_options opts;
 	sio_namespace *apps_nsp;    /* "/" */
 	sio_namespace *browser_nsp; /* "/spaces" */
+	sp_auth_fn browser_auth;    /* who a browser is (sp_browser_auth_set) */
+	void *browser_auth_ud;
 	sp_space *spaces;
 	uv_timer_t sweep;
 	int sweeping;
@@ -64,6 +66,49 @@ struct sp_app {
 
 /** Adds ms to a latency histogram. */
 void sp__observe(sp_histogram *h, uint64_t ms);
+
+/* rules.c: the pure decisions (submission rules are sp_submit_judge, spaces.h) */
+/* A request's status (requests.status). */
+typedef enum { SP_QUEUED, SP_PROCESSING, SP_COMPLETED, SP_FAILED, SP_STATUSES } sp_status;
+/* What happens to a request. */
+typedef enum {
+	SP_EV_DISPATCH,  /* sent to an app */
+	SP_EV_REQUEUE,   /* its app left without answering */
+	SP_EV_COMPLETED, /* its app's result, status completed */
+	SP_EV_FAILED,    /* its app's result, status failed */
+	SP_EV_TIMEOUT,   /* its deadline passed */
+} sp_event;
+const char *sp_status_name(sp_status s);
+/** 0 and *out when name is a status, else -1. */
+int sp_status_parse(const char *name, sp_status *out);
+/**
+ * The request state machine: 0 and *to (may be NULL) when ev may happen
+ * to a request in status from, -1 when it may not (completed and failed
+ * are final; only a processing request is requeued or answered).
+ */
+int sp_request_next(sp_status from, sp_event ev, sp_status *to);
+/**
+ * The dispatch choice: the app of sp (its connected ones) with the fewest
+ * requests in flight, the first registered on a tie; NULL when none.
+ */
+sp_conn *sp__pick_app(const sp_space *sp);
+
+/* store.c: the tables' rows */
+/* The columns sp__space_row reads, of the spaces table aliased t. */
+#define SP__SPACE_COLUMNS(t)                                                                       \
+	t ".id, " t ".name, " t ".description, " t ".cover, " t ".cover_type, " t ".card_type, " t \
+	  ".enable_prompt, " t ".enable_audio, " t ".enable_video, " t ".enable_file_upload, " t   \
+	  ".rate_limit_seconds, " t ".timeout_seconds, " t ".max_apps, " t                         \
+	  ".app_access = 'open', " t ".app_token_hash IS NOT NULL, " t ".app_token"
+/* The same without the long texts (name, description, cover, token read as ''). */
+#define SP__SPACE_COLUMNS_SHORT(t)                                                            \
+	t ".id, '', '', '', '', " t ".card_type, " t ".enable_prompt, " t ".enable_audio, " t \
+	  ".enable_video, " t ".enable_file_upload, " t ".rate_limit_seconds, " t             \
+	  ".timeout_seconds, " t ".max_apps, " t ".app_access = 'open', " t                   \
+	  ".app_token_hash IS NOT NULL, NULL"
+#define SP__SPACE_NCOLS 16
+/** Reads the SP__SPACE_COLUMNS of a row, from column col on; strings point into res. */
+void sp__space_row(const db_result *res, int row, int col, sp_space_row *out);
 
 /* app.c */
 sp_space *sp__space_get(sp_app *app, const char *id, int create);

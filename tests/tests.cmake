@@ -23,7 +23,7 @@ if(TARGET bench-loadgen)
 endif()
 # Spaces protocol acceptance (issue 5): Python apps from tests/clients/ against
 # $SPACES_BUILD_DIR/spaces-server and a throwaway PostgreSQL (ci/pg.sh).
-spaces_script_test(e2e_spaces_protocol 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_protocol.py)
+spaces_script_test(e2e_spaces_protocol 600 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_protocol.py)
 spaces_script_test(e2e_spaces_faults 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_faults.py)
 spaces_script_test(e2e_spaces_durability 400 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_durability.py)
 spaces_script_test(e2e_spaces_cluster 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_cluster.py)

@@ -68,10 +68,7 @@ static void account_get_step(web_ctx *w)
 		web__redirect(w, "/login?next=/account", NULL);
 		return;
 	}
-	static const char sql[] =
-	    "SELECT count(*) FROM sessions WHERE user_id = $1 AND expires_at > now()";
-	const char *params[1] = {w->sess.user_id};
-	if (db_query_flags(w->site->db, DB_RETRY, sql, 1, params, sessions_counted, w))
+	if (web__acct_sessions_count(w->site, w->sess.user_id, sessions_counted, w))
 		account_page(w, 200, NULL, NULL, NULL);
 }
 
@@ -105,11 +102,9 @@ static void logout_others_step(web_ctx *w)
 	}
 	if (!web__csrf_ok(w, 0))
 		return;
-	static const char sql[] =
-	    "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2 RETURNING 1";
-	const char *params[2] = {w->sess.user_id, w->sess.token_hash};
-	if (db_query(w->site->db, sql, 2, params, others_deleted, w))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (web__acct_sessions_end_others(w->site, w->sess.user_id, w->sess.token_hash,
+	                                  others_deleted, w))
+		web__busy(w);
 }
 
 static void logout_others(http_request *req, void *ud)
@@ -198,15 +193,11 @@ static void passwd_done(web_hash_job *j, int status)
 		account_page(w, 200, "The current password is not right.", NULL, NULL);
 		return;
 	}
-	static const char upd[] = "UPDATE users SET password_hash = $2 WHERE id = $1";
-	static const char del[] = "DELETE FROM sessions WHERE user_id = $1 AND token_hash <> $2";
-	const char *p1[2] = {w->sess.user_id, p->new_hash};
-	const char *p2[2] = {w->sess.user_id, w->sess.token_hash};
-	db_stmt st[2] = {{upd, 2, p1}, {del, 2, p2}};
-	int rc = db_query_tx(w->site->db, st, 2, passwd_saved, p);
+	int rc = web__acct_password_set(w->site, w->sess.user_id, p->new_hash, w->sess.token_hash,
+	                                passwd_saved, p);
 	passwd_cleanup(w);
 	if (rc)
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		web__busy(w);
 }
 
 static void old_hash_loaded(const db_result *res, void *ud)
@@ -232,7 +223,7 @@ static void old_hash_loaded(const db_result *res, void *ud)
 		account_page(w, 429, "Too many password checks at once. Try again in a moment.",
 		             NULL, NULL);
 	else
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		web__busy(w);
 }
 
 static void passwd_step(web_ctx *w)
@@ -278,10 +269,8 @@ static void passwd_step(web_ctx *w)
 		web__server_error(w, "changing a password", NULL);
 		return;
 	}
-	static const char sql[] = "SELECT password_hash FROM users WHERE id = $1";
-	const char *params[1] = {w->sess.user_id};
-	if (db_query_flags(w->site->db, DB_RETRY, sql, 1, params, old_hash_loaded, p))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (web__acct_password_get(w->site, w->sess.user_id, old_hash_loaded, p))
+		web__busy(w);
 }
 
 static void passwd_route(http_request *req, void *ud)
@@ -289,9 +278,9 @@ static void passwd_route(http_request *req, void *ud)
 	web__start(ud, req, sizeof(passwd_ctx), NULL, 0, passwd_step);
 }
 
-void web__account_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_GET, "/account", 0, account_get, site);
-	http_route(site->http, HTTP_M_POST, "/account/password", 0, passwd_route, site);
-	http_route(site->http, HTTP_M_POST, "/account/logout-others", 0, logout_others, site);
-}
+const web_route web__account_routes[] = {
+    {HTTP_M_GET, "/account", 0, account_get},
+    {HTTP_M_POST, "/account/password", 0, passwd_route},
+    {HTTP_M_POST, "/account/logout-others", 0, logout_others},
+    {0, NULL, 0, NULL},
+};

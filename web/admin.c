@@ -71,25 +71,6 @@ static int read_uint(const char *v, unsigned lo, unsigned hi, unsigned def, char
 }
 
 /* Reads and checks the form. Returns NULL, or the problem as a sentence. */
-/* The form's fields as the parameters $1..$12 of the add and edit statements. */
-#define SPACE_PARAMS 12
-static void space_params(const space_fields *s, const char *params[SPACE_PARAMS])
-{
-	const char *const v[SPACE_PARAMS] = {s->name,
-	                                     s->description,
-	                                     s->cover,
-	                                     s->cover_type,
-	                                     s->card_type,
-	                                     s->enable[0] ? "t" : "f",
-	                                     s->enable[1] ? "t" : "f",
-	                                     s->enable[2] ? "t" : "f",
-	                                     s->enable[3] ? "t" : "f",
-	                                     s->rate,
-	                                     s->timeout,
-	                                     s->max_apps};
-	memcpy(params, v, sizeof(v));
-}
-
 static const char *read_space_form(const web_form *f, space_fields *s)
 {
 	memset(s, 0, sizeof(*s));
@@ -221,171 +202,72 @@ void web__connect_command(base_buf *b, const web_ctx *w, const char *name, int o
 	base_buf_free(&cmd);
 }
 
-static void form_page(web_ctx *w, int status, const char *title, const char *action,
-                      const space_fields *s, const char *error, const char *notice)
+/* The fields as the store takes them (after read_space_form accepted them). */
+static void store_fields(const space_fields *s, sp_space_fields *f)
 {
-	base_buf b = BASE_BUF_INIT;
-
-	web_html(&b, "<section>\n<p><a href=\"/admin\">← Admin</a></p>\n<h1>%s</h1>\n", title);
-	if (error)
-		web_html(&b, "<p class=\"error\" role=\"alert\">%s</p>\n", error);
-	if (notice)
-		web_html(&b, "<p class=\"notice\">%s</p>\n", notice);
-	space_form(&b, w, action, s, strcmp(title, "New space") == 0 ? "Create space" : "Save");
-	web_html(&b, "</section>\n");
-	web__page(w, status, title, &b, NULL);
-	base_buf_free(&b);
+	f->name = s->name;
+	f->description = s->description;
+	f->cover = s->cover;
+	f->cover_type = s->cover_type;
+	f->card_type = s->card_type;
+	memcpy(f->enable, s->enable, sizeof(f->enable));
+	f->rate_limit_s = (unsigned)strtoul(s->rate, NULL, 10);
+	f->timeout_s = (unsigned)strtoul(s->timeout, NULL, 10);
+	f->max_apps = (unsigned)strtoul(s->max_apps, NULL, 10);
 }
 
-/* ---- add ---------------------------------------------------------------------------- */
-
-typedef struct {
-	web_ctx base;
-	char name[WEB_SPACE_NAME_MAX + 1];
-} space_ctx;
-
-static void add_get_step(web_ctx *w)
-{
-	space_fields s;
-
-	if (!web__require_admin(w))
-		return;
-	memset(&s, 0, sizeof(s));
-	s.description = s.cover = "";
-	s.cover_type = "image";
-	s.card_type = "websockets";
-	s.enable[0] = 1;
-	form_page(w, 200, "New space", "/admin/space/add", &s, NULL, NULL);
-}
-
-static void space_inserted(const db_result *res, void *ud)
-{
-	space_ctx *c = ud;
-	web_ctx *w = &c->base;
-	char loc[128];
-
-	if (web__gone(w))
-		return;
-	if (!db_ok(res)) {
-		space_fields s;
-		const char *sqlstate = db_sqlstate(res);
-
-		read_space_form(&w->form, &s);
-		if (strcmp(sqlstate, "23505") == 0) {
-			char msg[300];
-
-			snprintf(msg, sizeof(msg),
-			         "A space named \"%s\" already exists: choose another "
-			         "name.",
-			         c->name);
-			form_page(w, 409, "New space", "/admin/space/add", &s, msg, NULL);
-			return;
-		}
-		if (sqlstate[0] == '2' && sqlstate[1] == '3') {
-			form_page(w, 400, "New space", "/admin/space/add", &s,
-			          "These values are not allowed", NULL);
-			return;
-		}
-		web__server_error(w, "creating a space", res);
-		return;
-	}
-	BASE_LOGI("web", "space '%s' (%s) created by %s", c->name, db_value(res, 0, 0),
-	          w->sess.username);
-	snprintf(loc, sizeof(loc), "/admin/space/edit/%s", db_value(res, 0, 0));
-	web__redirect(w, loc, NULL);
-}
-
-static void add_post_step(web_ctx *w)
-{
-	space_ctx *c = (space_ctx *)w;
-	space_fields s;
-	const char *err;
-
-	if (!web__require_admin(w) || !web__csrf_ok(w, 0))
-		return;
-	err = w->form_rc ? "The form could not be read" : read_space_form(&w->form, &s);
-	if (err) {
-		if (w->form_rc)
-			read_space_form(&w->form, &s);
-		form_page(w, 400, "New space", "/admin/space/add", &s, err, NULL);
-		return;
-	}
-	snprintf(c->name, sizeof(c->name), "%s", s.name);
-	/* Token mode with a fresh token, unless the site runs for old clients. */
-	static const char sql[] =
-	    "INSERT INTO spaces (name, description, cover, cover_type, card_type, enable_prompt, "
-	    "enable_audio, enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, "
-	    "max_apps, app_access, app_token, app_token_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, "
-	    "$8, $9, $10, $11, $12, $13, $14, $15) RETURNING id";
-	const char *params[SPACE_PARAMS + 3];
-	char token[64], hash[65];
-	int open = w->site->opts.legacy_open_spaces;
-	space_params(&s, params);
-	if (!open) {
-		base_random_id(token, 32);
-		web_sha256_hex(token, strlen(token), hash);
-	}
-	params[SPACE_PARAMS] = open ? "open" : "token";
-	params[SPACE_PARAMS + 1] = open ? NULL : token;
-	params[SPACE_PARAMS + 2] = open ? NULL : hash;
-	if (db_query(w->site->db, sql, SPACE_PARAMS + 3, params, space_inserted, c))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
-	if (!open)
-		sodium_memzero(token, sizeof(token));
-}
-
-static void add_route(http_request *req, void *ud)
-{
-	web__start(ud, req, sizeof(space_ctx), NULL, 0,
-	           req->method == HTTP_M_POST ? add_post_step : add_get_step);
-}
-
-/* ---- edit --------------------------------------------------------------------------- */
-
-#define SPACE_COLUMNS                                                                        \
-	"id, name, description, cover, cover_type, card_type, enable_prompt, enable_audio, " \
-	"enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, max_apps, "  \
-	"app_token_hash IS NOT NULL, app_access, app_token"
-
-static void fields_from_row(const db_result *res, space_fields *s)
+static void fields_from_row(const sp_space_row *r, space_fields *s)
 {
 	memset(s, 0, sizeof(*s));
-	s->name = db_value(res, 0, 1);
-	s->description = db_value(res, 0, 2);
-	s->cover = db_value(res, 0, 3);
-	s->cover_type = db_value(res, 0, 4);
-	s->card_type = db_value(res, 0, 5);
-	for (int i = 0; i < 4; i++)
-		s->enable[i] = strcmp(db_value(res, 0, 6 + i), "t") == 0;
-	snprintf(s->rate, sizeof(s->rate), "%s", db_value(res, 0, 10));
-	snprintf(s->timeout, sizeof(s->timeout), "%s", db_value(res, 0, 11));
-	snprintf(s->max_apps, sizeof(s->max_apps), "%s", db_value(res, 0, 12));
-	s->has_token = strcmp(db_value(res, 0, 13), "t") == 0;
+	s->name = r->name;
+	s->description = r->description;
+	s->cover = r->cover;
+	s->cover_type = r->cover_type;
+	s->card_type = r->card_type;
+	memcpy(s->enable, r->enable, sizeof(s->enable));
+	snprintf(s->rate, sizeof(s->rate), "%u", r->rate_limit_s);
+	snprintf(s->timeout, sizeof(s->timeout), "%u", r->timeout_s);
+	snprintf(s->max_apps, sizeof(s->max_apps), "%u", r->max_apps);
+	s->has_token = r->has_token;
 	s->access_known = 1;
-	s->open = strcmp(db_value(res, 0, 14), "open") == 0;
-	s->token = db_isnull(res, 0, 15) ? NULL : db_value(res, 0, 15);
+	s->open = r->open;
+	s->token = r->token;
 }
 
-/* The edit page: the form, the app access, how to connect an app, delete. */
-static void edit_page(web_ctx *w, int status, const char *id, const space_fields *s,
-                      const char *error, const char *notice)
+/*
+ * The page of the space form: a new space (id NULL), or an existing one
+ * with its live state, its app access, how to connect an app, and delete.
+ */
+static void space_page(web_ctx *w, int status, const char *id, const space_fields *s,
+                       const char *error, const char *notice)
 {
 	base_buf b = BASE_BUF_INIT;
 	char action[128];
+	const char *title = id ? "Edit space" : "New space";
 
-	snprintf(action, sizeof(action), "/admin/space/edit/%s", id);
-	web_html(&b,
-	         "<section>\n<p><a href=\"/admin\">← Admin</a> · <a href=\"/ai_project/%s\">"
-	         "Open the space page</a></p>\n<h1>Edit space</h1>\n<p>Space id <code>%s</code> · ",
-	         id, id);
-	web__live_badge(&b, w, id);
-	web_html(&b, "</p>\n");
+	if (id) {
+		snprintf(action, sizeof(action), "/admin/space/edit/%s", id);
+		web_html(
+		    &b,
+		    "<section>\n<p><a href=\"/admin\">← Admin</a> · <a href=\"/ai_project/%s\">"
+		    "Open the space page</a></p>\n<h1>%s</h1>\n<p>Space id <code>%s</code> · ",
+		    id, title, id);
+		web__live_badge(&b, w, id);
+		web_html(&b, "</p>\n");
+	} else {
+		snprintf(action, sizeof(action), "/admin/space/add");
+		web_html(&b, "<section>\n<p><a href=\"/admin\">← Admin</a></p>\n<h1>%s</h1>\n",
+		         title);
+	}
 	if (error)
 		web_html(&b, "<p class=\"error\" role=\"alert\">%s</p>\n", error);
 	if (notice)
 		web_html(&b, "<p class=\"notice\">%s</p>\n", notice);
-	space_form(&b, w, action, s, "Save");
-
+	space_form(&b, w, action, s, id ? "Save" : "Create space");
+	if (!id) {
+		web_html(&b, "</section>\n");
+		goto out;
+	}
 	if (!s->access_known)
 		goto danger;
 	web_html(&b, "<h2>App access</h2>\n<div class=\"panel\">\n");
@@ -421,116 +303,152 @@ danger:
 	         "<script src=\"/socket.io/socket.io.js\"></script>\n"
 	         "<script src=\"/static/spaces.js\"></script>\n",
 	         id);
-	web__page(w, status, "Edit space", &b, NULL);
+out:
+	web__page(w, status, title, &b, NULL);
 	base_buf_free(&b);
 }
 
-static void edit_loaded(const db_result *res, void *ud)
-{
-	web_ctx *w = ud;
-	space_fields s;
-	base_slice saved;
+#define NO_SUCH_SPACE "There is no such space."
 
-	if (web__gone(w))
-		return;
-	if (!db_ok(res)) {
-		web__server_error(w, "loading a space", res);
-		return;
-	}
-	if (db_ntuples(res) != 1) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
-		return;
-	}
-	fields_from_row(res, &s);
-	int was_saved = base_query_get(w->req->query, "saved", &saved);
-	edit_page(w, 200, db_value(res, 0, 0), &s, NULL, was_saved ? "Saved." : NULL);
+static void no_such_space(web_ctx *w)
+{
+	web__message_page(w, 404, "Space not found", NO_SUCH_SPACE);
 }
 
-static void edit_get_step(web_ctx *w)
-{
-	static const char sql[] = "SELECT " SPACE_COLUMNS " FROM spaces WHERE id = $1";
-	const char *params[1] = {w->id};
+/* ---- add and edit ---------------------------------------------------------------------- */
 
-	if (!web__require_admin(w))
-		return;
-	if (!w->id[0]) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
-		return;
-	}
-	if (db_query_flags(w->site->db, DB_RETRY, sql, 1, params, edit_loaded, w))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+typedef struct {
+	web_ctx base;
+	char name[WEB_SPACE_NAME_MAX + 1];
+} space_ctx;
+
+static int is_add(const http_request *req)
+{
+	return req->path.len >= 16 && memcmp(req->path.base, "/admin/space/add", 16) == 0;
 }
 
-static void space_updated(const db_result *res, void *ud)
+/* The id of the space the form is for: NULL for a new one. */
+static const char *form_id(const web_ctx *w)
+{
+	return is_add(w->req) ? NULL : w->id;
+}
+
+/* The form saved (added or edited): back to it, or the form again with why not. */
+static void space_saved(sp_store_status st, const sp_space_row *row, void *ud)
 {
 	space_ctx *c = ud;
 	web_ctx *w = &c->base;
-	char loc[128];
+	const char *id = form_id(w);
+	space_fields s;
+	char loc[128], msg[300];
 
 	if (web__gone(w))
 		return;
-	if (!db_ok(res)) {
-		space_fields s;
-
-		read_space_form(&w->form, &s);
-		if (strcmp(db_sqlstate(res), "23505") == 0) {
-			char msg[300];
-
-			snprintf(msg, sizeof(msg),
-			         "A space named \"%s\" already exists: choose another "
-			         "name.",
-			         c->name);
-			edit_page(w, 409, w->id, &s, msg, NULL);
-			return;
-		}
-		web__server_error(w, "saving a space", res);
+	if (st == SP_STORE_OK) {
+		BASE_LOGI("web", "space '%s' (%s) %s by %s", c->name, row->id,
+		          id ? "edited" : "created", w->sess.username);
+		snprintf(loc, sizeof(loc), "/admin/space/edit/%s%s", row->id, id ? "?saved=1" : "");
+		web__redirect(w, loc, NULL);
 		return;
 	}
-	if (db_ntuples(res) != 1) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
+	if (st == SP_STORE_NOTFOUND) {
+		no_such_space(w);
 		return;
 	}
-	BASE_LOGI("web", "space %s edited by %s", w->id, w->sess.username);
-	snprintf(loc, sizeof(loc), "/admin/space/edit/%s?saved=1", w->id);
-	web__redirect(w, loc, NULL);
+	if (st != SP_STORE_EXISTS && st != SP_STORE_INVALID) {
+		web__store_error(w, st);
+		return;
+	}
+	read_space_form(&w->form, &s);
+	if (st == SP_STORE_EXISTS)
+		snprintf(msg, sizeof(msg),
+		         "A space named \"%s\" already exists: choose another name.", c->name);
+	space_page(w, st == SP_STORE_EXISTS ? 409 : 400, id, &s,
+	           st == SP_STORE_EXISTS ? msg : "These values are not allowed", NULL);
 }
 
-static void edit_post_step(web_ctx *w)
+static void form_post_step(web_ctx *w)
 {
 	space_ctx *c = (space_ctx *)w;
+	const char *id = form_id(w);
 	space_fields s;
+	sp_space_fields f;
 	const char *err;
+	int rc;
 
 	if (!web__require_admin(w) || !web__csrf_ok(w, 0))
 		return;
-	if (!w->id[0]) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
+	if (id && !id[0]) {
+		no_such_space(w);
 		return;
 	}
 	err = w->form_rc ? "The form could not be read" : read_space_form(&w->form, &s);
 	if (err) {
 		if (w->form_rc)
 			read_space_form(&w->form, &s);
-		edit_page(w, 400, w->id, &s, err, NULL);
+		space_page(w, 400, id, &s, err, NULL);
 		return;
 	}
 	snprintf(c->name, sizeof(c->name), "%s", s.name);
-	static const char sql[] =
-	    "UPDATE spaces SET name = $1, description = $2, cover = $3, cover_type = $4, "
-	    "card_type = $5, enable_prompt = $6, enable_audio = $7, enable_video = $8, "
-	    "enable_file_upload = $9, rate_limit_seconds = $10, timeout_seconds = $11, "
-	    "max_apps = $12 WHERE id = $13 RETURNING id";
-	const char *params[SPACE_PARAMS + 1];
-	space_params(&s, params);
-	params[SPACE_PARAMS] = w->id;
-	if (db_query(w->site->db, sql, SPACE_PARAMS + 1, params, space_updated, c))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	store_fields(&s, &f);
+	if (id) {
+		rc = sp_store_space_update(w->site->sp, id, &f, space_saved, c);
+	} else if (w->site->opts.legacy_open_spaces) {
+		rc = sp_store_space_add(w->site->sp, &f, NULL, NULL, space_saved, c);
+	} else {
+		/* Token mode with a fresh token, unless the site runs for old clients. */
+		char token[64], hash[65];
+
+		base_random_id(token, 32);
+		web_sha256_hex(token, strlen(token), hash);
+		rc = sp_store_space_add(w->site->sp, &f, token, hash, space_saved, c);
+		sodium_memzero(token, sizeof(token));
+	}
+	if (rc)
+		web__busy(w);
 }
 
-static void edit_route(http_request *req, void *ud)
+static void edit_loaded(sp_store_status st, const sp_space_row *row, void *ud)
 {
-	web__start(ud, req, sizeof(space_ctx), "/admin/space/edit/", 0,
-	           req->method == HTTP_M_POST ? edit_post_step : edit_get_step);
+	web_ctx *w = ud;
+	space_fields s;
+	base_slice saved;
+
+	if (!web__space_answer_ok(w, st, NO_SUCH_SPACE))
+		return;
+	fields_from_row(row, &s);
+	int was_saved = base_query_get(w->req->query, "saved", &saved);
+	space_page(w, 200, row->id, &s, NULL, was_saved ? "Saved." : NULL);
+}
+
+static void form_get_step(web_ctx *w)
+{
+	const char *id = form_id(w);
+	space_fields s;
+
+	if (!web__require_admin(w))
+		return;
+	if (!id) {
+		memset(&s, 0, sizeof(s));
+		s.description = s.cover = "";
+		s.cover_type = "image";
+		s.card_type = "websockets";
+		s.enable[0] = 1;
+		space_page(w, 200, NULL, &s, NULL, NULL);
+		return;
+	}
+	if (!id[0]) {
+		no_such_space(w);
+		return;
+	}
+	if (sp_store_space_get(w->site->sp, id, edit_loaded, w))
+		web__busy(w);
+}
+
+static void form_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(space_ctx), is_add(req) ? NULL : "/admin/space/edit/", 0,
+	           req->method == HTTP_M_POST ? form_post_step : form_get_step);
 }
 
 /* ---- app access ------------------------------------------------------------------------ */
@@ -548,74 +466,51 @@ static void token_cleanup(web_ctx *w)
 	sodium_memzero(t->token, sizeof(t->token));
 }
 
-static void token_saved(const db_result *res, void *ud)
+static void token_saved(sp_store_status st, const sp_space_row *row, void *ud)
 {
 	token_ctx *t = ud;
 	web_ctx *w = &t->base;
 	char loc[128];
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, NO_SUCH_SPACE))
 		return;
-	if (!db_ok(res)) {
-		web__server_error(w, "changing the app access of a space", res);
-		return;
-	}
-	if (db_ntuples(res) != 1) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
-		return;
-	}
+	/* The store has the apps no longer admitted disconnected, on every node. */
 	BASE_LOGI("web", "app access of space %s: %s by %s (now %s)", w->id, t->action,
-	          w->sess.username, db_value(res, 0, 0));
-	/* The apps no longer admitted are disconnected, on every node. */
-	sp_space_access_changed(w->site->sp, w->id);
+	          w->sess.username, row->open ? "open" : "token");
 	snprintf(loc, sizeof(loc), "/admin/space/edit/%s?saved=1", w->id);
 	web__redirect(w, loc, NULL);
 }
 
 static void token_step(web_ctx *w)
 {
+	static const char *const actions[] = {"generate", "require", "open", "clear"};
 	token_ctx *t = (token_ctx *)w;
 	const char *action;
 	char hash[65];
+	int a = 0;
 
 	w->cleanup = token_cleanup;
 	if (!web__require_admin(w) || !web__csrf_ok(w, 0))
 		return;
 	if (!w->id[0]) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
+		no_such_space(w);
 		return;
 	}
 	action = web_form_get(&w->form, "action");
-	if (!action || (strcmp(action, "generate") != 0 && strcmp(action, "require") != 0 &&
-	                strcmp(action, "open") != 0 && strcmp(action, "clear") != 0)) {
+	while (action && a < 4 && strcmp(action, actions[a]) != 0)
+		a++;
+	if (!action || a == 4) {
 		web__message_page(w, 400, "Bad request", "Unknown action.");
 		return;
 	}
 	snprintf(t->action, sizeof(t->action), "%s", action);
+	/* A new token and its hash, used by generate, and by require when the
+	 * space has no token yet. */
 	base_random_id(t->token, 32);
 	web_sha256_hex(t->token, strlen(t->token), hash);
-	/* $2, $3: a new token and its hash, used by generate, and by require
-	 * when the space has no token yet. */
-	static const char generate_sql[] =
-	    "UPDATE spaces SET app_access = 'token', app_token = $2, app_token_hash = $3 "
-	    "WHERE id = $1 RETURNING app_access";
-	static const char require_sql[] =
-	    "UPDATE spaces SET app_access = 'token', "
-	    "app_token = CASE WHEN app_token_hash IS NULL THEN $2 ELSE app_token END, "
-	    "app_token_hash = coalesce(app_token_hash, $3) WHERE id = $1 RETURNING app_access";
-	static const char open_sql[] =
-	    "UPDATE spaces SET app_access = 'open' WHERE id = $1 RETURNING app_access";
-	static const char clear_sql[] =
-	    "UPDATE spaces SET app_access = 'open', app_token = NULL, app_token_hash = NULL "
-	    "WHERE id = $1 RETURNING app_access";
-	const char *sql = strcmp(action, "generate") == 0  ? generate_sql
-	                  : strcmp(action, "require") == 0 ? require_sql
-	                  : strcmp(action, "open") == 0    ? open_sql
-	                                                   : clear_sql;
-	const char *params[3] = {w->id, t->token, hash};
-	int n = sql == generate_sql || sql == require_sql ? 3 : 1;
-	if (db_query(w->site->db, sql, n, params, token_saved, t))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (sp_store_space_access(w->site->sp, w->id, (sp_access_action)a, t->token, hash,
+	                          token_saved, t))
+		web__busy(w);
 	sodium_memzero(hash, sizeof(hash));
 }
 
@@ -626,28 +521,20 @@ static void token_route(http_request *req, void *ud)
 
 /* ---- delete ------------------------------------------------------------------------------ */
 
-static void delete_loaded(const db_result *res, void *ud)
+static void delete_loaded(sp_store_status st, const sp_space_row *row, void *ud)
 {
 	web_ctx *w = ud;
 	base_buf b = BASE_BUF_INIT;
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, NO_SUCH_SPACE))
 		return;
-	if (!db_ok(res)) {
-		web__server_error(w, "loading a space", res);
-		return;
-	}
-	if (db_ntuples(res) != 1) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
-		return;
-	}
 	web_html(
 	    &b,
 	    "<section class=\"panel narrow\">\n<h1>Delete space</h1>\n"
-	    "<p>Delete the space <strong>%s</strong> and its %s request(s)? Its connected apps "
+	    "<p>Delete the space <strong>%s</strong> and its %u request(s)? Its connected apps "
 	    "are disconnected; this cannot be undone.</p>\n"
 	    "<form method=\"post\" action=\"/admin/space/delete/%s\" class=\"inline\">\n",
-	    db_value(res, 0, 0), db_value(res, 0, 1), w->id);
+	    row->name, row->requests, w->id);
 	web__csrf_input(&b, w);
 	web_html(&b,
 	         "<button type=\"submit\" class=\"danger\">Delete</button>\n"
@@ -657,49 +544,35 @@ static void delete_loaded(const db_result *res, void *ud)
 	base_buf_free(&b);
 }
 
-static void deleted(const db_result *res, void *ud)
+static void deleted(sp_store_status st, const sp_space_row *row, void *ud)
 {
 	web_ctx *w = ud;
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, NO_SUCH_SPACE))
 		return;
-	if (!db_ok(res)) {
-		web__server_error(w, "deleting a space", res);
-		return;
-	}
-	if (db_ntuples(res) != 1) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
-		return;
-	}
-	BASE_LOGI("web", "space '%s' (%s) deleted by %s", db_value(res, 0, 0), w->id,
-	          w->sess.username);
-	sp_space_access_changed(w->site->sp, w->id); /* its apps are disconnected */
+	/* Its apps are disconnected by the store. */
+	BASE_LOGI("web", "space '%s' (%s) deleted by %s", row->name, w->id, w->sess.username);
 	web__redirect(w, "/admin", NULL);
 }
 
 static void delete_step(web_ctx *w)
 {
-	const char *params[1] = {w->id};
+	int rc;
 
 	if (!web__require_admin(w))
 		return;
 	if (!w->id[0]) {
-		web__message_page(w, 404, "Space not found", "There is no such space.");
+		no_such_space(w);
 		return;
 	}
-	if (w->req->method != HTTP_M_POST) {
-		static const char sql[] =
-		    "SELECT name, (SELECT count(*) FROM requests r WHERE r.space_id = s.id) "
-		    "FROM spaces s WHERE id = $1";
-		if (db_query_flags(w->site->db, DB_RETRY, sql, 1, params, delete_loaded, w))
-			web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (w->req->method != HTTP_M_POST)
+		rc = sp_store_space_get(w->site->sp, w->id, delete_loaded, w);
+	else if (web__csrf_ok(w, 0))
+		rc = sp_store_space_delete(w->site->sp, w->id, deleted, w);
+	else
 		return;
-	}
-	if (!web__csrf_ok(w, 0))
-		return;
-	static const char sql[] = "DELETE FROM spaces WHERE id = $1 RETURNING name";
-	if (db_query(w->site->db, sql, 1, params, deleted, w))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (rc)
+		web__busy(w);
 }
 
 static void delete_route(http_request *req, void *ud)
@@ -707,13 +580,13 @@ static void delete_route(http_request *req, void *ud)
 	web__start(ud, req, sizeof(web_ctx), "/admin/space/delete/", 0, delete_step);
 }
 
-void web__admin_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_GET, "/admin/space/add", 0, add_route, site);
-	http_route(site->http, HTTP_M_POST, "/admin/space/add", 0, add_route, site);
-	http_route(site->http, HTTP_M_GET, "/admin/space/edit/", 1, edit_route, site);
-	http_route(site->http, HTTP_M_POST, "/admin/space/edit/", 1, edit_route, site);
-	http_route(site->http, HTTP_M_POST, "/admin/space/token/", 1, token_route, site);
-	http_route(site->http, HTTP_M_GET, "/admin/space/delete/", 1, delete_route, site);
-	http_route(site->http, HTTP_M_POST, "/admin/space/delete/", 1, delete_route, site);
-}
+const web_route web__admin_routes[] = {
+    {HTTP_M_GET, "/admin/space/add", 0, form_route},
+    {HTTP_M_POST, "/admin/space/add", 0, form_route},
+    {HTTP_M_GET, "/admin/space/edit/", 1, form_route},
+    {HTTP_M_POST, "/admin/space/edit/", 1, form_route},
+    {HTTP_M_POST, "/admin/space/token/", 1, token_route},
+    {HTTP_M_GET, "/admin/space/delete/", 1, delete_route},
+    {HTTP_M_POST, "/admin/space/delete/", 1, delete_route},
+    {0, NULL, 0, NULL},
+};

@@ -1,35 +1,32 @@
 /*
  * admin_panel.c: GET /admin, the admin's overview: the spaces with their
  * live state, the apps connected, the request history (filtered by space,
- * status and user), and the users. One round trip: four read-only
- * statements in one transaction.
+ * status and user), and the users: four questions asked at once (three to
+ * the Spaces store, one to the accounts), each part rendered as it comes.
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "web_internal.h"
 
-static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
+static void panel_spaces(base_buf *b, const web_ctx *w, const sp_space_row *rows, unsigned n)
 {
 	web_html(b,
 	         "<h2>Spaces</h2>\n<p><a class=\"button\" href=\"/admin/space/add\">New space</a>"
 	         "</p>\n<table>\n<thead><tr><th>Name</th><th>Id</th><th>Type</th><th>App</th>"
 	         "<th>Inputs</th><th>Open requests</th><th>Limits</th><th></th></tr></thead>\n"
 	         "<tbody>\n");
-	for (int i = 0; i < db_ntuples(r); i++) {
-		/* id, name, card_type, 4 enables, rate, timeout, max_apps, open access,
-		 * open requests */
-		const char *id = db_value(r, i, 0);
-		int open = strcmp(db_value(r, i, 10), "t") == 0;
+	for (unsigned i = 0; i < n; i++) {
+		const sp_space_row *r = &rows[i];
+		const char *id = r->id;
 
 		web_html(b,
 		         "<tr%R><td><a href=\"/ai_project/%s\">%s</a></td><td><code>%s</code></td>"
 		         "<td>%s</td><td>",
-		         open ? " class=\"open-access\"" : "", id, db_value(r, i, 1), id,
-		         db_value(r, i, 2));
+		         r->open ? " class=\"open-access\"" : "", id, r->name, id, r->card_type);
 		web__live_badge(b, w, id);
 		/* An open space takes any app that knows its name: said, and undone in one click. */
-		if (open) {
+		if (r->open) {
 			web_html(
 			    b,
 			    " <span class=\"badge open\" data-access=\"open\" title=\"Any app that "
@@ -42,42 +39,42 @@ static void panel_spaces(base_buf *b, const web_ctx *w, const db_result *r)
 			            "class=\"small\">Require a token</button></form>");
 		}
 		web_html(b, "</td><td>");
-		for (int k = 0; k < 4; k++) {
-			if (strcmp(db_value(r, i, 3 + k), "t") == 0)
+		for (int k = 0; k < SP_INPUTS; k++) {
+			if (r->enable[k])
 				web_html(b, "<span class=\"tag\">%s</span> ", web__input_labels[k]);
 		}
 		web_html(b,
-		         "</td><td>%s</td><td>%s s between requests, %s s timeout, %s app(s)%R</td>"
+		         "</td><td>%u</td><td>%u s between requests, %u s timeout, %u app(s)%R</td>"
 		         "<td><a href=\"/admin/space/edit/%s\">Edit</a></td></tr>\n",
-		         db_value(r, i, 11), db_value(r, i, 7), db_value(r, i, 8),
-		         db_value(r, i, 9), open ? "" : ", token", id);
+		         r->open_requests, r->rate_limit_s, r->timeout_s, r->max_apps,
+		         r->open ? "" : ", token", id);
 	}
 	web_html(b, "</tbody>\n</table>\n");
 }
 
-static void panel_apps(base_buf *b, const db_result *r)
+static void panel_apps(base_buf *b, const sp_conn_row *rows, unsigned n)
 {
 	web_html(b, "<h2>Connected apps</h2>\n");
-	if (db_ntuples(r) == 0) {
+	if (n == 0) {
 		web_html(b, "<p class=\"muted\">No app is connected.</p>\n");
 		return;
 	}
 	web_html(b, "<table>\n<thead><tr><th>Space</th><th>Connection</th><th>Address</th>"
 	            "<th>Since</th><th>Requests served</th></tr></thead>\n<tbody>\n");
-	for (int i = 0; i < db_ntuples(r); i++) {
-		/* space id, space name, connection id, address, since, served */
+	for (unsigned i = 0; i < n; i++) {
+		const sp_conn_row *c = &rows[i];
+
 		web_html(
 		    b,
 		    "<tr><td><a href=\"/admin/space/edit/%s\">%s</a></td><td><code>%s</code></td>"
 		    "<td>%s</td><td>%s</td><td>%s</td></tr>\n",
-		    db_value(r, i, 0), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3),
-		    db_value(r, i, 4), db_value(r, i, 5));
+		    c->space_id, c->space_name, c->id, c->address, c->since, c->served);
 	}
 	web_html(b, "</tbody>\n</table>\n");
 }
 
-static void panel_requests(base_buf *b, const db_result *r, const char *space, const char *status,
-                           const char *user)
+static void panel_requests(base_buf *b, const sp_request_row *rows, unsigned n, const char *space,
+                           const char *status, const char *user)
 {
 	static const char *const statuses[] = {"queued", "processing", "completed", "failed"};
 
@@ -93,18 +90,18 @@ static void panel_requests(base_buf *b, const db_result *r, const char *space, c
 	         "</select></label>\n<label>User <input name=\"user\" value=\"%s\"></label>\n"
 	         "<button type=\"submit\">Filter</button>\n</form>\n",
 	         user);
-	if (db_ntuples(r) == 0) {
+	if (n == 0) {
 		web_html(b, "<p class=\"muted\">No requests.</p>\n");
 		return;
 	}
 	web_html(b, "<table>\n<thead><tr><th>Created</th><th>Space</th><th>User</th><th>Status"
 	            "</th><th>Time</th><th>Request</th><th>Result</th></tr></thead>\n<tbody>\n");
-	for (int i = 0; i < db_ntuples(r); i++) {
-		/* id, space name, username, status, created, seconds, result excerpt */
+	for (unsigned i = 0; i < n; i++) {
+		const sp_request_row *r = &rows[i];
 		base_buf d = BASE_BUF_INIT;
 
-		if (!db_isnull(r, i, 5))
-			web__format_duration(&d, atof(db_value(r, i, 5)));
+		if (r->seconds >= 0)
+			web__format_duration(&d, r->seconds);
 		base_buf_append(&d, "", 1);
 		web_html(
 		    b,
@@ -112,8 +109,8 @@ static void panel_requests(base_buf *b, const db_result *r, const char *space, c
 		    "</span></td><td class=\"nowrap\">%s</td><td><code>%s</code></td><td "
 		    "class=\"excerpt\">%s"
 		    "</td></tr>\n",
-		    db_value(r, i, 4), db_value(r, i, 1), db_value(r, i, 2), db_value(r, i, 3),
-		    db_value(r, i, 3), d.data ? d.data : "", db_value(r, i, 0), db_value(r, i, 6));
+		    r->created_at, r->space_name, r->username, r->status, r->status,
+		    d.data ? d.data : "", r->id, r->excerpt);
 		base_buf_free(&d);
 	}
 	web_html(b, "</tbody>\n</table>\n");
@@ -164,34 +161,101 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 	web_html(b, "</tbody>\n</table>\n");
 }
 
+/* The four parts are asked for at once and rendered as they come. */
+enum { PART_SPACES, PART_APPS, PART_REQUESTS, PART_USERS, PARTS };
+
 typedef struct {
 	web_ctx base;
 	char space[WEB_ID_MAX];
 	char status[16];
 	char user[WEB_USERNAME_MAX + 1];
+	base_buf part[PARTS];
+	int pending;
+	int failed;         /* a part failed: the first failure answers */
+	sp_store_status st; /* the first failure */
 } panel_ctx;
 
-static void panel_loaded(const db_result *res, void *ud)
+static void panel_cleanup(web_ctx *w)
 {
-	panel_ctx *p = ud;
+	panel_ctx *p = (panel_ctx *)w;
+
+	for (int i = 0; i < PARTS; i++)
+		base_buf_free(&p->part[i]);
+}
+
+/* One part came: when it is the last, the page (or the first failure) is sent. */
+static void part_done(panel_ctx *p)
+{
 	web_ctx *w = &p->base;
 	base_buf b = BASE_BUF_INIT;
 
+	if (--p->pending > 0)
+		return;
 	if (web__gone(w))
 		return;
-	if (!db_ok(res) || db_tx_count(res) != 5) {
-		web__server_error(w, "loading the admin panel", res);
+	if (p->failed) {
+		web__store_error(w, p->st);
 		return;
 	}
 	web_html(&b, "<section class=\"admin\">\n<h1>Admin</h1>\n");
-	panel_spaces(&b, w, db_tx_result(res, 0));
-	panel_apps(&b, db_tx_result(res, 1));
-	panel_requests(&b, db_tx_result(res, 2), p->space, p->status, p->user);
-	panel_users(&b, w, db_tx_result(res, 3), db_tx_result(res, 4));
+	for (int i = 0; i < PARTS; i++)
+		base_buf_append(&b, p->part[i].data ? p->part[i].data : "", p->part[i].len);
 	web_html(&b, "</section>\n<script src=\"/socket.io/socket.io.js\"></script>\n"
 	             "<script src=\"/static/spaces.js\"></script>\n");
 	web__page(w, 200, "Admin", &b, NULL);
 	base_buf_free(&b);
+}
+
+static int part_failed(panel_ctx *p, sp_store_status st)
+{
+	if (st && !p->failed) {
+		p->failed = 1;
+		p->st = st;
+	}
+	return st != SP_STORE_OK || p->failed || !p->base.req;
+}
+
+static void spaces_come(sp_store_status st, const sp_space_row *rows, unsigned n, void *ud)
+{
+	panel_ctx *p = ud;
+
+	if (!part_failed(p, st))
+		panel_spaces(&p->part[PART_SPACES], &p->base, rows, n);
+	part_done(p);
+}
+
+static void apps_come(sp_store_status st, const sp_conn_row *rows, unsigned n, void *ud)
+{
+	panel_ctx *p = ud;
+
+	if (!part_failed(p, st))
+		panel_apps(&p->part[PART_APPS], rows, n);
+	part_done(p);
+}
+
+static void requests_come(sp_store_status st, const sp_request_row *rows, unsigned n, void *ud)
+{
+	panel_ctx *p = ud;
+
+	if (!part_failed(p, st))
+		panel_requests(&p->part[PART_REQUESTS], rows, n, p->space, p->status, p->user);
+	part_done(p);
+}
+
+static void users_come(const db_result *res, void *ud)
+{
+	panel_ctx *p = ud;
+	int ok = db_ok(res) && db_tx_count(res) == 2;
+
+	if (!ok) {
+		BASE_LOGE("web", "loading the users: %s", db_error(res));
+		part_failed(p, db_status(res) == DB_ETIMEDOUT || db_status(res) == DB_EQUEUEFULL
+		                   ? SP_STORE_BUSY
+		                   : SP_STORE_FAILED);
+	} else if (!p->failed && p->base.req)
+		panel_users(&p->part[PART_USERS], &p->base, db_tx_result(res, 0),
+		            db_tx_result(res, 1));
+	part_done(p);
 }
 
 /* A filter from the query string, decoded, or "" when absent or malformed. */
@@ -209,54 +273,29 @@ static void query_param(const http_request *req, const char *key, char *out, siz
 		out[0] = 0;
 }
 
-#define TS(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS')"
-
 static void panel_step(web_ctx *w)
 {
 	panel_ctx *p = (panel_ctx *)w;
+	web_site *site = w->site;
 
+	w->cleanup = panel_cleanup;
 	if (!web__require_admin(w))
 		return;
 	query_param(w->req, "space", p->space, sizeof(p->space));
 	query_param(w->req, "status", p->status, sizeof(p->status));
 	query_param(w->req, "user", p->user, sizeof(p->user));
-
-	static const char spaces_sql[] =
-	    "SELECT s.id, s.name, s.card_type, s.enable_prompt, s.enable_audio, s.enable_video, "
-	    "s.enable_file_upload, s.rate_limit_seconds, s.timeout_seconds, s.max_apps, "
-	    "s.app_access = 'open', (SELECT count(*) FROM requests r WHERE r.space_id = "
-	    "s.id AND r.status IN ('queued', 'processing')) FROM spaces s ORDER BY lower(s.name)";
-	/* The address, and in cluster mode the process holding the app. */
-	static const char apps_sql[] =
-	    "SELECT s.id, s.name, c.id, coalesce(c.address, '') || "
-	    "CASE WHEN c.node_id <> '' THEN ' on ' || c.node_id "
-	    "ELSE '' END, " TS("c.connected_at") ", "
-	                                         "c.requests_served FROM app_connections c JOIN "
-	                                         "spaces s ON s.id = "
-	                                         "c.space_id "
-	                                         "WHERE c.disconnected_at IS NULL ORDER BY "
-	                                         "c.connected_at DESC LIMIT "
-	                                         "500";
-	static const char requests_sql[] = "SELECT r.id, s.name, r.username, r.status, " TS(
-	    "r.created_at") ", "
-	                    "EXTRACT(EPOCH FROM r.finished_at - r.created_at), "
-	                    "left(coalesce(r.result->>'text_output', r.result->>'error', "
-	                    "r.result::text, ''), 160) "
-	                    "FROM requests r JOIN spaces s ON s.id = r.space_id "
-	                    "WHERE ($1 = '' OR r.space_id = $1) AND ($2 = '' OR r.status = $2) "
-	                    "AND ($3 = '' OR r.username = $3) ORDER BY r.created_at DESC LIMIT 100";
-	static const char users_sql[] = "SELECT username, is_admin, " TS(
-	    "created_at") ", id::text, disabled_at IS NOT NULL FROM users ORDER BY id LIMIT 1000";
-	static const char registration_sql[] =
-	    "SELECT value FROM site_settings WHERE name = 'registration'";
-	const char *rp[3] = {p->space, p->status, p->user};
-	db_stmt st[5] = {{spaces_sql, 0, NULL},
-	                 {apps_sql, 0, NULL},
-	                 {requests_sql, 3, rp},
-	                 {users_sql, 0, NULL},
-	                 {registration_sql, 0, NULL}};
-	if (db_query_tx(w->site->db, st, 5, panel_loaded, p))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	sp_request_filter f = {p->space, p->status, p->user};
+	/* One more than the parts: the last part_done below sends, whatever came first. */
+	p->pending = 1;
+	p->pending += sp_store_spaces_list(site->sp, 1, spaces_come, p) == 0;
+	p->pending += sp_store_conns_list(site->sp, apps_come, p) == 0;
+	p->pending += sp_store_requests_list(site->sp, &f, requests_come, p) == 0;
+	p->pending += web__acct_users_list(site, users_come, p) == 0;
+	if (p->pending < 1 + PARTS && !p->failed) {
+		p->failed = 1;
+		p->st = SP_STORE_BUSY;
+	}
+	part_done(p);
 }
 
 static void panel_route(http_request *req, void *ud)
@@ -264,8 +303,8 @@ static void panel_route(http_request *req, void *ud)
 	web__start(ud, req, sizeof(panel_ctx), NULL, 0, panel_step);
 }
 
-void web__admin_panel_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_GET, "/admin", 0, panel_route, site);
-	http_route(site->http, HTTP_M_GET, "/admin/", 0, panel_route, site);
-}
+const web_route web__admin_panel_routes[] = {
+    {HTTP_M_GET, "/admin", 0, panel_route},
+    {HTTP_M_GET, "/admin/", 0, panel_route},
+    {0, NULL, 0, NULL},
+};

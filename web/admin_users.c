@@ -57,19 +57,8 @@ static void user_step(web_ctx *w)
 		                  "You cannot disable your own account: ask another admin.");
 		return;
 	}
-	static const char disable_sql[] =
-	    "UPDATE users SET disabled_at = coalesce(disabled_at, now()) WHERE id = $1::bigint "
-	    "RETURNING username";
-	static const char enable_sql[] =
-	    "UPDATE users SET disabled_at = NULL WHERE id = $1::bigint RETURNING username";
-	static const char end_sessions[] = "DELETE FROM sessions WHERE user_id = $1::bigint";
-	static const char nothing[] = "SELECT 1";
-	const char *params[1] = {w->id};
-	db_stmt st[2] = {
-	    {u->disable ? disable_sql : enable_sql, 1, params},
-	    {u->disable ? end_sessions : nothing, u->disable ? 1 : 0, u->disable ? params : NULL}};
-	if (db_query_tx(w->site->db, st, 2, user_changed, u))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (web__acct_user_disable(w->site, w->id, u->disable, user_changed, u))
+		web__busy(w);
 }
 
 static void enable_route(http_request *req, void *ud)
@@ -115,12 +104,8 @@ static void registration_step(web_ctx *w)
 		return;
 	}
 	BASE_LOGI("web", "admin '%s' set registration %s", w->sess.username, state);
-	static const char sql[] =
-	    "INSERT INTO site_settings (name, value) VALUES ('registration', $1) "
-	    "ON CONFLICT (name) DO UPDATE SET value = $1, updated_at = now()";
-	const char *params[1] = {state};
-	if (db_query(w->site->db, sql, 1, params, registration_saved, w))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (web__acct_registration_set(w->site, state, registration_saved, w))
+		web__busy(w);
 }
 
 static void registration_route(http_request *req, void *ud)
@@ -128,9 +113,9 @@ static void registration_route(http_request *req, void *ud)
 	web__start(ud, req, sizeof(web_ctx), NULL, 0, registration_step);
 }
 
-void web__admin_users_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_POST, "/admin/user/disable/", 1, disable_route, site);
-	http_route(site->http, HTTP_M_POST, "/admin/user/enable/", 1, enable_route, site);
-	http_route(site->http, HTTP_M_POST, "/admin/registration", 0, registration_route, site);
-}
+const web_route web__admin_users_routes[] = {
+    {HTTP_M_POST, "/admin/user/disable/", 1, disable_route},
+    {HTTP_M_POST, "/admin/user/enable/", 1, enable_route},
+    {HTTP_M_POST, "/admin/registration", 0, registration_route},
+    {0, NULL, 0, NULL},
+};

@@ -170,8 +170,7 @@ static void register_get_step(web_ctx *w)
 		registration_closed_page(w, 200);
 		return;
 	}
-	static const char sql[] = "SELECT value FROM site_settings WHERE name = 'registration'";
-	if (db_query_flags(w->site->db, DB_RETRY, sql, 0, NULL, register_state_loaded, w))
+	if (web__acct_registration_get(w->site, register_state_loaded, w))
 		register_page(w, 200, NULL, NULL);
 }
 
@@ -312,7 +311,7 @@ static void verify(login_ctx *l)
 		             "Too many logins at once from your address. Try again in a moment.",
 		             1);
 	else
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		web__busy(w);
 }
 
 static void user_found(const db_result *res, void *ud)
@@ -389,13 +388,10 @@ static void login_post_step(web_ctx *w)
 		web__server_error(w, "login", NULL);
 		return;
 	}
-	static const char sql[] = "SELECT id::text, password_hash, disabled_at IS NOT NULL "
-	                          "FROM users WHERE username = $1";
-	const char *params[1] = {user};
-	if (db_query_flags(w->site->db, DB_RETRY, sql, 1, params, user_found, l)) {
+	if (web__acct_user_find(w->site, user, user_found, l)) {
 		login_refund(l);
 		login_cleanup(w);
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		web__busy(w);
 	}
 }
 
@@ -484,10 +480,8 @@ static void hash_done(web_hash_job *j, int status)
 		web__server_error(w, "hashing a password", NULL);
 		return;
 	}
-	static const char sql[] = "INSERT INTO users (username, password_hash) VALUES ($1, $2)";
-	const char *params[2] = {r->username, r->hash};
-	if (db_query(w->site->db, sql, 2, params, user_inserted, r))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (web__acct_user_add(w->site, r->username, r->hash, user_inserted, r))
+		web__busy(w);
 }
 
 static void name_checked(const db_result *res, void *ud)
@@ -525,7 +519,7 @@ static void name_checked(const db_result *res, void *ud)
 		             "moment.",
 		             1);
 	else
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		web__busy(w);
 }
 
 static void register_post_step(web_ctx *w)
@@ -578,14 +572,9 @@ static void register_post_step(web_ctx *w)
 		web__server_error(w, "register", NULL);
 		return;
 	}
-	/* Names differing only in case would confuse people: refuse them too. */
-	static const char sql[] =
-	    "SELECT (SELECT value FROM site_settings WHERE name = 'registration'), "
-	    "EXISTS (SELECT 1 FROM users WHERE lower(username) = lower($1))";
-	const char *params[1] = {user};
-	if (db_query(w->site->db, sql, 1, params, name_checked, r)) {
+	if (web__acct_register_check(w->site, user, name_checked, r)) {
 		register_refund(r);
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		web__busy(w);
 	}
 }
 
@@ -594,10 +583,10 @@ static void register_post(http_request *req, void *ud)
 	web__start(ud, req, sizeof(register_ctx), NULL, 0, register_post_step);
 }
 
-void web__auth_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_GET, "/login", 0, login_get, site);
-	http_route(site->http, HTTP_M_POST, "/login", 0, login_post, site);
-	http_route(site->http, HTTP_M_GET, "/register", 0, register_get, site);
-	http_route(site->http, HTTP_M_POST, "/register", 0, register_post, site);
-}
+const web_route web__auth_routes[] = {
+    {HTTP_M_GET, "/login", 0, login_get},
+    {HTTP_M_POST, "/login", 0, login_post},
+    {HTTP_M_GET, "/register", 0, register_get},
+    {HTTP_M_POST, "/register", 0, register_post},
+    {0, NULL, 0, NULL},
+};

@@ -177,12 +177,11 @@ static void warn_weak(const char *name, const char *pw)
 		        why);
 }
 
-enum { CMD_ADD, CMD_PASSWD, CMD_DISABLE, CMD_ENABLE };
-
 int web_cli_user(int argc, char **argv, const char *database_url, const char *migrations_dir)
 {
 	const char *name = NULL, *url = database_url, *migrations = migrations_dir;
-	int admin = 0, status = 1, cmd;
+	int admin = 0, status = 1;
+	web_cli_cmd cmd;
 	char pw[WEB_PASSWORD_MAX + 2] = "";
 	char hash[crypto_pwhash_STRBYTES] = "";
 	char err[512];
@@ -192,13 +191,13 @@ int web_cli_user(int argc, char **argv, const char *database_url, const char *mi
 		return 2;
 	}
 	if (strcmp(argv[1], "add") == 0)
-		cmd = CMD_ADD;
+		cmd = WEB_CLI_ADD;
 	else if (strcmp(argv[1], "passwd") == 0)
-		cmd = CMD_PASSWD;
+		cmd = WEB_CLI_PASSWD;
 	else if (strcmp(argv[1], "disable") == 0)
-		cmd = CMD_DISABLE;
+		cmd = WEB_CLI_DISABLE;
 	else if (strcmp(argv[1], "enable") == 0)
-		cmd = CMD_ENABLE;
+		cmd = WEB_CLI_ENABLE;
 	else if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
 		cli_usage(stdout);
 		return 0;
@@ -209,7 +208,7 @@ int web_cli_user(int argc, char **argv, const char *database_url, const char *mi
 	for (int i = 2; i < argc; i++) {
 		const char *a = argv[i];
 
-		if (strcmp(a, "--admin") == 0 && cmd == CMD_ADD) {
+		if (strcmp(a, "--admin") == 0 && cmd == WEB_CLI_ADD) {
 			admin = 1;
 		} else if (strcmp(a, "--database-url") == 0 && i + 1 < argc) {
 			url = argv[++i];
@@ -243,7 +242,7 @@ int web_cli_user(int argc, char **argv, const char *database_url, const char *mi
 		fprintf(stderr, "spaces-server: libsodium failed to start\n");
 		return 1;
 	}
-	if (cmd == CMD_ADD || cmd == CMD_PASSWD) {
+	if (cmd == WEB_CLI_ADD || cmd == WEB_CLI_PASSWD) {
 		if (read_password(name, pw, sizeof(pw)))
 			goto out;
 		if (strlen(pw) > WEB_PASSWORD_MAX) {
@@ -259,53 +258,16 @@ int web_cli_user(int argc, char **argv, const char *database_url, const char *mi
 		fprintf(stderr, "spaces-server: database: %s (%s)\n", base_strerror(n), err);
 		goto out;
 	}
-	if ((cmd == CMD_ADD || cmd == CMD_PASSWD) &&
+	if ((cmd == WEB_CLI_ADD || cmd == WEB_CLI_PASSWD) &&
 	    crypto_pwhash_str(hash, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
 	                      crypto_pwhash_MEMLIMIT_INTERACTIVE)) {
 		fprintf(stderr, "spaces-server: out of memory hashing the password\n");
 		goto out;
 	}
 
-	static const char add_sql[] = "INSERT INTO users (username, password_hash, is_admin) "
-	                              "VALUES ($1, $2, $3) RETURNING id::text";
-	static const char passwd_sql[] = "UPDATE users SET password_hash = $2 "
-	                                 "WHERE lower(username) = lower($1) RETURNING id::text";
-	static const char disable_sql[] =
-	    "UPDATE users SET disabled_at = coalesce(disabled_at, now()) "
-	    "WHERE lower(username) = lower($1) RETURNING id::text";
-	static const char enable_sql[] = "UPDATE users SET disabled_at = NULL "
-	                                 "WHERE lower(username) = lower($1) RETURNING id::text";
-	static const char end_sessions[] =
-	    "DELETE FROM sessions WHERE user_id = "
-	    "(SELECT id FROM users WHERE lower(username) = lower($1))";
-	/* Sent at commit: every running server closes the user's live sockets. */
-	static const char notify[] = "SELECT pg_notify($2, 'user ' || id::text) FROM users "
-	                             "WHERE lower(username) = lower($1)";
-	const char *p_add[3] = {name, hash, admin ? "t" : "f"};
-	const char *p_pw[2] = {name, hash};
-	const char *p_name[1] = {name};
-	const char *p_notify[2] = {name, SP_BROWSER_CLOSE_CHANNEL};
+	const char *params[3][3];
 	db_stmt st[3];
-	unsigned n_st = 1;
-	switch (cmd) {
-	case CMD_ADD:
-		st[0] = (db_stmt){add_sql, 3, p_add};
-		break;
-	case CMD_PASSWD:
-		st[0] = (db_stmt){passwd_sql, 2, p_pw};
-		break;
-	case CMD_DISABLE:
-		st[0] = (db_stmt){disable_sql, 1, p_name};
-		break;
-	default:
-		st[0] = (db_stmt){enable_sql, 1, p_name};
-		break;
-	}
-	if (cmd == CMD_PASSWD || cmd == CMD_DISABLE) {
-		st[1] = (db_stmt){end_sessions, 1, p_name};
-		st[2] = (db_stmt){notify, 2, p_notify};
-		n_st = 3;
-	}
+	unsigned n_st = web__acct_cli_statements(cmd, name, hash, admin, params, st);
 	cli_state cs;
 	memset(&cs, 0, sizeof(cs));
 	if (run_tx(url, st, n_st, &cs) || cs.rc) {
@@ -317,20 +279,20 @@ int web_cli_user(int argc, char **argv, const char *database_url, const char *mi
 			status = 4;
 		} else {
 			fprintf(stderr, "spaces-server: cannot %s the user: %s\n",
-			        cmd == CMD_ADD ? "create" : "change", cs.error);
+			        cmd == WEB_CLI_ADD ? "create" : "change", cs.error);
 		}
 		goto out;
 	}
 	switch (cmd) {
-	case CMD_ADD:
+	case WEB_CLI_ADD:
 		printf("Created %s '%s' (id %s).\n", admin ? "administrator" : "user", name,
 		       cs.user_id);
 		break;
-	case CMD_PASSWD:
+	case WEB_CLI_PASSWD:
 		printf("New password for '%s' (id %s); their sessions have ended.\n", name,
 		       cs.user_id);
 		break;
-	case CMD_DISABLE:
+	case WEB_CLI_DISABLE:
 		printf("Disabled '%s' (id %s); their sessions have ended.\n", name, cs.user_id);
 		break;
 	default:

@@ -44,6 +44,25 @@ int web_cookie_get(base_slice header, const char *name, base_slice *value)
 	return 0;
 }
 
+int web_session_token(const base_slice *header, char *out, size_t cap)
+{
+	base_slice v;
+
+	if (!header || !web_cookie_get(*header, WEB_SESSION_COOKIE, &v) || v.len == 0 ||
+	    v.len >= cap)
+		return 0;
+	for (size_t i = 0; i < v.len; i++) {
+		char c = v.base[i];
+
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '_'))
+			return 0;
+	}
+	memcpy(out, v.base, v.len);
+	out[v.len] = 0;
+	return 1;
+}
+
 void web_cookie_set_line(base_buf *out, const char *name, const char *value, long max_age,
                          int secure)
 {

@@ -999,7 +999,7 @@ int main(int argc, char **argv)
 		BASE_LOGE("main", "the application could not start (see above)");
 		return 1;
 	}
-	app.site = web_site_new(app.http, app.io, app.sp, app.db, &cfg.web);
+	app.site = web_site_new(app.http, app.sp, app.db, &cfg.web);
 	if (!app.site) {
 		BASE_LOGE("main", "the website could not start (see above)");
 		return 1;

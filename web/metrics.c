@@ -120,7 +120,13 @@ static void nsp_line(const char *name, size_t sockets, void *ud)
 	base_buf_printf(b, "\"} %zu\n", sockets);
 }
 
-static void render(web_metrics *m, base_buf *b, const db_result *res)
+/* The database's counts of a scrape. */
+typedef struct {
+	const sp_count_row *by_status, *queued;
+	unsigned n_status, n_queued;
+} db_counts;
+
+static void render(web_metrics *m, base_buf *b, const db_counts *c)
 {
 	http_stats hs;
 	eio_stats es;
@@ -255,37 +261,31 @@ static void render(web_metrics *m, base_buf *b, const db_result *res)
 	    sp_journal_bytes(m->sp));
 
 	/* From the database: every node's requests. */
-	if (res && db_ok(res)) {
-		int n = db_ntuples(res);
+	if (c) {
 		help_type(b, "spaces_db_requests", "gauge", "Requests in the database by status.");
-		for (int i = 0; i < n; i++) {
-			if (strcmp(db_value(res, i, 0), "s") != 0)
-				continue;
+		for (unsigned i = 0; i < c->n_status; i++) {
 			base_buf_append_str(b, "spaces_db_requests{status=\"");
-			label(b, db_value(res, i, 1));
-			base_buf_printf(b, "\"} %s\n", db_value(res, i, 2));
+			label(b, c->by_status[i].key);
+			base_buf_printf(b, "\"} %s\n", c->by_status[i].count);
 		}
 		help_type(b, "spaces_queue_depth", "gauge", "Queued requests per space.");
-		for (int i = 0; i < n; i++) {
-			if (strcmp(db_value(res, i, 0), "q") != 0)
-				continue;
+		for (unsigned i = 0; i < c->n_queued; i++) {
 			base_buf_append_str(b, "spaces_queue_depth{space=\"");
-			label(b, db_value(res, i, 1));
-			base_buf_printf(b, "\"} %s\n", db_value(res, i, 2));
+			label(b, c->queued[i].key);
+			base_buf_printf(b, "\"} %s\n", c->queued[i].count);
 		}
 	}
 	one(b, "spaces_metrics_db_ok", "gauge",
-	    "1 when the database counts above could be read at this scrape.",
-	    res && db_ok(res) ? 1 : 0);
+	    "1 when the database counts above could be read at this scrape.", c ? 1 : 0);
 }
 
 /* ---- serving --------------------------------------------------------------- */
 
-static void answer(web_metrics *m, http_request *req, const db_result *res)
+static void answer(web_metrics *m, http_request *req, const db_counts *c)
 {
 	base_buf b = BASE_BUF_INIT;
 
-	render(m, &b, res);
+	render(m, &b, c);
 	if (!b.data) {
 		http_respond(req, 503, "text/plain", NULL, "out of memory\n", 14);
 		return;
@@ -302,24 +302,22 @@ static void scrape_aborted(http_request *req, void *ud)
 	s->req = NULL;
 }
 
-static void counted(const db_result *res, void *ud)
+static void counted(sp_store_status st, const sp_count_row *by_status, unsigned n_status,
+                    const sp_count_row *queued, unsigned n_queued, void *ud)
 {
 	scrape *s = ud;
+	db_counts c = {by_status, queued, n_status, n_queued};
 
 	base_list_remove(&s->link);
 	if (s->req && s->m) {
 		s->req->on_abort = NULL;
-		answer(s->m, s->req, res);
+		answer(s->m, s->req, st == SP_STORE_OK ? &c : NULL);
 	}
 	free(s);
 }
 
 static void serve(web_metrics *m, http_request *req)
 {
-	static const char sql[] =
-	    "SELECT 's', status::text, count(*) FROM requests GROUP BY status "
-	    "UNION ALL (SELECT 'q', space_id::text, count(*) FROM requests WHERE status = 'queued' "
-	    "GROUP BY space_id ORDER BY 3 DESC LIMIT 500)";
 	scrape *s = calloc(1, sizeof(*s));
 
 	if (!s || m->closing) {
@@ -332,7 +330,7 @@ static void serve(web_metrics *m, http_request *req)
 	base_list_insert_tail(&m->scrapes, &s->link);
 	req->on_abort = scrape_aborted;
 	req->abort_ud = s;
-	if (db_query(m->db, sql, 0, NULL, counted, s) != 0) {
+	if (sp_store_request_counts(m->sp, counted, s) != 0) {
 		base_list_remove(&s->link);
 		req->on_abort = NULL;
 		free(s);

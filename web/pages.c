@@ -102,34 +102,32 @@ void web__request_card(base_buf *b, const char *id, const char *status, int prog
 
 /* ---- / ------------------------------------------------------------------------ */
 
-static void spaces_listed(const db_result *res, void *ud)
+static void spaces_listed(sp_store_status st, const sp_space_row *rows, unsigned n, void *ud)
 {
 	web_ctx *w = ud;
 	base_buf b = BASE_BUF_INIT;
 
 	if (web__gone(w))
 		return;
-	if (!db_ok(res)) {
-		web__server_error(w, "listing spaces", res);
+	if (st) {
+		web__store_error(w, st);
 		return;
 	}
-	int n = db_ntuples(res);
 	web_html(&b, "<section>\n<h1>Spaces</h1>\n");
 	if (n == 0) {
 		web_html(&b, "<p class=\"muted\">No spaces yet.%R</p>\n",
 		         w->sess.is_admin ? " <a href=\"/admin\">Create one</a>." : "");
 	}
 	web_html(&b, "<ul class=\"cards\">\n");
-	for (int i = 0; i < n; i++) {
-		/* id, name, description, card_type */
-		const char *id = db_value(res, i, 0);
+	for (unsigned i = 0; i < n; i++) {
+		const sp_space_row *r = &rows[i];
 
 		web_html(&b,
 		         "<li class=\"card\">\n<h2><a href=\"/ai_project/%s\">%s</a></h2>\n"
 		         "<p class=\"desc\">%s</p>\n<p>",
-		         id, db_value(res, i, 1), db_value(res, i, 2));
-		if (strcmp(db_value(res, i, 3), "websockets") == 0)
-			web__live_badge(&b, w, id);
+		         r->id, r->name, r->description);
+		if (strcmp(r->card_type, "websockets") == 0)
+			web__live_badge(&b, w, r->id);
 		web_html(&b, "</p>\n</li>\n");
 	}
 	web_html(&b, "</ul>\n</section>\n"
@@ -141,11 +139,8 @@ static void spaces_listed(const db_result *res, void *ud)
 
 static void index_step(web_ctx *w)
 {
-	static const char sql[] = "SELECT id, name, description, card_type FROM spaces "
-	                          "ORDER BY lower(name) LIMIT 1000";
-
-	if (db_query_flags(w->site->db, DB_RETRY, sql, 0, NULL, spaces_listed, w))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (sp_store_spaces_list(w->site->sp, 0, spaces_listed, w))
+		web__busy(w);
 }
 
 static void index_route(http_request *req, void *ud)
@@ -155,59 +150,46 @@ static void index_route(http_request *req, void *ud)
 
 /* ---- /ai_project/<id> ------------------------------------------------------------ */
 
-static void input_fields(base_buf *b, const db_result *res)
+static void input_fields(base_buf *b, const sp_space_row *sp)
 {
-	/* columns 5..8: enable_prompt, enable_audio, enable_video, enable_file_upload */
-	if (strcmp(db_value(res, 0, 5), "t") == 0)
+	if (sp->enable[SP_INPUT_PROMPT])
 		web_html(b,
 		         "<label>Prompt <textarea name=\"prompt\" rows=\"4\" maxlength=\"100000\">"
 		         "</textarea></label>\n");
-	if (strcmp(db_value(res, 0, 6), "t") == 0)
+	if (sp->enable[SP_INPUT_AUDIO])
 		web_html(
 		    b, "<label>Audio URL <input type=\"url\" name=\"audio_url\" "
 		       "placeholder=\"https://example.com/sound.wav\" maxlength=\"2048\"></label>\n"
 		       "<label>or an audio file <input type=\"file\" name=\"audio_file\" "
 		       "accept=\"audio/*\"></label>\n");
-	if (strcmp(db_value(res, 0, 7), "t") == 0)
+	if (sp->enable[SP_INPUT_VIDEO])
 		web_html(b, "<label>Video file <input type=\"file\" name=\"video_file\" "
 		            "accept=\"video/*\"></label>\n");
-	if (strcmp(db_value(res, 0, 8), "t") == 0)
+	if (sp->enable[SP_INPUT_FILE])
 		web_html(b, "<label>File <input type=\"file\" name=\"other_file\"></label>\n");
 }
 
-static void space_loaded(const db_result *res, void *ud)
+static void space_loaded(sp_store_status st, const sp_space_row *sp, const sp_request_row *rq,
+                         unsigned n, void *ud)
 {
 	web_ctx *w = ud;
 	base_buf b = BASE_BUF_INIT;
 
-	if (web__gone(w))
+	if (!web__space_answer_ok(w, st, "There is no space at this address."))
 		return;
-	if (!db_ok(res)) {
-		web__server_error(w, "loading a space", res);
-		return;
-	}
-	const db_result *sp = db_tx_result(res, 0);
-	if (db_ntuples(sp) != 1) {
-		web__message_page(w, 404, "Space not found", "There is no space at this address.");
-		return;
-	}
-	/* id, name, description, cover, card_type, enable_prompt, enable_audio,
-	 * enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds,
-	 * app_access, has a token, app_token (shown to admins only) */
-	const char *id = db_value(sp, 0, 0);
-	int ws = strcmp(db_value(sp, 0, 4), "websockets") == 0;
+	const char *id = sp->id;
+	int ws = strcmp(sp->card_type, "websockets") == 0;
 	unsigned apps = sp_space_apps(w->site->sp, id);
-	const char *cover = db_value(sp, 0, 3);
+	const char *cover = sp->cover;
 
 	web_html(&b, "<section class=\"space\" id=\"space\" data-space-id=\"%s\">\n", id);
 	if (strncmp(cover, "https://", 8) == 0 || (cover[0] == '/' && cover[1] != '/'))
 		web_html(&b, "<img class=\"cover\" src=\"%s\" alt=\"\">\n", cover);
-	web_html(&b, "<h1>%s</h1>\n<p class=\"desc\">%s</p>\n", db_value(sp, 0, 1),
-	         db_value(sp, 0, 2));
+	web_html(&b, "<h1>%s</h1>\n<p class=\"desc\">%s</p>\n", sp->name, sp->description);
 	if (!ws) {
 		web_html(&b, "<p class=\"muted\">This space does not take requests here.</p>\n"
 		             "</section>\n");
-		web__page(w, 200, db_value(sp, 0, 1), &b, NULL);
+		web__page(w, 200, sp->name, &b, NULL);
 		base_buf_free(&b);
 		return;
 	}
@@ -215,11 +197,9 @@ static void space_loaded(const db_result *res, void *ud)
 	web__live_badge(&b, w, id);
 	web_html(&b, "</p>\n");
 
-	unsigned rate = (unsigned)strtoul(db_value(sp, 0, 9), NULL, 10);
-	unsigned timeout = (unsigned)strtoul(db_value(sp, 0, 10), NULL, 10);
-	web_html(&b, "<p class=\"muted\">Requests time out after %u seconds", timeout);
-	if (rate)
-		web_html(&b, "; one request every %u seconds", rate);
+	web_html(&b, "<p class=\"muted\">Requests time out after %u seconds", sp->timeout_s);
+	if (sp->rate_limit_s)
+		web_html(&b, "; one request every %u seconds", sp->rate_limit_s);
 	web_html(&b, ".</p>\n");
 
 	if (!w->sess.ok) {
@@ -246,51 +226,27 @@ static void space_loaded(const db_result *res, void *ud)
 	}
 
 	if (w->sess.is_admin)
-		web__connect_command(&b, w, db_value(sp, 0, 1),
-		                     strcmp(db_value(sp, 0, 11), "open") == 0,
-		                     strcmp(db_value(sp, 0, 12), "t") == 0,
-		                     db_isnull(sp, 0, 13) ? NULL : db_value(sp, 0, 13));
+		web__connect_command(&b, w, sp->name, sp->open, sp->has_token, sp->token);
 	web_html(&b, "<h2>Your requests</h2>\n<ul id=\"requests\" class=\"reqs\">\n");
-	if (db_tx_count(res) > 1) {
-		const db_result *rq = db_tx_result(res, 1);
-
-		for (int i = 0; i < db_ntuples(rq); i++) {
-			/* id, status, progress, prompt, result, created_at */
-			web__request_card(&b, db_value(rq, i, 0), db_value(rq, i, 1),
-			                  atoi(db_value(rq, i, 2)), db_value(rq, i, 3),
-			                  db_isnull(rq, i, 4) ? NULL : db_value(rq, i, 4),
-			                  db_value(rq, i, 5));
-		}
-	}
+	for (unsigned i = 0; i < n; i++)
+		web__request_card(&b, rq[i].id, rq[i].status, rq[i].progress, rq[i].prompt,
+		                  rq[i].result_json, rq[i].created_at);
 	web_html(&b, "</ul>\n</section>\n"
 	             "<script src=\"/socket.io/socket.io.js\"></script>\n"
 	             "<script src=\"/static/spaces.js\"></script>\n");
-	web__page(w, 200, db_value(sp, 0, 1), &b, NULL);
+	web__page(w, 200, sp->name, &b, NULL);
 	base_buf_free(&b);
 }
 
 static void space_step(web_ctx *w)
 {
-	static const char space_sql[] =
-	    "SELECT id, name, description, cover, card_type, enable_prompt, enable_audio, "
-	    "enable_video, enable_file_upload, rate_limit_seconds, timeout_seconds, "
-	    "app_access, app_token_hash IS NOT NULL, app_token "
-	    "FROM spaces WHERE id = $1";
-	static const char reqs_sql[] =
-	    "SELECT id, status, progress, payload->>'prompt', result::text, "
-	    "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS \"UTC\"') "
-	    "FROM requests WHERE space_id = $1 AND user_id = $2::bigint "
-	    "ORDER BY created_at DESC LIMIT 10";
-	const char *p1[1] = {w->id};
-	const char *p2[2] = {w->id, w->sess.user_id};
-	db_stmt st[2] = {{space_sql, 1, p1}, {reqs_sql, 2, p2}};
-
 	if (!w->id[0]) {
 		web__message_page(w, 404, "Space not found", "There is no space at this address.");
 		return;
 	}
-	if (db_query_tx(w->site->db, st, w->sess.ok ? 2 : 1, space_loaded, w))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (sp_store_space_page(w->site->sp, w->id, w->sess.ok ? w->sess.user_id : NULL,
+	                        space_loaded, w))
+		web__busy(w);
 }
 
 static void space_route(http_request *req, void *ud)
@@ -298,8 +254,8 @@ static void space_route(http_request *req, void *ud)
 	web__start(ud, req, sizeof(web_ctx), "/ai_project/", 0, space_step);
 }
 
-void web__page_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_GET, "/", 0, index_route, site);
-	http_route(site->http, HTTP_M_GET, "/ai_project/", 1, space_route, site);
-}
+const web_route web__page_routes[] = {
+    {HTTP_M_GET, "/", 0, index_route},
+    {HTTP_M_GET, "/ai_project/", 1, space_route},
+    {0, NULL, 0, NULL},
+};

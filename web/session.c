@@ -16,27 +16,6 @@
 #include "web_internal.h"
 
 #define TOKEN_BYTES 32 /* 43 base64url characters */
-#define TOKEN_MAX 128
-
-/* The session token of the request's cookie, copied into out; 0 when none. */
-static int cookie_token(const http_request *req, char *out, size_t cap)
-{
-	const base_slice *h = http_header_get(req, "Cookie");
-	base_slice v;
-
-	if (!h || !web_cookie_get(*h, WEB_SESSION_COOKIE, &v) || v.len == 0 || v.len >= cap)
-		return 0;
-	for (size_t i = 0; i < v.len; i++) {
-		char c = v.base[i];
-
-		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-		      c == '-' || c == '_'))
-			return 0;
-	}
-	memcpy(out, v.base, v.len);
-	out[v.len] = 0;
-	return 1;
-}
 
 static void session_found(const db_result *res, void *ud)
 {
@@ -61,41 +40,19 @@ static void session_found(const db_result *res, void *ud)
 
 void web__with_session(web_ctx *w, web_step next)
 {
-	char token[TOKEN_MAX];
+	char token[WEB_TOKEN_MAX];
 
 	w->next = next;
-	if (!cookie_token(w->req, token, sizeof(token))) {
+	if (!web_session_token(http_header_get(w->req, "Cookie"), token, sizeof(token))) {
 		next(w);
 		return;
 	}
 	web_sha256_hex(token, strlen(token), w->sess.token_hash);
 	sodium_memzero(token, sizeof(token));
-	static const char sql[] =
-	    "WITH s AS (SELECT u.id::text AS uid, u.username, u.is_admin, s.csrf_token "
-	    "FROM sessions s JOIN users u ON u.id = s.user_id "
-	    "WHERE s.token_hash = $1 AND s.expires_at > now() AND u.disabled_at IS NULL "
-	    "AND (s.idle_expires_at IS NULL OR s.idle_expires_at > now())), "
-	    "t AS (UPDATE sessions SET idle_expires_at = "
-	    "LEAST(expires_at, now() + make_interval(secs => $2::int)) "
-	    "WHERE token_hash = $1 AND $2::int > 0 AND EXISTS (SELECT 1 FROM s) "
-	    "AND (idle_expires_at IS NULL OR "
-	    "idle_expires_at < now() + make_interval(secs => $2::int - $3::int))) "
-	    "SELECT uid, username, is_admin, csrf_token FROM s";
-	char idle[16], step[16];
-	unsigned idle_s = w->site->opts.session_idle_s;
-	snprintf(idle, sizeof(idle), "%u", idle_s);
-	snprintf(step, sizeof(step), "%u",
-	         idle_s / 10 < 1     ? 1
-	         : idle_s / 10 > 300 ? 300
-	                             : idle_s / 10);
-	const char *params[3] = {w->sess.token_hash, idle, step};
-	int rc = db_query_flags(w->site->db, DB_RETRY, sql, 3, params, session_found, w);
+	int rc = web__acct_session_find(w->site, w->sess.token_hash, session_found, w);
 	if (rc) {
 		BASE_LOGW("web", "session lookup not queued: %s", base_strerror(rc));
-		if (w->json)
-			web__json_error(w, 503, "Server busy, please retry");
-		else
-			web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		web__busy(w);
 	}
 }
 
@@ -131,7 +88,7 @@ static void session_created(const db_result *res, void *ud)
 void web__session_create(web_ctx *w, const char *user_id, const char *location)
 {
 	create_ctx *c = calloc(1, sizeof(*c));
-	char token[TOKEN_MAX], csrf[48], hash[65], ttl[16], idle[16];
+	char token[WEB_TOKEN_MAX], csrf[48], hash[65];
 	base_buf line = BASE_BUF_INIT;
 
 	if (!c) {
@@ -142,8 +99,6 @@ void web__session_create(web_ctx *w, const char *user_id, const char *location)
 	base_random_id(token, TOKEN_BYTES);
 	base_random_id(csrf, 24);
 	web_sha256_hex(token, strlen(token), hash);
-	snprintf(ttl, sizeof(ttl), "%u", w->site->opts.session_ttl_s);
-	snprintf(idle, sizeof(idle), "%u", w->site->opts.session_idle_s);
 	snprintf(c->location, sizeof(c->location), "%s", location);
 	web_cookie_set_line(&line, WEB_SESSION_COOKIE, token, (long)w->site->opts.session_ttl_s,
 	                    w->site->opts.secure_cookies);
@@ -159,16 +114,9 @@ void web__session_create(web_ctx *w, const char *user_id, const char *location)
 	base_buf_free(&line);
 	sodium_memzero(token, sizeof(token));
 
-	static const char sql[] =
-	    "INSERT INTO sessions (token_hash, user_id, csrf_token, expires_at, idle_expires_at) "
-	    "VALUES ($1, $2, $3, now() + make_interval(secs => $4::int), "
-	    "CASE WHEN $5::int > 0 THEN now() + make_interval(secs => LEAST($4::int, $5::int)) "
-	    "END)";
-	const char *params[5] = {hash, user_id, csrf, ttl, idle};
-	int rc = db_query(w->site->db, sql, 5, params, session_created, c);
-	if (rc) {
+	if (web__acct_session_add(w->site, hash, user_id, csrf, session_created, c)) {
 		free(c);
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+		web__busy(w);
 	}
 }
 
@@ -203,10 +151,8 @@ static void logout_post_step(web_ctx *w)
 		logged_out(NULL, w);
 		return;
 	}
-	static const char sql[] = "DELETE FROM sessions WHERE token_hash = $1";
-	const char *params[1] = {w->sess.token_hash};
-	if (db_query(w->site->db, sql, 1, params, logged_out, w))
-		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+	if (web__acct_session_end(w->site, w->sess.token_hash, logged_out, w))
+		web__busy(w);
 }
 
 /* GET /logout changes nothing (a link or an image on another site could
@@ -240,8 +186,8 @@ static void logout_post(http_request *req, void *ud)
 	web__start(ud, req, sizeof(web_ctx), NULL, 0, logout_post_step);
 }
 
-void web__session_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_GET, "/logout", 0, logout_get, site);
-	http_route(site->http, HTTP_M_POST, "/logout", 0, logout_post, site);
-}
+const web_route web__session_routes[] = {
+    {HTTP_M_GET, "/logout", 0, logout_get},
+    {HTTP_M_POST, "/logout", 0, logout_post},
+    {0, NULL, 0, NULL},
+};

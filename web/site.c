@@ -267,16 +267,46 @@ void web__message_page(web_ctx *w, int status, const char *title, const char *me
 	base_buf_free(&b);
 }
 
-void web__server_error(web_ctx *w, const char *what, const db_result *res)
+void web__busy(web_ctx *w)
 {
-	BASE_LOGE("web", "%s: %s", what, res ? db_error(res) : "failed");
-	int busy = res && (db_status(res) == DB_ETIMEDOUT || db_status(res) == DB_EQUEUEFULL);
+	if (w->json)
+		web__json_error(w, 503, "Server busy, please retry");
+	else
+		web__message_page(w, 503, "Server busy", "Please try again in a moment.");
+}
+
+/* 503 when the database was busy, else 500. */
+static void server_error(web_ctx *w, int busy)
+{
 	if (w->json) {
 		web__json_error(w, busy ? 503 : 500, "Server error, please retry");
 		return;
 	}
 	web__message_page(w, busy ? 503 : 500, "Server error",
 	                  "Something went wrong on our side. Please try again in a moment.");
+}
+
+void web__server_error(web_ctx *w, const char *what, const db_result *res)
+{
+	BASE_LOGE("web", "%s: %s", what, res ? db_error(res) : "failed");
+	server_error(w, res && (db_status(res) == DB_ETIMEDOUT || db_status(res) == DB_EQUEUEFULL));
+}
+
+void web__store_error(web_ctx *w, sp_store_status st)
+{
+	/* The store logged the database's words. */
+	server_error(w, st == SP_STORE_BUSY);
+}
+
+int web__space_answer_ok(web_ctx *w, sp_store_status st, const char *not_found)
+{
+	if (web__gone(w))
+		return 0;
+	if (st == SP_STORE_NOTFOUND)
+		web__message_page(w, 404, "Space not found", not_found);
+	else if (st)
+		web__store_error(w, st);
+	return st == SP_STORE_OK;
 }
 
 /* ---- guards --------------------------------------------------------------- */
@@ -377,13 +407,44 @@ static char *dup_or_null(const char *s)
 	return s ? strdup(s) : NULL;
 }
 
+static void site_destroy(web_site *site)
+{
+	web__static_free(site);
+	web_limiter_free(site->login_limiter);
+	web_limiter_free(site->account_limiter);
+	web_limiter_free(site->register_limiter);
+	web__hash_gate_free(site->hash_gate);
+	free(site->client_dist_dir);
+	free(site->static_dir);
+	free(site->upload_dir);
+	free(site->public_url);
+	free(site);
+}
+
+/* The route tables of the parts of the site. */
+static const web_route *const route_tables[] = {
+    web__session_routes, web__auth_routes,        web__page_routes,
+    web__admin_routes,   web__admin_panel_routes, web__admin_users_routes,
+    web__account_routes, web__submit_routes,      web__upload_routes,
+};
+
+static int add_routes(web_site *site)
+{
+	for (size_t t = 0; t < BASE_ARRAY_SIZE(route_tables); t++) {
+		for (const web_route *r = route_tables[t]; r->path; r++) {
+			if (http_route(site->http, r->method, r->path, r->prefix, r->fn, site))
+				return BASE_ENOMEM;
+		}
+	}
+	return 0;
+}
+
 static void cleanup_tick(uv_timer_t *t)
 {
 	web__cleanup_tick(t->data);
 }
 
-web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *db,
-                       const web_options *o)
+web_site *web_site_new(http_server *http, sp_app *sp, db_pool *db, const web_options *o)
 {
 	web_options defaults;
 	web_site *site = calloc(1, sizeof(*site));
@@ -396,7 +457,6 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 		return NULL;
 	site->http = http;
 	site->loop = http_server_loop(http);
-	site->io = io;
 	site->sp = sp;
 	site->db = db;
 	site->opts = *o;
@@ -435,16 +495,10 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 		goto fail;
 	if (web__static_init(site))
 		goto fail;
-	web__session_routes(site);
-	web__auth_routes(site);
-	web__page_routes(site);
-	web__admin_routes(site);
-	web__admin_panel_routes(site);
-	web__admin_users_routes(site);
-	web__account_routes(site);
-	web__submit_routes(site);
-	web__upload_routes(site);
+	if (add_routes(site))
+		goto fail;
 
+	sp_browser_auth_set(sp, web__browser_auth, site);
 	site->refs = 2; /* the owner and the timer */
 	uv_timer_init(site->loop, &site->cleanup);
 	site->cleanup.data = site;
@@ -453,31 +507,8 @@ web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *d
 	return site;
 fail:
 	/* Routes to the static files may be left in http: the caller gives up. */
-	web__static_free(site);
-	web_limiter_free(site->login_limiter);
-	web_limiter_free(site->account_limiter);
-	web_limiter_free(site->register_limiter);
-	web__hash_gate_free(site->hash_gate);
-	free(site->client_dist_dir);
-	free(site->static_dir);
-	free(site->upload_dir);
-	free(site->public_url);
-	free(site);
+	site_destroy(site);
 	return NULL;
-}
-
-static void site_destroy(web_site *site)
-{
-	web__static_free(site);
-	web_limiter_free(site->login_limiter);
-	web_limiter_free(site->account_limiter);
-	web_limiter_free(site->register_limiter);
-	web__hash_gate_free(site->hash_gate);
-	free(site->client_dist_dir);
-	free(site->static_dir);
-	free(site->upload_dir);
-	free(site->public_url);
-	free(site);
 }
 
 void web__site_ref(web_site *site)
@@ -501,6 +532,7 @@ void web_site_close(web_site *site)
 	if (!site || site->closed)
 		return;
 	site->closed = 1;
+	sp_browser_auth_set(site->sp, NULL, NULL);
 	uv_timer_stop(&site->cleanup);
 	uv_close((uv_handle_t *)&site->cleanup, timer_closed);
 }

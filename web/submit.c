@@ -5,10 +5,11 @@
  *                                        audio_file, video_file, other_file
  *   GET  /websockets/status?request_id=
  *
- * Checks come in the order PROTOCOL.md fixes: login (401), space (404), an
- * app connected (503), then the inputs (400) and the rate limit (429, in
- * sp_submit). Files are stored only once the cheap checks passed, and
- * handed to the app as URLs under /uploads/ with an unguessable token.
+ * The rules (login 401, space 404, an app connected 503, inputs 400, rate
+ * limit 429, in that order) are sp_submit_judge's; this file reads the form
+ * and the files for it. Files are stored only once the rules accepted the
+ * submission, and handed to the app as URLs under /uploads/ with an
+ * unguessable token.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +21,7 @@ static const char *const file_fields[] = {"audio_file", "video_file", "other_fil
 
 typedef struct {
 	web_ctx base;
-	int enable[4]; /* prompt, audio, video, other file */
+	sp_inputs in; /* strings point into the form (the request's arena) */
 	web_upload ups[N_FILE_FIELDS];
 	size_t n_ups;
 	uint64_t bytes; /* of the files */
@@ -34,6 +35,28 @@ static void submit_cleanup(web_ctx *w)
 	/* Refused or abandoned after the files were stored: remove them. */
 	if (s->stored)
 		web__uploads_discard(w->site, s->ups, s->n_ups);
+}
+
+/* A refusal: {success: false, error} with the status, and Retry-After with 429. */
+static void refused(web_ctx *w, int status, const char *error, unsigned retry_after)
+{
+	json_t *body = json_pack("{s:b,s:s}", "success", 0, "error",
+	                         error && *error ? error : "The request was not accepted");
+	char hdr[80];
+
+	if (status != 429) {
+		web__json(w, status, body);
+		return;
+	}
+	json_object_set_new(body, "retry_after", json_integer(retry_after));
+	snprintf(hdr, sizeof(hdr), "Cache-Control: no-store\r\nRetry-After: %u\r\n", retry_after);
+	char *text = json_dumps(body, JSON_COMPACT);
+	json_decref(body);
+	if (!text)
+		web__json_error(w, 500, "Out of memory");
+	else
+		web__respond(w, status, "application/json", hdr, text, strlen(text));
+	free(text);
 }
 
 static void submitted(const sp_submit_result *r, void *ud)
@@ -53,38 +76,19 @@ static void submitted(const sp_submit_result *r, void *ud)
 		          json_pack("{s:b,s:s}", "success", 1, "request_id", r->request_id));
 		return;
 	}
-	json_t *body = json_pack("{s:b,s:s}", "success", 0, "error",
-	                         r->error ? r->error : "The request was not accepted");
-	char hdr[48] = "";
-	if (r->status == 429) {
-		json_object_set_new(body, "retry_after", json_integer(r->retry_after));
-		snprintf(hdr, sizeof(hdr), "Retry-After: %u\r\n", r->retry_after);
-	}
-	char *text = json_dumps(body, JSON_COMPACT);
-	json_decref(body);
-	base_buf h = BASE_BUF_INIT;
-	base_buf_printf(&h, "Cache-Control: no-store\r\n%s", hdr);
-	web_buf_cstr(&h);
-	if (!text)
-		web__json_error(w, 500, "Out of memory");
-	else
-		web__respond(w, r->status, "application/json", h.data, text, strlen(text));
-	free(text);
-	base_buf_free(&h);
+	refused(w, r->status, r->error, r->retry_after);
 }
 
 static void do_submit(submit_ctx *s)
 {
 	web_ctx *w = &s->base;
-	const char *prompt = web_form_get(&w->form, "prompt");
-	const char *audio_url = web_form_get(&w->form, "audio_url");
 	json_t *payload = json_object();
 	json_t *upload = NULL;
 	base_buf base = BASE_BUF_INIT;
 
-	json_object_set_new(payload, "prompt", json_string(prompt ? prompt : ""));
-	if (audio_url && *audio_url)
-		json_object_set_new(payload, "audio", json_string(audio_url));
+	json_object_set_new(payload, "prompt", json_string(s->in.prompt ? s->in.prompt : ""));
+	if (s->in.audio_url && *s->in.audio_url)
+		json_object_set_new(payload, "audio", json_string(s->in.audio_url));
 	web__base_url(&base, w);
 	base_buf_append(&base, "", 1);
 	for (size_t i = 0; i < s->n_ups; i++) {
@@ -109,7 +113,7 @@ static void do_submit(submit_ctx *s)
 	}
 	base_buf_free(&base);
 
-	sp_submission sub = {w->id, w->sess.user_id, w->sess.username, payload, upload};
+	sp_submission sub = {w->id, w->sess.user_id, w->sess.username, &s->in, payload, upload};
 	sp_submit(w->site->sp, &sub, submitted, s);
 	json_decref(payload);
 	json_decref(upload);
@@ -129,7 +133,7 @@ static void files_stored(web_ctx *w, int rc)
 
 /* ---- room for the files: the user's daily quota, the disk budget ------------- */
 
-static void room_checked(const db_result *res, void *ud)
+static void room_checked(sp_store_status st, uint64_t user_day, uint64_t all, void *ud)
 {
 	submit_ctx *s = ud;
 	web_ctx *w = &s->base;
@@ -138,12 +142,10 @@ static void room_checked(const db_result *res, void *ud)
 
 	if (web__gone(w))
 		return;
-	if (!db_ok(res) || db_ntuples(res) != 1) {
-		web__server_error(w, "checking the upload quota", res);
+	if (st) {
+		web__store_error(w, st);
 		return;
 	}
-	uint64_t user_day = strtoull(db_value(res, 0, 0), NULL, 10);
-	uint64_t all = strtoull(db_value(res, 0, 1), NULL, 10);
 	if (o->upload_quota_per_day && user_day + s->bytes > o->upload_quota_per_day) {
 		BASE_LOGW("web",
 		          "upload of %llu bytes by '%s' refused: daily quota (%llu of %llu bytes "
@@ -174,157 +176,86 @@ static void room_checked(const db_result *res, void *ud)
 }
 
 /*
- * Before any byte is written: the files must fit in the user's quota of
- * the last 24 hours and in the disk budget of all stored uploads. (Two
- * submissions of one user at the same moment may each pass: the overshoot
- * is at most their files.)
+ * Accepted by the rules: before any byte is written, the files must fit in
+ * the user's quota of the last 24 hours and in the disk budget of all
+ * stored uploads. (Two submissions of one user at the same moment may each
+ * pass: the overshoot is at most their files.)
  */
-static void check_room(submit_ctx *s)
+static void checked(const sp_verdict *v, void *ud)
 {
+	submit_ctx *s = ud;
 	web_ctx *w = &s->base;
 	const web_options *o = &w->site->opts;
 
+	if (web__gone(w))
+		return;
+	if (v->status != 200) {
+		refused(w, v->status, v->error, v->retry_after);
+		return;
+	}
 	if (!o->upload_quota_per_day && !o->upload_disk_budget) {
 		web__uploads_store(w, s->ups, s->n_ups, files_stored);
 		return;
 	}
-	static const char sql[] =
-	    "SELECT (SELECT coalesce(sum(size), 0) FROM uploads WHERE user_id = $1 "
-	    "AND created_at > now() - interval '1 day')::text, "
-	    "(CASE WHEN $2 THEN (SELECT coalesce(sum(size), 0) FROM uploads) ELSE 0 END)::text";
-	const char *params[2] = {w->sess.user_id, o->upload_disk_budget ? "t" : "f"};
-	if (db_query_flags(w->site->db, DB_RETRY, sql, 2, params, room_checked, s))
-		web__json_error(w, 503, "Server busy, please retry");
+	if (sp_store_upload_usage(w->site->sp, w->sess.user_id, o->upload_disk_budget != 0,
+	                          room_checked, s))
+		web__busy(w);
 }
 
-/* 1 when an audio URL is an absolute http(s) URL without spaces or quotes. */
-static int url_ok(const char *u)
+/* The inputs of the form as the rules see them, and the files to store. */
+static void read_inputs(submit_ctx *s)
 {
-	if (strncmp(u, "http://", 7) != 0 && strncmp(u, "https://", 8) != 0)
-		return 0;
-	if (strlen(u) > 2048)
-		return 0;
-	for (const char *p = u; *p; p++) {
-		unsigned char c = (unsigned char)*p;
-
-		if (c <= 0x20 || c == 0x7f || c == '"' || c == '<' || c == '>' || c == '\\')
-			return 0;
-	}
-	return 1;
-}
-
-static void space_checked(const db_result *res, void *ud)
-{
-	submit_ctx *s = ud;
 	web_ctx *w = &s->base;
-	char msg[160];
+	sp_inputs *in = &s->in;
 
-	if (web__gone(w))
-		return;
-	if (!db_ok(res)) {
-		web__server_error(w, "checking a space", res);
-		return;
-	}
-	/* card_type, enable_prompt, enable_audio, enable_video, enable_file_upload */
-	if (db_ntuples(res) != 1 || strcmp(db_value(res, 0, 0), "websockets") != 0) {
-		web__json_error(w, 404, "Space not found");
-		return;
-	}
-	if (sp_space_apps(w->site->sp, w->id) == 0) {
-		web__json_error(w, 503, "Remote app not connected");
-		return;
-	}
-	for (int i = 0; i < 4; i++)
-		s->enable[i] = strcmp(db_value(res, 0, 1 + i), "t") == 0;
-	if (w->form_rc) {
-		web__json_error(w, 400,
-		                w->form_rc == BASE_ELIMIT ? "Too many form fields or files"
-		                                          : "The form could not be read");
-		return;
-	}
-	const char *prompt = web_form_get(&w->form, "prompt");
-	if (s->enable[0] && (!prompt || !*prompt)) {
-		web__json_error(w, 400, "Prompt is required");
-		return;
-	}
-	if (prompt && !web_text_ok(prompt, strlen(prompt), 100000, 1)) {
-		web__json_error(w, 400, "The prompt is too long or holds invalid characters");
-		return;
-	}
-	const char *audio_url = web_form_get(&w->form, "audio_url");
-	if (audio_url && *audio_url && (!s->enable[1] || !url_ok(audio_url))) {
-		web__json_error(w, 400,
-		                s->enable[1] ? "The audio URL must be an http:// or https:// URL"
-		                             : "This space does not take audio");
-		return;
-	}
+	in->prompt = web_form_get(&w->form, "prompt");
+	in->audio_url = web_form_get(&w->form, "audio_url");
+	in->max_file_bytes = w->site->opts.max_file_bytes;
+	if (w->form_rc)
+		in->form_error = w->form_rc == BASE_ELIMIT ? "Too many form fields or files"
+		                                           : "The form could not be read";
 	for (size_t i = 0; i < N_FILE_FIELDS; i++) {
 		const web_file *f = web_form_file(&w->form, file_fields[i]);
+		web_upload *u = &s->ups[s->n_ups];
 
 		if (!f)
 			continue;
-		if (!s->enable[1 + i]) {
-			snprintf(msg, sizeof(msg), "This space does not take %s",
-			         i == 0   ? "audio files"
-			         : i == 1 ? "video files"
-			                  : "file uploads");
-			web__json_error(w, 400, msg);
-			return;
-		}
-		if (f->data.len > w->site->opts.max_file_bytes) {
-			snprintf(msg, sizeof(msg), "The file %s is too large (at most %zu MB)",
-			         file_fields[i], w->site->opts.max_file_bytes >> 20);
-			web__json_error(w, 400, msg);
-			return;
-		}
-		web_upload *u = &s->ups[s->n_ups++];
+		in->file[i].given = 1;
+		in->file[i].size = f->data.len;
+		s->n_ups++;
 		u->field = file_fields[i];
 		snprintf(u->filename, sizeof(u->filename), "%s", f->filename);
 		if (!web_text_ok(u->filename, strlen(u->filename), sizeof(u->filename), 0))
 			snprintf(u->filename, sizeof(u->filename), "file");
-		if (!f->content_type[0]) {
+		if (!f->content_type[0])
 			snprintf(u->content_type, sizeof(u->content_type),
 			         "application/octet-stream");
-		} else if (web_media_type_parse(f->content_type, u->content_type,
-		                                sizeof(u->content_type))) {
-			snprintf(msg, sizeof(msg),
-			         "The file %s has an invalid media type (Content-Type): give one "
-			         "type, like audio/mpeg",
-			         file_fields[i]);
-			web__json_error(w, 400, msg);
-			return;
-		}
+		else if (web_media_type_parse(f->content_type, u->content_type,
+		                              sizeof(u->content_type)))
+			in->file[i].bad_type = 1;
 		u->data = f->data;
 		s->bytes += f->data.len;
 	}
-	/* The rate limit is checked again by sp_submit; checking it here too
-	 * would cost a query for the rare refused request. Files first, then. */
-	if (s->n_ups) {
-		check_room(s);
-		return;
-	}
-	do_submit(s);
 }
 
 static void submit_step(web_ctx *w)
 {
+	submit_ctx *s = (submit_ctx *)w;
+
 	w->cleanup = submit_cleanup;
 	if (!w->sess.ok) {
-		web__json_error(w, 401, "Login required");
+		sp_submit_check(w->site->sp, w->id, NULL, NULL, checked, s); /* 401 */
 		return;
 	}
 	if (!web__csrf_ok(w, 1))
 		return;
-	if (!w->id[0]) {
-		web__json_error(w, 404, "Space not found");
-		return;
-	}
-	static const char sql[] =
-	    "SELECT card_type, enable_prompt, enable_audio, enable_video, enable_file_upload "
-	    "FROM spaces WHERE id = $1";
-	const char *params[1] = {w->id};
-	if (db_query_flags(w->site->db, DB_RETRY, sql, 1, params, space_checked, w))
-		web__json_error(w, 503, "Server busy, please retry");
+	read_inputs(s);
+	/* Files are stored only once the rules accept them; without files the
+	 * submission is judged and written in one go. */
+	if (s->n_ups)
+		sp_submit_check(w->site->sp, w->id, w->sess.user_id, &s->in, checked, s);
+	else
+		do_submit(s);
 }
 
 static void submit_route(http_request *req, void *ud)
@@ -369,8 +300,8 @@ static void status_route(http_request *req, void *ud)
 	sp_request_status(site->sp, id, status_found, w);
 }
 
-void web__submit_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_POST, "/websockets/submit/", 1, submit_route, site);
-	http_route(site->http, HTTP_M_GET, "/websockets/status", 0, status_route, site);
-}
+const web_route web__submit_routes[] = {
+    {HTTP_M_POST, "/websockets/submit/", 1, submit_route},
+    {HTTP_M_GET, "/websockets/status", 0, status_route},
+    {0, NULL, 0, NULL},
+};

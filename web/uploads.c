@@ -16,7 +16,6 @@
 #include "web_internal.h"
 
 #define ORPHAN_GRACE_S (24 * 3600) /* uploads never attached to a request */
-#define CLEANUP_BATCH "500"
 
 /* ---- removing files in the background ------------------------------------- */
 
@@ -65,53 +64,39 @@ static void remove_upload(uv_loop_t *loop, const char *path)
 		free(j);
 }
 
-static void rows_deleted(const db_result *res, void *ud)
+/* The tokens of the uploads that have one. */
+static unsigned tokens_of(const web_upload *ups, size_t n, const char *tokens[WEB_UPLOADS_MAX])
 {
-	web_site *site = ud;
+	unsigned k = 0;
 
-	if (!db_ok(res)) {
-		BASE_LOGW("web", "removing uploads failed: %s", db_error(res));
-		return;
-	}
-	for (int i = 0; i < db_ntuples(res); i++)
-		remove_upload(site->loop, db_value(res, i, 0));
-}
-
-/* The tokens as a PostgreSQL array literal: tokens are base64url, no quoting needed. */
-static void token_array(base_buf *b, const web_upload *ups, size_t n)
-{
-	base_buf_append(b, "{", 1);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && k < WEB_UPLOADS_MAX; i++) {
 		if (ups[i].token[0])
-			base_buf_printf(b, "%s%s", b->len > 1 ? "," : "", ups[i].token);
+			tokens[k++] = ups[i].token;
 	}
-	base_buf_append(b, "}", 2); /* with the NUL */
+	return k;
 }
 
 void web__uploads_discard(web_site *site, const web_upload *ups, size_t n)
 {
-	base_buf arr = BASE_BUF_INIT;
+	const char *tokens[WEB_UPLOADS_MAX];
+	unsigned k = tokens_of(ups, n, tokens);
 
 	/* Files never recorded are removed directly; recorded ones with their rows. */
 	for (size_t i = 0; i < n; i++) {
 		if (ups[i].written)
 			remove_upload(site->loop, ups[i].path);
 	}
-	static const char del[] = "DELETE FROM uploads WHERE token = ANY($1::text[])";
-	token_array(&arr, ups, n);
-	db_query(site->db, del, 1, (const char *[]){arr.data}, NULL, NULL);
-	base_buf_free(&arr);
+	if (k)
+		sp_store_uploads_forget(site->sp, tokens, k, NULL, NULL);
 }
 
 void web__uploads_attach(web_site *site, const web_upload *ups, size_t n, const char *request_id)
 {
-	base_buf arr = BASE_BUF_INIT;
+	const char *tokens[WEB_UPLOADS_MAX];
+	unsigned k = tokens_of(ups, n, tokens);
 
-	static const char upd[] =
-	    "UPDATE uploads SET request_id = $1 WHERE token = ANY($2::text[])";
-	token_array(&arr, ups, n);
-	db_query(site->db, upd, 2, (const char *[]){request_id, arr.data}, NULL, NULL);
-	base_buf_free(&arr);
+	if (k)
+		sp_store_uploads_attach(site->sp, tokens, k, request_id, NULL, NULL);
 }
 
 /* ---- storing ----------------------------------------------------------------- */
@@ -152,40 +137,25 @@ static void store_end(store_job *j, int rc)
 	done(w, rc);
 }
 
-static void recorded(const db_result *res, void *ud)
+static void recorded(sp_store_status st, void *ud)
 {
 	store_job *j = ud;
 
-	if (!db_ok(res)) {
-		BASE_LOGE("web", "recording uploads failed: %s", db_error(res));
-		store_end(j, -1);
-		return;
-	}
-	store_end(j, 0);
+	store_end(j, st ? -1 : 0);
 }
 
 static void record(store_job *j)
 {
-	web_site *site = j->w->site;
-	db_stmt st[WEB_UPLOADS_MAX];
-	const char *params[WEB_UPLOADS_MAX][6];
-	char sizes[WEB_UPLOADS_MAX][24];
+	sp_upload_row rows[WEB_UPLOADS_MAX];
 	const char *user = j->w->sess.user_id[0] ? j->w->sess.user_id : NULL;
-	static const char sql[] =
-	    "INSERT INTO uploads (token, filename, content_type, size, path, user_id) "
-	    "VALUES ($1, $2, $3, $4, $5, $6)";
 
 	for (size_t i = 0; i < j->n; i++) {
-		snprintf(sizes[i], sizeof(sizes[i]), "%zu", j->ups[i].data.len);
-		params[i][0] = j->ups[i].token;
-		params[i][1] = j->ups[i].filename;
-		params[i][2] = j->ups[i].content_type;
-		params[i][3] = sizes[i];
-		params[i][4] = j->ups[i].path;
-		params[i][5] = user;
-		st[i] = (db_stmt){sql, 6, params[i]};
+		const web_upload *u = &j->ups[i];
+
+		rows[i] =
+		    (sp_upload_row){u->token, u->filename, u->content_type, u->path, u->data.len};
 	}
-	if (db_query_tx(site->db, st, (unsigned)j->n, recorded, j))
+	if (sp_store_uploads_add(j->w->site->sp, rows, (unsigned)j->n, user, recorded, j))
 		store_end(j, -1);
 }
 
@@ -417,7 +387,7 @@ static void file_opened(uv_fs_t *fs)
  * (media players seek with ranges). Uploads never change, so their token
  * is their ETag.
  */
-static void upload_found(const db_result *res, void *ud)
+static void upload_found(sp_store_status st, const sp_upload_row *row, void *ud)
 {
 	serve_ctx *s = ud;
 	web_ctx *w = &s->base;
@@ -427,21 +397,20 @@ static void upload_found(const db_result *res, void *ud)
 
 	if (web__gone(w))
 		return;
-	if (!db_ok(res)) {
-		web__server_error(w, "looking up an upload", res);
+	if (st && st != SP_STORE_NOTFOUND) {
+		web__store_error(w, st);
 		return;
 	}
-	/* path, content_type, size */
-	const char *path = db_ntuples(res) == 1 ? db_value(res, 0, 0) : NULL;
+	const char *path = row ? row->path : NULL;
 	const char *base = path ? strrchr(path, '/') : NULL;
-	unsigned long long size = path ? strtoull(db_value(res, 0, 2), NULL, 10) : 0;
+	unsigned long long size = row ? row->size : 0;
 	if (!path || strcmp(base ? base + 1 : path, s->name) != 0 || size > (1ull << 40) ||
 	    strlen(path) >= sizeof(s->path)) {
 		web__respond(w, 404, "text/plain; charset=utf-8", NULL, "Not Found\n", 10);
 		return;
 	}
 	snprintf(s->path, sizeof(s->path), "%s", path);
-	snprintf(s->content_type, sizeof(s->content_type), "%s", db_value(res, 0, 1));
+	snprintf(s->content_type, sizeof(s->content_type), "%s", row->content_type);
 	s->size = size;
 	s->status = 200;
 	s->start = 0;
@@ -521,57 +490,38 @@ static void upload_route(http_request *req, void *ud)
 	s->token[tl] = 0;
 	memcpy(s->name, slash + 1, nl);
 	s->name[nl] = 0;
-	static const char sql[] = "SELECT path, content_type, size FROM uploads WHERE token = $1";
-	const char *params[1] = {s->token};
-	if (db_query_flags(site->db, DB_RETRY, sql, 1, params, upload_found, s))
+	if (sp_store_upload_get(site->sp, s->token, upload_found, s))
 		web__respond(&s->base, 503, "text/plain; charset=utf-8", NULL, "Server busy\n", 12);
 }
 
 /* ---- cleanup -------------------------------------------------------------------- */
 
-static void cleaned(const db_result *res, void *ud)
+static void expired(sp_store_status st, const char *const *paths, unsigned n, void *ud)
 {
 	web_site *site = ud;
 
 	site->cleaning = 0;
-	if (!db_ok(res)) {
-		BASE_LOGW("web", "cleanup failed: %s", db_error(res));
-	} else {
-		const db_result *up = db_tx_result(res, 0);
-
-		if (db_ntuples(up))
-			BASE_LOGI("web", "removing %d expired upload(s)", db_ntuples(up));
-		rows_deleted(up, site);
-	}
+	if (st == SP_STORE_OK && n)
+		BASE_LOGI("web", "removing %u expired upload(s)", n);
+	for (unsigned i = 0; i < n; i++)
+		remove_upload(site->loop, paths[i]);
 	web__site_unref(site);
 }
 
 void web__cleanup_tick(web_site *site)
 {
-	char retention[16], grace[16];
-
 	if (site->cleaning || site->closed)
 		return;
-	snprintf(retention, sizeof(retention), "%u", site->opts.upload_retention_s);
-	snprintf(grace, sizeof(grace), "%u", ORPHAN_GRACE_S);
-	static const char uploads_sql[] =
-	    "DELETE FROM uploads WHERE id IN (SELECT u.id FROM uploads u "
-	    "LEFT JOIN requests r ON r.id = u.request_id "
-	    "WHERE (u.request_id IS NULL AND u.created_at < now() - make_interval(secs => "
-	    "$2::int)) "
-	    "OR r.finished_at < now() - make_interval(secs => $1::int) "
-	    "LIMIT " CLEANUP_BATCH ") RETURNING path";
-	static const char sessions_sql[] = "DELETE FROM sessions WHERE expires_at < now()";
-	const char *p1[2] = {retention, grace};
-	db_stmt st[2] = {{uploads_sql, 2, p1}, {sessions_sql, 0, NULL}};
-	if (db_query_tx(site->db, st, 2, cleaned, site) == 0) {
+	web__acct_sessions_expire(site);
+	if (sp_store_uploads_expire(site->sp, site->opts.upload_retention_s, ORPHAN_GRACE_S,
+	                            expired, site) == 0) {
 		site->cleaning = 1;
 		web__site_ref(site);
 	}
 }
 
-void web__upload_routes(web_site *site)
-{
-	http_route(site->http, HTTP_M_GET, "/uploads/", 1, upload_route, site);
-	http_route(site->http, HTTP_M_HEAD, "/uploads/", 1, upload_route, site);
-}
+const web_route web__upload_routes[] = {
+    {HTTP_M_GET, "/uploads/", 1, upload_route},
+    {HTTP_M_HEAD, "/uploads/", 1, upload_route},
+    {0, NULL, 0, NULL},
+};

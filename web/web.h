@@ -6,8 +6,16 @@
  * files: the socket.io.js client bundle and the site's own CSS and JS.
  * Every route and answer follows docs/protocol.md (PROTOCOL.md).
  *
- * Everything runs on the loop of the HTTP server; password hashing runs on
- * the libuv threadpool.
+ * Contracts: everything runs on the loop of the HTTP server (the Spaces
+ * application's loop); password hashing runs on the libuv threadpool and
+ * touches only its own job. Options are copied by the functions that take
+ * them. The site owns the users, sessions and site_settings tables (their
+ * SQL is in web/accounts.c only) and reaches the Spaces tables only through
+ * spaces/store.h; it tells the Spaces layer who a browser is through the
+ * callback it sets (sp_browser_auth_set), so the session cookie is read in
+ * one place (web_session_token). The site and the metrics live until their
+ * _free, and their memory until the last request, query or file job in
+ * progress has ended.
  */
 #ifndef WEB_H
 #define WEB_H
@@ -104,15 +112,17 @@ size_t web_max_body_bytes(const web_options *o);
 
 /**
  * Adds the site's routes to http (before or after Engine.IO's: the paths do
- * not overlap). The socket.io-client files and extra static files are read
- * here, once. sp and db are used for every page; io is the Socket.IO server
- * the browsers' live updates run on. o may be NULL for the defaults; its
- * strings are copied. Returns NULL on ENOMEM, when the upload directory
- * cannot be created, or when the static files cannot be read (logged); http
- * must then not serve (routes to freed files may be left in it).
+ * not overlap) and becomes the browser namespace's authentication
+ * (sp_browser_auth_set) until web_site_close. The site reads and changes
+ * the Spaces tables only through sp's store (spaces/store.h); db is the
+ * pool of its own tables (users, sessions, settings) and must outlive the
+ * site. The socket.io-client files and extra static files are read here,
+ * once. o may be NULL for the defaults; its strings are copied. Returns
+ * NULL on ENOMEM, when the upload directory cannot be created, or when
+ * the static files cannot be read (logged); http must then not serve
+ * (routes to freed files may be left in it).
  */
-web_site *web_site_new(http_server *http, sio_server *io, sp_app *sp, db_pool *db,
-                       const web_options *o);
+web_site *web_site_new(http_server *http, sp_app *sp, db_pool *db, const web_options *o);
 
 /**
  * Stops the site's timer (cleanup of expired uploads and sessions). Call it

@@ -9,6 +9,7 @@
 #include "web.h"
 
 #define WEB_SESSION_COOKIE "spaces_session"
+#define WEB_TOKEN_MAX 128 /* a session token read from a cookie, with its NUL */
 #define WEB_USERNAME_MAX 64
 #define WEB_PASSWORD_MAX 1024
 #define WEB_PASSWORD_MIN 8 /* characters */
@@ -113,6 +114,13 @@ int web_header_param(base_slice value, const char *key, base_slice *out);
 /** Finds cookie name in a Cookie header. Returns 1 with *value set, or 0. */
 int web_cookie_get(base_slice header, const char *name, base_slice *value);
 /**
+ * The session token of a Cookie header (NULL: none): 1 with it copied
+ * into out when the session cookie is there, 1..cap-1 characters of
+ * [A-Za-z0-9_-] (what web__session_create makes), else 0. The one reader
+ * of the session cookie: pages and the browser namespace both use it.
+ */
+int web_session_token(const base_slice *header, char *out, size_t cap);
+/**
  * Appends a Set-Cookie header line (with CRLF): Path=/, HttpOnly,
  * SameSite=Lax, Max-Age when max_age >= 0 (0 also expires it), Secure.
  */
@@ -195,7 +203,6 @@ typedef struct web_hash_gate web_hash_gate;
 struct web_site {
 	http_server *http;
 	uv_loop_t *loop;
-	sio_server *io;
 	sp_app *sp;
 	db_pool *db;
 	web_options opts; /* strings point into the copies below */
@@ -291,6 +298,16 @@ void web__page(web_ctx *w, int status, const char *title, const base_buf *body,
 /** A page with one message (escaped), and a link home. */
 void web__message_page(web_ctx *w, int status, const char *title, const char *message);
 void web__server_error(web_ctx *w, const char *what, const db_result *res);
+/** 503 "Server busy, please retry": JSON for a JSON route, else the page. */
+void web__busy(web_ctx *w);
+/** A store call that failed (st != SP_STORE_OK): 503 when busy, else 500. */
+void web__store_error(web_ctx *w, sp_store_status st);
+/**
+ * In a store callback about a space: 1 when the answer may be used; else 0
+ * and w is done with (freed when the client went, or answered: 404 "Space
+ * not found" with the message not_found, or the store error).
+ */
+int web__space_answer_ok(web_ctx *w, sp_store_status st, const char *not_found);
 
 /**
  * CSRF guard of a state-changing route (POST). Refuses with 403 and frees
@@ -315,6 +332,63 @@ void web__base_url(base_buf *out, const web_ctx *w);
  */
 void web__connect_command(base_buf *b, const web_ctx *w, const char *name, int open, int has_token,
                           const char *token);
+
+/* ---- accounts.c: users, sessions, site settings (their only SQL) ---------- */
+
+/*
+ * Each queues its statement(s) on the site's pool: 0, and cb(res, ud) once
+ * from the loop later; or the pool's error and cb is never called. The
+ * columns of res are given for each.
+ */
+/** A live session of an enabled user by token hash (and its idle timeout
+ * pushed forward): uid, username, is_admin, csrf_token; no row when none. */
+int web__acct_session_find(web_site *site, const char *token_hash, db_cb cb, void *ud);
+int web__acct_session_add(web_site *site, const char *token_hash, const char *user_id,
+                          const char *csrf, db_cb cb, void *ud);
+int web__acct_session_end(web_site *site, const char *token_hash, db_cb cb, void *ud);
+/** count of the user's live sessions. */
+int web__acct_sessions_count(web_site *site, const char *user_id, db_cb cb, void *ud);
+/** Ends the user's sessions but keep_hash's: one row per session ended. */
+int web__acct_sessions_end_others(web_site *site, const char *user_id, const char *keep_hash,
+                                  db_cb cb, void *ud);
+/** Deletes the expired sessions (in the background, failures logged). */
+int web__acct_sessions_expire(web_site *site);
+/** id, password_hash, disabled of a user by exact name; no row when none. */
+int web__acct_user_find(web_site *site, const char *username, db_cb cb, void *ud);
+/** registration setting (NULL when unset), whether the name is taken in any case. */
+int web__acct_register_check(web_site *site, const char *username, db_cb cb, void *ud);
+/** Creates a user (SQLSTATE 23505 when the name is taken). */
+int web__acct_user_add(web_site *site, const char *username, const char *hash, db_cb cb, void *ud);
+/** password_hash of a user by id. */
+int web__acct_password_get(web_site *site, const char *user_id, db_cb cb, void *ud);
+/** A transaction of 2: the new hash, the user's other sessions (but keep_hash's) ended. */
+int web__acct_password_set(web_site *site, const char *user_id, const char *hash,
+                           const char *keep_hash, db_cb cb, void *ud);
+/** A transaction of 2: the first gives username (no row: no such user); disabling
+ * also ends the user's sessions. */
+int web__acct_user_disable(web_site *site, const char *user_id, int disable, db_cb cb, void *ud);
+/** A transaction of 2: users (username, is_admin, created, id, disabled), and the
+ * registration setting (value; no row when unset). */
+int web__acct_users_list(web_site *site, db_cb cb, void *ud);
+/** value of the registration setting; no row when unset. */
+int web__acct_registration_get(web_site *site, db_cb cb, void *ud);
+int web__acct_registration_set(web_site *site, const char *state, db_cb cb, void *ud);
+
+typedef enum { WEB_CLI_ADD, WEB_CLI_PASSWD, WEB_CLI_DISABLE, WEB_CLI_ENABLE } web_cli_cmd;
+/**
+ * The statements of `spaces-server user CMD name` as one transaction in
+ * out (returns how many; params is their storage): the first returns the
+ * user's id (no row: no such user); passwd and disable also end the
+ * user's sessions and notify the running servers to close its sockets.
+ */
+unsigned web__acct_cli_statements(web_cli_cmd cmd, const char *name, const char *hash, int admin,
+                                  const char *params[3][3], db_stmt out[3]);
+/**
+ * The browser namespace's authentication (sp_auth_fn, ud the site): the
+ * session cookie read by web_session_token, the session looked up as for
+ * pages (without touching its idle timeout).
+ */
+void web__browser_auth(const base_slice *cookie, sp_auth_done done, void *req, void *ud);
 
 /* ---- pwhash.c: password hashing, one at a time per client address -------- */
 
@@ -344,17 +418,29 @@ int web__hash_run(web_site *site, web_hash_job *j, const char *addr);
 
 /* ---- the parts of the site and their routes ------------------------------ */
 
+/*
+ * One route of a part of the site: its handler is called with the site as
+ * ud. Each part has one table, ended by a row with a NULL path; site.c
+ * adds them all (web_site_new).
+ */
+typedef struct {
+	http_method method;
+	const char *path;
+	int prefix; /* path is a prefix (http_route) */
+	http_handler_fn fn;
+} web_route;
+
 /* static.c */
 int web__static_init(web_site *site);
 void web__static_free(web_site *site);
 /* session.c */
 /** Creates a session for user_id and answers a 302 to location with its cookie. */
 void web__session_create(web_ctx *w, const char *user_id, const char *location);
-void web__session_routes(web_site *site);
+extern const web_route web__session_routes[];
 /* auth.c */
-void web__auth_routes(web_site *site);
+extern const web_route web__auth_routes[];
 /* pages.c */
-void web__page_routes(web_site *site);
+extern const web_route web__page_routes[];
 /** The live Connected / Not connected badge of a space (updated by spaces.js). */
 void web__live_badge(base_buf *b, const web_ctx *w, const char *space_id);
 /** Seconds, readably: "1.23 s", "12.5 s", "2 min 5 s". */
@@ -363,17 +449,17 @@ void web__format_duration(base_buf *b, double s);
 void web__request_card(base_buf *b, const char *id, const char *status, int progress,
                        const char *prompt, const char *result_json, const char *created_at);
 /* admin.c, admin_panel.c, admin_users.c */
-void web__admin_routes(web_site *site);
-void web__admin_panel_routes(web_site *site);
-void web__admin_users_routes(web_site *site);
+extern const web_route web__admin_routes[];
+extern const web_route web__admin_panel_routes[];
+extern const web_route web__admin_users_routes[];
 /* account.c */
-void web__account_routes(web_site *site);
+extern const web_route web__account_routes[];
 /** Labels of the four inputs a space may enable: prompt, audio, video, file. */
 extern const char *const web__input_labels[4];
 /* submit.c */
-void web__submit_routes(web_site *site);
+extern const web_route web__submit_routes[];
 /* uploads.c */
-void web__upload_routes(web_site *site);
+extern const web_route web__upload_routes[];
 
 /* One uploaded file on its way to the upload directory. */
 typedef struct {

@@ -701,7 +701,7 @@ static void conn_closed(uv_handle_t *h)
 	free(c->in);
 	s->held -= c->held;
 	base_list_remove(&c->link);
-	base_list_remove(&c->tlink);
+	base_timeq_disarm(&c->tentry);
 	base_list_remove(&c->plink);
 	s->n_conns--;
 	free(c);

@@ -5,7 +5,27 @@
  * pipelining, chunked bodies), a small router, responses, and the RFC 6455
  * WebSocket handshake and connection. Knows nothing of Engine.IO.
  *
- * Threading: everything runs on the loop given to http_server_new.
+ * Contracts:
+ *
+ * - Threading: everything runs on the loop given to http_server_new;
+ *   nothing here may be called from another thread.
+ * - Buffers in: http_respond*, http_ws_send and http_ws_close copy what
+ *   they are given (into the connection's write queue) before returning;
+ *   http_ws_send_frames shares a chunk instead and takes a reference.
+ *   extra_headers are copied too.
+ * - Buffers out: a request's slices live until it is answered or aborted;
+ *   the data of a WebSocket on_message only during the call.
+ * - When callbacks run: only from the loop (a read, a timer, a write's
+ *   completion, a handle's close), never from inside a call into this
+ *   layer (http_ws_accept reads the frames that came with the handshake
+ *   after it returns). A WebSocket's on_close runs once, from its
+ *   connection's close, never inside http_ws_close. Observers
+ *   (http_server_observe) are the exception: they run inside the call
+ *   they observe (on_response inside http_respond*).
+ * - What is safe inside a callback: answering or keeping the request in
+ *   a handler; http_ws_send and http_ws_close (the connection is then
+ *   drained and closed later) on the WebSocket being read or any other.
+ *   Not http_server_free.
  */
 #ifndef HTTP_H
 #define HTTP_H

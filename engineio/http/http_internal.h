@@ -21,6 +21,7 @@
 #include <llhttp.h>
 #include <uv.h>
 
+#include "base/timeq.h"
 #include "http.h"
 #include "ws_frame.h"
 
@@ -31,7 +32,7 @@
 /* Buffers handed to one uv_try_write or uv_write. */
 #define HTTP_IOV_MAX 64
 
-/* Timeout lists; each holds connections in deadline order. */
+/* Timeouts: one base_timeq per kind (each kind has one duration). */
 enum {
 	HTTP_T_NONE = 0,
 	HTTP_T_HEADER, /* waiting for a request's line and headers */
@@ -79,10 +80,9 @@ typedef struct {
 struct http_conn {
 	uv_tcp_t tcp;
 	http_server *srv;
-	base_list link;  /* in srv->conns */
-	base_list tlink; /* in srv->tq[tkind] */
-	base_list plink; /* in srv->pending */
-	uint64_t deadline;
+	base_list link;          /* in srv->conns */
+	base_timeq_entry tentry; /* in srv->tq[tkind] */
+	base_list plink;         /* in srv->pending */
 	http_out *out_head, *out_tail;
 	size_t out_bytes;
 	http_wreq *wreq;
@@ -175,12 +175,9 @@ struct http_server {
 	uv_poll_t listener; /* on listen_fd */
 	int listen_fd;      /* -1 until http_server_listen */
 	int reserve_fd;     /* kept open to be given up on EMFILE (server.c) */
-	uv_timer_t timer;
 	uv_prepare_t prepare;
 	http_limits lim;
-	uint64_t tdur[HTTP_T_COUNT];
-	base_list tq[HTTP_T_COUNT];
-	uint64_t timer_due; /* deadline the timer is set for; 0 when stopped */
+	base_timeq tq[HTTP_T_COUNT]; /* [0] unused; a duration of 0 turns a kind off */
 	base_list conns;
 	base_list pending; /* connections with output to flush or input to resume */
 	http_route_entry *routes;
@@ -190,7 +187,7 @@ struct http_server {
 	http_rx *rx_free;
 	unsigned n_rx_free;
 	unsigned n_conns;
-	unsigned aux_open; /* timer and prepare handles not yet closed */
+	unsigned aux_open; /* timeq timers and the prepare handle not yet closed */
 	int port;
 	int closing; /* http_server_close called */
 	int listener_open;

@@ -2,10 +2,9 @@
  * server.c: the listener, accepting connections, the shared read buffer,
  * timeouts and the end-of-turn flush.
  *
- * Timeouts: each kind has one fixed duration, so a connection armed now
- * expires after every connection already in that kind's list. Appending at
- * the tail keeps each list sorted by deadline, and one uv_timer set for the
- * earliest head serves every connection of the server.
+ * Timeouts: each kind has one fixed duration, so each is a base_timeq (a
+ * list kept in deadline order by appending, and one uv_timer for its
+ * head), the same queue Engine.IO's heartbeats use.
  */
 #define _GNU_SOURCE /* accept4 */
 #include "http_internal.h"
@@ -38,52 +37,21 @@ void http_limits_default(http_limits *l)
 
 /* ---- timeouts ------------------------------------------------------------ */
 
-static void timer_cb(uv_timer_t *t);
-
-static void timer_arm(http_server *s)
-{
-	uint64_t due = UINT64_MAX, now;
-
-	for (unsigned k = 1; k < HTTP_T_COUNT; k++) {
-		if (!base_list_empty(&s->tq[k])) {
-			http_conn *c = BASE_CONTAINER_OF(s->tq[k].next, http_conn, tlink);
-
-			if (c->deadline < due)
-				due = c->deadline;
-		}
-	}
-	if (due == UINT64_MAX) {
-		uv_timer_stop(&s->timer);
-		s->timer_due = 0;
-		return;
-	}
-	if (s->timer_due == due)
-		return;
-	now = uv_now(s->loop);
-	s->timer_due = due;
-	uv_timer_start(&s->timer, timer_cb, due > now ? due - now : 0, 0);
-}
-
 void http__tq_set(http_conn *c, unsigned kind)
 {
 	http_server *s = c->srv;
 
 	if (c->tkind == kind)
 		return;
-	base_list_remove(&c->tlink);
+	base_timeq_disarm(&c->tentry);
 	c->tkind = (uint8_t)kind;
 	/* A duration of 0 turns that timeout off. */
-	if (kind == HTTP_T_NONE || s->tdur[kind] == 0 || (c->flags & HTTP_F_CLOSED)) {
+	if (kind == HTTP_T_NONE || s->tq[kind].duration_ms == 0 || (c->flags & HTTP_F_CLOSED)) {
 		c->tkind = HTTP_T_NONE;
 		return;
 	}
-	c->deadline = uv_now(s->loop) + s->tdur[kind];
 	c->flags &= (uint16_t)~HTTP_F_PROGRESS;
-	base_list_insert_tail(&s->tq[kind], &c->tlink);
-	if (s->timer_due == 0 || c->deadline < s->timer_due) {
-		s->timer_due = c->deadline;
-		uv_timer_start(&s->timer, timer_cb, s->tdur[kind], 0);
-	}
+	base_timeq_arm(&s->tq[kind], &c->tentry);
 }
 
 /* Restarts the current timeout from now. */
@@ -111,34 +79,22 @@ static void expire(http_conn *c, unsigned kind)
 	default:
 		/* A slow reader that still makes progress keeps its connection. */
 		if ((c->out_bytes > 0 || http__fstream_active(c)) && (c->flags & HTTP_F_PROGRESS))
-			http__tq_rearm(c);
+			http__tq_set(c, kind);
 		else
 			http__conn_close(c);
 		break;
 	}
-	/* Whatever happened, c has left this list or moved to its tail. */
 }
 
-static void timer_cb(uv_timer_t *t)
+static void timeq_expired(base_timeq *q, base_timeq_entry *e)
 {
-	http_server *s = BASE_CONTAINER_OF(t, http_server, timer);
-	uint64_t now = uv_now(s->loop);
+	http_server *s = q->data;
+	http_conn *c = BASE_CONTAINER_OF(e, http_conn, tentry);
+	unsigned kind = (unsigned)(q - s->tq);
 
-	s->timer_due = 0;
-	for (unsigned k = 1; k < HTTP_T_COUNT; k++) {
-		while (!base_list_empty(&s->tq[k])) {
-			http_conn *c = BASE_CONTAINER_OF(s->tq[k].next, http_conn, tlink);
-
-			if (c->deadline > now)
-				break;
-			expire(c, k);
-			if (c->tkind == k && s->tq[k].next == &c->tlink && c->deadline <= now) {
-				/* Never loop on an entry that did not move. */
-				http__tq_set(c, HTTP_T_NONE);
-			}
-		}
-	}
-	timer_arm(s);
+	/* The entry is disarmed already: c is in no list unless expire re-arms it. */
+	c->tkind = HTTP_T_NONE;
+	expire(c, kind);
 }
 
 /* ---- end-of-turn work ---------------------------------------------------- */
@@ -219,19 +175,25 @@ http_server *http_server_new(uv_loop_t *loop, const http_limits *lim)
 	s->listen_fd = -1;
 	s->reserve_fd = -1;
 	base_random_id(s->id_prefix, 6);
-	uv_timer_init(loop, &s->timer);
 	uv_prepare_init(loop, &s->prepare);
 	uv_prepare_start(&s->prepare, prepare_cb);
-	/* Neither keeps the loop alive by itself: connections and the listener do. */
-	uv_unref((uv_handle_t *)&s->timer);
+	{
+		const uint64_t dur[HTTP_T_COUNT] = {
+		    [HTTP_T_HEADER] = s->lim.header_timeout_ms,
+		    [HTTP_T_BODY] = s->lim.body_timeout_ms,
+		    [HTTP_T_IDLE] = s->lim.idle_timeout_ms,
+		    [HTTP_T_LINGER] = HTTP_LINGER_MS,
+		};
+
+		for (unsigned k = 1; k < HTTP_T_COUNT; k++) {
+			base_timeq_init(loop, &s->tq[k], dur[k], timeq_expired);
+			s->tq[k].data = s;
+			/* Timers do not keep the loop alive: connections and the listener do. */
+			uv_unref((uv_handle_t *)&s->tq[k].timer);
+		}
+	}
 	uv_unref((uv_handle_t *)&s->prepare);
-	s->aux_open = 2;
-	s->tdur[HTTP_T_HEADER] = s->lim.header_timeout_ms;
-	s->tdur[HTTP_T_BODY] = s->lim.body_timeout_ms;
-	s->tdur[HTTP_T_IDLE] = s->lim.idle_timeout_ms;
-	s->tdur[HTTP_T_LINGER] = HTTP_LINGER_MS;
-	for (unsigned k = 0; k < HTTP_T_COUNT; k++)
-		base_list_init(&s->tq[k]);
+	s->aux_open = HTTP_T_COUNT; /* the prepare handle and HTTP_T_COUNT - 1 timers */
 	base_list_init(&s->conns);
 	base_list_init(&s->pending);
 	return s;
@@ -384,7 +346,7 @@ static void conn_new(http_server *s, int fd)
 		return;
 	}
 	c->srv = s;
-	base_list_init(&c->tlink);
+	base_timeq_entry_init(&c->tentry);
 	base_list_init(&c->plink);
 	base_list_insert_tail(&s->conns, &c->link);
 	s->n_conns++;
@@ -494,12 +456,13 @@ static void aux_closed(uv_handle_t *h)
 static void maybe_finish(http_server *s)
 {
 	if (!s->closing || s->listener_open || s->n_conns > 0 ||
-	    uv_is_closing((uv_handle_t *)&s->timer))
+	    uv_is_closing((uv_handle_t *)&s->prepare))
 		return;
-	uv_timer_stop(&s->timer);
-	s->timer.data = s;
+	for (unsigned k = 1; k < HTTP_T_COUNT; k++) {
+		s->tq[k].timer.data = s;
+		base_timeq_close(&s->tq[k], aux_closed);
+	}
 	s->prepare.data = s;
-	uv_close((uv_handle_t *)&s->timer, aux_closed);
 	uv_close((uv_handle_t *)&s->prepare, aux_closed);
 }
 

@@ -315,7 +315,7 @@ static void any_connected(sio_socket *s, void *ud)
 	sio_emit_str(s, "hello-any", "1");
 }
 
-static void adapter_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
+static void adapter_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice data,
                               const base_slice *atts, size_t n_atts, void *ud)
 {
 	(void)nsp;
@@ -325,8 +325,8 @@ static void adapter_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice
 	for (unsigned i = 0; i < b->n_rooms; i++)
 		json_array_append_new(rooms, json_string(b->rooms[i]));
 	json_array_append_new(g_adapter_log,
-	                      json_pack("{s:s%,s:o,s:i}", "packet", packet.base, packet.len,
-	                                "rooms", rooms, "attachments", (int)n_atts));
+	                      json_pack("{s:s%,s:o,s:i}", "data", data.base, data.len, "rooms",
+	                                rooms, "attachments", (int)n_atts));
 }
 
 static void on_adapter_log(const sio_event *ev, void *ud)
@@ -340,13 +340,13 @@ static void on_adapter_deliver(const sio_event *ev, void *ud)
 	(void)ud;
 	json_t *a = args_array(ev);
 	const char *room = json_string_value(json_array_get(a, 0));
-	const char *packet = json_string_value(json_array_get(a, 1));
+	const char *data = json_string_value(json_array_get(a, 1));
 	int n = -1;
-	if (room && packet) {
+	if (room && data) {
 		sio_bcast b;
 		sio_bcast_init(&b, sio_socket_namespace(ev->socket));
 		sio_bcast_to(&b, room);
-		n = sio_adapter_deliver(&b, (base_slice){packet, strlen(packet)}, NULL, 0);
+		n = sio_adapter_deliver(&b, (base_slice){data, strlen(data)}, NULL, 0);
 	}
 	json_t *r = json_integer(n);
 	ack_json(ev, r);

@@ -59,27 +59,28 @@ test("the adapter sees each broadcast once, and delivers packets from other node
   await b.timeout(5000).emitWithAck("join", "room-x");
 
   // A broadcast from this node: local sockets get it, and the adapter is handed
-  // the encoded packet to send to the other nodes.
+  // the event's data (name and arguments) to send to the other nodes.
   const got = Promise.all([once(a, "news"), once(b, "news")]);
   await a.timeout(5000).emitWithAck("broadcast", { event: "news", to: "room-x" }, "hi", 2);
   assert.deepEqual(await got, [["hi", 2], ["hi", 2]]);
   const log = await a.timeout(5000).emitWithAck("adapter-log");
-  const mine = log.filter((e) => e.packet.includes('"news"'));
+  const mine = log.filter((e) => e.data.includes('"news"'));
   assert.equal(mine.length, 1, JSON.stringify(log));
-  assert.equal(mine[0].packet, '2["news","hi",2]');
+  assert.equal(mine[0].data, '["news","hi",2]');
   assert.deepEqual(mine[0].rooms, ["room-x"]);
 
-  // A packet from "another node": delivered to the local members of the room,
+  // An event from "another node": delivered to the local members of the room,
   // and not handed back to the adapter.
   const remote = Promise.all([once(a, "remote"), once(b, "remote")]);
-  const n = await a.timeout(5000).emitWithAck("adapter-deliver", "room-x", '2["remote",{"from":"node-2"}]');
+  const n = await a.timeout(5000).emitWithAck("adapter-deliver", "room-x", '["remote",{"from":"node-2"}]');
   assert.equal(n, 2);
   assert.deepEqual(await remote, [[{ from: "node-2" }], [{ from: "node-2" }]]);
   const after = await a.timeout(5000).emitWithAck("adapter-log");
-  assert.equal(after.filter((e) => e.packet.includes('"remote"')).length, 0);
+  assert.equal(after.filter((e) => e.data.includes('"remote"')).length, 0);
 
-  // A packet that is not an event is refused.
-  assert.ok((await a.timeout(5000).emitWithAck("adapter-deliver", "room-x", "0{}")) < 0);
+  // Data that is not an event (an array starting with a name) is refused.
+  for (const bad of ["{}", "[1]", "[]", '["disconnect"]', "not json"])
+    assert.ok((await a.timeout(5000).emitWithAck("adapter-deliver", "room-x", bad)) < 0, bad);
   a.close();
   b.close();
 });

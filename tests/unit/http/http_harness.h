@@ -264,6 +264,31 @@ static int cl_response(cl_t *c, resp_t *r)
 	return cl_response_ex(c, r, 0);
 }
 
+/*
+ * One request on a fresh connection: method, target, extra header lines
+ * (each ending in "\r\n", or NULL) and a text body (or NULL). Returns 0
+ * with the response in r, or -1.
+ */
+static __attribute__((unused)) int cl_request(const char *method, const char *target,
+                                              const char *extra, const char *body, resp_t *r)
+{
+	char head[1024];
+	cl_t *c = cl_open();
+	int rc;
+
+	snprintf(head, sizeof(head),
+	         "%s %s HTTP/1.1\r\nHost: x\r\n%sContent-Length: %zu\r\n"
+	         "Content-Type: text/plain;charset=UTF-8\r\n\r\n",
+	         method, target, extra ? extra : "", body ? strlen(body) : 0);
+	rc = cl_sends(c, head);
+	if (!rc && body)
+		rc = cl_sends(c, body);
+	if (!rc)
+		rc = cl_response(c, r);
+	cl_close(c);
+	return rc;
+}
+
 /* 1 when the server closes the connection (EOF or reset) within the receive timeout. */
 static int cl_wait_close(cl_t *c)
 {

@@ -11,34 +11,7 @@
  * must not send to an except room, and must not run on_close/on_disconnect
  * from inside a send.
  */
-#define _GNU_SOURCE /* memmem */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
-
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
-#include "http/http.h"
-#include "http/ws_frame.h"
-#include "socketio.h"
-
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "../http/http_harness.h"
-#pragma GCC diagnostic pop
+#include "sio_harness.h"
 
 /* ---- server side (loop thread) ------------------------------------------- */
 
@@ -223,15 +196,10 @@ static void on_go(const sio_event *ev, void *ud)
 
 static void server_start(int mode, const http_limits *lim)
 {
-	http_limits l;
-	http_limits_default(&l);
-	setup_limits(lim ? lim : &l);
 	memset(&S, 0, sizeof(S));
 	S.mode = mode;
-	sio_options o;
-	sio_options_default(&o);
-	S.io = sio_server_new(H.srv, &o);
-	assert_non_null(S.io);
+	io_start_limits(lim, NULL);
+	S.io = g_io;
 	S.nsp = sio_of(S.io, "/");
 	sio_on_connection(S.nsp, on_connection, NULL);
 	sio_on_disconnect(S.nsp, on_disconnect, NULL);
@@ -243,95 +211,19 @@ static void server_start(int mode, const http_limits *lim)
 
 static void server_stop(void)
 {
-	sio_server_close_all(S.io);
-	atomic_store(&g_closed, 0);
-	http_server_close(H.srv, on_server_closed, NULL);
-	assert_true(run_until(&g_closed, 5000));
-	sio_server_free(S.io);
-	http_server_free(H.srv);
-	uv_close((uv_handle_t *)&H.wake, NULL);
-	uv_close((uv_handle_t *)&H.tick, NULL);
-	uv_run(&H.loop, UV_RUN_DEFAULT);
-	assert_int_equal(uv_loop_close(&H.loop), 0);
+	io_stop();
 }
 
 /* ---- client side (client thread) ----------------------------------------- */
 
-/* Sends one masked text frame. */
-static int ws_send_text(cl_t *c, const char *text)
-{
-	static const uint8_t key[4] = {0x12, 0x34, 0x56, 0x78};
-	size_t len = strlen(text);
-	char *buf = malloc(len + HTTP_WS_MAX_HEADER);
-	size_t hl = http_ws_frame_header_masked(buf, 1, HTTP_WS_OP_TEXT, len, key);
-	memcpy(buf + hl, text, len);
-	http_ws_unmask(buf + hl, len, key, 0);
-	int rc = cl_send(c, buf, hl + len);
-	free(buf);
-	return rc;
-}
-
-/*
- * Reads the next data frame into out (NUL-terminated, cut to cap). Returns its
- * length, or -1 on a close frame, EOF or timeout.
- */
-static ssize_t ws_recv(cl_t *c, char *out, size_t cap)
-{
-	for (;;) {
-		while (c->len < 2)
-			if (cl_fill(c) <= 0)
-				return -1;
-		unsigned char *p = (unsigned char *)c->buf;
-		unsigned op = p[0] & 0x0f;
-		size_t hl = 2, len = p[1] & 0x7f;
-		if (len == 126)
-			hl = 4;
-		else if (len == 127)
-			hl = 10;
-		while (c->len < hl)
-			if (cl_fill(c) <= 0)
-				return -1;
-		p = (unsigned char *)c->buf;
-		if (hl == 4)
-			len = (size_t)p[2] << 8 | p[3];
-		else if (hl == 10)
-			for (int i = 0; i < 8; i++)
-				len = (i ? len << 8 : 0) | p[2 + i];
-		while (c->len < hl + len)
-			if (cl_fill(c) <= 0)
-				return -1;
-		if (op == HTTP_WS_OP_CLOSE)
-			return -1;
-		size_t n = len < cap - 1 ? len : cap - 1;
-		memcpy(out, c->buf + hl, n);
-		out[n] = 0;
-		cl_consume(c, hl + len);
-		if (op == HTTP_WS_OP_TEXT || op == HTTP_WS_OP_BINARY)
-			return (ssize_t)n;
-	}
-}
-
 /* Opens a WebSocket session and connects to "/"; NULL when refused. */
 static cl_t *sio_open(int rcvbuf, int expect_connect)
 {
-	cl_t *c = cl_open_rcvbuf(rcvbuf);
-	cl_sends(
-	    c, "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: x\r\n"
-	       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-	       "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n");
-	char *end;
-	while (!(end = memmem(c->buf, c->len, "\r\n\r\n", 4)))
-		if (cl_fill(c) <= 0) {
-			ck_fail(__LINE__, "no handshake answer");
-			return c;
-		}
-	CK(c->len > 12 && memcmp(c->buf, "HTTP/1.1 101", 12) == 0);
-	cl_consume(c, (size_t)(end + 4 - c->buf));
+	cl_t *c = ws_open_rcvbuf(rcvbuf, NULL);
 	char msg[512];
-	CK(ws_recv(c, msg, sizeof(msg)) > 0 && msg[0] == '0');
 	ws_send_text(c, "40");
 	if (expect_connect) {
-		CK(ws_recv(c, msg, sizeof(msg)) > 0 && strncmp(msg, "40{", 3) == 0);
+		CK(ws_recv(c, NULL, msg, sizeof(msg)) > 0 && strncmp(msg, "40{", 3) == 0);
 	}
 	return c;
 }
@@ -346,7 +238,7 @@ static void read_until_done(cl_t *c, seen_t *st, int answer_ask)
 	char msg[65536];
 	memset(st, 0, sizeof(*st));
 	for (;;) {
-		ssize_t n = ws_recv(c, msg, sizeof(msg));
+		ssize_t n = ws_recv(c, NULL, msg, sizeof(msg));
 		if (n < 0) {
 			st->closed = 1;
 			return;

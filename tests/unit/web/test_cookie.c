@@ -49,11 +49,38 @@ static void test_set_line(void **state)
 	base_buf_free(&b);
 }
 
+/* The one reader of the session cookie (pages and the browser namespace). */
+static void test_session_token(void **state)
+{
+	char out[16];
+	base_slice h;
+
+	(void)state;
+	h = S("a=1; spaces_session=Ab-_9; b=2");
+	assert_true(web_session_token(&h, out, sizeof(out)));
+	assert_string_equal(out, "Ab-_9");
+	/* Quotes and spaces around the value, as web_cookie_get reads them. */
+	h = S("spaces_session = \"xyz\" ");
+	assert_true(web_session_token(&h, out, sizeof(out)));
+	assert_string_equal(out, "xyz");
+	/* Only the characters a token is made of, and it must fit. */
+	h = S("spaces_session=a.b");
+	assert_false(web_session_token(&h, out, sizeof(out)));
+	h = S("spaces_session=0123456789abcdef");
+	assert_false(web_session_token(&h, out, sizeof(out)));
+	h = S("spaces_session=");
+	assert_false(web_session_token(&h, out, sizeof(out)));
+	h = S("other=1");
+	assert_false(web_session_token(&h, out, sizeof(out)));
+	assert_false(web_session_token(NULL, out, sizeof(out)));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_get),
 	    cmocka_unit_test(test_set_line),
+	    cmocka_unit_test(test_session_token),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

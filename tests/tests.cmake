@@ -90,3 +90,4 @@ spaces_script_test(e2e_config 300 /usr/bin/python3 -m pytest -p no:cacheprovider
 spaces_script_test(package_deb 900 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/ci/test_package.py)
 set_tests_properties(ci_release_build PROPERTIES FIXTURES_SETUP release_build)
 set_tests_properties(package_deb PROPERTIES FIXTURES_REQUIRED release_build)
+spaces_script_test(e2e_spaces_live 400 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_live.py)

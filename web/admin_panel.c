@@ -76,7 +76,8 @@ static void panel_apps(base_buf *b, const sp_conn_row *rows, unsigned n)
 static void panel_requests(base_buf *b, const sp_request_row *rows, unsigned n, const char *space,
                            const char *status, const char *user)
 {
-	static const char *const statuses[] = {"queued", "processing", "completed", "failed"};
+	static const char *const statuses[] = {"queued", "processing", "completed", "failed",
+	                                       "cancelled"};
 
 	web_html(b,
 	         "<h2>Requests</h2>\n<form method=\"get\" action=\"/admin\" class=\"filters\">\n"

@@ -43,6 +43,8 @@ static const char *status_label(const char *status)
 		return "Completed";
 	if (strcmp(status, "failed") == 0)
 		return "Failed";
+	if (strcmp(status, "cancelled") == 0)
+		return "Cancelled";
 	return "Unknown";
 }
 
@@ -57,7 +59,8 @@ void web__request_card(base_buf *b, const char *id, const char *status, int prog
 	const char *text = json_string_value(json_object_get(res, "text_output"));
 	const char *err = json_string_value(json_object_get(res, "error"));
 	json_t *pt = json_object_get(res, "processing_time_seconds");
-	int final = strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0;
+	int final = strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+	            strcmp(status, "cancelled") == 0;
 
 	web_html(b,
 	         "<li class=\"req\" data-request-id=\"%s\" data-status=\"%s\">\n"

@@ -89,6 +89,8 @@ typedef struct {
 	 * from then on it sends nothing. s must not be used after this returns.
 	 */
 	void (*on_close)(eio_socket *s, eio_close_reason reason, void *ud);
+	/** Optional: the socket moved from polling to WebSocket. */
+	void (*on_upgrade)(eio_socket *s, void *ud);
 	/**
 	 * Optional: decide whether a handshake or request may proceed. Return 0
 	 * to allow, or nonzero to refuse with 403 {"code":4,"message":"Forbidden"}.
@@ -170,6 +172,8 @@ typedef struct {
 	uint64_t closed[EIO_CLOSE_REASONS]; /* sessions closed, by eio_close_reason */
 	uint64_t msgs_in;                   /* message packets received */
 	uint64_t msgs_out;                  /* message packets queued to clients */
+	uint64_t bytes_in;                  /* their data bytes (message packets only) */
+	uint64_t bytes_out;
 } eio_stats;
 
 /** Copies the counters. */

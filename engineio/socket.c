@@ -171,6 +171,7 @@ void eio__on_packet(eio_socket *s, const eio_packet *p)
 	switch (p->type) {
 	case EIO_MESSAGE:
 		s->srv->stats.msgs_in++;
+		s->srv->stats.bytes_in += p->data.len;
 		if (s->srv->cb.on_message) {
 			s->in_callback++;
 			s->srv->cb.on_message(s, p->binary, p->data.base, p->data.len,
@@ -223,6 +224,8 @@ int eio_socket_sendv(eio_socket *s, int binary, const base_slice *parts, size_t 
 	if (s->state != EIO_S_OPEN || s->close_pending)
 		return BASE_ECLOSED;
 	s->srv->stats.msgs_out++;
+	for (size_t i = 0; i < n_parts; i++)
+		s->srv->stats.bytes_out += parts[i].len;
 	return s->t->send(s, binary, parts, n_parts);
 }
 
@@ -237,6 +240,8 @@ int eio_socket_send_msg(eio_socket *s, eio_msg *m)
 	if (s->state != EIO_S_OPEN || s->close_pending)
 		return BASE_ECLOSED;
 	s->srv->stats.msgs_out++;
+	/* The data bytes: the packet without its type digit (text). */
+	s->srv->stats.bytes_out += eio__msg_packet(m).len - !eio__msg_binary(m);
 	return s->t->send_msg(s, m);
 }
 

@@ -204,6 +204,11 @@ static void finish_upgrade(eio_socket *s)
 	s->srv->stats.open[s->t->index]++;
 	BASE_LOGD("eio", "session %s upgraded to websocket", s->sid);
 	s->t->flush(s);
+	if (s->srv->cb.on_upgrade && s->state == EIO_S_OPEN) {
+		s->in_callback++;
+		s->srv->cb.on_upgrade(s, s->srv->cb.ud);
+		s->in_callback--;
+	}
 }
 
 static void probe_on_message(eio_socket *s, http_ws *ws, int binary, const char *data, size_t len)

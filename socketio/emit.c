@@ -13,6 +13,8 @@ void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args, con
                           size_t n_atts)
 {
 	sio_namespace *nsp = s->nsp;
+	if (nsp->srv->admin)
+		sio__admin_event(s, 1, (base_slice){event, strlen(event)}, args);
 	if (!nsp->n_any_out)
 		return;
 	sio_event ev = {s, {event, strlen(event)}, args, atts, n_atts, -1};

@@ -196,6 +196,8 @@ void sio__dispatch_event(sio_socket *s, const sio_event *ev)
 {
 	sio_namespace *nsp = s->nsp;
 	s->refs++;
+	if (nsp->srv->admin)
+		sio__admin_event(s, 0, ev->name, ev->args);
 	for (size_t i = 0; i < nsp->n_any_in && s->state == SIO_SOCK_CONNECTED; i++)
 		nsp->any_in[i].fn(ev, nsp->any_in[i].ud);
 	for (size_t i = 0; i < nsp->n_handlers && s->state == SIO_SOCK_CONNECTED; i++) {
@@ -250,6 +252,8 @@ static void socket_connected(sio_socket *s)
 	s->refs++;
 	if (s->recovered)
 		sio__session_replay(s);
+	if (nsp->srv->admin && s->state == SIO_SOCK_CONNECTED)
+		sio__admin_connected(s);
 	if (nsp->on_connection && s->state == SIO_SOCK_CONNECTED)
 		nsp->on_connection(s, nsp->on_connection_ud);
 	sio__socket_unref(s);
@@ -357,6 +361,8 @@ void sio__socket_closed(sio_socket *s, const char *reason)
 		sio__acks_cancel(s);
 		if (nsp->on_disconnect)
 			nsp->on_disconnect(s, reason, nsp->on_disconnect_ud);
+		if (nsp->srv->admin)
+			sio__admin_disconnected(s, reason);
 		sio__leave_all(s);
 	}
 	/* A socket still in a middleware lives on until sio_next / sio_refuse. */

@@ -56,11 +56,15 @@ int sio_join(sio_socket *s, const char *name)
 	base_list_insert_tail(&room->members, &m->room_link);
 	base_list_insert_tail(&s->rooms, &m->sock_link);
 	room->n++;
+	if (nsp->srv->admin)
+		sio__admin_room(s, room->name, room->name_len, 1);
 	return 0;
 }
 
 static void membership_drop(sio_namespace *nsp, sio_membership *m)
 {
+	if (nsp->srv->admin)
+		sio__admin_room(m->s, m->room->name, m->room->name_len, 0);
 	base_list_remove(&m->room_link);
 	base_list_remove(&m->sock_link);
 	if (--m->room->n == 0)

@@ -285,6 +285,20 @@ static void on_eio_close(eio_socket *es, eio_close_reason reason, void *ud)
 	sio__client_unref(c);
 }
 
+static void on_eio_upgrade(eio_socket *es, void *ud)
+{
+	sio_client *c = eio_socket_data(es);
+	if (!c || c->closed || !c->srv->admin)
+		return;
+	c->refs++;
+	for (base_list *pos = c->sockets.next; pos != &c->sockets; pos = pos->next) {
+		sio_socket *s = BASE_CONTAINER_OF(pos, sio_socket, client_link);
+		if (s->state == SIO_SOCK_CONNECTED)
+			sio__admin_updated(s);
+	}
+	sio__client_unref(c);
+}
+
 /* ---- server ------------------------------------------------------------ */
 
 sio_server *sio_server_new(http_server *http, const sio_options *opts)
@@ -311,6 +325,7 @@ sio_server *sio_server_new(http_server *http, const sio_options *opts)
 	    .on_connection = on_eio_connection,
 	    .on_message = on_eio_message,
 	    .on_close = on_eio_close,
+	    .on_upgrade = on_eio_upgrade,
 	    .ud = srv,
 	};
 	srv->eio = eio_server_new(http, &srv->opts.eio, &cb);
@@ -338,6 +353,7 @@ void sio_server_free(sio_server *srv)
 {
 	if (!srv)
 		return;
+	sio__admin_free(srv);
 	if (srv->eio)
 		eio_server_free(srv->eio);
 	srv->eio = NULL;

@@ -14,6 +14,7 @@
 #define SIO_ID_LEN 20
 
 typedef struct sio_client sio_client;
+typedef struct sio_admin sio_admin;
 
 /* ---- the event rate limit (sio_options.event_rate) ----------------------- */
 
@@ -216,6 +217,7 @@ struct sio_server {
 	uint64_t flood_closes;
 	int closing;
 	sio_stats stats;
+	sio_admin *admin; /* the admin UI's instrumentation (admin_ui.c), or NULL */
 };
 
 /* server.c */
@@ -266,6 +268,15 @@ size_t sio__bcast_each(const sio_bcast *b, void (*fn)(sio_socket *s, void *ud), 
 
 /* cluster.c */
 void sio__cluster_free(sio_namespace *nsp);
+
+/* admin_ui.c: what the admin UI hears; called only when srv->admin is set */
+void sio__admin_connected(sio_socket *s);
+void sio__admin_disconnected(sio_socket *s, const char *reason);
+/** The socket's transport changed (an upgrade): socket_updated. */
+void sio__admin_updated(sio_socket *s);
+void sio__admin_room(sio_socket *s, const char *room, size_t len, int joined);
+void sio__admin_event(sio_socket *s, int outgoing, base_slice name, base_slice args);
+void sio__admin_free(sio_server *srv);
 
 /* recovery.c */
 /** Takes the next recovery offset of nsp, as decimal text in off. */

@@ -560,4 +560,41 @@ int sio_adapter_bcast_ack(const sio_bcast *b, base_slice packet, const base_slic
                           void (*count)(void *rctx, size_t n),
                           void (*ack)(void *rctx, const sio_value *v), void *rctx);
 
+/* ---- the admin UI (@socket.io/admin-ui) --------------------------------- */
+
+/*
+ * The server side of the @socket.io/admin-ui dashboard, as instrument() in
+ * Node: a namespace (opts.nsp) where a logged-in dashboard gets "config",
+ * "server_stats" every stats_interval_ms, and unless production, every
+ * socket ("all_sockets" on login) and each socket connected, updated,
+ * disconnected, room joined or left, event received or sent; and where it
+ * may, unless readonly, make sockets emit, join, leave and disconnect.
+ * The dashboard logs in with a user name and a password checked against
+ * password_hash: bcrypt ("$2a$", "$2b$", "$2y$", as Node's admin UI takes)
+ * or argon2id ("$argon2id$", libsodium's crypto_pwhash_str), on the thread
+ * pool; a login gives a session id (24 h, the last 128 kept) that the
+ * dashboard may reconnect with. Only this node's sockets are shown.
+ */
+typedef struct {
+	const char *nsp;            /* "/admin" */
+	const char *username;       /* required unless no_auth */
+	const char *password_hash;  /* bcrypt or argon2id; required unless no_auth */
+	int no_auth;                /* 1: anyone may connect (Node's auth: false); 0 */
+	int readonly;               /* 1: no commands (emit, join, leave, _disconnect); 0 */
+	int production;             /* 1: Node's mode "production": only server_stats; 0 */
+	const char *server_id;      /* NULL: the host name */
+	unsigned stats_interval_ms; /* 2000; whole seconds */
+	size_t max_sockets_listed;  /* sockets in "all_sockets" at most (10000) */
+} sio_admin_options;
+
+void sio_admin_options_default(sio_admin_options *o);
+/** 1 when hash is a bcrypt or argon2id hash that sio_admin_ui_attach takes, else 0. */
+int sio_admin_hash_valid(const char *hash);
+/**
+ * Instruments srv for the admin UI (once; strings are copied). Returns 0,
+ * BASE_EINVAL (no name or hash, a hash of another kind, or already
+ * attached) or BASE_ENOMEM. It lives until sio_server_free.
+ */
+int sio_admin_ui_attach(sio_server *srv, const sio_admin_options *opts);
+
 #endif

@@ -53,6 +53,9 @@ spaces_script_test(ci_release_build 900 ${CMAKE_SOURCE_DIR}/tests/ci/test_releas
 spaces_script_test(layers_includes 60 ${CMAKE_SOURCE_DIR}/tests/ci/test_layers.sh)
 spaces_script_test(e2e_socketio_extras 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_extras.test.js)
 spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/cluster.test.js)
+# The admin UI's protocol (issue 16), ours beside the reference's instrument().
+spaces_script_test(e2e_admin_ui 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/admin_ui.test.js)
+spaces_script_test(e2e_admin_ui_server 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_admin_ui_server.py)
 # Browser acceptance tests of the website (issue 6): the seed test plan in
 # headless Chromium (playwright-core) and Firefox ESR (puppeteer-core over
 # WebDriver BiDi); screenshots in ${CMAKE_BINARY_DIR}/artifacts/browser/.
@@ -67,6 +70,8 @@ spaces_script_test(browser_screens 600 node --test ${CMAKE_SOURCE_DIR}/tests/bro
 spaces_script_test(browser_live_state 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/live_state.test.js)
 spaces_script_test(browser_live_state_chromium 600 env SPACES_LIVE_BROWSER=chromium node --test ${CMAKE_SOURCE_DIR}/tests/browser/live_state.test.js)
 # CORS of the site's /socket.io/ for --allowed-origins, from pages of two origins in Chromium (issue 16).
+# The @socket.io/admin-ui dashboard in Chromium against conformance-socketio --admin-ui (issue 16).
+spaces_script_test(browser_admin_ui 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/admin_ui.test.js)
 spaces_script_test(browser_cors 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/cors.test.js)
 # One connection cannot take the site down (issue 10): flooding sockets while
 # another user loads a space page; it asserts page latency, so it runs alone.

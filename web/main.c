@@ -19,6 +19,8 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <sodium.h>
 #ifdef __SANITIZE_ADDRESS__
 /* From the sanitizer runtime (sanitizer/allocator_interface.h, which gcc does not ship). */
 size_t __sanitizer_get_current_allocated_bytes(void);
@@ -53,7 +55,10 @@ typedef struct {
 	char metrics_host[256]; /* "" without a metrics listener */
 	int metrics_port;
 	const char *metrics_token;
-	int access_log; /* web_access_format */
+	int access_log;       /* web_access_format */
+	const char *admin_ui; /* "USER:HASH" of --admin-ui, or NULL: no admin UI */
+	int admin_ui_readonly;
+	int admin_ui_production;
 } web_config;
 
 typedef struct {
@@ -115,6 +120,34 @@ static int set_metrics_listen(void *cfg, const web_opt *o, const char *val, cons
 	fprintf(stderr, "spaces-server: invalid value for %s: '%s' (HOST:PORT, or [V6]:PORT)\n",
 	        where, val);
 	return -1;
+}
+
+static int set_admin_ui(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	web_config *c = cfg;
+	const char *colon = strchr(val, ':');
+	if (!colon || colon == val || !sio_admin_hash_valid(colon + 1)) {
+		fprintf(stderr,
+		        "spaces-server: invalid value for %s (USER:HASH, the hash bcrypt $2b$... "
+		        "or argon2id $argon2id$...; make one with `spaces-server admin-ui-hash`)\n",
+		        where);
+		return -1;
+	}
+	c->admin_ui = val; /* argv or the environment: lives as long as the program */
+	return 0;
+}
+
+static int set_admin_ui_mode(void *cfg, const web_opt *o, const char *val, const char *where)
+{
+	web_config *c = cfg;
+	if (strcmp(val, "development") && strcmp(val, "production")) {
+		fprintf(stderr,
+		        "spaces-server: invalid value for %s: '%s' (development or production)\n",
+		        where, val);
+		return -1;
+	}
+	c->admin_ui_production = strcmp(val, "production") == 0;
+	return 0;
 }
 
 static int set_log_level(void *cfg, const web_opt *o, const char *val, const char *where)
@@ -466,6 +499,21 @@ static const web_opt options[] = {
     OPT_UINT("app-event-rate", "N", "5000", app_event_rate, 0, 10000000,
              "the same for apps (namespace /), which answer many requests: N per second, "
              "bursts of 2N; 0: no limit"),
+    {.name = "admin-ui",
+     .arg = "USER:HASH",
+     .flags = WEB_OPT_SECRET,
+     .set = set_admin_ui,
+     .help = "serve the @socket.io/admin-ui dashboard's namespace /admin, for the login "
+             "USER and the password whose bcrypt or argon2id HASH is given (make one with "
+             "`spaces-server admin-ui-hash`) (default: no admin UI)"},
+    OPT_SWITCH("admin-ui-readonly", admin_ui_readonly,
+               "the admin UI only watches: no emit, join, leave or disconnect from it"),
+    {.name = "admin-ui-mode",
+     .arg = "development|production",
+     .def = "development",
+     .set = set_admin_ui_mode,
+     .help = "production: the admin UI gets the server's statistics only, not every "
+             "socket, room and event (which costs a message to the dashboard each)"},
     {.name = "metrics-listen",
      .arg = "HOST:PORT",
      .set = set_metrics_listen,
@@ -504,6 +552,8 @@ static void usage(FILE *f)
 	           "                                          create a user (password on stdin)\n"
 	           "       spaces-server user passwd|disable|enable NAME [--database-url URL]\n"
 	           "                                          change a user (see user --help)\n"
+	           "       spaces-server admin-ui-hash        print the argon2id hash of the\n"
+	           "                                          password on stdin, for --admin-ui\n"
 	           "\n"
 	           "The Spaces website and its Socket.IO server.\n"
 	           "\n"
@@ -785,6 +835,57 @@ static int run_migrations(const web_config *cfg)
 	return 0;
 }
 
+/* The admin UI on /admin with the login of --admin-ui USER:HASH (checked when parsed). */
+static int attach_admin_ui(web_app *app, const web_config *cfg)
+{
+	char user[256];
+	const char *colon = strchr(cfg->admin_ui, ':');
+	size_t ulen = (size_t)(colon - cfg->admin_ui);
+	if (ulen >= sizeof(user)) {
+		BASE_LOGE("main", "--admin-ui: the user name is too long");
+		return -1;
+	}
+	memcpy(user, cfg->admin_ui, ulen);
+	user[ulen] = 0;
+	sio_admin_options o;
+	sio_admin_options_default(&o);
+	o.username = user;
+	o.password_hash = colon + 1;
+	o.readonly = cfg->admin_ui_readonly;
+	o.production = cfg->admin_ui_production;
+	int rc = sio_admin_ui_attach(app->io, &o);
+	if (rc)
+		BASE_LOGE("main", "--admin-ui: %s", base_strerror(rc));
+	return rc ? -1 : 0;
+}
+
+/*
+ * `spaces-server admin-ui-hash`: reads a password (one line of standard
+ * input) and prints its argon2id hash for --admin-ui USER:HASH.
+ */
+static int admin_ui_hash(void)
+{
+	char line[1024], hash[crypto_pwhash_STRBYTES];
+	if (!fgets(line, sizeof(line), stdin)) {
+		fprintf(stderr,
+		        "spaces-server admin-ui-hash: give the password on standard input\n");
+		return 2;
+	}
+	size_t n = strcspn(line, "\r\n");
+	line[n] = 0;
+	if (!n || sodium_init() < 0 ||
+	    crypto_pwhash_str(hash, line, n, crypto_pwhash_OPSLIMIT_INTERACTIVE,
+	                      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0) {
+		fprintf(stderr, "spaces-server admin-ui-hash: %s\n",
+		        n ? "out of memory" : "the password is empty");
+		sodium_memzero(line, sizeof(line));
+		return 1;
+	}
+	sodium_memzero(line, sizeof(line));
+	printf("%s\n", hash);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	web_config cfg;
@@ -803,6 +904,8 @@ int main(int argc, char **argv)
 			return 2;
 		return web_cli_user(argc - 1, argv + 1, cfg.database_url, cfg.migrations_dir);
 	}
+	if (argc > 1 && strcmp(argv[1], "admin-ui-hash") == 0)
+		return admin_ui_hash();
 	int migrate_only = argc > 1 && strcmp(argv[1], "migrate") == 0;
 	int check_only =
 	    argc > 2 && strcmp(argv[1], "config") == 0 && strcmp(argv[2], "check") == 0;
@@ -901,6 +1004,8 @@ int main(int argc, char **argv)
 		BASE_LOGE("main", "the website could not start (see above)");
 		return 1;
 	}
+	if (cfg.admin_ui && attach_admin_ui(&app, &cfg))
+		return 1;
 	web_metrics_options mo = {cfg.metrics_token, cfg.metrics_host[0] ? cfg.metrics_host : NULL,
 	                          cfg.metrics_port, (web_access_format)cfg.access_log};
 	app.metrics = web_metrics_new(app.http, app.io, app.db, app.sp, &mo);

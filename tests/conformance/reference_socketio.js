@@ -23,6 +23,11 @@
 //   --port P            TCP port (default 3000)
 //   --parser msgpack    use socket.io-msgpack-parser instead of the default
 //                       JSON parser (server option `parser`)
+//   --admin-ui USER:HASH  instrument() of @socket.io/admin-ui 0.5 on "/admin"
+//                       with basic auth (USER, bcrypt HASH), mode
+//                       "development"; CORS then reflects the origin with
+//                       credentials. --admin-ui-readonly: readonly;
+//                       --admin-ui-mode production: mode "production".
 //   --recovery [MS]     enable connection state recovery (server option
 //                       `connectionStateRecovery`: maxDisconnectionDuration
 //                       MS, default 120000 ms; skipMiddlewares true). The
@@ -88,13 +93,14 @@ const { Server } = load("socket.io");
 function usage(msg) {
   process.stderr.write(
     `reference_socketio: ${msg}\n` +
-      "usage: reference_socketio.js [--port P] [--parser json|msgpack] [--recovery [MS]]\n"
+      "usage: reference_socketio.js [--port P] [--parser json|msgpack] [--recovery [MS]]\n" +
+      "       [--admin-ui USER:HASH [--admin-ui-readonly] [--admin-ui-mode production]]\n"
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { port: 3000, parser: "json", recovery: 0 };
+  const opts = { port: 3000, parser: "json", recovery: 0, adminUi: null, adminReadonly: false, adminMode: "development" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--port" && i + 1 < argv.length) opts.port = Number(argv[++i]);
@@ -105,6 +111,9 @@ function parseArgs(argv) {
       opts.recovery = 120000;
       if (i + 1 < argv.length && /^\d+$/.test(argv[i + 1])) opts.recovery = Number(argv[++i]);
     } else if (a.startsWith("--recovery=")) opts.recovery = Number(a.slice(11));
+    else if (a === "--admin-ui" && i + 1 < argv.length) opts.adminUi = argv[++i];
+    else if (a === "--admin-ui-readonly") opts.adminReadonly = true;
+    else if (a === "--admin-ui-mode" && i + 1 < argv.length) opts.adminMode = argv[++i];
     else usage(`unknown argument ${JSON.stringify(a)}`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) usage("bad --port");
@@ -138,7 +147,19 @@ if (args.recovery) {
   };
 }
 
+if (args.adminUi) serverOptions.cors = { origin: true, credentials: true };
+
 const io = new Server(httpServer, serverOptions);
+
+if (args.adminUi) {
+  const colon = args.adminUi.indexOf(":");
+  if (colon < 0) usage("bad --admin-ui (USER:HASH)");
+  load("@socket.io/admin-ui").instrument(io, {
+    auth: { type: "basic", username: args.adminUi.slice(0, colon), password: args.adminUi.slice(colon + 1) },
+    readonly: args.adminReadonly,
+    mode: args.adminMode,
+  });
+}
 
 // Reasons of the last sockets of "/" that disconnected (EXTRA disconnect-reason).
 const reasons = new Map();

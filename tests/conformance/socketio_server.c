@@ -7,6 +7,13 @@
  * "message-with-ack" with its arguments. On "/custom": emits "auth".
  *
  * Options for our own client tests: --parser msgpack, --recovery MS.
+ * --ping-interval MS and --ping-timeout MS replace the suite's 300 and 200
+ * (for tests whose clients share a busy process with a browser driver).
+ * --admin-ui USER:HASH attaches the admin UI (sio_admin_ui_attach) on
+ * "/admin" with that login (bcrypt or argon2id hash), and then CORS answers
+ * carry credentials (the dashboard's socket.io-client uses withCredentials);
+ * --admin-ui-readonly and --admin-ui-mode production as Node's readonly and
+ * mode options (tests/conformance/reference_socketio.js takes the same).
  *
  * EXTRA behaviour for our acceptance tests, the same as
  * tests/conformance/reference_socketio.js (see there for each contract):
@@ -384,13 +391,18 @@ static void free_app(void *ud)
 static int usage(void)
 {
 	fprintf(stderr, "usage: conformance-socketio [--port PORT] [--parser json|msgpack] "
-	                "[--recovery MS]\n");
+	                "[--recovery MS] [--ping-interval MS] [--ping-timeout MS] "
+	                "[--admin-ui USER:HASH [--admin-ui-readonly] "
+	                "[--admin-ui-mode production]]\n");
 	return 2;
 }
 
 int main(int argc, char **argv)
 {
 	int port = 3000;
+	sio_admin_options admin;
+	sio_admin_options_default(&admin);
+	char *admin_login = NULL;
 	sio_options o;
 	sio_options_default(&o);
 	o.eio.ping_interval_ms = 300;
@@ -409,9 +421,28 @@ int main(int argc, char **argv)
 				return usage();
 		} else if (strcmp(argv[i], "--recovery") == 0 && i + 1 < argc) {
 			o.recovery_ms = (unsigned)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--ping-interval") == 0 && i + 1 < argc) {
+			o.eio.ping_interval_ms = (unsigned)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--ping-timeout") == 0 && i + 1 < argc) {
+			o.eio.ping_timeout_ms = (unsigned)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--admin-ui") == 0 && i + 1 < argc) {
+			admin_login = argv[++i];
+		} else if (strcmp(argv[i], "--admin-ui-readonly") == 0) {
+			admin.readonly = 1;
+		} else if (strcmp(argv[i], "--admin-ui-mode") == 0 && i + 1 < argc) {
+			admin.production = strcmp(argv[++i], "production") == 0;
 		} else {
 			return usage();
 		}
+	}
+	char *colon = admin_login ? strchr(admin_login, ':') : NULL;
+	if (admin_login && !colon)
+		return usage();
+	if (admin_login) {
+		*colon = 0;
+		admin.username = admin_login;
+		admin.password_hash = colon + 1;
+		o.eio.cors_credentials = 1;
 	}
 	uv_loop_t *loop = uv_default_loop();
 	http_limits lim;
@@ -445,6 +476,11 @@ int main(int argc, char **argv)
 	sio_on_connection(priv, emit_auth, NULL);
 	sio_dynamic(g_sio, NULL, match_dyn, setup_dyn, NULL);
 	setup_ours();
+	if (admin_login && sio_admin_ui_attach(g_sio, &admin)) {
+		fprintf(stderr,
+		        "conformance-socketio: --admin-ui: not a bcrypt or argon2id hash\n");
+		return 2;
+	}
 
 	int rc = http_server_listen(g_http, "127.0.0.1", port);
 	if (rc) {

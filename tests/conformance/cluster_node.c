@@ -451,7 +451,9 @@ int main(int argc, char **argv)
 	http_server *http = http_server_new(loop, NULL);
 	sio_options opts;
 	sio_options_default(&opts);
-	node n = {
+	/* static: the_node points at it for the whole run */
+	static node n;
+	n = (node){
 	    sio_server_new(http, &opts), db_pool_new(loop, url, 2), NULL, name, json_array(), NULL};
 	the_node = &n;
 	if (!n.io || !n.db || !(n.cluster = sp_cluster_new(n.db, loop)))

@@ -29,7 +29,7 @@ static const char *event_name(const sio_packet *p, char *buf, size_t cap)
 /* Encodes out with ops, decodes it back, and checks every field came back. */
 static void round_trip(const sio_parser_ops *ops, const sio_out *out, sio_packet_type want_type)
 {
-	flat_wire f;
+	flat_wire f = {0};
 	sio_decoder d;
 	sio_decoded in;
 	const char *err = NULL;

@@ -19,7 +19,7 @@ static const sio_parser_ops *J = &sio__parser_json;
 
 static void expect_text(const sio_out *o, const char *text)
 {
-	flat_wire f;
+	flat_wire f = {0};
 	assert_int_equal(encode_flat(J, o, &f), 0);
 	assert_true(f.n >= 1);
 	assert_int_equal(f.m[0].binary, 0);
@@ -80,7 +80,7 @@ static void test_encode_binary(void **state)
 	                 "{\"_placeholder\":true,\"num\":0},{\"_placeholder\":true,\"num\":1}"),
 	             .atts = atts,
 	             .n_atts = 2};
-	flat_wire f;
+	flat_wire f = {0};
 	assert_int_equal(encode_flat(J, &o, &f), 0);
 	assert_int_equal(f.n, 3);
 	assert_string_equal(f.m[0].data, "52-/b,1[\"up\",{\"_placeholder\":true,\"num\":0},"

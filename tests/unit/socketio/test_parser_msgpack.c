@@ -22,7 +22,7 @@ static const sio_parser_ops *M = &sio__parser_msgpack;
 static void same_as_codec(const sio_out *o)
 {
 	base_buf data = BASE_BUF_INIT, want = BASE_BUF_INIT;
-	flat_wire f;
+	flat_wire f = {0};
 	sio_packet_type t = o->type;
 	if (o->n_atts)
 		t = t == SIO_EVENT ? SIO_BINARY_EVENT : SIO_BINARY_ACK;
@@ -78,7 +78,7 @@ static void test_encode_vector(void **state)
 	static const unsigned char want[] = {0x84, 0xa2, 'i',  'd', 0x01, 0xa4, 't',  'y',  'p',
 	                                     'e',  0x03, 0xa4, 'd', 'a',  't',  'a',  0x91, 0xa2,
 	                                     'o',  'k',  0xa3, 'n', 's',  'p',  0xa1, '/'};
-	flat_wire f;
+	flat_wire f = {0};
 	sio_out o = {
 	    .type = SIO_ACK, .nsp = BASE_SLICE_LIT("/"), .id = 1, .args = BASE_SLICE_LIT("\"ok\"")};
 	assert_int_equal(encode_flat(M, &o, &f), 0);

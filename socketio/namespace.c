@@ -244,6 +244,8 @@ static void socket_connected(sio_socket *s)
 	               .nsp = {nsp->name, nsp->name_len},
 	               .id = -1,
 	               .data = {data, (size_t)n}};
+	if (eio_socket_protocol(c->eio) == 3)
+		out.data = (base_slice){0}; /* socket.io-client 2.x: "0" or "0/nsp," */
 	sio__client_send(c, &out);
 	s->refs++;
 	if (s->recovered)

@@ -131,6 +131,12 @@ static void on_eio_connection(eio_socket *es, const http_request *req, void *ud)
 	base_list_insert_tail(&srv->clients, &c->link);
 	eio_socket_set_data(es, c);
 	base_timeq_arm(&srv->connect_q, &c->connect_timer);
+	if (eio_socket_protocol(es) == 3) {
+		/* A socket.io-client 2.x (Engine.IO 3) is in "/" without asking. */
+		sio_namespace *nsp = sio__namespace_for_connect(srv, BASE_SLICE_LIT("/"));
+		if (nsp)
+			sio__socket_connect(c, nsp, (base_slice){0});
+	}
 }
 
 static void connect_expired(base_timeq *q, base_timeq_entry *e)
@@ -199,6 +205,16 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 	if (p->type == SIO_CONNECT && c->srv->connect_limit.cap &&
 	    !sio__rate_ok(c, &c->connects, &c->srv->connect_limit, "namespace connects"))
 		return;
+	sio_packet v2;
+	if (p->type == SIO_CONNECT && eio_socket_protocol(c->eio) == 3) {
+		/* socket.io-client 2.x: "0/nsp?query," and no auth payload. */
+		v2 = *p;
+		const char *q = memchr(p->nsp.base, '?', p->nsp.len);
+		if (q)
+			v2.nsp.len = (size_t)(q - p->nsp.base);
+		v2.data = (base_slice){0};
+		p = &v2;
+	}
 	sio_socket *s = sio__client_socket(c, p->nsp);
 	if (p->type == SIO_CONNECT) {
 		if (s) {

@@ -6,7 +6,8 @@
  * "message" with "message-back" and the same arguments, acks
  * "message-with-ack" with its arguments. On "/custom": emits "auth".
  *
- * Options for our own client tests: --parser msgpack, --recovery MS.
+ * Options for our own client tests: --parser msgpack, --recovery MS,
+ * --allow-eio3 (Engine.IO 3 clients: socket.io-client 2.x).
  *
  * EXTRA behaviour for our acceptance tests, the same as
  * tests/conformance/reference_socketio.js (see there for each contract):
@@ -384,7 +385,7 @@ static void free_app(void *ud)
 static int usage(void)
 {
 	fprintf(stderr, "usage: conformance-socketio [--port PORT] [--parser json|msgpack] "
-	                "[--recovery MS]\n");
+	                "[--recovery MS] [--allow-eio3]\n");
 	return 2;
 }
 
@@ -407,6 +408,8 @@ int main(int argc, char **argv)
 				o.parser = SIO_PARSER_MSGPACK;
 			else if (strcmp(p, "json") != 0)
 				return usage();
+		} else if (strcmp(argv[i], "--allow-eio3") == 0) {
+			o.eio.allow_eio3 = 1;
 		} else if (strcmp(argv[i], "--recovery") == 0 && i + 1 < argc) {
 			o.recovery_ms = (unsigned)atoi(argv[++i]);
 		} else {

@@ -252,8 +252,9 @@ void eio__polling_post(eio_socket *s, http_request *req)
 		return;
 	}
 	const base_slice *ct = http_header_get(req, "content-type");
-	int binary_payload = ct && ct->len >= 24 &&
-	                     base_slice_caseeq((base_slice){ct->base, 24}, "application/octet-stream");
+	int binary_payload =
+	    ct && ct->len >= 24 &&
+	    base_slice_caseeq((base_slice){ct->base, 24}, "application/octet-stream");
 	if (binary_payload && !s->eio3) {
 		/* Protocol 4 polling carries binary as base64 text only. */
 		eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);

@@ -293,6 +293,16 @@ void sio_refuse(sio_socket *s, const char *message, const char *data_json)
 			base_buf_append_str(&b, data_json);
 		}
 		base_buf_append(&b, "}", 1);
+		if (eio_socket_protocol(s->client->eio) == 3) {
+			/* socket.io-client 2.x gets the data, or else the message, alone. */
+			b.len = 0;
+			if (data_json && *data_json &&
+			    sio_json_validate(data_json, strlen(data_json)) == 0)
+				base_buf_append_str(&b, data_json);
+			else
+				sio_json_append_string(&b, message ? message : "",
+				                       message ? strlen(message) : 0);
+		}
 		sio_out out = {.type = SIO_CONNECT_ERROR,
 		               .nsp = {s->nsp->name, s->nsp->name_len},
 		               .id = -1,

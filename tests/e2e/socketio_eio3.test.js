@@ -163,6 +163,18 @@ for (const [name, command] of Object.entries(SERVERS)) {
         assert.match(String(err && err.message !== undefined ? err.message : err), /Invalid namespace/);
       });
 
+      it(`${mode}: a middleware: the query is the auth, a refusal sends its data`, TEST_TIMEOUT, async () => {
+        const refused = connect(server.url + "/private", opts);
+        const [err] = await once(refused, "error");
+        assert.deepEqual(err, { code: 403 });
+        const s = connect(server.url + "/private", { ...opts, query: { token: "secret", x: "a b&c" } });
+        const auth = once(s, "auth");
+        await connected(s, mode);
+        const [got] = await auth;
+        assert.equal(got.token, "secret");
+        assert.equal(got.x, "a b&c");
+      });
+
       it(`${mode}: heartbeat: an idle client stays, one that stops pinging is dropped`, TEST_TIMEOUT, async () => {
         const s = connect(server.url, opts);
         await connected(s, mode);

@@ -14,6 +14,8 @@
  * - The client pings and the server answers pong; a client that has not
  *   pinged for ping_interval + ping_timeout is dropped.
  */
+#include <stdlib.h>
+
 #include "engineio_internal.h"
 
 int eio3__encode_payload(const eio_socket *s, size_t n, base_buf *out)
@@ -37,6 +39,19 @@ int eio3__encode_payload(const eio_socket *s, size_t n, base_buf *out)
 
 int eio3__ws_send_binary(eio_socket *s, const base_slice *parts, size_t n)
 {
+	if (s->eio3_b64) {
+		base_buf raw = BASE_BUF_INIT, text = BASE_BUF_INIT;
+		for (size_t i = 0; i < n; i++)
+			base_buf_append(&raw, parts[i].base, parts[i].len);
+		base_buf_reserve(&text, 2 + base_base64_encoded_len(raw.len));
+		base_buf_append(&text, "b4", 2);
+		text.len += base_base64_encode(raw.data, raw.len, text.data + text.len);
+		base_slice one = {text.data, text.len};
+		int rc = http_ws_send(s->ws, 0, &one, 1);
+		base_buf_free(&raw);
+		base_buf_free(&text);
+		return rc;
+	}
 	base_slice local[9];
 	if (n < BASE_ARRAY_SIZE(local)) {
 		local[0] = BASE_SLICE_LIT("\x04");
@@ -51,6 +66,31 @@ int eio3__ws_send_binary(eio_socket *s, const base_slice *parts, size_t n)
 	int rc = http_ws_send(s->ws, 1, &one, 1);
 	base_buf_free(&b);
 	return rc;
+}
+
+void eio3__ws_on_base64(eio_socket *s, const char *data, size_t len)
+{
+	char *copy = malloc(len);
+	eio_packet p;
+	if (!copy) {
+		eio__socket_on_close(s, EIO_CLOSE_TRANSPORT_ERROR);
+		return;
+	}
+	memcpy(copy, data, len);
+	/* The frame is one packet: decode it as a one-packet binary-less payload would. */
+	if (len >= 2 && copy[1] == '0' + EIO_MESSAGE) {
+		ssize_t n = base_base64_decode(copy + 2, len - 2, copy + 2);
+		if (n >= 0) {
+			p.type = EIO_MESSAGE;
+			p.binary = 1;
+			p.data = (base_slice){copy + 2, (size_t)n};
+			eio__on_packet(s, &p);
+			free(copy);
+			return;
+		}
+	}
+	free(copy);
+	eio__socket_on_close(s, EIO_CLOSE_PARSE_ERROR);
 }
 
 void eio3__on_ping(eio_socket *s, const eio_packet *p)

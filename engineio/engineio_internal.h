@@ -250,8 +250,13 @@ void eio__linger_expired(base_timeq *q, base_timeq_entry *e);
  * the binary payload format. Returns 1 for a binary payload, else 0.
  */
 int eio3__encode_payload(const eio_socket *s, size_t n, base_buf *out);
-/** Sends binary message data over s->ws as v3 does: a binary frame with the type byte 4 first. */
+/**
+ * Sends binary message data over s->ws as v3 does: a binary frame with the
+ * type byte 4 first, or for a b64 client a text frame "b4" + base64.
+ */
 int eio3__ws_send_binary(eio_socket *s, const base_slice *parts, size_t n);
+/** A v3 text frame "b4" + base64 (a client forcing base64): a binary message. */
+void eio3__ws_on_base64(eio_socket *s, const char *data, size_t len);
 /** A v3 client's ping: answered with a pong, its timeout rearmed. */
 void eio3__on_ping(eio_socket *s, const eio_packet *p);
 

@@ -262,6 +262,8 @@ static void ws_on_message(http_ws *ws, int binary, const char *data, size_t len,
 			p.binary = 1;
 			p.data = (base_slice){data, len};
 			eio__on_packet(s, &p);
+		} else if (s->eio3 && len && data[0] == 'b') {
+			eio3__ws_on_base64(s, data, len);
 		} else if (eio_packet_decode(data, len, &p) == 0) {
 			eio__on_packet(s, &p);
 		} else {

@@ -39,6 +39,9 @@ const MODES = {
   polling: { transports: ["polling"] },
   websocket: { transports: ["websocket"] },
   upgrade: { transports: ["polling", "websocket"], upgrade: true },
+  // A client that forces base64 (b64=1): binary as "b4" + base64 text, on
+  // both transports.
+  "upgrade+b64": { transports: ["polling", "websocket"], upgrade: true, forceBase64: true },
 };
 
 const open = new Set();
@@ -76,7 +79,7 @@ async function connected(socket, mode) {
     });
     await Promise.race([once(socket, "connect"), err]);
   }
-  if (mode === "upgrade") {
+  if (mode.startsWith("upgrade")) {
     const engine = socket.io.engine;
     if (engine.transport.name !== "websocket") await once(engine, "upgrade");
     assert.equal(engine.transport.name, "websocket");
@@ -192,7 +195,7 @@ for (const [name, command] of Object.entries(SERVERS)) {
         // clearTransport() clears the v3 ping timeout timer, and the later
         // pings' refresh() does not rearm a cleared timer, so it never drops
         // an upgraded v3 client (engine.io 6.6); ours does.
-        if (name === "reference" && mode === "upgrade") return;
+        if (name === "reference" && mode.startsWith("upgrade")) return;
         const q = connect(server.url, opts);
         const engine = q.io.engine;
         engine.setPing = () => {};

@@ -103,5 +103,5 @@ void eio3__on_ping(eio_socket *s, const eio_packet *p)
 
 int eio_socket_protocol(const eio_socket *s)
 {
-	return s->eio3 ? 3 : 4;
+	return s && s->eio3 ? 3 : 4;
 }

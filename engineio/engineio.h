@@ -227,7 +227,7 @@ int eio_socket_is_open(const eio_socket *s);
 int eio_socket_writable(const eio_socket *s);
 /** Bytes queued for the socket and not yet written. */
 size_t eio_socket_buffered(const eio_socket *s);
-/** The Engine.IO protocol revision of s: 4, or 3 for a client let in by allow_eio3. */
+/** The Engine.IO protocol revision of s: 4, or 3 for a client let in by allow_eio3 (4 for NULL). */
 int eio_socket_protocol(const eio_socket *s);
 const char *eio_socket_id(const eio_socket *s);
 /** "polling" or "websocket": the current transport. */

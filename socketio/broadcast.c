@@ -145,6 +145,27 @@ static int each_target(const sio_bcast *b, int (*fn)(sio_socket *s, void *ctx), 
 	return sum;
 }
 
+/* sio__bcast_each: fn on each connected target (socketio/cluster.c). */
+typedef struct {
+	void (*fn)(sio_socket *s, void *ud);
+	void *ud;
+} sio_each_ctx;
+
+static int each_connected(sio_socket *s, void *ctx)
+{
+	const sio_each_ctx *e = ctx;
+	if (s->state != SIO_SOCK_CONNECTED)
+		return 0;
+	e->fn(s, e->ud);
+	return 1;
+}
+
+size_t sio__bcast_each(const sio_bcast *b, void (*fn)(sio_socket *s, void *ud), void *ud)
+{
+	sio_each_ctx e = {fn, ud};
+	return (size_t)each_target(b, each_connected, &e);
+}
+
 /* ---- sending ----------------------------------------------------------- */
 
 /* A broadcast encoded once: one shared message per wire message. */

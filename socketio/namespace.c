@@ -62,6 +62,7 @@ void sio__namespace_free(sio_namespace *nsp)
 	base_list_remove(&nsp->link);
 	sio__rooms_free(nsp);
 	sio__recovery_free(nsp);
+	sio__cluster_free(nsp);
 	handlers_free(nsp->handlers, nsp->n_handlers);
 	handlers_free(nsp->any_in, nsp->n_any_in);
 	handlers_free(nsp->any_out, nsp->n_any_out);
@@ -212,6 +213,7 @@ void sio__socket_unref(sio_socket *s)
 	if (--s->refs > 0)
 		return;
 	free(s->auth);
+	free(s->data_json);
 	free(s);
 }
 

@@ -95,6 +95,13 @@ typedef struct {
 	sio_socket *s;
 } sio_membership;
 
+/* A handler of other nodes' serverSideEmit (cluster.c). */
+typedef struct {
+	char *name; /* NULL: the catch-all */
+	sio_server_event_fn fn;
+	void *ud;
+} sio_srv_handler;
+
 typedef struct {
 	char *pattern;
 	int (*match)(const char *name, void *ud);
@@ -127,6 +134,8 @@ struct sio_namespace {
 	size_t scratch_cap;
 	int scratch_busy;
 	sio_adapter adapter;
+	sio_srv_handler *srv_events; /* other nodes' serverSideEmit */
+	size_t n_srv_events;
 	/* connection state recovery */
 	base_list history;  /* sio_stored.link, oldest first */
 	base_list sessions; /* sio_session.link, oldest first */
@@ -158,6 +167,8 @@ struct sio_socket {
 	int64_t next_ack;
 	char *auth; /* CONNECT payload, "{}" when none */
 	size_t auth_len;
+	char *data_json; /* socket.data for fetchSockets; NULL: {} */
+	size_t data_json_len;
 	void *user;
 	uint32_t bcast_mark;
 	sio_bucket bucket; /* its events (nsp->event_limit) */
@@ -245,6 +256,16 @@ void sio__notify_outgoing(sio_socket *s, const char *event, base_slice args, con
 void sio__leave_all(sio_socket *s);
 void sio__rooms_free(sio_namespace *nsp);
 sio_room *sio__room_find(sio_namespace *nsp, const char *name, size_t len);
+
+/* broadcast.c */
+/**
+ * Calls fn for each connected socket b targets (picked first, each held by
+ * a reference during the calls, as a broadcast does). Returns how many.
+ */
+size_t sio__bcast_each(const sio_bcast *b, void (*fn)(sio_socket *s, void *ud), void *ud);
+
+/* cluster.c */
+void sio__cluster_free(sio_namespace *nsp);
 
 /* recovery.c */
 /** Takes the next recovery offset of nsp, as decimal text in off. */

@@ -362,6 +362,105 @@ int sio_bcast_leave(const sio_bcast *b, const char *room);
 /** close: their whole connection goes (every namespace), not just this namespace. */
 int sio_bcast_disconnect(const sio_bcast *b, int close);
 
+/* ---- across nodes: fetchSockets, serverSideEmit, broadcasts with acks --- */
+
+/*
+ * These work on this node alone, or across every node of a cluster when
+ * the namespace has an adapter that implements them (spaces/cluster.h: the
+ * @socket.io/postgres-adapter protocol, shared with Node.js servers).
+ */
+
+/** One JSON value with the binary attachments its placeholders refer to. */
+typedef struct {
+	base_slice json;
+	const base_slice *attachments;
+	size_t n_attachments;
+} sio_value;
+
+/** A socket as fetchSockets describes it (Node's RemoteSocket). */
+typedef struct {
+	const char *id;       /* NUL-terminated */
+	base_slice handshake; /* JSON object: headers, time, address, xdomain, secure, issued,
+	                         url, query, auth (as Node's socket.handshake) */
+	base_slice rooms;     /* JSON array of the rooms it is in (its own id among them) */
+	base_slice data;      /* JSON value: sio_socket_set_data_json, {} by default */
+	sio_socket *socket; /* the socket when it is on this node and still connected, else NULL */
+} sio_socket_desc;
+
+/**
+ * socket.data as Node has it: any JSON value (copied), which fetchSockets
+ * reports on every node. 0, BASE_EINVAL (not valid JSON) or BASE_ENOMEM.
+ */
+int sio_socket_set_data_json(sio_socket *s, base_slice json);
+
+/**
+ * Called once with every socket found (pointers valid during the call);
+ * err is 0, or SIO_ETIMEDOUT when some node did not answer in time (the
+ * sockets of those that did are there).
+ */
+typedef void (*sio_fetch_fn)(int err, const sio_socket_desc *sockets, size_t n, void *ud);
+/**
+ * fetchSockets: the sockets b targets (rooms, except) on this node and the
+ * others, waiting at most timeout_ms (0: 5000) for the other nodes. cb runs
+ * before this returns when only this node is asked (b->local, no adapter,
+ * or no other node known). Returns 0 or BASE_ENOMEM (cb not called).
+ */
+int sio_fetch_sockets(const sio_bcast *b, unsigned timeout_ms, sio_fetch_fn cb, void *ud);
+
+/**
+ * Called once with the answers collected (pointers valid during the call);
+ * err 0, or SIO_ETIMEDOUT when some did not answer in time.
+ */
+typedef void (*sio_replies_fn)(int err, const sio_value *replies, size_t n, void *ud);
+/**
+ * A broadcast that asks every receiver for an acknowledgement (Node's
+ * io.timeout(t).emit(ev, ..., cb)): cb gets one reply per client that
+ * answered, on every node (each the first argument of the client's ack),
+ * once all answered or after timeout_ms (required, > 0). Returns 0,
+ * BASE_EINVAL or BASE_ENOMEM (cb not called).
+ */
+int sio_bcast_emit_ack(const sio_bcast *b, const char *event, base_slice args,
+                       const base_slice *attachments, size_t n_attachments, unsigned timeout_ms,
+                       sio_replies_fn cb, void *ud);
+
+/**
+ * serverSideEmit: the event goes to the other nodes' handlers
+ * (sio_on_server_side_emit), not to this node's. With cb, one reply per
+ * other node is collected (timeout_ms, 0: 5000); cb runs before this
+ * returns when there is no other node. Returns 0 or BASE_ENOMEM.
+ */
+int sio_server_side_emit(sio_namespace *nsp, const char *event, base_slice args,
+                         const base_slice *attachments, size_t n_attachments, unsigned timeout_ms,
+                         sio_replies_fn cb, void *ud);
+
+typedef struct sio_server_ack sio_server_ack;
+
+/** A serverSideEmit from another node. */
+typedef struct {
+	sio_namespace *nsp;
+	base_slice name; /* unescaped */
+	base_slice args; /* JSON text of the arguments after the name, no brackets; may be empty */
+	const base_slice *attachments;
+	size_t n_attachments;
+	sio_server_ack *ack; /* not NULL when the sender waits for an answer */
+} sio_server_event;
+
+typedef void (*sio_server_event_fn)(const sio_server_event *ev, void *ud);
+/**
+ * Handles the other nodes' serverSideEmit of name (NULL: every name without
+ * a handler of its own). One handler per name; a second replaces the first.
+ * 0 or BASE_ENOMEM.
+ */
+int sio_on_server_side_emit(sio_namespace *nsp, const char *name, sio_server_event_fn fn, void *ud);
+/**
+ * Answers a serverSideEmit that waits for one (ev->ack), now or later, and
+ * exactly once: value is one JSON value (empty: null). sio_server_ack_drop
+ * gives no answer (the sender's wait runs out).
+ */
+void sio_server_ack_send(sio_server_ack *ack, base_slice value, const base_slice *attachments,
+                         size_t n_attachments);
+void sio_server_ack_drop(sio_server_ack *ack);
+
 /* ---- adapter: other nodes ---------------------------------------------- */
 
 /*
@@ -383,6 +482,8 @@ typedef enum {
 	SIO_SOCKETS_CLOSE,      /* the whole connection */
 } sio_sockets_op;
 
+typedef struct sio_remote sio_remote;
+
 typedef struct {
 	void (*on_broadcast)(sio_namespace *nsp, const sio_bcast *b, base_slice data,
 	                     const base_slice *attachments, size_t n_attachments, void *ud);
@@ -390,6 +491,27 @@ typedef struct {
 	/* sio_bcast_join / leave / disconnect to pass on (room: NULL for disconnects); may be NULL. */
 	void (*on_sockets)(sio_namespace *nsp, const sio_bcast *b, sio_sockets_op op,
 	                   const char *room, void *ud);
+	/*
+	 * Requests to the other nodes (each may be NULL: then only this node
+	 * answers). The adapter adds what the nodes it knows answer within
+	 * timeout_ms (sio_remote_add_sockets for fetch, sio_remote_add_replies
+	 * for the others) and finishes each req exactly once, now or later, with
+	 * sio_remote_done: err 0, or SIO_ETIMEDOUT when some did not answer.
+	 *
+	 * fetch: sio_fetch_sockets; the sockets b targets on the other nodes.
+	 * server_emit: sio_server_side_emit; packet is the JSON array [event,
+	 * ...args]; req is NULL when no answer is wanted (nothing to finish),
+	 * else one reply per node is collected.
+	 * bcast_ack: sio_bcast_emit_ack; packet as above; one reply per client
+	 * of the other nodes.
+	 */
+	void (*fetch)(sio_namespace *nsp, const sio_bcast *b, unsigned timeout_ms, sio_remote *req,
+	              void *ud);
+	void (*server_emit)(sio_namespace *nsp, base_slice packet, const base_slice *attachments,
+	                    size_t n_attachments, unsigned timeout_ms, sio_remote *req, void *ud);
+	void (*bcast_ack)(sio_namespace *nsp, const sio_bcast *b, base_slice packet,
+	                  const base_slice *attachments, size_t n_attachments, unsigned timeout_ms,
+	                  sio_remote *req, void *ud);
 } sio_adapter;
 
 void sio_set_adapter(sio_namespace *nsp, const sio_adapter *adapter);
@@ -406,5 +528,36 @@ int sio_adapter_deliver(const sio_bcast *b, base_slice data, const base_slice *a
                         size_t n_attachments);
 /** Applies another node's join / leave / disconnect to the local sockets of b->nsp only. */
 int sio_adapter_sockets(const sio_bcast *b, sio_sockets_op op, const char *room);
+
+/** Adds other nodes' sockets to an adapter's fetch (copied; the socket fields ignored). */
+void sio_remote_add_sockets(sio_remote *req, const sio_socket_desc *sockets, size_t n);
+/** Adds replies to an adapter's server_emit or bcast_ack (copied). */
+void sio_remote_add_replies(sio_remote *req, const sio_value *replies, size_t n);
+/** Finishes req (then it is gone): err 0, SIO_ETIMEDOUT, or another error. */
+void sio_remote_done(sio_remote *req, int err);
+
+/**
+ * Another node's serverSideEmit: packet is the JSON array [event, ...args].
+ * Runs the handler nsp has for the event (sio_on_server_side_emit). When
+ * reply is not NULL the sender waits for an answer: reply(rctx, v) is
+ * called exactly once, with the handler's answer, or with v NULL when there
+ * is no handler or it gave none. Returns 0 or SIO_EBAD_ARGS.
+ */
+int sio_adapter_server_event(sio_namespace *nsp, base_slice packet, const base_slice *attachments,
+                             size_t n_attachments, void (*reply)(void *rctx, const sio_value *v),
+                             void *rctx);
+/**
+ * Another node's broadcast with acknowledgements: emits packet (the JSON
+ * array [event, ...args]) to the local sockets b targets (b->local should
+ * be set), each asked for an acknowledgement within timeout_ms. count(rctx,
+ * n) runs once before this returns with the number of sockets asked; then
+ * ack(rctx, v) once per answer (v: the first argument of the client's ack),
+ * and ack(rctx, NULL) once when every socket answered or timed out. Returns
+ * 0, or SIO_EBAD_ARGS (and then neither callback runs).
+ */
+int sio_adapter_bcast_ack(const sio_bcast *b, base_slice packet, const base_slice *attachments,
+                          size_t n_attachments, unsigned timeout_ms,
+                          void (*count)(void *rctx, size_t n),
+                          void (*ack)(void *rctx, const sio_value *v), void *rctx);
 
 #endif

@@ -58,6 +58,7 @@ void sp__conn_unref(sp_conn *c)
 void sp__space_changed(sp_app *app, const char *space_id)
 {
 	sp__space_state(app, space_id);
+	sp__live_touch(app, space_id, 0);
 	if (app->opts.on_space_changed)
 		app->opts.on_space_changed(space_id, app->opts.ud);
 }
@@ -106,6 +107,7 @@ sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
 	 */
 	static const char recover[] =
 	    "WITH r AS (UPDATE requests SET status = 'queued', connection_id = NULL, "
+	    "notice = '" SP_NOTICE_RESTARTED "', "
 	    "updated_at = now() WHERE status = 'processing' AND NOT (id = ANY($1::text[])) "
 	    "RETURNING 1), "
 	    "c AS (UPDATE app_connections SET disconnected_at = now() "
@@ -115,7 +117,9 @@ sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
 	static const char recover_node[] =
 	    "WITH c AS (UPDATE app_connections SET disconnected_at = now() "
 	    "WHERE disconnected_at IS NULL AND node_id = $1 RETURNING id), "
-	    "r AS (UPDATE requests SET status = 'queued', connection_id = NULL, updated_at = now() "
+	    "r AS (UPDATE requests SET status = 'queued', connection_id = NULL, updated_at = "
+	    "now(), "
+	    "notice = '" SP_NOTICE_RESTARTED "' "
 	    "WHERE status = 'processing' AND connection_id IN (SELECT id FROM c) "
 	    "AND NOT (id = ANY($2::text[])) RETURNING space_id) "
 	    "SELECT count(*), string_agg(DISTINCT space_id, ',') FROM r";
@@ -127,6 +131,7 @@ sp_app *sp_app_new(sio_server *io, db_pool *db, const sp_options *opts)
 		db_query(db, recover, 1, params, startup_done, app);
 	}
 	base_buf_free(&answered);
+	sp__live_init(app);
 	sp__apps_init(app);
 	sp__browser_init(app);
 	sp__sweep_start(app);
@@ -146,6 +151,7 @@ void sp_app_close(sp_app *app)
 	sp__browser_close(app);
 	app->closed = 1;
 	uv_close((uv_handle_t *)&app->sweep, NULL);
+	sp__live_close(app);
 }
 
 void sp_app_free(sp_app *app)
@@ -161,6 +167,7 @@ void sp_app_free(sp_app *app)
 			base_list_remove(&c->link);
 			c->space = NULL;
 		}
+		sp__live_free_space(sp);
 		free(sp);
 	}
 	sp__results_free(app);

@@ -204,7 +204,8 @@ void sp__drain(sp_app *app, const char *space_id)
 	    "WITH picked AS (SELECT id FROM requests WHERE space_id = $1 AND status = 'queued' "
 	    "AND deadline_at > now() ORDER BY created_at LIMIT 1000 FOR UPDATE SKIP LOCKED), "
 	    "u AS (UPDATE requests r SET status = 'processing', connection_id = $2, "
-	    "attempts = attempts + 1, started_at = now(), updated_at = now() "
+	    "attempts = attempts + 1, started_at = now(), updated_at = now(), "
+	    "progress = 0, progress_message = NULL, progress_at = NULL "
 	    "FROM picked WHERE r.id = picked.id "
 	    "RETURNING r.id, r.username, r.payload::text, r.created_at) "
 	    "SELECT id, username, payload, "
@@ -604,7 +605,7 @@ static void on_disconnect(sio_socket *s, const char *reason, void *ud)
 			/* Those whose result it sent stay: their result is being written. */
 			static const char sql[] =
 			    "WITH r AS (UPDATE requests SET status = 'queued', connection_id = "
-			    "NULL, "
+			    "NULL, notice = '" SP_NOTICE_REQUEUED "', "
 			    "updated_at = now() WHERE connection_id = $1 AND status = 'processing' "
 			    "AND NOT (id = ANY($3::text[])) "
 			    "RETURNING 1), c AS (UPDATE app_connections SET disconnected_at = "

@@ -14,9 +14,13 @@
  *                    (acknowledged with true when followed, false when
  *                    refused: no such space, not the user's request, too
  *                    many followed or looked up at once)
- *   server → client: space_state {space_id, connected, apps}
- *                    request_update {request_id, status, progress?, message?,
- *                                    result?, updated_at}
+ *   server → client: space_state {space_id, connected, apps, queued?,
+ *                                 processing?, eta_seconds?}
+ *                    request_update {request_id, space_id, status, state,
+ *                                    position?, ahead?, eta_seconds?, notice?,
+ *                                    reason?, progress, message?, result,
+ *                                    processing_time_seconds?, created_at,
+ *                                    updated_at}: see live.c
  */
 #include <stdlib.h>
 
@@ -151,11 +155,7 @@ static const char *first_string(const sio_event *ev, char *out, size_t cap)
 
 static void emit_space_state(sp_app *app, sio_socket *to, const char *space_id)
 {
-	unsigned n = sp_space_apps(app, space_id);
-	json_t *st =
-	    json_pack("{s:s,s:b,s:i}", "space_id", space_id, "connected", n > 0, "apps", (int)n);
-	char *text = json_dumps(st, JSON_COMPACT);
-	json_decref(st);
+	char *text = sp__space_state_text(app, space_id);
 	if (!text)
 		return;
 	base_slice args = {text, strlen(text)};
@@ -178,6 +178,19 @@ void sp__space_state(sp_app *app, const char *space_id)
 	if (app->closed)
 		return;
 	emit_space_state(app, NULL, space_id);
+}
+
+/* The counts come from the database: every node's followers hear them from the node that read them. */
+void sp__space_state_emit(sp_app *app, const char *space_id, const char *text)
+{
+	char room[SP_ID_MAX + 8];
+	if (app->closed)
+		return;
+	snprintf(room, sizeof(room), "space:%s", space_id);
+	sio_bcast b;
+	sio_bcast_init(&b, app->browser_nsp);
+	sio_bcast_to(&b, room);
+	sio_bcast_emit(&b, "space_state", (base_slice){text, strlen(text)}, NULL, 0);
 }
 
 static void follow_answer(sio_socket *s, int64_t ack_id, int ok)
@@ -251,8 +264,12 @@ static void follow_checked(const db_result *res, void *ud)
 			b->follows++;
 			ok = 1;
 		}
-		if (ok && f->is_space)
+		if (ok && f->is_space) {
 			emit_space_state(f->app, b->s, f->id);
+			/* The counts come from the database: read them (again, in a
+			 * cluster another node may have changed them). */
+			sp__live_touch(f->app, f->id, 1);
+		}
 	}
 	if (b->s)
 		follow_answer(b->s, f->ack_id, ok);
@@ -320,26 +337,11 @@ static void on_follow_request(const sio_event *ev, void *ud)
 	follow(ev, ud, 0);
 }
 
-void sp__request_update(sp_app *app, const char *user_id, const char *request_id,
-                        const char *status, const char *progress, const char *message,
-                        const char *result_json, const char *updated_at)
+void sp__request_emit(sp_app *app, const char *user_id, const char *request_id, const char *text)
 {
-	json_t *u = json_pack("{s:s,s:s}", "request_id", request_id, "status", status);
-	if (progress)
-		json_object_set_new(u, "progress", json_integer(atoi(progress)));
-	if (message)
-		json_object_set_new(u, "message", json_string(message));
-	if (result_json) {
-		json_t *r = json_loads(result_json, JSON_DECODE_ANY, NULL);
-		json_object_set_new(u, "result", r ? r : json_null());
-	}
-	if (updated_at)
-		json_object_set_new(u, "updated_at", json_string(updated_at));
-	char *text = json_dumps(u, JSON_COMPACT | JSON_REAL_PRECISION(15));
-	json_decref(u);
-	if (!text)
-		return;
 	char user_room[48], req_room[80];
+	if (app->closed)
+		return;
 	snprintf(user_room, sizeof(user_room), "user:%s", user_id ? user_id : "");
 	snprintf(req_room, sizeof(req_room), "req:%s", request_id);
 	sio_bcast b;
@@ -348,7 +350,6 @@ void sp__request_update(sp_app *app, const char *user_id, const char *request_id
 		sio_bcast_to(&b, user_room);
 	sio_bcast_to(&b, req_room);
 	sio_bcast_emit(&b, "request_update", (base_slice){text, strlen(text)}, NULL, 0);
-	free(text);
 }
 
 /* ---- closing a session's or a user's sockets ---------------------------- */

@@ -2,17 +2,11 @@
  * cluster.c: broadcasts between server processes over PostgreSQL, in the
  * wire format of @socket.io/postgres-adapter (see cluster.h).
  */
-#include "cluster.h"
+#include "cluster_internal.h"
 
-#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CL_CHANNEL_PREFIX "socket.io#"
-#define CL_TABLE "socket_io_attachments"
-/* PostgreSQL refuses notification payloads from 8000 bytes on. */
-#define CL_NOTIFY_MAX 8000
-#define CL_MAX_NSPS 16
 /* Messages sent in one transaction. */
 #define CL_BATCH 32
 /* Bounds of what waits to go out, and of what waits to be delivered. */
@@ -22,66 +16,13 @@
 /* Attachments older than this are deleted, as often (the Node default). */
 #define CL_CLEANUP_MS 30000
 
-/* Message types of socket.io-adapter's ClusterAdapter. */
-enum {
-	CL_HEARTBEAT_FIRST = 1,
-	CL_HEARTBEAT = 2,
-	CL_BROADCAST = 3,
-	CL_SOCKETS_JOIN = 4,
-	CL_SOCKETS_LEAVE = 5,
-	CL_DISCONNECT_SOCKETS = 6,
-	CL_ADAPTER_CLOSE = 13
-};
-
-typedef struct cl_out {
-	struct cl_out *next;
-	int attach;       /* params: 0 {channel, json}; 1 {payload, channel, uid, nsp, type} */
-	const char *p[5]; /* into data */
-	char type[4];     /* attach: the message's type, for its notification */
-	size_t size;
-	char data[];
-} cl_out;
-
-typedef struct cl_in {
-	struct cl_in *next;
-	sp_cluster *c;
-	int ready;   /* msg is set (NULL: the message was lost) */
-	json_t *msg; /* the whole message */
-	char *bytes; /* the attachment's msgpack; attachments slice into it */
-	base_slice atts[SIO_MAX_ATTACHMENTS];
-	size_t n_atts;
-} cl_in;
-
-typedef struct {
-	sio_namespace *nsp;
-	char channel[128];
-	int listening; /* the LISTEN is in place */
-} cl_nsp;
-
-struct sp_cluster {
-	db_pool *db;
-	uv_timer_t cleanup;
-	char uid[17];
-	cl_nsp nsps[CL_MAX_NSPS];
-	unsigned n_nsps;
-	cl_out *out_head, *out_tail;
-	size_t out_n, out_bytes;
-	int publishing;
-	cl_in *in_head, *in_tail;
-	size_t in_n;
-	unsigned refs; /* 1 for the owner, 1 for the timer handle, 1 per pending query */
-	int closed;
-	int warned_ack, warned_kind;
-	sp_cluster_stats st;
-};
-
-static void cl_unref(sp_cluster *c)
+void cl__unref(sp_cluster *c)
 {
 	if (--c->refs == 0)
 		free(c);
 }
 
-static cl_nsp *find_nsp(sp_cluster *c, const char *name)
+cl_nsp *cl__find_nsp(sp_cluster *c, const char *name)
 {
 	for (unsigned i = 0; i < c->n_nsps; i++) {
 		if (strcmp(sio_namespace_name(c->nsps[i].nsp), name) == 0)
@@ -108,7 +49,7 @@ static void published(const db_result *res, void *ud)
 	}
 	if (!c->closed)
 		publish_next(c);
-	cl_unref(c);
+	cl__unref(c);
 }
 
 static void publish_next(sp_cluster *c)
@@ -234,11 +175,39 @@ static json_t *rooms_array(const char *const *rooms, unsigned n)
 }
 
 /* {rooms, except, flags} as the Node adapter encodes a broadcast's options. */
-static json_t *opts_json(const sio_bcast *b)
+json_t *cl__opts_json(const sio_bcast *b, unsigned timeout_ms)
 {
+	json_t *flags = json_object();
+
+	if (b->is_volatile)
+		json_object_set_new(flags, "volatile", json_true());
+	if (timeout_ms)
+		json_object_set_new(flags, "timeout", json_integer(timeout_ms));
 	return json_pack("{s:o,s:o,s:o}", "rooms", rooms_array(b->rooms, b->n_rooms), "except",
-	                 rooms_array(b->except, b->n_except), "flags",
-	                 b->is_volatile ? json_pack("{s:b}", "volatile", 1) : json_object());
+	                 rooms_array(b->except, b->n_except), "flags", flags);
+}
+
+/*
+ * A message (JSON text with placeholders for atts) on cn's channel: in the
+ * notification itself, or, with binary or from 8000 bytes on, as msgpack
+ * in the table with its id in the notification (as the Node adapter does).
+ */
+void cl__publish(sp_cluster *c, cl_nsp *cn, int type, const char *json, size_t len,
+                 const base_slice *atts, size_t n_atts)
+{
+	if (c->closed)
+		return;
+	cn->last_pub = uv_now(c->loop);
+	if (n_atts == 0 && len < CL_NOTIFY_MAX) {
+		out_notify(c, cn->channel, json, len);
+		return;
+	}
+	base_buf mp = BASE_BUF_INIT;
+	if (sio_msgpack_pack_json(&mp, (base_slice){json, len}, atts, n_atts) == 0)
+		out_attach(c, cn->channel, sio_namespace_name(cn->nsp), type, &mp);
+	else
+		c->st.dropped++;
+	base_buf_free(&mp);
 }
 
 /* sio_bcast_join / leave / disconnect: as socketsJoin, socketsLeave, disconnectSockets. */
@@ -247,37 +216,28 @@ static void on_sockets(sio_namespace *nsp, const sio_bcast *b, sio_sockets_op op
 {
 	sp_cluster *c = ud;
 	const char *name = sio_namespace_name(nsp);
-	cl_nsp *cn = find_nsp(c, name);
+	cl_nsp *cn = cl__find_nsp(c, name);
 	json_t *data, *msg;
 	char *text;
 
 	if (c->closed || cn == NULL)
 		return;
 	if (op == SIO_SOCKETS_JOIN || op == SIO_SOCKETS_LEAVE)
-		data = json_pack("{s:o,s:[s]}", "opts", opts_json(b), "rooms", room);
+		data = json_pack("{s:o,s:[s]}", "opts", cl__opts_json(b, 0), "rooms", room);
 	else
-		data =
-		    json_pack("{s:o,s:b}", "opts", opts_json(b), "close", op == SIO_SOCKETS_CLOSE);
+		data = json_pack("{s:o,s:b}", "opts", cl__opts_json(b, 0), "close",
+		                 op == SIO_SOCKETS_CLOSE);
 	msg = json_pack("{s:s,s:s,s:i,s:o}", "uid", c->uid, "nsp", name, "type",
 	                op == SIO_SOCKETS_JOIN    ? CL_SOCKETS_JOIN
 	                : op == SIO_SOCKETS_LEAVE ? CL_SOCKETS_LEAVE
 	                                          : CL_DISCONNECT_SOCKETS,
 	                "data", data);
 	text = msg ? json_dumps(msg, JSON_COMPACT) : NULL;
-	if (text && strlen(text) < CL_NOTIFY_MAX) {
-		out_notify(c, cn->channel, text, strlen(text));
-	} else if (text) {
-		base_buf mp = BASE_BUF_INIT;
-
-		if (sio_msgpack_pack_json(&mp, (base_slice){text, strlen(text)}, NULL, 0) == 0)
-			out_attach(c, cn->channel, name,
-			           (int)json_integer_value(json_object_get(msg, "type")), &mp);
-		else
-			c->st.dropped++;
-		base_buf_free(&mp);
-	} else {
+	if (text)
+		cl__publish(c, cn, (int)json_integer_value(json_object_get(msg, "type")), text,
+		            strlen(text), NULL, 0);
+	else
 		c->st.dropped++;
-	}
 	free(text);
 	json_decref(msg);
 }
@@ -287,7 +247,7 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pdat
 {
 	sp_cluster *c = ud;
 	const char *name = sio_namespace_name(nsp);
-	cl_nsp *cn = find_nsp(c, name);
+	cl_nsp *cn = cl__find_nsp(c, name);
 	json_t *msg = NULL;
 	char *text = NULL;
 	base_buf mp = BASE_BUF_INIT;
@@ -297,7 +257,7 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pdat
 	/* The packet's data goes in as JSON text first; binary is handled below. */
 	msg = json_pack("{s:s,s:s,s:i,s:{s:{s:i,s:n,s:s},s:o}}", "uid", c->uid, "nsp", name, "type",
 	                CL_BROADCAST, "data", "packet", "type", 2, "data", "nsp", name, "opts",
-	                opts_json(b));
+	                cl__opts_json(b, 0));
 	if (msg == NULL) {
 		c->st.dropped++;
 		return;
@@ -313,6 +273,7 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pdat
 			goto out;
 		}
 		if (strlen(text) < CL_NOTIFY_MAX) {
+			cn->last_pub = uv_now(c->loop);
 			out_notify(c, cn->channel, text, strlen(text));
 			goto out;
 		}
@@ -352,6 +313,7 @@ static void on_broadcast(sio_namespace *nsp, const sio_bcast *b, base_slice pdat
 			goto out;
 		}
 		base_buf_append(&whole, mp.data + head + 1, mp.len - head - 1);
+		cn->last_pub = uv_now(c->loop);
 		out_attach(c, cn->channel, name, CL_BROADCAST, &whole);
 		base_buf_free(&whole);
 	}
@@ -363,8 +325,7 @@ out:
 
 /* ---- in -------------------------------------------------------------------- */
 
-/* b from a message's {rooms, except, flags}; -1 when it has too many rooms. */
-static int bcast_from(sio_bcast *b, sio_namespace *nsp, json_t *opts)
+int cl__bcast_from(sio_bcast *b, sio_namespace *nsp, json_t *opts)
 {
 	json_t *v;
 	size_t i;
@@ -385,13 +346,15 @@ static int bcast_from(sio_bcast *b, sio_namespace *nsp, json_t *opts)
 	return 0;
 }
 
-static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n_atts)
+static void deliver(sp_cluster *c, cl_nsp *from, json_t *msg, const base_slice *atts, size_t n_atts)
 {
 	json_t *data = json_object_get(msg, "data"), *v;
 	json_t *packet = json_object_get(data, "packet");
 	json_t *pdata = json_object_get(packet, "data");
 	const char *name = json_string_value(json_object_get(msg, "nsp"));
-	cl_nsp *cn = name ? find_nsp(c, name) : NULL;
+	/* The emitter (@socket.io/postgres-emitter) names no namespace: its channel's. */
+	cl_nsp *cn = name ? cl__find_nsp(c, name) : from;
+	const char *uid = json_string_value(json_object_get(msg, "uid"));
 	json_int_t type = json_integer_value(json_object_get(msg, "type"));
 	json_int_t ptype = json_integer_value(json_object_get(packet, "type"));
 	sio_bcast b;
@@ -400,10 +363,15 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 
 	if (cn == NULL)
 		return; /* a namespace this node does not serve */
-	if (type == CL_HEARTBEAT_FIRST || type == CL_HEARTBEAT || type == CL_ADAPTER_CLOSE)
-		return; /* other nodes' liveness: we do not count nodes */
+	name = sio_namespace_name(cn->nsp);
+	if (uid != NULL)
+		cl__node_seen(c, cn, uid);
+	if (cl__request_msg(c, cn, msg, atts, n_atts)) {
+		c->st.delivered++;
+		return;
+	}
 	if (type == CL_SOCKETS_JOIN || type == CL_SOCKETS_LEAVE) {
-		if (bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
+		if (cl__bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
 			goto bad;
 		json_array_foreach(json_object_get(data, "rooms"), i, v)
 		{
@@ -417,7 +385,7 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 		return;
 	}
 	if (type == CL_DISCONNECT_SOCKETS) {
-		if (bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
+		if (cl__bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
 			goto bad;
 		sio_adapter_sockets(&b,
 		                    json_is_true(json_object_get(data, "close"))
@@ -430,21 +398,12 @@ static void deliver(sp_cluster *c, json_t *msg, const base_slice *atts, size_t n
 	if (type != CL_BROADCAST || (ptype != 2 && ptype != 5) || !json_is_array(pdata)) {
 		c->st.ignored++;
 		if (!c->warned_kind++)
-			BASE_LOGI(
-			    "cluster",
-			    "ignoring messages of type %lld from other nodes (fetchSockets and "
-			    "serverSideEmit are not supported)",
-			    (long long)type);
+			BASE_LOGI("cluster",
+			          "ignoring messages of type %lld from other nodes (unknown)",
+			          (long long)type);
 		return;
 	}
-	if (json_object_get(data, "requestId") != NULL) {
-		c->st.ignored++;
-		if (!c->warned_ack++)
-			BASE_LOGW("cluster", "ignoring broadcasts with acknowledgements from other "
-			                     "nodes (not supported)");
-		return;
-	}
-	if (bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
+	if (cl__bcast_from(&b, cn->nsp, json_object_get(data, "opts")) != 0)
 		goto bad;
 	text = json_dumps(pdata, JSON_COMPACT);
 	if (text == NULL ||
@@ -471,7 +430,7 @@ static void drain_in(sp_cluster *c)
 			c->in_tail = NULL;
 		c->in_n--;
 		if (e->msg != NULL && !c->closed)
-			deliver(c, e->msg, e->atts, e->n_atts);
+			deliver(c, e->cn, e->msg, e->atts, e->n_atts);
 		json_decref(e->msg);
 		free(e->bytes);
 		free(e);
@@ -527,7 +486,7 @@ fail:
 	}
 	base_buf_free(&json);
 	drain_in(c);
-	cl_unref(c);
+	cl__unref(c);
 }
 
 static void on_notify(const char *channel, const char *payload, void *ud)
@@ -535,16 +494,23 @@ static void on_notify(const char *channel, const char *payload, void *ud)
 	sp_cluster *c = ud;
 	json_t *msg, *att;
 	cl_in *e;
+	cl_nsp *from = NULL;
 
 	if (c->closed)
 		return;
 	if (payload == NULL) {
 		/* (Re-)listening: nothing to re-read, broadcasts are not kept. */
 		for (unsigned i = 0; i < c->n_nsps; i++) {
-			if (strcmp(c->nsps[i].channel, channel) == 0)
+			if (strcmp(c->nsps[i].channel, channel) == 0) {
 				c->nsps[i].listening = 1;
+				cl__greet(c, &c->nsps[i]);
+			}
 		}
 		return;
+	}
+	for (unsigned i = 0; i < c->n_nsps && from == NULL; i++) {
+		if (strcmp(c->nsps[i].channel, channel) == 0)
+			from = &c->nsps[i];
 	}
 	msg = json_loads(payload, 0, NULL);
 	if (!json_is_object(msg)) {
@@ -563,6 +529,7 @@ static void on_notify(const char *channel, const char *payload, void *ud)
 		return;
 	}
 	e->c = c;
+	e->cn = from;
 	att = json_object_get(msg, "attachmentId");
 	if (att == NULL) {
 		e->ready = 1;
@@ -602,7 +569,7 @@ static void query_done(const db_result *res, void *ud)
 
 	if (!db_ok(res) && !c->closed)
 		BASE_LOGW("cluster", "%s", db_error(res));
-	cl_unref(c);
+	cl__unref(c);
 }
 
 static void table_done(const db_result *res, void *ud)
@@ -613,7 +580,7 @@ static void table_done(const db_result *res, void *ud)
 	/* Another node created it at the same moment: unique_violation, duplicate_table. */
 	if (!db_ok(res) && strcmp(state, "23505") != 0 && strcmp(state, "42P07") != 0)
 		BASE_LOGW("cluster", "creating " CL_TABLE ": %s", db_error(res));
-	cl_unref(c);
+	cl__unref(c);
 }
 
 static void cleanup_tick(uv_timer_t *t)
@@ -637,13 +604,18 @@ sp_cluster *sp_cluster_new(db_pool *db, uv_loop_t *loop)
 	if (c == NULL)
 		return NULL;
 	c->db = db;
+	c->loop = loop;
 	base_random_bytes(r, sizeof(r));
 	for (size_t i = 0; i < sizeof(r); i++)
 		snprintf(c->uid + 2 * i, 3, "%02x", r[i]);
-	c->refs = 2; /* the owner and the timer */
+	c->refs = 3; /* the owner and the timers */
 	uv_timer_init(loop, &c->cleanup);
 	c->cleanup.data = c;
 	uv_timer_start(&c->cleanup, cleanup_tick, CL_CLEANUP_MS, CL_CLEANUP_MS);
+	/* Heartbeats out, silent nodes forgotten: checked every second. */
+	uv_timer_init(loop, &c->beat);
+	c->beat.data = c;
+	uv_timer_start(&c->beat, cl__beat_tick, 1000, 1000);
 	if (db_query(db, table, 0, NULL, table_done, c) == 0)
 		c->refs++;
 	return c;
@@ -652,7 +624,7 @@ sp_cluster *sp_cluster_new(db_pool *db, uv_loop_t *loop)
 int sp_cluster_attach(sp_cluster *c, sio_namespace *nsp)
 {
 	cl_nsp *cn;
-	sio_adapter ad = {on_broadcast, c, on_sockets};
+	sio_adapter ad = {on_broadcast, c, on_sockets, cl__fetch, cl__server_emit, cl__bcast_ack};
 
 	if (c->n_nsps == CL_MAX_NSPS)
 		return BASE_ELIMIT;
@@ -690,14 +662,30 @@ void sp_cluster_stats_get(const sp_cluster *c, sp_cluster_stats *st)
 
 static void timer_closed(uv_handle_t *h)
 {
-	cl_unref(h->data);
+	cl__unref(h->data);
 }
 
 void sp_cluster_free(sp_cluster *c)
 {
 	if (c == NULL || c->closed)
 		return;
+	/* The Node adapters stop waiting for this node at once (ADAPTER_CLOSE). */
+	for (unsigned i = 0; i < c->n_nsps; i++) {
+		char msg[300];
+		cl_nsp *cn = &c->nsps[i];
+		json_t *nsp = json_string(sio_namespace_name(cn->nsp));
+		char *name = nsp ? json_dumps(nsp, JSON_ENCODE_ANY) : NULL;
+
+		if (cn->greeted && name &&
+		    (size_t)snprintf(msg, sizeof(msg), "{\"uid\":\"%s\",\"nsp\":%s,\"type\":%d}",
+		                     c->uid, name, CL_ADAPTER_CLOSE) < sizeof(msg) &&
+		    db_notify(c->db, cn->channel, msg, query_done, c) == 0)
+			c->refs++;
+		free(name);
+		json_decref(nsp);
+	}
 	c->closed = 1;
+	cl__requests_close(c);
 	for (unsigned i = 0; i < c->n_nsps; i++) {
 		db_unlisten(c->db, c->nsps[i].channel, on_notify, c);
 		sio_set_adapter(c->nsps[i].nsp, NULL);
@@ -723,5 +711,6 @@ void sp_cluster_free(sp_cluster *c)
 	if (c->in_head == NULL)
 		c->in_tail = NULL;
 	uv_close((uv_handle_t *)&c->cleanup, timer_closed);
-	cl_unref(c);
+	uv_close((uv_handle_t *)&c->beat, timer_closed);
+	cl__unref(c);
 }

@@ -50,6 +50,22 @@ void sp__nodes_tell_queued(sp_app *app, const char *space_id)
 		db_notify(app->db, SP_QUEUE_CHANNEL, space_id, NULL, NULL);
 }
 
+void sp__nodes_tell_cancel(sp_app *app, const char *request_id)
+{
+	if (app->opts.node_id && !app->closed)
+		db_notify(app->db, SP_CANCEL_CHANNEL, request_id, NULL, NULL);
+}
+
+/* A request was cancelled on another node: if an app here holds it, it is told. */
+static void on_cancel(const char *channel, const char *payload, void *ud)
+{
+	sp_app *app = ud;
+
+	(void)channel;
+	if (!app->closed && payload != NULL)
+		sp__held_cancel(app, payload);
+}
+
 /* ---- presence ---------------------------------------------------------------- */
 
 static void presence_refresh(sp_app *app);
@@ -221,6 +237,7 @@ static void beaten(const db_result *res, void *ud)
 			BASE_LOGI("spaces",
 			          "requests of a dead node's apps queued again (space %s)", id);
 			sp__nodes_tell(app, id);
+			sp__space_changed(app, id);
 			sp_space *sp = sp__space_get(app, id, 0);
 
 			if (sp && sp->n_apps)
@@ -248,7 +265,9 @@ void sp__nodes_tick(sp_app *app)
 	    "RETURNING id), "
 	    "c AS (UPDATE app_connections SET disconnected_at = now() "
 	    "WHERE disconnected_at IS NULL AND node_id IN (SELECT id FROM dead) RETURNING id), "
-	    "r AS (UPDATE requests SET status = 'queued', connection_id = NULL, updated_at = now() "
+	    "r AS (UPDATE requests SET status = 'queued', connection_id = NULL, updated_at = "
+	    "now(), "
+	    "notice = '" SP_NOTICE_REQUEUED "' "
 	    "WHERE status = 'processing' AND connection_id IN (SELECT id FROM c) "
 	    "RETURNING space_id) "
 	    "SELECT (SELECT inserted FROM hb), (SELECT string_agg(DISTINCT space_id, ',') FROM r), "
@@ -296,6 +315,8 @@ int sp__nodes_start(sp_app *app)
 	if (rc == 0)
 		rc = db_listen(app->db, SP_ACCESS_CHANNEL, on_access, app);
 	if (rc == 0)
+		rc = db_listen(app->db, SP_CANCEL_CHANNEL, on_cancel, app);
+	if (rc == 0)
 		sp__nodes_tick(app);
 	return rc;
 }
@@ -307,6 +328,7 @@ void sp__nodes_stop(sp_app *app)
 	db_unlisten(app->db, SP_NODES_CHANNEL, on_changed, app);
 	db_unlisten(app->db, SP_QUEUE_CHANNEL, on_changed, app);
 	db_unlisten(app->db, SP_ACCESS_CHANNEL, on_access, app);
+	db_unlisten(app->db, SP_CANCEL_CHANNEL, on_cancel, app);
 	sp_cluster_free(app->cluster);
 	app->cluster = NULL;
 }

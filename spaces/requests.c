@@ -13,8 +13,6 @@
 
 #include "spaces_internal.h"
 
-#define SP_TIME_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
 typedef struct {
 	sp_app *app;
 	sp_submit_cb cb;        /* sp_submit */
@@ -94,7 +92,8 @@ void sp__requeue_orphan(sp_app *app, const char *request_id, const char *connect
 	 * drain gives it to the next app within a second.
 	 */
 	static const char sql[] = "UPDATE requests SET status = 'queued', connection_id = NULL, "
-	                          "updated_at = now() WHERE id::text = $1 AND connection_id = $2 "
+	                          "updated_at = now(), notice = '" SP_NOTICE_REQUEUED "' "
+	                          "WHERE id::text = $1 AND connection_id = $2 "
 	                          "AND status = 'processing'";
 	const char *params[2] = {request_id, connection_id};
 	app->stats.requeued++;
@@ -290,73 +289,6 @@ void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud)
 	judge_start(app, s, sub->space_id, sub->user_id, sub->in);
 }
 
-/* ---- status --------------------------------------------------------------- */
-
-typedef struct {
-	sp_json_cb cb;
-	void *ud;
-	char request_id[64];
-} status_ctx;
-
-static json_t *json_or_null(const db_result *res, int row, int col)
-{
-	if (db_isnull(res, row, col))
-		return json_null();
-	json_t *v = json_loads(db_value(res, row, col), JSON_DECODE_ANY, NULL);
-	return v ? v : json_null();
-}
-
-static void status_found(const db_result *res, void *ud)
-{
-	status_ctx *st = ud;
-	json_t *body;
-	int code;
-	if (!db_ok(res)) {
-		code = 500;
-		body = json_pack("{s:s}", "error", "Server error");
-	} else if (db_ntuples(res) != 1) {
-		code = 404;
-		body = json_pack("{s:s}", "error", "Request not found");
-	} else {
-		code = 200;
-		body = json_pack("{s:s,s:s,s:o,s:i,s:s,s:s,s:s}", "request_id", st->request_id,
-		                 "status", db_value(res, 0, 0), "result", json_or_null(res, 0, 1),
-		                 "progress", atoi(db_value(res, 0, 2)), "created_at",
-		                 db_value(res, 0, 3), "updated_at", db_value(res, 0, 4), "space_id",
-		                 db_value(res, 0, 5));
-		if (!db_isnull(res, 0, 6))
-			json_object_set_new(body, "message", json_string(db_value(res, 0, 6)));
-	}
-	st->cb(code, body, st->ud);
-	json_decref(body);
-	free(st);
-}
-
-void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud)
-{
-	status_ctx *st = calloc(1, sizeof(*st));
-	if (!st || strlen(request_id) >= sizeof(st->request_id)) {
-		json_t *body = json_pack("{s:s}", "error", "Request not found");
-		cb(404, body, ud);
-		json_decref(body);
-		free(st);
-		return;
-	}
-	st->cb = cb;
-	st->ud = ud;
-	snprintf(st->request_id, sizeof(st->request_id), "%s", request_id);
-	static const char sql[] = "SELECT status, result::text, progress, " SP_TIME_SQL(
-	    "created_at") ", " SP_TIME_SQL("updated_at") ", space_id::text, progress_message "
-	                                                 "FROM requests WHERE id::text = $1";
-	const char *params[1] = {request_id};
-	if (db_query(app->db, sql, 1, params, status_found, st)) {
-		json_t *body = json_pack("{s:s}", "error", "Server busy");
-		cb(503, body, ud);
-		json_decref(body);
-		free(st);
-	}
-}
-
 /* ---- deadlines ------------------------------------------------------------ */
 
 static void waiting_found(const db_result *res, void *ud)
@@ -417,13 +349,12 @@ static void swept(const db_result *res, void *ud)
 	}
 	int n = db_ntuples(res);
 	for (int i = 0; i < n; i++) {
-		/* id, user_id, space_id, connection_id, result, updated_at */
+		/* SP_REQ_COLS */
 		if (sp__held_expired(app, db_value(res, i, 0)))
 			continue; /* its result, taken meanwhile, is being written over it */
 		BASE_LOGI("spaces", "request %s timed out", db_value(res, i, 0));
 		app->stats.timed_out++;
-		sp__request_update(app, db_value(res, i, 1), db_value(res, i, 0), "failed", NULL,
-		                   NULL, db_value(res, i, 4), db_value(res, i, 5));
+		sp__request_push(app, res, i);
 		sp__space_changed(app, db_value(res, i, 2));
 	}
 }
@@ -468,14 +399,13 @@ static void sweep_tick(uv_timer_t *t)
 		return;
 	/* A request whose result waits to be written has been answered. */
 	static const char sql[] =
-	    "UPDATE requests SET status = 'failed', finished_at = now(), updated_at = now(), "
+	    "UPDATE requests r SET status = 'failed', finished_at = now(), updated_at = now(), "
 	    "result = jsonb_build_object('error', 'Request timed out after ' || "
 	    "round(EXTRACT(EPOCH FROM deadline_at - created_at))::int || ' seconds', "
-	    "'reason', 'timeout') "
+	    "'reason', 'timeout'), notice = 'Timed out after ' || "
+	    "round(EXTRACT(EPOCH FROM deadline_at - created_at))::int || ' s.' "
 	    "WHERE status IN ('queued', 'processing') AND deadline_at <= now() "
-	    "AND NOT (id = ANY($1::text[])) "
-	    "RETURNING id::text, user_id::text, space_id::text, connection_id, "
-	    "result::text, " SP_TIME_SQL("updated_at");
+	    "AND NOT (id = ANY($1::text[])) RETURNING " SP_REQ_COLS;
 	base_buf answered = BASE_BUF_INIT;
 	sp__pending_ids(app, NULL, &answered);
 	const char *params[1] = {answered.data};

@@ -32,8 +32,6 @@
 /* Longest progress message kept, in bytes (cut on a character boundary). */
 #define PROGRESS_MESSAGE_MAX 500
 
-#define SP_TIME_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
-
 typedef struct sp_req {
 	struct sp_req *next; /* hash chain */
 	sp_app *app;
@@ -209,6 +207,27 @@ int sp__held_expired(sp_app *app, const char *request_id)
 	return waiting;
 }
 
+int sp__held_cancel(sp_app *app, const char *request_id)
+{
+	sp_req *e = req_find(app, request_id);
+	if (!e || !e->held_by)
+		return 0;
+	sp_conn *c = e->held_by;
+	if (c->s) {
+		base_buf b = BASE_BUF_INIT;
+		base_buf_append_str(&b, "{\"request_id\":");
+		sio_json_append_string(&b, e->id, strlen(e->id));
+		base_buf_append(&b, "}", 1);
+		sio_emit(c->s, "cancel_request", (base_slice){b.data, b.len}, NULL, 0);
+		base_buf_free(&b);
+		BASE_LOGI("spaces", "request %s: cancel_request sent to app %s", e->id, c->id);
+	}
+	unhold(e);
+	progress_clear(e);
+	req_maybe_free(e);
+	return 1;
+}
+
 void sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out)
 {
 	int first = 1;
@@ -308,13 +327,12 @@ static void result_recorded(const db_result *res, void *ud)
 			if (!e->r_conn->s) /* disconnected meanwhile: its last flush is done */
 				sp__flush_served(app, e->r_conn);
 		}
-		BASE_LOGI("spaces", "request %s %s (app %s)", e->id, db_value(res, 0, 2),
+		BASE_LOGI("spaces", "request %s %s (app %s)", e->id, db_value(res, 0, 3),
 		          e->r_conn_id[0] ? e->r_conn_id : "unknown");
 		if (!app->closed) {
-			/* user_id, space_id, status, result, updated_at */
-			sp__request_update(app, db_value(res, 0, 0), e->id, db_value(res, 0, 2),
-			                   "100", NULL, db_value(res, 0, 3), db_value(res, 0, 4));
-			sp__space_changed(app, db_value(res, 0, 1));
+			/* SP_REQ_COLS */
+			sp__request_push(app, res, 0);
+			sp__space_changed(app, db_value(res, 0, 2));
 		}
 	}
 	result_done(e);
@@ -346,14 +364,10 @@ static int result_write(sp_req *e)
 	    "finished_at = now(), updated_at = now() "
 	    "WHERE id = $1 AND (status IN ('queued', 'processing') OR (status = 'failed' "
 	    "AND result->>'reason' = 'timeout' AND deadline_at > to_timestamp($6::bigint / "
-	    "1000.0))) RETURNING user_id, space_id, status, result, updated_at) "
-	    "SELECT user_id::text, space_id::text, status, result::text, " SP_TIME_SQL(
-	        "updated_at") " FROM u UNION ALL "
-	                      "SELECT user_id::text, space_id::text, status, "
-	                      "result::text, " SP_TIME_SQL(
-	                          "updated_at") " FROM requests WHERE $7::boolean AND id = $1 "
-	                                        "AND NOT EXISTS (SELECT 1 FROM u) AND status = $2 "
-	                                        "AND result = $3::jsonb";
+	    "1000.0))) RETURNING *) "
+	    "SELECT " SP_REQ_COLS " FROM u r UNION ALL SELECT " SP_REQ_COLS " FROM requests r "
+	    "WHERE $7::boolean AND r.id = $1 AND NOT EXISTS (SELECT 1 FROM u) AND r.status = $2 "
+	    "AND r.result = $3::jsonb";
 	const char *params[7] = {e->id,
 	                         e->r_status,
 	                         e->r_result,
@@ -583,12 +597,8 @@ static void progress_recorded(const db_result *res, void *ud)
 			          p->request_id, db_error(res));
 		}
 	} else {
-		if (db_ntuples(res) == 1 && !p->app->closed) {
-			char value[16];
-			snprintf(value, sizeof(value), "%d", p->value);
-			sp__request_update(p->app, db_value(res, 0, 0), p->request_id, "processing",
-			                   value, p->message, NULL, db_value(res, 0, 1));
-		}
+		if (db_ntuples(res) == 1 && !p->app->closed)
+			sp__request_push(p->app, res, 0);
 		if (e && e->held_by && e->p_waiting)
 			progress_write(e); /* the latest that came meanwhile */
 	}
@@ -612,9 +622,10 @@ static void progress_write(sp_req *e)
 	char value[16];
 	snprintf(value, sizeof(value), "%d", p->value);
 	static const char sql[] =
-	    "UPDATE requests SET progress = $3, progress_message = $4, updated_at = now() "
+	    "UPDATE requests r SET progress = $3, progress_message = $4, updated_at = now(), "
+	    "progress_at = coalesce(progress_at, now()) "
 	    "WHERE id = $1 AND connection_id = $2 AND status = 'processing' "
-	    "RETURNING user_id::text, " SP_TIME_SQL("updated_at");
+	    "RETURNING " SP_REQ_COLS;
 	const char *params[4] = {e->id, e->held_by->id, value, p->message};
 	if ((e->p_message && !p->message) ||
 	    db_query(app->db, sql, 4, params, progress_recorded, p)) {

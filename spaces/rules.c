@@ -141,8 +141,8 @@ void sp_submit_judge(const sp_submit_facts *f, sp_verdict *v)
 
 /* ---- the request state machine -------------------------------------------- */
 
-static const char *const status_names[SP_STATUSES] = {"queued", "processing", "completed",
-                                                      "failed"};
+static const char *const status_names[SP_STATUSES] = {"queued", "processing", "completed", "failed",
+                                                      "cancelled"};
 
 const char *sp_status_name(sp_status s)
 {
@@ -185,6 +185,11 @@ int sp_request_next(sp_status from, sp_event ev, sp_status *to)
 		if (from != SP_QUEUED && from != SP_PROCESSING)
 			return -1;
 		next = SP_FAILED;
+		break;
+	case SP_EV_CANCEL: /* its user, while it is open (control.c) */
+		if (from != SP_QUEUED && from != SP_PROCESSING)
+			return -1;
+		next = SP_CANCELLED;
 		break;
 	default:
 		return -1;

@@ -278,10 +278,35 @@ void sp_submit(sp_app *app, const sp_submission *sub, sp_submit_cb cb, void *ud)
 typedef void (*sp_json_cb)(int status, json_t *body, void *ud);
 
 /**
- * The status document of a request: 200 {request_id, status, result,
- * progress, created_at, updated_at}, 404 {error: "Request not found"}.
- * body is owned by the caller of cb only during the call.
+ * The document of a request, the same as its live request_update: 200
+ * {request_id, space_id, status (queued|processing|completed|failed),
+ * state (queued|waiting|processing|completed|failed|timeout|cancelled),
+ * reason? (timeout|cancelled), position?, ahead?, eta_seconds?, notice?,
+ * progress, message?, result, processing_time_seconds?, created_at,
+ * updated_at}; 404 {error: "Request not found"}. body is owned by the
+ * caller of cb only during the call.
  */
 void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud);
+/** The 20 newest requests of a user (decimal id) in a space: 200 {requests: [document, ...]}. */
+void sp_request_list(sp_app *app, const char *space_id, const char *user_id, sp_json_cb cb,
+                     void *ud);
+
+/**
+ * Cancels a queued or running request of user_id: it ends as cancelled (its
+ * document says status "failed", reason "cancelled"), the app holding it
+ * is sent cancel_request {request_id} (on whichever node), and a result
+ * coming later is ignored. cb: 200 {success: true}; 404 not the user's (or
+ * no such request); 409 {success: false, error} already ended.
+ */
+void sp_cancel(sp_app *app, const char *request_id, const char *user_id, sp_json_cb cb, void *ud);
+/**
+ * Submits again a failed, timed-out or cancelled request of the user, with
+ * the same inputs (its uploads move to the new request), through sp_submit
+ * (404, 503, 400, 429 as there). Answers 404 when it is not the user's,
+ * 409 while it is still open or when it completed, 410 when its files are
+ * no longer kept. cb gets the new request id with 200.
+ */
+void sp_retry(sp_app *app, const char *request_id, const char *user_id, const char *username,
+              sp_submit_cb cb, void *ud);
 
 #endif

@@ -33,6 +33,16 @@ typedef struct sp_space {
 	unsigned n_remote; /* cluster mode: apps on the other live nodes */
 	char id[SP_ID_MAX];
 	char name[256];
+	/* live.c: what its followers were last told (see there) */
+	int live_dirty;             /* changed since the last recompute started */
+	int live_busy;              /* a recompute query in flight */
+	int live_force;             /* the next recompute tells space_state even if unchanged */
+	uint64_t live_last;         /* loop time (ms) the last recompute started */
+	struct sp_live_entry *seen; /* open requests as last pushed, sorted by id */
+	size_t n_seen;
+	int have_counts; /* queued, processing known */
+	unsigned queued, processing;
+	int eta; /* estimated wait of a new request (s), -1: none */
 } sp_space;
 
 struct sp_app {
@@ -62,6 +72,8 @@ struct sp_app {
 		unsigned n;
 	} fails[256];
 	sp_stats stats;
+	uv_timer_t live_timer; /* live.c: recomputes that must wait their turn */
+	int live_timer_on;
 };
 
 /** Adds ms to a latency histogram. */
@@ -69,7 +81,14 @@ void sp__observe(sp_histogram *h, uint64_t ms);
 
 /* rules.c: the pure decisions (submission rules are sp_submit_judge, spaces.h) */
 /* A request's status (requests.status). */
-typedef enum { SP_QUEUED, SP_PROCESSING, SP_COMPLETED, SP_FAILED, SP_STATUSES } sp_status;
+typedef enum {
+	SP_QUEUED,
+	SP_PROCESSING,
+	SP_COMPLETED,
+	SP_FAILED,
+	SP_CANCELLED,
+	SP_STATUSES
+} sp_status;
 /* What happens to a request. */
 typedef enum {
 	SP_EV_DISPATCH,  /* sent to an app */
@@ -77,14 +96,15 @@ typedef enum {
 	SP_EV_COMPLETED, /* its app's result, status completed */
 	SP_EV_FAILED,    /* its app's result, status failed */
 	SP_EV_TIMEOUT,   /* its deadline passed */
+	SP_EV_CANCEL,    /* its user cancelled it */
 } sp_event;
 const char *sp_status_name(sp_status s);
 /** 0 and *out when name is a status, else -1. */
 int sp_status_parse(const char *name, sp_status *out);
 /**
  * The request state machine: 0 and *to (may be NULL) when ev may happen
- * to a request in status from, -1 when it may not (completed and failed
- * are final; only a processing request is requeued or answered).
+ * to a request in status from, -1 when it may not (completed, failed and
+ * cancelled are final; only a processing request is requeued or answered).
  */
 int sp_request_next(sp_status from, sp_event ev, sp_status *to);
 /**
@@ -137,11 +157,51 @@ void sp__access_check(sp_app *app, const char *space_id);
 void sp__browser_init(sp_app *app);
 /** Stops listening for other processes' requests to close sockets. */
 void sp__browser_close(sp_app *app);
-/** Tells the browsers of a user (and followers of the request) its new state. */
-void sp__request_update(sp_app *app, const char *user_id, const char *request_id,
-                        const char *status, const char *progress, const char *message,
-                        const char *result_json, const char *updated_at);
+/** Tells this process's followers of a space its state (apps, and the counts last read). */
 void sp__space_state(sp_app *app, const char *space_id);
+/** Sends a request_update (text: its JSON) to the browsers of user_id and the followers of request_id. */
+void sp__request_emit(sp_app *app, const char *user_id, const char *request_id, const char *text);
+/** Sends space_state (text: its JSON) to the followers of a space on every node. */
+void sp__space_state_emit(sp_app *app, const char *space_id, const char *text);
+
+/*
+ * live.c: the state of each request as its card shows it (queued with its
+ * position, waiting at its app behind others, processing, final), the
+ * estimated wait, and the space's counts; recomputed from the database with
+ * one query per change of a space, at most every LIVE_MIN_INTERVAL_MS.
+ *
+ * SP_REQ_COLS: the columns of a requests row (alias r) every request
+ * document is built from; statements that change a request return them.
+ */
+#define SP_TIME_SQL(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* clang-format off */
+#define SP_REQ_COLS                                                                        \
+	"r.id::text AS id, r.user_id::text AS user_id, r.space_id::text AS space_id, "     \
+	"r.status, r.result::text AS result, r.progress, r.progress_message, "             \
+	SP_TIME_SQL("r.created_at") " AS created_at, "                                      \
+	SP_TIME_SQL("r.updated_at") " AS updated_at, r.notice, "                            \
+	"round(EXTRACT(EPOCH FROM r.finished_at - r.started_at), 3)::float8 AS run_s, "    \
+	"r.progress_at IS NOT NULL AS progressed"
+/* clang-format on */
+#define SP_REQ_NCOLS 12
+/* The notices of requests that went back to the queue (requests.notice). */
+#define SP_NOTICE_REQUEUED "The app disconnected; back in the queue."
+#define SP_NOTICE_RESTARTED "The server restarted; back in the queue."
+/** Builds the request document of row (SP_REQ_COLS first; live: the state columns follow). */
+json_t *sp__request_doc(sp_app *app, const db_result *res, int row, int live);
+/** Tells the browsers of the request of row (SP_REQ_COLS) its new state. */
+void sp__request_push(sp_app *app, const db_result *res, int row);
+/**
+ * A space changed: its followers are told, within LIVE_MIN_INTERVAL_MS.
+ * follower: a browser started following it (space_state goes out once the
+ * counts are known, even if unchanged).
+ */
+void sp__live_touch(sp_app *app, const char *space_id, int follower);
+/** The space_state JSON of a space as this process knows it (free() it); NULL on ENOMEM. */
+char *sp__space_state_text(sp_app *app, const char *space_id);
+void sp__live_init(sp_app *app);
+void sp__live_close(sp_app *app);
+void sp__live_free_space(sp_space *sp);
 
 /* requests.c */
 void sp__sweep_start(sp_app *app);
@@ -195,6 +255,12 @@ int sp__held_expired(sp_app *app, const char *request_id);
  * only, or all when NULL) as a PostgreSQL array literal, NUL-terminated.
  */
 void sp__pending_ids(sp_app *app, const sp_conn *only, base_buf *out);
+/**
+ * request_id was cancelled: when an app of this process holds it, the app
+ * is sent cancel_request and lets go of it (a result it sends later is
+ * ignored). Returns 1 when it was held here.
+ */
+int sp__held_cancel(sp_app *app, const char *request_id);
 /** inference_result / inference_progress from c (the event's first argument). */
 void sp__result_take(sp_conn *c, json_t *obj);
 void sp__progress_take(sp_conn *c, json_t *obj);
@@ -219,6 +285,10 @@ void sp__nodes_tell(sp_app *app, const char *space_id);
 void sp__nodes_tell_access(sp_app *app, const char *space_id);
 /** Tells the other nodes that a space has queued requests (only its queue changed). */
 void sp__nodes_tell_queued(sp_app *app, const char *space_id);
+/* A request was cancelled, for the node whose app holds it; payload: its id. */
+#define SP_CANCEL_CHANNEL "spaces_cancel"
+/** Tells the other nodes that a request held by an app of theirs was cancelled. */
+void sp__nodes_tell_cancel(sp_app *app, const char *request_id);
 /** Every sweep: heartbeat, dead nodes' requests back to the queue, remote apps counted. */
 void sp__nodes_tick(sp_app *app);
 /** app_connections.node_id of this process ("" with one process). */

@@ -5,10 +5,11 @@
  * these functions. Included by spaces.h.
  *
  * Contracts common to every function here:
- * - They run on the loop of the application and return at once; the
+ * - They run on the loop of the application and return 0 at once; the
  *   answer comes to cb on the same loop, later (never from inside the
- *   call), exactly once, unless the call returned an error (then cb is
- *   never called).
+ *   call), exactly once. A non-zero return (the database queue is full or
+ *   closed, out of memory, bad arguments) means cb is never called: answer
+ *   "busy" (503). Arguments are copied: they may go when the call returns.
  * - Rows handed to cb (and every string in them) belong to the store and
  *   are valid only during the call of cb: copy what you keep.
  * - Inside cb any store or sp_ function may be called; the application
@@ -85,12 +86,12 @@ int sp_store_spaces_list(sp_app *app, int with_counts, sp_spaces_cb cb, void *ud
 
 /**
  * Creates a space with access 'token' and the token given (its SHA-256 hex
- * in token_hash), or 'open' when token is NULL. cb gets the new row (id
- * and name filled, the rest as given) or SP_STORE_EXISTS / INVALID.
+ * in token_hash), or 'open' when token is NULL. cb gets the new row, or
+ * SP_STORE_EXISTS (the name is taken) / SP_STORE_INVALID.
  */
 int sp_store_space_add(sp_app *app, const sp_space_fields *f, const char *token,
                        const char *token_hash, sp_space_cb cb, void *ud);
-/** Saves f over space id: SP_STORE_NOTFOUND, EXISTS (the name), or row (id filled). */
+/** Saves f over space id: the row as saved, or SP_STORE_NOTFOUND, SP_STORE_EXISTS (the name). */
 int sp_store_space_update(sp_app *app, const char *id, const sp_space_fields *f, sp_space_cb cb,
                           void *ud);
 
@@ -103,12 +104,13 @@ typedef enum {
 
 /**
  * Changes who may register as the space's app; once written, the apps no
- * longer admitted are disconnected (sp_space_access_changed). row: id and
- * open filled.
+ * longer admitted are disconnected (sp_space_access_changed). cb gets the
+ * row as changed. BASE_EINVAL without a call for an unknown action, or
+ * GENERATE / REQUIRE without a token.
  */
 int sp_store_space_access(sp_app *app, const char *id, sp_access_action action, const char *token,
                           const char *token_hash, sp_space_cb cb, void *ud);
-/** Deletes a space and its requests; its apps are disconnected. row: id and name. */
+/** Deletes a space and its requests; its apps are disconnected. cb gets the row as it was. */
 int sp_store_space_delete(sp_app *app, const char *id, sp_space_cb cb, void *ud);
 
 /* ---- requests and apps ---------------------------------------------------- */

@@ -61,6 +61,14 @@ spaces_script_test(e2e_cluster 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/clu
 # WebDriver BiDi); screenshots in ${CMAKE_BINARY_DIR}/artifacts/browser/.
 spaces_script_test(browser_seed_plan 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/seed_plan.test.js)
 spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/firefox.test.js)
+# Every screen (issue 14): each page at 390 px in light and dark, no sideways
+# scrolling, zero serious/critical axe-core violations, Tab reaches every
+# control (Chromium); the live states of request cards, cancel and retry,
+# reload equality, a server restart under an open page (Firefox ESR, and
+# Chromium). Screenshots in ${CMAKE_BINARY_DIR}/screenshots/.
+spaces_script_test(browser_screens 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/screens.test.js)
+spaces_script_test(browser_live_state 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/live_state.test.js)
+spaces_script_test(browser_live_state_chromium 600 env SPACES_LIVE_BROWSER=chromium node --test ${CMAKE_SOURCE_DIR}/tests/browser/live_state.test.js)
 # CORS of the site's /socket.io/ for --allowed-origins, from pages of two origins in Chromium (issue 16).
 spaces_script_test(browser_cors 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/cors.test.js)
 # One connection cannot take the site down (issue 10): flooding sockets while
@@ -88,3 +96,4 @@ spaces_script_test(e2e_config 300 /usr/bin/python3 -m pytest -p no:cacheprovider
 spaces_script_test(package_deb 900 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/ci/test_package.py)
 set_tests_properties(ci_release_build PROPERTIES FIXTURES_SETUP release_build)
 set_tests_properties(package_deb PROPERTIES FIXTURES_REQUIRED release_build)
+spaces_script_test(e2e_spaces_live 400 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_live.py)

@@ -13,7 +13,9 @@ static void panel_spaces(base_buf *b, const web_ctx *w, const sp_space_row *rows
 {
 	web_html(b,
 	         "<h2>Spaces</h2>\n<p><a class=\"button\" href=\"/admin/space/add\">New space</a>"
-	         "</p>\n<table>\n<thead><tr><th>Name</th><th>Id</th><th>Type</th><th>App</th>"
+	         "</p>\n<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" "
+	         "aria-label=\"Spaces\">\n"
+	         "<table>\n<thead><tr><th>Name</th><th>Id</th><th>Type</th><th>App</th>"
 	         "<th>Inputs</th><th>Open requests</th><th>Limits</th><th></th></tr></thead>\n"
 	         "<tbody>\n");
 	for (unsigned i = 0; i < n; i++) {
@@ -49,7 +51,7 @@ static void panel_spaces(base_buf *b, const web_ctx *w, const sp_space_row *rows
 		         r->open_requests, r->rate_limit_s, r->timeout_s, r->max_apps,
 		         r->open ? "" : ", token", id);
 	}
-	web_html(b, "</tbody>\n</table>\n");
+	web_html(b, "</tbody>\n</table></div>\n");
 }
 
 static void panel_apps(base_buf *b, const sp_conn_row *rows, unsigned n)
@@ -59,6 +61,8 @@ static void panel_apps(base_buf *b, const sp_conn_row *rows, unsigned n)
 		web_html(b, "<p class=\"muted\">No app is connected.</p>\n");
 		return;
 	}
+	web_html(b, "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" "
+	            "aria-label=\"Connected apps\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Space</th><th>Connection</th><th>Address</th>"
 	            "<th>Since</th><th>Requests served</th></tr></thead>\n<tbody>\n");
 	for (unsigned i = 0; i < n; i++) {
@@ -67,16 +71,19 @@ static void panel_apps(base_buf *b, const sp_conn_row *rows, unsigned n)
 		web_html(
 		    b,
 		    "<tr><td><a href=\"/admin/space/edit/%s\">%s</a></td><td><code>%s</code></td>"
-		    "<td>%s</td><td>%s</td><td>%s</td></tr>\n",
-		    c->space_id, c->space_name, c->id, c->address, c->since, c->served);
+		    "<td>%s</td><td>",
+		    c->space_id, c->space_name, c->id, c->address);
+		web__time(b, c->since);
+		web_html(b, "</td><td>%s</td></tr>\n", c->served);
 	}
-	web_html(b, "</tbody>\n</table>\n");
+	web_html(b, "</tbody>\n</table></div>\n");
 }
 
 static void panel_requests(base_buf *b, const sp_request_row *rows, unsigned n, const char *space,
                            const char *status, const char *user)
 {
-	static const char *const statuses[] = {"queued", "processing", "completed", "failed"};
+	static const char *const statuses[] = {"queued", "processing", "completed", "failed",
+	                                       "cancelled"};
 
 	web_html(b,
 	         "<h2>Requests</h2>\n<form method=\"get\" action=\"/admin\" class=\"filters\">\n"
@@ -94,6 +101,9 @@ static void panel_requests(base_buf *b, const sp_request_row *rows, unsigned n, 
 		web_html(b, "<p class=\"muted\">No requests.</p>\n");
 		return;
 	}
+	web_html(
+	    b,
+	    "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-label=\"Requests\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Created</th><th>Space</th><th>User</th><th>Status"
 	            "</th><th>Time</th><th>Request</th><th>Result</th></tr></thead>\n<tbody>\n");
 	for (unsigned i = 0; i < n; i++) {
@@ -103,17 +113,18 @@ static void panel_requests(base_buf *b, const sp_request_row *rows, unsigned n, 
 		if (r->seconds >= 0)
 			web__format_duration(&d, r->seconds);
 		base_buf_append(&d, "", 1);
-		web_html(
-		    b,
-		    "<tr><td>%s</td><td>%s</td><td>%s</td><td><span class=\"req-status s-%s\">%s"
-		    "</span></td><td class=\"nowrap\">%s</td><td><code>%s</code></td><td "
-		    "class=\"excerpt\">%s"
-		    "</td></tr>\n",
-		    r->created_at, r->space_name, r->username, r->status, r->status,
-		    d.data ? d.data : "", r->id, r->excerpt);
+		web_html(b, "<tr><td>");
+		web__time(b, r->created_at);
+		web_html(b,
+		         "</td><td>%s</td><td>%s</td><td><span class=\"req-status s-%s\">%s"
+		         "</span></td><td class=\"nowrap\">%s</td><td><code>%s</code></td><td "
+		         "class=\"excerpt\">%s"
+		         "</td></tr>\n",
+		         r->space_name, r->username, r->status, r->status, d.data ? d.data : "",
+		         r->id, r->excerpt);
 		base_buf_free(&d);
 	}
-	web_html(b, "</tbody>\n</table>\n");
+	web_html(b, "</tbody>\n</table></div>\n");
 }
 
 /* The users, each with a button to disable (or enable) it, and the registration switch. */
@@ -136,6 +147,8 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 		         "</form>\n",
 		         closed ? "open" : "closed", closed ? "Open" : "Close");
 	}
+	web_html(
+	    b, "<div class=\"table-wrap\" tabindex=\"0\" role=\"region\" aria-label=\"Users\">\n");
 	web_html(b, "<table>\n<thead><tr><th>Name</th><th>Role</th><th>Since</th><th>State</th>"
 	            "<th></th></tr></thead>\n<tbody>\n");
 	for (int i = 0; i < db_ntuples(r); i++) {
@@ -143,9 +156,10 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 		int disabled = strcmp(db_value(r, i, 4), "t") == 0;
 		const char *id = db_value(r, i, 3);
 
-		web_html(b, "<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>",
-		         db_value(r, i, 0), strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user",
-		         db_value(r, i, 2), disabled ? "disabled" : "active");
+		web_html(b, "<tr><td>%s</td><td>%s</td><td>", db_value(r, i, 0),
+		         strcmp(db_value(r, i, 1), "t") == 0 ? "admin" : "user");
+		web__time(b, db_value(r, i, 2));
+		web_html(b, "</td><td>%s</td><td>", disabled ? "disabled" : "active");
 		if (strcmp(id, w->sess.user_id) != 0) {
 			web_html(
 			    b,
@@ -158,7 +172,7 @@ static void panel_users(base_buf *b, const web_ctx *w, const db_result *r, const
 		}
 		web_html(b, "</td></tr>\n");
 	}
-	web_html(b, "</tbody>\n</table>\n");
+	web_html(b, "</tbody>\n</table></div>\n");
 }
 
 /* The four parts are asked for at once and rendered as they come. */

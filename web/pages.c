@@ -33,22 +33,46 @@ void web__format_duration(base_buf *b, double s)
 		base_buf_printf(b, "%d min %d s", (int)(s / 60), (int)fmod(s, 60));
 }
 
+void web__time(base_buf *b, const char *utc)
+{
+	char iso[32], txt[32];
+	size_t n = utc ? strlen(utc) : 0;
+
+	if (n < 19 || n >= sizeof(iso) || utc[4] != '-' || utc[10] == 0) {
+		web_html(b, "<time>%s</time>", utc ? utc : "");
+		return;
+	}
+	/* "2026-12-06 22:51:29 UTC" or "2026-12-06T22:51:29.123Z" -> "2026-12-06T22:51:29Z" */
+	memcpy(iso, utc, 19);
+	iso[10] = 'T';
+	iso[19] = 'Z';
+	iso[20] = 0;
+	memcpy(txt, iso, 19);
+	txt[10] = ' ';
+	txt[19] = 0;
+	web_html(b, "<time datetime=\"%s\">%s UTC</time>", iso, txt);
+}
+
 static const char *status_label(const char *status)
 {
 	if (strcmp(status, "queued") == 0)
-		return "Queued";
+		return "In queue";
 	if (strcmp(status, "processing") == 0)
 		return "Processing";
 	if (strcmp(status, "completed") == 0)
 		return "Completed";
 	if (strcmp(status, "failed") == 0)
 		return "Failed";
+	if (strcmp(status, "cancelled") == 0)
+		return "Cancelled";
 	return "Unknown";
 }
 
 /*
- * One request as a card; spaces.js renders the same markup for new ones
- * and updates both. result_json may be NULL.
+ * One request as a card. spaces.js renders every card again from the
+ * request's status (the same fields as its live updates), so a card looks
+ * the same live and after a reload; this markup is what shows before that,
+ * and without scripts. result_json may be NULL.
  */
 void web__request_card(base_buf *b, const char *id, const char *status, int progress,
                        const char *prompt, const char *result_json, const char *created_at)
@@ -56,36 +80,50 @@ void web__request_card(base_buf *b, const char *id, const char *status, int prog
 	json_t *res = result_json ? json_loads(result_json, JSON_DECODE_ANY, NULL) : NULL;
 	const char *text = json_string_value(json_object_get(res, "text_output"));
 	const char *err = json_string_value(json_object_get(res, "error"));
+	const char *reason = json_string_value(json_object_get(res, "reason"));
+	const char *model = json_string_value(json_object_get(res, "model_used"));
 	json_t *pt = json_object_get(res, "processing_time_seconds");
-	int final = strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0;
+	json_t *tokens = json_object_get(res, "tokens_used");
+	int final = strcmp(status, "completed") == 0 || strcmp(status, "failed") == 0 ||
+	            strcmp(status, "cancelled") == 0;
+	int timeout = reason && strcmp(reason, "timeout") == 0;
+	base_buf meta = BASE_BUF_INIT;
 
 	web_html(b,
 	         "<li class=\"req\" data-request-id=\"%s\" data-status=\"%s\">\n"
 	         "<div class=\"req-head\"><span class=\"req-status s-%s\">%s</span> "
-	         "<code title=\"%s\">%s</code> <time class=\"muted\">%s</time></div>\n",
-	         id, status, status, status_label(status), id, id, created_at ? created_at : "");
+	         "<code title=\"%s\">%s</code> ",
+	         id, status, timeout ? "timeout" : status,
+	         timeout ? "Timed out" : status_label(status), id, id);
+	web__time(b, created_at);
+	web_html(b, "</div>\n");
 	if (prompt && *prompt)
 		web_html(b, "<p class=\"req-prompt\">%s</p>\n", prompt);
 	if (!final)
 		web_html(
 		    b,
-		    "<div class=\"req-progress\"><progress max=\"100\" value=\"%d\"></progress> "
-		    "<span class=\"req-msg\"></span></div>\n",
+		    "<div class=\"req-progress\"><progress max=\"100\" value=\"%d\" "
+		    "aria-label=\"Progress\"></progress> <span class=\"req-msg\"></span></div>\n",
 		    progress);
 	if (text)
 		web_html(b, "<pre class=\"req-text\">%s</pre>\n", text);
 	if (json_is_number(pt)) {
-		base_buf d = BASE_BUF_INIT;
-
-		web__format_duration(&d, json_number_value(pt));
-		if (d.data) {
-			base_buf_append(&d, "", 1);
-			web_html(b, "<p class=\"req-meta\">Processing time: %s</p>\n", d.data);
-		}
-		base_buf_free(&d);
+		base_buf_append_str(&meta, "Processing time: ");
+		web__format_duration(&meta, json_number_value(pt));
 	}
-	if (err)
-		web_html(b, "<p class=\"req-error\">%s</p>\n", err);
+	if (model)
+		web_html(&meta, "%R%s", meta.len ? " · Model: " : "Model: ", model);
+	if (json_is_integer(tokens))
+		base_buf_printf(&meta, "%s%lld tokens", meta.len ? " · " : "",
+		                (long long)json_integer_value(tokens));
+	if (meta.len)
+		web_html(b, "<p class=\"req-meta\">%s</p>\n", web_buf_cstr(&meta));
+	base_buf_free(&meta);
+	if (err && strcmp(status, "cancelled") == 0)
+		web_html(b, "<p class=\"req-note\">%s</p>\n", err);
+	else if (err)
+		web_html(b, "<p class=\"req-error\">%R%s</p>\n",
+		         timeout ? "Timed out: " : "Error: ", err);
 	else if (strcmp(status, "failed") == 0)
 		web_html(b, "<p class=\"req-error\">The request failed.</p>\n");
 	if (res && !text && !err && final) {

@@ -4,6 +4,8 @@
  *   POST /websockets/submit/<space_id>  form or multipart: prompt, audio_url,
  *                                        audio_file, video_file, other_file
  *   GET  /websockets/status?request_id=
+ *   POST /websockets/cancel/<request_id>, POST /websockets/retry/<request_id>
+ *   GET  /api/requests?space_id=          the user's newest requests of a space
  *
  * The rules (login 401, space 404, an app connected 503, inputs 400, rate
  * limit 429, in that order) are sp_submit_judge's; this file reads the form
@@ -300,8 +302,98 @@ static void status_route(http_request *req, void *ud)
 	sp_request_status(site->sp, id, status_found, w);
 }
 
+/* ---- cancel, retry, the user's requests of a space ---------------------------- */
+
+static void json_answered(int status, json_t *body, void *ud)
+{
+	web_ctx *w = ud;
+
+	if (web__gone(w))
+		return;
+	web__json(w, status, json_incref(body));
+}
+
+/* Session and CSRF as for a submission; the request's id from the path. */
+static int control_ok(web_ctx *w)
+{
+	if (!w->sess.ok) {
+		web__json_error(w, 401, "Login required");
+		return 0;
+	}
+	if (!web__csrf_ok(w, 1))
+		return 0;
+	if (!w->id[0]) {
+		web__json_error(w, 404, "Request not found");
+		return 0;
+	}
+	return 1;
+}
+
+static void cancel_step(web_ctx *w)
+{
+	if (control_ok(w))
+		sp_cancel(w->site->sp, w->id, w->sess.user_id, json_answered, w);
+}
+
+static void cancel_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(web_ctx), "/websockets/cancel/", 1, cancel_step);
+}
+
+static void retried(const sp_submit_result *r, void *ud)
+{
+	web_ctx *w = ud;
+
+	if (web__gone(w))
+		return;
+	if (r->status == 200)
+		web__json(w, 200,
+		          json_pack("{s:b,s:s}", "success", 1, "request_id", r->request_id));
+	else
+		refused(w, r->status, r->error, r->retry_after);
+}
+
+static void retry_step(web_ctx *w)
+{
+	if (control_ok(w))
+		sp_retry(w->site->sp, w->id, w->sess.user_id, w->sess.username, retried, w);
+}
+
+static void retry_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(web_ctx), "/websockets/retry/", 1, retry_step);
+}
+
+/* GET /api/requests?space_id=ID: the user's newest requests there, as request_update has them. */
+static void list_step(web_ctx *w)
+{
+	base_slice v;
+	char id[WEB_ID_MAX];
+
+	if (!w->sess.ok) {
+		web__json_error(w, 401, "Login required");
+		return;
+	}
+	ssize_t n = base_query_get(w->req->query, "space_id", &v) && v.len < sizeof(id)
+	                ? base_url_decode(v.base, v.len, id, 1)
+	                : -1;
+	if (n <= 0 || (id[n] = 0, !web_id_ok(id))) {
+		web__json_error(w, 400, "space_id is required");
+		return;
+	}
+	sp_request_list(w->site->sp, id, w->sess.user_id, json_answered, w);
+}
+
+static void list_route(http_request *req, void *ud)
+{
+	web__start(ud, req, sizeof(web_ctx), NULL, 1, list_step);
+}
+
 const web_route web__submit_routes[] = {
     {HTTP_M_POST, "/websockets/submit/", 1, submit_route},
     {HTTP_M_GET, "/websockets/status", 0, status_route},
+    {HTTP_M_POST, "/websockets/cancel/", 1, cancel_route},
+    {HTTP_M_POST, "/websockets/retry/", 1, retry_route},
+    {HTTP_M_GET, "/api/requests", 0, list_route},
     {0, NULL, 0, NULL},
 };

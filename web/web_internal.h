@@ -445,6 +445,9 @@ extern const web_route web__page_routes[];
 void web__live_badge(base_buf *b, const web_ctx *w, const char *space_id);
 /** Seconds, readably: "1.23 s", "12.5 s", "2 min 5 s". */
 void web__format_duration(base_buf *b, double s);
+/** A UTC time "YYYY-MM-DD HH:MM:SS" (or ISO 8601 with T and Z) as <time datetime="ISO">,
+ * which spaces.js shows in the viewer's local time; its text is the UTC time. */
+void web__time(base_buf *b, const char *utc);
 /** A request as a card of the space page (spaces.js keeps it live). */
 void web__request_card(base_buf *b, const char *id, const char *status, int progress,
                        const char *prompt, const char *result_json, const char *created_at);

@@ -47,10 +47,11 @@
 	X(NOT_WEBSOCKET, -4204, "not a WebSocket upgrade request") \
 	X(QUEUE_FULL, -4205, "output queue full")
 
-#define SIO_ERRNO_MAP(X)                                   \
-	X(NOT_CONNECTED, -4401, "socket is not connected") \
-	X(BAD_ARGS, -4402, "arguments are not valid JSON") \
-	X(TOO_MANY_ATTACHMENTS, -4403, "too many attachments")
+#define SIO_ERRNO_MAP(X)                                       \
+	X(NOT_CONNECTED, -4401, "socket is not connected")     \
+	X(BAD_ARGS, -4402, "arguments are not valid JSON")     \
+	X(TOO_MANY_ATTACHMENTS, -4403, "too many attachments") \
+	X(TIMEDOUT, -4404, "not every node or client answered in time")
 
 #define DB_ERRNO_MAP(X)                                                              \
 	X(SERVER, -4501, "the server reported an error")                             \

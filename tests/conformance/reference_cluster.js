@@ -28,6 +28,22 @@
 //   stats (ack)                  ack({}) (the C node acks its counters)
 //   broadcast-room (room, ...args)  nsp.to(room).emit("tick", ...args)
 //
+// Requests across nodes, each acking {err, ...} with err null or "timeout":
+//
+//   setdata (value, ack)         socket.data = value; ack("ok")
+//   fetch (opts, ack)            nsp.in(opts.rooms).except(opts.except).fetchSockets()
+//                                as {err, sockets: [{id, handshake, rooms, data}]}
+//   sse (event, arg, ack)        nsp.serverSideEmit(event, arg, cb): {err, replies}
+//   sse-noack (event, arg, ack)  nsp.serverSideEmit(event, arg); ack("sent")
+//   bcastack (opts, event, arg, ack)
+//                                nsp.to(opts.rooms).except(opts.except)
+//                                .timeout(opts.timeout).emit(event, arg, cb): {err, replies}
+//   servercount (ack)            ack(await nsp.adapter.serverCount())
+//   notes (ack)                  the serverSideEmit "note" arguments received
+//
+// Every namespace answers serverSideEmit "whoami"(arg, cb) with
+// cb({node: NAME, arg}) and records "note"(arg). --name NAME (default "N").
+//
 // SIGTERM and SIGINT close the server and the pool and exit with status 0.
 "use strict";
 
@@ -56,13 +72,14 @@ function usage(msg) {
 }
 
 function parseArgs(argv) {
-  const opts = { port: 3000, databaseUrl: "" };
+  const opts = { port: 3000, databaseUrl: "", name: "N" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--port" && i + 1 < argv.length) opts.port = Number(argv[++i]);
     else if (a.startsWith("--port=")) opts.port = Number(a.slice(7));
     else if (a === "--database-url" && i + 1 < argv.length) opts.databaseUrl = argv[++i];
     else if (a.startsWith("--database-url=")) opts.databaseUrl = a.slice(15);
+    else if (a === "--name" && i + 1 < argv.length) opts.name = argv[++i];
     else usage(`unknown argument ${JSON.stringify(a)}`);
   }
   if (!Number.isInteger(opts.port) || opts.port < 0 || opts.port > 65535) usage("bad --port");
@@ -85,9 +102,72 @@ function roomList(value) {
 }
 
 let stopping = false;
+const notes = [];
 
-function attachEvents(nsp) {
+function errText(err) {
+  if (!err) return null;
+  return /timeout|timed out/.test(err.message) ? "timeout" : err.message;
+}
+
+function attachEvents(nsp, name) {
+  // The other nodes' serverSideEmit.
+  nsp.on("whoami", (arg, cb) => {
+    if (typeof cb === "function") cb({ node: name, arg });
+  });
+  nsp.on("note", (arg) => notes.push(arg));
+
   nsp.on("connection", (socket) => {
+    socket.on("setdata", (value, ack) => {
+      socket.data = value;
+      if (typeof ack === "function") ack("ok");
+    });
+
+    socket.on("fetch", async (opts, ack) => {
+      const o = opts && typeof opts === "object" ? opts : {};
+      let result;
+      try {
+        const sockets = await nsp.in(roomList(o.rooms)).except(roomList(o.except)).fetchSockets();
+        result = {
+          err: null,
+          sockets: sockets.map((s) => ({ id: s.id, handshake: s.handshake, rooms: [...s.rooms], data: s.data })),
+        };
+      } catch (err) {
+        result = { err: errText(err), sockets: [] };
+      }
+      if (typeof ack === "function") ack(result);
+    });
+
+    socket.on("sse", (event, arg, ack) => {
+      nsp.serverSideEmit(event, arg, (err, replies) => {
+        if (typeof ack === "function") ack({ err: errText(err), replies: replies || [] });
+      });
+    });
+
+    socket.on("sse-noack", (event, arg, ack) => {
+      nsp.serverSideEmit(event, arg);
+      if (typeof ack === "function") ack("sent");
+    });
+
+    socket.on("bcastack", (opts, event, arg, ack) => {
+      const o = opts && typeof opts === "object" ? opts : {};
+      nsp
+        .to(roomList(o.rooms))
+        .except(roomList(o.except))
+        .timeout(typeof o.timeout === "number" ? o.timeout : 5000)
+        .emit(event, arg, (err, replies) => {
+          if (typeof ack === "function") ack({ err: errText(err), replies: replies || [] });
+        });
+    });
+
+    socket.on("servercount", async (ack) => {
+      const n = await nsp.adapter.serverCount();
+      if (typeof ack === "function") ack(n);
+    });
+
+    socket.on("notes", (ack) => {
+      if (typeof ack === "function") ack(notes);
+    });
+
     socket.on("join", (room, ack) => {
       if (typeof room === "string" || Array.isArray(room)) socket.join(room);
       if (typeof ack === "function") ack("ok");
@@ -194,7 +274,7 @@ async function main() {
       },
     }),
   });
-  for (const name of NAMESPACES) attachEvents(io.of(name));
+  for (const name of NAMESPACES) attachEvents(io.of(name), args.name);
 
   httpServer.on("error", (err) => {
     log(err.message);

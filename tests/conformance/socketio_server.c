@@ -361,7 +361,7 @@ static void setup_ours(void)
 	sio_on_connection(any, any_connected, NULL);
 	sio_dynamic(g_sio, "/pat-*", NULL, setup_dyn, NULL);
 	sio_namespace *root = sio_of(g_sio, "/");
-	sio_adapter ad = {adapter_broadcast, NULL, NULL};
+	sio_adapter ad = {.on_broadcast = adapter_broadcast};
 	sio_set_adapter(root, &ad);
 	sio_on(root, "adapter-log", on_adapter_log, NULL);
 	sio_on(root, "adapter-deliver", on_adapter_deliver, NULL);

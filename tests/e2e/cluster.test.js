@@ -2,7 +2,10 @@
 // (spaces/cluster.h): two C nodes (cluster-node, C1 and C2) and one Node.js
 // socket.io server with @socket.io/postgres-adapter (N1,
 // tests/conformance/reference_cluster.js) carry each other's broadcasts, with
-// the official socket.io-client connected to every node and namespace.
+// the official socket.io-client connected to every node and namespace; and
+// answer each other's requests (fetchSockets, serverSideEmit with and without
+// acks, broadcasts with acks), count each other (heartbeats: serverCount),
+// and take what @socket.io/postgres-emitter publishes.
 //
 // A throwaway PostgreSQL cluster is started with ci/pg.sh in a temporary
 // directory. Which program the C nodes run:
@@ -69,7 +72,8 @@ function asBuffer(v) {
 
 /** One socket.io-client connection that records the events it receives. */
 class Client {
-  constructor(node, nsp, name) {
+  // opts: query and auth for the handshake; silent: never acks "ask".
+  constructor(node, nsp, name, opts = {}) {
     this.node = node;
     this.nsp = nsp;
     this.name = `${name} (${node.name} ${nsp})`;
@@ -80,7 +84,11 @@ class Client {
       transports: ["websocket"],
       forceNew: true,
       reconnection: false,
+      query: opts.query,
+      auth: opts.auth,
     });
+    // A broadcast with acks asks the clients "ask": each answers with its name.
+    if (!opts.silent) this.socket.on("ask", (arg, cb) => cb({ client: this.name, arg }));
     this.socket.onAny((event, ...args) => {
       if (event === "probe") this.probesFrom.add(args[0]);
       else this.events.push({ event, args });
@@ -219,7 +227,7 @@ before(
       ["C2", true],
       ["N1", false],
     ]) {
-      const argv = [...(isC ? C_NODE : NODE_REFERENCE), "--database-url", dbUrl];
+      const argv = [...(isC ? C_NODE : NODE_REFERENCE), "--database-url", dbUrl, "--name", name];
       const node = { name, isC: isC && !C_IS_REFERENCE, server: await h.startServer(argv) };
       nodes.push(node);
       byName[name] = node;
@@ -525,6 +533,253 @@ test("disconnectSockets from any node disconnects the targeted sockets on every 
   }
 });
 
+// ---- requests across nodes --------------------------------------------------
+
+const fx = []; // one client per node on "/" in room f-room, with query, auth and data
+
+async function fetchClients() {
+  if (fx.length > 0) return fx;
+  for (const node of nodes) {
+    const c = new Client(node, "/", "f", { query: { tag: `q-${node.name}` }, auth: { who: `a-${node.name}` } });
+    clients.push(c);
+    fx.push(c);
+  }
+  await Promise.all(fx.map((c) => c.connected()));
+  for (const c of fx) {
+    assert.equal(await c.call("join", "f-room"), "ok");
+    assert.equal(await c.call("setdata", { n: c.node.name, list: [1, "two"] }), "ok");
+  }
+  return fx;
+}
+
+test("fetchSockets from every node returns every socket with its rooms, handshake and data", { timeout: 60000 }, async () => {
+  const fs_ = await fetchClients();
+  for (const asker of nodes) {
+    const res = await cl[asker.name].c.call("fetch", { rooms: ["f-room"] });
+    assert.equal(res.err, null, `${asker.name}: fetch error ${preview(res)}`);
+    assert.equal(res.sockets.length, fs_.length, `${asker.name}: sockets ${preview(res.sockets.map((s) => s.id))}`);
+    for (const f of fs_) {
+      const d = res.sockets.find((s) => s.id === f.socket.id);
+      assert.ok(d, `${asker.name}: ${f.name} (${f.socket.id}) missing from ${preview(res.sockets.map((s) => s.id))}`);
+      assert.ok(d.rooms.includes("f-room"), `${asker.name}: ${f.name} rooms ${preview(d.rooms)}`);
+      assert.ok(d.rooms.includes(f.socket.id), `${asker.name}: ${f.name} rooms lack its own id: ${preview(d.rooms)}`);
+      assert.deepEqual(d.data, { n: f.node.name, list: [1, "two"] }, `${asker.name}: ${f.name} data`);
+      const hs = d.handshake;
+      assert.equal(typeof hs, "object", `${asker.name}: ${f.name} handshake ${preview(hs)}`);
+      assert.deepEqual(hs.auth, { who: `a-${f.node.name}` }, `${asker.name}: ${f.name} handshake.auth`);
+      assert.equal(hs.query.tag, `q-${f.node.name}`, `${asker.name}: ${f.name} handshake.query ${preview(hs.query)}`);
+      assert.equal(hs.query.EIO, "4", `${asker.name}: ${f.name} handshake.query ${preview(hs.query)}`);
+      assert.equal(typeof hs.headers, "object", `${asker.name}: ${f.name} handshake.headers`);
+      assert.match(String(hs.headers.host), /^127\.0\.0\.1:\d+$/, `${asker.name}: ${f.name} host header`);
+      assert.equal(typeof hs.issued, "number", `${asker.name}: ${f.name} handshake.issued`);
+      assert.match(String(hs.address), /127\.0\.0\.1/, `${asker.name}: ${f.name} handshake.address`);
+      assert.match(String(hs.url), /^\/socket\.io\/\?/, `${asker.name}: ${f.name} handshake.url`);
+    }
+    // The whole namespace /chat: the d and e clients of every node.
+    const chat = await cl[asker.name].d.call("fetch", {});
+    assert.equal(chat.err, null);
+    const want = allOn("/chat").filter((c) => c.socket.connected).map((c) => c.socket.id).sort();
+    assert.deepEqual(chat.sockets.map((s) => s.id).sort(), want, `${asker.name}: /chat sockets`);
+    // except
+    const ex = await cl[asker.name].c.call("fetch", { rooms: ["f-room"], except: [fs_[0].socket.id] });
+    assert.equal(ex.sockets.length, fs_.length - 1, `${asker.name}: except`);
+  }
+});
+
+test("fetchSockets answers over 8000 bytes cross through the attachments table", { timeout: 60000 }, async () => {
+  const bigs = [];
+  for (const node of nodes) {
+    const c = new Client(node, "/", "big");
+    clients.push(c);
+    bigs.push(c);
+  }
+  await Promise.all(bigs.map((c) => c.connected()));
+  for (const c of bigs) {
+    assert.equal(await c.call("join", "big-room"), "ok");
+    assert.equal(await c.call("setdata", { big: largeString(`data-${c.node.name}`) }), "ok");
+  }
+  for (const asker of nodes) {
+    const res = await cl[asker.name].c.call("fetch", { rooms: ["big-room"] });
+    assert.equal(res.err, null, `${asker.name}: ${preview(res)}`);
+    assert.equal(res.sockets.length, bigs.length, `${asker.name}: ${preview(res.sockets.map((s) => s.id))}`);
+    for (const c of bigs) {
+      const d = res.sockets.find((s) => s.id === c.socket.id);
+      assert.ok(d, `${asker.name}: ${c.name} missing`);
+      assert.ok(d.data.big === largeString(`data-${c.node.name}`), `${asker.name}: ${c.name} data differs`);
+    }
+  }
+  for (const c of bigs) c.socket.close();
+});
+
+test("serverSideEmit with acks collects one answer from every other node", { timeout: 60000 }, async () => {
+  for (const asker of nodes) {
+    for (const nsp of NAMESPACES) {
+      const c = nodeClients(asker, nsp)[0];
+      const res = await c.call("sse", "whoami", `from-${asker.name}`);
+      assert.equal(res.err, null, `${asker.name} ${nsp}: ${preview(res)}`);
+      const others = nodes.filter((n) => n !== asker).map((n) => n.name).sort();
+      assert.deepEqual(res.replies.map((r) => r.node).sort(), others, `${asker.name} ${nsp}: replies ${preview(res.replies)}`);
+      for (const r of res.replies) assert.equal(r.arg, `from-${asker.name}`);
+    }
+    // Over 8000 bytes both ways (the request and the answers through the table).
+    const big = largeString(`sse-${asker.name}`);
+    const res = await cl[asker.name].c.call("sse", "whoami", big);
+    assert.equal(res.err, null, `${asker.name} big: ${preview(res)}`);
+    assert.equal(res.replies.length, nodes.length - 1, `${asker.name} big: ${preview(res.replies)}`);
+    for (const r of res.replies) assert.ok(r.arg === big, `${asker.name} big: the answer of ${r.node} differs`);
+  }
+});
+
+async function notesOf(node) {
+  return cl[node.name].a.call("notes");
+}
+
+// A reply's binary argument: a Buffer from the Node node; from a C node, the
+// placeholder in the reply and the bytes in hex beside it (cluster-node's bins).
+function replyBinary(res, i, arg) {
+  if (arg && arg._placeholder === true) {
+    if (!res.bins[i] || res.bins[i][arg.num] === undefined) throw new Error(`reply ${i}: no attachment ${arg.num}: ${preview(res)}`);
+    return Buffer.from(res.bins[i][arg.num], "hex");
+  }
+  return asBuffer(arg);
+}
+
+test("binary arguments and answers cross nodes in serverSideEmit and broadcasts with acks", { timeout: 60000 }, async () => {
+  const fs_ = await fetchClients();
+  for (const asker of nodes) {
+    const bin = crypto.randomBytes(300);
+    const res = await cl[asker.name].c.call("sse", "whoami", bin);
+    assert.equal(res.err, null, `${asker.name}: ${preview(res)}`);
+    assert.equal(res.replies.length, nodes.length - 1, `${asker.name}: ${preview(res.replies)}`);
+    res.replies.forEach((r, i) => {
+      const b = replyBinary(res, i, r.arg);
+      assert.ok(b && b.equals(bin), `${asker.name}: the answer of ${r.node}: ${preview(r)} ${preview(res.bins)}`);
+    });
+
+    const bin2 = crypto.randomBytes(200);
+    const res2 = await cl[asker.name].c.call("bcastack", { rooms: ["f-room"], timeout: 5000 }, "ask", bin2);
+    assert.equal(res2.err, null, `${asker.name}: ${preview(res2)}`);
+    assert.deepEqual(res2.replies.map((r) => r.client).sort(), fs_.map((c) => c.name).sort());
+    res2.replies.forEach((r, i) => {
+      const b = replyBinary(res2, i, r.arg);
+      assert.ok(b && b.equals(bin2), `${asker.name}: the ack of ${r.client}: ${preview(r)}`);
+    });
+  }
+});
+
+test("serverSideEmit without acks reaches every other node's handler", { timeout: 60000 }, async () => {
+  for (const asker of nodes) {
+    assert.equal(await cl[asker.name].c.call("sse-noack", "note", `note-${asker.name}`), "sent");
+  }
+  for (const node of nodes) {
+    const want = nodes.filter((n) => n !== node).map((n) => `note-${n.name}`);
+    const deadline = Date.now() + WAIT_MS;
+    for (;;) {
+      const got = await notesOf(node);
+      if (want.every((w) => got.includes(w))) {
+        assert.ok(!got.includes(`note-${node.name}`), `${node.name} heard its own serverSideEmit: ${preview(got)}`);
+        break;
+      }
+      if (Date.now() > deadline) assert.fail(`${node.name}: notes ${preview(got)}, expected ${preview(want)}`);
+      await h.sleep(100);
+    }
+  }
+});
+
+test("a broadcast with acks collects one answer per client across nodes", { timeout: 60000 }, async () => {
+  const fs_ = await fetchClients();
+  for (const asker of nodes) {
+    const res = await cl[asker.name].c.call("bcastack", { rooms: ["f-room"], timeout: 5000 }, "ask", `b-${asker.name}`);
+    assert.equal(res.err, null, `${asker.name}: ${preview(res)}`);
+    assert.deepEqual(
+      res.replies.map((r) => r.client).sort(),
+      fs_.map((c) => c.name).sort(),
+      `${asker.name}: replies ${preview(res.replies)}`,
+    );
+    for (const r of res.replies) assert.equal(r.arg, `b-${asker.name}`);
+  }
+});
+
+test("a broadcast with acks to a client that never answers ends with a timeout and the others' answers", { timeout: 60000 }, async () => {
+  const fs_ = await fetchClients();
+  const mute = new Client(byName.C2, "/", "mute", { silent: true });
+  clients.push(mute);
+  await mute.connected();
+  assert.equal(await mute.call("join", "g-room"), "ok");
+  for (const asker of [byName.C1, byName.N1]) {
+    const res = await cl[asker.name].c.call("bcastack", { rooms: ["f-room", "g-room"], timeout: 3000 }, "ask", "t");
+    assert.equal(res.err, "timeout", `${asker.name}: ${preview(res)}`);
+    assert.deepEqual(res.replies.map((r) => r.client).sort(), fs_.map((c) => c.name).sort(), `${asker.name}: replies`);
+  }
+  mute.socket.close();
+});
+
+test("every node counts the others (serverCount), also after 11 s of nothing but heartbeats", { timeout: 60000 }, async () => {
+  for (const round of [0, 1]) {
+    if (round === 1) await h.sleep(11000); // past the adapter's 10 s heartbeat timeout
+    for (const node of nodes) {
+      for (const nsp of NAMESPACES) {
+        const n = await nodeClients(node, nsp)[0].call("servercount");
+        assert.equal(n, nodes.length, `${node.name} ${nsp}${round ? " after 11 s" : ""}: serverCount ${n}`);
+      }
+    }
+  }
+});
+
+test("what @socket.io/postgres-emitter publishes reaches the clients of our nodes", { timeout: 60000 }, async (t) => {
+  const { Emitter } = require(path.join(h.SOURCE_DIR, "tests", "node_modules", "@socket.io", "postgres-emitter"));
+  const pg = require(path.join(h.SOURCE_DIR, "tests", "node_modules", "pg"));
+  const pool = new pg.Pool({ connectionString: dbUrl });
+  // The Node adapter 0.5.0 drops the emitter's messages (they name no
+  // namespace, and it routes by msg.nsp): only our nodes are checked.
+  const ours = nodes.filter((n) => n.isC);
+  if (ours.length === 0) return t.skip("no C node (SPACES_CLUSTER_NODE=reference)");
+  try {
+    const emitter = new Emitter(pool);
+    const big = largeString("emitter");
+    const bin = crypto.randomBytes(2000);
+    emitter.emit("em-all", "hello", { n: 1 });
+    emitter.to("f-room").emit("em-room", "r");
+    emitter.of("/chat").emit("em-chat", "c");
+    emitter.emit("em-big", big);
+    emitter.emit("em-bin", bin, "tail");
+    emitter.serverSideEmit("note", "from-emitter");
+    const fs_ = await fetchClients();
+    const on = (nsp) => allOn(nsp).filter((c) => c.node.isC && c.socket.connected);
+    await Promise.all(on("/").map((c) => c.waitEvents("em-all")));
+    await Promise.all(on("/").map((c) => c.waitEvents("em-big")));
+    await Promise.all(on("/").map((c) => c.waitEvents("em-bin")));
+    await Promise.all(on("/chat").map((c) => c.waitEvents("em-chat")));
+    await Promise.all(fs_.filter((c) => c.node.isC).map((c) => c.waitEvents("em-room")));
+    await h.sleep(QUIET_MS);
+    for (const c of on("/")) {
+      assert.deepEqual(c.got("em-all"), [["hello", { n: 1 }]], `${c.name}: em-all`);
+      assert.equal(c.got("em-big").length, 1, `${c.name}: em-big`);
+      assert.ok(c.got("em-big")[0][0] === big, `${c.name}: the big string differs`);
+      const b = c.got("em-bin");
+      assert.equal(b.length, 1, `${c.name}: em-bin`);
+      assert.ok(asBuffer(b[0][0]) && asBuffer(b[0][0]).equals(bin), `${c.name}: em-bin bytes`);
+      assert.equal(b[0][1], "tail");
+      assert.equal(c.got("em-room").length, fs_.includes(c) ? 1 : 0, `${c.name}: em-room`);
+      assert.equal(c.got("em-chat").length, 0, `${c.name}: em-chat on /`);
+    }
+    for (const c of on("/chat")) assert.deepEqual(c.got("em-chat"), [["c"]], `${c.name}: em-chat`);
+    // What the README says of the reference: its adapter drops them.
+    for (const c of allOn("/").filter((x) => !x.node.isC && x.socket.connected)) {
+      assert.equal(c.got("em-all").length, 0, `${c.name}: the Node adapter 0.5.0 delivered an emitter message`);
+    }
+    for (const node of ours) {
+      const deadline = Date.now() + WAIT_MS;
+      while (!(await notesOf(node)).includes("from-emitter")) {
+        if (Date.now() > deadline) assert.fail(`${node.name}: the emitter's serverSideEmit never came`);
+        await h.sleep(100);
+      }
+    }
+  } finally {
+    await pool.end();
+  }
+});
+
 test("the C nodes count what they published and delivered, and dropped nothing", { timeout: 30000 }, async (t) => {
   const cNodes = nodes.filter((n) => n.isC);
   if (cNodes.length === 0) return t.skip("no C node (SPACES_CLUSTER_NODE=reference)");
@@ -538,6 +793,9 @@ test("the C nodes count what they published and delivered, and dropped nothing",
     assert.ok(st.published > 0, `${node.name}: published ${st.published}`);
     assert.ok(st.delivered > 0, `${node.name}: delivered ${st.delivered}`);
     assert.equal(st.dropped, 0, `${node.name}: dropped ${st.dropped} (stats ${preview(st)})`);
+    // Requests across nodes were made and answered.
+    assert.ok(st.requests > 0, `${node.name}: requests ${st.requests}`);
+    assert.ok(st.answered > 0, `${node.name}: answered ${st.answered}`);
   }
   for (const node of nodes) node.server.assertAlive();
 });

@@ -4,8 +4,12 @@
  * Decodes the input as a msgpack packet. When it is valid: attachments are
  * slices of the input, the data is valid JSON of the right shape, and
  * encoding the packet again gives bytes that decode to the same packet and
- * encode to the same bytes. The input is also tried as JSON data for the
- * encoder, which must either refuse it or produce msgpack that decodes.
+ * encode to the same bytes; for events and acks, encoding from the name
+ * and the argument list (sio_msgpack_encode_list, the parser's path) gives
+ * the same bytes as encoding the whole data. The input is also tried as
+ * JSON data for the encoder, which must either refuse it or produce msgpack
+ * that decodes, and as an argument list, which must be refused exactly when
+ * the same text in brackets is, and otherwise encode as it.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -92,6 +96,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (!slice_same((base_slice){enc.data, enc.len}, (base_slice){enc2.data, enc2.len}))
 		abort();
+	if (p.type == SIO_EVENT || p.type == SIO_BINARY_EVENT || p.type == SIO_ACK ||
+	    p.type == SIO_BINARY_ACK) {
+		int ev = p.type == SIO_EVENT || p.type == SIO_BINARY_EVENT;
+		enc2.len = 0;
+		if (sio_msgpack_encode_list(&enc2, p.type, p.nsp, p.id, ev ? &p.event : NULL,
+		                            p.event_escaped, p.args, att, p.attachments) != 0 ||
+		    !slice_same((base_slice){enc.data, enc.len}, (base_slice){enc2.data, enc2.len}))
+			abort();
+	}
 
 as_json:
 	/* The input as the JSON data of an ack, with two attachments to point at. */
@@ -107,6 +120,21 @@ as_json:
 		abort();
 	if (rc == 0 && sio_msgpack_decode(enc.data, enc.len, &json2, &q, att, MAX_ATT, &err) == 0)
 		check_packet(&q, att, enc.data, enc.len, &json2);
+
+	/* The input as an argument list: as valid as "[" input "]", and the same bytes. */
+	json.len = 0;
+	base_buf_append(&json, "[", 1);
+	base_buf_append(&json, copy, size);
+	base_buf_append(&json, "]", 1);
+	enc.len = 0;
+	enc2.len = 0;
+	rc = sio_msgpack_encode(&enc, SIO_ACK, BASE_SLICE_LIT("/"), 2,
+	                        (base_slice){json.data, json.len}, att2, 2);
+	int rc2 = sio_msgpack_encode_list(&enc2, SIO_ACK, BASE_SLICE_LIT("/"), 2, NULL, 0,
+	                                  (base_slice){copy, size}, att2, 2);
+	if (rc != rc2 || (rc == 0 && !slice_same((base_slice){enc.data, enc.len},
+	                                         (base_slice){enc2.data, enc2.len})))
+		abort();
 	free(copy);
 	base_buf_free(&json);
 	base_buf_free(&json2);

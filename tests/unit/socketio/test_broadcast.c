@@ -187,7 +187,7 @@ static void run(int parser)
 	o.parser = parser;
 	io_start(&o);
 	S.nsp = sio_of(g_io, "/");
-	sio_adapter ad = {ad_broadcast, &S.ad, ad_sockets};
+	sio_adapter ad = {.on_broadcast = ad_broadcast, .ud = &S.ad, .on_sockets = ad_sockets};
 	sio_set_adapter(S.nsp, &ad);
 	sio_on_connection(S.nsp, on_connection, NULL);
 	sio_on_any_outgoing(S.nsp, on_outgoing, NULL);
@@ -231,7 +231,7 @@ static void test_adapter_data(void **state)
 	memset(&S, 0, sizeof(S));
 	io_start(NULL);
 	S.nsp = sio_of(g_io, "/");
-	sio_adapter ad = {ad_broadcast, &S.ad, NULL};
+	sio_adapter ad = {.on_broadcast = ad_broadcast, .ud = &S.ad};
 	sio_set_adapter(S.nsp, &ad);
 	sio_bcast b;
 	sio_bcast_init(&b, S.nsp);

@@ -71,7 +71,7 @@ static void read_ids(const rx_t *r, char *sid, char *pid)
 static void wait_flag(atomic_int *f, int v)
 {
 	struct timespec ts = {0, 5 * 1000 * 1000};
-	for (int i = 0; i < 2000 && atomic_load(f) < v; i++)
+	for (unsigned i = 0; i < test_ms(10000) / 5 && atomic_load(f) < v; i++)
 		nanosleep(&ts, NULL);
 	CK(atomic_load(f) >= v);
 }

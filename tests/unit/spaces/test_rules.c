@@ -191,14 +191,19 @@ static void test_transitions(void **state)
 	assert_int_equal(to, SP_FAILED);
 	assert_int_equal(sp_request_next(SP_PROCESSING, SP_EV_TIMEOUT, &to), 0);
 	assert_int_equal(to, SP_FAILED);
+	assert_int_equal(sp_request_next(SP_QUEUED, SP_EV_CANCEL, &to), 0);
+	assert_int_equal(to, SP_CANCELLED);
+	assert_int_equal(sp_request_next(SP_PROCESSING, SP_EV_CANCEL, &to), 0);
+	assert_int_equal(to, SP_CANCELLED);
 
 	/* Refused: results only from processing, nothing after the end. */
 	assert_int_equal(sp_request_next(SP_QUEUED, SP_EV_COMPLETED, NULL), -1);
 	assert_int_equal(sp_request_next(SP_QUEUED, SP_EV_REQUEUE, NULL), -1);
 	assert_int_equal(sp_request_next(SP_PROCESSING, SP_EV_DISPATCH, NULL), -1);
-	for (int ev = SP_EV_DISPATCH; ev <= SP_EV_TIMEOUT; ev++) {
+	for (int ev = SP_EV_DISPATCH; ev <= SP_EV_CANCEL; ev++) {
 		assert_int_equal(sp_request_next(SP_COMPLETED, (sp_event)ev, NULL), -1);
 		assert_int_equal(sp_request_next(SP_FAILED, (sp_event)ev, NULL), -1);
+		assert_int_equal(sp_request_next(SP_CANCELLED, (sp_event)ev, NULL), -1);
 	}
 	assert_int_equal(sp_request_next(SP_QUEUED, (sp_event)99, NULL), -1);
 }

@@ -134,6 +134,12 @@ typedef struct {
 	 * python-engineio 4.x refuses a payload of more than 16. */
 	unsigned polling_max_packets; /* 16; 0: no limit */
 	/*
+	 * Engine.IO protocol 3 (socket.io-client 2.x), as the reference
+	 * server's allowEIO3: the v3 payload encoding and heartbeat (the client
+	 * pings). 0: a request with EIO=3 is refused with 400 (0).
+	 */
+	int allow_eio3;
+	/*
 	 * Optional: CORS for listed origins only. When set (and cors_origin is
 	 * NULL), a request whose Origin it accepts (returns 1) is answered with
 	 * Access-Control-Allow-Origin: that origin and
@@ -225,6 +231,8 @@ int eio_socket_is_open(const eio_socket *s);
 int eio_socket_writable(const eio_socket *s);
 /** Bytes queued for the socket and not yet written. */
 size_t eio_socket_buffered(const eio_socket *s);
+/** The Engine.IO protocol revision of s: 4, or 3 for a client let in by allow_eio3 (4 for NULL). */
+int eio_socket_protocol(const eio_socket *s);
 const char *eio_socket_id(const eio_socket *s);
 /** "polling" or "websocket": the current transport. */
 const char *eio_socket_transport(const eio_socket *s);

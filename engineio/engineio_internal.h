@@ -137,6 +137,8 @@ struct eio_socket {
 	uint8_t upgrade;       /* eio_upgrade_state */
 	uint8_t in_callback;   /* >0 while a user callback runs */
 	uint8_t close_pending; /* in srv->pending_close: closed at the end of the loop turn */
+	uint8_t eio3;          /* protocol 3 (allow_eio3): v3 payloads and heartbeat */
+	uint8_t eio3_b64;      /* protocol 3 with b64=1: binary as base64 text only */
 	eio_close_reason reason;
 	eio_close_reason pending_reason;
 	base_list close_link; /* in srv->pending_close while close_pending */
@@ -155,6 +157,7 @@ struct eio_server {
 	base_timeq pong_q;    /* duration ping_timeout */
 	base_timeq upgrade_q; /* duration upgrade_timeout */
 	base_timeq linger_q;  /* a closed polling socket waits here to hand over its close packet */
+	base_timeq eio3_q;    /* duration ping_interval + ping_timeout: a v3 client's next ping */
 	eio_rate_slot *rate;  /* handshake buckets per address (admission.c), NULL until used */
 	size_t refused;       /* handshakes refused since the last log line */
 	uint64_t refused_logged;
@@ -238,6 +241,24 @@ void eio__heartbeat_start(eio_socket *s);
 void eio__ping_expired(base_timeq *q, base_timeq_entry *e);
 void eio__pong_expired(base_timeq *q, base_timeq_entry *e);
 void eio__linger_expired(base_timeq *q, base_timeq_entry *e);
+
+/* eio3.c: Engine.IO protocol 3 (allow_eio3) */
+/**
+ * Encodes the first n messages of s->q into out as a v3 payload: text
+ * ("<len>:<packet>", len in UTF-16 code units, binary as "b4" + base64)
+ * unless a binary message is among them and the client takes binary, then
+ * the binary payload format. Returns 1 for a binary payload, else 0.
+ */
+int eio3__encode_payload(const eio_socket *s, size_t n, base_buf *out);
+/**
+ * Sends binary message data over s->ws as v3 does: a binary frame with the
+ * type byte 4 first, or for a b64 client a text frame "b4" + base64.
+ */
+int eio3__ws_send_binary(eio_socket *s, const base_slice *parts, size_t n);
+/** A v3 text frame "b4" + base64 (a client forcing base64): a binary message. */
+void eio3__ws_on_base64(eio_socket *s, const char *data, size_t len);
+/** A v3 client's ping: answered with a pong, its timeout rearmed. */
+void eio3__on_ping(eio_socket *s, const eio_packet *p);
 
 /* transport_polling.c */
 void eio__polling_get(eio_socket *s, http_request *req);

@@ -50,4 +50,27 @@ ssize_t eio_payload_next(char *buf, size_t len, eio_packet *p);
 void eio_payload_append(base_buf *out, eio_packet_type type, int binary, const char *data,
                         size_t len);
 
+/*
+ * Engine.IO protocol 3 payloads (packet_v3.c), for allow_eio3. A text
+ * payload is a run of "<len>:<packet>", len counting the packet's UTF-16
+ * code units (a JavaScript string's length; here: each byte that does not
+ * continue a UTF-8 sequence counts one, two from 0xf0 on), a binary message
+ * being "b4" + base64. A binary payload (application/octet-stream) is per
+ * packet a byte 0 (text) or 1 (binary), the length's decimal digits as
+ * bytes 0..9, a byte 0xff, then the packet: text as type digit and data,
+ * binary as the type byte 4 and the data.
+ */
+
+/**
+ * Decodes the next packet of a v3 payload; binary_payload: the binary
+ * format. Base64 is decoded in place. Returns the bytes consumed (> 0), 0
+ * when len is 0, -1 when invalid. An empty packet ("0:") is consumed with
+ * p->type set to -1: nothing to handle.
+ */
+ssize_t eio3_payload_next(char *buf, size_t len, int binary_payload, eio_packet *p);
+
+/** Appends one packet to a v3 payload (binary data: a message). */
+void eio3_payload_append(base_buf *out, int binary_payload, eio_packet_type type, int binary,
+                         const char *data, size_t len);
+
 #endif

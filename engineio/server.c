@@ -157,6 +157,12 @@ static eio_socket *socket_new(eio_server *srv, const eio_transport_ops *t, const
 	base_timeq_entry_init(&s->hb);
 	base_timeq_entry_init(&s->up);
 	snprintf(s->remote, sizeof(s->remote), "%s", req->remote_addr);
+	base_slice v;
+	if (base_query_get(req->query, "EIO", &v) && base_slice_eq(v, "3")) {
+		s->eio3 = 1;
+		/* As the reference: any non-empty b64 asks for base64 only. */
+		s->eio3_b64 = base_query_get(req->query, "b64", &v) && v.len > 0;
+	}
 	do {
 		base_random_id(s->sid, EIO_SID_BYTES);
 	} while (eio__find(srv, s->sid, EIO_SID_LEN));
@@ -239,7 +245,8 @@ static void on_request(http_request *req, void *ud)
 		}
 	}
 
-	if (!base_query_get(req->query, "EIO", &v) || !base_slice_eq(v, "4")) {
+	if (!base_query_get(req->query, "EIO", &v) ||
+	    !(base_slice_eq(v, "4") || (srv->opts.allow_eio3 && base_slice_eq(v, "3")))) {
 		eio__respond_error(srv, req, EIO_ERR_UNSUPPORTED_PROTOCOL_VERSION);
 		return;
 	}
@@ -333,12 +340,15 @@ eio_server *eio_server_new(http_server *http, const eio_options *opts, const eio
 	base_timeq_init(loop, &srv->linger_q,
 	                BASE_MAX(srv->opts.ping_interval_ms, 1000u) + srv->opts.ping_timeout_ms,
 	                eio__linger_expired);
+	base_timeq_init(loop, &srv->eio3_q, srv->opts.ping_interval_ms + srv->opts.ping_timeout_ms,
+	                eio__pong_expired);
 	srv->ping_q.data = srv->pong_q.data = srv->upgrade_q.data = srv->linger_q.data = srv;
+	srv->eio3_q.data = srv;
 	build_open_tail(srv, srv->open_tail[eio__polling_ops.index], sizeof(srv->open_tail[0]),
 	                srv->opts.allow_upgrades && srv->opts.allow_websocket);
 	build_open_tail(srv, srv->open_tail[eio__websocket_ops.index], sizeof(srv->open_tail[1]),
 	                0);
-	static const eio_packet_type ctl[] = {EIO_CLOSE, EIO_PING, EIO_NOOP};
+	static const eio_packet_type ctl[] = {EIO_CLOSE, EIO_PING, EIO_PONG, EIO_NOOP};
 	for (size_t i = 0; i < BASE_ARRAY_SIZE(ctl); i++)
 		srv->ctl[ctl[i]] = eio__msg_new(ctl[i], 0, NULL, 0);
 
@@ -421,13 +431,14 @@ void eio_server_free(eio_server *srv)
 		while (srv->sids.buckets[i])
 			eio__socket_destroy(sid_entry(srv->sids.buckets[i]));
 	}
-	srv->closing = 6;
+	srv->closing = 7;
 	uv_close((uv_handle_t *)&srv->close_check, handle_closed);
 	uv_close((uv_handle_t *)&srv->close_idle, handle_closed);
 	base_timeq_close(&srv->ping_q, timeq_closed);
 	base_timeq_close(&srv->pong_q, timeq_closed);
 	base_timeq_close(&srv->upgrade_q, timeq_closed);
 	base_timeq_close(&srv->linger_q, timeq_closed);
+	base_timeq_close(&srv->eio3_q, timeq_closed);
 }
 
 size_t eio_server_clients(const eio_server *srv)

@@ -143,6 +143,11 @@ void eio__linger_expired(base_timeq *q, base_timeq_entry *e)
 
 void eio__heartbeat_start(eio_socket *s)
 {
+	if (s->eio3) {
+		/* Protocol 3: the client pings; it must within interval + timeout. */
+		base_timeq_arm(&s->srv->eio3_q, &s->hb);
+		return;
+	}
 	base_timeq_arm(&s->srv->ping_q, &s->hb);
 }
 
@@ -180,6 +185,10 @@ void eio__on_packet(eio_socket *s, const eio_packet *p)
 		}
 		break;
 	case EIO_PONG:
+		if (s->eio3) {
+			eio__socket_on_close(s, EIO_CLOSE_TRANSPORT_ERROR);
+			break;
+		}
 		/* Any pong proves liveness; the next ping is one interval away. */
 		if (base_timeq_armed(&s->hb))
 			base_timeq_arm(&s->srv->ping_q, &s->hb);
@@ -188,6 +197,10 @@ void eio__on_packet(eio_socket *s, const eio_packet *p)
 		eio__socket_on_close(s, EIO_CLOSE_CLIENT_CLOSE);
 		break;
 	case EIO_PING:
+		if (s->eio3) {
+			eio3__on_ping(s, p);
+			break;
+		}
 		/* Protocol 4 pings go from server to client only. */
 		eio__socket_on_close(s, EIO_CLOSE_TRANSPORT_ERROR);
 		break;

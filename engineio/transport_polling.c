@@ -142,6 +142,8 @@ static size_t encode_payload(eio_socket *s)
 	size_t n = s->q.len, max = srv->opts.polling_max_packets;
 	if (max && n > max)
 		n = max;
+	if (s->eio3)
+		return n; /* encoded by respond_payload */
 	out->len = 0;
 	for (size_t i = 0; i < n; i++) {
 		eio_msg *m = eio__queue_at(&s->q, i);
@@ -166,6 +168,9 @@ static void respond_payload(eio_socket *s, http_request *req)
 		                s->srv->opts.cookie_name, s->sid);
 	eio_server *srv = s->srv;
 	size_t taken = encode_payload(s);
+	const char *ctype = "text/plain; charset=UTF-8";
+	if (s->eio3 && eio3__encode_payload(s, taken, &srv->payload))
+		ctype = "application/octet-stream";
 	const char *body = srv->payload.data;
 	size_t n = srv->payload.len, body_len = n;
 	int enc;
@@ -177,7 +182,7 @@ static void respond_payload(eio_socket *s, http_request *req)
 		body_len = srv->zout.len;
 	}
 	base_buf_append(&h, "", 1);
-	http_respond(req, 200, "text/plain; charset=UTF-8", h.data, body, body_len);
+	http_respond(req, 200, ctype, h.data, body, body_len);
 	base_buf_free(&h);
 	/* Keep small buffers for the next answer; give large ones back. */
 	if (srv->zout.cap > (256u << 10))
@@ -247,8 +252,10 @@ void eio__polling_post(eio_socket *s, http_request *req)
 		return;
 	}
 	const base_slice *ct = http_header_get(req, "content-type");
-	if (ct && ct->len >= 24 &&
-	    base_slice_caseeq((base_slice){ct->base, 24}, "application/octet-stream")) {
+	int binary_payload =
+	    ct && ct->len >= 24 &&
+	    base_slice_caseeq((base_slice){ct->base, 24}, "application/octet-stream");
+	if (binary_payload && !s->eio3) {
 		/* Protocol 4 polling carries binary as base64 text only. */
 		eio__respond_error(srv, req, EIO_ERR_BAD_REQUEST);
 		eio__socket_on_close(s, EIO_CLOSE_TRANSPORT_ERROR);
@@ -273,13 +280,15 @@ void eio__polling_post(eio_socket *s, http_request *req)
 	}
 	while (len > 0 && s->state == EIO_S_OPEN) {
 		eio_packet p;
-		ssize_t n = eio_payload_next(buf, len, &p);
+		ssize_t n = s->eio3 ? eio3_payload_next(buf, len, binary_payload, &p)
+		                    : eio_payload_next(buf, len, &p);
 		if (n <= 0) {
 			BASE_LOGD("eio", "session %s: invalid payload", s->sid);
 			eio__socket_on_close(s, EIO_CLOSE_PARSE_ERROR);
 			break;
 		}
-		eio__on_packet(s, &p);
+		if ((int)p.type >= 0)
+			eio__on_packet(s, &p);
 		buf += n;
 		len -= (size_t)n;
 	}

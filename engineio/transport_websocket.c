@@ -27,7 +27,12 @@ static void ws_flush(eio_socket *s)
 	eio_msg *m;
 	while (s->ws && (m = eio__queue_pop(&s->q)) != NULL) {
 		base_chunk *c = eio__msg_chunk(m);
-		ws_check(s, http_ws_send_frames(s->ws, c, 0, c->len));
+		if (s->eio3 && eio__msg_binary(m)) {
+			base_slice p = eio__msg_packet(m);
+			ws_check(s, eio3__ws_send_binary(s, &p, 1));
+		} else {
+			ws_check(s, http_ws_send_frames(s->ws, c, 0, c->len));
+		}
 		eio_msg_unref(m);
 	}
 	eio__queue_trim(&s->q);
@@ -42,6 +47,10 @@ static int ws_send_msg(eio_socket *s, eio_msg *m)
 		return rc;
 	}
 	base_chunk *c = eio__msg_chunk(m);
+	if (s->eio3 && eio__msg_binary(m)) {
+		base_slice p = eio__msg_packet(m);
+		return ws_check(s, eio3__ws_send_binary(s, &p, 1));
+	}
 	return ws_check(s, http_ws_send_frames(s->ws, c, 0, c->len));
 }
 
@@ -60,7 +69,7 @@ static int ws_send(eio_socket *s, int binary, const base_slice *parts, size_t n)
 	}
 	int rc;
 	if (binary) {
-		rc = http_ws_send(s->ws, 1, parts, n);
+		rc = s->eio3 ? eio3__ws_send_binary(s, parts, n) : http_ws_send(s->ws, 1, parts, n);
 	} else {
 		base_slice local[9];
 		if (n < BASE_ARRAY_SIZE(local)) {
@@ -243,11 +252,23 @@ static void ws_on_message(http_ws *ws, int binary, const char *data, size_t len,
 		probe_on_message(s, ws, binary, data, len);
 	} else if (ws == s->ws) {
 		eio_packet p;
-		if (binary) {
+		if (binary && s->eio3) {
+			/* Protocol 3: the type byte first. */
+			if (len && data[0] == EIO_MESSAGE) {
+				p.type = EIO_MESSAGE;
+				p.binary = 1;
+				p.data = (base_slice){data + 1, len - 1};
+				eio__on_packet(s, &p);
+			} else {
+				eio__socket_on_close(s, EIO_CLOSE_PARSE_ERROR);
+			}
+		} else if (binary) {
 			p.type = EIO_MESSAGE;
 			p.binary = 1;
 			p.data = (base_slice){data, len};
 			eio__on_packet(s, &p);
+		} else if (s->eio3 && len && data[0] == 'b') {
+			eio3__ws_on_base64(s, data, len);
 		} else if (eio_packet_decode(data, len, &p) == 0) {
 			eio__on_packet(s, &p);
 		} else {

@@ -248,6 +248,8 @@ static void socket_connected(sio_socket *s)
 	               .nsp = {nsp->name, nsp->name_len},
 	               .id = -1,
 	               .data = {data, (size_t)n}};
+	if (eio_socket_protocol(c->eio) == 3)
+		out.data = (base_slice){0}; /* socket.io-client 2.x: "0" or "0/nsp," */
 	sio__client_send(c, &out);
 	s->refs++;
 	if (s->recovered)
@@ -297,6 +299,16 @@ void sio_refuse(sio_socket *s, const char *message, const char *data_json)
 			base_buf_append_str(&b, data_json);
 		}
 		base_buf_append(&b, "}", 1);
+		if (eio_socket_protocol(s->client->eio) == 3) {
+			/* socket.io-client 2.x gets the data, or else the message, alone. */
+			b.len = 0;
+			if (data_json && *data_json &&
+			    sio_json_validate(data_json, strlen(data_json)) == 0)
+				base_buf_append_str(&b, data_json);
+			else
+				sio_json_append_string(&b, message ? message : "",
+				                       message ? strlen(message) : 0);
+		}
 		sio_out out = {.type = SIO_CONNECT_ERROR,
 		               .nsp = {s->nsp->name, s->nsp->name_len},
 		               .id = -1,

@@ -131,6 +131,12 @@ static void on_eio_connection(eio_socket *es, const http_request *req, void *ud)
 	base_list_insert_tail(&srv->clients, &c->link);
 	eio_socket_set_data(es, c);
 	base_timeq_arm(&srv->connect_q, &c->connect_timer);
+	if (eio_socket_protocol(es) == 3) {
+		/* A socket.io-client 2.x (Engine.IO 3) is in "/" without asking. */
+		sio_namespace *nsp = sio__namespace_for_connect(srv, BASE_SLICE_LIT("/"));
+		if (nsp)
+			sio__socket_connect(c, nsp, (base_slice){0});
+	}
 }
 
 static void connect_expired(base_timeq *q, base_timeq_entry *e)
@@ -187,6 +193,43 @@ int sio__rate_ok(sio_client *c, sio_bucket *b, const sio_limit *l, const char *w
 		eio_socket_close(c->eio);
 	}
 	return 0;
+}
+
+/*
+ * The auth payload of a socket.io-client 2.x CONNECT: its "?a=1&b=2" after
+ * the namespace as a JSON object of strings, as the reference reads it.
+ */
+static void v2_query_auth(base_slice q, base_buf *out)
+{
+	base_buf_append(out, "{", 1);
+	const char *p = q.base, *end = q.base + q.len;
+	int first = 1;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *e = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(e - p));
+		const char *ke = eq ? eq : e;
+		if (ke > p) {
+			char *tmp = malloc((size_t)(e - p) + 1);
+			if (!tmp)
+				break;
+			ssize_t kn = base_url_decode(p, (size_t)(ke - p), tmp, 1);
+			ssize_t vn = eq ? base_url_decode(eq + 1, (size_t)(e - eq - 1),
+			                                  tmp + (kn > 0 ? kn : 0), 1)
+			                : 0;
+			if (kn >= 0 && vn >= 0) {
+				if (!first)
+					base_buf_append(out, ",", 1);
+				first = 0;
+				sio_json_append_string(out, tmp, (size_t)kn);
+				base_buf_append(out, ":", 1);
+				sio_json_append_string(out, tmp + kn, (size_t)vn);
+			}
+			free(tmp);
+		}
+		p = amp ? amp + 1 : end;
+	}
+	base_buf_append(out, "}", 1);
 }
 
 /*
@@ -250,6 +293,23 @@ static void dispatch(sio_client *c, const sio_packet *p, const base_slice *atts,
 	}
 }
 
+/* A socket.io-client 2.x CONNECT names the namespace with "?query": the query is the auth. */
+static void dispatch_v2_connect(sio_client *c, const sio_packet *p, const base_slice *atts,
+                                size_t n_atts)
+{
+	sio_packet v2 = *p;
+	base_buf auth = BASE_BUF_INIT;
+	const char *q = memchr(p->nsp.base, '?', p->nsp.len);
+	v2.data = (base_slice){0};
+	if (q) {
+		v2.nsp.len = (size_t)(q - p->nsp.base);
+		v2_query_auth((base_slice){q + 1, p->nsp.len - v2.nsp.len - 1}, &auth);
+		v2.data = (base_slice){auth.data, auth.len};
+	}
+	dispatch(c, &v2, atts, n_atts);
+	base_buf_free(&auth);
+}
+
 static void on_eio_message(eio_socket *es, int binary, const char *data, size_t len, void *ud)
 {
 	sio_client *c = eio_socket_data(es);
@@ -261,6 +321,8 @@ static void on_eio_message(eio_socket *es, int binary, const char *data, size_t 
 	int rc = c->srv->parser->decode(&c->dec, binary, data, len, &in, &err);
 	if (rc < 0)
 		client_fail(c, err ? err : "invalid packet");
+	else if (rc > 0 && in.pkt.type == SIO_CONNECT && eio_socket_protocol(c->eio) == 3)
+		dispatch_v2_connect(c, &in.pkt, in.atts, in.n_atts);
 	else if (rc > 0)
 		dispatch(c, &in.pkt, in.atts, in.n_atts);
 	sio__decoder_done(&c->dec);

@@ -16,6 +16,9 @@ spaces_script_test(e2e_http_robustness 300 /usr/bin/python3 -m pytest -p no:cach
 # (SPACES_SOCKETIO_SERVER=reference runs them against the Node.js server).
 spaces_script_test(e2e_socketio_protocol 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_protocol.test.js)
 spaces_script_test(e2e_socketio_client 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_client.test.js)
+# Engine.IO 3 (issue 16): socket.io-client 2.5 against ours and the reference
+# with allowEIO3, and EIO=3 refused by both without it.
+spaces_script_test(e2e_socketio_eio3 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/socketio_eio3.test.js)
 spaces_script_test(e2e_socketio_python 400 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_socketio_python.py)
 # bench-loadgen counts right (tests/bench/test_loadgen.sh); needs tests/bench included before tests/.
 if(TARGET bench-loadgen)

@@ -457,6 +457,9 @@ static const web_opt options[] = {
     OPT_UINT("polling-max-packets", "N", "16", sio.eio.polling_max_packets, 1, 1000000,
              "Engine.IO packets in one polling answer at most (python-engineio 4.x refuses "
              "more than 16)"),
+    OPT_SWITCH("allow-eio3", sio.eio.allow_eio3,
+               "accept Engine.IO 3 clients (socket.io-client 2.x), as the reference's "
+               "allowEIO3 (default: EIO=3 is refused with 400)"),
     OPT_UINT("max-connections", "N", "100000", limits.max_connections, 0, 10000000,
              "open connections at once"),
     {.name = "max-sessions",

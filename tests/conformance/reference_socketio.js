@@ -28,6 +28,8 @@
 //                       "development"; CORS then reflects the origin with
 //                       credentials. --admin-ui-readonly: readonly;
 //                       --admin-ui-mode production: mode "production".
+//   --allow-eio3        accept Engine.IO 3 clients (socket.io-client 2.x):
+//                       server option `allowEIO3: true`
 //   --recovery [MS]     enable connection state recovery (server option
 //                       `connectionStateRecovery`: maxDisconnectionDuration
 //                       MS, default 120000 ms; skipMiddlewares true). The
@@ -93,20 +95,21 @@ const { Server } = load("socket.io");
 function usage(msg) {
   process.stderr.write(
     `reference_socketio: ${msg}\n` +
-      "usage: reference_socketio.js [--port P] [--parser json|msgpack] [--recovery [MS]]\n" +
+      "usage: reference_socketio.js [--port P] [--parser json|msgpack] [--recovery [MS]] [--allow-eio3]\n" +
       "       [--admin-ui USER:HASH [--admin-ui-readonly] [--admin-ui-mode production]]\n"
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { port: 3000, parser: "json", recovery: 0, adminUi: null, adminReadonly: false, adminMode: "development" };
+  const opts = { port: 3000, parser: "json", recovery: 0, allowEIO3: false, adminUi: null, adminReadonly: false, adminMode: "development" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     if (a === "--port" && i + 1 < argv.length) opts.port = Number(argv[++i]);
     else if (a.startsWith("--port=")) opts.port = Number(a.slice(7));
     else if (a === "--parser" && i + 1 < argv.length) opts.parser = argv[++i];
     else if (a.startsWith("--parser=")) opts.parser = a.slice(9);
+    else if (a === "--allow-eio3") opts.allowEIO3 = true;
     else if (a === "--recovery") {
       opts.recovery = 120000;
       if (i + 1 < argv.length && /^\d+$/.test(argv[i + 1])) opts.recovery = Number(argv[++i]);
@@ -139,6 +142,7 @@ const serverOptions = {
   connectTimeout: 1000,
   cors: { origin: "*" },
 };
+if (args.allowEIO3) serverOptions.allowEIO3 = true;
 if (args.parser === "msgpack") serverOptions.parser = load("socket.io-msgpack-parser");
 if (args.recovery) {
   serverOptions.connectionStateRecovery = {

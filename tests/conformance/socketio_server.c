@@ -6,7 +6,8 @@
  * "message" with "message-back" and the same arguments, acks
  * "message-with-ack" with its arguments. On "/custom": emits "auth".
  *
- * Options for our own client tests: --parser msgpack, --recovery MS.
+ * Options for our own client tests: --parser msgpack, --recovery MS,
+ * --allow-eio3 (Engine.IO 3 clients: socket.io-client 2.x).
  * --ping-interval MS and --ping-timeout MS replace the suite's 300 and 200
  * (for tests whose clients share a busy process with a browser driver).
  * --admin-ui USER:HASH attaches the admin UI (sio_admin_ui_attach) on
@@ -391,7 +392,7 @@ static void free_app(void *ud)
 static int usage(void)
 {
 	fprintf(stderr, "usage: conformance-socketio [--port PORT] [--parser json|msgpack] "
-	                "[--recovery MS] [--ping-interval MS] [--ping-timeout MS] "
+	                "[--recovery MS] [--allow-eio3] [--ping-interval MS] [--ping-timeout MS] "
 	                "[--admin-ui USER:HASH [--admin-ui-readonly] "
 	                "[--admin-ui-mode production]]\n");
 	return 2;
@@ -419,6 +420,8 @@ int main(int argc, char **argv)
 				o.parser = SIO_PARSER_MSGPACK;
 			else if (strcmp(p, "json") != 0)
 				return usage();
+		} else if (strcmp(argv[i], "--allow-eio3") == 0) {
+			o.eio.allow_eio3 = 1;
 		} else if (strcmp(argv[i], "--recovery") == 0 && i + 1 < argc) {
 			o.recovery_ms = (unsigned)atoi(argv[++i]);
 		} else if (strcmp(argv[i], "--ping-interval") == 0 && i + 1 < argc) {

@@ -23,3 +23,6 @@ w eio_payload/open '0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000}
 w eio_payload/binary_empty 'b\x1ebAQ'
 w eio_payload/trailing_sep '4a\x1e'
 w eio_payload/bad_type '7x'
+w eio_payload/v3_text '6:4hello2:4\xc3\xa93:4\xf0\x9f\x98\x80'
+w eio_payload/v3_b64 '10:b4AQIDBA==1:20:'
+w eio_payload/v3_binary '\x00\x06\xff4hello\x01\x05\xff\x04\x01\x02\x03\x04'

@@ -20,7 +20,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 libs=()
 case $target in
 ws_frame) srcs=(engineio/http/ws_frame.c engineio/base/utf8.c) ;;
-eio_payload) srcs=(engineio/packet.c engineio/base/base64.c engineio/base/buf.c engineio/base/alloc.c engineio/base/log.c engineio/base/slice.c) ;;
+eio_payload) srcs=(engineio/packet.c engineio/packet_v3.c engineio/base/base64.c engineio/base/buf.c engineio/base/alloc.c engineio/base/log.c engineio/base/slice.c) ;;
 sio_packet) srcs=(socketio/json.c socketio/packet.c engineio/base/buf.c engineio/base/alloc.c engineio/base/log.c engineio/base/slice.c) ;;
 sio_msgpack)
   srcs=(socketio/msgpack.c socketio/json.c socketio/packet.c engineio/base/buf.c engineio/base/alloc.c engineio/base/log.c engineio/base/slice.c engineio/base/utf8.c)

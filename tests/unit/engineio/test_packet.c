@@ -266,6 +266,78 @@ static void test_payload_roundtrip(void **state)
 	base_buf_free(&b);
 }
 
+/* Engine.IO 3 payloads (packet_v3.c): lengths in UTF-16 code units, "b4", the binary format. */
+static void test_v3_payload(void **state)
+{
+	/* "é" is one unit (2 bytes), U+1F600 two units (4 bytes). */
+	char text[] = "6:4hello2:4\xc3\xa9"
+	              "3:4\xf0\x9f\x98\x80"
+	              "0:"
+	              "6:b4AQI=";
+	size_t len = sizeof(text) - 1, at = 0;
+	eio_packet p;
+	ssize_t n = eio3_payload_next(text, len, 0, &p);
+	assert_int_equal(n, 8);
+	assert_int_equal(p.type, EIO_MESSAGE);
+	assert_true(base_slice_eq(p.data, "hello"));
+	at += (size_t)n;
+	n = eio3_payload_next(text + at, len - at, 0, &p);
+	assert_int_equal(n, 5);
+	assert_true(base_slice_eq(p.data, "\xc3\xa9"));
+	at += (size_t)n;
+	n = eio3_payload_next(text + at, len - at, 0, &p);
+	assert_int_equal(n, 7);
+	assert_int_equal(p.data.len, 4);
+	at += (size_t)n;
+	n = eio3_payload_next(text + at, len - at, 0, &p);
+	assert_int_equal(n, 2);
+	assert_int_equal((int)p.type, -1);
+	at += (size_t)n;
+	n = eio3_payload_next(text + at, len - at, 0, &p);
+	assert_int_equal((size_t)n, len - at);
+	assert_int_equal(p.binary, 1);
+	assert_int_equal(p.data.len, 2);
+	assert_memory_equal(p.data.base, "\x01\x02", 2);
+
+	/* Invalid: no colon, a length past the end, half a surrogate pair, bad base64. */
+	char bad1[] = "5", bad2[] = "9:4abc", bad3[] = "2:4\xf0\x9f\x98\x80", bad4[] = "4:b4@@";
+	assert_int_equal(eio3_payload_next(bad1, 1, 0, &p), -1);
+	assert_int_equal(eio3_payload_next(bad2, 6, 0, &p), -1);
+	assert_int_equal(eio3_payload_next(bad3, 7, 0, &p), -1);
+	assert_int_equal(eio3_payload_next(bad4, 6, 0, &p), -1);
+
+	/* The binary format, both ways. */
+	base_buf b = BASE_BUF_INIT;
+	eio3_payload_append(&b, 1, EIO_MESSAGE, 0, "hi", 2);
+	eio3_payload_append(&b, 1, EIO_MESSAGE, 1, "\x00\xff", 2);
+	assert_int_equal(b.len, 12);
+	assert_memory_equal(b.data,
+	                    "\x00\x03\xff"
+	                    "4hi\x01\x03\xff\x04\x00\xff",
+	                    12);
+	n = eio3_payload_next(b.data, b.len, 1, &p);
+	assert_int_equal(n, 6);
+	assert_true(base_slice_eq(p.data, "hi"));
+	n = eio3_payload_next(b.data + 6, b.len - 6, 1, &p);
+	assert_int_equal(n, 6);
+	assert_int_equal(p.binary, 1);
+	assert_memory_equal(p.data.base, "\x00\xff", 2);
+	base_buf_free(&b);
+	char badbin[] = "\x01\x09\xff\x04";
+	assert_int_equal(eio3_payload_next(badbin, 4, 1, &p), -1);
+
+	/* Text format: lengths count units, binary goes as "b4". */
+	eio3_payload_append(&b, 0, EIO_MESSAGE, 0, "\xf0\x9f\x98\x80", 4);
+	eio3_payload_append(&b, 0, EIO_MESSAGE, 1, "\x01\x02", 2);
+	assert_int_equal(b.len, 15);
+	assert_memory_equal(b.data,
+	                    "3:4\xf0\x9f\x98\x80"
+	                    "6:b4AQI=",
+	                    15);
+	base_buf_free(&b);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -276,6 +348,7 @@ int main(void)
 	    cmocka_unit_test(test_payload_invalid),
 	    cmocka_unit_test(test_payload_append),
 	    cmocka_unit_test(test_payload_roundtrip),
+	    cmocka_unit_test(test_v3_payload),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

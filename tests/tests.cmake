@@ -10,6 +10,8 @@ spaces_script_test(e2e_engineio_protocol 300 node --test ${CMAKE_SOURCE_DIR}/tes
 spaces_script_test(e2e_engineio_client 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_client.test.js)
 # HTTP compression and the packet cap of polling answers, ours beside the reference.
 spaces_script_test(e2e_engineio_compression 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_compression.test.js)
+# permessage-deflate on WebSocket (issue 16): the ws client, ours beside the reference.
+spaces_script_test(e2e_ws_deflate 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/ws_deflate.test.js)
 spaces_script_test(e2e_engineio_python 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_engineio_python.py)
 spaces_script_test(e2e_http_robustness 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_robustness.py)
 # Socket.IO acceptance tests against $SPACES_BUILD_DIR/conformance-socketio

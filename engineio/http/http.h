@@ -55,6 +55,14 @@ typedef struct {
 	unsigned idle_timeout_ms; /* keep-alive connection with no request in progress (60 s) */
 	unsigned max_connections; /* accepted at once, HTTP and WebSocket together (100000) */
 	size_t ws_max_message;    /* WebSocket message size; over it: close 1009 (1 MiB) */
+	/*
+	 * permessage-deflate (RFC 7692) offered by the client is accepted, with
+	 * no context takeover either way (off). Messages out of at least
+	 * ws_deflate_threshold bytes are compressed (1024); compressed messages
+	 * in are inflated up to ws_max_message (over it: close 1009).
+	 */
+	int ws_deflate;
+	size_t ws_deflate_threshold;
 	size_t
 	    max_output_bytes; /* queued, unwritten bytes per connection before it is dropped (16 MiB) */
 	/*

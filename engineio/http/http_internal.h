@@ -136,6 +136,8 @@ struct http_ws {
 	uint32_t utf8;
 	uint16_t close_code; /* 0 until known */
 	uint8_t binary;
+	uint8_t deflate;    /* permessage-deflate negotiated */
+	uint8_t compressed; /* the message in progress has RSV1: inflated when complete */
 	char *close_reason; /* heap, or NULL */
 	char remote[48];
 	uint64_t id, start_ms, bytes_in, bytes_out;
@@ -207,6 +209,8 @@ struct http_server {
 	http_observer obs;
 	uint64_t next_id;
 	char id_prefix[12];
+	struct http_pmd
+	    *pmd; /* permessage-deflate streams, shared (ws_deflate.c); NULL until used */
 };
 /* Counts a response to rx's request by route and status class. */
 void http__count_status(http_rx *rx, int status);
@@ -287,6 +291,22 @@ int http__proxy_match(const http_proxy_net *nets, size_t n, int family, const ui
  */
 void http__forwarded_client(const http_proxy_net *nets, size_t n, const http_header *headers,
                             size_t n_headers, char *out, size_t out_size);
+
+/* ws_deflate.c */
+/**
+ * Picks the first acceptable permessage-deflate offer in a
+ * Sec-WebSocket-Extensions value (hdr may be NULL) and writes the response
+ * header line into out. Returns 1 when accepted, 0 when none is.
+ */
+int http__pmd_negotiate(const base_slice *hdr, char *out, size_t outlen);
+/** Inflates one message into out (replaced). 0, or the close code: 1009 over max, 1007 bad data. */
+int http__pmd_inflate(http_server *s, const char *in, size_t n, size_t max, base_buf *out);
+/** Deflates the parts as one message into out (replaced), tail removed. 0 or -1. */
+int http__pmd_deflate(http_server *s, const base_slice *parts, size_t n, base_buf *out);
+/** The compressed frames last cached for (src, off, len), or NULL. Borrowed. */
+base_chunk *http__pmd_cached(http_server *s, base_chunk *src, size_t off, size_t len);
+void http__pmd_cache(http_server *s, base_chunk *src, size_t off, size_t len, base_chunk *out);
+void http__pmd_free(http_server *s);
 
 /* ws.c */
 size_t http__ws_input(http_conn *c, char *buf, size_t len, size_t off, size_t *want);

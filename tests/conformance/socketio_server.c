@@ -384,7 +384,7 @@ static void free_app(void *ud)
 static int usage(void)
 {
 	fprintf(stderr, "usage: conformance-socketio [--port PORT] [--parser json|msgpack] "
-	                "[--recovery MS]\n");
+	                "[--recovery MS] [--ws-deflate]\n");
 	return 2;
 }
 
@@ -392,6 +392,7 @@ int main(int argc, char **argv)
 {
 	int port = 3000;
 	sio_options o;
+	int ws_deflate = 0;
 	sio_options_default(&o);
 	o.eio.ping_interval_ms = 300;
 	o.eio.ping_timeout_ms = 200;
@@ -409,6 +410,8 @@ int main(int argc, char **argv)
 				return usage();
 		} else if (strcmp(argv[i], "--recovery") == 0 && i + 1 < argc) {
 			o.recovery_ms = (unsigned)atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--ws-deflate") == 0) {
+			ws_deflate = 1;
 		} else {
 			return usage();
 		}
@@ -418,6 +421,7 @@ int main(int argc, char **argv)
 	http_limits_default(&lim);
 	lim.ws_max_message = o.eio.max_payload;
 	lim.max_body_bytes = o.eio.max_payload;
+	lim.ws_deflate = ws_deflate;
 	g_http = http_server_new(loop, &lim);
 	if (!g_http)
 		return 1;

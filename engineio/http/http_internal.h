@@ -23,6 +23,7 @@
 
 #include "base/timeq.h"
 #include "http.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 
 /* The one read buffer of a server. */
@@ -291,22 +292,6 @@ int http__proxy_match(const http_proxy_net *nets, size_t n, int family, const ui
  */
 void http__forwarded_client(const http_proxy_net *nets, size_t n, const http_header *headers,
                             size_t n_headers, char *out, size_t out_size);
-
-/* ws_deflate.c */
-/**
- * Picks the first acceptable permessage-deflate offer in a
- * Sec-WebSocket-Extensions value (hdr may be NULL) and writes the response
- * header line into out. Returns 1 when accepted, 0 when none is.
- */
-int http__pmd_negotiate(const base_slice *hdr, char *out, size_t outlen);
-/** Inflates one message into out (replaced). 0, or the close code: 1009 over max, 1007 bad data. */
-int http__pmd_inflate(http_server *s, const char *in, size_t n, size_t max, base_buf *out);
-/** Deflates the parts as one message into out (replaced), tail removed. 0 or -1. */
-int http__pmd_deflate(http_server *s, const base_slice *parts, size_t n, base_buf *out);
-/** The compressed frames last cached for (src, off, len), or NULL. Borrowed. */
-base_chunk *http__pmd_cached(http_server *s, base_chunk *src, size_t off, size_t len);
-void http__pmd_cache(http_server *s, base_chunk *src, size_t off, size_t len, base_chunk *out);
-void http__pmd_free(http_server *s);
 
 /* ws.c */
 size_t http__ws_input(http_conn *c, char *buf, size_t len, size_t off, size_t *want);

@@ -532,7 +532,7 @@ void http_server_free(http_server *s)
 		free(s->limits[i].path);
 	free(s->limits);
 	free(s->rbuf);
-	http__pmd_free(s);
+	http_pmd_free(s->pmd);
 	free(s);
 }
 

@@ -80,8 +80,8 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	parts[1] =
 	    extra_headers ? (base_slice){extra_headers, strlen(extra_headers)} : BASE_SLICE_LIT("");
 	if (c->srv->lim.ws_deflate)
-		deflate = http__pmd_negotiate(http_header_get(req, "Sec-WebSocket-Extensions"), ext,
-		                              sizeof(ext));
+		deflate = http_pmd_negotiate(http_header_get(req, "Sec-WebSocket-Extensions"), ext,
+		                             sizeof(ext));
 	parts[2] = deflate ? (base_slice){ext, strlen(ext)} : BASE_SLICE_LIT("");
 	parts[3] = BASE_SLICE_LIT("\r\n");
 	if (http__out_write(c, h1, sizeof(h1) - 1, parts, 4) != 0) {
@@ -150,7 +150,8 @@ static int ws_deflate_out(http_ws *ws, unsigned opcode, const base_slice *parts,
 
 	for (size_t i = 0; i < n; i++)
 		total += parts[i].len;
-	if (total < srv->lim.ws_deflate_threshold || http__pmd_deflate(srv, parts, n, &z) != 0) {
+	if (total < srv->lim.ws_deflate_threshold ||
+	    http_pmd_deflate(&srv->pmd, parts, n, &z) != 0) {
 		base_buf_free(&z);
 		return 1;
 	}
@@ -183,7 +184,7 @@ int http_ws_send(http_ws *ws, int binary, const base_slice *parts, size_t n_part
  */
 static base_chunk *ws_deflate_chunk(http_server *srv, base_chunk *chunk, size_t offset, size_t len)
 {
-	base_chunk *out = http__pmd_cached(srv, chunk, offset, len);
+	base_chunk *out = http_pmd_cached(srv->pmd, chunk, offset, len);
 	base_buf b = BASE_BUF_INIT, z = BASE_BUF_INIT;
 	size_t pos = offset, end = offset + len;
 	int any = 0;
@@ -214,7 +215,7 @@ static base_chunk *ws_deflate_chunk(http_server *srv, base_chunk *chunk, size_t 
 
 		if (!(f.opcode & 0x08) && f.opcode != HTTP_WS_OP_CONT && f.fin &&
 		    f.payload_len >= srv->lim.ws_deflate_threshold &&
-		    http__pmd_deflate(srv, &pl, 1, &z) == 0) {
+		    http_pmd_deflate(&srv->pmd, &pl, 1, &z) == 0) {
 			char head[HTTP_WS_MAX_HEADER];
 			size_t hl = http_ws_frame_header_rsv1(head, 1, f.opcode, z.len);
 
@@ -228,7 +229,7 @@ static base_chunk *ws_deflate_chunk(http_server *srv, base_chunk *chunk, size_t 
 	out = base_chunk_from(b.data, b.len);
 	base_buf_free(&b);
 	base_buf_free(&z);
-	http__pmd_cache(srv, chunk, offset, len, out);
+	http_pmd_cache(&srv->pmd, chunk, offset, len, out);
 	return out;
 }
 
@@ -399,7 +400,7 @@ static void ws_data_compressed(http_ws *ws, const http_ws_frame *f, const char *
 		p = in.data;
 		n = in.len;
 	}
-	rc = http__pmd_inflate(srv, p != NULL ? p : "", n, srv->lim.ws_max_message, &out);
+	rc = http_pmd_inflate(&srv->pmd, p != NULL ? p : "", n, srv->lim.ws_max_message, &out);
 	base_buf_free(&in);
 	if (rc == 0 && !ws->binary) {
 		uint32_t st = 0;

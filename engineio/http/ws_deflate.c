@@ -13,7 +13,9 @@
  * declined and the next one tried. None acceptable: no extension, and the
  * handshake goes on without it.
  */
-#include "http_internal.h"
+#include "ws_deflate.h"
+
+#include "ws_frame.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -136,7 +138,7 @@ static int offer_ok(const char *a, const char *b, int *server_bits)
 	return !first;
 }
 
-int http__pmd_negotiate(const base_slice *hdr, char *out, size_t outlen)
+int http_pmd_negotiate(const base_slice *hdr, char *out, size_t outlen)
 {
 	const char *p, *end;
 
@@ -164,17 +166,17 @@ int http__pmd_negotiate(const base_slice *hdr, char *out, size_t outlen)
 	return 0;
 }
 
-static struct http_pmd *pmd_get(http_server *s)
+static http_pmd *pmd_get(http_pmd **zp)
 {
-	if (s->pmd == NULL)
-		s->pmd = calloc(1, sizeof(*s->pmd));
-	return s->pmd;
+	if (*zp == NULL)
+		*zp = calloc(1, sizeof(**zp));
+	return *zp;
 }
 
-int http__pmd_inflate(http_server *s, const char *in, size_t n, size_t max, base_buf *out)
+int http_pmd_inflate(http_pmd **zp, const char *in, size_t n, size_t max, base_buf *out)
 {
 	static const unsigned char tail[4] = {0x00, 0x00, 0xff, 0xff};
-	struct http_pmd *z = pmd_get(s);
+	http_pmd *z = pmd_get(zp);
 	int rc = Z_OK;
 
 	if (z == NULL)
@@ -222,9 +224,9 @@ int http__pmd_inflate(http_server *s, const char *in, size_t n, size_t max, base
 	return 0;
 }
 
-int http__pmd_deflate(http_server *s, const base_slice *parts, size_t n, base_buf *out)
+int http_pmd_deflate(http_pmd **zp, const base_slice *parts, size_t n, base_buf *out)
 {
-	struct http_pmd *z = pmd_get(s);
+	http_pmd *z = pmd_get(zp);
 	size_t total = 0;
 
 	if (z == NULL)
@@ -262,18 +264,16 @@ int http__pmd_deflate(http_server *s, const base_slice *parts, size_t n, base_bu
 	return 0;
 }
 
-base_chunk *http__pmd_cached(http_server *s, base_chunk *src, size_t off, size_t len)
+base_chunk *http_pmd_cached(http_pmd *z, const base_chunk *src, size_t off, size_t len)
 {
-	struct http_pmd *z = s->pmd;
-
 	if (z == NULL || z->src != src || z->src_off != off || z->src_len != len)
 		return NULL;
 	return z->out;
 }
 
-void http__pmd_cache(http_server *s, base_chunk *src, size_t off, size_t len, base_chunk *out)
+void http_pmd_cache(http_pmd **zp, base_chunk *src, size_t off, size_t len, base_chunk *out)
 {
-	struct http_pmd *z = pmd_get(s);
+	http_pmd *z = pmd_get(zp);
 
 	if (z == NULL)
 		return;
@@ -286,10 +286,8 @@ void http__pmd_cache(http_server *s, base_chunk *src, size_t off, size_t len, ba
 	z->out = base_chunk_ref(out);
 }
 
-void http__pmd_free(http_server *s)
+void http_pmd_free(http_pmd *z)
 {
-	struct http_pmd *z = s->pmd;
-
 	if (z == NULL)
 		return;
 	if (z->def_ok)
@@ -299,5 +297,4 @@ void http__pmd_free(http_server *s)
 	base_chunk_unref(z->src);
 	base_chunk_unref(z->out);
 	free(z);
-	s->pmd = NULL;
 }

@@ -23,3 +23,9 @@ w eio_payload/open '0{"sid":"abc","upgrades":["websocket"],"pingInterval":25000}
 w eio_payload/binary_empty 'b\x1ebAQ'
 w eio_payload/trailing_sep '4a\x1e'
 w eio_payload/bad_type '7x'
+
+# Config 0x20/0x21: permessage-deflate negotiated. RFC 7692 7.2.3's "Hello"
+# compressed, whole, in two fragments, and masked (a zero key).
+w ws_frame/deflate_hello '\x20\xc1\x07\xf2\x48\xcd\xc9\xc9\x07\x00'
+w ws_frame/deflate_fragments '\x20\x41\x03\xf2\x48\xcd\x80\x04\xc9\xc9\x07\x00'
+w ws_frame/deflate_masked '\x21\xc1\x87\x00\x00\x00\x00\xf2\x48\xcd\xc9\xc9\x07\x00'

@@ -62,6 +62,8 @@ spaces_script_test(browser_seed_plan 600 node --test ${CMAKE_SOURCE_DIR}/tests/b
 spaces_script_test(browser_firefox 600 node --test ${CMAKE_SOURCE_DIR}/tests/browser/firefox.test.js)
 # CORS of the site's /socket.io/ for --allowed-origins, from pages of two origins in Chromium (issue 16).
 spaces_script_test(browser_cors 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/cors.test.js)
+# permessage-deflate (issue 16): socket.io-client in headless Chromium over WebSocket.
+spaces_script_test(browser_ws_deflate 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/ws_deflate.test.js)
 # One connection cannot take the site down (issue 10): flooding sockets while
 # another user loads a space page; it asserts page latency, so it runs alone.
 spaces_script_test(e2e_spaces_flood 240 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_flood.py)

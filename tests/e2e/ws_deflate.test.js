@@ -22,6 +22,10 @@ const WebSocket = require(
 
 const TEST_OPTS = { timeout: 60000 };
 const OURS = path.join(harness.BUILD_DIR, "conformance-engineio");
+const OURS_SIO = path.join(harness.BUILD_DIR, "conformance-socketio");
+const { io } = require(
+  require.resolve("socket.io-client", { paths: [path.join(harness.SOURCE_DIR, "tests", "node_modules")] }),
+);
 const REFERENCE = ["node", path.join(harness.SOURCE_DIR, "tests/conformance/reference_engineio.js")];
 const WS_PATH = "/engine.io/?EIO=4&transport=websocket";
 
@@ -29,10 +33,11 @@ const servers = {};
 
 before(async () => {
   const start = (argv) => harness.startServer(argv);
-  [servers.ours, servers.oursOff, servers.ref] = await Promise.all([
+  [servers.ours, servers.oursOff, servers.ref, servers.sio] = await Promise.all([
     start([OURS, "--ws-deflate"]),
     start([OURS]),
     start([...REFERENCE, "--ws-deflate"]),
+    start([OURS_SIO, "--ws-deflate"]),
   ]);
 });
 
@@ -206,5 +211,39 @@ describe("ours: limits and refusals", () => {
     assert.ok(bytesRead(s) - before >= 501);
     s.ws.close();
     await s.closedPromise;
+  });
+});
+
+describe("ours: Socket.IO broadcasts with permessage-deflate", () => {
+  it("a large broadcast reaches every receiver, compressed, over WebSocket and after an upgrade", TEST_OPTS, async () => {
+    // socket.io-client in Node offers permessage-deflate (its ws transport's default).
+    const url = servers.sio.url;
+    const clients = [
+      io(url, { transports: ["websocket"], forceNew: true, reconnection: false }),
+      io(url, { transports: ["websocket"], forceNew: true, reconnection: false }),
+      io(url, { transports: ["polling", "websocket"], forceNew: true, reconnection: false }),
+    ];
+    try {
+      await Promise.all(clients.map((c) => new Promise((r, j) => {
+        c.on("connect", r);
+        c.on("connect_error", j);
+      })));
+      await harness.waitUntil(
+        "the upgrade",
+        () => clients[2].io.engine.transport.name === "websocket",
+        harness.ms(20000),
+      );
+      for (const c of clients) assert.match(c.io.engine.transport.ws.extensions, /permessage-deflate/);
+      const text = big(300000);
+      const before = clients[0].io.engine.transport.ws._socket.bytesRead;
+      const got = clients.map((c) => new Promise((r) => c.once("big", r)));
+      clients[1].emit("broadcast", { event: "big" }, text);
+      const received = await Promise.all(got);
+      for (const r of received) assert.equal(r, text);
+      const read = clients[0].io.engine.transport.ws._socket.bytesRead - before;
+      assert.ok(read < 30000, `read ${read} bytes for a 300 KB broadcast`);
+    } finally {
+      for (const c of clients) c.close();
+    }
   });
 });

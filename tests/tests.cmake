@@ -10,6 +10,8 @@ spaces_script_test(e2e_engineio_protocol 300 node --test ${CMAKE_SOURCE_DIR}/tes
 spaces_script_test(e2e_engineio_client 300 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_client.test.js)
 # HTTP compression and the packet cap of polling answers, ours beside the reference.
 spaces_script_test(e2e_engineio_compression 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/engineio_compression.test.js)
+# permessage-deflate on WebSocket (issue 16): the ws client, ours beside the reference.
+spaces_script_test(e2e_ws_deflate 120 node --test ${CMAKE_SOURCE_DIR}/tests/e2e/ws_deflate.test.js)
 spaces_script_test(e2e_engineio_python 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_engineio_python.py)
 spaces_script_test(e2e_http_robustness 300 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_http_robustness.py)
 # Socket.IO acceptance tests against $SPACES_BUILD_DIR/conformance-socketio
@@ -76,6 +78,8 @@ spaces_script_test(browser_live_state_chromium 600 env SPACES_LIVE_BROWSER=chrom
 # The @socket.io/admin-ui dashboard in Chromium against conformance-socketio --admin-ui (issue 16).
 spaces_script_test(browser_admin_ui 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/admin_ui.test.js)
 spaces_script_test(browser_cors 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/cors.test.js)
+# permessage-deflate (issue 16): socket.io-client in headless Chromium over WebSocket.
+spaces_script_test(browser_ws_deflate 180 node --test ${CMAKE_SOURCE_DIR}/tests/browser/ws_deflate.test.js)
 # One connection cannot take the site down (issue 10): flooding sockets while
 # another user loads a space page; it asserts page latency, so it runs alone.
 spaces_script_test(e2e_spaces_flood 240 /usr/bin/python3 -m pytest -p no:cacheprovider -v ${CMAKE_SOURCE_DIR}/tests/e2e/test_spaces_flood.py)

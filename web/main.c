@@ -454,6 +454,11 @@ static const web_opt options[] = {
                "Accept-Encoding allows, from --compression-threshold bytes)"),
     OPT_UINT("compression-threshold", "BYTES", "1024", sio.eio.compression_threshold, 0, 1ul << 30,
              "smallest Engine.IO polling answer that is compressed"),
+    OPT_SWITCH("ws-deflate", limits.ws_deflate,
+               "accept permessage-deflate (RFC 7692) on WebSocket connections, with no "
+               "context takeover either way (default: off, as in Node)"),
+    OPT_UINT("ws-deflate-threshold", "BYTES", "1024", limits.ws_deflate_threshold, 0, 1ul << 30,
+             "with --ws-deflate: smallest WebSocket message that is compressed"),
     OPT_UINT("polling-max-packets", "N", "16", sio.eio.polling_max_packets, 1, 1000000,
              "Engine.IO packets in one polling answer at most (python-engineio 4.x refuses "
              "more than 16)"),

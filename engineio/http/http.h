@@ -55,6 +55,14 @@ typedef struct {
 	unsigned idle_timeout_ms; /* keep-alive connection with no request in progress (60 s) */
 	unsigned max_connections; /* accepted at once, HTTP and WebSocket together (100000) */
 	size_t ws_max_message;    /* WebSocket message size; over it: close 1009 (1 MiB) */
+	/*
+	 * permessage-deflate (RFC 7692) offered by the client is accepted, with
+	 * no context takeover either way (off). Messages out of at least
+	 * ws_deflate_threshold bytes are compressed (1024); compressed messages
+	 * in are inflated up to ws_max_message (over it: close 1009).
+	 */
+	int ws_deflate;
+	size_t ws_deflate_threshold;
 	size_t
 	    max_output_bytes; /* queued, unwritten bytes per connection before it is dropped (16 MiB) */
 	/*
@@ -292,21 +300,28 @@ typedef struct {
  * Completes the handshake (101 Switching Protocols) and turns the request's
  * connection into a WebSocket. The request ends here. On a bad handshake it
  * answers 400 itself and returns NULL. extra_headers: NULL or raw lines
- * ending in "\r\n" (e.g. Set-Cookie).
+ * ending in "\r\n" (e.g. Set-Cookie). With limits.ws_deflate, a
+ * permessage-deflate offer is accepted (Sec-WebSocket-Extensions in the
+ * answer) when its parameters allow no context takeover either way.
  */
 http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud,
                         const char *extra_headers);
 
 /**
  * Queues one message built from n parts (concatenated; e.g. "4" and a
- * payload) as a single frame. Returns 0, HTTP_EQUEUE_FULL (the peer does
- * not read: the connection is being closed), or BASE_ECLOSED.
+ * payload) as a single frame, compressed when permessage-deflate is
+ * agreed and it is ws_deflate_threshold bytes or more. Returns 0,
+ * HTTP_EQUEUE_FULL (the peer does not read: the connection is being
+ * closed), or BASE_ECLOSED.
  */
 int http_ws_send(http_ws *ws, int binary, const base_slice *parts, size_t n_parts);
 /**
  * Queues bytes that already form one or more complete server frames
  * (see http_ws_frame_header), sharing chunk instead of copying it:
- * takes a reference. Used for broadcasts encoded once.
+ * takes a reference. Used for broadcasts encoded once. With
+ * permessage-deflate agreed, whole-message frames of ws_deflate_threshold
+ * bytes or more are sent compressed instead, from a compressed copy of the
+ * chunk that the next connection sent the same chunk shares.
  */
 int http_ws_send_frames(http_ws *ws, base_chunk *chunk, size_t offset, size_t len);
 /** Bytes queued and not yet written to the socket. */

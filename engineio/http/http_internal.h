@@ -23,6 +23,7 @@
 
 #include "base/timeq.h"
 #include "http.h"
+#include "ws_deflate.h"
 #include "ws_frame.h"
 
 /* The one read buffer of a server. */
@@ -136,6 +137,8 @@ struct http_ws {
 	uint32_t utf8;
 	uint16_t close_code; /* 0 until known */
 	uint8_t binary;
+	uint8_t deflate;    /* permessage-deflate negotiated */
+	uint8_t compressed; /* the message in progress has RSV1: inflated when complete */
 	char *close_reason; /* heap, or NULL */
 	char remote[48];
 	uint64_t id, start_ms, bytes_in, bytes_out;
@@ -207,6 +210,8 @@ struct http_server {
 	http_observer obs;
 	uint64_t next_id;
 	char id_prefix[12];
+	struct http_pmd
+	    *pmd; /* permessage-deflate streams, shared (ws_deflate.c); NULL until used */
 };
 /* Counts a response to rx's request by route and status class. */
 void http__count_status(http_rx *rx, int status);

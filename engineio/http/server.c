@@ -31,6 +31,8 @@ void http_limits_default(http_limits *l)
 	l->idle_timeout_ms = 60 * 1000;
 	l->max_connections = 100000;
 	l->ws_max_message = 1024 * 1024;
+	l->ws_deflate = 0;
+	l->ws_deflate_threshold = 1024;
 	l->max_output_bytes = 16 * 1024 * 1024;
 	l->max_input_bytes = 256 * 1024 * 1024;
 }
@@ -530,6 +532,7 @@ void http_server_free(http_server *s)
 		free(s->limits[i].path);
 	free(s->limits);
 	free(s->rbuf);
+	http_pmd_free(s->pmd);
 	free(s);
 }
 

@@ -3,8 +3,10 @@
  *
  * Frames are parsed where they lie (the shared read buffer, or `in` for a
  * frame that straddled reads), unmasked in place and handed to on_message
- * without a copy unless the message is fragmented. No extension is
- * negotiated, so reserved bits are always a protocol error.
+ * without a copy unless the message is fragmented. The one extension is
+ * permessage-deflate (ws_deflate.c), when the limits enable it: RSV1 then
+ * marks a compressed message, inflated when complete; without it reserved
+ * bits are a protocol error.
  *
  * Closing: the connection is freed in its uv_close callback, which is
  * where on_close runs, so http_ws_close from inside on_message only sets
@@ -36,7 +38,9 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	char concat[24 + sizeof(WS_GUID) - 1], accept[32];
 	static const char h1[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 	                         "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
-	base_slice parts[3];
+	base_slice parts[4];
+	char ext[160];
+	int deflate = 0;
 	http_ws *ws;
 	size_t alen;
 
@@ -75,8 +79,12 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	parts[0] = (base_slice){accept, alen};
 	parts[1] =
 	    extra_headers ? (base_slice){extra_headers, strlen(extra_headers)} : BASE_SLICE_LIT("");
-	parts[2] = BASE_SLICE_LIT("\r\n");
-	if (http__out_write(c, h1, sizeof(h1) - 1, parts, 3) != 0) {
+	if (c->srv->lim.ws_deflate)
+		deflate = http_pmd_negotiate(http_header_get(req, "Sec-WebSocket-Extensions"), ext,
+		                             sizeof(ext));
+	parts[2] = deflate ? (base_slice){ext, strlen(ext)} : BASE_SLICE_LIT("");
+	parts[3] = BASE_SLICE_LIT("\r\n");
+	if (http__out_write(c, h1, sizeof(h1) - 1, parts, 4) != 0) {
 		/* The connection is gone already; the request ends with it. */
 		free(ws);
 		http__request_end(c, 0);
@@ -86,6 +94,7 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 		ws->cb = *cb;
 	ws->ud = ud;
 	ws->conn = c;
+	ws->deflate = (uint8_t)deflate;
 	memcpy(ws->remote, req->remote_addr, sizeof(ws->remote));
 	ws->remote[sizeof(ws->remote) - 1] = '\0';
 	ws->id = req->id;
@@ -129,17 +138,115 @@ static int ws_frame_out(http_conn *c, unsigned opcode, const base_slice *parts, 
 	return http__out_write(c, head, hlen, parts, n);
 }
 
+/* A compressed data frame (RSV1) holding the parts; 1 when not worth it (under the threshold). */
+static int ws_deflate_out(http_ws *ws, unsigned opcode, const base_slice *parts, size_t n)
+{
+	http_server *srv = ws->conn->srv;
+	base_buf z = BASE_BUF_INIT;
+	char head[HTTP_WS_MAX_HEADER];
+	uint64_t total = 0;
+	size_t hlen;
+	int rc;
+
+	for (size_t i = 0; i < n; i++)
+		total += parts[i].len;
+	if (total < srv->lim.ws_deflate_threshold ||
+	    http_pmd_deflate(&srv->pmd, parts, n, &z) != 0) {
+		base_buf_free(&z);
+		return 1;
+	}
+	hlen = http_ws_frame_header_rsv1(head, 1, opcode, z.len);
+	rc = http__out_write(ws->conn, head, hlen, &(base_slice){z.data, z.len}, 1);
+	base_buf_free(&z);
+	return rc;
+}
+
 int http_ws_send(http_ws *ws, int binary, const base_slice *parts, size_t n_parts)
 {
+	unsigned op = binary ? HTTP_WS_OP_BINARY : HTTP_WS_OP_TEXT;
+
 	if (!ws_open(ws))
 		return BASE_ECLOSED;
-	return ws_frame_out(ws->conn, binary ? HTTP_WS_OP_BINARY : HTTP_WS_OP_TEXT, parts, n_parts);
+	if (ws->deflate) {
+		int rc = ws_deflate_out(ws, op, parts, n_parts);
+
+		if (rc != 1)
+			return rc;
+	}
+	return ws_frame_out(ws->conn, op, parts, n_parts);
+}
+
+/*
+ * The pre-framed chunk with its large whole-message frames compressed, or
+ * NULL when there is none to compress (or the frames are not ours to read).
+ * The last result is cached: a broadcast sends one chunk to many
+ * connections in a row, and the compressed frame is the same for all.
+ */
+static base_chunk *ws_deflate_chunk(http_server *srv, base_chunk *chunk, size_t offset, size_t len)
+{
+	base_chunk *out = http_pmd_cached(srv->pmd, chunk, offset, len);
+	base_buf b = BASE_BUF_INIT, z = BASE_BUF_INIT;
+	size_t pos = offset, end = offset + len;
+	int any = 0;
+
+	if (out != NULL)
+		return base_chunk_ref(out);
+	/* First pass: is any frame worth compressing? */
+	while (pos < end) {
+		http_ws_frame f;
+		ssize_t h =
+		    http_ws_frame_parse(chunk->data + pos, end - pos, 0, UINT64_MAX, &f, NULL);
+
+		if (h < 0 || f.payload_len > end - pos - (size_t)h)
+			return NULL;
+		if (!(f.opcode & 0x08) && f.opcode != HTTP_WS_OP_CONT && f.fin &&
+		    f.payload_len >= srv->lim.ws_deflate_threshold)
+			any = 1;
+		pos += (size_t)h + (size_t)f.payload_len;
+	}
+	if (!any)
+		return NULL;
+	for (pos = offset; pos < end;) {
+		http_ws_frame f;
+		ssize_t h =
+		    http_ws_frame_parse(chunk->data + pos, end - pos, 0, UINT64_MAX, &f, NULL);
+		size_t flen = (size_t)h + (size_t)f.payload_len;
+		base_slice pl = {chunk->data + pos + h, (size_t)f.payload_len};
+
+		if (!(f.opcode & 0x08) && f.opcode != HTTP_WS_OP_CONT && f.fin &&
+		    f.payload_len >= srv->lim.ws_deflate_threshold &&
+		    http_pmd_deflate(&srv->pmd, &pl, 1, &z) == 0) {
+			char head[HTTP_WS_MAX_HEADER];
+			size_t hl = http_ws_frame_header_rsv1(head, 1, f.opcode, z.len);
+
+			base_buf_append(&b, head, hl);
+			base_buf_append(&b, z.data, z.len);
+		} else {
+			base_buf_append(&b, chunk->data + pos, flen);
+		}
+		pos += flen;
+	}
+	out = base_chunk_from(b.data, b.len);
+	base_buf_free(&b);
+	base_buf_free(&z);
+	http_pmd_cache(&srv->pmd, chunk, offset, len, out);
+	return out;
 }
 
 int http_ws_send_frames(http_ws *ws, base_chunk *chunk, size_t offset, size_t len)
 {
 	if (!ws_open(ws))
 		return BASE_ECLOSED;
+	if (ws->deflate && len >= ws->conn->srv->lim.ws_deflate_threshold) {
+		base_chunk *z = ws_deflate_chunk(ws->conn->srv, chunk, offset, len);
+
+		if (z != NULL) {
+			int rc = http__out_chunk(ws->conn, z, 0, z->len);
+
+			base_chunk_unref(z);
+			return rc;
+		}
+	}
 	return http__out_chunk(ws->conn, chunk, offset, len);
 }
 
@@ -276,6 +383,39 @@ static void ws_control(http_ws *ws, const http_ws_frame *f, const char *p, size_
 	}
 }
 
+/* A compressed message: its bytes are gathered, then inflated and checked whole. */
+static void ws_data_compressed(http_ws *ws, const http_ws_frame *f, const char *p, size_t n)
+{
+	http_server *srv = ws->conn->srv;
+	base_buf in = BASE_BUF_INIT, out = BASE_BUF_INIT;
+	int rc;
+
+	if (!(f->fin && f->opcode != HTTP_WS_OP_CONT)) {
+		base_buf_append(&ws->frag, p, n);
+		if (!f->fin)
+			return;
+		/* Detached first: on_message may close, and the buffer goes either way. */
+		in = ws->frag;
+		ws->frag = (base_buf)BASE_BUF_INIT;
+		p = in.data;
+		n = in.len;
+	}
+	rc = http_pmd_inflate(&srv->pmd, p != NULL ? p : "", n, srv->lim.ws_max_message, &out);
+	base_buf_free(&in);
+	if (rc == 0 && !ws->binary) {
+		uint32_t st = 0;
+
+		if (base_utf8_validate(&st, (const unsigned char *)out.data, out.len) != 0 ||
+		    st != 0)
+			rc = HTTP_WS_CLOSE_BAD_DATA;
+	}
+	if (rc != 0)
+		ws_fail(ws, (uint16_t)rc);
+	else
+		ws_deliver(ws, out.data, out.len);
+	base_buf_free(&out);
+}
+
 static void ws_data(http_ws *ws, const http_ws_frame *f, const char *p, size_t n)
 {
 	const http_limits *lim = &ws->conn->srv->lim;
@@ -288,6 +428,11 @@ static void ws_data(http_ws *ws, const http_ws_frame *f, const char *p, size_t n
 	if (f->opcode != HTTP_WS_OP_CONT) {
 		ws->binary = f->opcode == HTTP_WS_OP_BINARY;
 		ws->utf8 = 0;
+		ws->compressed = (uint8_t)f->rsv1;
+	}
+	if (ws->compressed) {
+		ws_data_compressed(ws, f, p, n);
+		return;
 	}
 	/* Text is checked as it comes, so a bad message fails at its first bad fragment. */
 	if (!ws->binary) {
@@ -326,7 +471,7 @@ size_t http__ws_input(http_conn *c, char *buf, size_t len, size_t off, size_t *w
 
 		if (c->flags & (HTTP_F_CLOSED | HTTP_F_DRAINING))
 			return len;
-		h = http_ws_frame_parse(buf + off, len - off, 1, max, &f, &err);
+		h = http_ws_frame_parse_ext(buf + off, len - off, 1, ws->deflate, max, &f, &err);
 		if (h == -2)
 			break;
 		if (h < 0) {

@@ -27,6 +27,12 @@ static int opcode_known(unsigned op)
 ssize_t http_ws_frame_parse(const char *buf, size_t len, int require_mask, uint64_t max_payload,
                             http_ws_frame *f, const char **err)
 {
+	return http_ws_frame_parse_ext(buf, len, require_mask, 0, max_payload, f, err);
+}
+
+ssize_t http_ws_frame_parse_ext(const char *buf, size_t len, int require_mask, int allow_rsv1,
+                                uint64_t max_payload, http_ws_frame *f, const char **err)
+{
 	const unsigned char *p = (const unsigned char *)buf;
 	unsigned fin, opcode, masked, len7;
 	uint64_t plen;
@@ -36,10 +42,13 @@ ssize_t http_ws_frame_parse(const char *buf, size_t len, int require_mask, uint6
 		return -2;
 	fin = p[0] >> 7;
 	opcode = p[0] & 0x0f;
-	if (p[0] & 0x70)
+	if (p[0] & 0x30)
 		return frame_fail(f, err, HTTP_WS_CLOSE_PROTOCOL, "reserved bits set");
 	if (!opcode_known(opcode))
 		return frame_fail(f, err, HTTP_WS_CLOSE_PROTOCOL, "unknown opcode");
+	if ((p[0] & 0x40) &&
+	    (!allow_rsv1 || (opcode != HTTP_WS_OP_TEXT && opcode != HTTP_WS_OP_BINARY)))
+		return frame_fail(f, err, HTTP_WS_CLOSE_PROTOCOL, "reserved bits set");
 	if ((opcode & 0x08) && !fin)
 		return frame_fail(f, err, HTTP_WS_CLOSE_PROTOCOL, "fragmented control frame");
 	if (len < 2)
@@ -85,6 +94,7 @@ ssize_t http_ws_frame_parse(const char *buf, size_t len, int require_mask, uint6
 	f->fin = fin;
 	f->opcode = opcode;
 	f->masked = masked;
+	f->rsv1 = (p[0] >> 6) & 1;
 	f->payload_len = plen;
 	f->header_len = hlen;
 	f->close_code = 0;
@@ -147,6 +157,15 @@ static size_t put_header(unsigned char *o, int fin, unsigned opcode, uint64_t le
 size_t http_ws_frame_header(char out[HTTP_WS_MAX_HEADER], int fin, unsigned opcode, uint64_t len)
 {
 	return put_header((unsigned char *)out, fin, opcode, len, 0);
+}
+
+size_t http_ws_frame_header_rsv1(char out[HTTP_WS_MAX_HEADER], int fin, unsigned opcode,
+                                 uint64_t len)
+{
+	size_t n = put_header((unsigned char *)out, fin, opcode, len, 0);
+
+	out[0] = (char)(out[0] | 0x40);
+	return n;
 }
 
 size_t http_ws_frame_header_masked(char out[HTTP_WS_MAX_HEADER], int fin, unsigned opcode,

@@ -39,6 +39,7 @@ typedef struct {
 	unsigned fin;    /* 1 on the last frame of a message */
 	unsigned opcode; /* HTTP_WS_OP_* */
 	unsigned masked; /* 1 when a masking key is present */
+	unsigned rsv1;   /* 1 when RSV1 is set (permessage-deflate: a compressed message) */
 	uint8_t mask[4];
 	uint64_t payload_len;
 	size_t header_len;   /* bytes before the payload */
@@ -57,6 +58,19 @@ typedef struct {
  */
 ssize_t http_ws_frame_parse(const char *buf, size_t len, int require_mask, uint64_t max_payload,
                             http_ws_frame *f, const char **err);
+
+/**
+ * As http_ws_frame_parse, with allow_rsv1 set when permessage-deflate (RFC
+ * 7692) is negotiated: RSV1 is then accepted on the first frame of a data
+ * message (text or binary), and still refused (1002) on continuation and
+ * control frames. RSV2 and RSV3 are always refused.
+ */
+ssize_t http_ws_frame_parse_ext(const char *buf, size_t len, int require_mask, int allow_rsv1,
+                                uint64_t max_payload, http_ws_frame *f, const char **err);
+
+/** Writes an unmasked frame header with RSV1 set (a compressed message). */
+size_t http_ws_frame_header_rsv1(char out[HTTP_WS_MAX_HEADER], int fin, unsigned opcode,
+                                 uint64_t len);
 
 /**
  * XORs n bytes at p with mask, as if they started at byte offset of the

@@ -101,11 +101,18 @@ static void free_app(void *ud)
 int main(int argc, char **argv)
 {
 	int port = 3000;
+	http_limits lim;
+	http_limits_default(&lim);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
 			port = atoi(argv[++i]);
+		} else if (strcmp(argv[i], "--ws-deflate") == 0) {
+			lim.ws_deflate = 1;
+		} else if (strcmp(argv[i], "--ws-deflate-threshold") == 0 && i + 1 < argc) {
+			lim.ws_deflate_threshold = strtoul(argv[++i], NULL, 10);
 		} else {
-			fprintf(stderr, "usage: bench-server [--port PORT]\n");
+			fprintf(stderr, "usage: bench-server [--port PORT] [--ws-deflate] "
+			                "[--ws-deflate-threshold BYTES]\n");
 			return 2;
 		}
 	}
@@ -117,7 +124,7 @@ int main(int argc, char **argv)
 	mallopt(M_MMAP_THRESHOLD, 4 << 20);
 	base_log_set_level(BASE_LOG_WARN);
 	uv_loop_t *loop = uv_default_loop();
-	g_http = http_server_new(loop, NULL);
+	g_http = http_server_new(loop, &lim);
 	if (!g_http)
 		return 1;
 	sio_options o;

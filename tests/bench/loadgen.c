@@ -454,7 +454,14 @@ static int setup(lg *g)
 	info.protocols = protos;
 	info.options = LWS_SERVER_OPTION_LIBUV;
 	info.foreign_loops = loops;
-	info.extensions = NULL; /* permessage-deflate stalls large messages on libuv */
+	/* No extension by default (permessage-deflate stalls large messages on
+	 * libuv); --deflate offers it, for the server's compression. */
+	static const struct lws_extension exts[] = {
+	    {"permessage-deflate", lws_extension_callback_pm_deflate,
+	     "permessage-deflate; client_max_window_bits"},
+	    {NULL, NULL, NULL},
+	};
+	info.extensions = cf->deflate ? exts : NULL;
 	info.gid = (gid_t)-1;
 	info.uid = (uid_t)-1;
 	/*

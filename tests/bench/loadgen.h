@@ -98,6 +98,7 @@ typedef struct {
 	const char *hist_out;
 	int tx_batch; /* 1: frame ourselves and gather a connection's frames into one write */
 	int upgrade;  /* 1: handshake over HTTP long-polling, then upgrade to WebSocket */
+	int deflate;  /* 1: offer permessage-deflate (lws client, --tx lws) */
 	int raw;      /* 1: our own minimal WebSocket client instead of lws (loadgen_raw.c) */
 	unsigned rxbuf;
 	int verbose;

@@ -21,43 +21,47 @@ const char *lg_scenario_name(lg_scenario s)
 
 void lg_usage(FILE *f)
 {
-	fprintf(f,
-	        "usage: bench-loadgen --scenario NAME --port PORT [options]\n"
-	        "  -s, --scenario NAME   idle, connect, echo, ack, broadcast, binary, cluster\n"
-	        "                        (cluster: driven on stdin, see loadgen_cluster.c)\n"
-	        "  -p, --port PORT       server port on --host (default 127.0.0.1)\n"
-	        "      --ports P1,P2..   several servers: connection k goes to P[k mod n]\n"
-	        "      --id-base K       this process's first global connection number (0)\n"
-	        "      --room-every E    cluster: 1 in E per server joins room r1k (100)\n"
-	        "      --sender          cluster: one more connection, to P1, sends broadcasts\n"
-	        "  -c, --conns N         connections, or broadcast receivers (default 100)\n"
-	        "  -w, --window N        requests outstanding per connection, or broadcasts\n"
-	        "                        in flight (default 10; broadcast 1)\n"
-	        "      --size BYTES      binary attachment (default 1024), or string padding\n"
-	        "                        added to echo/ack requests (default 0)\n"
-	        "  -d, --duration SEC    seconds of requests; idle: seconds held after settling\n"
-	        "  -n, --count N         stop after N requests (default: duration only)\n"
-	        "      --warmup SEC      seconds left out of the figures (default 0)\n"
-	        "      --inflight N      connection attempts at once (default 200)\n"
-	        "      --settle SEC      idle: wait before reading the server's RSS (default 3)\n"
-	        "      --drain SEC       wait for outstanding replies at the end (default 3)\n"
-	        "      --timeout SEC     give up after SEC in all (default 120)\n"
-	        "      --server-pid PID  read the server's RSS from /proc/PID/status\n"
-	        "      --server-name S   label in the results (default server)\n"
-	        "      --tag T           copied into the RESULT line (default -)\n"
-	        "      --sources A-B     local addresses used in turn, e.g. 127.0.0.2-127.0.0.9\n"
-	        "                        (the default above 20000 connections), or none\n"
-	        "      --tx batch|lws    batch (default): a connection's frames are framed\n"
-	        "                        here and leave in one write per loop turn; lws: one\n"
-	        "                        lws_write per frame in the writable callback\n"
-	        "      --client lws|raw  lws (default): the libwebsockets client; raw: our own\n"
-	        "                        minimal client (fast receive path, replies timed by\n"
-	        "                        the kernel's receive timestamp; WebSocket only)\n"
-	        "      --upgrade Engine.IO handshake over HTTP long-polling, then the\n"
-	        "                        upgrade to WebSocket (default: WebSocket at once)\n"
-	        "      --rxbuf BYTES     lws receive buffer per connection (default 4096)\n"
-	        "      --hist-out FILE   append the latency percentile spectrum to FILE\n"
-	        "  -v, --verbose         progress every second on stderr\n");
+	fprintf(
+	    f, "usage: bench-loadgen --scenario NAME --port PORT [options]\n"
+	       "  -s, --scenario NAME   idle, connect, echo, ack, broadcast, binary, cluster\n"
+	       "                        (cluster: driven on stdin, see loadgen_cluster.c)\n"
+	       "  -p, --port PORT       server port on --host (default 127.0.0.1)\n"
+	       "      --ports P1,P2..   several servers: connection k goes to P[k mod n]\n"
+	       "      --id-base K       this process's first global connection number (0)\n"
+	       "      --room-every E    cluster: 1 in E per server joins room r1k (100)\n"
+	       "      --sender          cluster: one more connection, to P1, sends broadcasts\n"
+	       "  -c, --conns N         connections, or broadcast receivers (default 100)\n"
+	       "  -w, --window N        requests outstanding per connection, or broadcasts\n"
+	       "                        in flight (default 10; broadcast 1)\n"
+	       "      --size BYTES      binary attachment (default 1024), or string padding\n"
+	       "                        added to echo/ack requests (default 0)\n"
+	       "  -d, --duration SEC    seconds of requests; idle: seconds held after settling\n"
+	       "  -n, --count N         stop after N requests (default: duration only)\n"
+	       "      --warmup SEC      seconds left out of the figures (default 0)\n"
+	       "      --inflight N      connection attempts at once (default 200)\n"
+	       "      --settle SEC      idle: wait before reading the server's RSS (default 3)\n"
+	       "      --drain SEC       wait for outstanding replies at the end (default 3)\n"
+	       "      --timeout SEC     give up after SEC in all (default 120)\n"
+	       "      --server-pid PID  read the server's RSS from /proc/PID/status\n"
+	       "      --server-name S   label in the results (default server)\n"
+	       "      --tag T           copied into the RESULT line (default -)\n"
+	       "      --sources A-B     local addresses used in turn, e.g. 127.0.0.2-127.0.0.9\n"
+	       "                        (the default above 20000 connections), or none\n"
+	       "      --tx batch|lws    batch (default): a connection's frames are framed\n"
+	       "                        here and leave in one write per loop turn; lws: one\n"
+	       "                        lws_write per frame in the writable callback\n"
+	       "      --client lws|raw  lws (default): the libwebsockets client; raw: our own\n"
+	       "                        minimal client (fast receive path, replies timed by\n"
+	       "                        the kernel's receive timestamp; WebSocket only)\n"
+	       "      --upgrade Engine.IO handshake over HTTP long-polling, then the\n"
+	       "                        upgrade to WebSocket (default: WebSocket at once)\n"
+	       "      --deflate         offer permessage-deflate (lws client with --tx lws: lws\n"
+	       "                        compresses what it sends and inflates what it gets;\n"
+	       "                        the lws client mishandles uncompressed messages once\n"
+	       "                        it is agreed: give bench-server --ws-deflate-threshold 0)\n"
+	       "      --rxbuf BYTES     lws receive buffer per connection (default 4096)\n"
+	       "      --hist-out FILE   append the latency percentile spectrum to FILE\n"
+	       "  -v, --verbose         progress every second on stderr\n");
 }
 
 static int parse_sources(lg_config *cf, const char *arg)
@@ -111,6 +115,7 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 		O_IDBASE,
 		O_ROOMEVERY,
 		O_SENDER,
+		O_DEFLATE,
 	};
 	static const struct option opts[] = {
 	    {"scenario", required_argument, NULL, 's'},
@@ -139,6 +144,7 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 	    {"id-base", required_argument, NULL, O_IDBASE},
 	    {"room-every", required_argument, NULL, O_ROOMEVERY},
 	    {"sender", no_argument, NULL, O_SENDER},
+	    {"deflate", no_argument, NULL, O_DEFLATE},
 	    {"verbose", no_argument, NULL, 'v'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -235,6 +241,9 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 		case O_UPGRADE:
 			cf->upgrade = 1;
 			break;
+		case O_DEFLATE:
+			cf->deflate = 1;
+			break;
 		case O_CLIENT:
 			if (strcmp(optarg, "lws") != 0 && strcmp(optarg, "raw") != 0) {
 				fprintf(stderr, "bench-loadgen: --client is lws or raw\n");
@@ -284,6 +293,11 @@ int lg_parse_args(lg_config *cf, int argc, char **argv)
 		return -1;
 	}
 	cf->scenario = (lg_scenario)scenario;
+	if (cf->deflate && (cf->raw || cf->tx_batch)) {
+		fprintf(stderr,
+		        "bench-loadgen: --deflate goes with --tx lws (and the lws client)\n");
+		return -1;
+	}
 	if (cf->raw && (cf->upgrade || !cf->tx_batch)) {
 		fprintf(stderr,
 		        "bench-loadgen: --client raw goes with neither --upgrade nor --tx lws\n");

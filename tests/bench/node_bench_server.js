@@ -29,8 +29,9 @@ function parseArgs(argv) {
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === "--port" && i + 1 < argv.length) opts.port = Number(argv[++i]);
     else if (argv[i].startsWith("--port=")) opts.port = Number(argv[i].slice(7));
+    else if (argv[i] === "--ws-deflate") opts.wsDeflate = true;
     else {
-      process.stderr.write(`usage: node_bench_server.js [--port PORT]\n`);
+      process.stderr.write(`usage: node_bench_server.js [--port PORT] [--ws-deflate]\n`);
       process.exit(2);
     }
   }
@@ -52,6 +53,7 @@ const io = new Server(httpServer, {
   transports: ["polling", "websocket"],
   cors: { origin: "*" },
   serveClient: false,
+  ...(opts.wsDeflate ? { perMessageDeflate: true } : {}),
 });
 
 io.on("connection", (socket) => {

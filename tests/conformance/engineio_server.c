@@ -39,6 +39,8 @@ int main(int argc, char **argv)
 {
 	int port = 3000;
 	eio_options o;
+	int ws_deflate = 0;
+	size_t ws_deflate_threshold = 1024;
 	eio_options_default(&o);
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--port") == 0 && i + 1 < argc) {
@@ -49,10 +51,15 @@ int main(int argc, char **argv)
 			o.compression_threshold = strtoul(argv[++i], NULL, 10);
 		} else if (strcmp(argv[i], "--polling-max-packets") == 0 && i + 1 < argc) {
 			o.polling_max_packets = (unsigned)strtoul(argv[++i], NULL, 10);
+		} else if (strcmp(argv[i], "--ws-deflate") == 0) {
+			ws_deflate = 1;
+		} else if (strcmp(argv[i], "--ws-deflate-threshold") == 0 && i + 1 < argc) {
+			ws_deflate_threshold = strtoul(argv[++i], NULL, 10);
 		} else {
 			fprintf(stderr, "usage: conformance-engineio [--port PORT] "
 			                "[--no-http-compression] [--compression-threshold BYTES] "
-			                "[--polling-max-packets N]\n");
+			                "[--polling-max-packets N] [--ws-deflate] "
+			                "[--ws-deflate-threshold BYTES]\n");
 			return 2;
 		}
 	}
@@ -61,6 +68,8 @@ int main(int argc, char **argv)
 	http_limits_default(&lim);
 	lim.ws_max_message = 1000000;
 	lim.max_body_bytes = 1000000;
+	lim.ws_deflate = ws_deflate;
+	lim.ws_deflate_threshold = ws_deflate_threshold;
 	g_http = http_server_new(loop, &lim);
 
 	o.ping_interval_ms = 300;

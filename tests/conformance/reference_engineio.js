@@ -9,7 +9,8 @@
 // 300 ms, pingTimeout 200 ms, maxPayload (maxHttpBufferSize) 1000000 bytes,
 // CORS origin "*", both transports with upgrades, and every message (text or
 // binary) is sent back to the socket it came from. --no-http-compression
-// sets httpCompression: false (tests/e2e/engineio_compression.test.js). SIGTERM and SIGINT close
+// sets httpCompression: false (tests/e2e/engineio_compression.test.js); --ws-deflate
+// sets perMessageDeflate with a 1024-byte threshold (tests/e2e/ws_deflate.test.js). SIGTERM and SIGINT close
 // the server and exit with status 0.
 "use strict";
 
@@ -48,6 +49,7 @@ const engine = new Server({
   maxHttpBufferSize: 1e6,
   cors: { origin: "*" },
   ...(process.argv.includes("--no-http-compression") ? { httpCompression: false } : {}),
+  ...(process.argv.includes("--ws-deflate") ? { perMessageDeflate: { threshold: 1024 } } : {}),
 });
 engine.attach(httpServer);
 

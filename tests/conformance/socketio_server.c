@@ -392,7 +392,7 @@ static void free_app(void *ud)
 static int usage(void)
 {
 	fprintf(stderr, "usage: conformance-socketio [--port PORT] [--parser json|msgpack] "
-	                "[--recovery MS] [--allow-eio3] [--ping-interval MS] [--ping-timeout MS] "
+	                "[--recovery MS] [--allow-eio3] [--ws-deflate] [--ping-interval MS] [--ping-timeout MS] "
 	                "[--admin-ui USER:HASH [--admin-ui-readonly] "
 	                "[--admin-ui-mode production]]\n");
 	return 2;
@@ -405,6 +405,7 @@ int main(int argc, char **argv)
 	sio_admin_options_default(&admin);
 	char *admin_login = NULL;
 	sio_options o;
+	int ws_deflate = 0;
 	sio_options_default(&o);
 	o.eio.ping_interval_ms = 300;
 	o.eio.ping_timeout_ms = 200;
@@ -434,6 +435,8 @@ int main(int argc, char **argv)
 			admin.readonly = 1;
 		} else if (strcmp(argv[i], "--admin-ui-mode") == 0 && i + 1 < argc) {
 			admin.production = strcmp(argv[++i], "production") == 0;
+		} else if (strcmp(argv[i], "--ws-deflate") == 0) {
+			ws_deflate = 1;
 		} else {
 			return usage();
 		}
@@ -452,6 +455,7 @@ int main(int argc, char **argv)
 	http_limits_default(&lim);
 	lim.ws_max_message = o.eio.max_payload;
 	lim.max_body_bytes = o.eio.max_payload;
+	lim.ws_deflate = ws_deflate;
 	g_http = http_server_new(loop, &lim);
 	if (!g_http)
 		return 1;

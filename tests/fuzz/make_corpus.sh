@@ -26,3 +26,9 @@ w eio_payload/bad_type '7x'
 w eio_payload/v3_text '6:4hello2:4\xc3\xa93:4\xf0\x9f\x98\x80'
 w eio_payload/v3_b64 '10:b4AQIDBA==1:20:'
 w eio_payload/v3_binary '\x00\x06\xff4hello\x01\x05\xff\x04\x01\x02\x03\x04'
+
+# Config 0x20/0x21: permessage-deflate negotiated. RFC 7692 7.2.3's "Hello"
+# compressed, whole, in two fragments, and masked (a zero key).
+w ws_frame/deflate_hello '\x20\xc1\x07\xf2\x48\xcd\xc9\xc9\x07\x00'
+w ws_frame/deflate_fragments '\x20\x41\x03\xf2\x48\xcd\x80\x04\xc9\xc9\x07\x00'
+w ws_frame/deflate_masked '\x21\xc1\x87\x00\x00\x00\x00\xf2\x48\xcd\xc9\xc9\x07\x00'

@@ -19,7 +19,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 
 libs=()
 case $target in
-ws_frame) srcs=(engineio/http/ws_frame.c engineio/base/utf8.c) ;;
+ws_frame)
+  srcs=(engineio/http/ws_frame.c engineio/http/ws_deflate.c engineio/base/utf8.c engineio/base/buf.c engineio/base/chunk.c engineio/base/alloc.c engineio/base/log.c engineio/base/slice.c)
+  libs=(-lz)
+  ;;
 eio_payload) srcs=(engineio/packet.c engineio/packet_v3.c engineio/base/base64.c engineio/base/buf.c engineio/base/alloc.c engineio/base/log.c engineio/base/slice.c) ;;
 sio_packet) srcs=(socketio/json.c socketio/packet.c engineio/base/buf.c engineio/base/alloc.c engineio/base/log.c engineio/base/slice.c) ;;
 sio_msgpack)

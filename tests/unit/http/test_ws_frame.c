@@ -7,6 +7,7 @@
 #include <cmocka.h>
 
 #include "base/base.h"
+#include "http/ws_deflate.h"
 #include "http/ws_frame.h"
 
 #define NO_LIMIT UINT64_MAX
@@ -424,6 +425,130 @@ static void test_close_payload(void **state)
 	}
 }
 
+/* ---- permessage-deflate (RFC 7692) --------------------------------------- */
+
+static void test_rsv1(void **state)
+{
+	/* RFC 7692 7.2.3.1: "Hello" compressed, one unmasked frame. */
+	static const unsigned char hello[] = {0xc1, 0x07, 0xf2, 0x48, 0xcd, 0xc9, 0xc9, 0x07, 0x00};
+	static const unsigned char cont_rsv1[] = {0xc0, 0x00};
+	static const unsigned char ping_rsv1[] = {0xc9, 0x00};
+	static const unsigned char rsv2[] = {0xa1, 0x00};
+	http_ws_frame f;
+	const char *err;
+	char h[HTTP_WS_MAX_HEADER];
+
+	(void)state;
+	/* Not negotiated: a protocol error, as before. */
+	assert_int_equal(parse(hello, sizeof(hello), 0, NO_LIMIT, &f, &err), -1);
+	assert_int_equal(f.close_code, HTTP_WS_CLOSE_PROTOCOL);
+	/* Negotiated: accepted on a first data frame, with rsv1 set. */
+	assert_int_equal(
+	    http_ws_frame_parse_ext((const char *)hello, sizeof(hello), 0, 1, NO_LIMIT, &f, &err),
+	    2);
+	assert_int_equal(f.rsv1, 1);
+	assert_int_equal(f.opcode, HTTP_WS_OP_TEXT);
+	assert_int_equal(f.payload_len, 7);
+	/* Never on a continuation or a control frame; RSV2/RSV3 never. */
+	assert_int_equal(
+	    http_ws_frame_parse_ext((const char *)cont_rsv1, 2, 0, 1, NO_LIMIT, &f, &err), -1);
+	assert_int_equal(f.close_code, HTTP_WS_CLOSE_PROTOCOL);
+	assert_int_equal(
+	    http_ws_frame_parse_ext((const char *)ping_rsv1, 2, 0, 1, NO_LIMIT, &f, &err), -1);
+	assert_int_equal(http_ws_frame_parse_ext((const char *)rsv2, 2, 0, 1, NO_LIMIT, &f, &err),
+	                 -1);
+	/* Without RSV1 a frame parses the same either way, rsv1 0. */
+	assert_int_equal(http_ws_frame_parse_ext("\x81\x00", 2, 0, 1, NO_LIMIT, &f, &err), 2);
+	assert_int_equal(f.rsv1, 0);
+	/* The encoder writes the bit. */
+	assert_int_equal(http_ws_frame_header_rsv1(h, 1, HTTP_WS_OP_TEXT, 7), 2);
+	assert_memory_equal(h, hello, 2);
+}
+
+static void test_pmd_negotiate(void **state)
+{
+	static const char want[] = "Sec-WebSocket-Extensions: permessage-deflate; "
+	                           "server_no_context_takeover; client_no_context_takeover\r\n";
+	char out[160];
+	base_slice v;
+
+	(void)state;
+	assert_int_equal(http_pmd_negotiate(NULL, out, sizeof(out)), 0);
+	/* What Chromium and ws send. */
+	v = BASE_SLICE_LIT("permessage-deflate; client_max_window_bits");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 1);
+	assert_string_equal(out, want);
+	v = BASE_SLICE_LIT("Permessage-Deflate ; Client_Max_Window_Bits=\"10\" ; "
+	                   "server_no_context_takeover");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 1);
+	/* Declined: a window we cannot keep to, unknown, repeated or bad parameters. */
+	v = BASE_SLICE_LIT("permessage-deflate; server_max_window_bits=14");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 0);
+	v = BASE_SLICE_LIT("permessage-deflate; server_max_window_bits");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 0);
+	v = BASE_SLICE_LIT("permessage-deflate; client_max_window_bits=7");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 0);
+	v = BASE_SLICE_LIT("permessage-deflate; client_max_window_bits=08x");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 0);
+	v = BASE_SLICE_LIT("permessage-deflate; server_no_context_takeover; "
+	                   "server_no_context_takeover");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 0);
+	v = BASE_SLICE_LIT("permessage-deflate=1");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 0);
+	v = BASE_SLICE_LIT("deflate-frame, permessage-deflate; mystery");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 0);
+	/* The first acceptable offer wins; server_max_window_bits=15 is echoed. */
+	v = BASE_SLICE_LIT("permessage-deflate; server_max_window_bits=9, "
+	                   "permessage-deflate; server_max_window_bits=15");
+	assert_int_equal(http_pmd_negotiate(&v, out, sizeof(out)), 1);
+	assert_non_null(strstr(out, "; server_max_window_bits=15\r\n"));
+}
+
+static void test_pmd_inflate_deflate(void **state)
+{
+	static const char hello[] = {(char)0xf2, 0x48, (char)0xcd, (char)0xc9,
+	                             (char)0xc9, 0x07, 0x00};
+	http_pmd *z = NULL;
+	base_buf out = BASE_BUF_INIT, c = BASE_BUF_INIT, back = BASE_BUF_INIT;
+	char *big = malloc(100000);
+	base_slice parts[2];
+
+	(void)state;
+	assert_int_equal(http_pmd_inflate(&z, hello, sizeof(hello), 100, &out), 0);
+	assert_int_equal(out.len, 5);
+	assert_memory_equal(out.data, "Hello", 5);
+	/* Exactly at the limit is fine; one byte over is 1009. */
+	assert_int_equal(http_pmd_inflate(&z, hello, sizeof(hello), 5, &out), 0);
+	assert_int_equal(http_pmd_inflate(&z, hello, sizeof(hello), 4, &out),
+	                 HTTP_WS_CLOSE_TOO_BIG);
+	/* Not deflate data: 1007. The stream is reset per message: "Hello" again after. */
+	assert_int_equal(http_pmd_inflate(&z, "\xff\xff\xff\xff", 4, 100, &out),
+	                 HTTP_WS_CLOSE_BAD_DATA);
+	assert_int_equal(http_pmd_inflate(&z, hello, sizeof(hello), 100, &out), 0);
+	assert_memory_equal(out.data, "Hello", 5);
+	/* A bomb: 100 KB of zeros, compressed to little, against a 10 KB limit. */
+	memset(big, 0, 100000);
+	parts[0] = (base_slice){big, 60000};
+	parts[1] = (base_slice){big + 60000, 40000};
+	assert_int_equal(http_pmd_deflate(&z, parts, 2, &c), 0);
+	assert_true(c.len < 1000);
+	assert_int_equal(http_pmd_inflate(&z, c.data, c.len, 10000, &out), HTTP_WS_CLOSE_TOO_BIG);
+	assert_int_equal(http_pmd_inflate(&z, c.data, c.len, 100000, &back), 0);
+	assert_int_equal(back.len, 100000);
+	assert_memory_equal(back.data, big, 100000);
+	/* The tail is left off (RFC 7692 7.2.1). */
+	assert_true(c.len < 4 || memcmp(c.data + c.len - 4, "\0\0\xff\xff", 4) != 0);
+	/* The empty message. */
+	assert_int_equal(http_pmd_deflate(&z, NULL, 0, &c), 0);
+	assert_int_equal(http_pmd_inflate(&z, c.data, c.len, 10, &out), 0);
+	assert_int_equal(out.len, 0);
+	http_pmd_free(z);
+	base_buf_free(&out);
+	base_buf_free(&c);
+	base_buf_free(&back);
+	free(big);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +564,9 @@ int main(void)
 	    cmocka_unit_test(test_seq),
 	    cmocka_unit_test(test_seq_errors),
 	    cmocka_unit_test(test_close_payload),
+	    cmocka_unit_test(test_rsv1),
+	    cmocka_unit_test(test_pmd_negotiate),
+	    cmocka_unit_test(test_pmd_inflate_deflate),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

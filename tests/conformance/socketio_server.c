@@ -392,7 +392,8 @@ static void free_app(void *ud)
 static int usage(void)
 {
 	fprintf(stderr, "usage: conformance-socketio [--port PORT] [--parser json|msgpack] "
-	                "[--recovery MS] [--allow-eio3] [--ws-deflate] [--ping-interval MS] [--ping-timeout MS] "
+	                "[--recovery MS] [--allow-eio3] [--ws-deflate] [--ping-interval MS] "
+	                "[--ping-timeout MS] "
 	                "[--admin-ui USER:HASH [--admin-ui-readonly] "
 	                "[--admin-ui-mode production]]\n");
 	return 2;

@@ -100,6 +100,18 @@ const status = async (id) => (await fetch(`${site.url}/websockets/status?request
 
 // ---------------------------------------------------------------------------
 
+// A card's button, clicked inside the page in one step: live updates re-render
+// a card's buttons, so an element handle taken a moment before may already be
+// detached (puppeteer's click scrolls, then clicks, awaiting in between).
+async function clickCard(page, selector) {
+  await until(() => page.evaluate((sel) => {
+    const b = document.querySelector(sel);
+    if (!b) return false;
+    b.click();
+    return true;
+  }, selector), 15000, `a button ${selector}`);
+}
+
 test("three submissions behind a busy app: places 1, 2, 3 live, moving up, then the results", async () => {
   const sp = await site.addSpace();
   const app = site.startApp(sp.name, { delay: 4 });
@@ -210,7 +222,7 @@ test("cancel a queued and a running request, retry one; a late result is ignored
   await waitCard(page, "Queued", (c) => c.buttons.includes("Cancel"), "to offer Cancel");
 
   // The queued one.
-  await page.click(`li.req[data-request-id="${queued.id}"] button[data-action=cancel]`);
+  await clickCard(page, `li.req[data-request-id="${queued.id}"] button[data-action=cancel]`);
   let c = await waitCard(page, "Queued", (x) => x.state === "cancelled", "to be cancelled", 15000);
   assert.equal(c.label, "Cancelled");
   assert.deepEqual(c.buttons, ["Retry"]);
@@ -222,7 +234,7 @@ test("cancel a queued and a running request, retry one; a late result is ignored
   // The running one: cancelled now, and the app's result later changes nothing.
   const running = await card(page, "Running");
   const from = app.lines.length;
-  await page.click(`li.req[data-request-id="${running.id}"] button[data-action=cancel]`);
+  await clickCard(page, `li.req[data-request-id="${running.id}"] button[data-action=cancel]`);
   await waitCard(page, "Running", (x) => x.state === "cancelled", "to be cancelled", 15000);
   await app.waitLine(/\[RESULT\] Result sent/, 20000, from).catch(() => {}); // an app may stop on cancel_request
   await h.sleep(500);
@@ -232,7 +244,7 @@ test("cancel a queued and a running request, retry one; a late result is ignored
 
   // Retry: a new card with the same prompt, focused, that completes.
   const before = (await cardsOf(page)).length;
-  await page.click(`li.req[data-request-id="${queued.id}"] button[data-action=retry]`);
+  await clickCard(page, `li.req[data-request-id="${queued.id}"] button[data-action=retry]`);
   await until(async () => (await cardsOf(page)).length === before + 1, 15000, "a new card for the retry");
   const fresh = (await cardsOf(page))[0];
   assert.equal(fresh.prompt, "Queued");
@@ -267,7 +279,7 @@ test("a timed-out request: the card says so, and Retry sends it again", async ()
   app = site.startApp(sp.name, { delay: 0.3 });
   await app.registered();
   await until(async () => (await badge(page)) === "Connected", 15000, "Connected");
-  await page.click(`li.req[data-request-id="${x.id}"] button[data-action=retry]`);
+  await clickCard(page, `li.req[data-request-id="${x.id}"] button[data-action=retry]`);
   const done = await until(async () => {
     const all = (await cardsOf(page)).filter((y) => y.prompt === "Too slow" && y.id !== x.id);
     return all.length === 1 && FINAL.has(all[0].state) ? all[0] : null;
@@ -288,7 +300,7 @@ test("a card looks the same live and after a reload", async () => {
   await final(page, "Kept\nwith two lines");
   const x = await submit(page, "Then cancelled");
   await waitCard(page, "Then cancelled", (c) => c.buttons.includes("Cancel"), "to offer Cancel");
-  await page.click(`li.req[data-request-id="${x.id}"] button[data-action=cancel]`);
+  await clickCard(page, `li.req[data-request-id="${x.id}"] button[data-action=cancel]`);
   assert.equal((await final(page, "Then cancelled")).state, "cancelled");
   const live = await cardsOf(page);
   await br.shot(page, "before-reload");

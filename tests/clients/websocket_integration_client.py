@@ -50,6 +50,30 @@ import socketio
 DEFAULT_TRANSPORTS = ["websocket", "polling"]
 
 
+class _Client(socketio.Client):
+    """socketio.Client that calls ``on_connected`` each time connect() has
+    finished, the first time and after every reconnection.
+
+    Why the app registers there and not in its "connect" handler:
+    python-socketio 5.x (Debian's 5.7.2) runs the "connect" handler on a
+    thread of its own *before* Client.connect() sets ``connected``, and its
+    handler of a namespace DISCONNECT returns without a word while
+    ``connected`` is false. A register sent from the "connect" handler is
+    answered within a millisecond; a refusal's register_response and the
+    DISCONNECT right behind it (PROTOCOL.md) could reach the client before
+    the thread that waits in connect() had run again, and then the
+    DISCONNECT was dropped: no "disconnect" event, the namespace left
+    connected forever (9 refusals in 1440, four apps at a time on a busy
+    machine)."""
+
+    on_connected = None
+
+    def connect(self, *args, **kwargs):
+        super().connect(*args, **kwargs)
+        if self.on_connected:
+            self.on_connected()
+
+
 class WebSocketSpacesClient:
     """One app connection to one space.
 
@@ -81,7 +105,7 @@ class WebSocketSpacesClient:
         self._registered = threading.Event()
         self._answered = threading.Event()  # any register_response
         self._lock = threading.Lock()
-        self.sio = socketio.Client(
+        self.sio = _Client(
             reconnection=reconnection,
             reconnection_attempts=reconnection_attempts,
             reconnection_delay=1,
@@ -93,6 +117,7 @@ class WebSocketSpacesClient:
         self.sio.on("register_response", self._on_register_response)
         self.sio.on("inference_request", self._on_inference_request)
         self.sio.on("*", self._on_other_event)
+        self.sio.on_connected = self._on_connected
 
     # -- logging ------------------------------------------------------------
 
@@ -113,8 +138,14 @@ class WebSocketSpacesClient:
     def _on_connect(self):
         self.log("[WS] connected to %s (sid %s)" % (self.website_url, self.sio.sid))
         self._notify("connect", {"sid": self.sio.sid})
+
+    def _on_connected(self):
+        # Not from _on_connect: see _Client.
         if self.auto_register:
-            self.register()
+            try:
+                self.register()
+            except socketio.exceptions.SocketIOError as e:  # dropped meanwhile
+                self.log("[WS] cannot register: %r" % (e,))
 
     def _on_disconnect(self):
         self.log("[WS] disconnected")

@@ -22,6 +22,16 @@
  * user's recent ones, answers /websockets/status and the page's list, so
  * a card reloaded shows what the live one showed.
  *
+ * A final document (completed, failed by its app, cancelled) never changes
+ * again, on any node: retry makes a new request. The last FINALS_MAX of
+ * them this process wrote or read are kept, by request id, and answer
+ * /websockets/status without a query (polling clients read a finished
+ * request several times). A request failed by its deadline is not kept: a
+ * result taken before the deadline may still complete it. The only way a
+ * final request changes is its space's deletion, which every node hears of
+ * (sp__access_check, and every space after the listener reconnects); the
+ * space's entries are dropped then.
+ *
  * Estimated wait: T is the median service time of the space's last 20
  * completed requests (at least 3, else no estimate), where a request's
  * service time runs from when its app could start it (sent to it, or the
@@ -42,6 +52,14 @@
 #define LIVE_QUEUE_BOUND "1000"
 /* Counts stop here (space_state says at least this many). */
 #define LIVE_COUNT_BOUND "100000"
+/* Final documents kept (a power of two: a direct-mapped table). */
+#define FINALS_MAX 4096u
+
+struct sp_final_doc {
+	char id[40];
+	char space_id[40];
+	json_t *doc; /* NULL: a free slot */
+};
 
 typedef struct sp_live_entry {
 	char id[40];
@@ -234,6 +252,56 @@ json_t *sp__request_doc(sp_app *app, const db_result *res, int row, int live)
 	return doc_of(app, res, row, live, &v);
 }
 
+/* ---- final documents -------------------------------------------------------------- */
+
+static struct sp_final_doc *finals_slot(sp_app *app, const char *id)
+{
+	if (!app->finals) {
+		app->finals = calloc(FINALS_MAX, sizeof(*app->finals));
+		if (!app->finals)
+			return NULL;
+	}
+	return &app->finals[text_hash(id) & (FINALS_MAX - 1)];
+}
+
+/* Keeps d, the document of row, when it is final for good. */
+static void finals_keep(sp_app *app, const db_result *res, int row, const live_view *v, json_t *d)
+{
+	const char *id = db_value(res, row, 0), *space = db_value(res, row, 2);
+	if (!d || app->closed ||
+	    (v->state != ST_COMPLETED && v->state != ST_FAILED && v->state != ST_CANCELLED))
+		return;
+	if (strlen(id) >= sizeof(app->finals->id) || strlen(space) >= sizeof(app->finals->space_id))
+		return;
+	struct sp_final_doc *f = finals_slot(app, id);
+	if (!f)
+		return;
+	json_decref(f->doc);
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	snprintf(f->space_id, sizeof(f->space_id), "%s", space);
+	f->doc = json_incref(d);
+}
+
+static json_t *finals_find(sp_app *app, const char *id)
+{
+	struct sp_final_doc *f = app->finals ? finals_slot(app, id) : NULL;
+	return f && f->doc && strcmp(f->id, id) == 0 ? f->doc : NULL;
+}
+
+void sp__finals_drop(sp_app *app, const char *space_id)
+{
+	if (!app->finals)
+		return;
+	app->finals_gen++;
+	for (unsigned i = 0; i < FINALS_MAX; i++) {
+		struct sp_final_doc *f = &app->finals[i];
+		if (f->doc && (!space_id || strcmp(f->space_id, space_id) == 0)) {
+			json_decref(f->doc);
+			f->doc = NULL;
+		}
+	}
+}
+
 static void push_doc(sp_app *app, const db_result *res, int row, json_t *d)
 {
 	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
@@ -247,7 +315,9 @@ void sp__request_push(sp_app *app, const db_result *res, int row)
 {
 	if (app->closed)
 		return;
-	json_t *d = sp__request_doc(app, res, row, 0);
+	live_view v;
+	json_t *d = doc_of(app, res, row, 0, &v);
+	finals_keep(app, res, row, &v, d);
 	push_doc(app, res, row, d);
 	json_decref(d);
 }
@@ -440,6 +510,9 @@ void sp__live_init(sp_app *app)
 void sp__live_close(sp_app *app)
 {
 	uv_close((uv_handle_t *)&app->live_timer, NULL);
+	sp__finals_drop(app, NULL);
+	free(app->finals);
+	app->finals = NULL;
 }
 
 void sp__live_free_space(sp_space *sp)
@@ -456,6 +529,7 @@ typedef struct {
 	sp_json_cb cb;
 	void *ud;
 	int list;
+	uint64_t finals_gen; /* at the start: a space deleted meanwhile keeps nothing */
 } read_ctx;
 
 static void read_done(const db_result *res, void *ud)
@@ -477,7 +551,10 @@ static void read_done(const db_result *res, void *ud)
 		code = 404;
 		body = json_pack("{s:s}", "error", "Request not found");
 	} else {
-		body = sp__request_doc(r->app, res, 0, 1);
+		live_view v;
+		body = doc_of(r->app, res, 0, 1, &v);
+		if (r->finals_gen == r->app->finals_gen)
+			finals_keep(r->app, res, 0, &v, body);
 	}
 	if (!body) {
 		code = 500;
@@ -498,6 +575,7 @@ static void read_start(sp_app *app, const char *sql, const char *const params[3]
 		r->cb = cb;
 		r->ud = ud;
 		r->list = list;
+		r->finals_gen = app->finals_gen;
 		if (db_query(app->db, sql, list ? 3 : 2, params, read_done, r) == 0)
 			return;
 	}
@@ -513,6 +591,14 @@ void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void 
 		json_t *body = json_pack("{s:s}", "error", "Request not found");
 		cb(404, body, ud);
 		json_decref(body);
+		return;
+	}
+	json_t *doc = finals_find(app, request_id);
+	if (doc) {
+		app->finals_hits++;
+		json_incref(doc);
+		cb(200, doc, ud);
+		json_decref(doc);
 		return;
 	}
 	const char *params[3] = {NULL, request_id, NULL};

@@ -58,6 +58,15 @@ typedef struct {
 	 * new results are refused, with an error logged (256 MiB). */
 	uint64_t journal_max_bytes;
 	/*
+	 * How long a result waits for PostgreSQL to confirm it before it is
+	 * appended to the journal (group commit): a result written within it
+	 * never touches the disk. A crash of the server loses the results of
+	 * the last journal_delay_ms not yet in PostgreSQL (their requests go
+	 * back to the queue at the restart). Taken while PostgreSQL is away, or
+	 * a write fails, it is appended at once. 0: every result at once. (20)
+	 */
+	unsigned journal_delay_ms;
+	/*
 	 * Registrations refused for a missing or wrong app token allowed per
 	 * client address per minute; past it, that address's registrations are
 	 * refused without looking at the token until the minute is over.

@@ -389,3 +389,42 @@ def test_a_full_journal_refuses_results_and_says_so(env):
                   ids="{%s}" % ",".join(ids[4:]))
     assert rows == [["processing"], ["processing"]], rows
     server.stop()
+
+
+def test_final_status_is_answered_from_memory_until_its_space_is_deleted(env):
+    """GET /websockets/status of a finished request: the server keeps the
+    final document, so polls of it still answer while PostgreSQL is away
+    (without the cache: 500). A request failed by its deadline is not kept
+    (a result taken before it may still complete it). Deleting the space
+    deletes its requests: the status is then 404, not the kept document."""
+    pg, children, servers = env
+    server = start(pg, servers)
+    site = harness.SpacesSite(server.url, pg)
+    sid, name = site.create_space(timeout_seconds=60)
+    app = app_process(children, server, name)
+    user = site.user()
+    rid = site.submit_ok(user, sid, "kept")
+    app.wait_event("inference_request", pred=lambda e: e["data"]["request_id"] == rid)
+    app.send({"op": "result", "request_id": rid, "result": answer_for(rid)})
+    body = site.wait_status(rid, want=("completed",))
+    assert body["result"] == answer_for(rid), body
+    # One not answered: failed by its deadline, not kept.
+    late = site.submit_ok(user, sid, "late")
+    app.wait_event("inference_request", pred=lambda e: e["data"]["request_id"] == late)
+    pg.sql("UPDATE requests SET deadline_at = now() - interval '1 second' WHERE id = :'id'",
+           id=late)
+    timed_out = site.wait_status(late, want=("failed",), timeout=30)
+    assert timed_out.get("reason") == "timeout", timed_out
+    pg.stop()
+    code, again = site.status(rid)
+    assert code == 200 and again == body, (code, again, body)
+    code, other = site.status(late)
+    assert code >= 500, (code, other)
+    pg.start()
+    wait_until("the database is back", lambda: site.status(late)[0] == 200, 30)
+    r = site.admin().session.post(site.url + "/admin/space/delete/" + sid,
+                                  allow_redirects=False, timeout=20)
+    assert r.status_code == 302, (r.status_code, r.text[:300])
+    code, gone = site.status(rid)
+    assert code == 404, (code, gone)
+    server.stop()

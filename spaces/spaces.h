@@ -63,7 +63,7 @@ typedef struct {
 	 * never touches the disk. A crash of the server loses the results of
 	 * the last journal_delay_ms not yet in PostgreSQL (their requests go
 	 * back to the queue at the restart). Taken while PostgreSQL is away, or
-	 * a write fails, it is appended at once. 0: every result at once. (20)
+	 * a write fails, it is appended at once. 0: every result at once. (50)
 	 */
 	unsigned journal_delay_ms;
 	/*

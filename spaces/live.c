@@ -24,7 +24,8 @@
  *
  * A final document (completed, failed by its app, cancelled) never changes
  * again, on any node: retry makes a new request. The last FINALS_MAX of
- * them this process wrote or read are kept, by request id, and answer
+ * them this process wrote or read (with a result of at most
+ * FINALS_RESULT_MAX bytes) are kept, by request id, and answer
  * /websockets/status without a query (polling clients read a finished
  * request several times). A request failed by its deadline is not kept: a
  * result taken before the deadline may still complete it. The only way a
@@ -52,8 +53,10 @@
 #define LIVE_QUEUE_BOUND "1000"
 /* Counts stop here (space_state says at least this many). */
 #define LIVE_COUNT_BOUND "100000"
-/* Final documents kept (a power of two: a direct-mapped table). */
-#define FINALS_MAX 4096u
+/* Final documents kept (a power of two: a direct-mapped table), and the
+ * longest result text of one kept: at most ~12 MB in all, ~2 MB typically. */
+#define FINALS_MAX 2048u
+#define FINALS_RESULT_MAX 4096
 
 struct sp_final_doc {
 	char id[40];
@@ -271,7 +274,9 @@ static void finals_keep(sp_app *app, const db_result *res, int row, const live_v
 	if (!d || app->closed ||
 	    (v->state != ST_COMPLETED && v->state != ST_FAILED && v->state != ST_CANCELLED))
 		return;
-	if (strlen(id) >= sizeof(app->finals->id) || strlen(space) >= sizeof(app->finals->space_id))
+	if (strlen(id) >= sizeof(app->finals->id) ||
+	    strlen(space) >= sizeof(app->finals->space_id) ||
+	    (!db_isnull(res, row, 4) && strlen(db_value(res, row, 4)) > FINALS_RESULT_MAX))
 		return;
 	struct sp_final_doc *f = finals_slot(app, id);
 	if (!f)

@@ -14,11 +14,11 @@
  * written at all. With a delay (sp_journal_set_delay, --journal-delay-ms),
  * a record's turn comes only once it has waited that long, as a group
  * commit does: while PostgreSQL answers within the delay, results are
- * released before their turn and the file is never touched. Once every record is released the file is truncated; when
- * at least half of a large file is released records, it is rewritten
- * (temporary file, fdatasync, rename, fsync of the directory). The records
- * not yet released never take more than max_bytes: past that, new ones are
- * refused.
+ * released before their turn and the file is never touched. Once every
+ * record is released the file is truncated; when at least half of a large
+ * file is released records, it is rewritten (temporary file, fdatasync,
+ * rename, fsync of the directory). The records not yet released never take
+ * more than max_bytes: past that, new ones are refused.
  *
  * A lock file (DATA_DIR/lock, flock) keeps a second process from sharing
  * the journal.

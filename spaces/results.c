@@ -301,9 +301,9 @@ static void result_recorded(const db_result *res, void *ud)
 	R->writing--;
 	if (!db_ok(res)) {
 		if (transient(res)) {
-			/* Once per outage, not once per result. */
 			/* It waits for the database: in the journal now, not after its delay. */
 			sp_journal_flush(R->journal);
+			/* Once per outage, not once per result. */
 			if (!e->r_failures++ && !R->waiting_logged++)
 				BASE_LOGW(
 				    "spaces",

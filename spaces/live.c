@@ -61,8 +61,12 @@
 struct sp_final_doc {
 	char id[40];
 	char space_id[40];
-	json_t *doc; /* NULL: a free slot */
+	char *doc; /* its JSON text, as sent; NULL: a free slot */
+	size_t len;
 };
+
+/* How a request document is serialised, for browsers and HTTP alike. */
+#define DOC_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 typedef struct sp_live_entry {
 	char id[40];
@@ -267,11 +271,12 @@ static struct sp_final_doc *finals_slot(sp_app *app, const char *id)
 	return &app->finals[text_hash(id) & (FINALS_MAX - 1)];
 }
 
-/* Keeps d, the document of row, when it is final for good. */
-static void finals_keep(sp_app *app, const db_result *res, int row, const live_view *v, json_t *d)
+/* Keeps text, the document of row, when it is final for good. */
+static void finals_keep(sp_app *app, const db_result *res, int row, const live_view *v,
+                        const char *text)
 {
 	const char *id = db_value(res, row, 0), *space = db_value(res, row, 2);
-	if (!d || app->closed ||
+	if (!text || app->closed ||
 	    (v->state != ST_COMPLETED && v->state != ST_FAILED && v->state != ST_CANCELLED))
 		return;
 	if (strlen(id) >= sizeof(app->finals->id) ||
@@ -279,18 +284,20 @@ static void finals_keep(sp_app *app, const db_result *res, int row, const live_v
 	    (!db_isnull(res, row, 4) && strlen(db_value(res, row, 4)) > FINALS_RESULT_MAX))
 		return;
 	struct sp_final_doc *f = finals_slot(app, id);
-	if (!f)
+	char *copy = f ? strdup(text) : NULL;
+	if (!copy)
 		return;
-	json_decref(f->doc);
+	free(f->doc);
 	snprintf(f->id, sizeof(f->id), "%s", id);
 	snprintf(f->space_id, sizeof(f->space_id), "%s", space);
-	f->doc = json_incref(d);
+	f->doc = copy;
+	f->len = strlen(copy);
 }
 
-static json_t *finals_find(sp_app *app, const char *id)
+static const struct sp_final_doc *finals_find(sp_app *app, const char *id)
 {
 	struct sp_final_doc *f = app->finals ? finals_slot(app, id) : NULL;
-	return f && f->doc && strcmp(f->id, id) == 0 ? f->doc : NULL;
+	return f && f->doc && strcmp(f->id, id) == 0 ? f : NULL;
 }
 
 void sp__finals_drop(sp_app *app, const char *space_id)
@@ -301,19 +308,20 @@ void sp__finals_drop(sp_app *app, const char *space_id)
 	for (unsigned i = 0; i < FINALS_MAX; i++) {
 		struct sp_final_doc *f = &app->finals[i];
 		if (f->doc && (!space_id || strcmp(f->space_id, space_id) == 0)) {
-			json_decref(f->doc);
+			free(f->doc);
 			f->doc = NULL;
 		}
 	}
 }
 
-static void push_doc(sp_app *app, const db_result *res, int row, json_t *d)
+/* Sends the document to its browsers; returns its text (the caller frees it). */
+static char *push_doc(sp_app *app, const db_result *res, int row, json_t *d)
 {
-	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	char *text = d ? json_dumps(d, DOC_JSON_FLAGS) : NULL;
 	if (text)
 		sp__request_emit(app, db_isnull(res, row, 1) ? NULL : db_value(res, row, 1),
 		                 db_value(res, row, 0), text);
-	free(text);
+	return text;
 }
 
 void sp__request_push(sp_app *app, const db_result *res, int row)
@@ -322,8 +330,9 @@ void sp__request_push(sp_app *app, const db_result *res, int row)
 		return;
 	live_view v;
 	json_t *d = doc_of(app, res, row, 0, &v);
-	finals_keep(app, res, row, &v, d);
-	push_doc(app, res, row, d);
+	char *text = push_doc(app, res, row, d);
+	finals_keep(app, res, row, &v, text);
+	free(text);
 	json_decref(d);
 }
 
@@ -396,7 +405,7 @@ static void live_read(const db_result *res, void *ud)
 		    sp->seen ? bsearch(&e, sp->seen, sp->n_seen, sizeof(e), entry_cmp) : NULL;
 		if (!was || was->state != e.state || was->position != e.position ||
 		    was->ahead != e.ahead || was->notice != e.notice)
-			push_doc(app, res, i, d);
+			free(push_doc(app, res, i, d));
 		json_decref(d);
 		if (now)
 			now[k++] = e;
@@ -558,8 +567,11 @@ static void read_done(const db_result *res, void *ud)
 	} else {
 		live_view v;
 		body = doc_of(r->app, res, 0, 1, &v);
-		if (r->finals_gen == r->app->finals_gen)
-			finals_keep(r->app, res, 0, &v, body);
+		if (body && r->finals_gen == r->app->finals_gen) {
+			char *text = json_dumps(body, DOC_JSON_FLAGS);
+			finals_keep(r->app, res, 0, &v, text);
+			free(text);
+		}
 	}
 	if (!body) {
 		code = 500;
@@ -590,7 +602,8 @@ static void read_start(sp_app *app, const char *sql, const char *const params[3]
 	json_decref(body);
 }
 
-void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud)
+void sp_request_status_text(sp_app *app, const char *request_id, sp_text_cb text, sp_json_cb cb,
+                            void *ud)
 {
 	if (strlen(request_id) >= 64) {
 		json_t *body = json_pack("{s:s}", "error", "Request not found");
@@ -598,16 +611,27 @@ void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void 
 		json_decref(body);
 		return;
 	}
-	json_t *doc = finals_find(app, request_id);
-	if (doc) {
+	const struct sp_final_doc *f = finals_find(app, request_id);
+	if (f) {
 		app->finals_hits++;
-		json_incref(doc);
-		cb(200, doc, ud);
-		json_decref(doc);
-		return;
+		if (text) {
+			text(f->doc, f->len, ud);
+			return;
+		}
+		json_t *doc = json_loadb(f->doc, f->len, 0, NULL);
+		if (doc) {
+			cb(200, doc, ud);
+			json_decref(doc);
+			return;
+		}
 	}
 	const char *params[3] = {NULL, request_id, NULL};
 	read_start(app, one_sql, params, 0, cb, ud);
+}
+
+void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud)
+{
+	sp_request_status_text(app, request_id, NULL, cb, ud);
 }
 
 void sp_request_list(sp_app *app, const char *space_id, const char *user_id, sp_json_cb cb,

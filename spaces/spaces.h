@@ -296,6 +296,15 @@ typedef void (*sp_json_cb)(int status, json_t *body, void *ud);
  * caller of cb only during the call.
  */
 void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud);
+/** The document as JSON text (len bytes, valid during the call only). */
+typedef void (*sp_text_cb)(const char *json, size_t len, void *ud);
+/**
+ * sp_request_status, except that a document this process keeps in memory
+ * (a final one: docs/design.md) goes to text, already serialised as
+ * JSON_COMPACT | JSON_REAL_PRECISION(15); cb gets the others.
+ */
+void sp_request_status_text(sp_app *app, const char *request_id, sp_text_cb text, sp_json_cb cb,
+                            void *ud);
 /** The 20 newest requests of a user (decimal id) in a space: 200 {requests: [document, ...]}. */
 void sp_request_list(sp_app *app, const char *space_id, const char *user_id, sp_json_cb cb,
                      void *ud);

@@ -14,6 +14,7 @@ void sp_options_default(sp_options *o)
 	o->node_timeout_s = 10;
 	o->data_dir = "var/data";
 	o->journal_max_bytes = 256ull << 20;
+	o->journal_delay_ms = 50;
 	o->register_max_failures = 10;
 }
 

@@ -498,6 +498,9 @@ void sp__access_check(sp_app *app, const char *space_id)
 	static const char sql[] = "SELECT app_access, app_token_hash FROM spaces WHERE id = $1";
 	access_ctx *a;
 
+	/* Maybe deleted, with its requests: their final documents go. */
+	sp__finals_drop(app, space_id);
+
 	if (app->closed || !sp__space_get(app, space_id, 0) || !(a = calloc(1, sizeof(*a))))
 		return;
 	a->app = app;

@@ -11,11 +11,14 @@
  * compactions run one at a time on the libuv threadpool. Records that come
  * while one runs are gathered and go together in the next append, so one
  * fdatasync covers many results. A record released before its turn is never
- * written at all. Once every record is released the file is truncated; when
- * at least half of a large file is released records, it is rewritten
- * (temporary file, fdatasync, rename, fsync of the directory). The records
- * not yet released never take more than max_bytes: past that, new ones are
- * refused.
+ * written at all. With a delay (sp_journal_set_delay, --journal-delay-ms),
+ * a record's turn comes only once it has waited that long, as a group
+ * commit does: while PostgreSQL answers within the delay, results are
+ * released before their turn and the file is never touched. Once every
+ * record is released the file is truncated; when at least half of a large
+ * file is released records, it is rewritten (temporary file, fdatasync,
+ * rename, fsync of the directory). The records not yet released never take
+ * more than max_bytes: past that, new ones are refused.
  *
  * A lock file (DATA_DIR/lock, flock) keeps a second process from sharing
  * the journal.
@@ -43,8 +46,9 @@ struct sp_jrec {
 	base_list link; /* in the journal's queued, writing, live or lost list */
 	int state;
 	int released;
-	size_t len;  /* of line */
-	char line[]; /* "<crc> <json>\n" */
+	uint64_t due; /* loop time (ms) its append may start */
+	size_t len;   /* of line */
+	char line[];  /* "<crc> <json>\n" */
 };
 
 struct sp_journal {
@@ -66,6 +70,9 @@ struct sp_journal {
 	int broken;            /* an append failed: nothing more is taken */
 	int freeing;           /* sp_journal_free was called while busy */
 	int compact_failed;    /* the last compaction failed: wait for the next change */
+	uint64_t delay_ms;     /* how long a record waits for its release before its append */
+	uv_timer_t *timer;     /* wakes kick() when the oldest queued record is due */
+	int timer_on;
 	/* the operation off the loop; the loop does not touch these while busy */
 	uv_work_t work;
 	int op;
@@ -155,6 +162,10 @@ static void rec_free_list(base_list *head)
 
 static void journal_destroy(sp_journal *j)
 {
+	if (j->timer) {
+		j->timer->data = NULL;
+		uv_close((uv_handle_t *)j->timer, (uv_close_cb)free);
+	}
 	rec_free_list(&j->queued);
 	rec_free_list(&j->writing);
 	rec_free_list(&j->live);
@@ -249,13 +260,38 @@ static int gather(sp_journal *j, base_list *list)
 	return 0;
 }
 
+static void on_due(uv_timer_t *t)
+{
+	sp_journal *j = t->data;
+	if (j) {
+		j->timer_on = 0;
+		kick(j);
+	}
+}
+
+/* 1 when the oldest queued record's turn has come; else the timer is armed for it. */
+static int queued_due(sp_journal *j)
+{
+	if (base_list_empty(&j->queued) || j->broken)
+		return 0;
+	uint64_t due = BASE_CONTAINER_OF(j->queued.next, sp_jrec, link)->due;
+	uint64_t now = uv_now(j->loop);
+	if (due <= now)
+		return 1;
+	if (!j->timer_on && j->timer) {
+		uv_timer_start(j->timer, on_due, due - now, 0);
+		j->timer_on = 1;
+	}
+	return 0;
+}
+
 /* Starts the next operation, if there is one and none runs. */
 static void kick(sp_journal *j)
 {
 	if (j->busy || j->fd < 0 || j->compact_failed)
 		return;
 	uint64_t live = j->live_bytes;
-	if (!base_list_empty(&j->queued) && !j->broken) {
+	if (queued_due(j)) {
 		/* The file stays within its bound: released records go first. */
 		if (j->file_bytes + j->queued_bytes > j->max_bytes && j->file_bytes > live) {
 			if (live == 0 || gather(j, &j->live) == 0)
@@ -413,6 +449,13 @@ int sp_journal_open(uv_loop_t *loop, const char *dir, uint64_t max_bytes, sp_jou
 		}
 	}
 	j->file_bytes = (uint64_t)good;
+	j->timer = malloc(sizeof(*j->timer));
+	if (!j->timer || uv_timer_init(loop, j->timer)) {
+		free(j->timer);
+		j->timer = NULL;
+		goto fail;
+	}
+	j->timer->data = j;
 	kick(j);
 	*out = j;
 	return 0;
@@ -440,6 +483,7 @@ int sp_journal_add(sp_journal *j, const char *json, size_t len, sp_jrec **out)
 	r->len = line_len;
 	r->state = JR_QUEUED;
 	r->released = 0;
+	r->due = uv_now(j->loop) + j->delay_ms;
 	base_list_insert_tail(&j->queued, &r->link);
 	j->held_bytes += line_len;
 	j->queued_bytes += line_len;
@@ -464,6 +508,20 @@ void sp_journal_release(sp_journal *j, sp_jrec *r)
 	base_list_remove(&r->link);
 	free(r);
 	j->compact_failed = 0;
+	kick(j);
+}
+
+void sp_journal_set_delay(sp_journal *j, unsigned ms)
+{
+	j->delay_ms = ms;
+}
+
+void sp_journal_flush(sp_journal *j)
+{
+	base_list *pos;
+	uint64_t now = uv_now(j->loop);
+	for (pos = j->queued.next; pos != &j->queued; pos = pos->next)
+		BASE_CONTAINER_OF(pos, sp_jrec, link)->due = now;
 	kick(j);
 }
 

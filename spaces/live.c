@@ -22,6 +22,17 @@
  * user's recent ones, answers /websockets/status and the page's list, so
  * a card reloaded shows what the live one showed.
  *
+ * A final document (completed, failed by its app, cancelled) never changes
+ * again, on any node: retry makes a new request. The last FINALS_MAX of
+ * them this process wrote or read (with a result of at most
+ * FINALS_RESULT_MAX bytes) are kept, by request id, and answer
+ * /websockets/status without a query (polling clients read a finished
+ * request several times). A request failed by its deadline is not kept: a
+ * result taken before the deadline may still complete it. The only way a
+ * final request changes is its space's deletion, which every node hears of
+ * (sp__access_check, and every space after the listener reconnects); the
+ * space's entries are dropped then.
+ *
  * Estimated wait: T is the median service time of the space's last 20
  * completed requests (at least 3, else no estimate), where a request's
  * service time runs from when its app could start it (sent to it, or the
@@ -42,6 +53,20 @@
 #define LIVE_QUEUE_BOUND "1000"
 /* Counts stop here (space_state says at least this many). */
 #define LIVE_COUNT_BOUND "100000"
+/* Final documents kept (a power of two: a direct-mapped table), and the
+ * longest result text of one kept: at most ~12 MB in all, ~2 MB typically. */
+#define FINALS_MAX 2048u
+#define FINALS_RESULT_MAX 4096
+
+struct sp_final_doc {
+	char id[40];
+	char space_id[40];
+	char *doc; /* its JSON text, as sent; NULL: a free slot */
+	size_t len;
+};
+
+/* How a request document is serialised, for browsers and HTTP alike. */
+#define DOC_JSON_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
 
 typedef struct sp_live_entry {
 	char id[40];
@@ -234,21 +259,80 @@ json_t *sp__request_doc(sp_app *app, const db_result *res, int row, int live)
 	return doc_of(app, res, row, live, &v);
 }
 
-static void push_doc(sp_app *app, const db_result *res, int row, json_t *d)
+/* ---- final documents -------------------------------------------------------------- */
+
+static struct sp_final_doc *finals_slot(sp_app *app, const char *id)
 {
-	char *text = d ? json_dumps(d, JSON_COMPACT | JSON_REAL_PRECISION(15)) : NULL;
+	if (!app->finals) {
+		app->finals = calloc(FINALS_MAX, sizeof(*app->finals));
+		if (!app->finals)
+			return NULL;
+	}
+	return &app->finals[text_hash(id) & (FINALS_MAX - 1)];
+}
+
+/* Keeps text, the document of row, when it is final for good. */
+static void finals_keep(sp_app *app, const db_result *res, int row, const live_view *v,
+                        const char *text)
+{
+	const char *id = db_value(res, row, 0), *space = db_value(res, row, 2);
+	if (!text || app->closed ||
+	    (v->state != ST_COMPLETED && v->state != ST_FAILED && v->state != ST_CANCELLED))
+		return;
+	if (strlen(id) >= sizeof(app->finals->id) ||
+	    strlen(space) >= sizeof(app->finals->space_id) ||
+	    (!db_isnull(res, row, 4) && strlen(db_value(res, row, 4)) > FINALS_RESULT_MAX))
+		return;
+	struct sp_final_doc *f = finals_slot(app, id);
+	char *copy = f ? strdup(text) : NULL;
+	if (!copy)
+		return;
+	free(f->doc);
+	snprintf(f->id, sizeof(f->id), "%s", id);
+	snprintf(f->space_id, sizeof(f->space_id), "%s", space);
+	f->doc = copy;
+	f->len = strlen(copy);
+}
+
+static const struct sp_final_doc *finals_find(sp_app *app, const char *id)
+{
+	struct sp_final_doc *f = app->finals ? finals_slot(app, id) : NULL;
+	return f && f->doc && strcmp(f->id, id) == 0 ? f : NULL;
+}
+
+void sp__finals_drop(sp_app *app, const char *space_id)
+{
+	if (!app->finals)
+		return;
+	app->finals_gen++;
+	for (unsigned i = 0; i < FINALS_MAX; i++) {
+		struct sp_final_doc *f = &app->finals[i];
+		if (f->doc && (!space_id || strcmp(f->space_id, space_id) == 0)) {
+			free(f->doc);
+			f->doc = NULL;
+		}
+	}
+}
+
+/* Sends the document to its browsers; returns its text (the caller frees it). */
+static char *push_doc(sp_app *app, const db_result *res, int row, json_t *d)
+{
+	char *text = d ? json_dumps(d, DOC_JSON_FLAGS) : NULL;
 	if (text)
 		sp__request_emit(app, db_isnull(res, row, 1) ? NULL : db_value(res, row, 1),
 		                 db_value(res, row, 0), text);
-	free(text);
+	return text;
 }
 
 void sp__request_push(sp_app *app, const db_result *res, int row)
 {
 	if (app->closed)
 		return;
-	json_t *d = sp__request_doc(app, res, row, 0);
-	push_doc(app, res, row, d);
+	live_view v;
+	json_t *d = doc_of(app, res, row, 0, &v);
+	char *text = push_doc(app, res, row, d);
+	finals_keep(app, res, row, &v, text);
+	free(text);
 	json_decref(d);
 }
 
@@ -321,7 +405,7 @@ static void live_read(const db_result *res, void *ud)
 		    sp->seen ? bsearch(&e, sp->seen, sp->n_seen, sizeof(e), entry_cmp) : NULL;
 		if (!was || was->state != e.state || was->position != e.position ||
 		    was->ahead != e.ahead || was->notice != e.notice)
-			push_doc(app, res, i, d);
+			free(push_doc(app, res, i, d));
 		json_decref(d);
 		if (now)
 			now[k++] = e;
@@ -440,6 +524,9 @@ void sp__live_init(sp_app *app)
 void sp__live_close(sp_app *app)
 {
 	uv_close((uv_handle_t *)&app->live_timer, NULL);
+	sp__finals_drop(app, NULL);
+	free(app->finals);
+	app->finals = NULL;
 }
 
 void sp__live_free_space(sp_space *sp)
@@ -456,6 +543,7 @@ typedef struct {
 	sp_json_cb cb;
 	void *ud;
 	int list;
+	uint64_t finals_gen; /* at the start: a space deleted meanwhile keeps nothing */
 } read_ctx;
 
 static void read_done(const db_result *res, void *ud)
@@ -477,7 +565,13 @@ static void read_done(const db_result *res, void *ud)
 		code = 404;
 		body = json_pack("{s:s}", "error", "Request not found");
 	} else {
-		body = sp__request_doc(r->app, res, 0, 1);
+		live_view v;
+		body = doc_of(r->app, res, 0, 1, &v);
+		if (body && r->finals_gen == r->app->finals_gen) {
+			char *text = json_dumps(body, DOC_JSON_FLAGS);
+			finals_keep(r->app, res, 0, &v, text);
+			free(text);
+		}
 	}
 	if (!body) {
 		code = 500;
@@ -498,6 +592,7 @@ static void read_start(sp_app *app, const char *sql, const char *const params[3]
 		r->cb = cb;
 		r->ud = ud;
 		r->list = list;
+		r->finals_gen = app->finals_gen;
 		if (db_query(app->db, sql, list ? 3 : 2, params, read_done, r) == 0)
 			return;
 	}
@@ -507,7 +602,8 @@ static void read_start(sp_app *app, const char *sql, const char *const params[3]
 	json_decref(body);
 }
 
-void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud)
+void sp_request_status_text(sp_app *app, const char *request_id, sp_text_cb text, sp_json_cb cb,
+                            void *ud)
 {
 	if (strlen(request_id) >= 64) {
 		json_t *body = json_pack("{s:s}", "error", "Request not found");
@@ -515,8 +611,27 @@ void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void 
 		json_decref(body);
 		return;
 	}
+	const struct sp_final_doc *f = finals_find(app, request_id);
+	if (f) {
+		app->finals_hits++;
+		if (text) {
+			text(f->doc, f->len, ud);
+			return;
+		}
+		json_t *doc = json_loadb(f->doc, f->len, 0, NULL);
+		if (doc) {
+			cb(200, doc, ud);
+			json_decref(doc);
+			return;
+		}
+	}
 	const char *params[3] = {NULL, request_id, NULL};
 	read_start(app, one_sql, params, 0, cb, ud);
+}
+
+void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud)
+{
+	sp_request_status_text(app, request_id, NULL, cb, ud);
 }
 
 void sp_request_list(sp_app *app, const char *space_id, const char *user_id, sp_json_cb cb,

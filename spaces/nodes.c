@@ -176,6 +176,7 @@ static void on_access(const char *channel, const char *payload, void *ud)
 		sp__access_check(app, payload);
 		return;
 	}
+	sp__finals_drop(app, NULL); /* a deletion may have gone unheard */
 	for (sp_space *sp = app->spaces; sp; sp = sp->next) {
 		if (sp->n_apps)
 			sp__access_check(app, sp->id);

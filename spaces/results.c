@@ -301,6 +301,8 @@ static void result_recorded(const db_result *res, void *ud)
 	R->writing--;
 	if (!db_ok(res)) {
 		if (transient(res)) {
+			/* It waits for the database: in the journal now, not after its delay. */
+			sp_journal_flush(R->journal);
 			/* Once per outage, not once per result. */
 			if (!e->r_failures++ && !R->waiting_logged++)
 				BASE_LOGW(
@@ -507,6 +509,8 @@ void sp__result_take(sp_conn *c, json_t *obj)
 	base_list_insert_tail(&R->pending, &e->pending_link);
 	if (R->writing < RESULT_WRITES_MAX && sp__db_up(app))
 		result_write(e);
+	else if (!sp__db_up(app))
+		sp_journal_flush(R->journal); /* the database is away: no point waiting */
 }
 
 /* A record of the journal, at start-up: its result is written again. */
@@ -695,6 +699,8 @@ int sp__results_open(sp_app *app)
 	const char *dir = app->opts.data_dir ? app->opts.data_dir : "var/data";
 	uint64_t max = app->opts.journal_max_bytes ? app->opts.journal_max_bytes : 256ull << 20;
 	int rc = sp_journal_open(sio_server_loop(app->io), dir, max, replay_one, app, &R->journal);
+	if (rc == 0)
+		sp_journal_set_delay(R->journal, app->opts.journal_delay_ms);
 	if (rc == 0 && !base_list_empty(&R->pending))
 		result_pump(app);
 	return rc;

@@ -58,6 +58,15 @@ typedef struct {
 	 * new results are refused, with an error logged (256 MiB). */
 	uint64_t journal_max_bytes;
 	/*
+	 * How long a result waits for PostgreSQL to confirm it before it is
+	 * appended to the journal (group commit): a result written within it
+	 * never touches the disk. A crash of the server loses the results of
+	 * the last journal_delay_ms not yet in PostgreSQL (their requests go
+	 * back to the queue at the restart). Taken while PostgreSQL is away, or
+	 * a write fails, it is appended at once. 0: every result at once. (50)
+	 */
+	unsigned journal_delay_ms;
+	/*
 	 * Registrations refused for a missing or wrong app token allowed per
 	 * client address per minute; past it, that address's registrations are
 	 * refused without looking at the token until the minute is over.
@@ -287,6 +296,15 @@ typedef void (*sp_json_cb)(int status, json_t *body, void *ud);
  * caller of cb only during the call.
  */
 void sp_request_status(sp_app *app, const char *request_id, sp_json_cb cb, void *ud);
+/** The document as JSON text (len bytes, valid during the call only). */
+typedef void (*sp_text_cb)(const char *json, size_t len, void *ud);
+/**
+ * sp_request_status, except that a document this process keeps in memory
+ * (a final one: docs/design.md) goes to text, already serialised as
+ * JSON_COMPACT | JSON_REAL_PRECISION(15); cb gets the others.
+ */
+void sp_request_status_text(sp_app *app, const char *request_id, sp_text_cb text, sp_json_cb cb,
+                            void *ud);
 /** The 20 newest requests of a user (decimal id) in a space: 200 {requests: [document, ...]}. */
 void sp_request_list(sp_app *app, const char *space_id, const char *user_id, sp_json_cb cb,
                      void *ud);

@@ -74,6 +74,9 @@ struct sp_app {
 	sp_stats stats;
 	uv_timer_t live_timer; /* live.c: recomputes that must wait their turn */
 	int live_timer_on;
+	struct sp_final_doc *finals; /* live.c: documents of final requests, by id */
+	uint64_t finals_gen;         /* bumped when entries are dropped */
+	uint64_t finals_hits;
 };
 
 /** Adds ms to a latency histogram. */
@@ -200,6 +203,11 @@ void sp__live_touch(sp_app *app, const char *space_id, int follower);
 /** The space_state JSON of a space as this process knows it (free() it); NULL on ENOMEM. */
 char *sp__space_state_text(sp_app *app, const char *space_id);
 void sp__live_init(sp_app *app);
+/**
+ * Forgets the final documents kept of space_id's requests (all of them
+ * when space_id is NULL): a deleted space takes its requests with it.
+ */
+void sp__finals_drop(sp_app *app, const char *space_id);
 void sp__live_close(sp_app *app);
 void sp__live_free_space(sp_space *sp);
 
@@ -231,6 +239,14 @@ int sp_journal_open(uv_loop_t *loop, const char *dir, uint64_t max_bytes, sp_jou
 int sp_journal_add(sp_journal *j, const char *json, size_t len, sp_jrec **rec);
 /** The record is in PostgreSQL (or given up): it leaves the journal. NULL is allowed. */
 void sp_journal_release(sp_journal *j, sp_jrec *rec);
+/**
+ * A record added from now on is appended only once it has waited ms
+ * without being released (0, the default: at once). Records released
+ * within the delay never touch the disk.
+ */
+void sp_journal_set_delay(sp_journal *j, unsigned ms);
+/** The records waiting for their delay are appended now. */
+void sp_journal_flush(sp_journal *j);
 /** Bytes of the records not released. */
 uint64_t sp_journal_held_bytes(const sp_journal *j);
 /** Closes the journal, first appending what is queued; safe with an operation running. */

@@ -379,6 +379,10 @@ static const web_opt options[] = {
              "directory per process)"},
     OPT_UINT("journal-max-bytes", "N", "268435456", sp.journal_max_bytes, 65536, 1ul << 40,
              "results waiting in the journal at most; past it new results are refused"),
+    OPT_UINT("journal-delay-ms", "MS", "50", sp.journal_delay_ms, 0, 10000,
+             "a result PostgreSQL confirms within this time is never written to the "
+             "journal (0: journal every result at once; a crash may lose the results of "
+             "this last window, whose requests are then run again)"),
     OPT_STR("public-url", "URL", NULL, web.public_url,
             "the site's address as browsers see it, e.g. https://spaces.example.org "
             "(links given to apps, CSRF origin check; default: each request's Host)"),

@@ -276,6 +276,16 @@ static void status_found(int status, json_t *body, void *ud)
 	web__json(w, status, json_incref(body));
 }
 
+/* A document kept in memory, already serialised: as web__json would send it. */
+static void status_text(const char *json, size_t len, void *ud)
+{
+	web_ctx *w = ud;
+
+	if (web__gone(w))
+		return;
+	web__respond(w, 200, "application/json", "Cache-Control: no-store\r\n", json, len);
+}
+
 static void status_route(http_request *req, void *ud)
 {
 	web_site *site = ud;
@@ -299,7 +309,7 @@ static void status_route(http_request *req, void *ud)
 		return;
 	}
 	id[n] = 0;
-	sp_request_status(site->sp, id, status_found, w);
+	sp_request_status_text(site->sp, id, status_text, status_found, w);
 }
 
 /* ---- cancel, retry, the user's requests of a space ---------------------------- */

@@ -137,12 +137,26 @@ static const char *conn_name(const db_conn *c, char *buf, size_t len)
 /* Closes the socket and the libpq connection; jobs are the caller's business. */
 /* ---- prepared statements ---------------------------------------------------- */
 
+/*
+ * A cheap hash of a statement, computed at every send: its length and its
+ * first and last STMT_HASH_ENDS bytes (the hot statements are kilobytes
+ * long, and hashing every byte cost more than sending them). Statements
+ * that share both ends and the length only cost a strcmp more.
+ */
+#define STMT_HASH_ENDS 48
+
 static uint64_t stmt_hash(const char *sql)
 {
 	uint64_t h = 14695981039346656037ull; /* FNV-1a */
+	size_t len = strlen(sql);
+	const unsigned char *p = (const unsigned char *)sql;
+	size_t head = len < 2 * STMT_HASH_ENDS ? len : STMT_HASH_ENDS;
 
-	for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
-		h = (h ^ *p) * 1099511628211ull;
+	h = (h ^ (uint64_t)len) * 1099511628211ull;
+	for (size_t i = 0; i < head; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	for (size_t i = len - (len < 2 * STMT_HASH_ENDS ? 0 : STMT_HASH_ENDS); i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
 	return h;
 }
 

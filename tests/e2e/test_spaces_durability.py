@@ -310,12 +310,15 @@ def test_results_survive_an_outage_longer_than_the_request_timeout(env):
     server.stop()
 
 
-def test_results_survive_a_server_crash_while_postgres_is_down(env):
+@pytest.mark.parametrize("delay", ["0", "10000"])
+def test_results_survive_a_server_crash_while_postgres_is_down(env, delay):
     """Results sent while PostgreSQL is away, then the server SIGKILLed:
     started again (same --data-dir), it writes them from its journal; they
-    are not sent to the app again, and end completed once."""
+    are not sent to the app again, and end completed once. Whatever the
+    journal delay: a result taken while the database is away is journaled
+    at once (with 10 s, the wait below would otherwise time out)."""
     pg, children, servers = env
-    server = start(pg, servers)
+    server = start(pg, servers, extra_args=["--journal-delay-ms", delay])
     log_finishes(pg)
     site = harness.SpacesSite(server.url, pg)
     sid, name = site.create_space(timeout_seconds=60)
@@ -347,7 +350,8 @@ def test_results_survive_a_server_crash_while_postgres_is_down(env):
     harness.sigkill_server(server)
     pg.start()
     mark = len(app.events)
-    server = start(pg, servers, port=server.port, data_dir=server.data_dir)
+    server = start(pg, servers, port=server.port, data_dir=server.data_dir,
+                   extra_args=["--journal-delay-ms", delay])
     check_all_completed_once(pg, ids, 30, lambda: server.stderr()[-5000:])
     # The app came back, and was not sent the requests it had answered.
     app.wait_event("register_response", start=mark, timeout=20,
@@ -389,3 +393,72 @@ def test_a_full_journal_refuses_results_and_says_so(env):
                   ids="{%s}" % ",".join(ids[4:]))
     assert rows == [["processing"], ["processing"]], rows
     server.stop()
+
+
+def test_final_status_is_answered_from_memory_until_its_space_is_deleted(env):
+    """GET /websockets/status of a finished request: the server keeps the
+    final document, so polls of it still answer while PostgreSQL is away
+    (without the cache: 500). A request failed by its deadline is not kept
+    (a result taken before it may still complete it). Deleting the space
+    deletes its requests: the status is then 404, not the kept document."""
+    pg, children, servers = env
+    server = start(pg, servers)
+    site = harness.SpacesSite(server.url, pg)
+    sid, name = site.create_space(timeout_seconds=60)
+    app = app_process(children, server, name)
+    user = site.user()
+    rid = site.submit_ok(user, sid, "kept")
+    app.wait_event("inference_request", pred=lambda e: e["data"]["request_id"] == rid)
+    app.send({"op": "result", "request_id": rid, "result": answer_for(rid)})
+    body = site.wait_status(rid, want=("completed",))
+    assert body["result"] == answer_for(rid), body
+    # One not answered: failed by its deadline, not kept.
+    late = site.submit_ok(user, sid, "late")
+    app.wait_event("inference_request", pred=lambda e: e["data"]["request_id"] == late)
+    pg.sql("UPDATE requests SET deadline_at = now() - interval '1 second' WHERE id = :'id'",
+           id=late)
+    timed_out = site.wait_status(late, want=("failed",), timeout=30)
+    assert timed_out.get("reason") == "timeout", timed_out
+    pg.stop()
+    code, again = site.status(rid)
+    assert code == 200 and again == body, (code, again, body)
+    code, other = site.status(late)
+    assert code >= 500, (code, other)
+    pg.start()
+    wait_until("the database is back", lambda: site.status(late)[0] == 200, 30)
+    r = site.admin().session.post(site.url + "/admin/space/delete/" + sid,
+                                  allow_redirects=False, timeout=20)
+    assert r.status_code == 302, (r.status_code, r.text[:300])
+    code, gone = site.status(rid)
+    assert code == 404, (code, gone)
+    server.stop()
+
+
+def test_results_confirmed_within_the_journal_delay_never_touch_the_disk(env):
+    """With PostgreSQL up and a journal delay longer than its answers take,
+    results are written to PostgreSQL and the journal file is never
+    written (its modification time and size do not change); with the delay
+    at 0 every result is appended, then the file truncated."""
+    pg, children, servers = env
+    for delay, touched in (("10000", False), ("0", True)):
+        server = start(pg, servers, extra_args=["--journal-delay-ms", delay])
+        if not server.data_dir:
+            pytest.skip("the server runs without --data-dir here")
+        journal = os.path.join(server.data_dir, "results.journal")
+        log_finishes(pg)
+        site = harness.SpacesSite(server.url, pg)
+        sid, name = site.create_space(timeout_seconds=60)
+        app = app_process(children, server, name)
+        user = site.user()
+        before = os.stat(journal)
+        ids = [site.submit_ok(user, sid, "r%d" % i) for i in range(5)]
+        for rid in ids:
+            app.wait_event("inference_request",
+                           pred=lambda e, r=rid: e["data"]["request_id"] == r)
+            app.send({"op": "result", "request_id": rid, "result": answer_for(rid)})
+        check_all_completed_once(pg, ids, 30, lambda: server.stderr()[-5000:])
+        server.stop()
+        after = os.stat(journal)
+        assert after.st_size == 0, after
+        changed = after.st_mtime_ns != before.st_mtime_ns
+        assert changed == touched, (delay, before.st_mtime_ns, after.st_mtime_ns)

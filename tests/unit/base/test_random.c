@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "base/base.h"
 
@@ -73,11 +75,37 @@ static void test_uuid4(void **state)
 	assert_string_not_equal(u, v);
 }
 
+/* A forked child does not hand out the ids its parent hands out next. */
+static void test_ids_differ_after_fork(void **state)
+{
+	char mine[37], theirs[37] = {0};
+	int fds[2];
+
+	base_uuid4(mine); /* the pool is filled */
+	assert_int_equal(pipe(fds), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		char u[37];
+		base_uuid4(u);
+		_exit(write(fds[1], u, sizeof(u)) == (ssize_t)sizeof(u) ? 0 : 1);
+	}
+	close(fds[1]);
+	assert_int_equal(read(fds[0], theirs, sizeof(theirs)), (ssize_t)sizeof(theirs));
+	close(fds[0]);
+	int st;
+	assert_int_equal(waitpid(pid, &st, 0), pid);
+	assert_true(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	base_uuid4(mine);
+	assert_string_not_equal(mine, theirs);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_random_bytes),
 	    cmocka_unit_test(test_random_id),
+	    cmocka_unit_test(test_ids_differ_after_fork),
 	    cmocka_unit_test(test_uuid4),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

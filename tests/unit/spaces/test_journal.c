@@ -126,6 +126,71 @@ static void test_damaged_tail_is_dropped(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/* Runs what is ready now, without waiting for timers. */
+static void spin(uv_loop_t *loop)
+{
+	for (int i = 0; i < 200; i++) {
+		uv_run(loop, UV_RUN_NOWAIT);
+		usleep(1000);
+	}
+}
+
+/*
+ * With a delay, a record released within it never reaches the file; one
+ * not released is appended once the delay is over, or at once when asked
+ * (the database is away), or when the journal is closed.
+ */
+static void test_delay_spares_records_released_in_time(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	replayed r = {0};
+	sp_journal *j;
+	assert_int_equal(sp_journal_open(&loop, dir, 1 << 20, on_replay, &r, &j), 0);
+	assert_int_equal(r.n, 0);
+	sp_journal_set_delay(j, 600000);
+	sp_jrec *a, *b, *c;
+	assert_int_equal(sp_journal_add(j, "{\"id\":\"a\"}", 10, &a), 0);
+	spin(&loop);
+	assert_int_equal(file_size(), 0);
+	sp_journal_release(j, a);
+	spin(&loop);
+	assert_int_equal(file_size(), 0);
+	assert_int_equal(sp_journal_held_bytes(j), 0);
+	/* Flushed: written now. */
+	assert_int_equal(sp_journal_add(j, "{\"id\":\"b\"}", 10, &b), 0);
+	sp_journal_flush(j);
+	spin(&loop);
+	assert_int_equal(file_size(), 9 + 10 + 1);
+	/* Closed while one waits: it is written on the way out. */
+	assert_int_equal(sp_journal_add(j, "{\"id\":\"c\"}", 10, &c), 0);
+	spin(&loop);
+	assert_int_equal(file_size(), 9 + 10 + 1);
+	sp_journal_free(j);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(file_size(), 2 * (9 + 10 + 1));
+	assert_int_equal(sp_journal_open(&loop, dir, 1 << 20, on_replay, &r, &j), 0);
+	assert_int_equal(r.n, 2);
+	assert_string_equal(r.seen[0], "{\"id\":\"b\"}");
+	assert_string_equal(r.seen[1], "{\"id\":\"c\"}");
+	sp_journal_release(j, r.recs[0]);
+	sp_journal_release(j, r.recs[1]);
+	settle(&loop);
+	assert_int_equal(file_size(), 0);
+	/* A short delay over: appended by the timer. */
+	sp_journal_set_delay(j, 30);
+	assert_int_equal(sp_journal_add(j, "{\"id\":\"d\"}", 10, &a), 0);
+	settle(&loop); /* runs until the timer's append is done */
+	assert_int_equal(file_size(), 9 + 10 + 1);
+	sp_journal_release(j, a);
+	settle(&loop);
+	assert_int_equal(file_size(), 0);
+	sp_journal_free(j);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 static void test_bound_refuses_and_compaction_makes_room(void **state)
 {
 	(void)state;
@@ -174,6 +239,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_replay_release_and_truncate),
 	    cmocka_unit_test(test_damaged_tail_is_dropped),
+	    cmocka_unit_test(test_delay_spares_records_released_in_time),
 	    cmocka_unit_test(test_bound_refuses_and_compaction_makes_room),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -14,7 +14,6 @@
  */
 #include "http_internal.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +33,7 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	http_rx *rx = BASE_CONTAINER_OF(req, http_rx, req);
 	http_conn *c = rx->conn;
 	const base_slice *ver, *key;
-	unsigned char raw[18], digest[SHA_DIGEST_LENGTH];
+	unsigned char raw[18], digest[BASE_SHA1_LEN];
 	char concat[24 + sizeof(WS_GUID) - 1], accept[32];
 	static const char h1[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 	                         "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
@@ -72,7 +71,7 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	}
 	memcpy(concat, key->base, 24);
 	memcpy(concat + 24, WS_GUID, sizeof(WS_GUID) - 1);
-	SHA1((const unsigned char *)concat, sizeof(concat), digest);
+	base_sha1(concat, sizeof(concat), digest);
 	alen = base_base64_encode(digest, sizeof(digest), accept);
 	accept[alen++] = '\r';
 	accept[alen++] = '\n';

@@ -140,11 +140,19 @@ struct http_ws {
 	uint8_t deflate;    /* permessage-deflate negotiated */
 	uint8_t compressed; /* the message in progress has RSV1: inflated when complete */
 	char *close_reason; /* heap, or NULL */
-	char remote[48];
 	uint64_t id, start_ms, bytes_in, bytes_out;
-	char path[64];
-	char agent[96];
+	/*
+	 * The remote address, the path and the User-Agent (for the access log
+	 * at the end), each NUL-terminated, one after the other in str; as long
+	 * as they are (at most HTTP_WS_PATH_MAX and HTTP_WS_AGENT_MAX bytes of
+	 * the last two), not in fixed arrays: an idle connection keeps them for
+	 * its whole life.
+	 */
+	uint8_t path_off, agent_off; /* in str; the remote address is at 0 */
+	char str[];
 };
+#define HTTP_WS_PATH_MAX 63
+#define HTTP_WS_AGENT_MAX 95
 
 /* A trusted proxy: an address, or a CIDR prefix of one. */
 typedef struct {

@@ -64,7 +64,22 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 		http__request_end(c, 0);
 		return NULL;
 	}
-	ws = calloc(1, sizeof(*ws));
+	{
+		/* remote_addr is at most 47 characters (http_request), path and agent are cut. */
+		const base_slice *ua = http_header_get(req, "User-Agent");
+		size_t rlen = strnlen(req->remote_addr, sizeof(req->remote_addr) - 1);
+		size_t plen = req->path.len < HTTP_WS_PATH_MAX ? req->path.len : HTTP_WS_PATH_MAX;
+		size_t ualen = ua ? (ua->len < HTTP_WS_AGENT_MAX ? ua->len : HTTP_WS_AGENT_MAX) : 0;
+		ws = calloc(1, sizeof(*ws) + rlen + plen + ualen + 3);
+		if (ws != NULL) {
+			memcpy(ws->str, req->remote_addr, rlen);
+			ws->path_off = (uint8_t)(rlen + 1);
+			memcpy(ws->str + ws->path_off, req->path.base, plen);
+			ws->agent_off = (uint8_t)(ws->path_off + plen + 1);
+			if (ualen)
+				memcpy(ws->str + ws->agent_off, ua->base, ualen);
+		}
+	}
 	if (ws == NULL) {
 		http_respond_and_close(req, 503, "text/plain", "out of memory\n", 14);
 		return NULL;
@@ -94,16 +109,8 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	ws->ud = ud;
 	ws->conn = c;
 	ws->deflate = (uint8_t)deflate;
-	memcpy(ws->remote, req->remote_addr, sizeof(ws->remote));
-	ws->remote[sizeof(ws->remote) - 1] = '\0';
 	ws->id = req->id;
 	ws->start_ms = req->start_ms;
-	snprintf(ws->path, sizeof(ws->path), "%.*s", (int)req->path.len, req->path.base);
-	{
-		const base_slice *ua = http_header_get(req, "User-Agent");
-		snprintf(ws->agent, sizeof(ws->agent), "%.*s", ua ? (int)ua->len : 0,
-		         ua ? ua->base : "");
-	}
 	http__count_status(rx, 101);
 	c->srv->stats.ws_opened++;
 	http__rx_free(c->srv, rx);
@@ -266,7 +273,7 @@ void *http_ws_data(const http_ws *ws)
 
 const char *http_ws_remote_addr(const http_ws *ws)
 {
-	return ws->remote;
+	return ws->str;
 }
 
 /* Remembers why the connection ends; the first reason wins. */
@@ -503,6 +510,6 @@ void http_ws_get_info(const http_ws *ws, http_ws_info *info)
 	info->start_ms = ws->start_ms;
 	info->bytes_in = ws->bytes_in;
 	info->bytes_out = ws->bytes_out;
-	info->path = ws->path;
-	info->user_agent = ws->agent;
+	info->path = ws->str + ws->path_off;
+	info->user_agent = ws->str + ws->agent_off;
 }

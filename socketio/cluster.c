@@ -258,7 +258,7 @@ static void handshake_json(base_buf *out, const sio_socket *s)
 	query_json(out, c ? c->query : (base_slice){"", 0});
 	base_buf_append(out, ",\"auth\":", 8);
 	if (s->auth_len)
-		base_buf_append(out, s->auth, s->auth_len);
+		base_buf_append(out, s->auth_buf, s->auth_len);
 	else
 		base_buf_append(out, "{}", 2);
 	base_buf_append(out, "}", 1);

@@ -214,7 +214,6 @@ void sio__socket_unref(sio_socket *s)
 {
 	if (--s->refs > 0)
 		return;
-	free(s->auth);
 	free(s->data_json);
 	free(s);
 }
@@ -324,18 +323,14 @@ void sio_refuse(sio_socket *s, const char *message, const char *data_json)
 
 void sio__socket_connect(sio_client *c, sio_namespace *nsp, base_slice auth)
 {
-	sio_socket *s = calloc(1, sizeof(*s));
-	if (!s)
-		return;
 	if (!auth.len)
 		auth = BASE_SLICE_LIT("{}");
-	s->auth = malloc(auth.len + 1);
-	if (!s->auth) {
-		free(s);
+	/* The auth lives in the socket's own allocation, after the struct. */
+	sio_socket *s = calloc(1, offsetof(sio_socket, auth_buf) + auth.len + 1);
+	if (!s)
 		return;
-	}
-	memcpy(s->auth, auth.base, auth.len);
-	s->auth[auth.len] = 0;
+	memcpy(s->auth_buf, auth.base, auth.len);
+	s->auth_buf[auth.len] = 0;
 	s->auth_len = auth.len;
 	s->client = c;
 	c->refs++;
@@ -442,7 +437,7 @@ base_slice sio_handshake_query(const sio_socket *s)
 
 base_slice sio_handshake_auth(const sio_socket *s)
 {
-	return (base_slice){s->auth, s->auth_len};
+	return (base_slice){s->auth_buf, s->auth_len};
 }
 
 const char *sio_handshake_address(const sio_socket *s)

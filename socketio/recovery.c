@@ -158,7 +158,7 @@ int sio__session_restore(sio_socket *s)
 {
 	sio_namespace *nsp = s->nsp;
 	expire(nsp);
-	json_t *auth = json_loadb(s->auth, s->auth_len, 0, NULL);
+	json_t *auth = json_loadb(s->auth_buf, s->auth_len, 0, NULL);
 	const char *pid = json_string_value(json_object_get(auth, "pid"));
 	const char *off = json_string_value(json_object_get(auth, "offset"));
 	int restored = 0;

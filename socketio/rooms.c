@@ -31,6 +31,8 @@ int sio_join(sio_socket *s, const char *name)
 	size_t len = strlen(name);
 	if (s->state == SIO_SOCK_DISCONNECTED)
 		return SIO_ENOT_CONNECTED;
+	if (len > UINT32_MAX)
+		return BASE_EINVAL;
 	sio_room *room = sio__room_find(nsp, name, len);
 	if (room) {
 		if (sio_in_room(s, name))
@@ -40,7 +42,7 @@ int sio_join(sio_socket *s, const char *name)
 		if (!room)
 			return BASE_ENOMEM;
 		memcpy(room->name, name, len + 1);
-		room->name_len = len;
+		room->name_len = (uint32_t)len;
 		room->n = 0;
 		base_list_init(&room->members);
 		base_table_insert(&nsp->rooms, &room->hlink, base_table_hash(name, len));

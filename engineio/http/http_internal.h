@@ -56,6 +56,7 @@ enum {
 };
 
 enum { HTTP_MODE_HTTP = 0, HTTP_MODE_WS = 1 };
+_Static_assert(HTTP_T_COUNT <= 8, "http_conn.tkind has 3 bits");
 
 typedef struct http_conn http_conn;
 typedef struct http_rx http_rx;
@@ -93,12 +94,12 @@ struct http_conn {
 		http_rx *rx; /* HTTP: the request being read or handled */
 		http_ws *ws; /* WebSocket */
 	} u;
+	uint32_t held; /* input buffer bytes counted in srv->held (http__conn_account) */
 	uint16_t flags;
-	uint8_t mode;
-	uint8_t tkind;
+	uint8_t mode : 1;    /* HTTP_MODE_* */
+	uint8_t tkind : 3;   /* HTTP_T_* */
 	uint8_t peer_family; /* AF_INET, AF_INET6 or 0 */
 	uint8_t peer[16];
-	uint32_t held; /* input buffer bytes counted in srv->held (http__conn_account) */
 };
 
 /* Header positions while the header bytes may still move. */
@@ -137,9 +138,10 @@ struct http_ws {
 	uint32_t utf8;
 	uint16_t close_code; /* 0 until known */
 	uint8_t binary;
-	uint8_t deflate;    /* permessage-deflate negotiated */
-	uint8_t compressed; /* the message in progress has RSV1: inflated when complete */
-	char *close_reason; /* heap, or NULL */
+	uint8_t deflate;             /* permessage-deflate negotiated */
+	uint8_t compressed;          /* the message in progress has RSV1: inflated when complete */
+	uint8_t path_off, agent_off; /* in str (below); the remote address is at 0 */
+	char *close_reason;          /* heap, or NULL */
 	uint64_t id, start_ms, bytes_in, bytes_out;
 	/*
 	 * The remote address, the path and the User-Agent (for the access log
@@ -148,7 +150,6 @@ struct http_ws {
 	 * the last two), not in fixed arrays: an idle connection keeps them for
 	 * its whole life.
 	 */
-	uint8_t path_off, agent_off; /* in str; the remote address is at 0 */
 	char str[];
 };
 #define HTTP_WS_PATH_MAX 63

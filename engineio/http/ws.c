@@ -70,7 +70,7 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 		size_t rlen = strnlen(req->remote_addr, sizeof(req->remote_addr) - 1);
 		size_t plen = req->path.len < HTTP_WS_PATH_MAX ? req->path.len : HTTP_WS_PATH_MAX;
 		size_t ualen = ua ? (ua->len < HTTP_WS_AGENT_MAX ? ua->len : HTTP_WS_AGENT_MAX) : 0;
-		ws = calloc(1, sizeof(*ws) + rlen + plen + ualen + 3);
+		ws = calloc(1, offsetof(http_ws, str) + rlen + plen + ualen + 3);
 		if (ws != NULL) {
 			memcpy(ws->str, req->remote_addr, rlen);
 			ws->path_off = (uint8_t)(rlen + 1);

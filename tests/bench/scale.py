@@ -649,9 +649,9 @@ def parse():
     p.add_argument("--bcast-timeout", type=float, default=120,
                    help="a broadcast not complete after this long counts what is missing as lost")
     p.add_argument("--no-floor", action="store_true")
-    p.add_argument("--spaces-browsers", type=int, default=10000,
+    p.add_argument("--spaces-browsers", type=int, default=100000,
                    help="Spaces at scale (tests/bench/spaces_scale.js): browser sockets, 0: skip")
-    p.add_argument("--spaces-users", type=int, default=20)
+    p.add_argument("--spaces-users", type=int, default=200)
     p.add_argument("--spaces-requests", type=int, default=300)
     p.add_argument("--total-min", type=float, default=29.5,
                    help="Spaces at scale is stopped to end the whole run by then")

@@ -240,8 +240,9 @@ static void socket_connected(sio_socket *s)
 		sio_join(s, s->id);
 
 	char data[80];
-	int n = s->pid[0]
-	            ? snprintf(data, sizeof(data), "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid)
+	const char *pid = sio__pid(s);
+	int n = pid && pid[0]
+	            ? snprintf(data, sizeof(data), "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, pid)
 	            : snprintf(data, sizeof(data), "{\"sid\":\"%s\"}", s->id);
 	sio_out out = {.type = SIO_CONNECT,
 	               .nsp = {nsp->name, nsp->name_len},
@@ -326,9 +327,12 @@ void sio__socket_connect(sio_client *c, sio_namespace *nsp, base_slice auth)
 	if (!auth.len)
 		auth = BASE_SLICE_LIT("{}");
 	/* The auth lives in the socket's own allocation, after the struct. */
-	sio_socket *s = calloc(1, offsetof(sio_socket, auth_buf) + auth.len + 1);
+	int with_pid = nsp->srv->opts.recovery_ms != 0;
+	sio_socket *s = calloc(1, offsetof(sio_socket, auth_buf) + auth.len + 1 +
+	                              (with_pid ? SIO_ID_LEN + 1 : 0));
 	if (!s)
 		return;
+	s->has_pid = (uint8_t)with_pid;
 	memcpy(s->auth_buf, auth.base, auth.len);
 	s->auth_buf[auth.len] = 0;
 	s->auth_len = auth.len;
@@ -343,10 +347,10 @@ void sio__socket_connect(sio_client *c, sio_namespace *nsp, base_slice auth)
 	s->state = SIO_SOCK_CONNECTING;
 	sio__bucket_init(&s->bucket, &nsp->event_limit, uv_now(nsp->srv->loop));
 
-	if (!(nsp->srv->opts.recovery_ms && sio__session_restore(s))) {
+	if (!(s->has_pid && sio__session_restore(s))) {
 		base_random_id(s->id, SIO_ID_BYTES);
-		if (nsp->srv->opts.recovery_ms)
-			base_random_id(s->pid, SIO_ID_BYTES);
+		if (s->has_pid)
+			base_random_id(sio__pid(s), SIO_ID_BYTES);
 	}
 	run_middlewares(s);
 }
@@ -360,7 +364,7 @@ void sio__socket_closed(sio_socket *s, const char *reason)
 	s->refs++;
 	if (was_connected) {
 		sio_namespace *nsp = s->nsp;
-		if (nsp->srv->opts.recovery_ms && strcmp(reason, "client namespace disconnect") &&
+		if (s->has_pid && strcmp(reason, "client namespace disconnect") &&
 		    strcmp(reason, "server namespace disconnect"))
 			sio__session_save(s);
 		base_list_remove(&s->nsp_link);
@@ -442,7 +446,7 @@ base_slice sio_handshake_auth(const sio_socket *s)
 
 const char *sio_handshake_address(const sio_socket *s)
 {
-	return s->client ? s->client->address : "";
+	return s->client ? sio__client_address(s->client) : "";
 }
 
 uint64_t sio_handshake_time(const sio_socket *s)

@@ -108,8 +108,7 @@ static sio_client *client_new(const http_request *req)
 	w += req->query.len;
 	memcpy(w, req->remote_addr, alen);
 	w[alen] = '\0';
-	c->address = w;
-	c->n_headers = kept;
+	c->n_headers = (uint32_t)kept;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	c->time_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
@@ -191,7 +190,7 @@ int sio__rate_ok(sio_client *c, sio_bucket *b, const sio_limit *l, const char *w
 		BASE_LOGW("sio",
 		          "client %s (%s): event flood: %u %s dropped over the limit of %u/s "
 		          "(burst %u): closing the connection",
-		          eio_socket_id(c->eio), c->address, b->dropped, what, l->rate,
+		          eio_socket_id(c->eio), sio__client_address(c), b->dropped, what, l->rate,
 		          (unsigned)(l->cap / 1000));
 		b->dropped = 0;
 		eio_socket_close(c->eio);

@@ -176,11 +176,21 @@ struct sio_socket {
 	uint16_t mw_next;  /* index of the next middleware to run */
 	uint8_t state;
 	uint8_t recovered;
+	uint8_t has_pid;         /* recovery on: a session id follows the auth (sio__pid) */
 	uint64_t recover_offset; /* replay the history after this offset */
 	char id[SIO_ID_LEN + 1];
-	char pid[SIO_ID_LEN + 1]; /* recovery session id, empty when recovery is off */
-	char auth_buf[];          /* the auth, auth_len + 1 bytes, allocated with the struct */
+	/*
+	 * Allocated with the struct: the auth (auth_len + 1 bytes), then, with
+	 * recovery on, the recovery session id (SIO_ID_LEN + 1 bytes, sio__pid).
+	 */
+	char auth_buf[];
 };
+
+/** The socket's recovery session id (SIO_ID_LEN + 1 bytes), NULL when recovery is off. */
+static inline char *sio__pid(sio_socket *s)
+{
+	return s->has_pid ? s->auth_buf + s->auth_len + 1 : NULL;
+}
 
 struct sio_client {
 	sio_server *srv;
@@ -189,20 +199,25 @@ struct sio_client {
 	base_list sockets; /* sio_socket.client_link */
 	base_timeq_entry connect_timer;
 	sio_decoder dec; /* the parser's state between messages */
-	/* handshake: headers, query and address point into headers[] (below) */
-	size_t n_headers;
+	/* handshake: headers and query point into headers[] (below) */
 	base_slice query;
-	const char *address;
 	uint64_t time_ms;
 	sio_bucket connects; /* its CONNECT packets (srv->connect_limit) */
+	uint32_t n_headers;
 	int refs;
 	uint8_t closed;
 	/*
 	 * Allocated with the struct: the n_headers kept, then their names and
-	 * values, the query and the NUL-terminated address, as long as they are.
+	 * values, the query and the NUL-terminated address right after it
+	 * (sio__client_address), as long as they are.
 	 */
 	http_header headers[];
 };
+
+static inline const char *sio__client_address(const sio_client *c)
+{
+	return c->query.base + c->query.len;
+}
 
 struct sio_server {
 	sio_options opts;

@@ -120,6 +120,9 @@ void lg_on_gone(lg *g, lg_conn *c, const char *why)
 	g->connecting--;
 	g->failed++;
 	lg_fail(g, "connection %u failed: %s", c->id, why);
+	/* The cluster driver goes on past failures: say why, for the first few. */
+	if (g->cfg.scenario == LG_CLUSTER && g->failed <= 5)
+		fprintf(stderr, "loadgen: %s\n", g->fail);
 	if (g->ready + g->failed == g->nconns)
 		g->t_conn_done = uv_hrtime();
 }

@@ -41,6 +41,7 @@ import json
 import math
 import os
 import queue
+import random
 import resource
 import shutil
 import signal
@@ -124,12 +125,29 @@ def pg_pids(pgdir):
     return pids
 
 
+_ports_given = set()
+
+
 def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+    """A free port, never the same twice in a run, below the ephemeral range.
+    The nodes of a round are all started before any of them listens: with
+    bind(0) two of them once got the same port ("node on port ... exited":
+    the second could not listen), and a port from the ephemeral range may
+    also go to a generator's outgoing connection first."""
+    lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    while True:
+        p = random.randrange(10000, max(10001, lo - 1))
+        if p in _ports_given:
+            continue
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _ports_given.add(p)
+        return p
 
 
 def wait_port(port, proc, timeout):
@@ -239,8 +257,12 @@ def start_nodes(kind, n, url, a, workdir):
         err = open(os.path.join(workdir, f"{kind}-node{i}.log"), "w")
         procs.append(subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=err, stderr=err))
         ports.append(port)
-    for p, port in zip(procs, ports):
-        wait_port(port, p, 60)
+    try:
+        for p, port in zip(procs, ports):
+            wait_port(port, p, 60)
+    except Exception:
+        stop_procs(procs)  # the others of the round would be left running
+        raise
     # The LISTEN of each node is in place shortly after it accepts.
     time.sleep(2)
     return procs, ports
@@ -691,10 +713,15 @@ def make_plan(a):
                          f"generators pass the open-file limit {hard}")
     # A floor process holds the sending ends (its receiver child the others).
     floor_procs = max(1, math.ceil(a.conns / per_proc))
-    # One source address gives about 28k ephemeral ports per destination
-    # port; past that, several loopback sources.
+    # Sixteen loopback source addresses from 5,000 connections a node on.
+    # One address gives about 28k ephemeral ports per destination port, but
+    # long before they run short the kernel's search for a free one is the
+    # ramp's cost: connect() walks the ports in use towards the same
+    # destination one by one (__inet_check_established was 67% of the whole
+    # machine's CPU, the generators 88%, the nodes 8%, ramping 100,000 from
+    # 127.0.0.1 alone). Real clients come from many addresses.
     lo, hi = map(int, open("/proc/sys/net/ipv4/ip_local_port_range").read().split())
-    sources = "127.0.0.2-127.0.0.9" if math.ceil(a.conns / nodes) > (hi - lo) * 0.9 else "none"
+    sources = "127.0.0.2-127.0.0.17" if math.ceil(a.conns / nodes) >= 5000 else "none"
     per_gen = math.ceil(a.conns / gens)
     members = 0
     for gid in range(a.conns):

@@ -134,7 +134,7 @@ struct http_ws {
 	http_ws_callbacks cb;
 	void *ud;
 	http_ws_seq seq;
-	base_buf frag; /* a fragmented message in progress */
+	base_buf *frag; /* a fragmented message in progress; NULL between messages (ws_frag) */
 	uint32_t utf8;
 	uint16_t close_code; /* 0 until known */
 	uint8_t binary;

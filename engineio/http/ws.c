@@ -350,12 +350,37 @@ void http__ws_closed(http_ws *ws)
 		srv->obs.on_ws_end(ws, code, ws->close_reason ? ws->close_reason : "", srv->obs.ud);
 	if (ws->cb.on_close != NULL)
 		ws->cb.on_close(ws, code, ws->close_reason ? ws->close_reason : "", ws->ud);
-	base_buf_free(&ws->frag);
+	if (ws->frag) {
+		base_buf_free(ws->frag);
+		free(ws->frag);
+	}
 	free(ws->close_reason);
 	free(ws);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
+
+/* The buffer of a fragmented message, made at its first fragment (an idle connection has none). */
+static base_buf *ws_frag(http_ws *ws)
+{
+	if (ws->frag == NULL) {
+		ws->frag = base_xmalloc(sizeof(*ws->frag));
+		*ws->frag = (base_buf)BASE_BUF_INIT;
+	}
+	return ws->frag;
+}
+
+/* Detaches the fragmented message's bytes (the caller frees them) and drops the buffer. */
+static base_buf ws_frag_take(http_ws *ws)
+{
+	base_buf b = BASE_BUF_INIT;
+	if (ws->frag) {
+		b = *ws->frag;
+		free(ws->frag);
+		ws->frag = NULL;
+	}
+	return b;
+}
 
 static void ws_deliver(http_ws *ws, const char *data, size_t len)
 {
@@ -397,12 +422,11 @@ static void ws_data_compressed(http_ws *ws, const http_ws_frame *f, const char *
 	int rc;
 
 	if (!(f->fin && f->opcode != HTTP_WS_OP_CONT)) {
-		base_buf_append(&ws->frag, p, n);
+		base_buf_append(ws_frag(ws), p, n);
 		if (!f->fin)
 			return;
 		/* Detached first: on_message may close, and the buffer goes either way. */
-		in = ws->frag;
-		ws->frag = (base_buf)BASE_BUF_INIT;
+		in = ws_frag_take(ws);
 		p = in.data;
 		n = in.len;
 	}
@@ -452,12 +476,11 @@ static void ws_data(http_ws *ws, const http_ws_frame *f, const char *p, size_t n
 		ws_deliver(ws, p, n);
 		return;
 	}
-	base_buf_append(&ws->frag, p, n);
+	base_buf_append(ws_frag(ws), p, n);
 	if (f->fin) {
-		base_buf frag = ws->frag;
-
 		/* Detached first: on_message may close, and the buffer goes either way. */
-		ws->frag = (base_buf)BASE_BUF_INIT;
+		base_buf frag = ws_frag_take(ws);
+
 		ws_deliver(ws, frag.data, frag.len);
 		base_buf_free(&frag);
 	}

@@ -85,6 +85,20 @@ def proc_rss_kb(pid):
     return 0
 
 
+def proc_pss_kb(pid):
+    """Proportional set size: shared pages (the libraries every node maps)
+    divided among the processes sharing them, so a sum over the nodes counts
+    them once."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def sockstat():
     """(TCP sockets in use, TCP memory in bytes) from /proc/net/sockstat."""
     with open("/proc/net/sockstat") as f:
@@ -344,6 +358,7 @@ def run_round(kind, a, plan, url, pgdir, workdir, rnd, r=None):
         # Memory, after the settling.
         time.sleep(a.settle)
         rss1 = sum(proc_rss_kb(p) for p in pids)
+        r["pss_per_conn_b"] = sum(proc_pss_kb(p) for p in pids) * 1024 / ready
         inuse1, mem1 = sockstat()
         slab1 = slab_bytes()
         r["slab_per_conn_b"] = (slab1 - slab0) / ready
@@ -548,7 +563,7 @@ def summary(results, floors):
     s = {}
     for kind, rounds in results.items():
         d = {}
-        for key in ("ramp_rate", "rss_per_conn_b", "rss_growth_per_conn_b",
+        for key in ("ramp_rate", "rss_per_conn_b", "rss_growth_per_conn_b", "pss_per_conn_b",
                     "sock_mem_per_conn_b", "slab_per_conn_b", "idle_cpu_s_per_min",
                     "bench_cpu_per_delivery_us", "r1k_cpu_per_delivery_us",
                     "bench_receivers", "r1k_receivers", "rss_total_kb"):
@@ -573,6 +588,7 @@ def table(s, a, plan):
         ("connections established per second (ramp)", "ramp_rate", "{:.0f}"),
         ("server RSS per connection, all nodes (bytes)", "rss_per_conn_b", "{:.0f}"),
         ("  growth over the idle nodes' RSS (bytes)", "rss_growth_per_conn_b", "{:.0f}"),
+        ("  PSS in all: shared library pages counted once, not per node (bytes)", "pss_per_conn_b", "{:.0f}"),
         ("kernel TCP buffer memory per connection, both ends (sockstat, bytes)", "sock_mem_per_conn_b", "{:.0f}"),
         ("kernel slab growth per connection, both ends (meminfo, bytes)", "slab_per_conn_b", "{:.0f}"),
         ("heartbeat CPU at idle (CPU s per minute, all nodes)", "idle_cpu_s_per_min", "{:.2f}"),

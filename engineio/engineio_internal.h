@@ -139,11 +139,11 @@ struct eio_socket {
 	uint8_t close_pending; /* in srv->pending_close: closed at the end of the loop turn */
 	uint8_t eio3;          /* protocol 3 (allow_eio3): v3 payloads and heartbeat */
 	uint8_t eio3_b64;      /* protocol 3 with b64=1: binary as base64 text only */
-	eio_close_reason reason;
-	eio_close_reason pending_reason;
+	uint8_t reason;        /* eio_close_reason */
+	uint8_t pending_reason;
 	base_list close_link; /* in srv->pending_close while close_pending */
 	char sid[EIO_SID_LEN + 1];
-	char remote[48];
+	char remote[]; /* the client's address, as long as it is: allocated with the struct */
 };
 
 typedef struct eio_rate_slot eio_rate_slot;

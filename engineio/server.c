@@ -147,16 +147,17 @@ static void respond_preflight(eio_server *srv, http_request *req)
 
 static eio_socket *socket_new(eio_server *srv, const eio_transport_ops *t, const http_request *req)
 {
-	eio_socket *s = calloc(1, sizeof(*s));
+	size_t rlen = strnlen(req->remote_addr, sizeof(req->remote_addr) - 1);
+	eio_socket *s = calloc(1, offsetof(eio_socket, remote) + rlen + 1);
 	if (!s)
 		return NULL;
+	memcpy(s->remote, req->remote_addr, rlen);
 	s->srv = srv;
 	s->t = t;
 	srv->stats.opened[t->index]++;
 	srv->stats.open[t->index]++;
 	base_timeq_entry_init(&s->hb);
 	base_timeq_entry_init(&s->up);
-	snprintf(s->remote, sizeof(s->remote), "%s", req->remote_addr);
 	base_slice v;
 	if (base_query_get(req->query, "EIO", &v) && base_slice_eq(v, "3")) {
 		s->eio3 = 1;

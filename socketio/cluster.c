@@ -241,7 +241,7 @@ static void handshake_json(base_buf *out, const sio_socket *s)
 	base_buf_append(out, "},\"time\":", 9);
 	json_str(out, when, strlen(when));
 	base_buf_append(out, ",\"address\":", 11);
-	const char *addr = c ? c->address : "";
+	const char *addr = c ? sio__client_address(c) : "";
 	json_str(out, addr, strlen(addr));
 	base_buf_printf(out, ",\"xdomain\":%s,\"secure\":false,\"issued\":%llu,\"url\":",
 	                xdomain ? "true" : "false", (unsigned long long)ms);
@@ -258,7 +258,7 @@ static void handshake_json(base_buf *out, const sio_socket *s)
 	query_json(out, c ? c->query : (base_slice){"", 0});
 	base_buf_append(out, ",\"auth\":", 8);
 	if (s->auth_len)
-		base_buf_append(out, s->auth, s->auth_len);
+		base_buf_append(out, s->auth_buf, s->auth_len);
 	else
 		base_buf_append(out, "{}", 2);
 	base_buf_append(out, "}", 1);

@@ -214,7 +214,6 @@ void sio__socket_unref(sio_socket *s)
 {
 	if (--s->refs > 0)
 		return;
-	free(s->auth);
 	free(s->data_json);
 	free(s);
 }
@@ -241,8 +240,9 @@ static void socket_connected(sio_socket *s)
 		sio_join(s, s->id);
 
 	char data[80];
-	int n = s->pid[0]
-	            ? snprintf(data, sizeof(data), "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, s->pid)
+	const char *pid = sio__pid(s);
+	int n = pid && pid[0]
+	            ? snprintf(data, sizeof(data), "{\"sid\":\"%s\",\"pid\":\"%s\"}", s->id, pid)
 	            : snprintf(data, sizeof(data), "{\"sid\":\"%s\"}", s->id);
 	sio_out out = {.type = SIO_CONNECT,
 	               .nsp = {nsp->name, nsp->name_len},
@@ -324,18 +324,17 @@ void sio_refuse(sio_socket *s, const char *message, const char *data_json)
 
 void sio__socket_connect(sio_client *c, sio_namespace *nsp, base_slice auth)
 {
-	sio_socket *s = calloc(1, sizeof(*s));
-	if (!s)
-		return;
 	if (!auth.len)
 		auth = BASE_SLICE_LIT("{}");
-	s->auth = malloc(auth.len + 1);
-	if (!s->auth) {
-		free(s);
+	/* The auth lives in the socket's own allocation, after the struct. */
+	int with_pid = nsp->srv->opts.recovery_ms != 0;
+	sio_socket *s = calloc(1, offsetof(sio_socket, auth_buf) + auth.len + 1 +
+	                              (with_pid ? SIO_ID_LEN + 1 : 0));
+	if (!s)
 		return;
-	}
-	memcpy(s->auth, auth.base, auth.len);
-	s->auth[auth.len] = 0;
+	s->has_pid = (uint8_t)with_pid;
+	memcpy(s->auth_buf, auth.base, auth.len);
+	s->auth_buf[auth.len] = 0;
 	s->auth_len = auth.len;
 	s->client = c;
 	c->refs++;
@@ -348,10 +347,10 @@ void sio__socket_connect(sio_client *c, sio_namespace *nsp, base_slice auth)
 	s->state = SIO_SOCK_CONNECTING;
 	sio__bucket_init(&s->bucket, &nsp->event_limit, uv_now(nsp->srv->loop));
 
-	if (!(nsp->srv->opts.recovery_ms && sio__session_restore(s))) {
+	if (!(s->has_pid && sio__session_restore(s))) {
 		base_random_id(s->id, SIO_ID_BYTES);
-		if (nsp->srv->opts.recovery_ms)
-			base_random_id(s->pid, SIO_ID_BYTES);
+		if (s->has_pid)
+			base_random_id(sio__pid(s), SIO_ID_BYTES);
 	}
 	run_middlewares(s);
 }
@@ -365,7 +364,7 @@ void sio__socket_closed(sio_socket *s, const char *reason)
 	s->refs++;
 	if (was_connected) {
 		sio_namespace *nsp = s->nsp;
-		if (nsp->srv->opts.recovery_ms && strcmp(reason, "client namespace disconnect") &&
+		if (s->has_pid && strcmp(reason, "client namespace disconnect") &&
 		    strcmp(reason, "server namespace disconnect"))
 			sio__session_save(s);
 		base_list_remove(&s->nsp_link);
@@ -442,12 +441,12 @@ base_slice sio_handshake_query(const sio_socket *s)
 
 base_slice sio_handshake_auth(const sio_socket *s)
 {
-	return (base_slice){s->auth, s->auth_len};
+	return (base_slice){s->auth_buf, s->auth_len};
 }
 
 const char *sio_handshake_address(const sio_socket *s)
 {
-	return s->client ? s->client->address : "";
+	return s->client ? sio__client_address(s->client) : "";
 }
 
 uint64_t sio_handshake_time(const sio_socket *s)

@@ -131,7 +131,7 @@ void sio__session_save(sio_socket *s)
 		return;
 	se->time = base_now_ms();
 	memcpy(se->sid, s->id, sizeof(se->sid));
-	memcpy(se->pid, s->pid, sizeof(se->pid));
+	memcpy(se->pid, sio__pid(s), sizeof(se->pid));
 	se->rooms = (char **)(se + 1);
 	se->n_rooms = n;
 	char *w = (char *)(se->rooms + n);
@@ -158,7 +158,7 @@ int sio__session_restore(sio_socket *s)
 {
 	sio_namespace *nsp = s->nsp;
 	expire(nsp);
-	json_t *auth = json_loadb(s->auth, s->auth_len, 0, NULL);
+	json_t *auth = json_loadb(s->auth_buf, s->auth_len, 0, NULL);
 	const char *pid = json_string_value(json_object_get(auth, "pid"));
 	const char *off = json_string_value(json_object_get(auth, "offset"));
 	int restored = 0;
@@ -172,7 +172,7 @@ int sio__session_restore(sio_socket *s)
 		if (strcmp(se->pid, pid) != 0)
 			continue;
 		memcpy(s->id, se->sid, sizeof(s->id));
-		memcpy(s->pid, se->pid, sizeof(s->pid));
+		memcpy(sio__pid(s), se->pid, SIO_ID_LEN + 1);
 		s->recovered = 1;
 		s->recover_offset = offset;
 		for (size_t i = 0; i < se->n_rooms; i++)

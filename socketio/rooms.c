@@ -4,6 +4,7 @@
  * A room is a list of memberships; a socket also lists its own, so join,
  * leave and leaving everything are O(1) per room.
  */
+#include <stddef.h>
 #include <stdlib.h>
 
 #include "server_internal.h"
@@ -19,6 +20,21 @@ sio_room *sio__room_find(sio_namespace *nsp, const char *name, size_t len)
 	return NULL;
 }
 
+/*
+ * A room is allocated with a slot for one membership after its name: most
+ * rooms are a socket's own, with one member for life, and so the two take
+ * one allocation. The slot is free while its room pointer is NULL.
+ */
+static size_t room_slot_offset(size_t name_len)
+{
+	return (offsetof(sio_room, name) + name_len + 1 + 7) & ~(size_t)7;
+}
+
+static sio_membership *room_slot(sio_room *room)
+{
+	return (sio_membership *)(void *)((char *)room + room_slot_offset(room->name_len));
+}
+
 static void room_remove(sio_namespace *nsp, sio_room *room)
 {
 	base_table_remove(&nsp->rooms, &room->hlink);
@@ -31,21 +47,26 @@ int sio_join(sio_socket *s, const char *name)
 	size_t len = strlen(name);
 	if (s->state == SIO_SOCK_DISCONNECTED)
 		return SIO_ENOT_CONNECTED;
+	if (len > UINT32_MAX)
+		return BASE_EINVAL;
 	sio_room *room = sio__room_find(nsp, name, len);
 	if (room) {
 		if (sio_in_room(s, name))
 			return 0;
 	} else {
-		room = malloc(sizeof(*room) + len + 1);
+		room = malloc(room_slot_offset(len) + sizeof(sio_membership));
 		if (!room)
 			return BASE_ENOMEM;
 		memcpy(room->name, name, len + 1);
-		room->name_len = len;
+		room->name_len = (uint32_t)len;
+		room_slot(room)->room = NULL;
 		room->n = 0;
 		base_list_init(&room->members);
 		base_table_insert(&nsp->rooms, &room->hlink, base_table_hash(name, len));
 	}
-	sio_membership *m = malloc(sizeof(*m));
+	sio_membership *m = room_slot(room);
+	if (m->room != NULL)
+		m = malloc(sizeof(*m));
 	if (!m) {
 		if (!room->n)
 			room_remove(nsp, room);
@@ -65,11 +86,16 @@ static void membership_drop(sio_namespace *nsp, sio_membership *m)
 {
 	if (nsp->srv->admin)
 		sio__admin_room(m->s, m->room->name, m->room->name_len, 0);
+	sio_room *room = m->room;
+	int in_slot = m == room_slot(room);
 	base_list_remove(&m->room_link);
 	base_list_remove(&m->sock_link);
-	if (--m->room->n == 0)
-		room_remove(nsp, m->room);
-	free(m);
+	if (in_slot)
+		m->room = NULL; /* the slot is free again */
+	else
+		free(m);
+	if (--room->n == 0)
+		room_remove(nsp, room); /* the slot goes with it */
 }
 
 static sio_membership *membership_find(const sio_socket *s, const char *name, size_t len)

@@ -42,7 +42,6 @@ void sio__client_unref(sio_client *c)
 	if (--c->refs > 0)
 		return;
 	sio__decoder_free(&c->dec);
-	free(c->hs_block);
 	free(c);
 }
 
@@ -71,21 +70,26 @@ static int handshake_only(base_slice name)
 	return 0;
 }
 
-/* Copies what the handshake request said into one allocation. */
-static int copy_handshake(sio_client *c, const http_request *req)
+/*
+ * Makes a client holding what the handshake request said, in the same
+ * allocation: the headers kept, the query and the address. NULL when out of
+ * memory.
+ */
+static sio_client *client_new(const http_request *req)
 {
-	size_t total = req->query.len, kept = 0;
+	size_t alen = strnlen(req->remote_addr, sizeof(req->remote_addr) - 1);
+	size_t total = req->query.len + alen + 1, kept = 0;
 	for (size_t i = 0; i < req->n_headers; i++) {
 		if (handshake_only(req->headers[i].name))
 			continue;
 		total += sizeof(http_header) + req->headers[i].name.len + req->headers[i].value.len;
 		kept++;
 	}
-	char *block = malloc(total ? total : 1);
-	if (!block)
-		return BASE_ENOMEM;
-	http_header *h = (http_header *)block;
-	char *w = block + kept * sizeof(http_header);
+	sio_client *c = calloc(1, sizeof(*c) + total);
+	if (!c)
+		return NULL;
+	http_header *h = c->headers;
+	char *w = (char *)(h + kept);
 	size_t n = 0;
 	for (size_t i = 0; i < req->n_headers; i++) {
 		const http_header *src = &req->headers[i];
@@ -101,22 +105,21 @@ static int copy_handshake(sio_client *c, const http_request *req)
 	}
 	memcpy(w, req->query.base, req->query.len);
 	c->query = (base_slice){w, req->query.len};
-	c->hs_block = block;
-	c->headers = h;
-	c->n_headers = kept;
-	snprintf(c->address, sizeof(c->address), "%s", req->remote_addr);
+	w += req->query.len;
+	memcpy(w, req->remote_addr, alen);
+	w[alen] = '\0';
+	c->n_headers = (uint32_t)kept;
 	struct timeval tv;
 	gettimeofday(&tv, NULL);
 	c->time_ms = (uint64_t)tv.tv_sec * 1000 + (uint64_t)tv.tv_usec / 1000;
-	return 0;
+	return c;
 }
 
 static void on_eio_connection(eio_socket *es, const http_request *req, void *ud)
 {
 	sio_server *srv = ud;
-	sio_client *c = calloc(1, sizeof(*c));
-	if (!c || copy_handshake(c, req)) {
-		free(c);
+	sio_client *c = client_new(req);
+	if (!c) {
 		eio_socket_close(es);
 		return;
 	}
@@ -187,7 +190,7 @@ int sio__rate_ok(sio_client *c, sio_bucket *b, const sio_limit *l, const char *w
 		BASE_LOGW("sio",
 		          "client %s (%s): event flood: %u %s dropped over the limit of %u/s "
 		          "(burst %u): closing the connection",
-		          eio_socket_id(c->eio), c->address, b->dropped, what, l->rate,
+		          eio_socket_id(c->eio), sio__client_address(c), b->dropped, what, l->rate,
 		          (unsigned)(l->cap / 1000));
 		b->dropped = 0;
 		eio_socket_close(c->eio);

@@ -84,8 +84,8 @@ typedef struct {
 typedef struct sio_room {
 	base_table_link hlink; /* in nsp->rooms, by name */
 	base_list members;     /* sio_membership.room_link */
-	size_t n;
-	size_t name_len;
+	uint32_t n;
+	uint32_t name_len;
 	char name[];
 } sio_room;
 
@@ -166,21 +166,31 @@ struct sio_socket {
 	base_list rooms;       /* sio_membership.sock_link */
 	base_list acks;        /* sio_pending_ack.link */
 	int64_t next_ack;
-	char *auth; /* CONNECT payload, "{}" when none */
-	size_t auth_len;
+	size_t auth_len; /* of the CONNECT payload in auth_buf ("{}" when none) */
 	char *data_json; /* socket.data for fetchSockets; NULL: {} */
 	size_t data_json_len;
 	void *user;
 	uint32_t bcast_mark;
+	int refs;          /* held across middlewares and callbacks */
 	sio_bucket bucket; /* its events (nsp->event_limit) */
 	uint16_t mw_next;  /* index of the next middleware to run */
 	uint8_t state;
 	uint8_t recovered;
+	uint8_t has_pid;         /* recovery on: a session id follows the auth (sio__pid) */
 	uint64_t recover_offset; /* replay the history after this offset */
-	int refs;                /* held across middlewares and callbacks */
 	char id[SIO_ID_LEN + 1];
-	char pid[SIO_ID_LEN + 1]; /* recovery session id, empty when recovery is off */
+	/*
+	 * Allocated with the struct: the auth (auth_len + 1 bytes), then, with
+	 * recovery on, the recovery session id (SIO_ID_LEN + 1 bytes, sio__pid).
+	 */
+	char auth_buf[];
 };
+
+/** The socket's recovery session id (SIO_ID_LEN + 1 bytes), NULL when recovery is off. */
+static inline char *sio__pid(sio_socket *s)
+{
+	return s->has_pid ? s->auth_buf + s->auth_len + 1 : NULL;
+}
 
 struct sio_client {
 	sio_server *srv;
@@ -189,17 +199,25 @@ struct sio_client {
 	base_list sockets; /* sio_socket.client_link */
 	base_timeq_entry connect_timer;
 	sio_decoder dec; /* the parser's state between messages */
-	/* handshake */
-	char *hs_block; /* one allocation holding the strings below */
-	http_header *headers;
-	size_t n_headers;
+	/* handshake: headers and query point into headers[] (below) */
 	base_slice query;
-	char address[48];
 	uint64_t time_ms;
 	sio_bucket connects; /* its CONNECT packets (srv->connect_limit) */
+	uint32_t n_headers;
 	int refs;
 	uint8_t closed;
+	/*
+	 * Allocated with the struct: the n_headers kept, then their names and
+	 * values, the query and the NUL-terminated address right after it
+	 * (sio__client_address), as long as they are.
+	 */
+	http_header headers[];
 };
+
+static inline const char *sio__client_address(const sio_client *c)
+{
+	return c->query.base + c->query.len;
+}
 
 struct sio_server {
 	sio_options opts;

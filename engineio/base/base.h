@@ -2,7 +2,7 @@
  * base.h: the ground floor every layer uses.
  *
  * Growable buffers, slices, request arenas, refcounted shared chunks,
- * intrusive lists, error maps, logging, escaping, base64 and random ids.
+ * intrusive lists, error maps, logging, escaping, base64, SHA-1 and random ids.
  * Nothing here knows about HTTP, Engine.IO or anything above.
  *
  * Out of memory: the tree follows one policy, as h2o and redis do. An
@@ -233,6 +233,10 @@ size_t base_base64_encoded_len(size_t len);
 size_t base_base64_encode(const void *in, size_t len, char *out);
 /** Decodes standard base64. Returns the decoded length, or -1 when invalid. */
 ssize_t base_base64_decode(const char *in, size_t len, void *out);
+
+#define BASE_SHA1_LEN 20
+/** SHA-1 of len bytes (FIPS 180-4): the WebSocket handshake's accept key, nothing secret. */
+void base_sha1(const void *data, size_t len, uint8_t out[BASE_SHA1_LEN]);
 
 /** Fills buf with n cryptographically random bytes (getrandom). */
 void base_random_bytes(void *buf, size_t n);

@@ -57,7 +57,10 @@ void base_table_insert(base_table *t, base_table_link *l, size_t hash)
 {
 	size_t b;
 
-	if (t->n >= t->size)
+	/* Two entries per bucket on average before doubling: a bucket is a pointer
+	 * per (say) idle connection in the sid and room tables, a chain of two a
+	 * step more per lookup. */
+	if (t->n >= 2 * t->size)
 		table_resize(t, t->size ? t->size * 2 : table_min(t));
 	b = hash & (t->size - 1);
 	l->hash = hash;

@@ -4,7 +4,7 @@
  * The owner embeds a base_table_link in each entry and keeps the key; the
  * table keeps only the links and each entry's hash, so inserting never
  * allocates per entry and a resize never hashes again. Buckets are a power
- * of two; the table doubles when it holds as many entries as buckets and
+ * of two; the table doubles when it holds twice as many entries as buckets and
  * halves when it is an eighth full (never below its first size), so it
  * gives memory back after a spike and never flaps between two sizes.
  *

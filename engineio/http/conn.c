@@ -182,7 +182,7 @@ int http__conn_account(http_conn *c)
 	if (c->mode == HTTP_MODE_HTTP && c->u.rx != NULL)
 		now += c->u.rx->body.cap;
 	else if (c->mode == HTTP_MODE_WS && c->u.ws != NULL)
-		now += c->u.ws->frag.cap;
+		now += c->u.ws->frag ? c->u.ws->frag->cap : 0;
 	if (now > UINT32_MAX)
 		now = UINT32_MAX;
 	s->held = s->held - before + now;

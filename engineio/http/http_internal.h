@@ -56,6 +56,7 @@ enum {
 };
 
 enum { HTTP_MODE_HTTP = 0, HTTP_MODE_WS = 1 };
+_Static_assert(HTTP_T_COUNT <= 8, "http_conn.tkind has 3 bits");
 
 typedef struct http_conn http_conn;
 typedef struct http_rx http_rx;
@@ -93,12 +94,12 @@ struct http_conn {
 		http_rx *rx; /* HTTP: the request being read or handled */
 		http_ws *ws; /* WebSocket */
 	} u;
+	uint32_t held; /* input buffer bytes counted in srv->held (http__conn_account) */
 	uint16_t flags;
-	uint8_t mode;
-	uint8_t tkind;
+	uint8_t mode : 1;    /* HTTP_MODE_* */
+	uint8_t tkind : 3;   /* HTTP_T_* */
 	uint8_t peer_family; /* AF_INET, AF_INET6 or 0 */
 	uint8_t peer[16];
-	uint32_t held; /* input buffer bytes counted in srv->held (http__conn_account) */
 };
 
 /* Header positions while the header bytes may still move. */
@@ -133,18 +134,26 @@ struct http_ws {
 	http_ws_callbacks cb;
 	void *ud;
 	http_ws_seq seq;
-	base_buf frag; /* a fragmented message in progress */
+	base_buf *frag; /* a fragmented message in progress; NULL between messages (ws_frag) */
 	uint32_t utf8;
 	uint16_t close_code; /* 0 until known */
 	uint8_t binary;
-	uint8_t deflate;    /* permessage-deflate negotiated */
-	uint8_t compressed; /* the message in progress has RSV1: inflated when complete */
-	char *close_reason; /* heap, or NULL */
-	char remote[48];
+	uint8_t deflate;             /* permessage-deflate negotiated */
+	uint8_t compressed;          /* the message in progress has RSV1: inflated when complete */
+	uint8_t path_off, agent_off; /* in str (below); the remote address is at 0 */
+	char *close_reason;          /* heap, or NULL */
 	uint64_t id, start_ms, bytes_in, bytes_out;
-	char path[64];
-	char agent[96];
+	/*
+	 * The remote address, the path and the User-Agent (for the access log
+	 * at the end), each NUL-terminated, one after the other in str; as long
+	 * as they are (at most HTTP_WS_PATH_MAX and HTTP_WS_AGENT_MAX bytes of
+	 * the last two), not in fixed arrays: an idle connection keeps them for
+	 * its whole life.
+	 */
+	char str[];
 };
+#define HTTP_WS_PATH_MAX 63
+#define HTTP_WS_AGENT_MAX 95
 
 /* A trusted proxy: an address, or a CIDR prefix of one. */
 typedef struct {

@@ -14,7 +14,6 @@
  */
 #include "http_internal.h"
 
-#include <openssl/sha.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,7 +33,7 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	http_rx *rx = BASE_CONTAINER_OF(req, http_rx, req);
 	http_conn *c = rx->conn;
 	const base_slice *ver, *key;
-	unsigned char raw[18], digest[SHA_DIGEST_LENGTH];
+	unsigned char raw[18], digest[BASE_SHA1_LEN];
 	char concat[24 + sizeof(WS_GUID) - 1], accept[32];
 	static const char h1[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 	                         "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
@@ -65,14 +64,29 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 		http__request_end(c, 0);
 		return NULL;
 	}
-	ws = calloc(1, sizeof(*ws));
+	{
+		/* remote_addr is at most 47 characters (http_request), path and agent are cut. */
+		const base_slice *ua = http_header_get(req, "User-Agent");
+		size_t rlen = strnlen(req->remote_addr, sizeof(req->remote_addr) - 1);
+		size_t plen = req->path.len < HTTP_WS_PATH_MAX ? req->path.len : HTTP_WS_PATH_MAX;
+		size_t ualen = ua ? (ua->len < HTTP_WS_AGENT_MAX ? ua->len : HTTP_WS_AGENT_MAX) : 0;
+		ws = calloc(1, offsetof(http_ws, str) + rlen + plen + ualen + 3);
+		if (ws != NULL) {
+			memcpy(ws->str, req->remote_addr, rlen);
+			ws->path_off = (uint8_t)(rlen + 1);
+			memcpy(ws->str + ws->path_off, req->path.base, plen);
+			ws->agent_off = (uint8_t)(ws->path_off + plen + 1);
+			if (ualen)
+				memcpy(ws->str + ws->agent_off, ua->base, ualen);
+		}
+	}
 	if (ws == NULL) {
 		http_respond_and_close(req, 503, "text/plain", "out of memory\n", 14);
 		return NULL;
 	}
 	memcpy(concat, key->base, 24);
 	memcpy(concat + 24, WS_GUID, sizeof(WS_GUID) - 1);
-	SHA1((const unsigned char *)concat, sizeof(concat), digest);
+	base_sha1(concat, sizeof(concat), digest);
 	alen = base_base64_encode(digest, sizeof(digest), accept);
 	accept[alen++] = '\r';
 	accept[alen++] = '\n';
@@ -95,16 +109,8 @@ http_ws *http_ws_accept(http_request *req, const http_ws_callbacks *cb, void *ud
 	ws->ud = ud;
 	ws->conn = c;
 	ws->deflate = (uint8_t)deflate;
-	memcpy(ws->remote, req->remote_addr, sizeof(ws->remote));
-	ws->remote[sizeof(ws->remote) - 1] = '\0';
 	ws->id = req->id;
 	ws->start_ms = req->start_ms;
-	snprintf(ws->path, sizeof(ws->path), "%.*s", (int)req->path.len, req->path.base);
-	{
-		const base_slice *ua = http_header_get(req, "User-Agent");
-		snprintf(ws->agent, sizeof(ws->agent), "%.*s", ua ? (int)ua->len : 0,
-		         ua ? ua->base : "");
-	}
 	http__count_status(rx, 101);
 	c->srv->stats.ws_opened++;
 	http__rx_free(c->srv, rx);
@@ -267,7 +273,7 @@ void *http_ws_data(const http_ws *ws)
 
 const char *http_ws_remote_addr(const http_ws *ws)
 {
-	return ws->remote;
+	return ws->str;
 }
 
 /* Remembers why the connection ends; the first reason wins. */
@@ -344,12 +350,37 @@ void http__ws_closed(http_ws *ws)
 		srv->obs.on_ws_end(ws, code, ws->close_reason ? ws->close_reason : "", srv->obs.ud);
 	if (ws->cb.on_close != NULL)
 		ws->cb.on_close(ws, code, ws->close_reason ? ws->close_reason : "", ws->ud);
-	base_buf_free(&ws->frag);
+	if (ws->frag) {
+		base_buf_free(ws->frag);
+		free(ws->frag);
+	}
 	free(ws->close_reason);
 	free(ws);
 }
 
 /* ---- receiving ----------------------------------------------------------- */
+
+/* The buffer of a fragmented message, made at its first fragment (an idle connection has none). */
+static base_buf *ws_frag(http_ws *ws)
+{
+	if (ws->frag == NULL) {
+		ws->frag = base_xmalloc(sizeof(*ws->frag));
+		*ws->frag = (base_buf)BASE_BUF_INIT;
+	}
+	return ws->frag;
+}
+
+/* Detaches the fragmented message's bytes (the caller frees them) and drops the buffer. */
+static base_buf ws_frag_take(http_ws *ws)
+{
+	base_buf b = BASE_BUF_INIT;
+	if (ws->frag) {
+		b = *ws->frag;
+		free(ws->frag);
+		ws->frag = NULL;
+	}
+	return b;
+}
 
 static void ws_deliver(http_ws *ws, const char *data, size_t len)
 {
@@ -391,12 +422,11 @@ static void ws_data_compressed(http_ws *ws, const http_ws_frame *f, const char *
 	int rc;
 
 	if (!(f->fin && f->opcode != HTTP_WS_OP_CONT)) {
-		base_buf_append(&ws->frag, p, n);
+		base_buf_append(ws_frag(ws), p, n);
 		if (!f->fin)
 			return;
 		/* Detached first: on_message may close, and the buffer goes either way. */
-		in = ws->frag;
-		ws->frag = (base_buf)BASE_BUF_INIT;
+		in = ws_frag_take(ws);
 		p = in.data;
 		n = in.len;
 	}
@@ -446,12 +476,11 @@ static void ws_data(http_ws *ws, const http_ws_frame *f, const char *p, size_t n
 		ws_deliver(ws, p, n);
 		return;
 	}
-	base_buf_append(&ws->frag, p, n);
+	base_buf_append(ws_frag(ws), p, n);
 	if (f->fin) {
-		base_buf frag = ws->frag;
-
 		/* Detached first: on_message may close, and the buffer goes either way. */
-		ws->frag = (base_buf)BASE_BUF_INIT;
+		base_buf frag = ws_frag_take(ws);
+
 		ws_deliver(ws, frag.data, frag.len);
 		base_buf_free(&frag);
 	}
@@ -504,6 +533,6 @@ void http_ws_get_info(const http_ws *ws, http_ws_info *info)
 	info->start_ms = ws->start_ms;
 	info->bytes_in = ws->bytes_in;
 	info->bytes_out = ws->bytes_out;
-	info->path = ws->path;
-	info->user_agent = ws->agent;
+	info->path = ws->str + ws->path_off;
+	info->user_agent = ws->str + ws->agent_off;
 }

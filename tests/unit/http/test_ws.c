@@ -143,6 +143,8 @@ static http_ws *g_ws[MAX_WS];
 static atomic_int g_closes;
 static atomic_int g_last_code;
 static char g_last_reason[128];
+/* http_ws_get_info of the last connection closed, and its remote address */
+static char g_info_path[128], g_info_agent[128], g_info_remote[64];
 static int g_after_close_rc;
 static base_chunk *g_chunk;
 static atomic_int g_queue_full;
@@ -193,7 +195,12 @@ static void on_message(http_ws *ws, int binary, const char *data, size_t len, vo
 static void on_close(http_ws *ws, int code, const char *reason, void *ud)
 {
 	(void)ud;
+	http_ws_info in;
 	ws_forget(ws);
+	http_ws_get_info(ws, &in);
+	snprintf(g_info_path, sizeof(g_info_path), "%s", in.path);
+	snprintf(g_info_agent, sizeof(g_info_agent), "%s", in.user_agent);
+	snprintf(g_info_remote, sizeof(g_info_remote), "%s", http_ws_remote_addr(ws));
 	atomic_store(&g_last_code, code);
 	snprintf(g_last_reason, sizeof(g_last_reason), "%s", reason);
 	atomic_fetch_add(&g_closes, 1);
@@ -306,6 +313,46 @@ static void test_handshake(void **state)
 	run_client(c_handshake);
 	wait_closes(1);
 	assert_int_equal(atomic_load(&g_last_code), HTTP_WS_CLOSE_ABNORMAL);
+}
+
+/* A User-Agent of 200 bytes: the info keeps its first 95 (the access log's). */
+static void c_info(void)
+{
+	cl_t *c = cl_open();
+	resp_t r;
+	char req[768], ua[201];
+
+	memset(ua, 'u', 200);
+	ua[200] = '\0';
+	snprintf(req, sizeof(req),
+	         "GET /ws?x=1 HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\nUpgrade: websocket\r\n"
+	         "Connection: Upgrade\r\nSec-WebSocket-Key: " RFC_KEY
+	         "\r\nSec-WebSocket-Version: 13\r\n\r\n",
+	         ua);
+	CK(cl_sends(c, req) == 0);
+	CK(cl_response(c, &r) == 0);
+	CK(r.status == 101);
+	resp_free(&r);
+	cl_close(c);
+}
+
+static void test_info(void **state)
+{
+	char want[96];
+
+	(void)state;
+	run_client(c_info);
+	wait_closes(1);
+	assert_string_equal(g_info_path, "/ws");
+	memset(want, 'u', 95);
+	want[95] = '\0';
+	assert_string_equal(g_info_agent, want);
+	assert_string_equal(g_info_remote, "127.0.0.1");
+	/* Without a User-Agent: "". */
+	run_client(c_handshake);
+	wait_closes(2);
+	assert_string_equal(g_info_path, "/ws");
+	assert_string_equal(g_info_agent, "");
 }
 
 static void c_bad_handshake(void)
@@ -720,6 +767,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_handshake, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_bad_handshake, setup_default, teardown),
+	    cmocka_unit_test_setup_teardown(test_info, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_echo, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_frames_behind_handshake, setup_default, teardown),
 	    cmocka_unit_test_setup_teardown(test_fragmented, setup_default, teardown),

@@ -29,6 +29,7 @@ enum {
 	MODE_CLOSE_IN_DISCONNECT,
 	MODE_CLOSE_OTHER_IN_DISCONNECT,
 	MODE_QUEUE_FULL_IN_BCAST,
+	MODE_ROOM_SLOT,
 };
 
 static struct {
@@ -188,6 +189,31 @@ static void on_go(const sio_event *ev, void *ud)
 		S.in_bcast = 0;
 		break;
 	}
+	case MODE_ROOM_SLOT: {
+		/*
+		 * A room's first membership shares the room's allocation (rooms.c):
+		 * the first member leaves while others stay, comes back into the
+		 * freed slot, and a socket's own room keeps a second member after
+		 * its owner left it.
+		 */
+		sio_socket *a = S.socks[0], *bs = S.socks[1], *c = S.socks[2];
+		CK(a && bs && c);
+		sio_leave(a, "r");
+		CK(!sio_in_room(a, "r") && sio_in_room(bs, "r") && sio_in_room(c, "r"));
+		CK(sio_join(a, "r") == 0 && sio_join(a, "r") == 0 && sio_in_room(a, "r"));
+		sio_leave(bs, "r");
+		CK(!sio_in_room(bs, "r"));
+		CK(sio_join(c, sio_socket_id(a)) == 0);
+		sio_leave(a, sio_socket_id(a));
+		CK(!sio_in_room(a, sio_socket_id(a)) && sio_in_room(c, sio_socket_id(a)));
+		sio_bcast_init(&b, S.nsp);
+		sio_bcast_to(&b, "r");
+		sio_bcast_emit(&b, "first", BASE_SLICE_LIT("1"), NULL, 0);
+		sio_bcast_init(&b, S.nsp);
+		sio_bcast_to(&b, sio_socket_id(a));
+		sio_bcast_emit(&b, "second", BASE_SLICE_LIT("1"), NULL, 0);
+		break;
+	}
 	default:
 		break;
 	}
@@ -316,6 +342,31 @@ static void client_disconnect_next(void)
 	server_still_serves();
 }
 
+static void client_room_slot(void)
+{
+	cl_t *a = sio_open(0, 1), *b = sio_open(0, 1), *c = sio_open(0, 1);
+	seen_t sa, sb, sc;
+	ws_send_text(a, "42[\"go\"]");
+	read_until_done(a, &sa, 0);
+	read_until_done(b, &sb, 0);
+	read_until_done(c, &sc, 0);
+	CK(sa.first == 1 && sa.second == 0 && sa.done);
+	CK(sb.first == 0 && sb.second == 0 && sb.done);
+	CK(sc.first == 1 && sc.second == 1 && sc.done);
+	cl_close(a);
+	cl_close(b);
+	cl_close(c);
+	server_still_serves();
+}
+
+static void test_room_slot(void **state)
+{
+	(void)state;
+	server_start(MODE_ROOM_SLOT, NULL);
+	run_client(client_room_slot);
+	server_stop();
+}
+
 static void test_disconnect_next_receiver_during_broadcast(void **state)
 {
 	(void)state;
@@ -418,6 +469,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_broadcast_inside_broadcast_keeps_except),
+	    cmocka_unit_test(test_room_slot),
 	    cmocka_unit_test(test_disconnect_next_receiver_during_broadcast),
 	    cmocka_unit_test(test_close_from_every_callback),
 	    cmocka_unit_test(test_close_from_disconnect_listener),

@@ -74,29 +74,27 @@ def proc_cpu(pid):
         return 0.0
 
 
-def proc_rss_kb(pid):
+def proc_kb(pid, name, key):
+    """The kB figure after `key` in /proc/PID/name, or 0."""
     try:
-        with open(f"/proc/{pid}/status") as f:
+        with open(f"/proc/{pid}/{name}") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except OSError:
         pass
     return 0
+
+
+def proc_rss_kb(pid):
+    return proc_kb(pid, "status", "VmRSS:")
 
 
 def proc_pss_kb(pid):
     """Proportional set size: shared pages (the libraries every node maps)
     divided among the processes sharing them, so a sum over the nodes counts
     them once."""
-    try:
-        with open(f"/proc/{pid}/smaps_rollup") as f:
-            for line in f:
-                if line.startswith("Pss:"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return proc_kb(pid, "smaps_rollup", "Pss:")
 
 
 def sockstat():

@@ -389,23 +389,30 @@ void sio__admin_connected(sio_socket *s)
 	base_buf_free(&b);
 }
 
-void sio__admin_disconnected(sio_socket *s, const char *reason)
+/* An event whose arguments are the namespace, two strings and the date. */
+static void notify_nsp2(sio_admin *a, const char *event, const sio_socket *s, const char *x,
+                        size_t xlen, const char *y, size_t ylen)
 {
-	sio_admin *a = s->nsp->srv->admin;
-	if (a->production || !listening(a))
-		return;
 	char date[32];
 	iso_date(date, wall_ms());
 	base_buf b = BASE_BUF_INIT;
 	append_str(&b, s->nsp->name, s->nsp->name_len);
 	base_buf_append(&b, ",", 1);
-	append_cstr(&b, s->id);
+	append_str(&b, x, xlen);
 	base_buf_append(&b, ",", 1);
-	append_cstr(&b, reason);
+	append_str(&b, y, ylen);
 	base_buf_append(&b, ",", 1);
 	base_buf_append_str(&b, date);
-	admin_send(a, "socket_disconnected", &b);
+	admin_send(a, event, &b);
 	base_buf_free(&b);
+}
+
+void sio__admin_disconnected(sio_socket *s, const char *reason)
+{
+	sio_admin *a = s->nsp->srv->admin;
+	if (a->production || !listening(a))
+		return;
+	notify_nsp2(a, "socket_disconnected", s, s->id, strlen(s->id), reason, strlen(reason));
 }
 
 void sio__admin_updated(sio_socket *s)
@@ -431,18 +438,7 @@ void sio__admin_room(sio_socket *s, const char *room, size_t len, int joined)
 	sio_admin *a = s->nsp->srv->admin;
 	if (a->production || !listening(a))
 		return;
-	char date[32];
-	iso_date(date, wall_ms());
-	base_buf b = BASE_BUF_INIT;
-	append_str(&b, s->nsp->name, s->nsp->name_len);
-	base_buf_append(&b, ",", 1);
-	append_str(&b, room, len);
-	base_buf_append(&b, ",", 1);
-	append_cstr(&b, s->id);
-	base_buf_append(&b, ",", 1);
-	base_buf_append_str(&b, date);
-	admin_send(a, joined ? "room_joined" : "room_left", &b);
-	base_buf_free(&b);
+	notify_nsp2(a, joined ? "room_joined" : "room_left", s, room, len, s->id, strlen(s->id));
 }
 
 void sio__admin_event(sio_socket *s, int outgoing, base_slice name, base_slice args)

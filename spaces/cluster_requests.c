@@ -269,6 +269,25 @@ static cl_nsp *usable(sp_cluster *c, sio_namespace *nsp, sio_remote *q)
 	return cn;
 }
 
+/*
+ * A request that other nodes answer: none (q is answered at once with an
+ * empty list, as Node does), or a new request, or NULL when too many are
+ * pending (q is answered with BASE_ELIMIT).
+ */
+static cl_req *req_begin(sp_cluster *c, cl_nsp *cn, int kind, sio_remote *q, unsigned timeout_ms)
+{
+	cl_req *r;
+
+	prune(c, cn);
+	if (cn->n_nodes == 0) {
+		sio_remote_done(q, 0);
+		return NULL;
+	}
+	if ((r = req_new(c, cn, kind, q, timeout_ms)) == NULL)
+		sio_remote_done(q, BASE_ELIMIT);
+	return r;
+}
+
 void cl__fetch(sio_namespace *nsp, const sio_bcast *b, unsigned timeout_ms, sio_remote *q, void *ud)
 {
 	sp_cluster *c = ud;
@@ -278,17 +297,8 @@ void cl__fetch(sio_namespace *nsp, const sio_bcast *b, unsigned timeout_ms, sio_
 	char *text;
 	cl_req *r;
 
-	if (cn == NULL)
+	if (cn == NULL || (r = req_begin(c, cn, CL_FETCH_SOCKETS, q, timeout_ms)) == NULL)
 		return;
-	prune(c, cn);
-	if (cn->n_nodes == 0) {
-		sio_remote_done(q, 0);
-		return;
-	}
-	if ((r = req_new(c, cn, CL_FETCH_SOCKETS, q, timeout_ms)) == NULL) {
-		sio_remote_done(q, BASE_ELIMIT);
-		return;
-	}
 	opts = cl__opts_json(b, timeout_ms);
 	text = dump(opts);
 	head(&t, c, cn, CL_FETCH_SOCKETS, 1);
@@ -309,18 +319,8 @@ void cl__server_emit(sio_namespace *nsp, base_slice packet, const base_slice *at
 
 	if (cn == NULL)
 		return;
-	if (q != NULL) {
-		/* As Node does: with nobody to answer, the answer is an empty list at once. */
-		prune(c, cn);
-		if (cn->n_nodes == 0) {
-			sio_remote_done(q, 0);
-			return;
-		}
-		if ((r = req_new(c, cn, CL_SERVER_SIDE_EMIT, q, timeout_ms)) == NULL) {
-			sio_remote_done(q, BASE_ELIMIT);
-			return;
-		}
-	}
+	if (q != NULL && (r = req_begin(c, cn, CL_SERVER_SIDE_EMIT, q, timeout_ms)) == NULL)
+		return;
 	head(&t, c, cn, CL_SERVER_SIDE_EMIT, 1);
 	if (r != NULL)
 		base_buf_printf(&t, "\"requestId\":\"%s\",", r->id);

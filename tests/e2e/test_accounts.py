@@ -48,7 +48,11 @@ def browser_child(url, cookie, transport, origin):
 
         websocket.create_connection = create_with_origin
     sio = socketio.Client(reconnection=False)
-    sio.on("connect", lambda: out("connect"), namespace="/spaces")
+    # "connect" is printed once Client.connect() has returned, not from the
+    # handler: python-socketio 5.7 runs the handler before it marks itself
+    # connected and drops a DISCONNECT that arrives in between (see "Client
+    # quirks" in docs/protocol.md), so a test acting on a handler's "connect"
+    # could wait for a disconnect the client never reports.
     sio.on("disconnect", lambda: out("disconnect"), namespace="/spaces")
     headers = {}
     if cookie:
@@ -61,6 +65,7 @@ def browser_child(url, cookie, transport, origin):
     except Exception as e:  # a refused namespace ends here
         out("connect_failed", repr(e))
         os._exit(3)
+    out("connect")
     for _ in sys.stdin:
         pass
     os._exit(0)

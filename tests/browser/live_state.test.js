@@ -300,6 +300,13 @@ test("a card looks the same live and after a reload", async () => {
   await final(page, "Kept\nwith two lines");
   const x = await submit(page, "Then cancelled");
   await waitCard(page, "Then cancelled", (c) => c.buttons.includes("Cancel"), "to offer Cancel");
+  // Status look-ups answer late (as on a slow network): the card must not
+  // show a cancelled state of its own making before the server's document.
+  await page.evaluate(() => {
+    const f = window.fetch;
+    window.fetch = (u, o) => (String(u).includes("/websockets/status")
+      ? new Promise((r) => setTimeout(r, 1500)).then(() => f(u, o)) : f(u, o));
+  });
   await clickCard(page, `li.req[data-request-id="${x.id}"] button[data-action=cancel]`);
   assert.equal((await final(page, "Then cancelled")).state, "cancelled");
   const live = await cardsOf(page);

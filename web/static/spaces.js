@@ -517,8 +517,10 @@
   function cancel(card) {
     var id = card.state.request_id;
     post("/websockets/cancel/" + encodeURIComponent(id)).then(function (j) {
-      if (j.success) apply(id, { status: "cancelled", state: "cancelled" });
-      else { card.actionError = j.error; render(card); }
+      /* The card takes the server's document (request_update or the status
+       * look-up), never one made up here: it would lack the server's message
+       * until the next update, and a reload would show more than the live card. */
+      if (!j.success) { card.actionError = j.error; render(card); }
       refresh(id);
     });
   }

@@ -47,6 +47,7 @@ static void cancelled(const db_result *res, void *ud)
 		if (strcmp(db_value(res, 0, SP_REQ_NCOLS), "processing") == 0 &&
 		    !sp__held_cancel(app, id))
 			sp__nodes_tell_cancel(app, id); /* held by an app of another node */
+		app->stats.cancelled++;
 		sp__request_push(app, res, 0);
 		sp__space_changed(app, db_value(res, 0, 2));
 		answer(x->cb, x->ud, 200, NULL);

@@ -131,6 +131,7 @@ typedef struct {
 	uint64_t completed;  /* results taken with status completed */
 	uint64_t failed;     /* results taken with status failed */
 	uint64_t timed_out;  /* requests the deadline sweep failed */
+	uint64_t cancelled;  /* requests cancelled by their users (sp_cancel) */
 	sp_histogram wait;   /* submit -> dispatch */
 	sp_histogram run;    /* dispatch -> result */
 } sp_stats;

@@ -244,7 +244,7 @@ static void render(web_metrics *m, base_buf *b, const db_counts *c)
 		} evs[] = {{"submitted", ps.submitted},   {"rejected", ps.rejected},
 		           {"dispatched", ps.dispatched}, {"requeued", ps.requeued},
 		           {"completed", ps.completed},   {"failed", ps.failed},
-		           {"timed_out", ps.timed_out}};
+		           {"timed_out", ps.timed_out},   {"cancelled", ps.cancelled}};
 		for (size_t i = 0; i < BASE_ARRAY_SIZE(evs); i++)
 			base_buf_printf(b, "spaces_requests_total{event=\"%s\"} %llu\n", evs[i].ev,
 			                (unsigned long long)evs[i].v);

@@ -169,6 +169,23 @@ def test_metrics_behind_token_and_json_access_log(pg):
             assert re.search(r"request %s dispatched to app" % rid, log), rid
             assert re.search(r"request %s completed" % rid, log), rid
 
+        # A request its user cancels (held by an app that takes a minute).
+        sid2, name2 = site.create_space()
+        slow = harness.ChildProcess([harness.PYTHON, MOCK_APP, "--host", server.url, "--spaces",
+                                     name2, "--delay", "60"], limit=90, name="slow_app")
+        try:
+            slow.wait_line(r"Registration successful", timeout=30)
+            user = site.user()
+            victim = site.submit_ok(user, sid2, "to be cancelled")
+            r = user.session.post(server.url + "/websockets/cancel/" + victim, timeout=30)
+            assert r.status_code == 200 and r.json() == {"success": True}, r.text
+            later, _ = scrape(url, TOKEN)
+            assert val(later, "spaces_requests_total", event="cancelled") - \
+                val(again, "spaces_requests_total", event="cancelled") == 1
+            assert val(before, "spaces_requests_total", event="cancelled") == 0
+        finally:
+            slow.close()
+
         # The app's WebSocket ends: one line with its duration and bytes.
         app.close()
         app = None

@@ -239,7 +239,9 @@ static json_t *doc_of(sp_app *app, const db_result *res, int row, int live, live
 		json_object_set_new(d, "reason", json_string("cancelled"));
 	if (!db_isnull(res, row, 6))
 		json_object_set_new(d, "message", json_string(db_value(res, row, 6)));
-	if (!db_isnull(res, row, 9))
+	/* A notice says why the request is queued again, or that it timed out:
+	 * once it has gone on (to an app, to its result) it would be stale. */
+	if (!db_isnull(res, row, 9) && (v->state == ST_QUEUED || v->state == ST_TIMEOUT))
 		json_object_set_new(d, "notice", json_string(db_value(res, row, 9)));
 	if (!db_isnull(res, row, 10) && v->state >= ST_COMPLETED)
 		json_object_set_new(d, "processing_time_seconds",

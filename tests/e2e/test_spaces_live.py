@@ -272,7 +272,11 @@ def test_app_killed_mid_request_back_in_queue(env, children, browsers):
     assert code == 200 and body["state"] == "queued" and body["position"] == 1 and \
         body["notice"] == NOTICE_REQUEUED, body
     mock_app(children, server, name, "--delay", "0.3")
-    b.update(rid, "completed by the next app", state="completed")
+    _, d = b.update(rid, "completed by the next app", state="completed")
+    # The notice was about the queue: a finished request no longer says it.
+    assert "notice" not in d, d
+    code, body = site.status(rid, user)
+    assert code == 200 and body["state"] == "completed" and "notice" not in body, body
 
 
 def test_timeout_is_pushed(env, children, browsers):

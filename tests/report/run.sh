@@ -61,6 +61,8 @@ fi
 echo "report: the plan (tests 1-7, three browsers) ..." >&2
 "${XVFB[@]}" node tests/report/plan.js --out "$OUT" --json "$WORK/plan.json" $QUICK || \
   echo "report: the plan stopped early (see the document's Issues Found)" >&2
+# REPORT_PLAN_JSON=FILE: a copy of the plan's record (report_quick reads it).
+[ -z "${REPORT_PLAN_JSON:-}" ] || cp "$WORK/plan.json" "$REPORT_PLAN_JSON"
 
 # 2. The load test.
 if [ -n "$QUICK" ]; then LOAD=(--levels 10,50,500 --requests 300 --users 5); else LOAD=(--levels 1,10,50,200,500 --requests 2000); fi

@@ -287,6 +287,24 @@ class MockApp {
   }
 }
 
+/** "Submit from all tabs simultaneously": each page is armed with a timer
+ *  that clicks `selector` at one common instant (this machine's clock),
+ *  so a loaded browser driver cannot spread the clicks over seconds the way
+ *  one driver round trip per click does. Resolves with that instant. */
+async function clickAllAt(pages, selector, marginMs = 1500) {
+  const at = Date.now() + marginMs;
+  for (const page of pages) {
+    await page.evaluate(({ sel, at }) => {
+      setTimeout(() => document.querySelector(sel).click(), Math.max(0, at - Date.now()));
+      return 1;
+    }, { sel: selector, at });
+  }
+  const late = Date.now() - at;
+  if (late > 0) throw new Error(`arming the ${pages.length} pages took ${late} ms past the instant`);
+  await h.sleep(at - Date.now());
+  return at;
+}
+
 // ---------------------------------------------------------------------------
 // Pages. Everything is read with page.evaluate(fn, arg), which Playwright and
 // Puppeteer share and which page CSP does not block.
@@ -620,8 +638,7 @@ function defineSeedPlan(driver) {
     }
     const prompts = tabs.map((_, i) => `Request ${i + 1}`);
     for (let i = 0; i < 3; i++) await driver.fill(tabs[i].page, "textarea[name=prompt]", prompts[i]);
-    const t0 = Date.now();
-    await Promise.all(tabs.map((t) => t.page.click("#submit-form button[type=submit]")));
+    const t0 = await clickAllAt(tabs.map((t) => t.page), "#submit-form button[type=submit]");
 
     const seen = await until(() => {
       const r = app.requests();
@@ -883,6 +900,6 @@ function chromiumDriver() {
 }
 
 // The report (tests/report/plan.js) reuses the pieces.
-module.exports = { defineSeedPlan, chromiumDriver, MockApp, startServer, dom, until, cspRecorder };
+module.exports = { defineSeedPlan, chromiumDriver, MockApp, startServer, dom, until, cspRecorder, clickAllAt };
 
 if (require.main === module) defineSeedPlan(chromiumDriver());

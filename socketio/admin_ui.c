@@ -12,6 +12,15 @@
  * Messages are built as JSON text and broadcast to the admin namespace; with
  * nobody logged in, the hooks return at once.
  *
+ * In a cluster (the namespace has an adapter), the dashboard sees every
+ * node, as with Node's adapters: "all_sockets" is gathered with
+ * fetchSockets from every node, and while some node has a dashboard logged
+ * in (it says so to the others with a serverSideEmit every stats interval),
+ * every node's messages, server_stats included, are broadcast through the
+ * adapter rather than to this node's dashboards only. Sockets described to
+ * other nodes carry data._admin {clientId, transport} in development mode,
+ * as instrument() sets it, so that those nodes can show them.
+ *
  * Passwords are checked on libuv's thread pool (bcrypt and argon2id cost
  * tens of milliseconds on purpose): the namespace middleware waits for the
  * answer, as sio_use allows, and the loop goes on meanwhile.
@@ -27,10 +36,13 @@
 
 #define ADMIN_SESSIONS 128
 #define ADMIN_SESSION_TTL_MS (24ull * 3600 * 1000)
-#define ADMIN_MAX_VERIFYING 2    /* password checks at once (argon2id: 64 MiB each) */
-#define ADMIN_MAX_PASSWORD 1024  /* longer ones are refused unchecked */
-#define ADMIN_BUCKETS 64         /* aggregated events kept between two server_stats */
-#define ADMIN_SESSION_ID_BYTES 8 /* as Node: 16 hex digits */
+#define ADMIN_MAX_VERIFYING 2               /* password checks at once (argon2id: 64 MiB each) */
+#define ADMIN_MAX_PASSWORD 1024             /* longer ones are refused unchecked */
+#define ADMIN_BUCKETS 64                    /* aggregated events kept between two server_stats */
+#define ADMIN_SESSION_ID_BYTES 8            /* as Node: 16 hex digits */
+#define ADMIN_PEER_EVENT "_admin_listening" /* serverSideEmit: a dashboard is on that node */
+#define ADMIN_PEER_TTL_MS 7000              /* how long one such message counts */
+#define ADMIN_FETCH_TIMEOUT_MS 3000         /* all_sockets waits this long for the other nodes */
 
 enum { HASH_NONE = 0, HASH_BCRYPT, HASH_ARGON2 };
 
@@ -64,6 +76,8 @@ struct sio_admin {
 	admin_session sessions[ADMIN_SESSIONS];
 	size_t next_session;
 	unsigned verifying;
+	unsigned gathering;   /* all_sockets being gathered from the nodes */
+	uint64_t peers_until; /* loop time until which another node has a dashboard */
 	int closing, timer_closed;
 };
 
@@ -96,20 +110,44 @@ static void append_cstr(base_buf *b, const char *s)
 	sio_json_append_string(b, s, strlen(s));
 }
 
-/* Sends an event with JSON arguments to every socket of the admin namespace (this node only). */
+/* Another node has a dashboard logged in (it said so lately). */
+static int peers_listening(const sio_admin *a)
+{
+	return a->peers_until > uv_now(a->srv->loop);
+}
+
+/*
+ * Sends an event with JSON arguments to every socket of the admin namespace:
+ * of this node only, or of every node while another node has a dashboard.
+ */
 static void admin_send(sio_admin *a, const char *event, const base_buf *args)
 {
 	if (!args->data)
 		return; /* out of memory while building it */
 	sio_bcast b;
 	sio_bcast_init(&b, a->nsp);
-	b.local = 1;
+	b.local = !peers_listening(a);
 	sio_bcast_emit(&b, event, (base_slice){args->data, args->len}, NULL, 0);
 }
 
 static int listening(const sio_admin *a)
 {
-	return a && !a->closing && a->nsp->n_sockets > 0;
+	return a && !a->closing && (a->nsp->n_sockets > 0 || peers_listening(a));
+}
+
+/* Tells the other nodes (if any) that a dashboard is logged in here. */
+static void announce(sio_admin *a)
+{
+	if (a->nsp->n_sockets > 0 && a->nsp->adapter.server_emit)
+		sio_server_side_emit(a->nsp, ADMIN_PEER_EVENT, (base_slice){"", 0}, NULL, 0, 0,
+		                     NULL, NULL);
+}
+
+static void on_peer(const sio_server_event *ev, void *ud)
+{
+	(void)ev;
+	sio_admin *a = ud;
+	a->peers_until = uv_now(a->srv->loop) + ADMIN_PEER_TTL_MS;
 }
 
 /* ---- passwords and sessions --------------------------------------------- */
@@ -333,6 +371,18 @@ static json_t *date_string(uint64_t ms)
 	return json_string(out);
 }
 
+/* socket.data without the "_admin" key, as Node's dashboard shows it ({} when not an object). */
+static json_t *user_data(base_slice json)
+{
+	json_t *v = json.len ? json_loadb(json.base, json.len, JSON_DECODE_ANY, NULL) : NULL;
+	if (!json_is_object(v)) {
+		json_decref(v);
+		return json_object();
+	}
+	json_object_del(v, "_admin");
+	return v;
+}
+
 static json_t *serialize(sio_admin *a, sio_socket *s)
 {
 	eio_socket *es = sio_socket_engine(s);
@@ -354,10 +404,45 @@ static json_t *serialize(sio_admin *a, sio_socket *s)
 		const sio_membership *m = BASE_CONTAINER_OF(pos, sio_membership, sock_link);
 		json_array_append_new(rooms, json_stringn(m->room->name, m->room->name_len));
 	}
-	return json_pack("{s:s, s:s%, s:s, s:s, s:{}, s:o, s:o}", "id", s->id, "clientId", eid,
+	return json_pack("{s:s, s:s%, s:s, s:s, s:o, s:o, s:o}", "id", s->id, "clientId", eid,
 	                 strlen(eid) < 12 ? strlen(eid) : (size_t)12, "transport",
 	                 es ? eio_socket_transport(es) : "websocket", "nsp", s->nsp->name, "data",
-	                 "handshake", hs, "rooms", rooms);
+	                 user_data((base_slice){s->data_json, s->data_json_len}), "handshake", hs,
+	                 "rooms", rooms);
+}
+
+/* A socket of another node as the dashboard shows it, from what fetchSockets gave. */
+static json_t *serialize_remote(const sio_socket_desc *d, const char *nsp)
+{
+	json_t *hs =
+	    json_loadb(d->handshake.base ? d->handshake.base : "", d->handshake.len, 0, NULL);
+	json_t *rooms = json_loadb(d->rooms.base ? d->rooms.base : "", d->rooms.len, 0, NULL);
+	json_t *data =
+	    json_loadb(d->data.base ? d->data.base : "", d->data.len, JSON_DECODE_ANY, NULL);
+	json_t *mine = json_object_get(data, "_admin"); /* NULL unless data is an object */
+	if (!json_is_object(hs)) {
+		json_decref(hs);
+		hs = json_object();
+	}
+	if (!json_is_array(rooms)) {
+		json_decref(rooms);
+		rooms = json_array();
+	}
+	json_object_del(hs, "auth"); /* as Node's dashboard: never shown */
+	json_t *headers = json_object_get(hs, "headers");
+	const char *fwd = json_string_value(json_object_get(headers, "cf-connecting-ip"));
+	if (!fwd)
+		fwd = json_string_value(json_object_get(headers, "x-forwarded-for"));
+	if (fwd && *fwd)
+		json_object_set_new(hs, "address", json_string(fwd));
+	const char *client = json_string_value(json_object_get(mine, "clientId"));
+	const char *transport = json_string_value(json_object_get(mine, "transport"));
+	json_t *o = json_pack("{s:s%, s:s, s:s, s:s, s:o, s:o, s:o}", "id", d->id, strlen(d->id),
+	                      "clientId", client ? client : "", "transport",
+	                      transport ? transport : "websocket", "nsp", nsp, "data",
+	                      user_data(d->data), "handshake", hs, "rooms", rooms);
+	json_decref(data);
+	return o;
 }
 
 static void append_json(base_buf *b, json_t *v)
@@ -371,6 +456,34 @@ static void append_json(base_buf *b, json_t *v)
 }
 
 /* ---- hooks from the rest of the layer ------------------------------------ */
+
+int sio__admin_data(const sio_socket *s, base_buf *out)
+{
+	const sio_admin *a = s->nsp->srv->admin;
+	const char *p = s->data_json, *end = s->data_json + s->data_json_len;
+	while (p && p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (a->production || a->closing || (p && p < end && *p != '{'))
+		return 0; /* not an object: left as it is */
+	eio_socket *es = sio_socket_engine(s);
+	const char *eid = es ? eio_socket_id(es) : "";
+	base_buf_append_str(out, "{\"_admin\":{\"clientId\":");
+	append_str(out, eid, strlen(eid) < 12 ? strlen(eid) : 12);
+	base_buf_append_str(out, ",\"transport\":");
+	append_cstr(out, es ? eio_socket_transport(es) : "websocket");
+	base_buf_append(out, "}", 1);
+	if (p && p < end) {
+		const char *q = p + 1; /* after the object's '{' */
+		while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
+			q++;
+		if (q < end && *q != '}')
+			base_buf_append(out, ",", 1);
+		base_buf_append(out, q, (size_t)(end - q));
+	} else {
+		base_buf_append(out, "}", 1);
+	}
+	return 1;
+}
 
 void sio__admin_connected(sio_socket *s)
 {
@@ -481,29 +594,93 @@ static void append_features(sio_admin *a, base_buf *b)
 	base_buf_append_str(b, "]}");
 }
 
+/*
+ * "all_sockets": every namespace's sockets on every node (fetchSockets, as
+ * Node's dashboard has them), at most max_listed; sent to the dashboard's
+ * socket by its id once every namespace has answered (it may have left by
+ * then: the message then goes nowhere).
+ */
+typedef struct {
+	sio_admin *a;
+	char to[SIO_ID_LEN + 1];
+	json_t *list;
+	size_t total;
+	unsigned pending;
+} admin_gather;
+
+typedef struct {
+	admin_gather *g;
+	char nsp[];
+} admin_gather_part;
+
+static void gather_done(admin_gather *g)
+{
+	sio_admin *a = g->a;
+	if (g->total > json_array_size(g->list))
+		BASE_LOGW("sio", "admin UI: all_sockets lists %zu of %zu sockets",
+		          json_array_size(g->list), g->total);
+	if (!a->closing) {
+		base_buf b = BASE_BUF_INIT;
+		append_json(&b, g->list);
+		sio_bcast bc;
+		sio_bcast_init(&bc, a->nsp);
+		bc.local = 1;
+		sio_bcast_to(&bc, g->to);
+		if (b.data)
+			sio_bcast_emit(&bc, "all_sockets", (base_slice){b.data, b.len}, NULL, 0);
+		base_buf_free(&b);
+	}
+	json_decref(g->list);
+	free(g);
+	a->gathering--;
+	admin_maybe_free(a);
+}
+
+static void gathered(int err, const sio_socket_desc *v, size_t n, void *ud)
+{
+	admin_gather_part *p = ud;
+	admin_gather *g = p->g;
+	if (err == SIO_ETIMEDOUT)
+		BASE_LOGW("sio", "admin UI: all_sockets: a node did not answer for %s in time",
+		          p->nsp);
+	for (size_t i = 0; i < n && !g->a->closing; i++) {
+		g->total++;
+		if (json_array_size(g->list) >= g->a->max_listed)
+			continue;
+		json_t *o =
+		    v[i].socket ? serialize(g->a, v[i].socket) : serialize_remote(&v[i], p->nsp);
+		if (o)
+			json_array_append_new(g->list, o);
+	}
+	free(p);
+	if (--g->pending == 0)
+		gather_done(g);
+}
+
 static void send_all_sockets(sio_admin *a, sio_socket *to)
 {
-	json_t *list = json_array();
-	size_t n = 0, total = 0;
+	admin_gather *g = base_xcalloc(1, sizeof(*g));
+	g->a = a;
+	snprintf(g->to, sizeof(g->to), "%s", to->id);
+	g->list = json_array();
+	g->pending = 1; /* this function's own part: the message waits for the loop below */
+	a->gathering++;
 	for (base_list *p = a->srv->namespaces.next; p != &a->srv->namespaces; p = p->next) {
 		sio_namespace *nsp = BASE_CONTAINER_OF(p, sio_namespace, link);
-		for (base_list *q = nsp->sockets.next; q != &nsp->sockets; q = q->next) {
-			total++;
-			if (n < a->max_listed) {
-				json_array_append_new(
-				    list, serialize(a, BASE_CONTAINER_OF(q, sio_socket, nsp_link)));
-				n++;
-			}
+		admin_gather_part *part = base_xmalloc(sizeof(*part) + nsp->name_len + 1);
+		part->g = g;
+		memcpy(part->nsp, nsp->name, nsp->name_len);
+		part->nsp[nsp->name_len] = 0;
+		sio_bcast b;
+		sio_bcast_init(&b, nsp);
+		g->pending++;
+		if (sio_fetch_sockets(&b, ADMIN_FETCH_TIMEOUT_MS, gathered, part) != 0) {
+			free(part);
+			g->pending--;
 		}
 	}
-	if (total > n)
-		BASE_LOGW("sio", "admin UI: all_sockets lists %zu of %zu sockets", n, total);
-	base_buf b = BASE_BUF_INIT;
-	append_json(&b, list);
-	json_decref(list);
-	if (b.data)
-		sio_emit(to, "all_sockets", (base_slice){b.data, b.len}, NULL, 0);
-	base_buf_free(&b);
+	if (--g->pending == 0)
+		gather_done(g);
 }
 
 static void admin_connected(sio_socket *s, void *ud)
@@ -525,6 +702,7 @@ static void admin_connected(sio_socket *s, void *ud)
 	base_buf_free(&b);
 	if (!a->production && sio_socket_connected(s))
 		send_all_sockets(a, s);
+	announce(a);
 }
 
 /* ---- the dashboard's commands -------------------------------------------- */
@@ -699,6 +877,7 @@ static void on_tick(uv_timer_t *t)
 	sample(a);
 	if (++a->ticks % a->stats_every)
 		return;
+	announce(a);
 	if (listening(a))
 		send_stats(a);
 	a->n_buckets = 0;
@@ -716,7 +895,7 @@ void sio_admin_options_default(sio_admin_options *o)
 
 static void admin_maybe_free(sio_admin *a)
 {
-	if (!a->closing || !a->timer_closed || a->verifying)
+	if (!a->closing || !a->timer_closed || a->verifying || a->gathering)
 		return;
 	free(a->username);
 	if (a->hash)
@@ -763,6 +942,7 @@ int sio_admin_ui_attach(sio_server *srv, const sio_admin_options *o)
 		return BASE_ENOMEM;
 	}
 	sio_on_connection(a->nsp, admin_connected, a);
+	sio_on_server_side_emit(a->nsp, ADMIN_PEER_EVENT, on_peer, a);
 	if (!a->readonly) {
 		sio_on(a->nsp, "emit", cmd_emit, a);
 		sio_on(a->nsp, "join", cmd_join, a);

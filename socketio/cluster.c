@@ -295,8 +295,12 @@ static void describe(sio_socket *s, void *ud)
 	tmp.len = 0;
 	rooms_json(&tmp, s);
 	it->c = put(r, tmp.data ? tmp.data : "", tmp.len);
+	tmp.len = 0;
+	if (s->nsp->srv->admin && sio__admin_data(s, &tmp))
+		it->d = put(r, tmp.data ? tmp.data : "", tmp.len);
+	else
+		it->d = s->data_json ? put(r, s->data_json, s->data_json_len) : put(r, "{}", 2);
 	base_buf_free(&tmp);
-	it->d = s->data_json ? put(r, s->data_json, s->data_json_len) : put(r, "{}", 2);
 	s->refs++;
 	it->s = s;
 }

@@ -295,6 +295,13 @@ void sio__admin_updated(sio_socket *s);
 void sio__admin_room(sio_socket *s, const char *room, size_t len, int joined);
 void sio__admin_event(sio_socket *s, int outgoing, base_slice name, base_slice args);
 void sio__admin_free(sio_server *srv);
+/*
+ * socket.data as fetchSockets describes it to the other nodes while the
+ * admin UI runs in development mode: with "_admin": {clientId, transport}
+ * first, as Node's instrument() sets it. Appends it to out and returns 1, or
+ * returns 0 (production mode, or data that is not an object: as it is).
+ */
+int sio__admin_data(const sio_socket *s, base_buf *out);
 
 /* recovery.c */
 /** Takes the next recovery offset of nsp, as decimal text in off. */

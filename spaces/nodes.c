@@ -322,6 +322,11 @@ int sp__nodes_start(sp_app *app)
 	return rc;
 }
 
+int sp_app_share_namespace(sp_app *app, sio_namespace *nsp)
+{
+	return app->cluster ? sp_cluster_attach(app->cluster, nsp) : 0;
+}
+
 void sp__nodes_stop(sp_app *app)
 {
 	if (!app->opts.node_id)

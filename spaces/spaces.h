@@ -107,6 +107,14 @@ void sp_app_close(sp_app *app);
  */
 void sp_app_free(sp_app *app);
 
+/**
+ * Cluster mode (opts.node_id): nsp's broadcasts, fetchSockets and
+ * serverSideEmit go to the other nodes too, as /spaces' do (the admin UI's
+ * namespace, for one). 0 without cluster mode; else 0, BASE_ELIMIT (too
+ * many namespaces) or an error of the database's LISTEN.
+ */
+int sp_app_share_namespace(sp_app *app, sio_namespace *nsp);
+
 /* ---- counters (metrics) ------------------------------------------------- */
 
 /* Upper bounds (ms) of the latency histogram buckets; a last bucket holds the rest. */

@@ -865,9 +865,15 @@ static int attach_admin_ui(web_app *app, const web_config *cfg)
 	o.password_hash = colon + 1;
 	o.readonly = cfg->admin_ui_readonly;
 	o.production = cfg->admin_ui_production;
+	o.server_id =
+	    cfg->sp.node_id; /* the dashboard tells the nodes apart (NULL: the host name) */
 	int rc = sio_admin_ui_attach(app->io, &o);
 	if (rc)
 		BASE_LOGE("main", "--admin-ui: %s", base_strerror(rc));
+	/* In cluster mode the dashboard sees every node (socketio/admin_ui.c). */
+	else if ((rc = sp_app_share_namespace(app->sp, sio_of(app->io, o.nsp))) != 0)
+		BASE_LOGE("main", "--admin-ui: the namespace could not join the cluster: %s",
+		          base_strerror(rc));
 	return rc ? -1 : 0;
 }
 

@@ -127,3 +127,103 @@ def test_a_bad_hash_is_refused_before_start():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "--admin-ui" in r.stderr and "plaintext" not in r.stderr
+
+
+class Dashboard:
+    """A dashboard kept logged in on /admin: every message it hears, in order."""
+
+    EVENTS = ("session", "config", "all_sockets", "server_stats", "socket_connected",
+              "socket_disconnected", "room_joined", "room_left")
+
+    def __init__(self, url, auth):
+        self.client = socketio.Client(reconnection=False)
+        self.got = []
+        self.cond = threading.Condition()
+        for name in self.EVENTS:
+            self.client.on(name, self._recorder(name), namespace="/admin")
+        self.client.connect(url, namespaces=["/admin"], auth=auth, transports=["websocket"],
+                            wait_timeout=20)
+
+    def _recorder(self, name):
+        def on(*args):
+            with self.cond:
+                self.got.append((name, args))
+                self.cond.notify_all()
+        return on
+
+    def wait(self, pred, timeout=20, what="a message"):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(pred(n, a) for n, a in self.got), timeout)
+            assert ok, "no %s within %ss; heard %r" % (what, timeout, [n for n, _ in self.got])
+            return next(a for n, a in self.got if pred(n, a))
+
+    def close(self):
+        self.client.disconnect()
+
+
+def spaces_socket(url):
+    c = socketio.Client(reconnection=False)
+    c.connect(url, namespaces=["/spaces"], transports=["websocket"], wait_timeout=20)
+    return c, c.get_sid(namespace="/spaces")
+
+
+def test_cluster_dashboard_sees_every_node(pg):
+    """Two nodes (--node-id) on one database, the dashboard logged in on A:
+    all_sockets lists B's sockets too (fetchSockets, with their client and
+    transport), server_stats comes from both nodes (their node ids as
+    serverId), and B's sockets connecting and leaving reach it live."""
+    tag = os.urandom(3).hex()
+    auth = {"username": "ops", "password": PASSWORD}
+    admin = ["--admin-ui", "ops:" + bcrypt_hash()]
+    ids = ["a-" + tag, "b-" + tag]
+    a = harness.start_spaces_server(pg.url, extra_args=admin + ["--node-id", ids[0]])
+    b = harness.start_spaces_server(pg.url, extra_args=admin + ["--node-id", ids[1]])
+    clients, dash = [], None
+    try:
+        x, x_sid = spaces_socket(b.url)
+        clients.append(x)
+        # B takes part in the cluster once its first heartbeat is in: the
+        # dashboard's all_sockets asks the nodes A knows; retry until B is one.
+        for _ in range(20):
+            dash = Dashboard(a.url, auth)
+            listed = dash.wait(lambda n, _: n == "all_sockets", what="all_sockets")[0]
+            if any(s["id"] == x_sid for s in listed):
+                break
+            dash.close()
+            dash = None
+            threading.Event().wait(0.5)
+        assert dash, "node B's socket never appeared in all_sockets on A\n" + a.stderr()[-3000:]
+        mine = next(s for s in listed if s["id"] == x_sid)
+        assert mine["nsp"] == "/spaces"
+        assert mine["transport"] == "websocket"
+        assert len(mine["clientId"]) == 12, mine
+        assert x_sid in mine["rooms"]
+        assert mine["handshake"]["url"].startswith("/socket.io/")
+        assert "auth" not in mine["handshake"]
+        assert mine["data"] == {}, "data._admin is the dashboard's, not shown: %r" % mine
+        assert any(s["nsp"] == "/admin" for s in listed), listed
+
+        seen = set()
+        for node_id in ids:
+            st = dash.wait(lambda n, args, i=node_id: n == "server_stats" and
+                           args[0].get("serverId") == i, what="server_stats of " + node_id)[0]
+            seen.add(st["serverId"])
+            assert "/spaces" in [ns["name"] for ns in st["namespaces"]]
+        assert seen == set(ids)
+
+        # B knows a dashboard is on A (its stats came): its sockets are live news.
+        y, y_sid = spaces_socket(b.url)
+        on = dash.wait(lambda n, args: n == "socket_connected" and args[0]["id"] == y_sid,
+                       what="socket_connected of B's new socket")
+        assert on[0]["nsp"] == "/spaces" and on[0]["transport"] == "websocket"
+        y.disconnect()
+        off = dash.wait(lambda n, args: n == "socket_disconnected" and args[1] == y_sid,
+                        what="socket_disconnected of B's socket")
+        assert off[0] == "/spaces"
+    finally:
+        if dash:
+            dash.close()
+        for c in clients:
+            c.disconnect()
+        a.stop()
+        b.stop()

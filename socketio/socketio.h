@@ -573,7 +573,11 @@ int sio_adapter_bcast_ack(const sio_bcast *b, base_slice packet, const base_slic
  * password_hash: bcrypt ("$2a$", "$2b$", "$2y$", as Node's admin UI takes)
  * or argon2id ("$argon2id$", libsodium's crypto_pwhash_str), on the thread
  * pool; a login gives a session id (24 h, the last 128 kept) that the
- * dashboard may reconnect with. Only this node's sockets are shown.
+ * dashboard may reconnect with. When opts.nsp has an adapter (a cluster:
+ * attach it as the other namespaces), every node is shown: "all_sockets"
+ * is gathered from every node (fetchSockets), and the nodes' messages go
+ * through the adapter while a dashboard is logged in on some node; give
+ * each node its own server_id.
  */
 typedef struct {
 	const char *nsp;            /* "/admin" */
@@ -582,7 +586,7 @@ typedef struct {
 	int no_auth;                /* 1: anyone may connect (Node's auth: false); 0 */
 	int readonly;               /* 1: no commands (emit, join, leave, _disconnect); 0 */
 	int production;             /* 1: Node's mode "production": only server_stats; 0 */
-	const char *server_id;      /* NULL: the host name */
+	const char *server_id;      /* NULL: the host name (one per node in a cluster) */
 	unsigned stats_interval_ms; /* 2000; whole seconds */
 	size_t max_sockets_listed;  /* sockets in "all_sockets" at most (10000) */
 } sio_admin_options;

@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "server_internal.h"
+#include "socketio_internal.h"
 
 #define ADMIN_SESSIONS 128
 #define ADMIN_SESSION_TTL_MS (24ull * 3600 * 1000)
@@ -138,7 +139,7 @@ static int listening(const sio_admin *a)
 /* Tells the other nodes (if any) that a dashboard is logged in here. */
 static void announce(sio_admin *a)
 {
-	if (a->nsp->n_sockets > 0 && a->nsp->adapter.server_emit)
+	if (a->nsp->n_sockets > 0) /* without an adapter this sends nothing */
 		sio_server_side_emit(a->nsp, ADMIN_PEER_EVENT, (base_slice){"", 0}, NULL, 0, 0,
 		                     NULL, NULL);
 }
@@ -428,13 +429,9 @@ static json_t *serialize_remote(const sio_socket_desc *d, const char *nsp)
 		json_decref(rooms);
 		rooms = json_array();
 	}
-	json_object_del(hs, "auth"); /* as Node's dashboard: never shown */
-	json_t *headers = json_object_get(hs, "headers");
-	const char *fwd = json_string_value(json_object_get(headers, "cf-connecting-ip"));
-	if (!fwd)
-		fwd = json_string_value(json_object_get(headers, "x-forwarded-for"));
-	if (fwd && *fwd)
-		json_object_set_new(hs, "address", json_string(fwd));
+	/* Never shown (as Node's dashboard). The address is the one its node
+	 * found (--trust-proxy applied there), as for this node's sockets. */
+	json_object_del(hs, "auth");
 	const char *client = json_string_value(json_object_get(mine, "clientId"));
 	const char *transport = json_string_value(json_object_get(mine, "transport"));
 	json_t *o = json_pack("{s:s%, s:s, s:s, s:s, s:o, s:o, s:o}", "id", d->id, strlen(d->id),
@@ -460,9 +457,8 @@ static void append_json(base_buf *b, json_t *v)
 int sio__admin_data(const sio_socket *s, base_buf *out)
 {
 	const sio_admin *a = s->nsp->srv->admin;
-	const char *p = s->data_json, *end = s->data_json + s->data_json_len;
-	while (p && p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
+	const char *end = s->data_json + s->data_json_len;
+	const char *p = s->data_json ? sio__json_skip_ws(s->data_json, end) : NULL;
 	if (a->production || a->closing || (p && p < end && *p != '{'))
 		return 0; /* not an object: left as it is */
 	eio_socket *es = sio_socket_engine(s);
@@ -473,9 +469,7 @@ int sio__admin_data(const sio_socket *s, base_buf *out)
 	append_cstr(out, es ? eio_socket_transport(es) : "websocket");
 	base_buf_append(out, "}", 1);
 	if (p && p < end) {
-		const char *q = p + 1; /* after the object's '{' */
-		while (q < end && (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r'))
-			q++;
+		const char *q = sio__json_skip_ws(p + 1, end); /* after the object's '{' */
 		if (q < end && *q != '}')
 			base_buf_append(out, ",", 1);
 		base_buf_append(out, q, (size_t)(end - q));

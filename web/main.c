@@ -865,8 +865,8 @@ static int attach_admin_ui(web_app *app, const web_config *cfg)
 	o.password_hash = colon + 1;
 	o.readonly = cfg->admin_ui_readonly;
 	o.production = cfg->admin_ui_production;
-	o.server_id =
-	    cfg->sp.node_id; /* the dashboard tells the nodes apart (NULL: the host name) */
+	/* The dashboard tells the nodes apart by it (no --node-id: the host name). */
+	o.server_id = cfg->sp.node_id;
 	int rc = sio_admin_ui_attach(app->io, &o);
 	if (rc)
 		BASE_LOGE("main", "--admin-ui: %s", base_strerror(rc));

@@ -50,31 +50,55 @@ def bcrypt_hash():
     return out.stdout.strip()
 
 
+class Dashboard:
+    """A dashboard kept logged in on /admin: every message it hears, in order."""
+
+    EVENTS = ("session", "config", "all_sockets", "server_stats", "socket_connected",
+              "socket_disconnected", "room_joined", "room_left")
+
+    def __init__(self, url, auth):
+        self.client = socketio.Client(reconnection=False)
+        self.got = []
+        self.cond = threading.Condition()
+        for name in self.EVENTS:
+            self.client.on(name, self._recorder(name), namespace="/admin")
+        self.client.connect(url, namespaces=["/admin"], auth=auth, transports=["websocket"],
+                            wait_timeout=20)
+
+    def _recorder(self, name):
+        def on(*args):
+            with self.cond:
+                self.got.append((name, args))
+                self.cond.notify_all()
+        return on
+
+    def wait(self, pred, timeout=20, what="a message"):
+        with self.cond:
+            ok = self.cond.wait_for(lambda: any(pred(n, a) for n, a in self.got), timeout)
+            assert ok, "no %s within %ss; heard %r" % (what, timeout, [n for n, _ in self.got])
+            return next(a for n, a in self.got if pred(n, a))
+
+    def close(self):
+        self.client.disconnect()
+
+
 def login(url, auth, until="all_sockets"):
     """Connects to /admin, waits for the event `until`; returns what came
     ({event: first arguments}) or raises ConnectionError. Messages come in
     order on one connection: all_sockets right after config, server_stats
     a second or two later."""
-    client = socketio.Client(reconnection=False)
-    got = {}
-    done = threading.Event()
-
-    def recorder(name):
-        def on(*args):
-            got.setdefault(name, args[0] if args else None)
-            if name == until:
-                done.set()
-        return on
-
-    for name in ("session", "config", "all_sockets", "server_stats"):
-        client.on(name, recorder(name), namespace="/admin")
+    dash = Dashboard(url, auth)
     try:
-        client.connect(url, namespaces=["/admin"], auth=auth, transports=["websocket"],
-                       wait_timeout=20)
-        assert done.wait(30), "no %s; got %r" % (until, got)
+        dash.wait(lambda name, _: name == until, timeout=30, what=until)
+        got = {}
+        with dash.cond:
+            heard = list(dash.got)
+        for name, args in heard:
+            if name in ("session", "config", "all_sockets", "server_stats"):
+                got.setdefault(name, args[0] if args else None)
         return got
     finally:
-        client.disconnect()
+        dash.close()
 
 
 def test_admin_ui_hash_prints_an_argon2id_hash():
@@ -127,38 +151,6 @@ def test_a_bad_hash_is_refused_before_start():
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "--admin-ui" in r.stderr and "plaintext" not in r.stderr
-
-
-class Dashboard:
-    """A dashboard kept logged in on /admin: every message it hears, in order."""
-
-    EVENTS = ("session", "config", "all_sockets", "server_stats", "socket_connected",
-              "socket_disconnected", "room_joined", "room_left")
-
-    def __init__(self, url, auth):
-        self.client = socketio.Client(reconnection=False)
-        self.got = []
-        self.cond = threading.Condition()
-        for name in self.EVENTS:
-            self.client.on(name, self._recorder(name), namespace="/admin")
-        self.client.connect(url, namespaces=["/admin"], auth=auth, transports=["websocket"],
-                            wait_timeout=20)
-
-    def _recorder(self, name):
-        def on(*args):
-            with self.cond:
-                self.got.append((name, args))
-                self.cond.notify_all()
-        return on
-
-    def wait(self, pred, timeout=20, what="a message"):
-        with self.cond:
-            ok = self.cond.wait_for(lambda: any(pred(n, a) for n, a in self.got), timeout)
-            assert ok, "no %s within %ss; heard %r" % (what, timeout, [n for n, _ in self.got])
-            return next(a for n, a in self.got if pred(n, a))
-
-    def close(self):
-        self.client.disconnect()
 
 
 def spaces_socket(url):

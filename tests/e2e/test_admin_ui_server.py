@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.request
 
 import pytest
 import socketio
@@ -219,3 +220,69 @@ def test_cluster_dashboard_sees_every_node(pg):
             c.disconnect()
         a.stop()
         b.stop()
+
+
+def test_cluster_malformed_socket_descriptions_from_a_peer(pg):
+    """Another node's fetchSockets answer is input like any other: a peer
+    (tests/e2e/cluster_fake_peer.js) answers with sockets whose handshake,
+    rooms, data and _admin are of the wrong types, or that lack fields or a
+    string id, then with text that is not JSON. The dashboard still gets
+    all_sockets, with what could be shown (defaults for the rest), and the
+    node goes on serving."""
+    sockets = (
+        '[{"id":"bad-types","handshake":"nope","rooms":{"r":1},"data":"text"},'
+        '{"id":"bad-admin","handshake":{"headers":5,"auth":{"token":"secret"}},'
+        '"rooms":["bad-admin",7,null],"data":{"_admin":"x","kept":1}},'
+        '{"id":7,"handshake":{},"rooms":[],"data":{}},'
+        '{"id":"no-fields"},'
+        '"not an object"]')
+    srv = harness.start_spaces_server(pg.url, extra_args=[
+        "--admin-ui", "ops:" + bcrypt_hash(), "--node-id", "m-" + os.urandom(3).hex()])
+    peers = []
+
+    def fake_peer(uid, text):
+        p = subprocess.Popen([harness.node_executable(), os.path.join(HERE, "cluster_fake_peer.js"),
+                              pg.url, "/spaces", uid, text],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        peers.append(p)
+        assert p.stdout.readline().strip() == "ready"
+
+    try:
+        fake_peer("fake-peer-1", sockets)
+        auth = {"username": "ops", "password": PASSWORD}
+        listed = []
+        for _ in range(40):  # until the node counts the peer (its heartbeats)
+            listed = login(srv.url, auth)["all_sockets"]
+            if any(s["id"] == "bad-types" for s in listed):
+                break
+            threading.Event().wait(0.25)
+        by_id = {s["id"]: s for s in listed}
+        assert "bad-types" in by_id, "the peer's sockets never appeared: %r" % listed
+        bad = by_id["bad-types"]
+        assert bad["nsp"] == "/spaces"
+        assert bad["handshake"] == {} and bad["rooms"] == [] and bad["data"] == {}
+        assert bad["clientId"] == "" and bad["transport"] == "websocket"
+        other = by_id["bad-admin"]
+        assert other["data"] == {"kept": 1}
+        assert "auth" not in other["handshake"]
+        assert other["rooms"] == ["bad-admin", 7, None]
+        bare = by_id["no-fields"]  # missing fields: shown with the defaults
+        assert bare["handshake"] == {} and bare["rooms"] == [] and bare["data"] == {}
+        assert 7 not in by_id  # an id that is not a string: left out
+
+        # An answer that is not JSON at all (a NUL escape, which the node's
+        # parser refuses) is dropped: all_sockets comes when the wait for the
+        # other nodes runs out, with this node's sockets, and a warning.
+        fake_peer("fake-peer-2", '[{"id":"\\u0000"}]')
+        threading.Event().wait(3)  # its heartbeats are in
+        listed = login(srv.url, auth)["all_sockets"]
+        assert any(s["nsp"] == "/admin" for s in listed), listed
+        harness.wait_until("the warning", lambda: "did not answer" in srv.stderr(), 10)
+        assert srv.alive()
+        with urllib.request.urlopen(srv.url + "/healthz", timeout=5) as r:
+            assert r.status == 200
+    finally:
+        for p in peers:
+            p.kill()
+            p.wait()
+        srv.stop()
